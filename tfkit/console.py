@@ -1,0 +1,96 @@
+"""Terminal and log output: friendly at a terminal, quiet in cron, JSON where a machine reads it.
+
+Library code calls `log(...)` and `progress(...)`; the CLI sets the mode once from the global
+options (`--quiet`, `--log-format json`). Values passed to `log` must already be masked: this module
+never sees raw identifiers or keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+@dataclass
+class OutputMode:
+    quiet: bool = False
+    log_format: str = "text"  # "text" | "json"
+
+
+MODE = OutputMode()
+
+
+def configure(*, quiet: bool = False, log_format: str = "text") -> None:
+    MODE.quiet = quiet
+    MODE.log_format = log_format
+
+
+def stderr_console() -> Console:
+    # Created per call so CliRunner's captured streams are honoured.
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def interactive() -> bool:
+    """Decorative output only at a terminal and when not --quiet or --log-format json."""
+    return (not MODE.quiet) and MODE.log_format == "text" and sys.stderr.isatty()
+
+
+def log(event: str, message: str = "", *, level: str = "info", **fields: Any) -> None:
+    """One log record. JSON mode: one line on stderr. Text mode: the message, unless --quiet."""
+    if MODE.log_format == "json":
+        record = {
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "level": level,
+            "event": event,
+            **({"message": message} if message else {}),
+            **fields,
+        }
+        sys.stderr.write(json.dumps(record, default=str, sort_keys=False) + "\n")
+        sys.stderr.flush()
+        return
+    if MODE.quiet and level not in ("warning", "error"):
+        return
+    if message:
+        style = {"warning": "yellow", "error": "bold red"}.get(level)
+        stderr_console().print(message, style=style, markup=False)
+
+
+class _NoProgress:
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+        return 0
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        pass
+
+    def update(self, task_id: int, **_: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress() -> Iterator[Progress | _NoProgress]:
+    """A rich progress bar at a terminal; a silent stand-in in cron, with --quiet or JSON logs."""
+    if not interactive():
+        yield _NoProgress()
+        return
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    )
+    with bar:
+        yield bar

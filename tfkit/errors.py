@@ -1,0 +1,71 @@
+"""Typed errors. The CLI maps each to an exit code and one clear message; no tracebacks for users.
+
+Exit codes (documented in the README):
+  0  success
+  1  the data failed a check (validation, verification, disclosure policy)
+  2  a usage, configuration, key or input-file error: the user must fix something
+  3  an internal error in tfkit (a bug: please report it)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_DATA = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+@dataclass
+class TfkitError(Exception):
+    """Base class. `message` says what is wrong, `hint` what to do about it."""
+
+    message: str
+    hint: str | None = None
+    file: str | Path | None = None
+    row: int | None = None
+    column: str | None = None
+    exit_code: int = field(default=EXIT_USAGE, init=False)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(str(self.file))
+        if self.row is not None:
+            where.append(f"line {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        text = (": ".join([", ".join(where), self.message]) if where else self.message)
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class UsageError(TfkitError):
+    """Bad arguments or a combination of options that cannot work."""
+
+
+class ConfigError(TfkitError):
+    """A configuration or schema file is wrong: names the file, the key and the fix."""
+
+
+class InputFileError(TfkitError):
+    """An input file cannot be read as a table (missing, empty, ragged, wrong encoding, junk)."""
+
+
+class KeyFileError(TfkitError):
+    """A key file is missing, malformed, or readable by others."""
+
+
+@dataclass
+class DataCheckFailed(TfkitError):
+    """The data was read but failed a check the user asked for (exit 1)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.exit_code = EXIT_DATA

@@ -1,0 +1,280 @@
+"""Identifier rules as vectorised polars expressions, with scalar twins for tests and reports.
+
+Each identifier has three expression builders:
+  normalise_X(expr) -> the cleaned text (upper-case, white space removed, ...), null stays null
+  X_is_valid(expr)  -> Boolean: does the *normalised* text satisfy the rule (null in, null out)
+  clean_X(expr)     -> the normalised value where valid, else null (what pseudonym-v1 hashes)
+
+The rules are those of ../shared/reference/domain.md; pseudonym-v1's normalisation is built on them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import polars as pl
+
+# --------------------------------------------------------------------------- NI number
+
+NINO_PATTERN = r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$"
+NINO_NEVER_ISSUED_PREFIXES = ("BG", "GB", "KN", "NK", "NT", "TN", "ZZ")
+_NINO_RE = re.compile(NINO_PATTERN)
+
+
+def normalise_nino(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_uppercase().str.replace_all(r"\s+", "")
+
+
+def nino_is_valid(normalised: pl.Expr) -> pl.Expr:
+    return normalised.str.contains(NINO_PATTERN) & ~normalised.str.slice(0, 2).is_in(
+        list(NINO_NEVER_ISSUED_PREFIXES)
+    )
+
+
+def clean_nino(expr: pl.Expr) -> pl.Expr:
+    n = normalise_nino(expr)
+    return pl.when(nino_is_valid(n)).then(n).otherwise(None)
+
+
+def nino_scalar(value: str | None) -> str | None:
+    """The normalised NI number, or None when invalid."""
+    if value is None:
+        return None
+    n = re.sub(r"\s+", "", value.upper())
+    if _NINO_RE.match(n) and n[:2] not in NINO_NEVER_ISSUED_PREFIXES:
+        return n
+    return None
+
+
+# --------------------------------------------------------------------------- NHS number
+
+NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def normalise_nhs_number(expr: pl.Expr) -> pl.Expr:
+    return expr.str.replace_all(r"[\s\-]", "")
+
+
+def nhs_check_digit(nine_digits: str) -> int | None:
+    """Check digit for the first nine digits; None where the number can't be issued (remainder 10)."""
+    total = sum(int(d) * w for d, w in zip(nine_digits, NHS_WEIGHTS, strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        return 0
+    if check == 10:
+        return None
+    return check
+
+
+def nhs_number_is_valid(normalised: pl.Expr) -> pl.Expr:
+    total = pl.sum_horizontal(
+        normalised.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(NHS_WEIGHTS)
+    )
+    check = 11 - total % 11
+    check = pl.when(check == 11).then(0).otherwise(check)
+    last = normalised.str.slice(9, 1).cast(pl.Int32, strict=False)
+    well_formed = normalised.str.contains(r"^[0-9]{10}$")
+    return pl.when(normalised.is_null()).then(None).otherwise(well_formed & (check == last).fill_null(False))
+
+
+def clean_nhs_number(expr: pl.Expr) -> pl.Expr:
+    n = normalise_nhs_number(expr)
+    return pl.when(nhs_number_is_valid(n)).then(n).otherwise(None)
+
+
+def nhs_number_scalar(value: str | None) -> str | None:
+    if value is None:
+        return None
+    n = re.sub(r"[\s\-]", "", value)
+    if re.fullmatch(r"[0-9]{10}", n) and nhs_check_digit(n[:9]) == int(n[9]):
+        return n
+    return None
+
+
+# --------------------------------------------------------------------------- UPN
+
+UPN_ALPHABET = "ABCDEFGHJKLMNPQRTUVWXYZ"
+# DfE local-authority numbers that can start a UPN (as in python-stdnum's stdnum.gb.upn).
+UPN_LA_NUMBERS = frozenset((
+    201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213, 301,
+    302, 303, 304, 305, 306, 307, 308, 309, 310, 311, 312, 313, 314, 315,
+    316, 317, 318, 319, 320, 330, 331, 332, 333, 334, 335, 336, 340, 341,
+    342, 343, 344, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370,
+    371, 372, 373, 380, 381, 382, 383, 384, 390, 391, 392, 393, 394, 420,
+    800, 801, 802, 803, 805, 806, 807, 808, 810, 811, 812, 813, 815, 816,
+    821, 822, 823, 825, 826, 830, 831, 835, 836, 837, 840, 841, 845, 846,
+    850, 851, 852, 855, 856, 857, 860, 861, 865, 866, 867, 868, 869, 870,
+    871, 872, 873, 874, 876, 877, 878, 879, 880, 881, 882, 883, 884, 885,
+    886, 887, 888, 889, 890, 891, 892, 893, 894, 895, 896, 908, 909, 916,
+    919, 921, 925, 926, 928, 929, 931, 933, 935, 936, 937, 938))
+_UPN_CHAR_VALUE = {c: i for i, c in enumerate(UPN_ALPHABET)} | {str(d): d for d in range(10)}
+_UPN_CHECK_LETTER = {i: c for i, c in enumerate(UPN_ALPHABET)}
+
+
+def normalise_upn(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_uppercase().str.replace_all(r"\s+", "")
+
+
+def upn_check_letter(body: str) -> str:
+    """Check letter for characters 2-13 of a UPN."""
+    total = sum(pos * _UPN_CHAR_VALUE[c] for pos, c in enumerate(body, start=2))
+    return UPN_ALPHABET[total % 23]
+
+
+def upn_is_valid(normalised: pl.Expr) -> pl.Expr:
+    """Format, LA number and check letter. A temporary UPN ends in a letter."""
+    well_formed = normalised.str.contains(r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$")
+    total = pl.sum_horizontal(
+        [normalised.str.slice(i, 1).cast(pl.Int32, strict=False) * (i + 1) for i in range(1, 12)]
+        + [normalised.str.slice(12, 1).replace_strict(_UPN_CHAR_VALUE, default=None, return_dtype=pl.Int32) * 13]
+    )
+    expected = (total % 23).replace_strict(_UPN_CHECK_LETTER, default=None, return_dtype=pl.String)
+    la_ok = normalised.str.slice(1, 3).cast(pl.Int32, strict=False).is_in(sorted(UPN_LA_NUMBERS))
+    ok = well_formed & la_ok.fill_null(False) & (expected == normalised.str.slice(0, 1)).fill_null(False)
+    return pl.when(normalised.is_null()).then(None).otherwise(ok)
+
+
+def upn_failure(normalised: pl.Expr) -> pl.Expr:
+    """Why a UPN fails (format, la_number, check_letter), null when it is valid or null."""
+    well_formed = normalised.str.contains(r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$")
+    la_ok = normalised.str.slice(1, 3).cast(pl.Int32, strict=False).is_in(sorted(UPN_LA_NUMBERS))
+    return (
+        pl.when(normalised.is_null()).then(None)
+        .when(~well_formed).then(pl.lit("format"))
+        .when(~la_ok.fill_null(False)).then(pl.lit("la_number"))
+        .when(~upn_is_valid(normalised)).then(pl.lit("check_letter"))
+        .otherwise(None)
+    )
+
+
+def clean_upn(expr: pl.Expr) -> pl.Expr:
+    n = normalise_upn(expr)
+    return pl.when(upn_is_valid(n)).then(n).otherwise(None)
+
+
+def upn_scalar(value: str | None) -> str | None:
+    if value is None:
+        return None
+    n = re.sub(r"\s+", "", value.upper())
+    if not re.fullmatch(r"[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]", n):
+        return None
+    if int(n[1:4]) not in UPN_LA_NUMBERS or upn_check_letter(n[1:]) != n[0]:
+        return None
+    return n
+
+
+# --------------------------------------------------------------------------- postcode
+
+# Outward A9, A99, A9A, AA9, AA99, AA9A; inward 9AA. Q, V, X never first; I, J, Z never second;
+# the inward letters never C, I, K, M, O, V.
+POSTCODE_PATTERN = r"^([A-PR-UWYZ][0-9][0-9A-Z]?|[A-PR-UWYZ][A-HK-Y][0-9][0-9A-Z]?) [0-9][ABD-HJLNP-UW-Z]{2}$"
+POSTCODE_SPECIAL_PATTERN = r"^(GIR 0AA|BFPO [0-9]{1,4}|ZZ99 [0-9][A-Z]{2})$"
+_POSTCODE_RE = re.compile(POSTCODE_PATTERN)
+_POSTCODE_SPECIAL_RE = re.compile(POSTCODE_SPECIAL_PATTERN)
+
+
+def normalise_postcode(expr: pl.Expr) -> pl.Expr:
+    """Upper-case, no white space, then one space before the last three characters (BFPO kept as 'BFPO n')."""
+    s = expr.str.to_uppercase().str.replace_all(r"\s+", "")
+    n = s.str.len_chars()
+    return (
+        pl.when(s.str.contains(r"^BFPO[0-9]{1,4}$")).then(pl.lit("BFPO ") + s.str.slice(4))
+        .when(n >= 5).then(s.str.slice(0, n - 3) + pl.lit(" ") + s.str.slice(-3))
+        .otherwise(s)
+    )
+
+
+def postcode_is_valid(normalised: pl.Expr) -> pl.Expr:
+    return normalised.str.contains(POSTCODE_PATTERN) | normalised.str.contains(POSTCODE_SPECIAL_PATTERN)
+
+
+def clean_postcode(expr: pl.Expr) -> pl.Expr:
+    n = normalise_postcode(expr)
+    return pl.when(postcode_is_valid(n)).then(n).otherwise(None)
+
+
+def postcode_scalar(value: str | None) -> str | None:
+    if value is None:
+        return None
+    s = re.sub(r"\s+", "", value.upper())
+    if re.fullmatch(r"BFPO[0-9]{1,4}", s):
+        n = "BFPO " + s[4:]
+    elif len(s) >= 5:
+        n = s[:-3] + " " + s[-3:]
+    else:
+        n = s
+    if _POSTCODE_RE.match(n) or _POSTCODE_SPECIAL_RE.match(n):
+        return n
+    return None
+
+
+def postcode_district(normalised: pl.Expr) -> pl.Expr:
+    """Outward part ('SW1A'); BFPO and ZZ99 pseudo-postcodes give 'BFPO' and 'ZZ99'."""
+    return normalised.str.split(" ").list.first()
+
+
+def postcode_sector(normalised: pl.Expr) -> pl.Expr:
+    """Outward part, space, first inward digit ('SW1A 1'); BFPO gives 'BFPO'."""
+    return (
+        pl.when(normalised.str.starts_with("BFPO")).then(pl.lit("BFPO"))
+        .otherwise(normalised.str.slice(0, normalised.str.len_chars() - 2))
+    )
+
+
+def postcode_area(normalised: pl.Expr) -> pl.Expr:
+    """Leading letters ('SW')."""
+    return normalised.str.extract(r"^([A-Z]+)", 1)
+
+
+# --------------------------------------------------------------------------- names (pseudonym-v1)
+
+
+def normalise_name_part(expr: pl.Expr) -> pl.Expr:
+    """NFKD, combining marks dropped, upper-case, only A-Z kept; empty becomes null."""
+    n = (
+        expr.str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.to_uppercase()
+        .str.replace_all(r"[^A-Z]", "")
+    )
+    return pl.when(n == "").then(None).otherwise(n)
+
+
+def name_part_scalar(value: str | None) -> str | None:
+    if value is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
+    n = re.sub(r"[^A-Z]", "", stripped)
+    return n or None
+
+
+# --------------------------------------------------------------------------- registry
+
+IDENTIFIER_KINDS = ("nino", "upn", "nhs_number", "postcode")
+
+NORMALISERS = {
+    "nino": normalise_nino,
+    "upn": normalise_upn,
+    "nhs_number": normalise_nhs_number,
+    "postcode": normalise_postcode,
+}
+VALIDATORS = {
+    "nino": nino_is_valid,
+    "upn": upn_is_valid,
+    "nhs_number": nhs_number_is_valid,
+    "postcode": postcode_is_valid,
+}
+CLEANERS = {
+    "nino": clean_nino,
+    "upn": clean_upn,
+    "nhs_number": clean_nhs_number,
+    "postcode": clean_postcode,
+}
+SCALAR_CLEANERS = {
+    "nino": nino_scalar,
+    "upn": upn_scalar,
+    "nhs_number": nhs_number_scalar,
+    "postcode": postcode_scalar,
+}
