@@ -1,9 +1,144 @@
-"""CLI commands for this area (see tfkit.cli). Filled in by the area's owner."""
+"""`tfkit validate` and `tfkit schemas list|show`: thin wrappers over tfkit.io and tfkit.schemas."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.table import Table
+
+from tfkit import console
+from tfkit.errors import DataCheckFailed, InputFileError
+from tfkit.io import read_table
+from tfkit.schemas import Schema, list_schemas, load_schema, validate
+from tfkit.validation.report import reports_to_dict, write_json
+
+schemas_app = typer.Typer(help="List and show extract schemas (built-in names or TOML files).", no_args_is_help=True)
+
+
+def validate_command(
+    extracts: Annotated[list[Path], typer.Argument(help="Extract files: CSV, .xlsx or Parquet.", show_default=False)],
+    schema: Annotated[str, typer.Option("--schema", "-s", help="Built-in schema name (tfkit schemas list) or a schema .toml file.")],
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="CSV text encoding (default: detect UTF-8, UTF-8 with BOM or Windows-1252).")] = None,
+    sheet: Annotated[Optional[str], typer.Option("--sheet", help="Worksheet name or 0-based index for .xlsx files (default: the first).")] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the JSON report to FILE ('-' for stdout; see docs/validation-report.md).", metavar="FILE")] = None,
+    quarantine: Annotated[Optional[Path], typer.Option("--quarantine", help="Write <stem>.valid.parquet and <stem>.quarantine.csv for each extract into DIR.", metavar="DIR")] = None,
+    show_values: Annotated[bool, typer.Option("--show-values", help="Show raw example values in reports (masked by default).")] = False,
+) -> None:
+    """Check extracts against a schema: exit 0 when every row is valid, 1 when any row fails, 2 for a bad file."""
+    chosen = load_schema(schema)
+    for path in extracts:  # a typo in the last path should not cost a long run first
+        if not path.exists():
+            raise InputFileError("file not found", hint="check the path and the file name", file=path)
+    stems = [p.stem for p in extracts]
+    if quarantine is not None and len(set(stems)) != len(stems):
+        raise InputFileError(
+            "two extracts share a file name stem, so their quarantine outputs would overwrite each other",
+            hint="validate them in separate runs with different --quarantine directories", file=extracts[0],
+        )
+    reports = []
+    for path in extracts:
+        result = validate(read_table(path, encoding=encoding, sheet=_sheet(sheet)), chosen, show_values=show_values)
+        report = result.report
+        reports.append(report)
+        written = result.write(quarantine) if quarantine is not None else ()
+        console.log(
+            "validated", "", file=str(path), schema=chosen.name, rows_in=report.rows_in,
+            rows_valid=report.rows_valid, rows_quarantined=report.rows_quarantined,
+            problems=[{"code": p.code, "field": p.field, "count": p.count} for p in report.problems],
+            outputs=[str(p) for p in written],
+        )
+        if json_path != "-" and not console.MODE.quiet and console.MODE.log_format == "text":
+            report.render(console.stdout_console())
+            for p in written:
+                console.stdout_console().print(f"  wrote {p}", markup=False, highlight=False)
+    if json_path == "-":
+        sys.stdout.write(json.dumps(reports_to_dict(reports), ensure_ascii=False, indent=2) + "\n")
+    elif json_path is not None:
+        write_json(reports, json_path)
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        rows = sum(r.rows_quarantined for r in failed)
+        raise DataCheckFailed(
+            f"{rows:,} row(s) failed validation in {len(failed)} of {len(reports)} file(s)",
+            hint="fix them in the source system, or set them aside with --quarantine DIR",
+        )
+
+
+def _sheet(sheet: str | None) -> str | int | None:
+    return int(sheet) if sheet is not None and sheet.isdigit() else sheet
+
+
+@schemas_app.command("list")
+def schemas_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the built-in schemas."""
+    schemas = list_schemas()
+    if as_json:
+        typer.echo(json.dumps([{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)} for s in schemas], indent=2))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for heading in ("name", "version", "fields", "title"):
+        table.add_column(heading)
+    for s in schemas:
+        table.add_row(s.name, str(s.version), str(len(s.fields)), s.title)
+    console.stdout_console().print(table)
+
+
+@schemas_app.command("show")
+def schemas_show(
+    name: Annotated[str, typer.Argument(help="Built-in schema name or a schema .toml file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show a schema's fields, types, rules and column aliases."""
+    schema = load_schema(name)
+    if as_json:
+        typer.echo(json.dumps(schema.to_dict(), indent=2, ensure_ascii=False))
+        return
+    _render_schema(schema)
+
+
+def _render_schema(schema: Schema) -> None:
+    out = console.stdout_console()
+    out.print(f"[bold]{schema.name}[/] v{schema.version}: {schema.title}")
+    if schema.description:
+        out.print(schema.description, markup=False)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for heading in ("field", "type", "required", "rule", "aliases"):
+        table.add_column(heading)
+    for f in schema.fields:
+        rule = []
+        if f.identifier:
+            rule.append(f"{f.identifier} rule")
+        if f.codes:
+            rule.append("codes: " + ", ".join(f.codes))
+        if f.pattern:
+            rule.append(f"pattern {f.pattern}")
+        if f.not_future:
+            rule.append("not future")
+        if f.earliest:
+            rule.append(f"from {f.earliest}")
+        if f.minimum is not None or f.maximum is not None:
+            rule.append(f"range {f.minimum if f.minimum is not None else ''}..{f.maximum if f.maximum is not None else ''}")
+        if f.unique:
+            rule.append("unique")
+        if f.group:
+            rule.append(f"{f.group}: {f.title}" if f.title else f.group)
+        if f.on_invalid == "null":
+            rule.append("invalid -> blank")
+        table.add_row(f.name, f.type, "yes" if f.required else "", "; ".join(rule), ", ".join(f.aliases), style=None)
+    out.print(table, markup=False)
+    if schema.rules:
+        out.print("[bold]table rules[/]")
+        for r in schema.rules:
+            extra = f" (minimum {r.minimum or schema.headline_problem_minimum})" if r.type == "headline_problem_minimum" else ""
+            out.print(f"  {r.type}: {', '.join(r.fields)}{extra} [{r.severity}]", markup=False)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("validate")(validate_command)
+    app.add_typer(schemas_app, name="schemas")

@@ -1,0 +1,87 @@
+"""Extract schemas and validation.
+
+Public API (stable; other stages call these):
+
+    load_schema(name_or_path) -> Schema        built-in name ("nis", "fpd", "police",
+                                                "school_attendance", "dwp") or a TOML file path
+    list_schemas() -> list[Schema]             the built-ins, by name
+    schema_from_toml(text, file=...) -> Schema
+    validate(raw, schema, *, show_values=False, today=None) -> ValidationResult
+    validate_file(path, schema, *, encoding=None, sheet=None, show_values=False) -> ValidationResult
+    match_columns(raw, schema) -> ColumnMatch
+
+Schema: .name .title .version .fields (tuple[Field]) .rules .field(name) .field_names
+        .headline_problems (Boolean flag fields) .group(name) .identifier_fields {field: kind}
+        .personal_fields .polars_schema .pandera_schema() .to_dict()
+ValidationResult: .valid (typed DataFrame + _source_line) .quarantine (raw text + _source_line +
+        _reasons) .report (tfkit.validation.ValidationReport) .schema .write(dir, stem=None)
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from tfkit.errors import ConfigError
+from tfkit.schemas.model import (
+    FIELD_TYPES,
+    HEADLINE_PROBLEM,
+    RULE_TYPES,
+    Field,
+    Schema,
+    TableRule,
+    header_key,
+    schema_from_file,
+    schema_from_toml,
+)
+from tfkit.schemas.validate import RULES, ColumnMatch, ValidationResult, match_columns, validate
+
+__all__ = [
+    "FIELD_TYPES", "HEADLINE_PROBLEM", "RULE_TYPES", "RULES", "ColumnMatch", "Field", "Schema", "TableRule",
+    "ValidationResult", "builtin_schema_names", "header_key", "list_schemas", "load_schema", "match_columns",
+    "schema_from_file", "schema_from_toml", "validate", "validate_file",
+]
+
+
+def builtin_schema_names() -> list[str]:
+    """Names of the built-in schemas, sorted."""
+    folder = resources.files("tfkit.schemas") / "builtin"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _load_builtin(name: str) -> Schema:
+    text = (resources.files("tfkit.schemas") / "builtin" / f"{name}.toml").read_text(encoding="utf-8")
+    return schema_from_toml(text, file=f"builtin:{name}", source="builtin")
+
+
+def load_schema(name_or_path: str | Path) -> Schema:
+    """A built-in schema by name, or a schema TOML file by path (anything with a / or .toml).
+
+    Raises ConfigError for an unknown name or a bad file (naming the file, the key and the fix).
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or "\\" in text or text.endswith(".toml"):
+        return schema_from_file(name_or_path)
+    names = builtin_schema_names()
+    if text in names:
+        return _load_builtin(text)
+    if Path(text).is_file():
+        return schema_from_file(text)
+    raise ConfigError(
+        f"unknown schema {text!r}", hint=f"use a built-in schema ({', '.join(names)}) or the path to a .toml file"
+    )
+
+
+def list_schemas() -> list[Schema]:
+    """The built-in schemas, sorted by name."""
+    return [_load_builtin(n) for n in builtin_schema_names()]
+
+
+def validate_file(path, schema: Schema | str, *, encoding: str | None = None, sheet: str | int | None = None,
+                  show_values: bool = False) -> ValidationResult:
+    """read_table + validate in one call; `schema` may be a Schema or a name/path for load_schema."""
+    from tfkit.io import read_table
+
+    if not isinstance(schema, Schema):
+        schema = load_schema(schema)
+    return validate(read_table(path, encoding=encoding, sheet=sheet), schema, show_values=show_values)

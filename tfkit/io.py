@@ -1,0 +1,491 @@
+"""Reading LA extracts as raw text tables: CSV, Excel (.xlsx) and Parquet.
+
+Public API::
+
+    read_table(path, *, encoding=None, sheet=None) -> RawTable
+
+Every cell comes back as text (polars String, null for an empty cell), exactly as the file holds it:
+typing, trimming and normalising are the schema's job (tfkit.schemas.validate). Each row keeps the
+place it came from in `_source_line` so every later report can point a person at the right line:
+
+* CSV: the physical line in the file, header = line 1 (a quoted value spanning lines counts every line);
+* .xlsx: the sheet row as Excel numbers it, header = row 1;
+* Parquet: the 1-based row number (Parquet has no header line).
+
+Blank lines in a CSV (and wholly empty sheet rows) hold no record: they are dropped and counted in
+`RawTable.blank_lines`, never silently.
+
+A file that cannot be read as a table raises tfkit.errors.InputFileError with one message naming the
+file, the line where known, and what to do: missing, empty, header only, ragged rows, duplicate or
+unnamed column headers, binary junk, or an encoding that is neither the one given nor detected.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from tfkit.errors import InputFileError
+
+SOURCE_LINE = "_source_line"
+
+# Encodings tfkit detects without being told. Excel's "CSV UTF-8" writes a BOM; its plain "CSV"
+# writes Windows-1252 on English Windows.
+DETECTED_ENCODINGS = ("utf-8", "windows-1252")
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PARQUET_MAGIC = b"PAR1"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_CANDIDATE_SEPARATORS = (",", "\t", ";", "|")
+# Characters of UTF-8 text wrongly decoded as Windows-1252 ("Ã©" for "é"): the mojibake we refuse.
+_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc]")
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A table as read from one file: every column String, plus `_source_line` (Int64).
+
+    Attributes:
+        path: the file read.
+        frame: the data, source column names as in the header (stripped of surrounding spaces),
+            every column String, then `_source_line`; one row per record, blank lines dropped.
+        columns: the source header names, in file order (without `_source_line`).
+        format: "csv", "xlsx" or "parquet".
+        encoding: the text encoding used for a CSV ("utf-8", "utf-8-sig", "windows-1252", ...), else None.
+        encoding_detected: True when tfkit chose the encoding, False when the caller gave it.
+        sheet: the worksheet read from an .xlsx, else None.
+        blank_lines: records dropped because the line (or sheet row) was empty.
+        line_label: what `_source_line` counts: "line" (CSV), "row" (xlsx, Parquet).
+    """
+
+    path: Path
+    frame: pl.DataFrame
+    columns: tuple[str, ...]
+    format: str
+    encoding: str | None = None
+    encoding_detected: bool = False
+    sheet: str | None = None
+    blank_lines: int = 0
+    line_label: str = "line"
+
+    @property
+    def n_rows(self) -> int:
+        return self.frame.height
+
+
+def read_table(path: str | Path, *, encoding: str | None = None, sheet: str | int | None = None) -> RawTable:
+    """Read a CSV, .xlsx or Parquet file as a RawTable of text columns.
+
+    The format is recognised from the file's content (a zip is a workbook, `PAR1` is Parquet,
+    anything else is read as delimited text), so a misnamed file still reads or fails clearly.
+
+    Args:
+        path: the file.
+        encoding: CSV text encoding to use instead of detection (any Python codec name, e.g.
+            "windows-1252", "utf-8", "latin-1"). Ignored for .xlsx and Parquet.
+        sheet: worksheet name or 0-based index for .xlsx (default: the first sheet).
+
+    Raises:
+        InputFileError: the file cannot be read as a table; the message names the file, the line
+            where known, and the fix.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError("file not found", hint="check the path and the file name", file=path)
+    if path.is_dir():
+        raise InputFileError("is a directory, not a file", hint="give the extract file itself", file=path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as err:
+        raise InputFileError(f"cannot be opened: {err.strerror}", hint="check the file's permissions", file=path) from None
+    if head.startswith(_ZIP_MAGIC):
+        return _read_xlsx(path, sheet)
+    if head.startswith(_PARQUET_MAGIC):
+        return _read_parquet(path)
+    if head.startswith(_OLE_MAGIC):
+        raise InputFileError(
+            "is an old-style Excel .xls workbook, which tfkit does not read",
+            hint="open it in Excel and save it as .xlsx or CSV UTF-8", file=path,
+        )
+    if path.suffix.lower() in (".xlsx", ".xlsm", ".parquet"):
+        raise InputFileError(
+            f"is named {path.suffix} but its content is not a {path.suffix} file",
+            hint="re-export the file, or rename it to .csv if it is text", file=path,
+        )
+    return _read_csv(path, encoding)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str, bool]:
+    """(text, encoding name, detected?) or InputFileError; never returns mojibake knowingly."""
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InputFileError(
+                f"unknown encoding {encoding!r}",
+                hint="use a Python codec name such as utf-8, windows-1252 or latin-1", file=path,
+            ) from None
+        if data.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name == "utf-8":
+            encoding = "utf-8-sig"
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            raise InputFileError(
+                f"is not valid {encoding}: byte 0x{data[err.start]:02x} cannot be decoded",
+                hint="drop --encoding to let tfkit detect UTF-8 or Windows-1252, or give the file's real encoding",
+                file=path, row=line,
+            ) from None
+        if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig") and _looks_like_utf8(data):
+            match = _MOJIBAKE.search(text)
+            if match:
+                line = text.count("\n", 0, match.start()) + 1
+                raise InputFileError(
+                    f"is UTF-8 text, but --encoding {encoding} would garble it (e.g. 'é' read as 'Ã©')",
+                    hint="drop --encoding (tfkit detects UTF-8) or pass --encoding utf-8", file=path, row=line,
+                )
+        return text, encoding, False
+    for bom in _UTF16_BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode("utf-16"), "utf-16", True
+            except UnicodeDecodeError:
+                raise InputFileError(
+                    "starts with a UTF-16 byte-order mark but is not valid UTF-16",
+                    hint="re-export it from Excel as 'CSV UTF-8'", file=path,
+                ) from None
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise InputFileError(
+            "contains binary data (NUL bytes), so it is not a CSV text file",
+            hint="check that this is the extract you meant; export it again as CSV UTF-8", file=path, row=line,
+        )
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig", True
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            raise InputFileError(
+                "starts with a UTF-8 byte-order mark but is not valid UTF-8",
+                hint="re-export it as 'CSV UTF-8', or give the real encoding with --encoding",
+                file=path, row=line,
+            ) from None
+    try:
+        return data.decode("utf-8"), "utf-8", True
+    except UnicodeDecodeError as utf8_err:
+        try:
+            return data.decode("windows-1252"), "windows-1252", True
+        except UnicodeDecodeError:
+            line = data.count(b"\n", 0, utf8_err.start) + 1
+            raise InputFileError(
+                "is neither UTF-8 nor Windows-1252 text (undecodable bytes), so it cannot be read without garbling",
+                hint="check it is a CSV file; if it is, re-export it as 'CSV UTF-8' or give --encoding",
+                file=path, row=line,
+            ) from None
+
+
+def _looks_like_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not data.isascii()
+
+
+def _sniff_separator(header_line: str) -> str:
+    counts = {sep: header_line.count(sep) for sep in _CANDIDATE_SEPARATORS}
+    if counts[","]:
+        return ","
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
+
+
+def _parse_header(path: Path, header_line: str, separator: str) -> list[str]:
+    header = next(csv.reader([header_line], delimiter=separator))
+    return [name.strip() for name in header]
+
+
+def _check_header(path: Path, header: list[str], *, row_label: str = "line", row: int = 1) -> None:
+    duplicates = [name for name, n in Counter(h for h in header if h).items() if n > 1]
+    if duplicates:
+        raise InputFileError(
+            f"the header names column(s) more than once: {', '.join(repr(d) for d in duplicates)}",
+            hint="rename or delete the duplicate column(s) so each header is unique", file=path, row=row,
+        )
+
+
+def _read_csv(path: Path, encoding: str | None) -> RawTable:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputFileError(f"cannot be read: {err.strerror}", hint="check the file's permissions", file=path) from None
+    text, used_encoding, detected = _decode(path, data, encoding)
+    if not text.strip():
+        raise InputFileError("is empty", hint="export the extract again; it has no header and no rows", file=path)
+    # Blank lines before the header are not allowed to hide it.
+    first_nl = text.find("\n")
+    header_line = (text if first_nl < 0 else text[:first_nl]).rstrip("\r")
+    if not header_line.strip():
+        raise InputFileError(
+            "the first line is blank; the header must be on line 1",
+            hint="delete the blank line(s) at the top of the file", file=path, row=1,
+        )
+    if header_line.count('"') % 2:
+        raise InputFileError(
+            "the header has an unclosed quote or a line break inside a column name",
+            hint="fix the column names on line 1", file=path, row=1,
+        )
+    separator = _sniff_separator(header_line)
+    header = _parse_header(path, header_line, separator)
+    _check_header(path, header)
+    body = text[first_nl + 1:] if first_nl >= 0 else ""
+    if not body.strip():
+        raise InputFileError("has a header but no data rows", hint="check the export selected any records", file=path, row=1)
+
+    frame = _parse_body_fast(body, header, separator)
+    if frame is None:
+        frame = _parse_body_exact(path, body, header, separator)
+    else:
+        frame = _check_fast_parse(path, frame, body, header, separator)
+
+    frame, blank = _drop_blank_records(frame, header)
+    if frame.height == 0:
+        raise InputFileError("has a header but no data rows (only blank lines)", hint="check the export selected any records", file=path, row=1)
+    frame = _drop_unnamed_empty_columns(path, frame, header)
+    columns = tuple(c for c in frame.columns if c != SOURCE_LINE)
+    return RawTable(
+        path=path, frame=frame, columns=columns, format="csv", encoding=used_encoding,
+        encoding_detected=detected, blank_lines=blank, line_label="line",
+    )
+
+
+def _internal_names(header: list[str]) -> list[str]:
+    # Unnamed columns get placeholders so polars can hold them; duplicates were refused already.
+    return [h if h else f"_unnamed_{i + 1}" for i, h in enumerate(header)]
+
+
+def _parse_body_fast(body: str, header: list[str], separator: str) -> pl.DataFrame | None:
+    """Vectorised parse with polars, one record per physical line; None when quoted line breaks exist."""
+    names = _internal_names(header)
+    # A quoted field may span lines only when some line holds an odd number of quote characters.
+    lines = _lines_frame(body)
+    if lines is None:
+        return None
+    if '"' in body and bool(lines.select((pl.col("line").str.count_matches('"', literal=True) % 2 == 1).any()).item()):
+        return None
+    try:
+        frame = pl.read_csv(
+            body.encode("utf-8"), has_header=False, schema={n: pl.String for n in names}, separator=separator,
+            truncate_ragged_lines=True, raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    if frame.height != lines.height:
+        return None
+    return frame.with_columns(
+        lines["line"].alias("_line_text"),
+        pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(SOURCE_LINE),
+    )
+
+
+def _lines_frame(body: str) -> pl.DataFrame | None:
+    stripped = body[:-1] if body.endswith("\n") else body
+    if not stripped:
+        return pl.DataFrame({"line": [""]})
+    return pl.DataFrame({"line": pl.Series(stripped.split("\n"), dtype=pl.String)}).with_columns(
+        pl.col("line").str.strip_suffix("\r")
+    )
+
+
+def _check_fast_parse(path: Path, frame: pl.DataFrame, body: str, header: list[str], separator: str) -> pl.DataFrame:
+    """Refuse ragged rows: count the separators outside quotes on every non-blank line."""
+    unquoted = pl.col("_line_text")
+    if '"' in body:
+        unquoted = unquoted.str.replace_all(r'"[^"]*"', "")
+    fields = unquoted.str.count_matches(separator, literal=True) + 1
+    bad = frame.lazy().filter(
+        ~pl.col("_line_text").str.contains(r"^\s*$") & (fields != len(header))
+    ).select(SOURCE_LINE, fields.alias("fields")).head(5).collect()
+    if bad.height:
+        _raise_ragged(path, bad[SOURCE_LINE].to_list(), bad["fields"].to_list(), len(header))
+    return frame.with_columns(pl.col("_line_text").str.contains(r"^\s*$").alias("_blank")).drop("_line_text")
+
+
+def _raise_ragged(path: Path, lines: list[int], counts: list[int], expected: int) -> None:
+    where = ", ".join(str(n) for n in lines)
+    raise InputFileError(
+        f"ragged rows: line {lines[0]} has {counts[0]} fields but the header has {expected}"
+        + (f" (first ragged lines: {where})" if len(lines) > 1 else ""),
+        hint="a value probably contains the separator without quotes; quote it or fix the export",
+        file=path, row=lines[0],
+    )
+
+
+def _parse_body_exact(path: Path, body: str, header: list[str], separator: str) -> pl.DataFrame:
+    """Record-by-record parse that knows where quoted line breaks are (rare: free-text columns)."""
+    names = _internal_names(header)
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=separator, strict=True)
+    rows: list[list[str]] = []
+    starts: list[int] = []
+    blanks: list[bool] = []
+    ragged_lines: list[int] = []
+    ragged_counts: list[int] = []
+    previous_end = 1  # header is line 1
+    try:
+        for record in reader:
+            start = previous_end + 1
+            previous_end = reader.line_num + 1
+            is_blank = not record or all(not v.strip() for v in record) and len(record) <= 1
+            if not is_blank and len(record) != len(header):
+                if len(ragged_lines) < 5:
+                    ragged_lines.append(start)
+                    ragged_counts.append(len(record))
+                continue
+            rows.append(record if not is_blank else [""] * len(header))
+            starts.append(start)
+            blanks.append(is_blank)
+    except csv.Error as err:
+        raise InputFileError(
+            f"cannot be parsed as CSV near line {reader.line_num + 1}: {err}",
+            hint="look for an unclosed quote in that line or the one before", file=path, row=reader.line_num + 1,
+        ) from None
+    if ragged_lines:
+        _raise_ragged(path, ragged_lines, ragged_counts, len(header))
+    columns = {name: pl.Series(name, [r[i] or None for r in rows], dtype=pl.String) for i, name in enumerate(names)}
+    return pl.DataFrame(columns).with_columns(
+        pl.Series(SOURCE_LINE, starts, dtype=pl.Int64), pl.Series("_blank", blanks, dtype=pl.Boolean)
+    )
+
+
+def _drop_blank_records(frame: pl.DataFrame, header: list[str]) -> tuple[pl.DataFrame, int]:
+    blank = int(frame["_blank"].sum())
+    if blank:
+        frame = frame.filter(~pl.col("_blank"))
+    return frame.drop("_blank"), blank
+
+
+def _drop_unnamed_empty_columns(path: Path, frame: pl.DataFrame, header: list[str]) -> pl.DataFrame:
+    """Excel often exports trailing unnamed empty columns: drop those; refuse unnamed ones with data."""
+    unnamed = [c for c in frame.columns if c.startswith("_unnamed_")]
+    if not unnamed:
+        return frame
+    filled = frame.select(
+        pl.col(c).str.strip_chars().replace("", None).drop_nulls().len().alias(c) for c in unnamed
+    ).row(0, named=True)
+    with_data = [c for c in unnamed if filled[c]]
+    if with_data:
+        position = int(with_data[0].removeprefix("_unnamed_"))
+        first = frame.filter(pl.col(with_data[0]).str.strip_chars().replace("", None).is_not_null())[SOURCE_LINE][0]
+        raise InputFileError(
+            f"column {position} has values but no name in the header",
+            hint="give the column a header on line 1, or delete it", file=path, row=int(first),
+        )
+    return frame.drop(unnamed)
+
+
+# --------------------------------------------------------------------------- xlsx
+
+
+def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+    except Exception as err:  # fastexcel raises its own error types for corrupt workbooks
+        raise InputFileError(
+            f"cannot be opened as an Excel workbook ({type(err).__name__})",
+            hint="open it in Excel and save it again as .xlsx, or export CSV UTF-8", file=path,
+        ) from None
+    names = reader.sheet_names
+    chosen: str | int = 0 if sheet is None else sheet
+    if isinstance(chosen, str) and chosen.isdigit() and chosen not in names:
+        chosen = int(chosen)
+    if isinstance(chosen, int) and not 0 <= chosen < len(names) or isinstance(chosen, str) and chosen not in names:
+        raise InputFileError(
+            f"has no sheet {chosen!r}", hint=f"choose one of: {', '.join(names)}", file=path,
+        )
+    sheet_name = names[chosen] if isinstance(chosen, int) else chosen
+    try:
+        header_sheet = reader.load_sheet(sheet_name, header_row=None, n_rows=1, dtypes="string")
+        header_frame = header_sheet.to_polars()
+    except Exception as err:
+        raise InputFileError(
+            f"sheet {sheet_name!r} cannot be read ({type(err).__name__})", hint="save the workbook again from Excel",
+            file=path,
+        ) from None
+    if header_frame.height == 0:
+        raise InputFileError(f"sheet {sheet_name!r} is empty", hint="choose the sheet holding the extract with --sheet", file=path)
+    header = ["" if v is None else str(v).strip() for v in header_frame.row(0)]
+    _check_header(path, header, row=1)
+    internal = _internal_names(header)
+    try:
+        data = reader.load_sheet(sheet_name, header_row=None, skip_rows=1, dtypes="string", column_names=internal)
+        frame = data.to_polars()
+    except Exception as err:
+        raise InputFileError(
+            f"sheet {sheet_name!r} cannot be read ({type(err).__name__}: {err})",
+            hint="save the workbook again from Excel", file=path,
+        ) from None
+    if frame.height == 0:
+        raise InputFileError(f"sheet {sheet_name!r} has a header but no data rows", hint="check the export selected any records", file=path, row=1)
+    if frame.width < len(internal):
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(n) for n in internal[frame.width:])
+    frame = frame.select(pl.col(internal).cast(pl.String))
+    blank_expr = pl.all_horizontal(pl.col(internal).str.strip_chars().replace("", None).is_null())
+    frame = frame.with_columns(
+        pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(SOURCE_LINE), blank_expr.alias("_blank"),
+    )
+    frame, blank = _drop_blank_records(frame, header)
+    if frame.height == 0:
+        raise InputFileError(f"sheet {sheet_name!r} has a header but no data rows", hint="check the export selected any records", file=path, row=1)
+    frame = _drop_unnamed_empty_columns(path, frame, header)
+    return RawTable(
+        path=path, frame=frame, columns=tuple(c for c in frame.columns if c != SOURCE_LINE),
+        format="xlsx", sheet=sheet_name, blank_lines=blank, line_label="row",
+    )
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(path: Path) -> RawTable:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as err:  # polars/arrow errors for a corrupt or truncated file
+        raise InputFileError(
+            f"cannot be read as Parquet ({type(err).__name__})", hint="the file may be truncated; copy or export it again",
+            file=path,
+        ) from None
+    if frame.width == 0:
+        raise InputFileError("has no columns", hint="export the extract again", file=path)
+    if frame.height == 0:
+        raise InputFileError("has columns but no data rows", hint="check the export selected any records", file=path)
+    _check_header(path, list(frame.columns))
+    text = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.Date:
+            text.append(col.dt.strftime("%Y-%m-%d").alias(name))
+        elif dtype.is_temporal():
+            text.append(col.dt.strftime("%Y-%m-%d %H:%M:%S").alias(name))
+        elif dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+            raise InputFileError(
+                f"column {name!r} holds {dtype} values, not plain values", hint="flatten the column before export",
+                file=path, column=name,
+            )
+        else:
+            text.append(col.cast(pl.String).alias(name))
+    frame = frame.select(text).with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(SOURCE_LINE))
+    return RawTable(path=path, frame=frame, columns=tuple(frame.columns[:-1]), format="parquet", line_label="row")

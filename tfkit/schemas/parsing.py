@@ -1,0 +1,108 @@
+"""Text-to-type parsers as polars expressions, with scalar twins for tests.
+
+Each `parse_X(text)` takes an expression of trimmed text (null for blank) and returns the typed
+value, null where the text does not parse. Failure classification lives in tfkit.schemas.validate.
+
+Dates accept, and only accept, forms whose meaning is certain:
+  * ISO `yyyy-mm-dd` (also `yyyy/mm/dd`), optionally followed by a time (`2001-02-03 10:00:00`,
+    `2001-02-03T10:00:00Z`): what Parquet, databases and Excel date cells give;
+  * UK day-first `dd/mm/yyyy`, `d/m/yyyy` (also with `-` or `.`), optionally with a time;
+  * Excel serial day numbers (`36925` = 2001-02-03, fractional part = time of day), 1900 date
+    system, Lotus leap-year bug honoured. A bare 4-digit number from 1900 to 2100 is taken to be a
+    year, not a serial, and refused.
+`mm/dd/yyyy` is never guessed: `02/13/2001` is refused (code month_first_date), not swapped.
+Two-digit years are refused (the century would be a guess).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import polars as pl
+
+ISO_DATE = r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
+DAY_FIRST_DATE = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+EXCEL_SERIAL = r"^(\d{1,7})(?:\.\d+)?$"
+_EXCEL_EPOCH_SERIAL = 25569  # serial number of 1970-01-01 in Excel's 1900 date system
+_MAX_EXCEL_SERIAL = 2_958_465  # 9999-12-31
+
+
+def _ymd(y: pl.Expr, m: pl.Expr, d: pl.Expr) -> pl.Expr:
+    return pl.concat_str([y, m, d], separator="-").str.to_date("%Y-%m-%d", strict=False)
+
+
+def parse_date(text: pl.Expr) -> pl.Expr:
+    """Date from ISO, day-first or Excel-serial text; null where none applies or the date is impossible."""
+    iso = text.str.extract_groups(ISO_DATE)
+    dmy = text.str.extract_groups(DAY_FIRST_DATE)
+    serial = text.str.extract(EXCEL_SERIAL, 1).cast(pl.Int64, strict=False)
+    year_like = text.str.contains(r"^\d{4}$") & serial.is_between(1900, 2100)
+    serial_date = (
+        pl.when(serial.is_between(61, _MAX_EXCEL_SERIAL) & ~year_like)
+        .then(serial - _EXCEL_EPOCH_SERIAL)
+        # Serials 1-59 come before Excel's fictitious 1900-02-29 (serial 60, refused).
+        .when(serial.is_between(1, 59)).then(serial - _EXCEL_EPOCH_SERIAL + 1)
+        .otherwise(None)
+        .cast(pl.Int32)
+        .cast(pl.Date)
+    )
+    return pl.coalesce(
+        _ymd(iso.struct.field("1"), iso.struct.field("2"), iso.struct.field("3")),
+        _ymd(dmy.struct.field("3"), dmy.struct.field("2"), dmy.struct.field("1")),
+        serial_date,
+    )
+
+
+def looks_month_first(text: pl.Expr) -> pl.Expr:
+    """True where a slash date can only be read month-first (second number 13-31, first 1-12)."""
+    dmy = text.str.extract_groups(DAY_FIRST_DATE)
+    first = dmy.struct.field("1").cast(pl.Int32, strict=False)
+    second = dmy.struct.field("2").cast(pl.Int32, strict=False)
+    return (first.is_between(1, 12) & second.is_between(13, 31)).fill_null(False)
+
+
+def parse_date_scalar(value: str | None) -> dt.date | None:
+    """The same rules as parse_date, for one value (tests and one-off use)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if m := re.fullmatch(ISO_DATE, text):
+        y, mo, d = m.groups()
+    elif m := re.fullmatch(DAY_FIRST_DATE, text):
+        d, mo, y = m.groups()
+    elif m := re.fullmatch(EXCEL_SERIAL, text):
+        serial = int(m.group(1))
+        if re.fullmatch(r"\d{4}", text) and 1900 <= serial <= 2100:
+            return None
+        if 61 <= serial <= _MAX_EXCEL_SERIAL:
+            return dt.date(1899, 12, 30) + dt.timedelta(days=serial)
+        if 1 <= serial <= 59:
+            return dt.date(1899, 12, 31) + dt.timedelta(days=serial)
+        return None
+    else:
+        return None
+    try:
+        return dt.date(int(y), int(mo), int(d))
+    except ValueError:
+        return None
+
+
+def parse_integer(text: pl.Expr) -> pl.Expr:
+    """Whole numbers; '12.0' (as Excel writes them) is 12, '12.5' is not an integer."""
+    return text.str.replace(r"^([+-]?\d+)\.0*$", "$1").cast(pl.Int64, strict=False)
+
+
+def parse_boolean(text: pl.Expr, true_values: tuple[str, ...], false_values: tuple[str, ...]) -> pl.Expr:
+    mapping = {v: True for v in true_values} | {v: False for v in false_values}
+    return text.str.to_uppercase().replace_strict(mapping, default=None, return_dtype=pl.Boolean)
+
+
+def code_key(expr: pl.Expr) -> pl.Expr:
+    """How code values are compared: ignoring case, spaces and punctuation (as header_key)."""
+    return expr.str.to_lowercase().str.replace_all(r"[\W_]+", "")
+
+
+def parse_code(text: pl.Expr, mapping: dict[str, str]) -> pl.Expr:
+    """The canonical code for text, via `mapping` {code_key: canonical code}; null if unknown."""
+    return code_key(text).replace_strict(mapping, default=None, return_dtype=pl.String)

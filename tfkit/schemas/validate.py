@@ -1,0 +1,409 @@
+"""Validate a RawTable against a Schema: typed valid rows, quarantined rows with reasons, a report.
+
+    result = validate(read_table("cohort.csv"), load_schema("nis"))
+    result.valid        # typed canonical polars DataFrame + _source_line
+    result.quarantine   # failing rows: raw text in the source's own columns + _source_line + _reasons
+    result.report       # ValidationReport: typed Problem records, .to_dict(), .render(console)
+
+Every rule is a polars expression; all of them run in one lazy query over the file, collected once.
+A check either quarantines its rows (severity "error") or keeps them (severity "warning": the value
+is blanked when the field says on_invalid = "null", or the rule is advisory). Rule codes are stable:
+they appear in `_reasons`, in the JSON report and in docs/validation-report.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from tfkit import identifiers
+from tfkit.errors import InputFileError
+from tfkit.io import SOURCE_LINE, RawTable
+from tfkit.masking import mask
+from tfkit.parquet import write_parquet
+from tfkit.schemas import parsing
+from tfkit.schemas.model import Field, Schema, TableRule, header_key
+from tfkit.validation.report import Problem, ValidationReport
+
+REASONS = "_reasons"
+MAX_LINES = 10
+MAX_EXAMPLES = 3
+_REASON_SEPARATOR = "; "
+
+# code -> (title, what it means and what to do). {field}/{column}/... are filled per check.
+RULES: dict[str, tuple[str, str]] = {
+    "missing_column": ("required column missing", "no column matches required field {field} (aliases: {aliases}); add the column or rename it to one of the aliases"),
+    "missing_value": ("required value missing", "{field} is blank; fill it in the source system and export again"),
+    "invalid_integer": ("not a whole number", "{field} must be a whole number"),
+    "integer_out_of_range": ("number out of range", "{field} must be {range}"),
+    "invalid_boolean": ("not a yes/no value", "{field} must be one of {true} (yes) or {false} (no)"),
+    "invalid_code": ("not in the code list", "{field} must be one of {codes}"),
+    "invalid_date": ("not a date", "{field} must be a real date as yyyy-mm-dd, dd/mm/yyyy or an Excel serial number"),
+    "month_first_date": ("month-first date", "{field} reads only as mm/dd/yyyy; tfkit never guesses the order: export dates as dd/mm/yyyy or yyyy-mm-dd"),
+    "date_in_future": ("date in the future", "{field} is after today ({today}); check the value"),
+    "date_too_early": ("date too early", "{field} is before {earliest}; check the value"),
+    "date_too_late": ("date too late", "{field} is after {latest}; check the value"),
+    "pattern_mismatch": ("wrong format", "{field} must match {pattern}"),
+    "too_long": ("value too long", "{field} must be at most {max_length} characters"),
+    "invalid_nino": ("invalid NI number", "{field} must be two letters, six digits and A-D (e.g. QQ123456C), with an issued prefix"),
+    "invalid_upn": ("invalid UPN format", "{field} must be a check letter and 12 further characters (13 in all)"),
+    "upn_la_number": ("UPN LA number unknown", "characters 2-4 of {field} must be a DfE local-authority number"),
+    "upn_check_letter": ("UPN check letter wrong", "the first letter of {field} does not match its check letter: a mistyped character"),
+    "invalid_nhs_number": ("invalid NHS number format", "{field} must be 10 digits (spaces and hyphens are ignored)"),
+    "nhs_number_check_digit": ("NHS number check digit wrong", "the last digit of {field} does not match its check digit: a mistyped digit"),
+    "invalid_postcode": ("invalid postcode", "{field} is not a UK postcode (GIR 0AA, BFPO n and ZZ99 pseudo-postcodes are accepted)"),
+    "duplicate_value": ("duplicate value", "{field} must be unique, but the value appears on more than one row"),
+    "duplicate_key": ("duplicate key", "the combination {field} must be unique, but appears on more than one row"),
+    "no_family": ("person without a family", "every person must have a {family}"),
+    "person_in_several_families": ("person in several families", "the same {person} appears with more than one {family}"),
+    "end_before_start": ("end before start", "{end} is before {start}"),
+    "too_few_headline_problems": ("too few headline problems", "the family meets fewer than {minimum} headline problems ({problems})"),
+}
+_BLANKED = " (value blanked, row kept: the field has on_invalid = \"null\")"
+
+
+@dataclass(frozen=True)
+class _Check:
+    code: str
+    field: str | None
+    column: str | None
+    severity: str
+    fails: pl.Expr  # Boolean, never null: True where the row breaks the rule
+    example: pl.Expr | None  # the raw text shown (masked) as an example
+    masked: bool
+    message: str
+    blanks: str | None = None  # field whose value is set to null where the check fails
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    """How a file's headers map onto a schema's fields."""
+
+    fields: dict[str, str]  # canonical field -> source header
+    unmatched: tuple[str, ...]  # headers no field claims
+    absent: tuple[str, ...]  # fields with no header (required ones included)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of validate(): `valid` + `quarantine` rows reconcile with the input.
+
+    Attributes:
+        valid: typed canonical frame, columns in schema order (Date, Boolean, Int64, String;
+            identifiers normalised as tfkit.identifiers does), then `_source_line` (Int64).
+        quarantine: failing rows with the file's own column names and raw text values, then
+            `_source_line` and `_reasons` ("code:field; code:field").
+        report: the ValidationReport.
+        schema: the Schema used.
+    """
+
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    report: ValidationReport
+    schema: Schema
+
+    def write(self, directory: str | Path, stem: str | None = None) -> tuple[Path, Path]:
+        """Write `<stem>.valid.parquet` (deterministic; min/max statistics only for non-personal
+        columns) and `<stem>.quarantine.csv` (UTF-8 with BOM for Excel; always written, header
+        only when nothing failed). Returns the two paths. `stem` defaults to the input file's stem.
+        """
+        directory = Path(directory)
+        stem = stem or Path(self.report.file).stem
+        personal = set(self.schema.personal_fields)
+        stats = [c for c in self.valid.columns if c not in personal]
+        valid_path = write_parquet(
+            self.valid, directory / f"{stem}.valid.parquet", statistics=stats,
+            metadata={"tfkit.schema": self.schema.name, "tfkit.schema_version": str(self.schema.version)},
+        )
+        quarantine_path = directory / f"{stem}.quarantine.csv"
+        tmp = quarantine_path.with_name(f".{quarantine_path.name}.tmp")
+        self.quarantine.write_csv(tmp, include_bom=True)
+        tmp.replace(quarantine_path)
+        return valid_path, quarantine_path
+
+
+def match_columns(raw: RawTable, schema: Schema) -> ColumnMatch:
+    """Match source headers to fields by name or alias, ignoring case, spaces and punctuation.
+
+    Raises InputFileError when two headers claim one field (e.g. both "Forename" and "First Name").
+    """
+    by_key = {key: f.name for f in schema.fields for key in f.header_keys}
+    fields: dict[str, str] = {}
+    unmatched = []
+    for header in raw.columns:
+        name = by_key.get(header_key(header))
+        if name is None:
+            unmatched.append(header)
+        elif name in fields:
+            raise InputFileError(
+                f"columns {fields[name]!r} and {header!r} both match schema field {name!r}",
+                hint="delete or rename one of them so each field has one column", file=raw.path, row=1,
+            )
+        else:
+            fields[name] = header
+    absent = tuple(f.name for f in schema.fields if f.name not in fields)
+    return ColumnMatch(fields=fields, unmatched=tuple(unmatched), absent=absent)
+
+
+def validate(
+    raw: RawTable, schema: Schema, *, show_values: bool = False, today: dt.date | None = None
+) -> ValidationResult:
+    """Check `raw` against `schema`; split it into typed valid rows and quarantined rows.
+
+    Args:
+        raw: a table from tfkit.io.read_table.
+        schema: from tfkit.schemas.load_schema.
+        show_values: put raw example values in the report; by default they are masked.
+        today: the date "not in the future" is judged against (default: today's date).
+
+    Raises:
+        InputFileError: two headers match one field.
+    """
+    today = today or dt.date.today()
+    columns = match_columns(raw, schema)
+    checks = _field_checks(schema, columns, today) + _rule_checks(schema, columns)
+
+    lf = raw.frame.lazy().with_columns(
+        _text(columns.fields[f.name]).alias(_t(f.name)) if f.name in columns.fields
+        else pl.lit(None, dtype=pl.String).alias(_t(f.name))
+        for f in schema.fields
+    )
+    lf = lf.with_columns(_typed(f).alias(_v(f.name)) for f in schema.fields)
+    lf = lf.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks))
+    quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
+    reasons = pl.concat_str(
+        [pl.when(pl.col(_c(i))).then(pl.lit(f"{checks[i].code}:{checks[i].field}")) for i in quarantining],
+        separator=_REASON_SEPARATOR, ignore_nulls=True,
+    ) if quarantining else pl.lit("")
+    lf = lf.with_columns(reasons.alias(REASONS)).drop([_t(f.name) for f in schema.fields])
+    df = lf.collect()
+
+    failed = pl.col(REASONS) != ""
+    problems = _summarise(df, checks, schema, show_values)
+    valid = df.filter(~failed).select(
+        [_output_value(f, checks).alias(f.name) for f in schema.fields] + [pl.col(SOURCE_LINE)]
+    )
+    quarantine = df.filter(failed).select([*raw.columns, SOURCE_LINE, REASONS])
+    _check_contract(valid, schema)
+    report = ValidationReport(
+        file=str(raw.path), schema=schema.name, schema_version=schema.version, format=raw.format,
+        encoding=raw.encoding, sheet=raw.sheet, rows_in=raw.n_rows, rows_valid=valid.height,
+        rows_quarantined=quarantine.height, blank_lines=raw.blank_lines, columns=dict(columns.fields),
+        unmatched_columns=columns.unmatched,
+        absent_fields=tuple(n for n in columns.absent if not schema.field(n).required),
+        problems=problems, show_values=show_values, line_label=raw.line_label,
+    )
+    return ValidationResult(valid=valid, quarantine=quarantine, report=report, schema=schema)
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+def _t(name: str) -> str:
+    return f"__text_{name}"
+
+
+def _v(name: str) -> str:
+    return f"__value_{name}"
+
+
+def _c(index: int) -> str:
+    return f"__check_{index}"
+
+
+def _text(source: str) -> pl.Expr:
+    """Trimmed text, null when blank."""
+    t = pl.col(source).str.strip_chars()
+    return pl.when(t == "").then(None).otherwise(t)
+
+
+def _typed(f: Field) -> pl.Expr:
+    t = pl.col(_t(f.name))
+    if f.type == "date":
+        return parsing.parse_date(t)
+    if f.type == "integer":
+        return parsing.parse_integer(t)
+    if f.type == "boolean":
+        return parsing.parse_boolean(t, f.true_values, f.false_values)
+    if f.type == "code":
+        return parsing.parse_code(t, f.code_mapping)
+    if f.identifier:
+        return identifiers.NORMALISERS[f.identifier](t)
+    return t
+
+
+def _output_value(f: Field, checks: list[_Check]) -> pl.Expr:
+    value = pl.col(_v(f.name))
+    blank = [pl.col(_c(i)) for i, c in enumerate(checks) if c.blanks == f.name]
+    if blank:
+        value = pl.when(pl.any_horizontal(blank)).then(None).otherwise(value)
+    return value.cast(f.dtype)
+
+
+def _describe(code: str, **values: object) -> tuple[str, str]:
+    title, template = RULES[code]
+    return title, template.format(**values)
+
+
+def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date) -> list[_Check]:
+    checks: list[_Check] = []
+    for f in schema.fields:
+        source = columns.fields.get(f.name)
+        t, v = pl.col(_t(f.name)), pl.col(_v(f.name))
+        example = pl.col(source) if source else None
+        if source is None:
+            if f.required:
+                _, msg = _describe("missing_column", field=f.name, aliases=", ".join(repr(a) for a in f.aliases) or "none")
+                checks.append(_Check("missing_column", f.name, None, "error", pl.lit(True), None, False, msg))
+            continue
+
+        def add(code: str, fails: pl.Expr, *, soft: bool = True, **values: object) -> None:
+            _, msg = _describe(code, field=f.name, **values)
+            blanking = soft and f.on_invalid == "null"
+            checks.append(_Check(
+                code, f.name, source, "warning" if blanking else "error", fails.fill_null(False),
+                example, f.personal, msg + (_BLANKED if blanking else ""), f.name if blanking else None,
+            ))
+
+        present = t.is_not_null()
+        if f.required:
+            add("missing_value", t.is_null(), soft=False)
+        unparsed = present & v.is_null()
+        if f.type == "integer":
+            add("invalid_integer", unparsed)
+            if f.minimum is not None or f.maximum is not None:
+                low = f.minimum if f.minimum is not None else "any"
+                high = f.maximum if f.maximum is not None else "any"
+                out = pl.lit(False)
+                if f.minimum is not None:
+                    out = out | (v < f.minimum)
+                if f.maximum is not None:
+                    out = out | (v > f.maximum)
+                add("integer_out_of_range", out, range=f"from {low} to {high}")
+        elif f.type == "boolean":
+            add("invalid_boolean", unparsed, true="/".join(f.true_values), false="/".join(f.false_values))
+        elif f.type == "code":
+            add("invalid_code", unparsed, codes=", ".join(f.codes))
+        elif f.type == "date":
+            month_first = parsing.looks_month_first(t)
+            add("month_first_date", unparsed & month_first)
+            add("invalid_date", unparsed & ~month_first)
+            if f.not_future:
+                add("date_in_future", v > pl.lit(today), today=today.isoformat())
+            if f.earliest:
+                add("date_too_early", v < pl.lit(f.earliest), earliest=f.earliest.isoformat())
+            if f.latest:
+                add("date_too_late", v > pl.lit(f.latest), latest=f.latest.isoformat())
+        elif f.type == "string":
+            if f.identifier:
+                checks_for = _identifier_checks(f.identifier, v)
+                for code, fails in checks_for:
+                    add(code, present & fails)
+            if f.pattern:
+                add("pattern_mismatch", present & ~t.str.contains(f.pattern), pattern=f.pattern)
+            if f.max_length:
+                add("too_long", t.str.len_chars() > f.max_length, max_length=f.max_length)
+        if f.unique:
+            add("duplicate_value", v.is_not_null() & (pl.len().over(v) > 1), soft=False)
+    return checks
+
+
+def _identifier_checks(kind: str, normalised: pl.Expr) -> list[tuple[str, pl.Expr]]:
+    if kind == "upn":
+        failure = identifiers.upn_failure(normalised)
+        return [("invalid_upn", failure == "format"), ("upn_la_number", failure == "la_number"),
+                ("upn_check_letter", failure == "check_letter")]
+    if kind == "nhs_number":
+        well_formed = normalised.str.contains(r"^[0-9]{10}$")
+        return [("invalid_nhs_number", ~well_formed),
+                ("nhs_number_check_digit", well_formed & ~identifiers.nhs_number_is_valid(normalised))]
+    return [(f"invalid_{kind}", ~identifiers.VALIDATORS[kind](normalised))]
+
+
+def _rule_checks(schema: Schema, columns: ColumnMatch) -> list[_Check]:
+    checks: list[_Check] = []
+    for rule in schema.rules:
+        if any(n not in columns.fields for n in rule.fields):
+            continue  # a missing column is already reported (required) or leaves nothing to check
+        checks.extend(_rule_check(schema, rule, columns))
+    return checks
+
+
+def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_Check]:
+    names = rule.fields
+    values = [pl.col(_v(n)) for n in names]
+    label = "+".join(names)
+    masked = any(schema.field(n).personal for n in names)
+    example = pl.concat_str([pl.col(columns.fields[n]) for n in names], separator=" | ")
+
+    def check(code: str, fails: pl.Expr, target: str, column: str | None, **values_: object) -> _Check:
+        _, msg = _describe(code, **values_)
+        return _Check(code, target, column, rule.severity, fails.fill_null(False), example, masked, msg)
+
+    if rule.type == "unique":
+        fails = pl.all_horizontal(v.is_not_null() for v in values) & (pl.len().over(values) > 1)
+        return [check("duplicate_key", fails, label, None, field=label)]
+    if rule.type == "family_membership":
+        person, family = values
+        out = []
+        if not schema.field(names[1]).required:
+            out.append(check("no_family", person.is_not_null() & family.is_null(), names[1], columns.fields[names[1]], family=names[1]))
+        several = person.is_not_null() & (family.min().over(person) != family.max().over(person))
+        out.append(check("person_in_several_families", several, label, None, person=names[0], family=names[1]))
+        return out
+    if rule.type == "date_order":
+        start, end = values
+        return [check("end_before_start", end < start, label, None, start=names[0], end=names[1])]
+    if rule.type == "headline_problem_minimum":
+        minimum = rule.minimum if rule.minimum is not None else schema.headline_problem_minimum
+        problems = [f.name for f in schema.headline_problems if f.name in columns.fields]
+        if not problems:
+            return []
+        family = values[0]
+        met = pl.sum_horizontal(pl.col(_v(p)).any().over(family).fill_null(False).cast(pl.Int32) for p in problems)
+        return [_Check(
+            "too_few_headline_problems", names[0], columns.fields[names[0]], rule.severity,
+            (family.is_not_null() & (met < minimum)).fill_null(False), pl.col(columns.fields[names[0]]),
+            schema.field(names[0]).personal,
+            _describe("too_few_headline_problems", minimum=minimum, problems=", ".join(problems))[1],
+        )]
+    raise AssertionError(f"unhandled rule type {rule.type}")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _summarise(df: pl.DataFrame, checks: list[_Check], schema: Schema, show_values: bool) -> tuple[Problem, ...]:
+    if not checks:
+        return ()
+    aggregations = []
+    for i, c in enumerate(checks):
+        flag = pl.col(_c(i))
+        aggregations.append(flag.sum().alias(f"n{i}"))
+        aggregations.append(pl.col(SOURCE_LINE).filter(flag).head(MAX_LINES).implode().alias(f"l{i}"))
+        if c.example is not None:
+            examples = c.example.filter(flag & c.example.is_not_null()).unique(maintain_order=True).head(MAX_EXAMPLES)
+            aggregations.append(examples.implode().alias(f"e{i}"))
+    summary = df.select(aggregations).row(0, named=True)
+    problems = []
+    for i, c in enumerate(checks):
+        count = int(summary[f"n{i}"])
+        if not count:
+            continue
+        examples = summary.get(f"e{i}") or []
+        if c.masked and not show_values:
+            examples = [mask(e) for e in examples]
+        problems.append(Problem(
+            code=c.code, title=RULES[c.code][0], severity=c.severity, field=c.field, column=c.column,
+            count=count, lines=tuple(int(n) for n in summary[f"l{i}"]), examples=tuple(examples), message=c.message,
+        ))
+    order = {f.name: i for i, f in enumerate(schema.fields)}
+    return tuple(sorted(problems, key=lambda p: (p.severity != "error", order.get(p.field or "", len(order)))))
+
+
+def _check_contract(valid: pl.DataFrame, schema: Schema) -> None:
+    """The typed frame must match the schema's pandera contract; a mismatch is a tfkit bug."""
+    schema.pandera_schema().validate(valid, lazy=True)
