@@ -1,0 +1,276 @@
+"""The run configuration (`tfkit.toml`): one typed object, loaded and checked once at the edge.
+
+Every error names the file, the key and the fix. Relative paths are resolved against the folder
+that holds the config file, so a cron job can run from anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfkit.errors import ConfigError
+
+RETURNS = ("nis", "fpd")
+PERIOD_RE = re.compile(r"^[0-9]{4}(-(H[12]|Q[1-4]|[0-9]{2}))?$")
+LA_CODE_RE = re.compile(r"^[ENSW][0-9]{8}$")
+DISCLOSURE_POLICIES = ("warn", "fail", "generalise")
+DEFAULT_RETENTION_DAYS = 5 * 365 + 1
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    path: Path
+    schema: str  # built-in schema name or a path to a schema TOML
+    table: str  # the package table it is written to: data/<table>.parquet
+    encoding: str | None = None
+    policy: str | None = None  # pseudonymisation policy override for this source
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    sha256: str
+    la_code: str
+    return_type: str
+    period: str
+    sources: tuple[Source, ...]
+    project: str
+    policy: str | None
+    key_file: Path | None
+    signing_key: Path | None
+    withdrawals: Path | None
+    output_root: Path
+    quarantine_dir: Path
+    audit_log: Path
+    retention_days: int
+    fail_on_invalid: bool = False
+    linkage_model: Path | None = None
+    disclosure_policy: str = "warn"
+    demo: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def package_name(self) -> str:
+        return f"{self.la_code}_{self.return_type}_{self.period}"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.output_root / self.package_name
+
+    def with_period(self, period: str | None) -> "Config":
+        if period is None:
+            return self
+        _check_period(period, self.path, "--period")
+        from dataclasses import replace
+        return replace(self, period=period)
+
+
+def _check_period(period: str, file: Path | None, key: str) -> None:
+    if not PERIOD_RE.match(period):
+        raise ConfigError(f"period {period!r} is not a period like 2019-H2, 2020-Q1, 2020-06 or 2020",
+                          file=file, column=key, hint="write the period as YYYY-H1/H2, YYYY-Qn, YYYY-MM or YYYY")
+
+
+class _Reader:
+    """Typed access to a TOML table with errors that name the file and the dotted key."""
+
+    def __init__(self, data: dict[str, Any], file: Path | None, prefix: str = "") -> None:
+        self.data, self.file, self.prefix = data, file, prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def fail(self, name: str, message: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(message, file=self.file, column=self.key(name), hint=hint)
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., hint: str | None = None) -> Any:
+        if name not in self.data:
+            if default is ...:
+                raise self.fail(name, "required key is missing", hint or f"add `{name} = ...` to the config")
+            return default
+        value = self.data[name]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(name, f"must be {want}, not {type(value).__name__} {value!r}", hint)
+        return value
+
+    def table(self, name: str) -> "_Reader":
+        value = self.get(name, dict, {})
+        return _Reader(value, self.file, f"{self.prefix}{name}.")
+
+    def path(self, name: str, base: Path, default: Any = ...) -> Path | None:
+        value = self.get(name, str, default)
+        if value is None or value == "":
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    def unknown(self, allowed: set[str]) -> None:
+        extra = sorted(set(self.data) - allowed)
+        if extra:
+            raise self.fail(extra[0], "unknown key", f"allowed keys here: {', '.join(sorted(allowed))}")
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", file=path, hint="make one with: tfkit init")
+    raw_bytes = path.read_bytes()
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("config file is not UTF-8 text", file=path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", file=path, hint="fix the syntax at the line shown") from None
+    return config_from_dict(data, base=path.parent.resolve(), file=path,
+                            sha256=hashlib.sha256(raw_bytes).hexdigest())
+
+
+def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = None,
+                     sha256: str | None = None) -> Config:
+    r = _Reader(data, file)
+    r.unknown({"la_code", "return", "period", "demo", "sources", "validation", "linkage", "pseudonymise",
+               "signing", "consent", "output", "retention", "disclosure"})
+    la_code = r.get("la_code", str, hint='the LA\'s GSS code, e.g. la_code = "E09000031"')
+    if not LA_CODE_RE.match(la_code):
+        raise r.fail("la_code", f"{la_code!r} is not a GSS code (a letter E/W/S/N then 8 digits)",
+                     'e.g. la_code = "E09000031"')
+    return_type = r.get("return", str).lower()
+    if return_type not in RETURNS:
+        raise r.fail("return", f"unknown return {return_type!r}", f"use one of: {', '.join(RETURNS)}")
+    period = r.get("period", str)
+    _check_period(period, file, "period")
+
+    sources_raw = r.get("sources", list, hint="add at least one [[sources]] table with name, path and schema")
+    if not sources_raw:
+        raise r.fail("sources", "no sources configured", "add at least one [[sources]] table")
+    sources, names, tables = [], set(), set()
+    for i, item in enumerate(sources_raw):
+        if not isinstance(item, dict):
+            raise r.fail("sources", f"entry {i + 1} must be a table ([[sources]])")
+        s = _Reader(item, file, f"sources[{i + 1}].")
+        s.unknown({"name", "path", "schema", "table", "encoding", "policy"})
+        name = s.get("name", str)
+        if name in names:
+            raise s.fail("name", f"source name {name!r} is used twice", "give each source its own name")
+        names.add(name)
+        table = s.get("table", str, "person" if i == 0 else name)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", table):
+            raise s.fail("table", f"table name {table!r} must be lower-case letters, digits and _")
+        if table in tables:
+            raise s.fail("table", f"table {table!r} is written by two sources", "give each source its own table")
+        tables.add(table)
+        sources.append(Source(name=name, path=s.path("path", base), schema=s.get("schema", str),
+                              table=table, encoding=s.get("encoding", str, None), policy=s.get("policy", str, None)))
+
+    validation = r.table("validation")
+    validation.unknown({"fail_on_invalid"})
+    linkage = r.table("linkage")
+    linkage.unknown({"model"})
+    pseud = r.table("pseudonymise")
+    pseud.unknown({"project", "policy", "key_file"})
+    signing = r.table("signing")
+    signing.unknown({"key_file"})
+    consent = r.table("consent")
+    consent.unknown({"withdrawals"})
+    output = r.table("output")
+    output.unknown({"root", "quarantine_dir", "audit_log"})
+    retention = r.table("retention")
+    retention.unknown({"days"})
+    disclosure = r.table("disclosure")
+    disclosure.unknown({"policy"})
+
+    root = output.path("root", base, "packages")
+    days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
+    if days < 1:
+        raise retention.fail("days", "retention must be at least 1 day")
+    disclosure_policy = disclosure.get("policy", str, "warn")
+    if disclosure_policy not in DISCLOSURE_POLICIES:
+        raise disclosure.fail("policy", f"unknown policy {disclosure_policy!r}",
+                              f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
+    quarantine = output.path("quarantine_dir", base, "quarantine")
+    if _inside(quarantine, root):
+        raise output.fail("quarantine_dir", "the quarantine folder holds raw rows and must not be inside the output root",
+                          "point it at an LA-internal folder outside output.root")
+    return Config(
+        path=file,
+        sha256=sha256 or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
+        la_code=la_code,
+        return_type=return_type,
+        period=period,
+        sources=tuple(sources),
+        project=pseud.get("project", str, return_type),
+        policy=pseud.get("policy", str, None),
+        key_file=pseud.path("key_file", base, None),
+        signing_key=signing.path("key_file", base, None),
+        withdrawals=consent.path("withdrawals", base, None),
+        output_root=root,
+        quarantine_dir=quarantine,
+        audit_log=output.path("audit_log", base, "") or root / "audit.jsonl",
+        retention_days=days,
+        fail_on_invalid=validation.get("fail_on_invalid", bool, False),
+        linkage_model=linkage.path("model", base, None),
+        disclosure_policy=disclosure_policy,
+        demo=r.get("demo", bool, False),
+        raw=data,
+    )
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+STARTER_CONFIG = '''\
+# tfkit extract configuration. Relative paths are relative to this file's folder.
+# Run: tfkit extract --config tfkit.toml [--period 2019-H2]
+
+la_code = "E09000031"        # the LA's GSS code
+return = "nis"               # nis (National Impact Study) or fpd (Family Progress Data)
+period = "2019-H2"           # YYYY-H1/H2, YYYY-Qn, YYYY-MM or YYYY; --period overrides it
+
+# One [[sources]] table per extract. The first is the return itself and becomes data/person.parquet;
+# others become data/<table>.parquet (table defaults to the source name).
+[[sources]]
+name = "cohort"
+path = "extracts/cohort.csv"
+schema = "nis"               # a built-in schema (tfkit schemas list) or a path to a schema TOML
+# encoding = "cp1252"        # when the CSV is not UTF-8
+
+[validation]
+fail_on_invalid = false      # true: stop the run when any row fails; false: quarantine failing rows
+
+# [linkage]
+# model = "linkage.toml"     # link sources into persons before pseudonymising (tfkit link)
+
+[pseudonymise]
+project = "nis"              # pseudonyms differ between projects, by design
+# policy = "policy.toml"     # override the schema's default policy (keep/hash/generalise/drop)
+key_file = "keys/master.key" # or set TFKIT_KEY_FILE; make one with: tfkit keys generate --out FILE
+
+[signing]
+key_file = "keys/signing.key"  # make a pair with: tfkit keys generate --signing --out FILE
+
+[consent]
+withdrawals = "extracts/consent_withdrawals.csv"  # person_id, nino, nhs_number (any may be blank)
+
+[output]
+root = "packages"            # packages are written to <root>/<la_code>_<return>_<period>/
+quarantine_dir = "quarantine"  # LA-internal: failing rows with raw values; never sent, never inside root
+# audit_log = "packages/audit.jsonl"  # default: <root>/audit.jsonl
+
+[retention]
+days = 1826                  # destroy_after = creation date + days; see: tfkit retention
+
+[disclosure]
+policy = "warn"              # warn, fail or generalise (k-anonymity over year of birth, sex, district)
+'''

@@ -1,0 +1,64 @@
+"""Retention: packages past their `destroy_after` date, and their recorded destruction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfkit.errors import InputFileError
+from tfkit.package import audit
+from tfkit.package.bag import MANIFEST_JSON, TAG_MANIFEST, sha256_file
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    path: Path
+    destroy_after: dt.date | None
+    demo: bool
+
+    def due(self, today: dt.date) -> bool:
+        return self.destroy_after is not None and self.destroy_after < today
+
+    def to_dict(self) -> dict:
+        return {"package": self.path.name, "path": str(self.path),
+                "destroy_after": self.destroy_after.isoformat() if self.destroy_after else None, "demo": self.demo}
+
+
+def list_packages(root: str | Path) -> list[PackageEntry]:
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError("output folder not found", file=root, hint="pass --root DIR or --config FILE")
+    found = []
+    for manifest_path in sorted(root.glob(f"*/{MANIFEST_JSON}")):
+        if manifest_path.parent.name.startswith("."):
+            continue  # staging directories are not packages
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            raw = (manifest.get("retention") or {}).get("destroy_after")
+            date = dt.date.fromisoformat(raw) if raw else None
+        except (ValueError, AttributeError):
+            date = None
+            manifest = {}
+        found.append(PackageEntry(manifest_path.parent, date, bool(manifest.get("demo"))))
+    return found
+
+
+def due_packages(root: str | Path, today: dt.date | None = None) -> list[PackageEntry]:
+    today = today or dt.date.today()
+    return [p for p in list_packages(root) if p.due(today)]
+
+
+def purge(entries: list[PackageEntry], audit_log: Path) -> list[str]:
+    """Delete each package and record it (by name and tag-manifest hash) in the audit log."""
+    purged = []
+    for entry in entries:
+        tag = entry.path / TAG_MANIFEST
+        tag_sha = sha256_file(tag) if tag.is_file() else None
+        shutil.rmtree(entry.path)
+        audit.append(audit_log, "retention_purge", package=entry.path.name, tagmanifest_sha256=tag_sha,
+                     destroy_after=entry.destroy_after.isoformat() if entry.destroy_after else None)
+        purged.append(entry.path.name)
+    return purged

@@ -1,0 +1,116 @@
+"""The one place where the extract pipeline calls the other areas of tfkit.
+
+Each function here is a thin adapter: it calls another area's public API and returns plain data
+the pipeline understands, so a change in one of those APIs is fixed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tfkit.errors import ConfigError
+
+
+# --------------------------------------------------------------------------- reading and validation
+
+
+def read_source(path: Path, encoding: str | None):
+    """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame`."""
+    from tfkit.io import read_table
+
+    return read_table(path, encoding=encoding)
+
+
+@dataclass
+class Validated:
+    valid: pl.DataFrame  # typed, canonical column names
+    quarantine: pl.DataFrame  # failing rows with their reasons (raw values: LA-internal only)
+    summary: dict[str, Any] = field(default_factory=dict)  # masked, JSON-ready
+    report: Any = None  # the validation area's own report object (for report.html)
+
+
+def validate_source(raw, schema: str) -> Validated:
+    from tfkit.schemas import load_schema, validate
+
+    result = validate(raw, load_schema(schema))
+    report = getattr(result, "report", None)
+    summary: dict[str, Any] = {}
+    if report is not None and hasattr(report, "to_dict"):
+        summary = report.to_dict()
+    return Validated(result.valid, result.quarantine, summary, report)
+
+
+# --------------------------------------------------------------------------- pseudonymisation
+
+
+def load_policy(schema: str, override: Path | str | None):
+    from tfkit.pseudonymise import load_policy as _load_policy
+    from tfkit.pseudonymise.policy import builtin_policy_names
+
+    builtin = schema if schema in builtin_policy_names() else None
+    if builtin is None and override is None:
+        raise ConfigError(f"schema {schema!r} has no built-in pseudonymisation policy",
+                          hint="set policy = \"FILE.toml\" for this source or under [pseudonymise]")
+    return _load_policy(builtin, override)
+
+
+def pseudonymise(frame: pl.DataFrame, *, key, project: str, policy, la_code: str) -> pl.DataFrame:
+    from tfkit.pseudonymise import pseudonymise as _pseudonymise
+
+    columns = [c for c in frame.columns if not c.startswith("_")]  # bookkeeping like _source_line
+    return _pseudonymise(frame.select(columns), key=key, project=project, policy=policy, la_code=la_code)
+
+
+def policy_summary(policy) -> dict[str, Any]:
+    return policy.as_dict() if hasattr(policy, "as_dict") else {"name": getattr(policy, "name", str(policy))}
+
+
+# --------------------------------------------------------------------------- linkage
+
+
+def link_sources(frames: dict[str, pl.DataFrame], model_path: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """Link sources into persons (adds a person key column); returns frames and a summary."""
+    try:
+        from tfkit.linkage import link_for_extract  # the linkage area's entry point for extract
+    except ImportError:
+        raise ConfigError("linkage before extract is not available in this version of tfkit",
+                          column="linkage.model", hint="remove [linkage] from the config, or link with tfkit link first") from None
+    return link_for_extract(frames, model_path)
+
+
+# --------------------------------------------------------------------------- disclosure and the run report
+
+
+def disclosure_check(table: pl.DataFrame, policy: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """k-anonymity check (and generalisation when policy = generalise). Returns (table, summary)."""
+    try:
+        from tfkit.disclosure import apply_policy
+    except ImportError:
+        return table, {"policy": policy, "status": "not checked: the disclosure module is not available"}
+    return apply_policy(table, policy)
+
+
+def render_report(path: Path, context: dict[str, Any]) -> Path:
+    """report.html beside the package: the disclosure area's renderer, or a minimal page until it exists."""
+    try:
+        from tfkit.disclosure import render_run_report
+    except ImportError:
+        from tfkit.pipeline.report import render_minimal_report as render_run_report
+    return render_run_report(path, context)
+
+
+# --------------------------------------------------------------------------- demo data
+
+
+def write_demo_inputs(out_dir: Path, *, seed: int, people: int) -> dict[str, Path]:
+    """Demo extracts (cohort.csv, consent_withdrawals.csv, ...) written by tfkit.demo."""
+    from tfkit.demo import write_demo
+
+    written = write_demo(out_dir, seed=seed, people=people)
+    if isinstance(written, dict):
+        return {k: Path(v) for k, v in written.items()}
+    return {p.stem: p for p in sorted(out_dir.glob("*.csv"))}

@@ -1,0 +1,81 @@
+"""Consent withdrawals: people who withdrew are removed before anything is pseudonymised.
+
+A withdrawal list (`person_id, nino, nhs_number`, any may be blank) is matched against a source by
+ANY of the identifiers both have, after the contract's normalisation (person ids trimmed, NI
+numbers upper-cased without spaces, NHS numbers without spaces or hyphens). Matches are counted,
+never listed: no withdrawal value reaches a log, a report or a manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from tfkit.errors import InputFileError
+from tfkit.identifiers import normalise_nhs_number, normalise_nino
+
+WITHDRAWAL_FIELDS = ("person_id", "nino", "nhs_number")
+_ALIASES = {
+    "person_id": ("person_id", "person id", "personid", "la person id"),
+    "nino": ("nino", "ni number", "ni_number", "national insurance number"),
+    "nhs_number": ("nhs_number", "nhs number", "nhsnumber", "nhs no"),
+}
+_NORMALISE = {
+    "person_id": lambda e: e.cast(pl.String).str.strip_chars(),
+    "nino": lambda e: normalise_nino(e.cast(pl.String)),
+    "nhs_number": lambda e: normalise_nhs_number(e.cast(pl.String)),
+}
+
+
+@dataclass(frozen=True)
+class Withdrawals:
+    """Normalised identifier values of people who withdrew consent (held in memory only)."""
+
+    values: dict[str, pl.Series] = field(default_factory=dict)
+    entries: int = 0
+    sha256: str | None = None
+
+    def __repr__(self) -> str:  # never print the values
+        return f"Withdrawals(entries={self.entries})"
+
+    def mask(self, frame: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
+        """True for rows matching any withdrawal by an identifier both sides have."""
+        columns = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+        expr = pl.lit(False)
+        for name, series in self.values.items():
+            if name in columns and series.len():
+                expr = expr | _NORMALISE[name](pl.col(name)).is_in(series.implode()).fill_null(False)
+        return expr
+
+    def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """(frame without withdrawn rows, number removed)."""
+        if not self.entries:
+            return frame, 0
+        flagged = frame.select(self.mask(frame).alias("w")).to_series()
+        removed = int(flagged.sum())
+        return (frame.filter(~flagged) if removed else frame), removed
+
+
+def load_withdrawals(path: Path | None) -> Withdrawals:
+    if path is None:
+        return Withdrawals()
+    from tfkit.package.bag import sha256_file
+    from tfkit.pipeline.adapters import read_source
+
+    raw = read_source(path, None).frame
+    by_key = {c.strip().lower(): c for c in raw.columns if not c.startswith("_")}
+    values, found = {}, []
+    for name, aliases in _ALIASES.items():
+        column = next((by_key[a] for a in aliases if a in by_key), None)
+        if column is None:
+            continue
+        found.append(name)
+        s = raw.select(_NORMALISE[name](pl.col(column)).alias(name)).to_series()
+        values[name] = s.filter(s.is_not_null() & (s != "")).unique().sort()
+    if not found:
+        raise InputFileError(
+            "the consent-withdrawal list has none of the columns person_id, nino, nhs_number",
+            file=path, hint="give the list a header row naming at least one of: person_id, nino, nhs_number")
+    return Withdrawals(values, raw.height, sha256_file(path))

@@ -1,0 +1,77 @@
+"""`tfkit extract --demo`: the whole pipeline on generated synthetic data, with demo keys.
+
+Layout of the demo folder (everything the demo needs, nothing outside it):
+
+    <out>/inputs/        generated extracts (tfkit.demo, fixed seed) and the consent-withdrawal list
+    <out>/keys/          demo-master.key (0600), demo-signing.key (0600), demo-signing.pub
+    <out>/tfkit.toml     the config the demo ran with (demo = true): a worked example to copy
+    <out>/quarantine/    LA-internal quarantine files
+    <out>/packages/      the package, its report.html, and the audit log
+
+Keys are made once and reused, so a rerun reproduces byte-identical data files. Everything made
+with them says demo = true (manifest.json, bag-info.txt, verify's report).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tfkit import console
+from tfkit.config import load_config
+from tfkit.package.signing import generate_signing_key_pair, public_key_path_for
+from tfkit.pipeline import adapters
+from tfkit.pipeline.extract import ExtractResult, run_extract
+from tfkit.pseudonymise.contract import generate_key_file
+
+DEMO_SEED = 20191231
+DEMO_PEOPLE = 2_000
+DEMO_LA = "E09000031"
+DEMO_PERIOD = "2019-H2"
+
+
+def _demo_config(inputs: dict[str, Path], out: Path) -> str:
+    cohort = inputs.get("cohort", out / "inputs" / "cohort.csv")
+    withdrawals = inputs.get("consent_withdrawals")
+    lines = [
+        "# Written by tfkit extract --demo: synthetic data and demo keys. Copy it as a starting point",
+        "# (or run tfkit init for a commented one); never use demo keys for a real return.",
+        f'la_code = "{DEMO_LA}"', 'return = "nis"', f'period = "{DEMO_PERIOD}"', "demo = true", "",
+        "[[sources]]", 'name = "cohort"', f'path = "{cohort.relative_to(out).as_posix()}"', 'schema = "nis"', "",
+        "[pseudonymise]", 'project = "nis"', 'key_file = "keys/demo-master.key"', "",
+        "[signing]", 'key_file = "keys/demo-signing.key"', "",
+    ]
+    if withdrawals is not None:
+        lines += ["[consent]", f'withdrawals = "{withdrawals.relative_to(out).as_posix()}"', ""]
+    lines += ["[output]", 'root = "packages"', 'quarantine_dir = "quarantine"', "",
+              "[retention]", "days = 1826", ""]
+    return "\n".join(lines)
+
+
+def prepare_demo(out: Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPLE) -> Path:
+    """Generate inputs, keys and config under `out` (keys reused when present). Returns the config path."""
+    out.mkdir(parents=True, exist_ok=True)
+    keys = out / "keys"
+    keys.mkdir(exist_ok=True, mode=0o700)
+    master = keys / "demo-master.key"
+    if not master.exists():
+        generate_key_file(master)
+    signing = keys / "demo-signing.key"
+    if not signing.exists():
+        public_key_path_for(signing).unlink(missing_ok=True)
+        generate_signing_key_pair(signing)
+    inputs_dir = out / "inputs"
+    inputs_dir.mkdir(exist_ok=True)
+    inputs = adapters.write_demo_inputs(inputs_dir, seed=seed, people=people)
+    config_path = out / "tfkit.toml"
+    config_path.write_text(_demo_config(inputs, out), encoding="utf-8")
+    return config_path
+
+
+def run_demo(out: str | Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPLE) -> ExtractResult:
+    """Run the whole pipeline on demo data. A rerun replaces the demo package (it is disposable)."""
+    out = Path(out).absolute()
+    console.log("demo", f"generating demo data and demo keys in {out}", out=str(out))
+    config = load_config(prepare_demo(out, seed=seed, people=people))
+    result = run_extract(config, force=True)
+    result.signer_public_key = public_key_path_for(config.signing_key)
+    return result

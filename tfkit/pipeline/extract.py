@@ -1,0 +1,237 @@
+"""`tfkit extract`: sources in, a signed, verified-ready BagIt package out.
+
+Stages, in order (each a function below):
+  1. keys        load the master key and the signing key first: fail before any work
+  2. read        each source file, hashed and counted (rows_in)
+  3. validate    typed canonical rows; failures quarantined (or the run stopped: fail_on_invalid)
+  4. link        sources into persons, when a linkage model is configured
+  5. withdraw    consent withdrawals removed, by any identifier, before pseudonymisation; counted only
+  6. pseudonymise by policy, under the master key and project
+  7. reconcile   rows_in = rows_out + quarantined + withdrawn (+ excluded), asserted per source
+  8. package     bag written in a staging directory, signed, fsynced, renamed into place under a lock
+  9. audit       an entry appended to the hash-chained audit log; report.html written beside the bag
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tfkit import __version__, console
+from tfkit.config import Config
+from tfkit.errors import DataCheckFailed, KeyFileError
+from tfkit.package import audit, bag
+from tfkit.package import manifest as manifest_mod
+from tfkit.package.build import build_bag
+from tfkit.package.manifest import InputFile, Reconciliation
+from tfkit.package.publish import check_target, clean_stale_staging, new_staging_dir, output_lock, publish
+from tfkit.package.signing import load_signing_key, public_key_fingerprint
+from tfkit.pipeline import adapters
+from tfkit.pipeline.consent import load_withdrawals
+from tfkit.pseudonymise.contract import CONTRACT_VERSION, load_key_file
+
+
+@dataclass
+class SourceRun:
+    source: str
+    table: str
+    input: InputFile
+    reconciliation: Reconciliation
+    validation: dict[str, Any] = field(default_factory=dict)
+    quarantine_file: Path | None = None
+
+
+@dataclass
+class ExtractResult:
+    package: Path
+    report: Path
+    manifest: dict[str, Any]
+    sources: list[SourceRun]
+    demo: bool
+    signer_public_key: Path | None = None
+
+    @property
+    def verify_command(self) -> str:
+        key = f" --public-key {self.signer_public_key}" if self.signer_public_key else " --public-key SIGNER.pub"
+        return f"tfkit verify {self.package}{key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "package": str(self.package),
+            "report": str(self.report),
+            "demo": self.demo,
+            "key_fingerprint": self.manifest.get("key_fingerprint"),
+            "signer_fingerprint": (self.manifest.get("signer") or {}).get("fingerprint"),
+            "reconciliation": self.manifest.get("reconciliation"),
+            "outputs": [{k: o[k] for k in ("path", "rows", "bytes", "sha256")} for o in self.manifest.get("outputs", [])],
+            "quarantine_files": [str(s.quarantine_file) for s in self.sources if s.quarantine_file],
+            "verify_command": self.verify_command,
+        }
+
+
+def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None = None) -> ExtractResult:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    target = config.package_dir
+    # 1. keys, and the cheap refusals, before any work
+    master = load_key_file(config.key_file)
+    if config.signing_key is None:
+        raise KeyFileError("no signing key configured", file=config.path, column="signing.key_file",
+                           hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
+    signing_key = load_signing_key(config.signing_key)
+    check_target(target, force)
+
+    with output_lock(config.output_root):
+        for stale in clean_stale_staging(config.output_root):
+            console.log("staging_removed", f"removed {stale.name}, left by an interrupted run", stale=stale.name)
+        check_target(target, force)
+        withdrawals = load_withdrawals(config.withdrawals)
+
+        # 2-3. read and validate
+        runs: list[SourceRun] = []
+        valid: dict[str, pl.DataFrame] = {}
+        quarantined: dict[str, pl.DataFrame] = {}
+        for source in config.sources:
+            raw = adapters.read_source(source.path, source.encoding)
+            digest = bag.sha256_file(source.path)
+            inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
+            console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
+                        source=source.name, rows=raw.n_rows, sha256=digest)
+            checked = adapters.validate_source(raw, source.schema)
+            valid[source.name], quarantined[source.name] = checked.valid, checked.quarantine
+            runs.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, raw.n_rows),
+                                  validation=checked.summary))
+        bad = {name: q.height for name, q in quarantined.items() if q.height}
+        if config.fail_on_invalid and bad:
+            for run in runs:
+                run.quarantine_file = _write_quarantine(config, run.source, withdrawals.split(quarantined[run.source])[0])
+            raise DataCheckFailed(
+                "rows failed validation and fail_on_invalid = true: no package written ("
+                + ", ".join(f"{n}: {c:,}" for n, c in bad.items()) + ")",
+                file=config.path, hint=f"see the quarantine files in {config.quarantine_dir}, fix the extracts and rerun")
+
+        # 4. link
+        linkage_summary = None
+        if config.linkage_model is not None:
+            valid, linkage_summary = adapters.link_sources(valid, config.linkage_model)
+
+        # 5-6. withdraw, then pseudonymise
+        tables: dict[str, pl.DataFrame] = {}
+        policies: dict[str, Any] = {}
+        for run, source in zip(runs, config.sources, strict=True):
+            kept, withdrawn_valid = withdrawals.split(valid.pop(source.name))
+            q_kept, withdrawn_q = withdrawals.split(quarantined.pop(source.name))
+            rec = run.reconciliation
+            rec.withdrawn, rec.quarantined = withdrawn_valid + withdrawn_q, q_kept.height
+            run.quarantine_file = _write_quarantine(config, source.name, q_kept)
+            policy = adapters.load_policy(source.schema, source.policy or config.policy)
+            policies[source.name] = adapters.policy_summary(policy)
+            out = adapters.pseudonymise(kept, key=master, project=config.project, policy=policy, la_code=config.la_code)
+            del kept
+            rec.rows_out = out.height
+            # 7. reconcile: a mismatch is a bug in tfkit, never silently written
+            rec.check()
+            tables[source.table] = out
+            console.log("source_done",
+                        f"{source.name}: {rec.rows_in:,} in = {rec.rows_out:,} out + {rec.quarantined:,} quarantined "
+                        f"+ {rec.withdrawn:,} withdrawn", source=source.name, **{k: v for k, v in rec.to_dict().items()
+                                                                               if k not in ("source", "table")})
+
+        disclosure: dict[str, Any] = {}
+        if "person" in tables:
+            tables["person"], disclosure = adapters.disclosure_check(tables["person"], config.disclosure_policy)
+
+        # 8. package
+        head = audit.chain_head(config.audit_log)
+        manifest = _manifest(config, runs, policies, withdrawals, disclosure, linkage_summary, master.fingerprint, head, now)
+        staging = new_staging_dir(config.output_root, config.package_name)
+        try:
+            built = build_bag(staging, tables=tables, manifest=manifest, bag_info=_bag_info(config, master.fingerprint),
+                              signing_key=signing_key, bagging_date=now.date())
+            publish(staging, target, force)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+        # 9. audit and report
+        audit.append(
+            config.audit_log, "extract", package=target.name, tagmanifest_sha256=built.tagmanifest_sha256,
+            key_fingerprint=master.fingerprint, signer_fingerprint=built.manifest["signer"]["fingerprint"],
+            config_sha256=config.sha256, demo=config.demo,
+            inputs=[{"source": r.input.source, "sha256": r.input.sha256, "rows": r.input.rows} for r in runs],
+            outputs=[{"path": o["path"], "sha256": o["sha256"], "rows": o["rows"]} for o in built.outputs],
+        )
+    report_path = target.parent / f"{target.name}.report.html"
+    adapters.render_report(report_path, {
+        "package": target.name, "manifest": built.manifest,
+        "validation": {r.source: r.validation for r in runs}, "disclosure": disclosure, "linkage": linkage_summary,
+    })
+    console.log("package_written", f"package written: {target}", package=str(target), report=str(report_path),
+                demo=config.demo)
+    return ExtractResult(target, report_path, built.manifest, runs, config.demo)
+
+
+def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path | None:
+    """Failing rows with reasons, to the LA-internal quarantine folder (never inside the package)."""
+    folder = config.quarantine_dir / config.package_name
+    path = folder / f"{source}.quarantine.csv"
+    if rows.height == 0:
+        path.unlink(missing_ok=True)
+        return None
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(config.quarantine_dir, 0o700)
+    tmp = path.with_suffix(".csv.tmp")
+    rows.write_csv(tmp)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
+    return [
+        ("Source-Organization", config.la_code),
+        ("External-Identifier", config.package_name),
+        ("External-Description", f"Pseudonymised {config.return_type.upper()} return for {config.period}"
+                                 + (" (DEMO: synthetic data, demo keys)" if config.demo else "")),
+        ("Tfkit-Version", __version__),
+        ("Tfkit-Return", config.return_type),
+        ("Tfkit-Period", config.period),
+        ("Tfkit-Contract", CONTRACT_VERSION),
+        ("Tfkit-Project", config.project),
+        ("Tfkit-Key-Fingerprint", key_fp),
+        ("Tfkit-Demo", "true" if config.demo else "false"),
+    ]
+
+
+def _manifest(config: Config, runs: list[SourceRun], policies: dict[str, Any], withdrawals, disclosure,
+              linkage_summary, key_fp: str, chain_head: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "format": manifest_mod.MANIFEST_FORMAT,
+        "tool": {"name": "tfkit", "version": __version__},
+        "dependencies": manifest_mod.dependency_versions(),
+        "contract_version": CONTRACT_VERSION,
+        "project": config.project,
+        "la_code": config.la_code,
+        "return": config.return_type,
+        "period": config.period,
+        "demo": config.demo,
+        "created": now.isoformat(timespec="seconds"),
+        "retention": {"days": config.retention_days,
+                      "destroy_after": manifest_mod.destroy_after(now, config.retention_days)},
+        "key_fingerprint": key_fp,
+        "config_sha256": config.sha256,
+        "inputs": [r.input.__dict__ for r in runs],
+        "consent_withdrawals": {"list_sha256": withdrawals.sha256, "list_entries": withdrawals.entries,
+                                "withdrawn_rows": {r.source: r.reconciliation.withdrawn for r in runs}},
+        "reconciliation": [r.reconciliation.to_dict() for r in runs],
+        "pseudonymisation": {"policies": policies},
+        "linkage": linkage_summary,
+        "disclosure": disclosure,
+        "audit": {"log": config.audit_log.name, "chain_head": chain_head},
+    }
