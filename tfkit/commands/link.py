@@ -1,9 +1,93 @@
-"""CLI commands for this area (see tfkit.cli). Filled in by the area's owner."""
+"""`tfkit link`: a thin wrapper over tfkit.linkage (read sources, run the job, write outputs)."""
 
 from __future__ import annotations
 
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from tfkit import console
+
+
+class Mode(str, enum.Enum):
+    link = "link"
+    dedupe = "dedupe"
+    both = "both"
+
+
+def link_command(
+    sources: Annotated[list[Path], typer.Argument(help="Source files (CSV, .xlsx, Parquet): LEFT [RIGHT ...].", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for pairs.parquet, clusters.parquet, review.parquet, model.json.")],
+    schema: Annotated[Optional[list[str]], typer.Option("--schema", "-s", help="Schema per file (or one for all): validate and map to canonical columns.")] = None,
+    map_: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model TOML (default: the built-in model for English person data).")] = None,
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Match probability at or above which a pair links (default 0.9).")] = None,
+    review_lower: Annotated[Optional[float], typer.Option("--review-lower", help="Pairs from this probability up to the threshold go to clerical review (default 0.5).")] = None,
+    truth: Annotated[Optional[str], typer.Option("--truth", help="Column holding the true entity id: report precision, recall and F1.")] = None,
+    train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
+    one_to_one: Annotated[bool, typer.Option("--one-to-one", help="Link mode: each record links to at most one record per other source.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.", metavar="FILE.html")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for random sampling (same seed, same output bytes).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job summary as JSON on stdout.")] = False,
+) -> None:
+    """Link person records across sources (or find duplicates) with a Fellegi-Sunter model."""
+    from tfkit.errors import UsageError
+    from tfkit.linkage import LinkageModel, link
+    from tfkit.linkage.inputs import parse_map, read_sources
+    from tfkit.linkage.outputs import write_outputs
+
+    chosen = mode.value if mode else ("link" if len(sources) > 1 else "dedupe")
+    if train_on_labels and not truth:
+        raise UsageError("--train-on-labels needs --truth COLUMN")
+    linkage_model = LinkageModel.load(model)
+    tables = read_sources(sources, schemas=schema, mapping=parse_map(map_), keep=(truth,) if truth else ())
+    frames = {t.name: t.frame for t in tables}
+    result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
+                  truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed)
+    written = write_outputs(result, out, tables)
+    if report:
+        written.append(result.linker.visualisations.report(report, result.scored, metrics=result.metrics))
+    summary = result.summary()
+    summary["inputs"] = [{"source": t.name, "file": str(t.path), "rows_read": t.rows_read,
+                          "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded} for t in tables]
+    summary["outputs"] = [str(p) for p in written]
+    console.log("linked", "", **{k: summary[k] for k in ("mode", "candidate_pairs", "links", "review_pairs", "clusters")})
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+    elif not console.MODE.quiet and console.MODE.log_format == "text":
+        _render(summary)
+
+
+def _render(summary: dict) -> None:
+    from rich.table import Table
+
+    out = console.stdout_console()
+    table = Table(title="tfkit link", show_header=False)
+    table.add_row("mode", str(summary["mode"]))
+    for row in summary["inputs"]:
+        table.add_row(f"source {row['source']}", f"{row['rows_linked']:,} records"
+                      + (f" ({row['rows_excluded_by_schema']:,} excluded by the schema)" if row["rows_excluded_by_schema"] else ""))
+    table.add_row("candidate pairs", f"{summary['candidate_pairs']:,}")
+    for rule in summary["blocking"]["rules"]:
+        table.add_row(f"  {rule['rule']}", f"{rule['pairs_added']:,}")
+    table.add_row("links (p ≥ threshold)", f"{summary['links']:,}")
+    table.add_row("clerical review pairs", f"{summary['review_pairs']:,}")
+    table.add_row("clusters", f"{summary['clusters']:,}")
+    metrics = summary.get("metrics")
+    if metrics:
+        at, best = metrics["at_threshold"], metrics["best_f1"]
+        table.add_row("precision / recall / F1", f"{at['precision']:.4f} / {at['recall']:.4f} / {at['f1']:.4f}")
+        table.add_row("best F1 (threshold)", f"{best['f1']:.4f} ({best['threshold']:.3f})")
+        table.add_row("blocking recall", f"{metrics['blocking_recall']:.4f}")
+    for path in summary["outputs"]:
+        table.add_row("wrote", path)
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("link")(link_command)

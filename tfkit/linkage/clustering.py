@@ -1,0 +1,78 @@
+"""Stage 5, cluster: connected components above a threshold, or one-to-one best links.
+
+Both work on arrays: components by scipy's sparse-graph routine, best links by repeated rounds of
+"keep the edges that are each end's best remaining edge", each round a few polars group-bys.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .standardise import Prepared
+
+
+def components(n_records: int, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
+    """Cluster id per record: the smallest row position in its connected component."""
+    if n_records == 0:
+        return np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(rid_l), dtype=np.int8), (rid_l, rid_r)), shape=(n_records, n_records))
+    _, labels = connected_components(graph, directed=False)
+    # Name each component by its smallest member so ids do not depend on scipy's numbering.
+    smallest = pl.DataFrame({"label": labels, "rid": np.arange(n_records)}).group_by("label").agg(pl.col("rid").min())
+    lookup = np.empty(len(smallest), dtype=np.int64)
+    lookup[smallest["label"].to_numpy()] = smallest["rid"].to_numpy()
+    return lookup[labels]
+
+
+def best_links(pairs: pl.DataFrame, sources: np.ndarray) -> pl.DataFrame:
+    """One-to-one links: each record links to at most one record of each other source.
+
+    Rounds of mutual best: keep an edge when it is the heaviest remaining edge of its left record
+    towards the right's source and of its right record towards the left's source (ties broken by
+    record position), then drop every edge touching a record already linked to that source.
+    """
+    edges = pairs.select("rid_l", "rid_r", "match_weight").with_columns(
+        pl.Series("src_l", sources[pairs["rid_l"].to_numpy()]),
+        pl.Series("src_r", sources[pairs["rid_r"].to_numpy()]),
+    )
+    accepted = []
+    while edges.height:
+        ranked = edges.sort(["match_weight", "rid_l", "rid_r"], descending=[True, False, False])
+        best_l = ranked.unique(["rid_l", "src_r"], keep="first", maintain_order=True)
+        best_r = ranked.unique(["rid_r", "src_l"], keep="first", maintain_order=True)
+        mutual = best_l.join(best_r.select("rid_l", "rid_r"), on=["rid_l", "rid_r"], how="semi")
+        if mutual.height == 0:  # cannot happen (the heaviest edge is always mutual); guard anyway
+            break
+        accepted.append(mutual.select("rid_l", "rid_r", "match_weight"))
+        taken = pl.concat([
+            mutual.select(pl.col("rid_l").alias("rid"), pl.col("src_r").alias("towards")),
+            mutual.select(pl.col("rid_r").alias("rid"), pl.col("src_l").alias("towards")),
+        ])
+        edges = (
+            edges.join(taken.rename({"rid": "rid_l", "towards": "src_r"}), on=["rid_l", "src_r"], how="anti")
+            .join(taken.rename({"rid": "rid_r", "towards": "src_l"}), on=["rid_r", "src_l"], how="anti")
+        )
+    if not accepted:
+        return pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64, "match_weight": pl.Float64})
+    return pl.concat(accepted).sort("rid_l", "rid_r")
+
+
+def cluster(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, one_to_one: bool = False) -> pl.DataFrame:
+    """Every input record with its cluster id (nothing dropped): source, record_id, cluster_id, cluster_size."""
+    links = pairs.filter(pl.col("match_probability") >= threshold)
+    if one_to_one:
+        links = best_links(links, prepared.frame.get_column("_source").to_numpy())
+    labels = components(prepared.n, links["rid_l"].to_numpy(), links["rid_r"].to_numpy())
+    frame = prepared.frame.select(
+        "_rid",
+        pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
+                                         return_dtype=pl.String).alias("source"),
+        pl.col("_record_id").alias("record_id"),
+    ).with_columns(pl.Series("cluster_id", labels))
+    return (
+        frame.with_columns(pl.len().over("cluster_id").cast(pl.Int64).alias("cluster_size"))
+        .sort("_rid").drop("_rid")
+    )

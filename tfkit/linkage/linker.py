@@ -1,0 +1,282 @@
+"""The `Linker`: one object per job, its verbs grouped by stage as in Splink.
+
+    linker = Linker({"police": police, "school": school}, mode="link")
+    linker.training.train()                 # u by sampling, prior by rules, m by EM
+    pairs = linker.inference.predict()      # every candidate pair, weight and probability
+    clusters = linker.clustering.connected_components(0.9)
+    linker.evaluation.accuracy(pairs, "person_key")
+    linker.visualisations.report("link.html", pairs)
+
+`link(...)` runs the whole job and returns a `LinkResult` (what the CLI writes).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import polars as pl
+
+from tfkit import console
+from tfkit.errors import InputFileError, UsageError
+
+from . import blocking as blocking_stage
+from . import clustering as clustering_stage
+from . import evaluate as evaluate_stage
+from . import predict as predict_stage
+from . import training as training_stage
+from .comparisons import comparison_levels
+from .model import LinkageModel
+from .standardise import NameVariants, Prepared, prepare
+
+ID_COLUMNS = ("record_id", "person_id")
+
+
+def _id_column(frame: pl.DataFrame, source: str, wanted: str | None) -> str:
+    if wanted:
+        if wanted not in frame.columns:
+            raise InputFileError(f"no id column {wanted!r}", file=source, column=wanted,
+                                 hint="name the column holding each record's id, or map it with --map old=record_id")
+        return wanted
+    for c in ID_COLUMNS:
+        if c in frame.columns:
+            return c
+    raise InputFileError("no record id column (record_id or person_id)", file=source,
+                         hint="map the id column with --map 'Your ID=record_id'")
+
+
+def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: str,
+                 truth_column: str | None = None) -> None:
+    """Clear errors for inputs that cannot be linked: missing columns, empty sources, all-null fields."""
+    if not frames:
+        raise UsageError("no input sources given")
+    if mode == "link" and len(frames) < 2:
+        raise UsageError("link mode needs at least two sources", hint="pass more files, or use --mode dedupe")
+    for source, frame in frames.items():
+        if frame.height == 0:
+            raise InputFileError("the source has no records", file=source, hint="check the extract is not empty")
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputFileError(
+                f"missing column(s) the model compares: {', '.join(missing)}", file=source, column=missing[0],
+                hint=f"map them with --map 'Old name={missing[0]}' or use --schema; columns present: "
+                     + ", ".join(frame.columns[:12]),
+            )
+        if truth_column and truth_column not in frame.columns:
+            raise InputFileError(f"no truth column {truth_column!r}", file=source, column=truth_column)
+    for c in columns:
+        if all(frame.get_column(c).null_count() == frame.height for frame in frames.values()):
+            raise InputFileError(f"column {c!r} is empty (null) in every source, so it carries no evidence",
+                                 column=c, hint="fix the extract, or remove the comparison from the model")
+    for source, frame in frames.items():
+        all_null = [c for c in columns if frame.get_column(c).null_count() == frame.height]
+        if all_null:
+            raise InputFileError(f"column {all_null[0]!r} has no values in this source", file=source,
+                                 column=all_null[0], hint="check the column mapping for this file")
+
+
+class _Stage:
+    def __init__(self, linker: "Linker") -> None:
+        self.linker = linker
+
+
+class Blocking(_Stage):
+    def candidates(self) -> pl.DataFrame:
+        return self.linker.candidates
+
+    def report(self) -> blocking_stage.BlockingReport:
+        self.linker.candidates  # noqa: B018 - computes the report
+        return self.linker._blocking_report
+
+
+class Training(_Stage):
+    def estimate_u_using_random_sampling(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        lk = self.linker
+        return training_stage.estimate_u(lk.prepared, lk.model, mode=lk.mode, seed=lk.seed if seed is None else seed)
+
+    def estimate_probability_two_random_records_match(self) -> float:
+        lk = self.linker
+        return training_stage.estimate_prior(lk.prepared, lk.model, lk.candidates, mode=lk.mode)
+
+    def estimate_m_using_expectation_maximisation(self) -> training_stage.EMResult:
+        return training_stage.estimate_m_em(self.linker.model, self.linker.levels)
+
+    def estimate_m_from_labels(self, truth_column: str) -> dict[str, np.ndarray]:
+        lk = self.linker
+        is_match = evaluate_stage.label_pairs(lk.prepared, lk.candidates, truth_column)
+        return training_stage.estimate_m_from_labels(lk.model, lk.levels, is_match)
+
+    def train(self, truth_column: str | None = None) -> LinkageModel:
+        """The usual sequence: u, prior, then m from labels if given, else by EM."""
+        self.estimate_u_using_random_sampling()
+        self.estimate_probability_two_random_records_match()
+        if truth_column:
+            self.estimate_m_from_labels(truth_column)
+        else:
+            self.estimate_m_using_expectation_maximisation()
+        return self.linker.model
+
+
+class Inference(_Stage):
+    def predict(self) -> pl.DataFrame:
+        """Scored candidate pairs by row position (rid_l, rid_r); see `with_record_ids`."""
+        lk = self.linker
+        if not lk.model.trained:
+            raise UsageError("the model is not trained", hint="call linker.training.train() first")
+        c = lk.candidates
+        return predict_stage.score(lk.prepared, lk.model, c["rid_l"].to_numpy(), c["rid_r"].to_numpy(), lk.levels)
+
+    def with_record_ids(self, pairs: pl.DataFrame) -> pl.DataFrame:
+        return predict_stage.with_record_ids(self.linker.prepared, pairs)
+
+
+class Clustering(_Stage):
+    def connected_components(self, pairs: pl.DataFrame, threshold: float) -> pl.DataFrame:
+        return clustering_stage.cluster(self.linker.prepared, pairs, threshold)
+
+    def best_links(self, pairs: pl.DataFrame, threshold: float) -> pl.DataFrame:
+        return clustering_stage.cluster(self.linker.prepared, pairs, threshold, one_to_one=True)
+
+
+class Evaluation(_Stage):
+    def accuracy(self, pairs: pl.DataFrame, truth_column: str, threshold: float | None = None) -> dict:
+        lk = self.linker
+        t = lk.model.settings.threshold if threshold is None else threshold
+        return evaluate_stage.evaluate(lk.prepared, pairs, truth_column, lk.mode, t)
+
+    def blocking_recall(self, truth_column: str) -> blocking_stage.BlockingReport:
+        lk = self.linker
+        return blocking_stage.blocking_recall(lk.prepared, lk.candidates, truth_column, lk.mode,
+                                              self.linker.blocking.report())
+
+
+class Visualisations(_Stage):
+    def report(self, path: str | Path, pairs: pl.DataFrame, *, metrics: dict | None = None) -> Path:
+        from .report import write_report
+
+        return write_report(path, self.linker, pairs, metrics=metrics)
+
+
+class Linker:
+    def __init__(self, frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, *,
+                 mode: str | None = None, id_column: str | None = None, truth_column: str | None = None,
+                 seed: int | None = None) -> None:
+        self.model = model or LinkageModel.default()
+        self.mode = mode or self.model.settings.mode
+        if self.mode not in blocking_stage.MODES:
+            raise UsageError(f"unknown mode {self.mode!r}", hint="use link, dedupe or both")
+        self.seed = self.model.settings.seed if seed is None else seed
+        self.truth_column = truth_column
+        check_inputs(frames, self.model.input_columns(), self.mode, truth_column)
+        sources = list(frames)
+        frames_list = [f.with_columns(pl.col(_id_column(f, s, id_column)).alias("_id")) for s, f in frames.items()]
+        variants = NameVariants.load(self.model.settings.name_variants)
+        self.timings: dict[str, float] = {}
+        t = time.perf_counter()
+        self.prepared: Prepared = prepare(frames_list, sources, self.model.field_kinds(), id_column="_id",
+                                          variants=variants, keep=(truth_column,) if truth_column else ())
+        self.timings["standardise"] = time.perf_counter() - t
+        self._candidates: pl.DataFrame | None = None
+        self._blocking_report: blocking_stage.BlockingReport | None = None
+        self._levels: dict[str, np.ndarray] | None = None
+        self.blocking = Blocking(self)
+        self.training = Training(self)
+        self.inference = Inference(self)
+        self.clustering = Clustering(self)
+        self.evaluation = Evaluation(self)
+        self.visualisations = Visualisations(self)
+
+    @property
+    def candidates(self) -> pl.DataFrame:
+        if self._candidates is None:
+            t = time.perf_counter()
+            self._candidates, self._blocking_report = blocking_stage.candidate_pairs(
+                self.prepared, self.model.blocking, self.mode)
+            self.timings["block"] = time.perf_counter() - t
+        return self._candidates
+
+    @property
+    def levels(self) -> dict[str, np.ndarray]:
+        """Comparison levels of every candidate pair, computed once (int8 per comparison)."""
+        if self._levels is None:
+            c = self.candidates
+            t = time.perf_counter()
+            with console.progress() as bar:
+                task = bar.add_task("comparing pairs", total=c.height)
+                self._levels = comparison_levels(
+                    self.prepared, self.model.comparisons, c["rid_l"].to_numpy(), c["rid_r"].to_numpy(),
+                    batch_pairs=self.model.settings.batch_pairs, on_batch=lambda k: bar.advance(task, k))
+            self.timings["compare"] = time.perf_counter() - t
+        return self._levels
+
+
+@dataclass
+class LinkResult:
+    pairs: pl.DataFrame            # scored candidate pairs with record ids (rid_l/rid_r dropped)
+    clusters: pl.DataFrame         # every input record with its cluster id
+    review: pl.DataFrame           # pairs in [review_lower, threshold)
+    blocking: blocking_stage.BlockingReport
+    model: LinkageModel
+    threshold: float
+    review_lower: float
+    metrics: dict | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    linker: Linker | None = None
+    scored: pl.DataFrame | None = None  # pairs by row position (for the report)
+
+    def summary(self) -> dict:
+        return {
+            "mode": self.linker.mode if self.linker else None,
+            "sources": dict(zip(self.linker.prepared.sources, self.linker.prepared.source_sizes())) if self.linker else None,
+            "candidate_pairs": self.pairs.height,
+            "links": int((self.pairs["match_probability"] >= self.threshold).sum()),
+            "review_pairs": self.review.height,
+            "clusters": int(self.clusters["cluster_id"].n_unique()),
+            "threshold": self.threshold,
+            "review_lower": self.review_lower,
+            "prior": self.model.prior,
+            "blocking": self.blocking.to_dict(),
+            "training": self.model.training_log,
+            "metrics": None if self.metrics is None else {k: v for k, v in self.metrics.items() if k != "curve"},
+            "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, *, mode: str | None = None,
+         threshold: float | None = None, review_lower: float | None = None, truth_column: str | None = None,
+         train_on_labels: bool = False, one_to_one: bool = False, seed: int | None = None,
+         id_column: str | None = None) -> LinkResult:
+    """The whole job: standardise, block, compare, train, predict, cluster, (evaluate)."""
+    linker = Linker(frames, model, mode=mode, id_column=id_column, truth_column=truth_column, seed=seed)
+    s = linker.model.settings
+    threshold = s.threshold if threshold is None else threshold
+    review_lower = s.review_lower if review_lower is None else review_lower
+    if not 0 < review_lower <= threshold < 1:
+        raise UsageError(f"need 0 < review lower ({review_lower}) <= threshold ({threshold}) < 1")
+    if one_to_one and linker.mode != "link":
+        raise UsageError("one-to-one best links apply to link mode only", hint="drop --one-to-one or use --mode link")
+    linker.levels  # noqa: B018 - block and compare (timed)
+    t = time.perf_counter()
+    linker.training.train(truth_column if train_on_labels else None)
+    linker.timings["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    scored = linker.inference.predict()
+    linker.timings["predict"] = time.perf_counter() - t
+    t = time.perf_counter()
+    clusters = clustering_stage.cluster(linker.prepared, scored, threshold, one_to_one=one_to_one)
+    linker.timings["cluster"] = time.perf_counter() - t
+    metrics = None
+    report = linker._blocking_report
+    if truth_column:
+        t = time.perf_counter()
+        metrics = linker.evaluation.accuracy(scored, truth_column, threshold)
+        report = linker.evaluation.blocking_recall(truth_column)
+        metrics["blocking_recall"] = report.recall
+        linker.timings["evaluate"] = time.perf_counter() - t
+    pairs = predict_stage.with_record_ids(linker.prepared, scored)
+    review = pairs.filter(pl.col("match_probability").is_between(review_lower, threshold, closed="left"))
+    return LinkResult(pairs, clusters, review, report, linker.model, threshold, review_lower, metrics,
+                      linker.timings, linker, scored)

@@ -1,0 +1,175 @@
+"""The declared model: comparisons, blocking rules, training settings and (once trained) parameters.
+
+Loaded from TOML (`data/default_model.toml` is the default for English person data) and validated
+once, with errors naming the file, the key and the fix. Fellegi-Sunter scoring:
+
+    match weight  w = log2(lambda / (1 - lambda)) + sum_k log2(m_k[level] / u_k[level])
+    probability   p = 2^w / (1 + 2^w)
+
+with a comparison's null level contributing nothing, and, for term-frequency comparisons, the exact
+level's u replaced by the frequency of the value itself (common names weigh less, rare ones more).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from tfkit.errors import ConfigError
+
+from .blocking import MODES, BlockingRule
+from .comparisons import Comparison, build_comparison
+
+PROBABILITY_FLOOR = 1e-6
+
+
+@dataclass
+class Settings:
+    mode: str = "link"
+    name_variants: str | None = None
+    seed: int = 42
+    u_sample_pairs: int = 2_000_000
+    em_max_iterations: int = 100
+    em_tolerance: float = 1e-6
+    deterministic_rules: list[list[str]] = field(default_factory=lambda: [["forename", "surname", "dob"]])
+    deterministic_recall: float = 0.8
+    threshold: float = 0.9
+    review_lower: float = 0.5
+    tf_minimum: float = 1e-6
+    batch_pairs: int = 4_000_000
+
+
+@dataclass
+class LinkageModel:
+    comparisons: list[Comparison]
+    blocking: list[BlockingRule]
+    settings: Settings
+    source: str = "default"
+    # Trained parameters: level probabilities indexed by level (0 = best); prior lambda.
+    m: dict[str, np.ndarray] = field(default_factory=dict)
+    u: dict[str, np.ndarray] = field(default_factory=dict)
+    prior: float | None = None
+    training_log: list[dict] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def default(cls) -> "LinkageModel":
+        text = resources.files("tfkit.linkage").joinpath("data/default_model.toml").read_text("utf-8")
+        return cls.from_toml(text, source="tfkit/linkage/data/default_model.toml")
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "LinkageModel":
+        if path is None:
+            return cls.default()
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as err:
+            raise ConfigError(f"cannot read the model file: {err.strerror}", file=path,
+                              hint="pass --model with a readable TOML file, or omit it for the default") from None
+        return cls.from_toml(text, source=str(path))
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "<model>") -> "LinkageModel":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"not valid TOML: {err}", file=source) from None
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<model>") -> "LinkageModel":
+        unknown = set(data) - {"settings", "comparison", "blocking"}
+        if unknown:
+            raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", file=source,
+                              hint="a model has [settings], [[comparison]] and [[blocking]]")
+        settings = Settings()
+        for key, value in data.get("settings", {}).items():
+            if not hasattr(settings, key):
+                raise ConfigError(f"unknown key settings.{key}", file=source,
+                                  hint=f"known keys: {', '.join(Settings.__dataclass_fields__)}")
+            expected = type(getattr(settings, key))
+            if expected is float and isinstance(value, int):
+                value = float(value)
+            if getattr(settings, key) is not None and not isinstance(value, expected):
+                raise ConfigError(f"settings.{key} must be a {expected.__name__}", file=source)
+            setattr(settings, key, value)
+        if settings.mode not in MODES:
+            raise ConfigError(f"settings.mode must be one of {', '.join(MODES)}", file=source)
+        if not 0 < settings.review_lower <= settings.threshold < 1:
+            raise ConfigError("need 0 < settings.review_lower <= settings.threshold < 1", file=source)
+        try:
+            comparisons = [build_comparison(c, where=f"comparison {i + 1}")
+                           for i, c in enumerate(data.get("comparison", []))]
+            blocking = [BlockingRule.from_spec(b, where=f"blocking rule {i + 1}")
+                        for i, b in enumerate(data.get("blocking", []))]
+        except ConfigError as err:
+            err.file = source
+            raise
+        if not comparisons:
+            raise ConfigError("the model declares no [[comparison]]", file=source)
+        if not blocking:
+            raise ConfigError("the model declares no [[blocking]] rule", file=source)
+        names = [c.name for c in comparisons]
+        if len(set(names)) != len(names):
+            raise ConfigError("comparison names must be unique", file=source)
+        return cls(comparisons, blocking, settings, source=source)
+
+    # ------------------------------------------------------------------ fields
+
+    def field_kinds(self) -> dict[str, str]:
+        kinds: dict[str, str] = {}
+        for c in self.comparisons:
+            for column, kind in c.field_kinds().items():
+                if kinds.get(column, kind) != kind:
+                    raise ConfigError(f"column {column!r} is compared as both {kinds[column]} and {kind}",
+                                      file=self.source)
+                kinds[column] = kind
+        return kinds
+
+    def input_columns(self) -> list[str]:
+        return list(self.field_kinds())
+
+    # ------------------------------------------------------------------ scoring
+
+    @property
+    def trained(self) -> bool:
+        return self.prior is not None and all(c.name in self.m and c.name in self.u for c in self.comparisons)
+
+    def level_weights(self, name: str) -> np.ndarray:
+        """log2(m/u) per level, with index 0 the null level (weight 0) and index i+1 level i."""
+        m = np.clip(self.m[name], PROBABILITY_FLOOR, 1.0)
+        u = np.clip(self.u[name], PROBABILITY_FLOOR, 1.0)
+        return np.concatenate([[0.0], np.log2(m / u)])
+
+    @property
+    def prior_weight(self) -> float:
+        return math.log2(self.prior / (1.0 - self.prior))
+
+    def parameters(self) -> dict:
+        """Trained parameters as plain data (for the report and `model.json`)."""
+        return {
+            "prior": self.prior,
+            "prior_weight": self.prior_weight if self.prior else None,
+            "comparisons": [
+                {
+                    "name": c.name, "column": c.column, "term_frequency": c.term_frequency,
+                    "levels": [
+                        {"level": i, "label": label, "m": float(self.m[c.name][i]), "u": float(self.u[c.name][i]),
+                         "weight": float(self.level_weights(c.name)[i + 1])}
+                        for i, label in enumerate(c.labels)
+                    ],
+                }
+                for c in self.comparisons if c.name in self.m
+            ],
+            "training": self.training_log,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.parameters(), indent=2, sort_keys=False)

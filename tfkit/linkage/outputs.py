@@ -1,0 +1,49 @@
+"""Writing a link job's outputs: deterministic Parquet (record ids and levels only, never names) + JSON.
+
+Record ids are LA-internal but still identifiers, so no id column gets min/max statistics in the
+Parquet footer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from tfkit.parquet import write_parquet
+
+from .linker import LinkResult
+
+ID_COLUMNS = {"record_id", "record_id_l", "record_id_r"}
+
+
+def _stats(frame: pl.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in ID_COLUMNS]
+
+
+def _write_json(data: dict, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", "utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_outputs(result: LinkResult, out: str | Path, tables: list | None = None) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"tfkit.linkage.threshold": str(result.threshold), "tfkit.linkage.review_lower": str(result.review_lower)}
+    written = [
+        write_parquet(result.pairs, out / "pairs.parquet", statistics=_stats(result.pairs), metadata=meta),
+        write_parquet(result.clusters, out / "clusters.parquet", statistics=_stats(result.clusters), metadata=meta),
+        write_parquet(result.review, out / "review.parquet", statistics=_stats(result.review), metadata=meta),
+        _write_json(result.model.parameters(), out / "model.json"),
+    ]
+    summary = {k: v for k, v in result.summary().items() if k != "timings_seconds"}
+    if tables:
+        summary["inputs"] = [{"source": t.name, "rows_read": t.rows_read, "rows_linked": t.frame.height,
+                              "rows_excluded_by_schema": t.excluded} for t in tables]
+    written.append(_write_json(summary, out / "summary.json"))
+    if result.metrics is not None:
+        written.append(_write_json(result.metrics, out / "metrics.json"))
+    return written

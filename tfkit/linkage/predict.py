@@ -1,0 +1,74 @@
+"""Stage 4b, predict: match weight and probability for every candidate pair.
+
+Weights are table look-ups (numpy `take` on each comparison's per-level weight vector) summed over
+comparisons, plus term-frequency adjustments where the exact level of a TF comparison was reached.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from .comparisons import NULL
+from .model import LinkageModel
+from .standardise import Prepared
+
+
+def tf_adjustment(prepared: Prepared, model: LinkageModel, name: str, column: str, level: int,
+                  levels: np.ndarray, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
+    """log2(u_level / tf(value)) where the pair reached `level` (0 elsewhere): rare values weigh more.
+
+    Splink's rule: the value's frequency replaces the average u of the exact level; both records hold
+    the same value at that level, the larger of the two frequencies is used for safety.
+    """
+    adjust = np.zeros(len(levels), dtype=np.float64)
+    hit = levels == level
+    if not hit.any():
+        return adjust
+    tf = prepared.tf[column]
+    codes = prepared.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
+    left = codes[rid_l[hit]]
+    right = codes[rid_r[hit]]
+    value_tf = np.maximum(tf[left], tf[right])
+    value_tf = np.clip(value_tf, model.settings.tf_minimum, 1.0)
+    adjust[hit] = np.log2(np.clip(model.u[name][level], 1e-12, 1.0) / value_tf)
+    return adjust
+
+
+def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.ndarray,
+          levels: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Pairs with match_weight, match_probability, and one `<comparison>_level` (and `_tf`) column each."""
+    weight = np.full(len(rid_l), model.prior_weight, dtype=np.float64)
+    columns: dict[str, np.ndarray] = {}
+    for c in model.comparisons:
+        lv = levels[c.name]
+        weight += model.level_weights(c.name)[lv.astype(np.int64) + 1]
+        columns[f"{c.name}_level"] = lv
+        if c.term_frequency and c.column in prepared.tf:
+            adj = tf_adjustment(prepared, model, c.name, c.column, c.tf_level, lv, rid_l, rid_r)
+            weight += adj
+            columns[f"{c.name}_tf_adjustment"] = adj.astype(np.float32)
+    probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+    return pl.DataFrame({
+        "rid_l": rid_l, "rid_r": rid_r,
+        "match_weight": weight, "match_probability": probability,
+        **{k: pl.Series(k, v, dtype=pl.Int8 if k.endswith("_level") else pl.Float32) for k, v in columns.items()},
+    })
+
+
+def with_record_ids(prepared: Prepared, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Replace row positions with (source, record_id) for both sides; keeps everything else."""
+    ids = prepared.frame.select(
+        "_rid",
+        pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
+                                         return_dtype=pl.String).alias("source"),
+        pl.col("_record_id").alias("record_id"),
+    )
+    left = ids.rename({"_rid": "rid_l", "source": "source_l", "record_id": "record_id_l"})
+    right = ids.rename({"_rid": "rid_r", "source": "source_r", "record_id": "record_id_r"})
+    out = (
+        pairs.join(left, on="rid_l", how="left", maintain_order="left")
+        .join(right, on="rid_r", how="left", maintain_order="left")
+    )
+    rest = [c for c in pairs.columns if c not in ("rid_l", "rid_r")]
+    return out.select("source_l", "record_id_l", "source_r", "record_id_r", *rest)

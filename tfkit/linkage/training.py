@@ -1,0 +1,162 @@
+"""Stage 4a, train: u from random pairs, the prior from deterministic rules, m by EM or from labels.
+
+- u: the level frequencies among a seeded uniform sample of record pairs (almost all non-matches).
+- prior lambda: pairs that agree exactly on a deterministic rule, divided by the assumed recall of
+  those rules, over all pairs the mode could compare.
+- m (no labels): expectation-maximisation on the candidate pairs' comparison vectors, collapsed to
+  distinct patterns with counts (a few thousand rows, whatever the data size). EM fits a two-class
+  mixture among the candidates (its own u and match share); only m is kept: u stays the random-pair
+  estimate, which is the right one for scoring pairs from the whole population.
+- m (labels): level frequencies among candidate pairs whose truth ids agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from tfkit.errors import UsageError
+
+from .blocking import comparisons_possible, random_pairs
+from .comparisons import NULL, Comparison, comparison_levels
+from .model import LinkageModel
+from .standardise import Prepared
+
+
+def level_frequencies(levels: np.ndarray, n_levels: int, weights: np.ndarray | None = None,
+                      pseudocount: float = 0.0) -> np.ndarray:
+    """Share of each level among non-null pairs (optionally weighted), with optional smoothing."""
+    valid = levels >= 0
+    counts = np.bincount(levels[valid].astype(np.int64), weights=None if weights is None else weights[valid],
+                         minlength=n_levels)[:n_levels].astype(np.float64) + pseudocount
+    total = counts.sum()
+    return counts / total if total > 0 else np.full(n_levels, 1.0 / n_levels)
+
+
+def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int) -> dict[str, np.ndarray]:
+    pairs = random_pairs(prepared, model.settings.u_sample_pairs, mode, seed)
+    levels = comparison_levels(prepared, model.comparisons, pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy(),
+                               batch_pairs=model.settings.batch_pairs)
+    u = {c.name: level_frequencies(levels[c.name], c.n_levels, pseudocount=1.0) for c in model.comparisons}
+    model.u = u
+    model.training_log.append({"step": "u", "method": "random sampling", "pairs": pairs.height, "seed": seed})
+    return u
+
+
+def deterministic_hits(prepared: Prepared, rules: list[list[str]], rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
+    hit = np.zeros(len(rid_l), dtype=bool)
+    for rule in rules:
+        missing = [c for c in rule if c not in prepared.frame.columns]
+        if missing:
+            raise UsageError(f"deterministic rule {rule} uses {', '.join(missing)}, which is not a prepared column",
+                             hint="use compared columns or their derived forms in settings.deterministic_rules")
+        agree = np.ones(len(rid_l), dtype=bool)
+        for column in rule:
+            codes = prepared.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
+            left = codes[rid_l]
+            agree &= (left == codes[rid_r]) & (left != NULL)
+        hit |= agree
+    return hit
+
+
+def estimate_prior(prepared: Prepared, model: LinkageModel, candidates: pl.DataFrame, *, mode: str) -> float:
+    """lambda = (pairs meeting a deterministic rule / assumed recall) / pairs the mode could compare."""
+    s = model.settings
+    hits = int(deterministic_hits(prepared, s.deterministic_rules, candidates["rid_l"].to_numpy(),
+                                  candidates["rid_r"].to_numpy()).sum())
+    possible = comparisons_possible(prepared.source_sizes(), mode)
+    expected = max(hits, 1) / s.deterministic_recall
+    prior = float(min(max(expected / max(possible, 1), 1e-12), 0.5))
+    model.prior = prior
+    model.training_log.append({"step": "prior", "method": "deterministic rules", "rules": s.deterministic_rules,
+                               "recall": s.deterministic_recall, "pairs_meeting_rules": hits,
+                               "comparisons_possible": possible, "prior": prior})
+    return prior
+
+
+@dataclass
+class EMResult:
+    m: dict[str, np.ndarray]
+    u: dict[str, np.ndarray]
+    match_share: float
+    iterations: int
+    converged: bool
+
+
+def patterns(levels: dict[str, np.ndarray], comparisons: list[Comparison]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct comparison vectors and their counts (deterministic order)."""
+    frame = pl.DataFrame({c.name: levels[c.name] for c in comparisons})
+    grouped = frame.group_by([c.name for c in comparisons]).len().sort([c.name for c in comparisons])
+    return grouped.select([c.name for c in comparisons]).to_numpy().astype(np.int64), grouped["len"].to_numpy().astype(np.float64)
+
+
+def expectation_maximisation(gammas: np.ndarray, counts: np.ndarray, comparisons: list[Comparison],
+                             m0: dict[str, np.ndarray], u0: dict[str, np.ndarray], share0: float, *,
+                             max_iterations: int = 100, tolerance: float = 1e-6, fix_u: bool = False) -> EMResult:
+    """Two-class EM on comparison-vector patterns. Null levels (-1) contribute to neither class."""
+    m = {k: v.astype(np.float64).copy() for k, v in m0.items()}
+    u = {k: v.astype(np.float64).copy() for k, v in u0.items()}
+    share = share0
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):
+        log_m = np.full(len(counts), np.log(share))
+        log_u = np.full(len(counts), np.log(1.0 - share))
+        for k, c in enumerate(comparisons):
+            g = gammas[:, k]
+            valid = g >= 0
+            gi = np.where(valid, g, 0)
+            log_m += np.where(valid, np.log(np.clip(m[c.name], 1e-12, 1.0))[gi], 0.0)
+            log_u += np.where(valid, np.log(np.clip(u[c.name], 1e-12, 1.0))[gi], 0.0)
+        posterior = 1.0 / (1.0 + np.exp(np.clip(log_u - log_m, -700, 700)))
+        wm = counts * posterior
+        wu = counts * (1.0 - posterior)
+        change = 0.0
+        new_share = float(wm.sum() / counts.sum())
+        change = max(change, abs(new_share - share))
+        share = min(max(new_share, 1e-9), 1 - 1e-9)
+        for k, c in enumerate(comparisons):
+            # One pseudo-pair per level keeps unseen levels from getting an infinite penalty.
+            new_m = level_frequencies(gammas[:, k], c.n_levels, wm, pseudocount=1.0)
+            change = max(change, float(np.abs(new_m - m[c.name]).max()))
+            m[c.name] = new_m
+            if not fix_u:
+                new_u = level_frequencies(gammas[:, k], c.n_levels, wu)
+                change = max(change, float(np.abs(new_u - u[c.name]).max()))
+                u[c.name] = new_u
+        if change < tolerance:
+            converged = True
+            break
+    return EMResult(m, u, share, iteration, converged)
+
+
+def initial_m(c: Comparison) -> np.ndarray:
+    """A starting point that says 'matches mostly agree exactly': 0.9 at the top, the rest shared down."""
+    rest = 0.1 * 0.5 ** np.arange(c.n_levels - 1)
+    return np.concatenate([[0.9], rest / rest.sum() * 0.1])
+
+
+def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResult:
+    s = model.settings
+    gammas, counts = patterns(levels, model.comparisons)
+    m0 = {c.name: initial_m(c) for c in model.comparisons}
+    u0 = {c.name: model.u[c.name] for c in model.comparisons}
+    result = expectation_maximisation(gammas, counts, model.comparisons, m0, u0, 0.1,
+                                      max_iterations=s.em_max_iterations, tolerance=s.em_tolerance)
+    model.m = result.m
+    model.training_log.append({"step": "m", "method": "expectation maximisation", "patterns": len(counts),
+                               "pairs": int(counts.sum()), "iterations": result.iterations,
+                               "converged": result.converged, "match_share_in_candidates": result.match_share})
+    return result
+
+
+def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:
+    if not is_match.any():
+        raise UsageError("the truth column marks no candidate pair as a match, so m cannot be estimated from labels",
+                         hint="check the --truth column, or train without labels")
+    m = {c.name: level_frequencies(levels[c.name][is_match], c.n_levels, pseudocount=0.5) for c in model.comparisons}
+    model.m = m
+    model.training_log.append({"step": "m", "method": "labels", "matching_pairs": int(is_match.sum())})
+    return m
