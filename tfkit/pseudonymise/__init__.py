@@ -1,5 +1,31 @@
-"""Keyed pseudonyms (contract v1), pseudonymisation policies and hashed match keys."""
+"""Keyed pseudonyms (contract v1), pseudonymisation policies and hashed match keys.
 
+Public API (what other areas call):
+  load_key_file(path | None) -> MasterKey           (honours TFKIT_KEY_FILE; contract.py)
+  load_policy(schema, override_path=None) -> Policy  (built-in per-schema policy + user TOML)
+  pseudonymise(frame, key=, project=, policy=, la_code=None, match_keys="policy") -> pl.DataFrame
+  plan_and_query(...) -> (PseudonymisationPlan, LazyFrame)   (the columns it will produce)
+  metadata(key, project, policy) -> dict             (Parquet footer metadata: fingerprints only)
+  default_match_keys() / select_match_keys(spec, columns) / MatchKey
+  link_on_match_keys(a, b, keys=None) -> (pairs, per_key_counts)
+"""
+
+from tfkit.pseudonymise.apply import (
+    PSEUDONYM_SUFFIX,
+    OutputColumn,
+    PseudonymisationPlan,
+    metadata,
+    plan_and_query,
+    pseudonymise,
+)
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, MasterKey, generate_key_file, load_key_file
+from tfkit.pseudonymise.link_keys import KeyLinkCount, link_on_match_keys
+from tfkit.pseudonymise.match_keys import MatchKey, default_match_keys, match_key, select_match_keys
+from tfkit.pseudonymise.policy import ColumnRule, Policy, builtin_policy, load_policy, load_policy_file
 
-__all__ = ["CONTRACT_VERSION", "MasterKey", "generate_key_file", "load_key_file"]
+__all__ = [
+    "CONTRACT_VERSION", "PSEUDONYM_SUFFIX", "ColumnRule", "KeyLinkCount", "MasterKey", "MatchKey",
+    "OutputColumn", "Policy", "PseudonymisationPlan", "builtin_policy", "default_match_keys",
+    "generate_key_file", "link_on_match_keys", "load_key_file", "load_policy", "load_policy_file",
+    "match_key", "metadata", "plan_and_query", "pseudonymise", "select_match_keys",
+]
