@@ -1,9 +1,45 @@
-"""CLI commands for this area (see tfkit.cli). Filled in by the area's owner."""
+"""`tfkit demo-data`: write the synthetic demo extracts (a thin skin over tfkit.demo)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from tfkit import console, demo
+
+
+def demo_data(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the CSV files into (new or empty).")],
+    people: Annotated[int, typer.Option("--people", help="Number of people in the programme cohort.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives byte-identical files.")] = (
+        demo.DEFAULT_SEED
+    ),
+    la_code: Annotated[str, typer.Option("--la-code", help="GSS code of the local authority.")] = demo.DEFAULT_LA_CODE,
+    error_rate: Annotated[
+        float,
+        typer.Option("--error-rate", help="Share of cohort rows with one invalid value (0 for a clean cohort)."),
+    ] = demo.DEFAULT_ERROR_RATE,
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory, replacing demo files.")] = (
+        False
+    ),
+) -> None:
+    """Write a synthetic cohort, partner extracts (police, school attendance, DWP), consent
+    withdrawals and the ground truth as CSV files. Synthetic people only: never real data."""
+    paths = demo.write_demo(out, people, seed=seed, la_code=la_code, error_rate=error_rate, force=force)
+    rows = {name: path.read_bytes().count(b"\n") - 1 for name, path in paths.items()}
+    console.log(
+        "demo_data_written",
+        f"wrote synthetic demo data for {la_code} (seed {seed}) to {out}:\n"
+        + "\n".join(f"  {path.name:<26} {rows[name]:>10,} rows" for name, path in paths.items()),
+        out=str(out),
+        seed=seed,
+        la_code=la_code,
+        people=people,
+        rows=rows,
+    )
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("demo-data")(demo_data)

@@ -1,0 +1,413 @@
+"""Render the population as the files an LA and its partners would send: cohort, police, school
+attendance, DWP, consent withdrawals, and the ground truth linking every record to a person."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from tfkit.demo import noise, population, reference
+from tfkit.identifiers import UPN_ALPHABET
+
+COHORT_COLUMNS = (
+    "LA Code", "Family ID", "Person ID", "Forename", "Surname", "Date of Birth", "Gender", "Postcode",
+    "NI Number", "UPN", "NHS Number", "Crime/ASB", "Education", "Children Who Need Help", "Worklessness",
+    "Domestic Abuse", "Health", "Intervention Status", "Intervention Start", "Intervention End",
+    "Comparison Group",
+)
+POLICE_COLUMNS = ("Record ID", "First Name", "Last Name", "DOB", "Sex", "Post Code", "Offence Date", "Offence Category")
+SCHOOL_COLUMNS = (
+    "Pupil Ref", "UPN", "GIVEN_NAME", "FAMILY_NAME", "BIRTH_DATE", "GENDER", "POSTCODE", "School URN",
+    "Sessions Possible", "Sessions Missed",
+)
+DWP_COLUMNS = ("Claim Ref", "NINO", "Forename", "Surname", "DOB", "Postcode", "Benefit", "Claim Start")
+TRUTH_COLUMNS = ("source", "record_id", "person_key")
+CONSENT_COLUMNS = ("person_id", "nino", "nhs_number")
+INJECTED_ERROR_COLUMNS = ("source", "record_id", "column", "kind")
+
+# How complete the LA's own identifiers are in the cohort.
+COHORT_NHS_COVERAGE = 0.90
+COHORT_NINO_COVERAGE_ADULT = 0.88  # 18+
+COHORT_NINO_COVERAGE_16_17 = 0.50
+COHORT_UPN_COVERAGE = 0.95
+
+# Invalid cohort rows, each with one of these faults, in equal shares of `error_rate`.
+COHORT_ERROR_KINDS = (
+    "nhs_check_digit", "nino_format", "impossible_date", "future_dob", "unknown_code",
+    "upn_check_letter", "postcode_format",
+)
+
+PROBLEM_HEADERS = {
+    "problem_crime": "Crime/ASB",
+    "problem_education": "Education",
+    "problem_children_in_need": "Children Who Need Help",
+    "problem_worklessness": "Worklessness",
+    "problem_domestic_abuse": "Domestic Abuse",
+    "problem_health": "Health",
+}
+
+OFFENCE_CATEGORIES = {
+    "Anti-social behaviour": 0.24, "Violence against the person": 0.20, "Theft": 0.14,
+    "Criminal damage and arson": 0.10, "Public order offences": 0.08, "Drug offences": 0.08,
+    "Burglary": 0.05, "Vehicle offences": 0.05, "Possession of weapons": 0.03, "Robbery": 0.03,
+}
+BENEFITS = {
+    "Universal Credit": 0.38, "Employment and Support Allowance": 0.18, "Jobseeker's Allowance": 0.12,
+    "Income Support": 0.10, "Housing Benefit": 0.10, "Personal Independence Payment": 0.07,
+    "Carer's Allowance": 0.05,
+}
+
+_EXCEL_EPOCH_OFFSET = 25569  # Excel serial of 1970-01-01 (1900 date system)
+
+
+def uk_date(expr: pl.Expr) -> pl.Expr:
+    return expr.dt.strftime("%d/%m/%Y")
+
+
+def iso_date(expr: pl.Expr) -> pl.Expr:
+    return expr.dt.strftime("%Y-%m-%d")
+
+
+def excel_serial(expr: pl.Expr) -> pl.Expr:
+    return expr.cast(pl.Int32) + _EXCEL_EPOCH_OFFSET
+
+
+def yes_no(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr).then(pl.lit("Y")).otherwise(pl.lit("N"))
+
+
+def unique_ids(k: int, digits: int, prefix: str, rng: np.random.Generator) -> pl.Series:
+    """k distinct random identifiers like PREFIX + `digits` digits (no leading zero)."""
+    low = 10 ** (digits - 1)
+    numbers = rng.choice(9 * low, size=k, replace=False) + low
+    return pl.select(pl.lit(prefix) + pl.Series(numbers).cast(pl.String)).to_series()
+
+
+# --------------------------------------------------------------------------- cohort
+
+
+def cohort(people: pl.DataFrame, la: reference.LocalAuthority, error_rate: float, rng: np.random.Generator):
+    """The LA's programme cohort as exported, and the log of deliberately invalid cells."""
+    n = people.height
+    age = people["age"].to_numpy()
+    nhs_shown = rng.random(n) < COHORT_NHS_COVERAGE
+    if nhs_shown.sum() > population.nhs_capacity():
+        keep = rng.choice(np.flatnonzero(nhs_shown), size=population.nhs_capacity(), replace=False)
+        nhs_shown = np.zeros(n, dtype=bool)
+        nhs_shown[keep] = True
+    nhs = population.sparse_strings(
+        n, nhs_shown, pl.Series(population.nhs_numbers(int(nhs_shown.sum()), rng)).cast(pl.String)
+    )
+    nino_p = np.where(age >= 18, COHORT_NINO_COVERAGE_ADULT, COHORT_NINO_COVERAGE_16_17)
+    nino_shown = rng.random(n) < nino_p
+    upn_shown = rng.random(n) < COHORT_UPN_COVERAGE
+
+    fam_ids = people["family"].unique(maintain_order=True)
+    family_id = pl.DataFrame({"family": fam_ids, "family_id": unique_ids(len(fam_ids), 7, "F", rng)})
+    people = people.with_columns(
+        person_id=unique_ids(n, 8, "", rng),
+        nhs_number=nhs,
+        nino=pl.when(pl.Series(nino_shown)).then(pl.col("nino")),
+        upn=pl.when(pl.Series(upn_shown)).then(pl.col("upn")),
+    ).join(family_id, on="family", how="left", maintain_order="left")
+
+    out = people.select(
+        pl.lit(la.la_code).alias("LA Code"),
+        pl.col("family_id").alias("Family ID"),
+        pl.col("person_id").alias("Person ID"),
+        pl.col("forename").alias("Forename"),
+        pl.col("surname").alias("Surname"),
+        uk_date(pl.col("dob")).alias("Date of Birth"),
+        pl.col("sex").alias("Gender"),
+        pl.col("postcode").alias("Postcode"),
+        pl.col("nino").alias("NI Number"),
+        pl.col("upn").alias("UPN"),
+        pl.col("nhs_number").alias("NHS Number"),
+        *[yes_no(pl.col(p)).alias(h) for p, h in PROBLEM_HEADERS.items()],
+        pl.col("intervention_status").alias("Intervention Status"),
+        uk_date(pl.col("intervention_start")).alias("Intervention Start"),
+        uk_date(pl.col("intervention_end")).alias("Intervention End"),
+        yes_no(pl.col("comparison_group")).alias("Comparison Group"),
+    )
+    out, errors = _invalid_cohort_rows(out, error_rate, rng)
+    return out, errors, people.select("person_key", "person_id", "nino", "nhs_number")
+
+
+def _invalid_cohort_rows(df: pl.DataFrame, error_rate: float, rng: np.random.Generator):
+    """Break `error_rate` of the rows, one fault each, for validation to catch."""
+    n = df.height
+    k = int(round(n * error_rate))
+    empty = pl.DataFrame(schema={c: pl.String for c in INJECTED_ERROR_COLUMNS})
+    if k == 0:
+        return df, empty
+    used = np.zeros(n, dtype=bool)
+    u = rng.random(n)
+    logs = []
+    eligible = {
+        "nhs_check_digit": df["NHS Number"].is_not_null().to_numpy(),
+        "nino_format": df["NI Number"].is_not_null().to_numpy(),
+        "upn_check_letter": df["UPN"].is_not_null().to_numpy(),
+    }
+    per_kind = np.diff(np.linspace(0, k, len(COHORT_ERROR_KINDS) + 1).round().astype(int))
+    masks = {}
+    for kind, count in zip(COHORT_ERROR_KINDS, per_kind, strict=True):
+        pool = np.flatnonzero(eligible.get(kind, np.ones(n, dtype=bool)) & ~used)
+        rows = rng.choice(pool, size=min(count, len(pool)), replace=False)
+        used[rows] = True
+        m = np.zeros(n, dtype=bool)
+        m[rows] = True
+        masks[kind] = pl.Series(m)
+    uu = pl.Series(u)
+    nhs, nino, upn, dob, pc = (pl.col(c) for c in ("NHS Number", "NI Number", "UPN", "Date of Birth", "Postcode"))
+    bump = (uu * 9).floor().cast(pl.Int32) + 1
+    nhs_bad = nhs.str.slice(0, 9) + ((nhs.str.slice(9, 1).cast(pl.Int32) + bump) % 10).cast(pl.String)
+    nino_bad = (
+        pl.when(uu < 0.25).then(pl.lit("D") + nino.str.slice(1))  # D is never a prefix letter
+        .when(uu < 0.5).then(pl.lit("TN") + nino.str.slice(2))  # never-issued prefix
+        .when(uu < 0.75).then(nino.str.slice(0, 8) + pl.lit("E"))  # suffix beyond A-D
+        .otherwise(nino.str.slice(0, 7) + nino.str.slice(8, 1))  # a digit short
+    )
+    impossible = pl.concat_str(
+        [
+            pl.when(uu < 0.4).then(pl.lit("30/02")).when(uu < 0.6).then(pl.lit("31/04"))
+            .when(uu < 0.8).then(pl.lit("31/11")).otherwise(pl.lit("12/13")),
+            dob.str.slice(6, 4),
+        ],
+        separator="/",
+    )
+    future = dob.str.slice(0, 6) + (2050 + (uu * 10).floor().cast(pl.Int32)).cast(pl.String)
+    letter_idx = pl.col("UPN").str.slice(0, 1).replace_strict(
+        {c: i for i, c in enumerate(UPN_ALPHABET)}, default=0, return_dtype=pl.Int32
+    )
+    upn_bad = ((letter_idx + bump) % 23).replace_strict(
+        dict(enumerate(UPN_ALPHABET)), return_dtype=pl.String
+    ) + upn.str.slice(1)
+    pc_bad = pc.str.slice(0, pc.str.len_chars() - 1) + pl.lit("C")  # inward letters never C
+    code_col = np.array(["Gender", "Intervention Status", "Comparison Group"])[(u * 3).astype(int) % 3]
+    unknown = masks["unknown_code"].to_numpy()
+    changes = [
+        ("nhs_check_digit", "NHS Number", masks["nhs_check_digit"], nhs_bad),
+        ("nino_format", "NI Number", masks["nino_format"], nino_bad),
+        ("impossible_date", "Date of Birth", masks["impossible_date"], impossible),
+        ("future_dob", "Date of Birth", masks["future_dob"] & ~masks["impossible_date"], future),
+        ("upn_check_letter", "UPN", masks["upn_check_letter"], upn_bad),
+        ("postcode_format", "Postcode", masks["postcode_format"], pc_bad),
+        ("unknown_code", "Gender", pl.Series(unknown & (code_col == "Gender")), pl.lit("X")),
+        ("unknown_code", "Intervention Status", pl.Series(unknown & (code_col == "Intervention Status")),
+         pl.lit("closed")),
+        ("unknown_code", "Comparison Group", pl.Series(unknown & (code_col == "Comparison Group")), pl.lit("?")),
+    ]
+    # Each row has at most one fault, so every change can be made in one pass.
+    out = df.with_columns(
+        pl.when(pl.any_horizontal(pl.lit(m) for _, c, m, _ in changes if c == col))
+        .then(pl.coalesce(pl.when(pl.lit(m)).then(new) for _, c, m, new in changes if c == col))
+        .otherwise(pl.col(col))
+        .alias(col)
+        for col in dict.fromkeys(c for _, c, _, _ in changes)
+    )
+    for kind, col, m, _ in changes:
+        logs.append(
+            out.filter(m).select(
+                pl.lit("cohort").alias("source"), pl.col("Person ID").alias("record_id"),
+                pl.lit(col).alias("column"), pl.lit(kind).alias("kind"),
+            )
+        )
+    return out, pl.concat(logs)
+
+
+# --------------------------------------------------------------------------- partner extracts
+
+
+def _records(
+    people: pl.DataFrame, chosen: np.ndarray, extra_p: list[float], rng: np.random.Generator
+) -> pl.DataFrame:
+    """One row per record: each chosen person once, some of them 2-4 times (within-source duplicates)."""
+    copies = 1 + rng.choice(len(extra_p), size=len(chosen), p=extra_p)
+    idx = np.repeat(chosen, copies)
+    copy_no = np.arange(len(idx)) - np.repeat(np.cumsum(copies) - copies, copies)
+    return people[idx].with_columns(pl.Series("copy_no", copy_no))
+
+
+def _select(mask_p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.flatnonzero(rng.random(len(mask_p)) < mask_p)
+
+
+def _non_matches(background: pl.DataFrame, eligible: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    pool = np.flatnonzero(eligible)
+    return rng.choice(pool, size=min(count, len(pool)), replace=False)
+
+
+def _noisy(records: pl.DataFrame, rng: np.random.Generator, kinds: tuple[str, ...], rates=None):
+    alt = population.draw_names(records["community"].to_numpy(), reference.surnames(), rng)
+    inj = noise.ErrorInjector(records, rng, rates)
+    inj.names(pl.Series(alt.astype(str)))
+    inj.dob()
+    if "sex" in kinds:
+        inj.sex()
+    inj.postcode()
+    if "nino" in kinds:
+        inj.nino()
+    if "upn" in kinds:
+        inj.upn()
+    return inj.df, inj.error_log()
+
+
+def _upper_some(df: pl.DataFrame, share: float, rng: np.random.Generator) -> pl.DataFrame:
+    """Some systems hold names in capitals."""
+    up = pl.Series(rng.random(df.height) < share)
+    return df.with_columns(
+        pl.when(up).then(pl.col(c).str.to_uppercase()).otherwise(pl.col(c)).alias(c) for c in ("forename", "surname")
+    )
+
+
+def _finish(df: pl.DataFrame, log: pl.DataFrame, source: str, id_col: str, columns: tuple[str, ...]):
+    """Sort by record id (random, so row order says nothing about people) and split truth and log."""
+    df = df.sort(id_col)
+    truth = df.select(pl.lit(source).alias("source"), pl.col(id_col).alias("record_id"), "person_key")
+    errors = log.join(df.select("_row", id_col), on="_row", how="inner").select(
+        pl.lit(source).alias("source"), pl.col(id_col).alias("record_id"), "column", "kind"
+    ).sort("record_id", "column", "kind")
+    return df.select(columns), truth, errors
+
+
+def police(cohort_people, background, rng):
+    age_c = cohort_people["age"].to_numpy()
+    p = np.where(cohort_people["problem_crime"].to_numpy(), 0.85, np.where(age_c >= 10, 0.04, 0.0))
+    matched = _select(p, rng)
+    others = _non_matches(background, background["age"].to_numpy() >= 10, int(len(matched) * 1.5), rng)
+    people = pl.concat([cohort_people.select(background.columns), background])
+    chosen = np.concatenate([matched, others + cohort_people.height])
+    recs = _records(people, chosen, [0.7, 0.2, 0.07, 0.03], rng)
+    recs, log = _noisy(recs, rng, ("sex",))
+    recs = _upper_some(recs, 0.5, rng)
+    n = recs.height
+    start = (population.PROGRAMME_START - population._EPOCH).days
+    offence_day = rng.integers(start, population.REFERENCE_DAYS, size=n)
+    cats = np.array(list(OFFENCE_CATEGORIES))[rng.choice(len(OFFENCE_CATEGORIES), size=n, p=list(OFFENCE_CATEGORIES.values()))]
+    recs = recs.with_columns(
+        pl.Series("record_id", unique_ids(n, 8, "CR", rng)),
+        pl.Series("offence_date", offence_day).cast(pl.Int32).cast(pl.Date),
+        pl.Series("offence_category", cats),
+    )
+    # A fifth of repeat records are the same incident keyed twice: same date and category.
+    same = (recs["copy_no"].to_numpy() > 0) & (rng.random(n) < 0.2)
+    recs = recs.with_columns(
+        pl.when(pl.Series(same)).then(pl.col(c).shift(1)).otherwise(pl.col(c)).alias(c)
+        for c in ("offence_date", "offence_category")
+    )
+    out = recs.select(
+        "_row", "person_key",
+        pl.col("record_id").alias("Record ID"),
+        pl.col("forename").alias("First Name"),
+        pl.col("surname").alias("Last Name"),
+        iso_date(pl.col("dob")).alias("DOB"),
+        pl.col("sex").alias("Sex"),
+        pl.col("postcode").alias("Post Code"),
+        iso_date(pl.col("offence_date")).alias("Offence Date"),
+        pl.col("offence_category").alias("Offence Category"),
+    )
+    return _finish(out, log, "police", "Record ID", POLICE_COLUMNS)
+
+
+def school_attendance(cohort_people, background, la, rng):
+    age_c = cohort_people["age"].to_numpy()
+    school_age_c = (age_c >= 5) & (age_c <= 16)
+    matched = _select(np.where(school_age_c, 0.92, 0.0), rng)
+    age_b = background["age"].to_numpy()
+    others = _non_matches(background, (age_b >= 5) & (age_b <= 16), int(len(matched) * 2), rng)
+    # Persistent absence: the programme's education problem, or about 8% of other pupils.
+    people = pl.concat([
+        cohort_people.select(*background.columns, pl.col("problem_education").alias("absent")),
+        background.with_columns(absent=pl.Series(rng.random(background.height) < 0.08)),
+    ])
+    chosen = np.concatenate([matched, others + cohort_people.height])
+    recs = _records(people, chosen, [0.98, 0.02], rng)
+    edu_per_record = recs["absent"].to_numpy()
+    recs, log = _noisy(recs, rng, ("sex", "upn"))
+    n = recs.height
+    urns = rng.choice(np.arange(100000, 150000), size=60, replace=False)
+    possible = rng.integers(300, 381, size=n)
+    rate = np.where(edu_per_record, rng.beta(3, 8, size=n), rng.beta(1.2, 25, size=n))
+    recs = recs.with_columns(
+        pl.Series("record_id", unique_ids(n, 7, "SP", rng)),
+        pl.Series("school_urn", urns[rng.integers(0, len(urns), size=n)]).cast(pl.String),
+        pl.Series("possible", possible),
+        pl.Series("missed", np.round(possible * rate).astype(np.int64)),
+    )
+    out = recs.select(
+        "_row", "person_key",
+        pl.col("record_id").alias("Pupil Ref"),
+        pl.col("upn").alias("UPN"),
+        pl.col("forename").alias("GIVEN_NAME"),
+        pl.col("surname").alias("FAMILY_NAME"),
+        uk_date(pl.col("dob")).alias("BIRTH_DATE"),
+        pl.col("sex").alias("GENDER"),
+        pl.col("postcode").alias("POSTCODE"),
+        pl.col("school_urn").alias("School URN"),
+        pl.col("possible").alias("Sessions Possible"),
+        pl.col("missed").alias("Sessions Missed"),
+    )
+    return _finish(out, log, "school_attendance", "Pupil Ref", SCHOOL_COLUMNS)
+
+
+def dwp(cohort_people, background, rng):
+    age_c = cohort_people["age"].to_numpy()
+    p = np.where(
+        cohort_people["problem_worklessness"].to_numpy() & (age_c >= 16), 0.75, np.where(age_c >= 18, 0.10, 0.0)
+    )
+    matched = _select(p, rng)
+    others = _non_matches(background, background["age"].to_numpy() >= 18, int(len(matched) * 1.5), rng)
+    people = pl.concat([cohort_people.select(background.columns), background])
+    chosen = np.concatenate([matched, others + cohort_people.height])
+    recs = _records(people, chosen, [0.94, 0.06], rng)
+    recs, log = _noisy(recs, rng, ("nino",))
+    recs = _upper_some(recs, 0.7, rng)
+    n = recs.height
+    start = (population.PROGRAMME_START - population._EPOCH).days - 3 * 365
+    benefit = np.array(list(BENEFITS))[rng.choice(len(BENEFITS), size=n, p=list(BENEFITS.values()))]
+    recs = recs.with_columns(
+        pl.Series("record_id", unique_ids(n, 9, "CLM", rng)),
+        pl.Series("benefit", benefit),
+        pl.Series("claim_start", rng.integers(start, population.REFERENCE_DAYS, size=n)).cast(pl.Int32).cast(pl.Date),
+    )
+    out = recs.select(
+        "_row", "person_key",
+        pl.col("record_id").alias("Claim Ref"),
+        pl.col("nino").alias("NINO"),
+        pl.col("forename").alias("Forename"),
+        pl.col("surname").alias("Surname"),
+        excel_serial(pl.col("dob")).alias("DOB"),
+        pl.col("postcode").alias("Postcode"),
+        pl.col("benefit").alias("Benefit"),
+        excel_serial(pl.col("claim_start")).alias("Claim Start"),
+    )
+    return _finish(out, log, "dwp", "Claim Ref", DWP_COLUMNS)
+
+
+# --------------------------------------------------------------------------- consent withdrawals
+
+CONSENT_WITHDRAWAL_SHARE = 0.01
+
+
+def consent_withdrawals(ids: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """About 1% of cohort people, named by person_id, NI number or NHS number, or several of them."""
+    n = ids.height
+    k = max(1, int(round(n * CONSENT_WITHDRAWAL_SHARE))) if n else 0
+    rows = np.sort(rng.choice(n, size=k, replace=False))
+    chosen = ids[rows]
+    u = pl.Series(rng.random(k))
+    spaced = pl.Series(rng.random(k) < 0.1)
+    mode = (
+        pl.when(u < 0.45).then(pl.lit("person_id"))
+        .when((u < 0.6) & pl.col("nino").is_not_null()).then(pl.lit("nino"))
+        .when((u < 0.75) & pl.col("nhs_number").is_not_null()).then(pl.lit("nhs_number"))
+        .when(u >= 0.75).then(pl.lit("all"))
+        .otherwise(pl.lit("person_id"))
+    )
+    return chosen.with_columns(mode.alias("mode")).select(
+        pl.when(pl.col("mode").is_in(["person_id", "all"])).then(pl.col("person_id")).alias("person_id"),
+        pl.when(pl.col("mode").is_in(["nino", "all"]))
+        .then(pl.when(spaced).then(noise.spaced_nino(pl.col("nino"))).otherwise(pl.col("nino")))
+        .alias("nino"),
+        pl.when(pl.col("mode").is_in(["nhs_number", "all"])).then(pl.col("nhs_number")).alias("nhs_number"),
+    )
