@@ -27,21 +27,20 @@ def read_source(path: Path, encoding: str | None):
 
 @dataclass
 class Validated:
-    valid: pl.DataFrame  # typed, canonical column names
-    quarantine: pl.DataFrame  # failing rows with their reasons (raw values: LA-internal only)
+    valid: pl.DataFrame  # typed, canonical column names (+ _source_line)
+    quarantine: pl.DataFrame  # failing rows, the file's own headers, raw text + _source_line, _reasons
+    canonical_names: dict[str, str] = field(default_factory=dict)  # quarantine header -> canonical field
     summary: dict[str, Any] = field(default_factory=dict)  # masked, JSON-ready
-    report: Any = None  # the validation area's own report object (for report.html)
+    report: Any = None  # the validation area's ValidationReport (for report.html)
 
 
 def validate_source(raw, schema: str) -> Validated:
-    from tfkit.schemas import load_schema, validate
+    from tfkit.schemas import load_schema, match_columns, validate
 
-    result = validate(raw, load_schema(schema))
-    report = getattr(result, "report", None)
-    summary: dict[str, Any] = {}
-    if report is not None and hasattr(report, "to_dict"):
-        summary = report.to_dict()
-    return Validated(result.valid, result.quarantine, summary, report)
+    loaded = load_schema(schema)
+    result = validate(raw, loaded)
+    headers = {header: name for name, header in match_columns(raw, loaded).fields.items()}
+    return Validated(result.valid, result.quarantine, headers, result.report.to_dict(), result.report)
 
 
 # --------------------------------------------------------------------------- pseudonymisation
@@ -110,7 +109,4 @@ def write_demo_inputs(out_dir: Path, *, seed: int, people: int) -> dict[str, Pat
     """Demo extracts (cohort.csv, consent_withdrawals.csv, ...) written by tfkit.demo."""
     from tfkit.demo import write_demo
 
-    written = write_demo(out_dir, seed=seed, people=people)
-    if isinstance(written, dict):
-        return {k: Path(v) for k, v in written.items()}
-    return {p.stem: p for p in sorted(out_dir.glob("*.csv"))}
+    return {name: Path(p) for name, p in write_demo(out_dir, n_people=people, seed=seed, force=True).items()}

@@ -49,11 +49,15 @@ class Withdrawals:
                 expr = expr | _NORMALISE[name](pl.col(name)).is_in(series.implode()).fill_null(False)
         return expr
 
-    def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-        """(frame without withdrawn rows, number removed)."""
+    def split(self, frame: pl.DataFrame, canonical_names: dict[str, str] | None = None) -> tuple[pl.DataFrame, int]:
+        """(frame without withdrawn rows, number removed). `canonical_names` maps a frame's own
+        headers to canonical fields (quarantined rows keep the file's headers)."""
         if not self.entries:
             return frame, 0
-        flagged = frame.select(self.mask(frame).alias("w")).to_series()
+        view = frame
+        if canonical_names:
+            view = frame.select([pl.col(h).alias(f) for h, f in canonical_names.items() if h in frame.columns])
+        flagged = view.select(self.mask(view).alias("w")).to_series()
         removed = int(flagged.sum())
         return (frame.filter(~flagged) if removed else frame), removed
 

@@ -97,6 +97,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         runs: list[SourceRun] = []
         valid: dict[str, pl.DataFrame] = {}
         quarantined: dict[str, pl.DataFrame] = {}
+        headers: dict[str, dict[str, str]] = {}
         for source in config.sources:
             raw = adapters.read_source(source.path, source.encoding)
             digest = bag.sha256_file(source.path)
@@ -105,12 +106,13 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
                         source=source.name, rows=raw.n_rows, sha256=digest)
             checked = adapters.validate_source(raw, source.schema)
             valid[source.name], quarantined[source.name] = checked.valid, checked.quarantine
+            headers[source.name] = checked.canonical_names
             runs.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, raw.n_rows),
                                   validation=checked.summary))
         bad = {name: q.height for name, q in quarantined.items() if q.height}
         if config.fail_on_invalid and bad:
             for run in runs:
-                run.quarantine_file = _write_quarantine(config, run.source, withdrawals.split(quarantined[run.source])[0])
+                run.quarantine_file = _write_quarantine(config, run.source, withdrawals.split(quarantined[run.source], headers[run.source])[0])
             raise DataCheckFailed(
                 "rows failed validation and fail_on_invalid = true: no package written ("
                 + ", ".join(f"{n}: {c:,}" for n, c in bad.items()) + ")",
@@ -126,7 +128,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         policies: dict[str, Any] = {}
         for run, source in zip(runs, config.sources, strict=True):
             kept, withdrawn_valid = withdrawals.split(valid.pop(source.name))
-            q_kept, withdrawn_q = withdrawals.split(quarantined.pop(source.name))
+            q_kept, withdrawn_q = withdrawals.split(quarantined.pop(source.name), headers[source.name])
             rec = run.reconciliation
             rec.withdrawn, rec.quarantined = withdrawn_valid + withdrawn_q, q_kept.height
             run.quarantine_file = _write_quarantine(config, source.name, q_kept)
