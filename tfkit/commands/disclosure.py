@@ -1,9 +1,102 @@
-"""CLI commands for this area (see tfkit.cli). Filled in by the area's owner."""
+"""`tfkit disclosure check` and `tfkit summarise`: thin wrappers over tfkit.disclosure."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+from rich.table import Table
+
+from tfkit import console
+from tfkit.disclosure import DEFAULT_QUASI_IDENTIFIERS, check, open_person_table, summarise
+from tfkit.errors import InputFileError, UsageError
+
+disclosure_app = typer.Typer(help="Record-level disclosure risk of a package or table.", no_args_is_help=True)
+
+
+def _write_json(data: Any, target: str) -> None:
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise InputFileError(f"cannot write the JSON report: {err.strerror}", file=path) from None
+
+
+def _show() -> bool:
+    return not console.MODE.quiet and console.MODE.log_format == "text"
+
+
+@disclosure_app.command("check")
+def check_command(
+    source: Annotated[Path, typer.Argument(help="A package directory, or a .parquet / .csv person table.", show_default=False)],
+    qi: Annotated[Optional[list[str]], typer.Option("--qi", help="A quasi-identifier column (repeat for each). Default: dob_year sex postcode_district.", metavar="COL")] = None,
+    k: Annotated[int, typer.Option("--k", help="Smallest allowed equivalence class.", min=1)] = 10,
+    sensitive: Annotated[Optional[list[str]], typer.Option("--sensitive", help="A sensitive column for l-diversity (repeatable).", metavar="COL")] = None,
+    l: Annotated[int, typer.Option("--l", help="Distinct sensitive values each class must hold.", min=1)] = 2,
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the report as JSON to FILE ('-' for stdout).", metavar="FILE")] = None,
+) -> None:
+    """k-anonymity (and l-diversity) check: exit 0 when it passes, 1 when records sit in classes smaller than k."""
+    person = open_person_table(source)
+    report = check(person.frame, tuple(qi) if qi else DEFAULT_QUASI_IDENTIFIERS, k=k, sensitive=sensitive or None, l=l)
+    data = {"source": str(source), **report.to_dict()}
+    if json_path is not None:
+        _write_json(data, json_path)
+    if json_path != "-" and _show():
+        report.render(console.stdout_console())
+    console.log("disclosure_checked", "", source=str(source), passed=report.passed, records=report.records,
+                records_below_k=report.records_below_k, records_at_risk=report.records_at_risk, k=k)
+    if not report.passed:
+        console.log("disclosure_failed",
+                    f"disclosure check failed: {report.records_at_risk:,} of {report.records:,} records at risk (k={k})",
+                    level="error", records_at_risk=report.records_at_risk)
+        raise typer.Exit(1)
+
+
+def summarise_command(
+    packages: Annotated[list[Path], typer.Argument(help="Package directories (or .parquet person tables); one row per period.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the CSV files, notes.txt and summaries.xlsx.", metavar="DIR")],
+    threshold: Annotated[int, typer.Option("--threshold", help="Counts below this (zeros included) are suppressed.", min=1)] = 10,
+    round_to: Annotated[Optional[int], typer.Option("--round", help="Round published counts to the nearest BASE (e.g. 5).", metavar="BASE", min=1)] = None,
+    reference_date: Annotated[Optional[str], typer.Option("--reference-date", help="Date for ages (YYYY-MM-DD). Default: the end of the latest period in the manifests.", metavar="DATE")] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the published tables as JSON to FILE ('-' for stdout).", metavar="FILE")] = None,
+) -> None:
+    """Publishable tables with small-cell and secondary suppression (and optional rounding)."""
+    ref = None
+    if reference_date is not None:
+        try:
+            ref = dt.date.fromisoformat(reference_date)
+        except ValueError:
+            raise UsageError(f"--reference-date {reference_date!r} is not a date", hint="use YYYY-MM-DD") from None
+    summary = summarise([open_person_table(p) for p in packages], threshold=threshold, rounding=round_to, reference_date=ref)
+    written = summary.write(out)
+    if json_path is not None:
+        _write_json(summary.to_dict(), json_path)
+    if json_path != "-" and _show():
+        con = console.stdout_console()
+        table = Table(title=f"Summaries (threshold {threshold}" + (f", rounded to {round_to}" if round_to else "") + ")",
+                      title_justify="left")
+        for col, justify in (("table", "left"), ("cells", "right"), ("primary", "right"), ("secondary", "right")):
+            table.add_column(col, justify=justify)
+        for t in summary.tables:
+            d = t.to_dict()
+            table.add_row(t.name, str(d["cells"]), str(d["primary_suppressed"]), str(d["secondary_suppressed"]))
+        con.print(table)
+        for path in written:
+            con.print(f"  wrote {path}", markup=False, highlight=False)
+        if summary.demo:
+            con.print("DEMO data: not for publication", style="yellow")
+    console.log("summarised", "", out=str(out), files=[str(p) for p in written], threshold=threshold,
+                rounding=round_to, demo=summary.demo)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(disclosure_app, name="disclosure")
+    app.command("summarise")(summarise_command)
