@@ -49,13 +49,25 @@ class Finding:
                 "examples": self.examples, "message": self.message}
 
 
-def _matchers(col: pl.Expr) -> dict[str, pl.Expr]:
+def _shapes(col: pl.Expr) -> dict[str, pl.Expr]:
+    """Cheap regular-expression shapes: a value can only be an identifier if it has the shape."""
     text = col.str.strip_chars()
     return {
         "nino": ids.nino_is_valid(ids.normalise_nino(text)),
+        "nhs_number": ids.normalise_nhs_number(text).str.contains(r"^[0-9]{10}$"),
+        "upn": ids.normalise_upn(text).str.contains(r"^[A-Z][0-9]{11}[0-9A-Z]$"),
+        "postcode": ids.normalise_postcode(text).str.contains(ids.POSTCODE_PATTERN),
+    }
+
+
+def _matchers(col: pl.Expr) -> dict[str, pl.Expr]:
+    """The full rules (check digits, check letters), run only on values of the right shape."""
+    text = col.str.strip_chars()
+    return {
+        "nino": _shapes(col)["nino"],
         "nhs_number": ids.nhs_number_is_valid(ids.normalise_nhs_number(text)),
         "upn": ids.upn_is_valid(ids.normalise_upn(text)),
-        "postcode": ids.normalise_postcode(text).str.contains(ids.POSTCODE_PATTERN),
+        "postcode": _shapes(col)["postcode"],
     }
 
 
@@ -64,38 +76,53 @@ def _int_nhs(col: pl.Expr) -> pl.Expr:
     return col.is_between(1_000_000_000, 9_999_999_999) & ids.nhs_number_is_valid(col.cast(pl.String))
 
 
+def _is_pseudonym(col: pl.Expr) -> pl.Expr:
+    # Length first: most values are decided without running the regex.
+    return (col.str.len_bytes() == 64) & col.str.contains(PSEUDONYM_RE)
+
+
 def scan_file(path: Path, rel: str) -> list[Finding]:
     lf = pl.scan_parquet(path)
     schema = lf.collect_schema()
-    findings: list[Finding] = []
     string_cols = [name for name, dtype in schema.items() if dtype == pl.String]
-    for name, dtype in schema.items():
-        if SUSPECT_COLUMN_RE.search(name):
-            # Match-key and pseudonym columns are named after their parts ("mk_forename_surname_..."):
-            # they are fine when every value is a 64-hex pseudonym.
-            if dtype == pl.String:
-                all_hashed = lf.select(pl.col(name).drop_nulls().str.contains(PSEUDONYM_RE).all()).collect().item()
-                if all_hashed:
-                    continue
+    # Pass 1: which text columns hold nothing but 64-hex pseudonyms (match keys, *_pseudonym)?
+    # Those cannot hold an identifier, so pass 2 runs the identifier rules only on the others.
+    hashed: set[str] = set()
+    if string_cols:
+        row = lf.select([
+            (pl.col(c).is_null() | _is_pseudonym(pl.col(c))).all().alias(c) for c in string_cols
+        ]).collect(engine="streaming").row(0, named=True)
+        hashed = {c for c, all_hashed in row.items() if all_hashed}
+    findings: list[Finding] = []
+    for name in schema:
+        # Match-key and pseudonym columns are named after their parts ("mk_forename_surname_..."):
+        # a name-like column is fine when every value is a pseudonym.
+        if SUSPECT_COLUMN_RE.search(name) and name not in hashed:
             findings.append(Finding(rel, name, "name_column", 1))
+    plain = [c for c in string_cols if c not in hashed]
     # NHS numbers survive being stored as integers: check 10-digit integer columns too.
-    int_cols = [name for name, dtype in schema.items() if dtype.is_integer() and dtype not in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16)]
+    int_cols = [name for name, dtype in schema.items()
+                if dtype.is_integer() and dtype not in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16)]
     exprs = []
-    for name in string_cols:
-        for kind, expr in _matchers(pl.col(name)).items():
+    for name in plain:
+        for kind, expr in _shapes(pl.col(name)).items():
             exprs.append(expr.fill_null(False).sum().alias(f"{kind}\x1f{name}"))
     for name in int_cols:
-        exprs.append(_int_nhs(pl.col(name)).fill_null(False).sum().alias(f"nhs_number\x1f{name}"))
+        exprs.append(pl.col(name).is_between(1_000_000_000, 9_999_999_999).sum().alias(f"nhs_number\x1f{name}"))
     if not exprs:
         return findings
-    counts = lf.select(exprs).collect(engine="streaming").row(0, named=True)
-    for key, count in counts.items():
-        if count:
-            kind, name = key.split("\x1f")
-            matcher = _int_nhs(pl.col(name)) if name in int_cols else _matchers(pl.col(name))[kind]
-            hits = (lf.filter(matcher.fill_null(False)).select(pl.col(name))
-                    .head(EXAMPLES).collect().to_series().to_list())
-            findings.append(Finding(rel, name, kind, int(count), [mask(v) for v in hits]))
+    shaped = lf.select(exprs).collect(engine="streaming").row(0, named=True)
+    for key, candidates in shaped.items():
+        if not candidates:
+            continue
+        kind, name = key.split("\x1f")
+        # Pass 3, rare: the full rule on the values of the right shape only.
+        matcher = _int_nhs(pl.col(name)) if name in int_cols else _matchers(pl.col(name))[kind]
+        shape = pl.col(name).is_between(1_000_000_000, 9_999_999_999) if name in int_cols else _shapes(pl.col(name))[kind]
+        hits = (lf.select(pl.col(name)).filter(shape.fill_null(False)).filter(matcher.fill_null(False))
+                .collect().to_series())
+        if hits.len():
+            findings.append(Finding(rel, name, kind, hits.len(), [mask(v) for v in hits.head(EXAMPLES).to_list()]))
     return findings
 
 

@@ -86,11 +86,10 @@ def link_sources(frames: dict[str, pl.DataFrame], model_path: Path) -> tuple[dic
 
 def disclosure_check(table: pl.DataFrame, policy: str) -> tuple[pl.DataFrame, dict[str, Any]]:
     """k-anonymity check (and generalisation when policy = generalise). Returns (table, summary)."""
-    try:
-        from tfkit.disclosure import apply_policy
-    except ImportError:
-        return table, {"policy": policy, "status": "not checked: the disclosure module is not available"}
-    return apply_policy(table, policy)
+    from tfkit.disclosure import apply_policy
+
+    published, outcome = apply_policy(table, policy)  # policy "fail" raises DisclosureRiskTooHigh (exit 1)
+    return published, outcome.to_dict()
 
 
 def render_report(path: Path, context: dict[str, Any]) -> Path:

@@ -147,7 +147,10 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
 
         disclosure: dict[str, Any] = {}
         if "person" in tables:
+            before = tables["person"].height
             tables["person"], disclosure = adapters.disclosure_check(tables["person"], config.disclosure_policy)
+            if tables["person"].height != before:  # suppression nulls values; it must never drop rows
+                raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {tables['person'].height}")
 
         # 8. package
         head = audit.chain_head(config.audit_log)
