@@ -1,9 +1,70 @@
-"""CLI commands for this area (see tfkit.cli). Filled in by the area's owner."""
+"""`tfkit keys`: make master and signing keys, print fingerprints. Keys themselves are never printed."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from tfkit.errors import KeyFileError
+from tfkit.pseudonymise.contract import KEY_ENV_VAR, generate_key_file, load_key_file
+
+keys_app = typer.Typer(no_args_is_help=True, help="Make master and signing keys; print key fingerprints.")
+
+# Shared by every command that takes a master key.
+KeyOption = Annotated[
+    Path | None,
+    typer.Option("--key", envvar=KEY_ENV_VAR, show_envvar=True,
+                 help="Master key file (64 hex characters, mode 0600). Make one with: tfkit keys generate."),
+]
+
+
+@keys_app.command("generate")
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the new key (refuses to overwrite).")],
+    signing: Annotated[bool, typer.Option("--signing", help="Make an Ed25519 signing key pair (OUT and OUT's .pub).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Make a new master key (32 random bytes, mode 0600) or, with --signing, an Ed25519 key pair."""
+    if signing:
+        from tfkit.package.signing import generate_signing_key_pair
+
+        private, public, fp = generate_signing_key_pair(out)
+        result = {"kind": "signing", "private_key_file": str(private), "public_key_file": str(public),
+                  "fingerprint": fp}
+        text = f"wrote signing key {private} (mode 0600) and public key {public}\npublic-key fingerprint: {fp}"
+    else:
+        key = generate_key_file(out)
+        result = {"kind": "master", "key_file": str(out), "fingerprint": key.fingerprint}
+        text = f"wrote master key {out} (mode 0600)\nfingerprint: {key.fingerprint}"
+    typer.echo(json.dumps(result) if as_json else text)
+
+
+@keys_app.command("fingerprint")
+def fingerprint(
+    file: Annotated[Path, typer.Argument(help="A master key, an Ed25519 signing key, or a .pub public key.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Print a key's fingerprint (for a signing key or .pub: the public key's fingerprint)."""
+    kind, fp = key_fingerprint(file)
+    typer.echo(json.dumps({"file": str(file), "kind": kind, "fingerprint": fp}) if as_json else fp)
+
+
+def key_fingerprint(path: Path) -> tuple[str, str]:
+    """(kind, fingerprint) of a master key, signing key or public key file, told apart by content."""
+    from tfkit.package import signing
+
+    if not path.is_file():
+        raise KeyFileError("key file not found", file=path)
+    head = path.read_bytes()[:64]
+    if head.startswith(b"-----BEGIN PUBLIC KEY"):
+        return "public", signing.public_key_fingerprint(signing.load_public_key(path))
+    if head.startswith(b"-----BEGIN"):
+        return "signing", signing.public_key_fingerprint(signing.load_signing_key(path).public_key())
+    return "master", load_key_file(path).fingerprint
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(keys_app, name="keys")
