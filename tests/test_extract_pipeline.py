@@ -249,3 +249,26 @@ def test_missing_signing_key_is_a_clear_exit_2(config, tmp_path):
     config.write_text(config.read_text().replace("demo-signing.key", "nope.key"))
     res = CliRunner().invoke(app, ["extract", "--config", str(config)])
     assert res.exit_code == 2 and "signing key not found" in res.output and "tfkit keys generate --signing" in res.output
+
+
+def test_linked_partner_sources(config, demo_dir):
+    text = config.read_text()
+    partners = "".join(
+        f'\n[[sources]]\nname = "{name}"\npath = "{demo_dir}/inputs/{name}.csv"\nschema = "{name}"\n'
+        for name in ("police", "school_attendance"))
+    head, tail = text.split("[pseudonymise]", 1)
+    config.write_text(head + partners + "\n[linkage]\nenabled = true\n\n[pseudonymise]" + tail)
+    cfg = load_config(config)
+    result = run_extract(cfg)
+    pkg = result.package
+    assert verify_package(pkg).ok
+    m = result.manifest
+    assert {o["path"] for o in m["outputs"]} == {"data/person.parquet", "data/police.parquet", "data/school_attendance.parquet"}
+    for rec in m["reconciliation"]:
+        assert rec["rows_in"] == rec["rows_out"] + rec["quarantined"] + rec["withdrawn"]
+    person = pl.read_parquet(pkg / "data" / "person.parquet")
+    police = pl.read_parquet(pkg / "data" / "police.parquet")
+    linked = police.get_column("person_id_pseudonym").drop_nulls()
+    assert linked.len() > 0 and m["linkage"]["linked_to_person"]["police"] >= linked.len()
+    # linked rows carry the person table's own pseudonym (withdrawn people's records are gone)
+    assert linked.is_in(person.get_column("person_id_pseudonym").implode()).all()

@@ -50,7 +50,8 @@ class Config:
     audit_log: Path
     retention_days: int
     fail_on_invalid: bool = False
-    linkage_model: Path | None = None
+    linkage: bool = False
+    linkage_model: Path | None = None  # None: tfkit.linkage's default model
     disclosure_policy: str = "warn"
     demo: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -172,7 +173,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     validation = r.table("validation")
     validation.unknown({"fail_on_invalid"})
     linkage = r.table("linkage")
-    linkage.unknown({"model"})
+    linkage.unknown({"enabled", "model"})
     pseud = r.table("pseudonymise")
     pseud.unknown({"project", "policy", "key_file"})
     signing = r.table("signing")
@@ -194,6 +195,8 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     if disclosure_policy not in DISCLOSURE_POLICIES:
         raise disclosure.fail("policy", f"unknown policy {disclosure_policy!r}",
                               f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
+    if linkage.get("enabled", bool, "model" in linkage.data) and len(sources) < 2:
+        raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
     quarantine = output.path("quarantine_dir", base, "quarantine")
     if _inside(quarantine, root):
         raise output.fail("quarantine_dir", "the quarantine folder holds raw rows and must not be inside the output root",
@@ -215,6 +218,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         audit_log=output.path("audit_log", base, "") or root / "audit.jsonl",
         retention_days=days,
         fail_on_invalid=validation.get("fail_on_invalid", bool, False),
+        linkage=linkage.get("enabled", bool, "model" in linkage.data),
         linkage_model=linkage.path("model", base, None),
         disclosure_policy=disclosure_policy,
         demo=r.get("demo", bool, False),
@@ -249,8 +253,9 @@ schema = "nis"               # a built-in schema (tfkit schemas list) or a path 
 [validation]
 fail_on_invalid = false      # true: stop the run when any row fails; false: quarantine failing rows
 
-# [linkage]
-# model = "linkage.toml"     # link sources into persons before pseudonymising (tfkit link)
+# [linkage]                  # link every other source to the person table before pseudonymising:
+# enabled = true             # linked rows get the person's person_id_pseudonym, and a withdrawn
+# model = "linkage.toml"     # person's linked records are withdrawn too (model: default if omitted)
 
 [pseudonymise]
 project = "nis"              # pseudonyms differ between projects, by design

@@ -71,14 +71,45 @@ def policy_summary(policy) -> dict[str, Any]:
 # --------------------------------------------------------------------------- linkage
 
 
-def link_sources(frames: dict[str, pl.DataFrame], model_path: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
-    """Link sources into persons (adds a person key column); returns frames and a summary."""
-    try:
-        from tfkit.linkage import link_for_extract  # the linkage area's entry point for extract
-    except ImportError:
-        raise ConfigError("linkage before extract is not available in this version of tfkit",
-                          column="linkage.model", hint="remove [linkage] from the config, or link with tfkit link first") from None
-    return link_for_extract(frames, model_path)
+LINKED_PERSON = "linked_person_id"
+
+
+def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
+                 model_path: Path | None) -> tuple[dict[str, pl.Series], dict[str, Any]]:
+    """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links).
+
+    Returns, per source, the person-table `person_id` each row belongs to (null where no link), in
+    the frame's row order, and the linkage summary (counts only) for the manifest.
+    """
+    from tfkit.linkage import LinkageModel, link
+
+    model = LinkageModel.load(model_path)
+    inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()}
+    result = link(inputs, model, mode="link", one_to_one=True)
+    clusters = result.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id")
+    person_of_cluster = (clusters.filter(pl.col("source") == person_source)
+                         .group_by("cluster_id").agg(pl.col("record_id").min().alias(LINKED_PERSON)))
+    linked: dict[str, pl.Series] = {}
+    for name, frame in frames.items():
+        id_column = "person_id" if name == person_source else ("record_id" if "record_id" in frame.columns else "person_id")
+        mine = (clusters.filter(pl.col("source") == name).drop("source")
+                .unique("record_id", keep="first").join(person_of_cluster, on="cluster_id", how="left"))
+        linked[name] = (frame.select(pl.col(id_column).cast(pl.String).alias("record_id"))
+                        .join(mine, on="record_id", how="left", maintain_order="left")
+                        .get_column(LINKED_PERSON))
+    summary = {k: v for k, v in result.summary().items() if k in ("mode", "sources", "candidate_pairs", "links",
+                                                                  "review_pairs", "clusters", "threshold")}
+    summary["linked_to_person"] = {name: int(s.is_not_null().sum()) for name, s in linked.items() if name != person_source}
+    return linked, summary
+
+
+def linked_person_pseudonym(key, project: str, la_code: str, linked: pl.Series) -> pl.Series:
+    """The person table's person_id pseudonym (contract v1: `<la_code>:<id>`) for linked rows."""
+    from tfkit.pseudonymise.apply import normalised_for_hash
+
+    frame = pl.DataFrame({"person_id": linked.cast(pl.String)})
+    value = normalised_for_hash("person_id", pl.lit(la_code))
+    return frame.select(key.pseudonym_expr(value, project, "person_id").alias("person_id_pseudonym")).to_series()
 
 
 # --------------------------------------------------------------------------- disclosure and the run report

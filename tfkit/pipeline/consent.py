@@ -49,15 +49,20 @@ class Withdrawals:
                 expr = expr | _NORMALISE[name](pl.col(name)).is_in(series.implode()).fill_null(False)
         return expr
 
-    def split(self, frame: pl.DataFrame, canonical_names: dict[str, str] | None = None) -> tuple[pl.DataFrame, int]:
+    def split(self, frame: pl.DataFrame, canonical_names: dict[str, str] | None = None,
+              also: tuple[str, pl.Series] | None = None) -> tuple[pl.DataFrame, int]:
         """(frame without withdrawn rows, number removed). `canonical_names` maps a frame's own
-        headers to canonical fields (quarantined rows keep the file's headers)."""
+        headers to canonical fields (quarantined rows keep the file's headers); `also` is (column,
+        values): rows whose column holds one of the values are withdrawn too (linked records)."""
         if not self.entries:
             return frame, 0
         view = frame
         if canonical_names:
             view = frame.select([pl.col(h).alias(f) for h, f in canonical_names.items() if h in frame.columns])
-        flagged = view.select(self.mask(view).alias("w")).to_series()
+        mask = self.mask(view)
+        if also is not None and also[0] in view.columns and also[1].len():
+            mask = mask | pl.col(also[0]).is_in(also[1].implode()).fill_null(False)
+        flagged = view.select(mask.alias("w")).to_series()
         removed = int(flagged.sum())
         return (frame.filter(~flagged) if removed else frame), removed
 

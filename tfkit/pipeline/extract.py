@@ -118,23 +118,38 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
                 + ", ".join(f"{n}: {c:,}" for n, c in bad.items()) + ")",
                 file=config.path, hint=f"see the quarantine files in {config.quarantine_dir}, fix the extracts and rerun")
 
-        # 4. link
-        linkage_summary = None
-        if config.linkage_model is not None:
-            valid, linkage_summary = adapters.link_sources(valid, config.linkage_model)
+        # 4. link every source to the person table (the first source)
+        linkage_summary, linked = None, {}
+        person_source = config.sources[0].name
+        if config.linkage:
+            linked, linkage_summary = adapters.link_sources(valid, person_source, config.linkage_model)
+            console.log("linked", "linked to persons: " + ", ".join(
+                f"{n}: {c:,}" for n, c in linkage_summary["linked_to_person"].items()), **linkage_summary["linked_to_person"])
+        # a withdrawn person's linked records in other sources are withdrawn with them
+        withdrawn_people = pl.Series("w", [], pl.String)
+        if linked and withdrawals.entries:
+            person = valid[person_source]
+            withdrawn_people = person.filter(withdrawals.mask(person)).get_column("person_id").cast(pl.String)
 
         # 5-6. withdraw, then pseudonymise
         tables: dict[str, pl.DataFrame] = {}
         policies: dict[str, Any] = {}
         for run, source in zip(runs, config.sources, strict=True):
-            kept, withdrawn_valid = withdrawals.split(valid.pop(source.name))
+            frame = valid.pop(source.name)
+            if source.name in linked:
+                frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
+            kept, withdrawn_valid = withdrawals.split(frame, also=(adapters.LINKED_PERSON, withdrawn_people))
             q_kept, withdrawn_q = withdrawals.split(quarantined.pop(source.name), headers[source.name])
             rec = run.reconciliation
             rec.withdrawn, rec.quarantined = withdrawn_valid + withdrawn_q, q_kept.height
             run.quarantine_file = _write_quarantine(config, source.name, q_kept)
             policy = adapters.load_policy(source.schema, source.policy or config.policy)
             policies[source.name] = adapters.policy_summary(policy)
-            out = adapters.pseudonymise(kept, key=master, project=config.project, policy=policy, la_code=config.la_code)
+            link_ids = kept.get_column(adapters.LINKED_PERSON) if adapters.LINKED_PERSON in kept.columns else None
+            out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
+                                        project=config.project, policy=policy, la_code=config.la_code)
+            if link_ids is not None and source.name != person_source:
+                out = out.with_columns(adapters.linked_person_pseudonym(master, config.project, config.la_code, link_ids))
             del kept
             rec.rows_out = out.height
             # 7. reconcile: a mismatch is a bug in tfkit, never silently written
