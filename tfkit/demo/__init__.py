@@ -55,7 +55,6 @@ A population of families living in the LA (the "truth"), rendered as files:
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,8 +185,7 @@ def write_demo(
     for name, df in data.frames().items():
         path = out / f"{name}.csv"
         # Write beside the target, then rename: a reader never sees half a file.
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-        os.close(fd)
+        tmp = out / f".{name}.csv.{os.getpid()}.tmp"
         try:
             df.write_csv(tmp, line_terminator="\n", quote_style="necessary", null_value="")
             os.replace(tmp, path)

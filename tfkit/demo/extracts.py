@@ -77,9 +77,9 @@ def yes_no(expr: pl.Expr) -> pl.Expr:
 
 
 def unique_ids(k: int, digits: int, prefix: str, rng: np.random.Generator) -> pl.Series:
-    """k distinct random identifiers like PREFIX + `digits` digits (no leading zero)."""
+    """k distinct random identifiers like PREFIX + `digits` digits (no leading zero), ascending."""
     low = 10 ** (digits - 1)
-    numbers = rng.choice(9 * low, size=k, replace=False) + low
+    numbers = np.sort(rng.choice(9 * low, size=k, replace=False)) + low
     return pl.select(pl.lit(prefix) + pl.Series(numbers).cast(pl.String)).to_series()
 
 
@@ -238,9 +238,10 @@ def _non_matches(background: pl.DataFrame, eligible: np.ndarray, count: int, rng
 
 
 def _noisy(records: pl.DataFrame, rng: np.random.Generator, kinds: tuple[str, ...], rates=None):
-    alt = population.draw_names(records["community"].to_numpy(), reference.surnames(), rng)
+    table = reference.surnames()
+    alt = table.lookup(table.draw(records["community"].to_numpy(), rng))
     inj = noise.ErrorInjector(records, rng, rates)
-    inj.names(pl.Series(alt.astype(str)))
+    inj.names(alt)
     inj.dob()
     if "sex" in kinds:
         inj.sex()
@@ -260,14 +261,25 @@ def _upper_some(df: pl.DataFrame, share: float, rng: np.random.Generator) -> pl.
     )
 
 
-def _finish(df: pl.DataFrame, log: pl.DataFrame, source: str, id_col: str, columns: tuple[str, ...]):
-    """Sort by record id (random, so row order says nothing about people) and split truth and log."""
-    df = df.sort(id_col)
+def _finish(df: pl.DataFrame, log: pl.DataFrame, source: str, id_col: str, ids: pl.Series,
+            headers: dict[str, str], rng: np.random.Generator):
+    """Shuffle the records (row order must say nothing about people or families), number them with
+    ascending record ids as a system export would, and split off the truth and the error log."""
+    perm = rng.permutation(df.height)
+    position = np.empty(df.height, dtype=np.int64)
+    position[perm] = np.arange(df.height)  # where each original record ends up
+    df = df[perm].with_columns(ids.alias(id_col))
     truth = df.select(pl.lit(source).alias("source"), pl.col(id_col).alias("record_id"), "person_key")
-    errors = log.join(df.select("_row", id_col), on="_row", how="inner").select(
-        pl.lit(source).alias("source"), pl.col(id_col).alias("record_id"), "column", "kind"
-    ).sort("record_id", "column", "kind")
-    return df.select(columns), truth, errors
+    log = log.with_columns(pl.Series("_pos", position).gather(log["_row"].cast(pl.Int64))).sort(
+        "_pos", "column", "kind"
+    )
+    errors = pl.DataFrame({
+        "source": pl.repeat(source, log.height, dtype=pl.String, eager=True),
+        "record_id": ids.gather(log["_pos"]),
+        "column": log["column"].replace(headers),
+        "kind": log["kind"],
+    })
+    return df.select(id_col, *headers.values()), truth, errors
 
 
 def police(cohort_people, background, rng):
@@ -283,9 +295,10 @@ def police(cohort_people, background, rng):
     n = recs.height
     start = (population.PROGRAMME_START - population._EPOCH).days
     offence_day = rng.integers(start, population.REFERENCE_DAYS, size=n)
-    cats = np.array(list(OFFENCE_CATEGORIES))[rng.choice(len(OFFENCE_CATEGORIES), size=n, p=list(OFFENCE_CATEGORIES.values()))]
+    cats = population.pick(
+        OFFENCE_CATEGORIES, rng.choice(len(OFFENCE_CATEGORIES), size=n, p=list(OFFENCE_CATEGORIES.values()))
+    )
     recs = recs.with_columns(
-        pl.Series("record_id", unique_ids(n, 8, "CR", rng)),
         pl.Series("offence_date", offence_day).cast(pl.Int32).cast(pl.Date),
         pl.Series("offence_category", cats),
     )
@@ -295,18 +308,13 @@ def police(cohort_people, background, rng):
         pl.when(pl.Series(same)).then(pl.col(c).shift(1)).otherwise(pl.col(c)).alias(c)
         for c in ("offence_date", "offence_category")
     )
-    out = recs.select(
-        "_row", "person_key",
-        pl.col("record_id").alias("Record ID"),
-        pl.col("forename").alias("First Name"),
-        pl.col("surname").alias("Last Name"),
-        iso_date(pl.col("dob")).alias("DOB"),
-        pl.col("sex").alias("Sex"),
-        pl.col("postcode").alias("Post Code"),
-        iso_date(pl.col("offence_date")).alias("Offence Date"),
-        pl.col("offence_category").alias("Offence Category"),
-    )
-    return _finish(out, log, "police", "Record ID", POLICE_COLUMNS)
+    headers = dict(zip(
+        ("forename", "surname", "dob", "sex", "postcode", "offence_date", "offence_category"), POLICE_COLUMNS[1:],
+        strict=True,
+    ))
+    out = recs.with_columns(iso_date(pl.col("dob")), iso_date(pl.col("offence_date"))).rename(headers)
+    ids = unique_ids(n, 8, "CR", rng)
+    return _finish(out, log, "police", "Record ID", ids, headers, rng)
 
 
 def school_attendance(cohort_people, background, la, rng):
@@ -329,25 +337,17 @@ def school_attendance(cohort_people, background, la, rng):
     possible = rng.integers(300, 381, size=n)
     rate = np.where(edu_per_record, rng.beta(3, 8, size=n), rng.beta(1.2, 25, size=n))
     recs = recs.with_columns(
-        pl.Series("record_id", unique_ids(n, 7, "SP", rng)),
         pl.Series("school_urn", urns[rng.integers(0, len(urns), size=n)]).cast(pl.String),
         pl.Series("possible", possible),
         pl.Series("missed", np.round(possible * rate).astype(np.int64)),
     )
-    out = recs.select(
-        "_row", "person_key",
-        pl.col("record_id").alias("Pupil Ref"),
-        pl.col("upn").alias("UPN"),
-        pl.col("forename").alias("GIVEN_NAME"),
-        pl.col("surname").alias("FAMILY_NAME"),
-        uk_date(pl.col("dob")).alias("BIRTH_DATE"),
-        pl.col("sex").alias("GENDER"),
-        pl.col("postcode").alias("POSTCODE"),
-        pl.col("school_urn").alias("School URN"),
-        pl.col("possible").alias("Sessions Possible"),
-        pl.col("missed").alias("Sessions Missed"),
-    )
-    return _finish(out, log, "school_attendance", "Pupil Ref", SCHOOL_COLUMNS)
+    headers = dict(zip(
+        ("upn", "forename", "surname", "dob", "sex", "postcode", "school_urn", "possible", "missed"),
+        SCHOOL_COLUMNS[1:], strict=True,
+    ))
+    out = recs.with_columns(uk_date(pl.col("dob"))).rename(headers)
+    ids = unique_ids(n, 7, "SP", rng)
+    return _finish(out, log, "school_attendance", "Pupil Ref", ids, headers, rng)
 
 
 def dwp(cohort_people, background, rng):
@@ -364,24 +364,17 @@ def dwp(cohort_people, background, rng):
     recs = _upper_some(recs, 0.7, rng)
     n = recs.height
     start = (population.PROGRAMME_START - population._EPOCH).days - 3 * 365
-    benefit = np.array(list(BENEFITS))[rng.choice(len(BENEFITS), size=n, p=list(BENEFITS.values()))]
+    benefit = population.pick(BENEFITS, rng.choice(len(BENEFITS), size=n, p=list(BENEFITS.values())))
     recs = recs.with_columns(
-        pl.Series("record_id", unique_ids(n, 9, "CLM", rng)),
         pl.Series("benefit", benefit),
         pl.Series("claim_start", rng.integers(start, population.REFERENCE_DAYS, size=n)).cast(pl.Int32).cast(pl.Date),
     )
-    out = recs.select(
-        "_row", "person_key",
-        pl.col("record_id").alias("Claim Ref"),
-        pl.col("nino").alias("NINO"),
-        pl.col("forename").alias("Forename"),
-        pl.col("surname").alias("Surname"),
-        excel_serial(pl.col("dob")).alias("DOB"),
-        pl.col("postcode").alias("Postcode"),
-        pl.col("benefit").alias("Benefit"),
-        excel_serial(pl.col("claim_start")).alias("Claim Start"),
-    )
-    return _finish(out, log, "dwp", "Claim Ref", DWP_COLUMNS)
+    headers = dict(zip(
+        ("nino", "forename", "surname", "dob", "postcode", "benefit", "claim_start"), DWP_COLUMNS[1:], strict=True,
+    ))
+    out = recs.with_columns(excel_serial(pl.col("dob")), excel_serial(pl.col("claim_start"))).rename(headers)
+    ids = unique_ids(n, 9, "CLM", rng)
+    return _finish(out, log, "dwp", "Claim Ref", ids, headers, rng)
 
 
 # --------------------------------------------------------------------------- consent withdrawals

@@ -83,7 +83,14 @@ def spaced_nino(expr: pl.Expr) -> pl.Expr:
 
 
 class ErrorInjector:
-    """Applies error kinds to a frame of records, logging (row, column, kind) for each changed value."""
+    """Applies error kinds to a frame of records, logging (row, column, kind) for each changed cell.
+
+    Each kind draws its records first, then computes new values for those records only and
+    scatters them back: cost follows the number of errors, not the number of records. Expressions
+    may use the uniform random columns `_u0` .. `_u7`, drawn afresh for each kind.
+    """
+
+    N_UNIFORMS = 8
 
     def __init__(self, df: pl.DataFrame, rng: np.random.Generator, rates: dict[str, float] | None = None):
         self.df = df.with_row_index("_row")
@@ -91,55 +98,66 @@ class ErrorInjector:
         self.rates = RECORDING_ERROR_RATES | (rates or {})
         self.logs: list[pl.DataFrame] = []
 
-    def _mask(self, kind: str) -> pl.Series:
-        return pl.Series(self.rng.random(self.df.height) < self.rates[kind])
+    def apply(
+        self,
+        kind: str,
+        changes: dict[str, pl.Expr],
+        where: pl.Expr | None = None,
+        stages: tuple[tuple[str, pl.Expr], ...] = (),
+    ) -> None:
+        """Set each column in `changes` to its new value on the records drawn for `kind`.
 
-    def _uniform(self) -> pl.Series:
-        return pl.Series(self.rng.random(self.df.height))
-
-    def apply(self, kind: str, changes: dict[str, pl.Expr], where: pl.Expr | None = None) -> None:
-        """Set each column in `changes` to its new value on the records drawn for `kind`."""
+        `where` restricts the kind to records where it can happen; `stages` are helper columns
+        computed in order before `changes` (so a second typo can build on the first).
+        """
         if any(c not in self.df.columns for c in changes):
             return
-        chosen = self._mask(kind)
-        if where is not None:
-            chosen = self.df.select((pl.lit(chosen) & where).fill_null(False)).to_series()
-        before = self.df.select(changes.keys())
-        self.df = self.df.with_columns(
-            pl.when(chosen).then(new).otherwise(pl.col(col)).alias(col) for col, new in changes.items()
+        rows = np.flatnonzero(self.rng.random(self.df.height) < self.rates[kind])
+        uniforms = self.rng.random((len(rows), self.N_UNIFORMS))
+        sub = self.df[rows].with_columns(
+            pl.Series(f"_u{i}", uniforms[:, i]) for i in range(self.N_UNIFORMS)
         )
-        changed = pl.any_horizontal(before[c].ne_missing(self.df[c]) for c in changes)
-        rows = self.df.select(pl.col("_row").filter(pl.select(changed).to_series())).to_series()
-        if rows.len():
-            self.logs.append(pl.DataFrame({"_row": rows, "column": "|".join(changes), "kind": kind}))
+        if where is not None:
+            sub = sub.filter(where.fill_null(False))
+        for name, expr in stages:
+            sub = sub.with_columns(expr.alias(name))
+        new = sub.select("_row", *(expr.alias(col) for col, expr in changes.items()))
+        changed = new.filter(pl.any_horizontal(sub[c].ne_missing(new[c]) for c in changes))
+        if changed.height == 0:
+            return
+        idx = changed["_row"].cast(pl.Int64)  # rows are numbered 0..n-1 in order
+        self.df = self.df.with_columns(self.df[col].scatter(idx, changed[col]) for col in changes)
+        was = sub.filter(pl.col("_row").is_in(changed["_row"].implode()))
+        for col in changes:  # one log line per changed cell
+            rows = changed["_row"].filter(was[col].ne_missing(changed[col]))
+            self.logs.append(pl.DataFrame({"_row": rows, "column": col, "kind": kind}))
 
     def error_log(self) -> pl.DataFrame:
         if not self.logs:
             return pl.DataFrame(schema={"_row": pl.UInt32, "column": pl.String, "kind": pl.String})
         return pl.concat(self.logs)
 
-    def _slip(self, expr: pl.Expr) -> pl.Expr:
-        return typo(expr, pl.lit(self._uniform()), pl.lit(self._uniform()), pl.lit(self._uniform()))
-
     # ----------------------------------------------------------------------- the error kinds
 
     def names(self, alt_surname: pl.Series) -> None:
-        f, s = pl.col("forename"), pl.col("surname")
+        f, s, u = pl.col("forename"), pl.col("surname"), pl.col
         variants = {k: "|".join(v) for k, v in reference.nicknames().items()}
         options = f.replace_strict(variants, default=None, return_dtype=pl.String).str.split("|")
-        pick = (pl.lit(self._uniform()) * options.list.len()).floor().cast(pl.Int64)
-        self.apply("forename_nickname", {"forename": options.list.get(pick, null_on_oob=True)},
+        choice = (u("_u0") * options.list.len()).floor().cast(pl.Int64)
+        self.apply("forename_nickname", {"forename": options.list.get(choice, null_on_oob=True)},
                    where=options.is_not_null())
-        new = pl.lit(alt_surname)
+        self.df = self.df.with_columns(alt_surname.alias("_alt_surname"))
+        new = pl.col("_alt_surname")
         self.apply(
             "surname_change",
-            {"surname": pl.when(pl.lit(self._uniform()) < 0.6).then(new).otherwise(s + "-" + new)},
+            {"surname": pl.when(u("_u0") < 0.6).then(new).otherwise(s + "-" + new)},
             where=(pl.col("sex") == "F") & (pl.col("age") >= 18),
         )
+        self.df = self.df.drop("_alt_surname")
         non_ascii = r"[^\x00-\x7F]"
         self.apply("accent_dropped", {"forename": drop_accents(f), "surname": drop_accents(s)},
                    where=f.str.contains(non_ascii) | s.str.contains(non_ascii))
-        first = pl.lit(self._uniform()) < 0.5
+        first = u("_u0") < 0.5
         accented = {"forename": pl.when(first).then(f.str.replace("e", "é", literal=True)).otherwise(f),
                     "surname": pl.when(first).then(s).otherwise(s.str.replace("e", "é", literal=True))}
         self.apply("accent_added", accented)
@@ -149,12 +167,11 @@ class ErrorInjector:
                     .otherwise(s.str.replace_all(punct, ""))},
                    where=s.str.contains(punct))
         for col, kind in (("forename", "forename_typo"), ("surname", "surname_typo")):
-            # Materialise the first slip so the second one builds on a column, not a deep expression.
-            self.df = self.df.with_columns(self._slip(pl.col(col)).alias("_once"))
-            self.df = self.df.with_columns(self._slip(pl.col("_once")).alias("_twice"))
-            self.apply(kind, {col: pl.when(pl.lit(self._uniform()) < 0.75).then(pl.col("_once"))
-                              .otherwise(pl.col("_twice"))})
-            self.df = self.df.drop("_once", "_twice")
+            # The first slip is materialised so the second builds on a column, not a deep expression.
+            stages = (("_once", typo(pl.col(col), u("_u1"), u("_u2"), u("_u3"))),
+                      ("_twice", typo(pl.col("_once"), u("_u4"), u("_u5"), u("_u6"))))
+            self.apply(kind, {col: pl.when(u("_u0") < 0.75).then(pl.col("_once")).otherwise(pl.col("_twice"))},
+                       stages=stages)
         self.apply("name_swap", {"forename": s, "surname": f})
         self.apply("forename_missing", {"forename": pl.lit(None, dtype=pl.String)})
 
@@ -163,7 +180,7 @@ class ErrorInjector:
         day, month = d.dt.day(), d.dt.month()
         self.apply("dob_day_month_swap", {"dob": pl.date(d.dt.year(), day, month)},
                    where=(day <= 12) & (day != month))
-        step = pl.when(pl.lit(self._uniform()) < 0.5).then(pl.duration(days=1)).otherwise(pl.duration(days=-1))
+        step = pl.when(pl.col("_u0") < 0.5).then(pl.duration(days=1)).otherwise(pl.duration(days=-1))
         self.apply("dob_one_day_off", {"dob": d + step})
         self.apply("dob_missing", {"dob": pl.lit(None, dtype=pl.Date)})
 

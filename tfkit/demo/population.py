@@ -16,6 +16,10 @@ import polars as pl
 from tfkit.demo import reference
 from tfkit.identifiers import NHS_WEIGHTS, UPN_ALPHABET, UPN_LA_NUMBERS
 
+ROLES = ("mother", "father", "child")
+MOTHER, FATHER, CHILD = range(3)
+SEX_CODES = ("F", "M", "U")
+
 # The "as at" date of the return: ages, intervention dates and partner events are relative to it.
 REFERENCE_DATE = dt.date(2019, 10, 1)
 _EPOCH = dt.date(1970, 1, 1)
@@ -26,14 +30,14 @@ COHORT_FAMILY_SIZE_P = np.array([0.06, 0.16, 0.24, 0.22, 0.15, 0.09, 0.05, 0.03]
 BACKGROUND_FAMILY_SIZE_P = np.array([0.28, 0.30, 0.16, 0.14, 0.07, 0.03, 0.01, 0.01])
 
 # Postcode inward letters never use C, I, K, M, O, V.
-INWARD_LETTERS = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))
+INWARD_LETTERS = tuple("ABDEFGHJLNPQRSTUWXYZ")
 # NI number prefix letters (D, F, I, Q, U, V never; O never second) and never-issued pairs.
 _NINO_FIRST = "ABCEGHJKLMNPRSTWXYZ"
 _NINO_SECOND = "ABCEGHJKLMNPRSTWXYZ"
-NINO_PREFIXES = np.array(
-    [a + b for a in _NINO_FIRST for b in _NINO_SECOND if a + b not in {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}]
+NINO_PREFIXES = tuple(
+    a + b for a in _NINO_FIRST for b in _NINO_SECOND if a + b not in {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
 )
-NINO_SUFFIXES = np.array(list("ABCD"))
+NINO_SUFFIXES = tuple("ABCD")
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
@@ -73,20 +77,16 @@ def nino_numbers(k: int, rng: np.random.Generator) -> pl.Series:
     """k distinct NI numbers of valid format (prefix, six digits, suffix A-D)."""
     space = len(NINO_PREFIXES) * 1_000_000 * 4
     code = rng.choice(space, size=k, replace=False)
-    prefix = NINO_PREFIXES[code // 4_000_000]
-    digits = code // 4 % 1_000_000
-    suffix = NINO_SUFFIXES[code % 4]
-    return (
-        pl.DataFrame({"p": prefix, "d": digits, "s": suffix})
-        .select(pl.col("p") + pl.col("d").cast(pl.String).str.zfill(6) + pl.col("s"))
-        .to_series()
-    )
+    digits = pl.Series(code // 4 % 1_000_000).cast(pl.String).str.zfill(6)
+    return pick(NINO_PREFIXES, code // 4_000_000) + digits + pick(NINO_SUFFIXES, code % 4)
 
 
-def upn_check_letters(body_digits: np.ndarray) -> np.ndarray:
-    """Check letters for an (n, 12) array of UPN body digits (characters 2-13, all numeric)."""
-    weights = np.arange(2, 14)
-    return np.array(list(UPN_ALPHABET))[(body_digits @ weights) % 23]
+def upn_check_letters(body: np.ndarray) -> pl.Series:
+    """Check letters for 12-digit all-numeric UPN bodies (characters 2-13) given as integers."""
+    total = np.zeros(len(body), dtype=np.int64)
+    for i in range(12):
+        total += (body // 10 ** (11 - i) % 10) * (i + 2)
+    return pick(UPN_ALPHABET, total % 23)
 
 
 def upns(birth_year: np.ndarray, home_la: int, rng: np.random.Generator) -> pl.Series:
@@ -95,47 +95,47 @@ def upns(birth_year: np.ndarray, home_la: int, rng: np.random.Generator) -> pl.S
     other_las = np.array(sorted(UPN_LA_NUMBERS - {home_la}))
     la = np.where(rng.random(k) < 0.88, home_la, rng.choice(other_las, size=k))
     # The school where the UPN was first allocated: a pool of primary schools (2xxx, 3xxx).
-    schools = np.concatenate([np.arange(2000, 2100), np.arange(3000, 3060), np.arange(3300, 3320)])
+    schools = np.concatenate([np.arange(2000, 2300), np.arange(3000, 3100), np.arange(3300, 3350)])
     estab = rng.choice(schools, size=k)
     year = (birth_year + 5) % 100  # allocated on entering Reception
-    serial = rng.integers(0, 1000, size=k)
-    number = ((la * 10_000 + estab) * 100 + year) * 1000 + serial
-    # Collisions (same school, year and serial) get a fresh serial until unique.
-    for _ in range(50):
-        _, first = np.unique(number, return_index=True)
-        dup = np.ones(k, dtype=bool)
-        dup[first] = False
-        if not dup.any():
+    # Serials are unique within (LA, school, year): the r-th child of a group gets
+    # (start + r * step) mod 1000 with a step coprime to 1000, so no two collide (groups stay far
+    # below 1,000 children); any overflow moves to another school and is drawn again.
+    group = (la * 10_000 + estab) * 100 + year
+    serial = np.zeros(k, dtype=np.int64)
+    todo = np.arange(k)
+    for _ in range(20):
+        order = todo[np.argsort(group[todo], kind="stable")]
+        g = group[order]
+        first = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+        sizes = np.diff(np.concatenate([first, [len(order)]]))
+        rank = np.arange(len(order)) - np.repeat(first, sizes)
+        start = rng.integers(0, 1000, size=len(first))
+        step = rng.choice(np.array([1, 3, 7, 9, 11, 13, 17, 19, 21, 23, 27, 29, 31, 33, 37]), size=len(first))
+        serial[order] = (np.repeat(start, sizes) + rank * np.repeat(step, sizes)) % 1000
+        over = order[rank >= 1000]
+        if len(over) == 0:
             break
-        serial[dup] = rng.integers(0, 1000, size=int(dup.sum()))
-        number = ((la * 10_000 + estab) * 100 + year) * 1000 + serial
-    digits = np.stack([number // 10 ** (11 - i) % 10 for i in range(12)], axis=1)
-    letters = upn_check_letters(digits)
-    return (
-        pl.DataFrame({"c": letters, "n": number})
-        .select(pl.col("c") + pl.col("n").cast(pl.String).str.zfill(12))
-        .to_series()
-    )
+        estab[over] = rng.choice(schools, size=len(over))
+        group[over] = (la[over] * 10_000 + estab[over]) * 100 + year[over]
+        todo = np.flatnonzero(np.isin(group, group[over]))  # whole groups, drawn again
+    number = group * 1000 + serial
+    if len(np.unique(number)) != k:  # pragma: no cover - groups never approach 1,000 children
+        raise RuntimeError("could not allocate distinct UPNs")
+    return upn_check_letters(number) + pl.Series(number).cast(pl.String).str.zfill(12)
+
+
+def pick(values, positions: np.ndarray) -> pl.Series:
+    """values[positions] as a polars String Series (no numpy unicode arrays: they convert slowly)."""
+    return pl.Series(list(values), dtype=pl.String).gather(positions)
 
 
 def postcodes(k: int, la: reference.LocalAuthority, rng: np.random.Generator) -> pl.Series:
     """k postcodes in the LA's sectors (outward code, space, sector digit and two letters)."""
-    sectors = np.array(la.sectors)
-    sector = sectors[rng.integers(0, len(sectors), size=k)]
-    a = INWARD_LETTERS[rng.integers(0, len(INWARD_LETTERS), size=k)]
-    b = INWARD_LETTERS[rng.integers(0, len(INWARD_LETTERS), size=k)]
-    return pl.DataFrame({"s": sector, "a": a, "b": b}).select(pl.col("s") + pl.col("a") + pl.col("b")).to_series()
-
-
-def draw_names(groups: np.ndarray, lists: dict, rng: np.random.Generator) -> np.ndarray:
-    """A name for each entry of `groups` (keys of `lists`), weighted by the list's rank weights."""
-    out = np.empty(len(groups), dtype=object)
-    for key in sorted(lists):  # fixed order: deterministic
-        idx = np.flatnonzero(groups == key)
-        if len(idx):
-            nl = lists[key]
-            out[idx] = np.array(nl.names, dtype=object)[rng.choice(len(nl.names), size=len(idx), p=nl.p)]
-    return out
+    sector = pick(la.sectors, rng.integers(0, len(la.sectors), size=k))
+    a = pick(INWARD_LETTERS, rng.integers(0, len(INWARD_LETTERS), size=k))
+    b = pick(INWARD_LETTERS, rng.integers(0, len(INWARD_LETTERS), size=k))
+    return sector + a + b
 
 
 # --------------------------------------------------------------------------- people
@@ -172,27 +172,28 @@ def people(
     has_children = sizes > n_parents
     eldest = rng.integers(1, 20, size=nf)
     mother_at_first = rng.integers(17, 39, size=nf)
-    communities = np.array(la.communities)
-    fam_comm = communities[rng.choice(len(communities), size=nf, p=la.community_p)]
+    comm_codes = la.community_codes
+    fam_comm = comm_codes[rng.choice(len(comm_codes), size=nf, p=la.community_p)]
     father_comm = np.where(
-        rng.random(nf) < 0.08, communities[rng.choice(len(communities), size=nf, p=la.community_p)], fam_comm
+        rng.random(nf) < 0.08, comm_codes[rng.choice(len(comm_codes), size=nf, p=la.community_p)], fam_comm
     )
-    surname_lists = reference.surnames()
-    fam_surname = draw_names(father_comm, surname_lists, rng)
-    mother_surname = draw_names(fam_comm, surname_lists, rng)
-    absent_father_surname = draw_names(fam_comm, surname_lists, rng)
+    surname_table = reference.surnames()
+    fam_surname = surname_table.draw(father_comm, rng)
+    mother_surname = surname_table.draw(fam_comm, rng)
+    absent_father_surname = surname_table.draw(fam_comm, rng)
     mother_takes_name = rng.random(nf) < 0.7
-    home = postcodes(nf, la, rng).to_numpy()
-    moved_to = postcodes(nf, la, rng).to_numpy()
+    home = postcodes(nf, la, rng)
+    moved_to = postcodes(nf, la, rng)
 
-    # Person-level roles and ages.
+    # Person-level roles (0 mother, 1 father, 2 child) and ages.
     np_f = n_parents[fam]
     two = np_f == 2
     role = np.where(
         member == 0,
-        np.where(two | lone_female[fam], "mother", "father"),
-        np.where((member == 1) & two, "father", "child"),
+        np.where(two | lone_female[fam], MOTHER, FATHER),
+        np.where((member == 1) & two, FATHER, CHILD),
     )
+    is_mother, is_father, is_child = role == MOTHER, role == FATHER, role == CHILD
     # Children are spaced 1-4 years apart; the eldest is old enough for the spacing.
     gap = np.where(member > np_f, rng.integers(1, 5, size=n), 0)
     eldest = np.maximum(eldest, np.bincount(fam, weights=gap, minlength=nf).astype(np.int64))
@@ -201,28 +202,28 @@ def people(
     cum = np.cumsum(gap)
     before = np.concatenate([[0], cum])[starts]
     child_age = np.maximum(eldest[fam] - (cum - before[fam]), 0)
-    age = np.select([role == "mother", role == "father"], [mother_age[fam], father_age[fam]], child_age)
+    age = np.select([is_mother, is_father], [mother_age[fam], father_age[fam]], child_age)
     dob_days = REFERENCE_DAYS - (age * 365.2425).astype(np.int64) - rng.integers(0, 365, size=n)
+    born_from_split = dob_days >= (dt.date(reference.ERA_SPLIT_YEAR, 1, 1) - _EPOCH).days
 
-    child_sex = np.where(rng.random(n) < 0.51, "M", "F")
-    sex = np.select([role == "mother", role == "father"], ["F", "M"], child_sex)
-    sex = np.where((role == "child") & (rng.random(n) < 0.004), "U", sex)
+    # Sex codes index SEX_CODES: 0 F, 1 M, 2 U.
+    child_sex = np.where(rng.random(n) < 0.51, 1, 0)
+    sex = np.select([is_mother, is_father], [0, 1], child_sex)
+    sex = np.where(is_child & (rng.random(n) < 0.004), 2, sex)
 
-    person_comm = np.where(role == "father", father_comm[fam], fam_comm[fam])
+    person_comm = np.where(is_father, father_comm[fam], fam_comm[fam])
     # Second-generation children often get names from the British list.
-    name_comm = np.where(
-        (role == "child") & (person_comm != "british") & (rng.random(n) < 0.12), "british", person_comm
-    )
-    name_sex = np.where(sex == "U", np.where(rng.random(n) < 0.5, "M", "F"), sex)
-    forename = draw_names(np.char.add(np.char.add(name_comm.astype(str), "|"), name_sex.astype(str)),
-                          {f"{c}|{s}": v for (c, s), v in reference.forenames().items()}, rng)
+    british = reference.communities().index("british")
+    name_comm = np.where(is_child & (person_comm != british) & (rng.random(n) < 0.12), british, person_comm)
+    name_sex = np.where(sex == 2, rng.integers(0, 2, size=n), sex)
+    forename = reference.forenames().draw((name_comm * 2 + name_sex) * 2 + born_from_split, rng)
 
     u = rng.random(n)
     surname = np.select(
         [
-            role == "father",
-            (role == "mother") & two & mother_takes_name[fam],
-            role == "mother",
+            is_father,
+            is_mother & two & mother_takes_name[fam],
+            is_mother,
             two,  # children of a couple
             lone_female[fam],  # children of a lone mother: hers or their father's name
         ],
@@ -234,8 +235,8 @@ def people(
             np.where(u < 0.55, mother_surname[fam], absent_father_surname[fam]),
         ],
         fam_surname[fam],
-    ).astype(object)
-    double_barrel = (role == "child") & two & (u > 0.97) & (mother_surname[fam] != fam_surname[fam])
+    )
+    double_barrel = is_child & two & (u > 0.97) & (mother_surname[fam] != fam_surname[fam])
 
     df = pl.DataFrame(
         {
@@ -243,17 +244,17 @@ def people(
             "family": fam + family_offset,
             "member": member,
             "family_size": sizes[fam],
-            "role": role.astype(str),
-            "sex": sex.astype(str),
+            "role": pick(ROLES, role),
+            "sex": pick(SEX_CODES, sex),
             "age": age,
             "dob": dob_days,
-            "community": person_comm.astype(str),
-            "forename": forename.astype(str),
-            "surname": surname.astype(str),
+            "community": person_comm,
+            "forename": reference.forenames().lookup(forename),
+            "surname": surname_table.lookup(surname),
             "double_barrel": double_barrel,
-            "mother_surname": mother_surname[fam].astype(str),
-            "postcode": home[fam],
-            "moved_postcode": moved_to[fam],
+            "mother_surname": surname_table.lookup(mother_surname[fam]),
+            "postcode": home.gather(fam),
+            "moved_postcode": moved_to.gather(fam),
         }
     )
     df = df.with_columns(
@@ -283,9 +284,7 @@ def people(
 
 def sparse_strings(n: int, mask: np.ndarray, values: pl.Series) -> pl.Series:
     """A string Series of length n: `values` where mask is true, null elsewhere."""
-    return pl.Series(values=[None] * 0, dtype=pl.String).extend_constant(None, n).scatter(
-        np.flatnonzero(mask), values
-    )
+    return pl.repeat(None, n, dtype=pl.String, eager=True).scatter(np.flatnonzero(mask), values)
 
 
 # --------------------------------------------------------------------------- programme data
