@@ -127,8 +127,11 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet: str | in
 # --------------------------------------------------------------------------- CSV
 
 
-def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str, bool]:
-    """(text, encoding name, detected?) or InputFileError; never returns mojibake knowingly."""
+def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[bytes, str, bool]:
+    """(content as UTF-8 bytes without BOM, encoding name, detected?) or InputFileError.
+
+    Never returns mojibake knowingly. ASCII and UTF-8 files are passed through without a copy.
+    """
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -156,11 +159,11 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str, bo
                     f"is UTF-8 text, but --encoding {encoding} would garble it (e.g. 'é' read as 'Ã©')",
                     hint="drop --encoding (tfkit detects UTF-8) or pass --encoding utf-8", file=path, row=line,
                 )
-        return text, encoding, False
+        return text.encode("utf-8"), encoding, False
     for bom in _UTF16_BOMS:
         if data.startswith(bom):
             try:
-                return data.decode("utf-16"), "utf-16", True
+                return data.decode("utf-16").encode("utf-8"), "utf-16", True
             except UnicodeDecodeError:
                 raise InputFileError(
                     "starts with a UTF-16 byte-order mark but is not valid UTF-16",
@@ -174,7 +177,9 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str, bo
         )
     if data.startswith(codecs.BOM_UTF8):
         try:
-            return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig", True
+            body = data[len(codecs.BOM_UTF8):]
+            body.decode("utf-8")
+            return body, "utf-8-sig", True
         except UnicodeDecodeError as err:
             line = data.count(b"\n", 0, err.start) + 1
             raise InputFileError(
@@ -183,10 +188,12 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str, bo
                 file=path, row=line,
             ) from None
     try:
-        return data.decode("utf-8"), "utf-8", True
+        if not data.isascii():
+            data.decode("utf-8")
+        return data, "utf-8", True
     except UnicodeDecodeError as utf8_err:
         try:
-            return data.decode("windows-1252"), "windows-1252", True
+            return data.decode("windows-1252").encode("utf-8"), "windows-1252", True
         except UnicodeDecodeError:
             line = data.count(b"\n", 0, utf8_err.start) + 1
             raise InputFileError(
@@ -231,12 +238,11 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
         data = path.read_bytes()
     except OSError as err:
         raise InputFileError(f"cannot be read: {err.strerror}", hint="check the file's permissions", file=path) from None
-    text, used_encoding, detected = _decode(path, data, encoding)
-    if not text.strip():
+    data, used_encoding, detected = _decode(path, data, encoding)
+    if _is_blank(data):
         raise InputFileError("is empty", hint="export the extract again; it has no header and no rows", file=path)
-    # Blank lines before the header are not allowed to hide it.
-    first_nl = text.find("\n")
-    header_line = (text if first_nl < 0 else text[:first_nl]).rstrip("\r")
+    first_nl = data.find(b"\n")
+    header_line = (data if first_nl < 0 else data[:first_nl]).decode("utf-8").rstrip("\r")
     if not header_line.strip():
         raise InputFileError(
             "the first line is blank; the header must be on line 1",
@@ -250,13 +256,13 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
     separator = _sniff_separator(header_line)
     header = _parse_header(path, header_line, separator)
     _check_header(path, header)
-    body = text[first_nl + 1:] if first_nl >= 0 else ""
-    if not body.strip():
+    body = data[first_nl + 1:] if first_nl >= 0 else b""
+    if _is_blank(body):
         raise InputFileError("has a header but no data rows", hint="check the export selected any records", file=path, row=1)
 
     frame = _parse_body_fast(body, header, separator)
     if frame is None:
-        frame = _parse_body_exact(path, body, header, separator)
+        frame = _parse_body_exact(path, body.decode("utf-8"), header, separator)
     else:
         frame = _check_fast_parse(path, frame, body, header, separator)
 
@@ -271,23 +277,28 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
     )
 
 
+def _is_blank(data: bytes) -> bool:
+    # Looking at the start first avoids copying a large file just to learn it is not empty.
+    return not data[:65536].strip() and not data.strip()
+
+
 def _internal_names(header: list[str]) -> list[str]:
     # Unnamed columns get placeholders so polars can hold them; duplicates were refused already.
     return [h if h else f"_unnamed_{i + 1}" for i, h in enumerate(header)]
 
 
-def _parse_body_fast(body: str, header: list[str], separator: str) -> pl.DataFrame | None:
+def _parse_body_fast(body: bytes, header: list[str], separator: str) -> pl.DataFrame | None:
     """Vectorised parse with polars, one record per physical line; None when quoted line breaks exist."""
     names = _internal_names(header)
     # A quoted field may span lines only when some line holds an odd number of quote characters.
     lines = _lines_frame(body)
     if lines is None:
         return None
-    if '"' in body and bool(lines.select((pl.col("line").str.count_matches('"', literal=True) % 2 == 1).any()).item()):
+    if b'"' in body and bool(lines.select((pl.col("line").str.count_matches('"', literal=True) % 2 == 1).any()).item()):
         return None
     try:
         frame = pl.read_csv(
-            body.encode("utf-8"), has_header=False, schema={n: pl.String for n in names}, separator=separator,
+            body, has_header=False, schema={n: pl.String for n in names}, separator=separator,
             truncate_ragged_lines=True, raise_if_empty=False,
         )
     except pl.exceptions.PolarsError:
@@ -300,27 +311,34 @@ def _parse_body_fast(body: str, header: list[str], separator: str) -> pl.DataFra
     )
 
 
-def _lines_frame(body: str) -> pl.DataFrame | None:
-    stripped = body[:-1] if body.endswith("\n") else body
-    if not stripped:
-        return pl.DataFrame({"line": [""]})
-    return pl.DataFrame({"line": pl.Series(stripped.split("\n"), dtype=pl.String)}).with_columns(
-        pl.col("line").str.strip_suffix("\r")
-    )
+def _lines_frame(body: bytes) -> pl.DataFrame | None:
+    """One String row per physical line (blank lines included), without quote handling."""
+    if b"\x1f" in body:  # the unit separator would split lines: fall back to the exact parser
+        return None
+    try:
+        lines = pl.read_csv(
+            body, has_header=False, separator="\x1f", quote_char=None, schema={"line": pl.String},
+            empty_string_is_null=False, raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    return lines.with_columns(pl.col("line").fill_null("").str.strip_suffix("\r"))
 
 
-def _check_fast_parse(path: Path, frame: pl.DataFrame, body: str, header: list[str], separator: str) -> pl.DataFrame:
+def _check_fast_parse(path: Path, frame: pl.DataFrame, body: bytes, header: list[str], separator: str) -> pl.DataFrame:
     """Refuse ragged rows: count the separators outside quotes on every non-blank line."""
-    unquoted = pl.col("_line_text")
-    if '"' in body:
-        unquoted = unquoted.str.replace_all(r'"[^"]*"', "")
-    fields = unquoted.str.count_matches(separator, literal=True) + 1
-    bad = frame.lazy().filter(
-        ~pl.col("_line_text").str.contains(r"^\s*$") & (fields != len(header))
-    ).select(SOURCE_LINE, fields.alias("fields")).head(5).collect()
+    line = pl.col("_line_text")
+    fields = line.str.count_matches(separator, literal=True) + 1
+    if b'"' in body:
+        # Only lines holding quotes pay for the regex: the others are null in `quoted`.
+        quoted = pl.when(line.str.contains('"', literal=True)).then(line)
+        fields = pl.coalesce(quoted.str.replace_all(r'"[^"]*"', "").str.count_matches(separator, literal=True) + 1, fields)
+    blank = line.str.strip_chars().str.len_bytes() == 0
+    frame = frame.with_columns(blank.alias("_blank"), fields.alias("_fields")).drop("_line_text")
+    bad = frame.filter(~pl.col("_blank") & (pl.col("_fields") != len(header))).head(5)
     if bad.height:
-        _raise_ragged(path, bad[SOURCE_LINE].to_list(), bad["fields"].to_list(), len(header))
-    return frame.with_columns(pl.col("_line_text").str.contains(r"^\s*$").alias("_blank")).drop("_line_text")
+        _raise_ragged(path, bad[SOURCE_LINE].to_list(), bad["_fields"].to_list(), len(header))
+    return frame.drop("_fields")
 
 
 def _raise_ragged(path: Path, lines: list[int], counts: list[int], expected: int) -> None:

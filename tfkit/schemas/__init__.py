@@ -34,7 +34,7 @@ from tfkit.schemas.model import (
     schema_from_file,
     schema_from_toml,
 )
-from tfkit.schemas.validate import RULES, ColumnMatch, ValidationResult, match_columns, validate
+from tfkit.schemas.engine import RULES, ColumnMatch, ValidationResult, match_columns, validate
 
 __all__ = [
     "FIELD_TYPES", "HEADLINE_PROBLEM", "RULE_TYPES", "RULES", "ColumnMatch", "Field", "Schema", "TableRule",

@@ -164,30 +164,33 @@ def validate(
     """
     today = today or dt.date.today()
     columns = match_columns(raw, schema)
-    checks = _field_checks(schema, columns, today) + _rule_checks(schema, columns)
+    distinct = _Distinct(raw.frame, columns, schema)
+    checks = _field_checks(schema, columns, today, distinct) + _rule_checks(schema, columns)
 
     lf = raw.frame.lazy().with_columns(
         _text(columns.fields[f.name]).alias(_t(f.name)) if f.name in columns.fields
         else pl.lit(None, dtype=pl.String).alias(_t(f.name))
         for f in schema.fields
     )
-    lf = lf.with_columns(_typed(f).alias(_v(f.name)) for f in schema.fields)
+    lf = lf.with_columns(_typed(f, distinct).alias(_v(f.name)) for f in schema.fields)
+    identifier_fields = [f for f in schema.fields if f.identifier and f.name in columns.fields]
+    lf = lf.with_columns(_failure(f, distinct).alias(_f(f.name)) for f in identifier_fields)
     lf = lf.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks))
     quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
+    failed = pl.any_horizontal(pl.col(_c(i)) for i in quarantining) if quarantining else pl.lit(False)
+    df = lf.drop([_t(f.name) for f in schema.fields] + [_f(f.name) for f in identifier_fields]).with_columns(failed.alias("__failed")).collect()
+
+    problems = _summarise(df, checks, schema, show_values)
+    valid = df.filter(~pl.col("__failed")).select(
+        [_output_value(f, checks).alias(f.name) for f in schema.fields] + [pl.col(SOURCE_LINE)]
+    )
+    # Reasons are spelled out for the failing rows only.
     reasons = pl.concat_str(
         [pl.when(pl.col(_c(i))).then(pl.lit(f"{checks[i].code}:{checks[i].field}")) for i in quarantining],
         separator=_REASON_SEPARATOR, ignore_nulls=True,
     ) if quarantining else pl.lit("")
-    lf = lf.with_columns(reasons.alias(REASONS)).drop([_t(f.name) for f in schema.fields])
-    df = lf.collect()
-
-    failed = pl.col(REASONS) != ""
-    problems = _summarise(df, checks, schema, show_values)
-    valid = df.filter(~failed).select(
-        [_output_value(f, checks).alias(f.name) for f in schema.fields] + [pl.col(SOURCE_LINE)]
-    )
-    quarantine = df.filter(failed).select([*raw.columns, SOURCE_LINE, REASONS])
-    _check_contract(valid, schema)
+    quarantine = df.filter(pl.col("__failed")).select([*raw.columns, SOURCE_LINE, reasons.alias(REASONS)])
+    _check_dtypes(valid, schema)
     report = ValidationReport(
         file=str(raw.path), schema=schema.name, schema_version=schema.version, format=raw.format,
         encoding=raw.encoding, sheet=raw.sheet, rows_in=raw.n_rows, rows_valid=valid.height,
@@ -210,6 +213,10 @@ def _v(name: str) -> str:
     return f"__value_{name}"
 
 
+def _f(name: str) -> str:
+    return f"__failure_{name}"
+
+
 def _c(index: int) -> str:
     return f"__check_{index}"
 
@@ -220,19 +227,67 @@ def _text(source: str) -> pl.Expr:
     return pl.when(t == "").then(None).otherwise(t)
 
 
-def _typed(f: Field) -> pl.Expr:
+class _Distinct:
+    """Parsers run once per distinct value of a repetitive column (dates of birth and postcodes:
+    tens of thousands of values in a million rows; flags and codes: a handful) and are mapped
+    back by a hash lookup, or by equality tests when there are few values. Same result as
+    applying the parser to every row, several times faster."""
+
+    FEW = 16
+
+    def __init__(self, frame: pl.DataFrame, columns: ColumnMatch, schema: Schema):
+        wanted = [f.name for f in schema.fields if f.name in columns.fields and (
+            f.type in ("date", "boolean", "code") or f.identifier == "postcode")]
+        self.values: dict[str, pl.Series] = {}
+        if wanted:
+            distinct = frame.lazy().select(
+                _text(columns.fields[n]).unique().implode().alias(n) for n in wanted
+            ).collect()
+            self.values = {n: distinct[n][0].drop_nulls() for n in wanted}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.values
+
+    def map(self, name: str, text: pl.Expr, parse, dtype: pl.DataType) -> pl.Expr:
+        old = self.values[name]
+        new = pl.DataFrame({"v": old}).select(parse(pl.col("v"))).to_series().cast(dtype)
+        if len(old) > self.FEW:
+            return text.replace_strict(old, new, default=None, return_dtype=dtype)
+        mapped = pl.lit(None, dtype=dtype)
+        for before, after in zip(old.to_list(), new.to_list(), strict=True):
+            mapped = pl.when(text == before).then(pl.lit(after, dtype=dtype)).otherwise(mapped)
+        return mapped
+
+
+def _typed(f: Field, distinct: _Distinct) -> pl.Expr:
     t = pl.col(_t(f.name))
     if f.type == "date":
+        if f.name in distinct:
+            return distinct.map(f.name, t, parsing.parse_date, pl.Date())
         return parsing.parse_date(t)
+    if f.identifier == "postcode" and f.name in distinct:
+        return distinct.map(f.name, t, identifiers.normalise_postcode, pl.String())
     if f.type == "integer":
         return parsing.parse_integer(t)
     if f.type == "boolean":
-        return parsing.parse_boolean(t, f.true_values, f.false_values)
+        def parse_boolean(text: pl.Expr) -> pl.Expr:
+            return parsing.parse_boolean(text, f.true_values, f.false_values)
+        return distinct.map(f.name, t, parse_boolean, pl.Boolean()) if f.name in distinct else parse_boolean(t)
     if f.type == "code":
-        return parsing.parse_code(t, f.code_mapping)
+        def parse_code(text: pl.Expr) -> pl.Expr:
+            return parsing.parse_code(text, f.code_mapping)
+        return distinct.map(f.name, t, parse_code, pl.String()) if f.name in distinct else parse_code(t)
     if f.identifier:
         return identifiers.NORMALISERS[f.identifier](t)
     return t
+
+
+def _failure(f: Field, distinct: _Distinct) -> pl.Expr:
+    if f.identifier == "postcode" and f.name in distinct:
+        def parse(text: pl.Expr) -> pl.Expr:
+            return _identifier_failure("postcode", identifiers.normalise_postcode(text))
+        return distinct.map(f.name, pl.col(_t(f.name)), parse, pl.String())
+    return _identifier_failure(f.identifier, pl.col(_v(f.name)))
 
 
 def _output_value(f: Field, checks: list[_Check]) -> pl.Expr:
@@ -248,7 +303,7 @@ def _describe(code: str, **values: object) -> tuple[str, str]:
     return title, template.format(**values)
 
 
-def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date) -> list[_Check]:
+def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date, distinct: _Distinct) -> list[_Check]:
     checks: list[_Check] = []
     for f in schema.fields:
         source = columns.fields.get(f.name)
@@ -288,7 +343,7 @@ def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date) -> list[
         elif f.type == "code":
             add("invalid_code", unparsed, codes=", ".join(f.codes))
         elif f.type == "date":
-            month_first = parsing.looks_month_first(t)
+            month_first = parsing.looks_month_first(pl.when(unparsed).then(t))
             add("month_first_date", unparsed & month_first)
             add("invalid_date", unparsed & ~month_first)
             if f.not_future:
@@ -299,9 +354,9 @@ def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date) -> list[
                 add("date_too_late", v > pl.lit(f.latest), latest=f.latest.isoformat())
         elif f.type == "string":
             if f.identifier:
-                checks_for = _identifier_checks(f.identifier, v)
-                for code, fails in checks_for:
-                    add(code, present & fails)
+                failure = pl.col(_f(f.name))
+                for code in IDENTIFIER_CODES[f.identifier]:
+                    add(code, present & (failure == code))
             if f.pattern:
                 add("pattern_mismatch", present & ~t.str.contains(f.pattern), pattern=f.pattern)
             if f.max_length:
@@ -311,16 +366,26 @@ def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date) -> list[
     return checks
 
 
-def _identifier_checks(kind: str, normalised: pl.Expr) -> list[tuple[str, pl.Expr]]:
+IDENTIFIER_CODES = {
+    "nino": ("invalid_nino",),
+    "upn": ("invalid_upn", "upn_la_number", "upn_check_letter"),
+    "nhs_number": ("invalid_nhs_number", "nhs_number_check_digit"),
+    "postcode": ("invalid_postcode",),
+}
+
+
+def _identifier_failure(kind: str, normalised: pl.Expr) -> pl.Expr:
+    """The failing rule code for a normalised identifier (String), null when valid or blank.
+    Materialised once per field so each of its checks is a cheap comparison."""
     if kind == "upn":
-        failure = identifiers.upn_failure(normalised)
-        return [("invalid_upn", failure == "format"), ("upn_la_number", failure == "la_number"),
-                ("upn_check_letter", failure == "check_letter")]
+        codes = {"format": "invalid_upn", "la_number": "upn_la_number", "check_letter": "upn_check_letter"}
+        return identifiers.upn_failure(normalised).replace_strict(codes, default=None, return_dtype=pl.String)
     if kind == "nhs_number":
-        well_formed = normalised.str.contains(r"^[0-9]{10}$")
-        return [("invalid_nhs_number", ~well_formed),
-                ("nhs_number_check_digit", well_formed & ~identifiers.nhs_number_is_valid(normalised))]
-    return [(f"invalid_{kind}", ~identifiers.VALIDATORS[kind](normalised))]
+        return (
+            pl.when(~normalised.str.contains(r"^[0-9]{10}$")).then(pl.lit("invalid_nhs_number"))
+            .when(~identifiers.nhs_number_is_valid(normalised)).then(pl.lit("nhs_number_check_digit"))
+        )
+    return pl.when(~identifiers.VALIDATORS[kind](normalised)).then(pl.lit(f"invalid_{kind}"))
 
 
 def _rule_checks(schema: Schema, columns: ColumnMatch) -> list[_Check]:
@@ -351,7 +416,9 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
         out = []
         if not schema.field(names[1]).required:
             out.append(check("no_family", person.is_not_null() & family.is_null(), names[1], columns.fields[names[1]], family=names[1]))
-        several = person.is_not_null() & (family.min().over(person) != family.max().over(person))
+        # Hashes compare as fast integers; nulls are left out of min/max.
+        family_hash = pl.when(family.is_not_null()).then(family.hash())
+        several = person.is_not_null() & (family_hash.min().over(person) != family_hash.max().over(person))
         out.append(check("person_in_several_families", several, label, None, person=names[0], family=names[1]))
         return out
     if rule.type == "date_order":
@@ -363,7 +430,9 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
         if not problems:
             return []
         family = values[0]
-        met = pl.sum_horizontal(pl.col(_v(p)).any().over(family).fill_null(False).cast(pl.Int32) for p in problems)
+        # One bit per problem, OR-ed over the family in a single window, then counted.
+        bits = pl.sum_horizontal(pl.col(_v(p)).fill_null(False).cast(pl.Int64) * (1 << i) for i, p in enumerate(problems))
+        met = bits.bitwise_or().over(family).bitwise_count_ones()
         return [_Check(
             "too_few_headline_problems", names[0], columns.fields[names[0]], rule.severity,
             (family.is_not_null() & (met < minimum)).fill_null(False), pl.col(columns.fields[names[0]]),
@@ -405,5 +474,15 @@ def _summarise(df: pl.DataFrame, checks: list[_Check], schema: Schema, show_valu
 
 
 def _check_contract(valid: pl.DataFrame, schema: Schema) -> None:
-    """The typed frame must match the schema's pandera contract; a mismatch is a tfkit bug."""
-    schema.pandera_schema().validate(valid, lazy=True)
+    """The typed frame must match the schema's pandera contract (columns, order, dtypes); a
+    mismatch is a tfkit bug. Validated as a LazyFrame, pandera checks the schema, not every value:
+    the value rules are the checks above, and running them twice would double the cost."""
+    schema.pandera_schema().validate(valid.lazy(), lazy=True)
+
+
+def _check_dtypes(valid: pl.DataFrame, schema: Schema) -> None:
+    """Cheap run-time form of the contract (pandera's import alone costs a second per run; the
+    tests hold every built-in schema's output to the full pandera contract)."""
+    expected = pl.Schema({**schema.polars_schema, SOURCE_LINE: pl.Int64()})
+    if valid.schema != expected:
+        raise AssertionError(f"validated frame does not match schema {schema.name}: {valid.schema} != {expected}")
