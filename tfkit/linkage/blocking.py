@@ -181,27 +181,50 @@ def blocking_recall(prepared: Prepared, pairs: pl.DataFrame, truth_column: str, 
 
 
 def random_pairs(prepared: Prepared, n_pairs: int, mode: str, seed: int) -> pl.DataFrame:
-    """A uniform sample of record pairs within the mode's scope (for u probabilities), seeded."""
+    """A uniform sample of record pairs within the mode's scope (for u probabilities), seeded.
+
+    Sources are stacked contiguously, so a pair is drawn as (block of the pair, offset on each side):
+    first the source pair with probability proportional to its number of comparisons, then one record
+    from each side; within a source the second record is offset from the first, so never the same.
+    """
     rng = np.random.default_rng(seed)
-    n = prepared.n
-    sources = prepared.frame.get_column("_source").to_numpy()
-    if comparisons_possible(prepared.source_sizes(), mode) == 0:
+    sizes = np.array(prepared.source_sizes(), dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    blocks = []  # (left source, right source, number of comparisons)
+    for i in range(len(sizes)):
+        for j in range(i, len(sizes)):
+            if i == j and mode in ("dedupe", "both"):
+                blocks.append((i, j, sizes[i] * (sizes[i] - 1) // 2))
+            elif i != j and mode in ("link", "both"):
+                blocks.append((i, j, sizes[i] * sizes[j]))
+    weights = np.array([b[2] for b in blocks], dtype=np.float64)
+    if not len(blocks) or weights.sum() == 0:
         return pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
-    got_l, got_r, have = [], [], 0
-    for _ in range(50):
-        a = rng.integers(0, n, size=2 * n_pairs)
-        b = rng.integers(0, n, size=2 * n_pairs)
-        ok = a != b
-        if mode == "link":
-            ok &= sources[a] != sources[b]
-        elif mode == "dedupe":
-            ok &= sources[a] == sources[b]
-        a, b = a[ok], b[ok]
-        got_l.append(np.minimum(a, b))
-        got_r.append(np.maximum(a, b))
-        have += len(a)
-        if have >= n_pairs:
-            break
-    rid_l = np.concatenate(got_l)[:n_pairs]
-    rid_r = np.concatenate(got_r)[:n_pairs]
-    return pl.DataFrame({"rid_l": rid_l.astype(np.int64), "rid_r": rid_r.astype(np.int64)})
+    if len(blocks) == 1:  # the usual case (two sources, or one deduplicated): lean arrays
+        i, j, _ = blocks[0]
+        a = rng.integers(0, sizes[i], size=n_pairs, dtype=np.int32)
+        if i != j:
+            b = rng.integers(0, sizes[j], size=n_pairs, dtype=np.int32) + np.int32(starts[j])
+        else:
+            b = (a + 1 + rng.integers(0, sizes[i] - 1, size=n_pairs, dtype=np.int32)) % np.int32(sizes[i])
+            b += np.int32(starts[i])
+        a += np.int32(starts[i])
+        return pl.DataFrame({"rid_l": np.minimum(a, b).astype(np.int64), "rid_r": np.maximum(a, b).astype(np.int64)})
+    else:
+        which = rng.choice(len(blocks), size=n_pairs, p=weights / weights.sum()).astype(np.int32)
+    src_l = np.array([b[0] for b in blocks], dtype=np.int32)[which]
+    src_r = np.array([b[1] for b in blocks], dtype=np.int32)[which]
+    del which
+    n_l, n_r = sizes[src_l], sizes[src_r]
+    a = (rng.random(n_pairs, dtype=np.float32) * n_l).astype(np.int64)
+    b = (rng.random(n_pairs, dtype=np.float32) * n_r).astype(np.int64)
+    a = np.minimum(a, n_l - 1)  # float32 rounding can reach n
+    b = np.minimum(b, n_r - 1)
+    same = src_l == src_r
+    # Within one source: the partner is 1..n-1 places further round, so never the record itself.
+    if same.any():
+        step = 1 + np.minimum((rng.random(int(same.sum())) * (n_l[same] - 1)).astype(np.int64), n_l[same] - 2)
+        b[same] = (a[same] + step) % n_l[same]
+    rid_a = starts[src_l] + a
+    rid_b = starts[src_r] + b
+    return pl.DataFrame({"rid_l": np.minimum(rid_a, rid_b), "rid_r": np.maximum(rid_a, rid_b)})

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-
 from .standardise import Prepared
 
 
@@ -18,6 +15,9 @@ def components(n_records: int, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarr
     """Cluster id per record: the smallest row position in its connected component."""
     if n_records == 0:
         return np.zeros(0, dtype=np.int64)
+    from scipy.sparse import coo_matrix  # imported here: scipy costs memory and start-up time
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(rid_l), dtype=np.int8), (rid_l, rid_r)), shape=(n_records, n_records))
     _, labels = connected_components(graph, directed=False)
     # Name each component by its smallest member so ids do not depend on scipy's numbering.

@@ -101,8 +101,13 @@ class Training(_Stage):
         lk = self.linker
         return training_stage.estimate_prior(lk.prepared, lk.model, lk.candidates, mode=lk.mode)
 
-    def estimate_m_using_expectation_maximisation(self) -> training_stage.EMResult:
-        return training_stage.estimate_m_em(self.linker.model, self.linker.levels)
+    def estimate_m_using_expectation_maximisation(self) -> dict[str, np.ndarray]:
+        """EM sessions on the model's [[training]] rules; without any, one EM over all candidates."""
+        lk = self.linker
+        if lk.model.training:
+            blocking_stage.check_rules(lk.prepared, lk.model.training)
+            return training_stage.estimate_m_em_sessions(lk.prepared, lk.model, mode=lk.mode, seed=lk.seed)
+        return training_stage.estimate_m_em(lk.model, lk.levels).m
 
     def estimate_m_from_labels(self, truth_column: str) -> dict[str, np.ndarray]:
         lk = self.linker

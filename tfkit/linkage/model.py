@@ -34,15 +34,16 @@ class Settings:
     mode: str = "link"
     name_variants: str | None = None
     seed: int = 42
-    u_sample_pairs: int = 2_000_000
+    u_sample_pairs: int = 1_000_000
     em_max_iterations: int = 100
     em_tolerance: float = 1e-6
+    em_max_pairs: int = 5_000_000
     deterministic_rules: list[list[str]] = field(default_factory=lambda: [["forename", "surname", "dob"]])
     deterministic_recall: float = 0.8
     threshold: float = 0.9
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
-    batch_pairs: int = 4_000_000
+    batch_pairs: int = 250_000
 
 
 @dataclass
@@ -51,6 +52,7 @@ class LinkageModel:
     blocking: list[BlockingRule]
     settings: Settings
     source: str = "default"
+    training: list[BlockingRule] = field(default_factory=list)  # EM session rules
     # Trained parameters: level probabilities indexed by level (0 = best); prior lambda.
     m: dict[str, np.ndarray] = field(default_factory=dict)
     u: dict[str, np.ndarray] = field(default_factory=dict)
@@ -85,10 +87,10 @@ class LinkageModel:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<model>") -> "LinkageModel":
-        unknown = set(data) - {"settings", "comparison", "blocking"}
+        unknown = set(data) - {"settings", "comparison", "blocking", "training"}
         if unknown:
             raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", file=source,
-                              hint="a model has [settings], [[comparison]] and [[blocking]]")
+                              hint="a model has [settings], [[comparison]], [[blocking]] and [[training]]")
         settings = Settings()
         for key, value in data.get("settings", {}).items():
             if not hasattr(settings, key):
@@ -109,6 +111,8 @@ class LinkageModel:
                            for i, c in enumerate(data.get("comparison", []))]
             blocking = [BlockingRule.from_spec(b, where=f"blocking rule {i + 1}")
                         for i, b in enumerate(data.get("blocking", []))]
+            training = [BlockingRule.from_spec(b, where=f"training rule {i + 1}")
+                        for i, b in enumerate(data.get("training", []))]
         except ConfigError as err:
             err.file = source
             raise
@@ -119,7 +123,7 @@ class LinkageModel:
         names = [c.name for c in comparisons]
         if len(set(names)) != len(names):
             raise ConfigError("comparison names must be unique", file=source)
-        return cls(comparisons, blocking, settings, source=source)
+        return cls(comparisons, blocking, settings, source=source, training=training)
 
     # ------------------------------------------------------------------ fields
 

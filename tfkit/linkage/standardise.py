@@ -177,12 +177,6 @@ def _encode(values: pl.Series) -> tuple[pl.Series, pl.Series]:
     return codes.rename(values.name), vocab.rename(values.name)
 
 
-def _code_map(vocab_values: pl.Series) -> tuple[np.ndarray, pl.Series]:
-    """Codes for a series aligned with another vocabulary (e.g. phonetic code of each name)."""
-    codes, vocab = _encode(vocab_values)
-    return codes.to_numpy(), vocab
-
-
 def _term_frequency(codes: pl.Series, size: int) -> np.ndarray:
     valid = codes.drop_nulls().to_numpy()
     counts = np.bincount(valid, minlength=size).astype(np.float64)
@@ -224,72 +218,101 @@ def prepare(
     return prepared
 
 
-def _add_coded(prepared: Prepared, out: dict[str, pl.Series], values: pl.Series, tf: bool = False) -> np.ndarray:
-    codes, vocab = _encode(values)
-    out[values.name] = codes
-    prepared.vocab[values.name] = vocab
-    if tf:
-        prepared.tf[values.name] = _term_frequency(codes, vocab.len())
-    return codes.to_numpy()
+def _distinct(raw: pl.DataFrame, column: str) -> tuple[pl.DataFrame, pl.Series]:
+    """The column's distinct raw values (as text) and each record's index into them.
+
+    Cleaning runs once per distinct value (a few thousand names or postcodes, not every record),
+    then codes are gathered back to the records.
+    """
+    values = raw.get_column(column)
+    if values.dtype != pl.Date:
+        values = values.cast(pl.String)
+    frame = pl.DataFrame({"_raw": values})
+    distinct = frame.unique(maintain_order=False).sort("_raw", nulls_last=True).with_row_index("_i")
+    index = frame.join(distinct, on="_raw", how="left", maintain_order="left", nulls_equal=True)["_i"]
+    return distinct, index
+
+
+def _codes(values: pl.Series, vocab: pl.Series) -> pl.Series:
+    """Code of each value in a sorted vocabulary (null stays null)."""
+    lookup = pl.DataFrame({"v": vocab, "code": pl.int_range(vocab.len(), eager=True, dtype=pl.Int32)})
+    return pl.DataFrame({"v": values}).join(lookup, on="v", how="left", maintain_order="left")["code"]
+
+
+def _coded_columns(prepared: Prepared, out: dict[str, pl.Series], cleaned: pl.DataFrame, index: pl.Series,
+                   tf_columns: tuple[str, ...] = ()) -> None:
+    """Encode each cleaned column of a distinct-value table and gather the codes to the records."""
+    for name in cleaned.columns:
+        vocab = cleaned[name].drop_nulls().unique().sort()
+        codes = _codes(cleaned[name], vocab).gather(index).rename(name)
+        out[name] = codes
+        prepared.vocab[name] = vocab.rename(name)
+        if name in tf_columns:
+            prepared.tf[name] = _term_frequency(codes, vocab.len())
 
 
 def _prepare_names(raw: pl.DataFrame, kinds: dict[str, str], variants: NameVariants,
                    prepared: Prepared) -> dict[str, pl.Series]:
     """All name fields share one vocabulary, so a forename can be compared with a surname (swaps)."""
-    values: dict[str, pl.Series] = {}
+    tables: dict[str, tuple[pl.DataFrame, pl.Series]] = {}
     for column, kind in kinds.items():
-        cleaned = clean_name(pl.col(column).cast(pl.String))
-        value = forename_part(cleaned) if kind == "name" else surname_whole(cleaned)
-        frame = raw.select(
-            value.alias(column),
-            cleaned.str.split(" ").list.first().alias(f"{column}_first"),
-            cleaned.str.split(" ").list.last().alias(f"{column}_last"),
-        )
-        values[column] = frame[column]
+        distinct, index = _distinct(raw, column)
+        cleaned = clean_name(pl.col("_raw"))
+        parts = [(forename_part(cleaned) if kind == "name" else surname_whole(cleaned)).alias(column)]
         if kind == "surname":
-            values[f"{column}_first"] = frame[f"{column}_first"]
-            values[f"{column}_last"] = frame[f"{column}_last"]
-    vocab = pl.concat([v.rename("v") for v in values.values()]).drop_nulls().unique().sort()
-    index = pl.DataFrame({"v": vocab, "code": pl.int_range(vocab.len(), eager=True, dtype=pl.Int32)})
-    out: dict[str, pl.Series] = {}
-    for name, series in values.items():
-        codes = pl.DataFrame({"v": series.rename("v")}).join(index, on="v", how="left", maintain_order="left")
-        out[name] = codes["code"].rename(name)
+            parts += [cleaned.str.split(" ").list.first().alias(f"{column}_first"),
+                      cleaned.str.split(" ").list.last().alias(f"{column}_last")]
+        tables[column] = (distinct.select(parts), index)
+    vocab = (
+        pl.concat([t[c].rename("v") for t, _ in tables.values() for c in t.columns])
+        .drop_nulls().unique().sort()
+    )
     derived = {"dm": phonetic(vocab), "canon": variants.canonical_of(vocab)}
-    derived_codes = {suffix: _code_map(d.rename(suffix)) for suffix, d in derived.items()}
-    for column in kinds:
+    derived_codes = {suffix: _encode(d.rename(suffix)) for suffix, d in derived.items()}
+    out: dict[str, pl.Series] = {}
+    for column, (table, index) in tables.items():
+        for name in table.columns:
+            out[name] = _codes(table[name], vocab).gather(index).rename(name)
         prepared.vocab[column] = vocab.rename(column)
         prepared.tf[column] = _term_frequency(out[column], vocab.len())
         for suffix, (dcodes, dvocab) in derived_codes.items():
             name = f"{column}_{suffix}"
-            out[name] = pl.Series(name, dcodes, dtype=pl.Int32).gather(out[column])
+            out[name] = dcodes.gather(out[column]).rename(name)  # null code where a name has no phonetic code
             prepared.vocab[name] = dvocab.rename(name)
     return out
 
 
 def _prepare_field(raw: pl.DataFrame, column: str, kind: str, prepared: Prepared) -> dict[str, pl.Series]:
     out: dict[str, pl.Series] = {}
-    src = pl.col(column)
+    distinct, index = _distinct(raw, column)
+    src = pl.col("_raw")
     if kind == "date":
-        d = raw.select(_as_date(src).alias(column))[column]
-        out[column] = d.cast(pl.Int32).rename(column)
-        out[f"{column}_year"] = d.dt.year().cast(pl.Int32).rename(f"{column}_year")
-        out[f"{column}_month"] = d.dt.month().cast(pl.Int32).rename(f"{column}_month")
-        out[f"{column}_day"] = d.dt.day().cast(pl.Int32).rename(f"{column}_day")
+        d = distinct.select(_as_date(src).alias("d"))["d"]
+        digits = pl.DataFrame({"s": d.dt.to_string("%Y%m%d")}).select(
+            # YYYYMMDD as eight 4-bit nibbles, so 'digits that differ' is an XOR and a bit count.
+            pl.when(pl.col("s").str.len_chars() == 8).then(
+                pl.sum_horizontal([pl.col("s").str.slice(i, 1).cast(pl.Int64) * (16 ** (7 - i)) for i in range(8)])
+            ).cast(pl.Int32)
+        ).to_series()
+        parts = {
+            column: d.cast(pl.Int32), f"{column}_year": d.dt.year().cast(pl.Int32),
+            f"{column}_month": d.dt.month().cast(pl.Int32), f"{column}_day": d.dt.day().cast(pl.Int32),
+            f"{column}_digits": digits,
+        }
+        for name, values in parts.items():
+            out[name] = values.gather(index).rename(name)
     elif kind == "postcode":
-        pc = raw.select(identifiers.clean_postcode(src.cast(pl.String)).alias(column))[column]
-        parts = pl.DataFrame({column: pc}).select(
-            pl.col(column),
+        pc = identifiers.clean_postcode(src.cast(pl.String))
+        cleaned = distinct.select(pc.alias(column)).with_columns(
             identifiers.postcode_sector(pl.col(column)).alias(f"{column}_sector"),
             identifiers.postcode_district(pl.col(column)).alias(f"{column}_district"),
             identifiers.postcode_area(pl.col(column)).alias(f"{column}_area"),
         )
-        for name in parts.columns:
-            _add_coded(prepared, out, parts[name], tf=(name == column))
+        _coded_columns(prepared, out, cleaned, index, tf_columns=(column,))
     elif kind == "category":
-        _add_coded(prepared, out, raw.select(clean_category(src).alias(column))[column])
+        _coded_columns(prepared, out, distinct.select(clean_category(src).alias(column)), index)
     elif kind == "string":
-        _add_coded(prepared, out, raw.select(clean_string(src).alias(column))[column], tf=True)
+        _coded_columns(prepared, out, distinct.select(clean_string(src).alias(column)), index, tf_columns=(column,))
     else:
         raise ConfigError(f"unknown field kind {kind!r} for column {column!r}",
                           hint=f"use one of: {', '.join(KINDS)}")

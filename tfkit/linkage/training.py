@@ -19,7 +19,7 @@ import polars as pl
 
 from tfkit.errors import UsageError
 
-from .blocking import comparisons_possible, random_pairs
+from .blocking import _rule_pairs, comparisons_possible, random_pairs
 from .comparisons import NULL, Comparison, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
@@ -138,7 +138,55 @@ def initial_m(c: Comparison) -> np.ndarray:
     return np.concatenate([[0.9], rest / rest.sum() * 0.1])
 
 
+def comparisons_in_rule(model: LinkageModel, on: tuple[str, ...]) -> set[str]:
+    """Comparisons whose column (or a column derived from it) a blocking rule fixes."""
+    fixed = set()
+    for c in model.comparisons:
+        if any(col == c.column or col.startswith(c.column + "_") for col in on):
+            fixed.add(c.name)
+    return fixed
+
+
+def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int) -> dict[str, np.ndarray]:
+    """Splink's method: one EM session per training rule, u fixed at the random-sampling estimate.
+
+    Pairs come from the session's own blocking rule (sampled down to `em_max_pairs`); comparisons on
+    the rule's columns are left out of that session (they agree by construction, so say nothing).
+    Each comparison's m is the mean over the sessions that estimated it.
+    """
+    s = model.settings
+    estimates: dict[str, list[np.ndarray]] = {c.name: [] for c in model.comparisons}
+    for k, rule in enumerate(model.training):
+        pairs = _rule_pairs(prepared, rule, mode)
+        if pairs.height > s.em_max_pairs:
+            pairs = pairs.sample(s.em_max_pairs, seed=seed + k, shuffle=False)
+        fixed = comparisons_in_rule(model, rule.on)
+        free = [c for c in model.comparisons if c.name not in fixed]
+        log = {"step": "m", "method": "expectation maximisation", "session": rule.name, "pairs": pairs.height,
+               "estimated": [c.name for c in free]}
+        if pairs.height == 0 or not free:
+            model.training_log.append({**log, "skipped": True})
+            continue
+        levels = comparison_levels(prepared, free, pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy(),
+                                   batch_pairs=s.batch_pairs)
+        gammas, counts = patterns(levels, free)
+        result = expectation_maximisation(
+            gammas, counts, free, {c.name: initial_m(c) for c in free}, {c.name: model.u[c.name] for c in free},
+            0.1, max_iterations=s.em_max_iterations, tolerance=s.em_tolerance, fix_u=True)
+        for c in free:
+            estimates[c.name].append(result.m[c.name])
+        model.training_log.append({**log, "patterns": len(counts), "iterations": result.iterations,
+                                   "converged": result.converged, "match_share": result.match_share})
+    missing = [name for name, v in estimates.items() if not v]
+    if missing:
+        raise UsageError(f"no training session estimated m for: {', '.join(missing)}",
+                         hint="add a [[training]] rule that does not fix those comparisons' columns")
+    model.m = {name: np.mean(v, axis=0) for name, v in estimates.items()}
+    return model.m
+
+
 def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResult:
+    """EM on all candidate pairs with u free (used when the model declares no training rules)."""
     s = model.settings
     gammas, counts = patterns(levels, model.comparisons)
     m0 = {c.name: initial_m(c) for c in model.comparisons}

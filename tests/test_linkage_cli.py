@@ -1,0 +1,119 @@
+"""End to end on a small generated set, determinism, and the CLI's errors (exit 2, clear messages)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tfkit.cli import app
+from tfkit.demo import generate_frames
+from tfkit.linkage import LinkageModel, link
+from tfkit.linkage.demo_frames import cohort_and_partners
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo_frames():
+    return cohort_and_partners(generate_frames(1500, seed=5), n_right=1500, seed=0)
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory, demo_frames):
+    folder = tmp_path_factory.mktemp("link")
+    paths = []
+    for name, frame in demo_frames.items():
+        path = folder / f"{name}.csv"
+        frame.rename({"forename": "First Name"} if name == "partners" else {}).write_csv(path)
+        paths.append(path)
+    return paths
+
+
+def small_model() -> LinkageModel:
+    model = LinkageModel.default()
+    model.settings.u_sample_pairs = 100_000
+    return model
+
+
+def test_end_to_end_f1_above_floor(demo_frames):
+    result = link(demo_frames, small_model(), truth_column="person_key")
+    at = result.metrics["at_threshold"]
+    assert at["f1"] > 0.93, at
+    assert result.metrics["blocking_recall"] > 0.97
+    assert result.metrics["best_f1"]["f1"] >= at["f1"]
+    # Nothing lost: every input record is in the clusters output exactly once.
+    assert result.clusters.height == sum(f.height for f in demo_frames.values())
+    # Outputs hold ids, levels and scores, never names.
+    assert not {"forename", "surname", "dob", "postcode"} & set(result.pairs.columns)
+    assert {"forename_level", "dob_level", "postcode_level", "sex_level", "match_probability"} <= set(result.pairs.columns)
+
+
+def test_em_m_close_to_labels(demo_frames):
+    by_em = link(demo_frames, small_model()).model
+    by_labels = link(demo_frames, small_model(), truth_column="person_key", train_on_labels=True).model
+    for name in ("forename", "surname", "dob", "postcode"):
+        assert abs(by_em.m[name][0] - by_labels.m[name][0]) < 0.08, name
+
+
+def test_one_to_one_links_each_record_at_most_once(demo_frames):
+    result = link(demo_frames, small_model(), one_to_one=True)
+    linked = result.clusters.filter(pl.col("cluster_size") > 1)
+    assert linked.group_by("cluster_id", "source").len()["len"].max() == 1
+
+
+def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
+    outs = []
+    for run in ("one", "two"):
+        out = tmp_path / run
+        res = runner.invoke(app, ["link", *map(str, demo_files), "--out", str(out), "--map", "First Name=forename",
+                                  "--truth", "person_key", "--seed", "3", "--json",
+                                  "--report", str(out / "report.html")])
+        assert res.exit_code == 0, res.output
+        outs.append(out)
+        summary = json.loads(res.stdout)
+        assert summary["metrics"]["at_threshold"]["f1"] > 0.9
+    for name in ("pairs.parquet", "clusters.parquet", "review.parquet", "model.json", "summary.json", "metrics.json"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    review = pl.read_parquet(outs[0] / "review.parquet")
+    assert review["match_probability"].is_between(0.5, 0.9, closed="left").all()
+    page = (outs[0] / "report.html").read_text()
+    assert "<svg" in page and "http" not in page.replace("http://www.w3.org", "")
+
+
+def test_cli_missing_mapped_column_is_exit_2(tmp_path, demo_files):
+    res = runner.invoke(app, ["link", *map(str, demo_files), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "forename" in res.output and "--map" in res.output
+
+
+def test_cli_map_naming_absent_column_is_exit_2(tmp_path, demo_files):
+    res = runner.invoke(app, ["link", *map(str, demo_files), "--out", str(tmp_path / "o"), "--map", "Nope=forename"])
+    assert res.exit_code == 2 and "Nope" in res.output
+
+
+def test_cli_empty_source_and_all_null_field(tmp_path, demo_frames):
+    left = tmp_path / "left.csv"
+    demo_frames["cohort"].write_csv(left)
+    empty = tmp_path / "empty.csv"
+    demo_frames["cohort"].head(0).write_csv(empty)
+    res = runner.invoke(app, ["link", str(left), str(empty), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "empty" in res.output
+    nulls = tmp_path / "nulls.csv"
+    demo_frames["cohort"].head(20).with_columns(pl.lit(None, dtype=pl.String).alias("dob")).write_csv(nulls)
+    res = runner.invoke(app, ["link", str(left), str(nulls), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "dob" in res.output
+
+
+def test_cli_bad_options(tmp_path, demo_files):
+    base = ["link", *map(str, demo_files), "--out", str(tmp_path / "o"), "--map", "First Name=forename"]
+    res = runner.invoke(app, base + ["--threshold", "0.4", "--review-lower", "0.6"])
+    assert res.exit_code == 2 and "review" in res.output
+    bad_model = tmp_path / "m.toml"
+    bad_model.write_text("[settings]\ncolour = 1\n")
+    res = runner.invoke(app, base + ["--model", str(bad_model)])
+    assert res.exit_code == 2 and "settings.colour" in res.output
+    res = runner.invoke(app, ["link", str(demo_files[0]), "--out", str(tmp_path / "o"), "--mode", "link"])
+    assert res.exit_code == 2 and "two sources" in res.output

@@ -1,0 +1,146 @@
+"""Each comparison ladder level on hand-made pairs; standardisation of names, dates and postcodes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tfkit.linkage.comparisons import (
+    PairContext,
+    build_comparison,
+    dob_comparison,
+    exact_comparison,
+    name_comparison,
+    postcode_comparison,
+    string_comparison,
+)
+from tfkit.linkage.standardise import NameVariants, clean_name, phonetic, prepare
+
+
+def levels_for(comparison, left: list, right: list, extra: dict | None = None) -> list[int]:
+    """Levels for pairs (left[i], right[i]); `left`/`right` are lists of row dicts."""
+    a = pl.DataFrame(left).with_columns(pl.format("a{}", pl.int_range(pl.len())).alias("record_id"))
+    b = pl.DataFrame(right).with_columns(pl.format("b{}", pl.int_range(pl.len())).alias("record_id"))
+    kinds = {comparison.column: comparison.kind, **(extra or {})}
+    prepared = prepare([a, b], ["a", "b"], kinds, id_column="record_id")
+    n = a.height
+    ctx = PairContext(prepared, np.arange(n), np.arange(n, 2 * n))
+    return comparison.levels(ctx).tolist()
+
+
+def test_forename_ladder_every_level():
+    c = name_comparison("forename", "forename", kind="name", swap_with="surname")
+    assert c.labels == ("exact", "swapped with surname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.88",
+                        "phonetic or name variant", "else")
+    left = [
+        {"forename": "Jonathan", "surname": "Smith"},   # exact after cleaning
+        {"forename": "Khan", "surname": "Imran"},        # swapped
+        {"forename": "Jonathan", "surname": "Smith"},    # JW 0.97
+        {"forename": "Stephen", "surname": "Smith"},     # JW 0.88..0.92
+        {"forename": "Bill", "surname": "Smith"},        # name variant
+        {"forename": "Mohammed", "surname": "Ali"},      # variant/phonetic
+        {"forename": "Zoe", "surname": "Smith"},         # else
+        {"forename": None, "surname": "Smith"},          # null
+    ]
+    right = [
+        {"forename": "  JONATHAN ", "surname": "Smith"},
+        {"forename": "Imran", "surname": "Khan"},
+        {"forename": "Jonathon", "surname": "Smith"},
+        {"forename": "Steven", "surname": "Smith"},
+        {"forename": "William", "surname": "Smith"},
+        {"forename": "Muhammad", "surname": "Ali"},
+        {"forename": "Brian", "surname": "Smith"},
+        {"forename": "Jon", "surname": "Smith"},
+    ]
+    got = levels_for(c, left, right, {"surname": "surname"})
+    assert got == [0, 1, 2, 3, 4, 4, 5, -1]
+
+
+def test_jaro_winkler_band_boundaries():
+    from rapidfuzz.distance import JaroWinkler
+
+    # Check the chosen pairs really fall in the bands the ladder claims.
+    assert JaroWinkler.normalized_similarity("JONATHAN", "JONATHON") >= 0.92
+    assert 0.88 <= JaroWinkler.normalized_similarity("STEPHEN", "STEVEN") < 0.92
+
+
+def test_surname_ladder_double_barrelled_and_punctuation():
+    c = name_comparison("surname", "surname", kind="surname")
+    left = [{"surname": "Smith-Jones"}, {"surname": "O'Brien"}, {"surname": "Jones"}, {"surname": "Smith"}]
+    right = [{"surname": "SMITH JONES"}, {"surname": "obrien"}, {"surname": "Smith-Jones"}, {"surname": "Patel"}]
+    assert levels_for(c, left, right) == [0, 0, 3, 4]  # part match is level 3 without a swap level
+    assert c.labels[3].startswith("phonetic")
+
+
+def test_dob_ladder_every_level():
+    c = dob_comparison("dob", "dob")
+    base = dt.date(1985, 3, 7)
+    others = [
+        base,                       # exact
+        dt.date(1985, 7, 3),        # day and month swapped
+        dt.date(1986, 3, 7),        # one digit off (year)
+        dt.date(1985, 3, 8),        # one day off
+        dt.date(1985, 3, 28),       # within a month
+        dt.date(1985, 11, 29),      # within a year
+        dt.date(1990, 9, 19),       # else
+        None,                       # null
+    ]
+    left = [{"dob": base} for _ in others]
+    right = [{"dob": d} for d in others]
+    assert levels_for(c, left, right) == [0, 1, 2, 2, 3, 4, 5, -1]
+
+
+def test_dob_text_formats_are_read():
+    c = dob_comparison("dob", "dob")
+    left = [{"dob": "1985-03-07"}, {"dob": "07/03/1985"}, {"dob": "31113"}]
+    right = [{"dob": "07/03/1985"}, {"dob": "19850307"}, {"dob": "1985-03-07"}]  # 31113 = Excel serial
+    assert levels_for(c, left, right) == [0, 0, 0]
+
+
+def test_postcode_ladder_every_level():
+    c = postcode_comparison("postcode", "postcode")
+    left = [{"postcode": "e17 5la"}] * 6
+    right = [{"postcode": p} for p in ("E175LA", "E17 5QT", "E17 9AB", "E10 5PD", "SW1A 1AA", None)]
+    assert levels_for(c, left, right) == [0, 1, 2, 3, 4, -1]
+
+
+def test_sex_exact_and_unknown_is_null():
+    c = exact_comparison("sex", "sex")
+    left = [{"sex": "M"}, {"sex": "F"}, {"sex": "U"}, {"sex": None}]
+    right = [{"sex": "m"}, {"sex": "M"}, {"sex": "U"}, {"sex": "F"}]
+    assert levels_for(c, left, right) == [0, 1, -1, -1]
+
+
+def test_string_ladder():
+    c = string_comparison("suburb", "suburb", jaro_winkler=(0.92, 0.8))
+    left = [{"suburb": "Richlands"}, {"suburb": "Richlands"}, {"suburb": "Richlands"}, {"suburb": "Dapto"}]
+    right = [{"suburb": "RICHLANDS"}, {"suburb": "Richland"}, {"suburb": "Richmond"}, {"suburb": "Kela"}]
+    assert levels_for(c, left, right) == [0, 1, 2, 3]
+
+
+def test_clean_name_titles_accents_punctuation():
+    s = pl.Series(["Mr John", "Zoé", "O'Brien", "Dr. Anne-Marie", "  ", "Mrs  Smith-Jones Jr"])
+    out = pl.DataFrame({"n": s}).select(clean_name(pl.col("n")).alias("n"))["n"].to_list()
+    assert out == ["JOHN", "ZOE", "OBRIEN", "ANNE MARIE", None, "SMITH JONES"]
+
+
+def test_name_variants_table_and_phonetic():
+    v = NameVariants.load()
+    got = v.canonical_of(pl.Series(["BILL", "MOHAMED", "KATE", "UNLISTED"])).to_list()
+    assert got == ["WILLIAM", "MUHAMMAD", "CATHERINE", "UNLISTED"]
+    codes = phonetic(pl.Series(["SMITH", "SMYTH", None])).to_list()
+    assert codes[0] == codes[1] and codes[2] is None
+
+
+def test_build_comparison_rejects_bad_specs():
+    from tfkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown comparison type"):
+        build_comparison({"type": "nope", "column": "x"})
+    with pytest.raises(ConfigError, match="needs a 'column'"):
+        build_comparison({"type": "exact"})
+    with pytest.raises(ConfigError, match="remove the unknown key|unexpected"):
+        build_comparison({"type": "exact", "column": "x", "colour": "red"})

@@ -1,0 +1,143 @@
+"""Blocking, EM, term-frequency adjustment, prior, clustering and evaluation arithmetic."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tfkit.linkage.blocking import BlockingRule, blocking_recall, candidate_pairs, comparisons_possible, random_pairs
+from tfkit.linkage.clustering import best_links, components
+from tfkit.linkage.comparisons import Comparison, exact_comparison, name_comparison
+from tfkit.linkage.evaluate import accuracy_curve
+from tfkit.linkage.model import LinkageModel
+from tfkit.linkage.predict import score
+from tfkit.linkage.standardise import prepare
+from tfkit.linkage.training import expectation_maximisation, patterns
+
+FIELDS = {"forename": "name", "surname": "surname", "dob": "date", "postcode": "postcode"}
+
+
+def people(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["record_id", "forename", "surname", "dob", "postcode", "key"], orient="row")
+
+
+@pytest.fixture
+def two_sources():
+    d = dt.date(1990, 1, 1)
+    a = people([("a1", "Ann", "Lee", d, "E17 5LA", 1), ("a2", "Bob", "Lee", d, "E17 5LA", 2),
+                ("a3", "Cat", "Ray", dt.date(1991, 2, 2), "E10 5PD", 3), ("a4", "Dan", "Fox", None, None, 4)])
+    b = people([("b1", "Ann", "Lee", d, "E17 5LA", 1), ("b2", "Bob", "Lea", d, "E17 5QT", 2),
+                ("b3", "Kat", "Ray", dt.date(1991, 2, 2), "E10 5PD", 3), ("b4", "Dan", "Fox", dt.date(2000, 1, 1), None, 4)])
+    return prepare([a, b], ["a", "b"], FIELDS, id_column="record_id", keep=("key",))
+
+
+def test_blocking_union_generates_each_pair_once(two_sources):
+    rules = [BlockingRule("dob", ("dob",)), BlockingRule("surname", ("surname",)),
+             BlockingRule("dob again", ("dob",))]
+    pairs, report = candidate_pairs(two_sources, rules, "link")
+    assert pairs.select("rid_l", "rid_r").is_unique().all()
+    # dob: a1,a2 x b1,b2 (4) + a3 x b3 (1); surname adds Lee/Lee pairs not on dob (none) and Fox/Fox.
+    assert [r.pairs_added for r in report.rules] == [5, 1, 0]
+    assert report.total_pairs == 6 == pairs.height
+    assert set(zip(pairs["rid_l"], pairs["rid_r"])) >= {(0, 4), (1, 5), (2, 6), (3, 7)}
+    assert (pairs["rid_l"] < 4).all() and (pairs["rid_r"] >= 4).all()  # link mode: across sources only
+
+
+def test_blocking_modes_and_recall(two_sources):
+    rules = [BlockingRule("dob", ("dob",))]
+    dedupe, _ = candidate_pairs(two_sources, rules, "dedupe")
+    assert set(zip(dedupe["rid_l"], dedupe["rid_r"])) == {(0, 1), (4, 5)}
+    both, _ = candidate_pairs(two_sources, rules, "both")
+    assert both.height == 5 + 2
+    pairs, report = candidate_pairs(two_sources, rules, "link")
+    report = blocking_recall(two_sources, pairs, "key", "link", report)
+    assert report.true_pairs == 4 and report.true_pairs_found == 3 and report.recall == pytest.approx(0.75)
+    assert comparisons_possible([4, 4], "link") == 16 and comparisons_possible([4, 4], "dedupe") == 12
+
+
+def test_random_pairs_stay_in_scope_and_are_seeded(two_sources):
+    p = random_pairs(two_sources, 1000, "link", seed=7)
+    assert p.height == 1000 and (p["rid_l"] < 4).all() and (p["rid_r"] >= 4).all()
+    assert p.equals(random_pairs(two_sources, 1000, "link", seed=7))
+    d = random_pairs(two_sources, 1000, "dedupe", seed=7)
+    src = two_sources.frame["_source"].to_numpy()
+    assert (src[d["rid_l"].to_numpy()] == src[d["rid_r"].to_numpy()]).all()
+    assert (d["rid_l"] < d["rid_r"]).all()
+
+
+def _simulated_levels(rng, n_match, n_non, m, u):
+    """Comparison vectors drawn from known m and u (conditionally independent)."""
+    cols = {}
+    for name in m:
+        lm = rng.choice(len(m[name]), size=n_match, p=m[name])
+        lu = rng.choice(len(u[name]), size=n_non, p=u[name])
+        cols[name] = np.concatenate([lm, lu]).astype(np.int8)
+    return cols
+
+
+def test_em_converges_and_recovers_m_and_u():
+    rng = np.random.default_rng(3)
+    m = {"a": np.array([0.9, 0.07, 0.03]), "b": np.array([0.85, 0.15]), "c": np.array([0.8, 0.15, 0.05])}
+    u = {"a": np.array([0.01, 0.09, 0.9]), "b": np.array([0.1, 0.9]), "c": np.array([0.02, 0.18, 0.8])}
+    comps = [Comparison(n, n, "category", tuple(f"l{i}" for i in range(len(m[n])))) for n in m]
+    levels = _simulated_levels(rng, 20_000, 80_000, m, u)
+    gammas, counts = patterns(levels, comps)
+    flat = {k: np.full(len(v), 1 / len(v)) for k, v in m.items()}
+    start_m = {k: np.linspace(1, 0.2, len(v)) / np.linspace(1, 0.2, len(v)).sum() for k, v in m.items()}
+    result = expectation_maximisation(gammas, counts, comps, start_m, flat, 0.3, max_iterations=500, tolerance=1e-8)
+    assert result.converged
+    assert result.match_share == pytest.approx(0.2, abs=0.01)
+    for k in m:
+        assert np.abs(result.m[k] - m[k]).max() < 0.02
+        assert np.abs(result.u[k] - u[k]).max() < 0.02
+
+
+def test_term_frequency_adjustment_rare_names_weigh_more():
+    names = ["SMITH"] * 40 + [f"RARE{i}" for i in range(20)]
+    a = pl.DataFrame({"record_id": [f"a{i}" for i in range(60)], "surname": names})
+    b = pl.DataFrame({"record_id": [f"b{i}" for i in range(60)], "surname": names})
+    prepared = prepare([a, b], ["a", "b"], {"surname": "surname"}, id_column="record_id")
+    model = LinkageModel.default()
+    model.comparisons = [name_comparison("surname", "surname", kind="surname")]
+    model.m = {"surname": np.array([0.9, 0.03, 0.03, 0.02, 0.02])}
+    u_exact = float((prepared.tf["surname"] ** 2).sum())
+    model.u = {"surname": np.array([u_exact, 0.01, 0.01, 0.01, 1 - u_exact - 0.03])}
+    model.prior = 0.01
+    rid_l = np.array([0, 40])   # SMITH v SMITH, RARE0 v RARE0
+    rid_r = np.array([60, 100])
+    scored = score(prepared, model, rid_l, rid_r, {"surname": np.array([0, 0], dtype=np.int8)})
+    tf = scored["surname_tf_adjustment"].to_list()
+    assert tf[0] < 0 < tf[1]  # common name: less evidence than average; rare: more
+    w = scored["match_weight"].to_list()
+    assert w[1] > w[0]
+
+
+def test_components_and_best_links():
+    labels = components(6, np.array([0, 1, 4]), np.array([1, 2, 5]))
+    assert labels.tolist() == [0, 0, 0, 3, 4, 4]
+    # Record 0 (source 0) has two candidates in source 1; it keeps its best, 1 keeps the other.
+    pairs = pl.DataFrame({"rid_l": [0, 0, 1], "rid_r": [2, 3, 2], "match_weight": [5.0, 3.0, 4.0]})
+    links = best_links(pairs, np.array([0, 0, 1, 1]))
+    assert set(zip(links["rid_l"], links["rid_r"])) == {(0, 2)}
+    pairs = pl.DataFrame({"rid_l": [0, 0, 1], "rid_r": [2, 3, 3], "match_weight": [5.0, 3.0, 4.0]})
+    links = best_links(pairs, np.array([0, 0, 1, 1]))
+    assert set(zip(links["rid_l"], links["rid_r"])) == {(0, 2), (1, 3)}
+
+
+def test_accuracy_arithmetic():
+    p = np.array([0.99, 0.95, 0.8, 0.6, 0.2])
+    match = np.array([True, True, False, True, False])
+    at = accuracy_curve(p, match, total_true=4, thresholds=np.array([0.9, 0.5, 0.1, 1.0]))
+    assert (at[0].true_positives, at[0].false_positives, at[0].false_negatives) == (2, 0, 2)
+    assert at[0].precision == 1.0 and at[0].recall == 0.5 and at[0].f1 == pytest.approx(2 / 3)
+    assert (at[1].true_positives, at[1].false_positives, at[1].false_negatives) == (3, 1, 1)
+    assert at[1].f1 == pytest.approx(0.75)
+    assert at[2].false_positives == 2
+    assert at[3].true_positives == 0 and at[3].precision == 1.0 and at[3].recall == 0.0
+
+
+def test_sex_comparison_is_category():
+    assert exact_comparison("sex", "sex").field_kinds() == {"sex": "category"}
