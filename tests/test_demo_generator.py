@@ -236,3 +236,28 @@ def test_cli_writes_files_and_refuses_non_empty_dir(tmp_path):
     assert (out / "cohort.csv").read_text().splitlines()[1].startswith("E08000025,")
     bad = runner.invoke(app, ["demo-data", "--out", str(tmp_path / "new"), "--la-code", "nope"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_forenames_fit_the_family_and_the_era(clean):
+    c = clean.cohort.with_columns(pl.col("Date of Birth").str.to_date("%d/%m/%Y").dt.year().alias("born"))
+    repeats = c.group_by("Family ID", "Forename").len().filter(pl.col("len") > 1)
+    assert repeats.height <= 2  # siblings and parents rarely share a forename
+    era = pl.read_csv(demo.reference.resources.files("tfkit.demo").joinpath("data", "forenames.csv").open("rb"))
+    old_only = set(era.filter(pl.col("era") == "before_1998")["name"]) - set(era.filter(pl.col("era") != "before_1998")["name"])
+    new_only = set(era.filter(pl.col("era") == "from_1998")["name"]) - set(era.filter(pl.col("era") != "from_1998")["name"])
+    assert not c.filter(pl.col("Forename").is_in(list(old_only)) & (pl.col("born") >= 1998)).height
+    assert not c.filter(pl.col("Forename").is_in(list(new_only)) & (pl.col("born") < 1998)).height
+
+
+def test_error_log_names_file_columns(clean):
+    for source, frame in (("police", clean.police), ("school_attendance", clean.school_attendance),
+                          ("dwp", clean.dwp)):
+        cols = set(clean.injected_errors.filter(pl.col("source") == source)["column"])
+        assert cols <= set(frame.columns), source
+
+
+def test_tiny_cohorts_work():
+    for n in (1, 2, 7):
+        data = demo.generate_frames(n, seed=n)
+        assert data.cohort.height == n
+        assert data.consent_withdrawals.height == 1

@@ -130,7 +130,8 @@ class ErrorInjector:
         was = sub.filter(pl.col("_row").is_in(changed["_row"].implode()))
         for col in changes:  # one log line per changed cell
             rows = changed["_row"].filter(was[col].ne_missing(changed[col]))
-            self.logs.append(pl.DataFrame({"_row": rows, "column": col, "kind": kind}))
+            if rows.len():
+                self.logs.append(pl.DataFrame({"_row": rows.cast(pl.UInt32), "column": col, "kind": kind}))
 
     def error_log(self) -> pl.DataFrame:
         if not self.logs:

@@ -216,7 +216,16 @@ def people(
     british = reference.communities().index("british")
     name_comm = np.where(is_child & (person_comm != british) & (rng.random(n) < 0.12), british, person_comm)
     name_sex = np.where(sex == 2, rng.integers(0, 2, size=n), sex)
-    forename = reference.forenames().draw((name_comm * 2 + name_sex) * 2 + born_from_split, rng)
+    name_group = (name_comm * 2 + name_sex) * 2 + born_from_split
+    forename = reference.forenames().draw(name_group, rng)
+    # Parents rarely give two children (or a child and themselves) the same forename: redraw repeats.
+    for _ in range(5):
+        key = fam.astype(np.int64) * 1_000_000 + reference.forenames().name_ids[forename]
+        order = np.argsort(key, kind="stable")
+        repeat = order[np.concatenate([[False], key[order][1:] == key[order][:-1]])]
+        if len(repeat) == 0:
+            break
+        forename[repeat] = reference.forenames().draw(name_group[repeat], rng)
 
     u = rng.random(n)
     surname = np.select(

@@ -67,6 +67,7 @@ class NameTable:
     names: pl.Series
     offsets: np.ndarray
     weights: tuple[np.ndarray, ...]
+    name_ids: np.ndarray  # the same id wherever the same name appears in several groups
 
     @classmethod
     def build(cls, keys: tuple, lists: dict) -> NameTable:
@@ -74,8 +75,15 @@ class NameTable:
         if missing:
             raise ValueError(f"name lists missing for {missing}")
         sizes = [len(lists[k].names) for k in keys]
-        names = pl.Series([n for k in keys for n in lists[k].names], dtype=pl.String)
-        return cls(keys, names, np.concatenate([[0], np.cumsum(sizes)[:-1]]), tuple(lists[k].p for k in keys))
+        flat = [n for k in keys for n in lists[k].names]
+        ids = {name: i for i, name in enumerate(dict.fromkeys(flat))}
+        return cls(
+            keys,
+            pl.Series(flat, dtype=pl.String),
+            np.concatenate([[0], np.cumsum(sizes)[:-1]]),
+            tuple(lists[k].p for k in keys),
+            np.array([ids[n] for n in flat]),
+        )
 
     def draw(self, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A position in `names` for each entry of `groups` (group codes), by rank weight."""
