@@ -100,29 +100,28 @@ def scan_file(path: Path, rel: str) -> list[Finding]:
         if SUSPECT_COLUMN_RE.search(name) and name not in hashed:
             findings.append(Finding(rel, name, "name_column", 1))
     plain = [c for c in string_cols if c not in hashed]
-    # NHS numbers survive being stored as integers: check 10-digit integer columns too.
     int_cols = [name for name, dtype in schema.items()
                 if dtype.is_integer() and dtype not in (pl.Int8, pl.Int16, pl.UInt8, pl.UInt16)]
-    exprs = []
+    # Pass 2: identifier shapes, evaluated once per distinct value (most kept columns have few).
     for name in plain:
-        for kind, expr in _shapes(pl.col(name)).items():
-            exprs.append(expr.fill_null(False).sum().alias(f"{kind}\x1f{name}"))
+        distinct = lf.group_by(name).agg(pl.len().alias("__n")).collect(engine="streaming")
+        counts = distinct.select([
+            pl.col("__n").filter(expr.fill_null(False)).sum().alias(kind) for kind, expr in _shapes(pl.col(name)).items()
+        ]).row(0, named=True)
+        for kind, candidates in counts.items():
+            if candidates:
+                # Pass 3, rare: the full rule (check digit, check letter) on the shaped values only.
+                hits = (distinct.filter(_shapes(pl.col(name))[kind].fill_null(False))
+                        .filter(_matchers(pl.col(name))[kind].fill_null(False)))
+                if hits.height:
+                    findings.append(Finding(rel, name, kind, int(hits["__n"].sum()),
+                                            [mask(v) for v in hits.sort(name).get_column(name).head(EXAMPLES).to_list()]))
+    # NHS numbers survive being stored as integers: check 10-digit integer columns too.
     for name in int_cols:
-        exprs.append(pl.col(name).is_between(1_000_000_000, 9_999_999_999).sum().alias(f"nhs_number\x1f{name}"))
-    if not exprs:
-        return findings
-    shaped = lf.select(exprs).collect(engine="streaming").row(0, named=True)
-    for key, candidates in shaped.items():
-        if not candidates:
-            continue
-        kind, name = key.split("\x1f")
-        # Pass 3, rare: the full rule on the values of the right shape only.
-        matcher = _int_nhs(pl.col(name)) if name in int_cols else _matchers(pl.col(name))[kind]
-        shape = pl.col(name).is_between(1_000_000_000, 9_999_999_999) if name in int_cols else _shapes(pl.col(name))[kind]
-        hits = (lf.select(pl.col(name)).filter(shape.fill_null(False)).filter(matcher.fill_null(False))
-                .collect().to_series())
+        hits = (lf.select(pl.col(name)).filter(pl.col(name).is_between(1_000_000_000, 9_999_999_999))
+                .filter(_int_nhs(pl.col(name)).fill_null(False)).collect(engine="streaming").to_series())
         if hits.len():
-            findings.append(Finding(rel, name, kind, hits.len(), [mask(v) for v in hits.head(EXAMPLES).to_list()]))
+            findings.append(Finding(rel, name, "nhs_number", hits.len(), [mask(v) for v in hits.head(EXAMPLES).to_list()]))
     return findings
 
 

@@ -14,8 +14,10 @@ Stages, in order (each a function below):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import time
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,7 @@ class ExtractResult:
     sources: list[SourceRun]
     demo: bool
     signer_public_key: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in the manifest)
 
     @property
     def verify_command(self) -> str:
@@ -73,11 +76,15 @@ class ExtractResult:
             "outputs": [{k: o[k] for k in ("path", "rows", "bytes", "sha256")} for o in self.manifest.get("outputs", [])],
             "quarantine_files": [str(s.quarantine_file) for s in self.sources if s.quarantine_file],
             "verify_command": self.verify_command,
+            "seconds": self.timings,
         }
 
 
 def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None = None) -> ExtractResult:
     now = now or dt.datetime.now(dt.timezone.utc)
+    timings: dict[str, float] = {}
+    timer = _timer(timings)
+    started = time.perf_counter()
     target = config.package_dir
     # 1. keys, and the cheap refusals, before any work
     master = load_key_file(config.key_file)
@@ -99,12 +106,14 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         quarantined: dict[str, pl.DataFrame] = {}
         headers: dict[str, dict[str, str]] = {}
         for source in config.sources:
-            raw = adapters.read_source(source.path, source.encoding)
+            with timer("read"):
+                raw = adapters.read_source(source.path, source.encoding)
             digest = bag.sha256_file(source.path)
             inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
             console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
                         source=source.name, rows=raw.n_rows, sha256=digest)
-            checked = adapters.validate_source(raw, source.schema)
+            with timer("validate"):
+                checked = adapters.validate_source(raw, source.schema)
             valid[source.name], quarantined[source.name] = checked.valid, checked.quarantine
             headers[source.name] = checked.canonical_names
             runs.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, raw.n_rows),
@@ -122,7 +131,8 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         linkage_summary, linked = None, {}
         person_source = config.sources[0].name
         if config.linkage:
-            linked, linkage_summary = adapters.link_sources(valid, person_source, config.linkage_model)
+            with timer("link"):
+                linked, linkage_summary = adapters.link_sources(valid, person_source, config.linkage_model)
             console.log("linked", "linked to persons: " + ", ".join(
                 f"{n}: {c:,}" for n, c in linkage_summary["linked_to_person"].items()), **linkage_summary["linked_to_person"])
         # a withdrawn person's linked records in other sources are withdrawn with them
@@ -146,8 +156,9 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
             policy = adapters.load_policy(source.schema, source.policy or config.policy)
             policies[source.name] = adapters.policy_summary(policy)
             link_ids = kept.get_column(adapters.LINKED_PERSON) if adapters.LINKED_PERSON in kept.columns else None
-            out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
-                                        project=config.project, policy=policy, la_code=config.la_code)
+            with timer("pseudonymise"):
+                out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
+                                            project=config.project, policy=policy, la_code=config.la_code)
             if link_ids is not None and source.name != person_source:
                 out = out.with_columns(adapters.linked_person_pseudonym(master, config.project, config.la_code, link_ids))
             del kept
@@ -163,7 +174,8 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         disclosure: dict[str, Any] = {}
         if "person" in tables:
             before = tables["person"].height
-            tables["person"], disclosure = adapters.disclosure_check(tables["person"], config.disclosure_policy)
+            with timer("disclosure"):
+                tables["person"], disclosure = adapters.disclosure_check(tables["person"], config.disclosure_policy)
             if tables["person"].height != before:  # suppression nulls values; it must never drop rows
                 raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {tables['person'].height}")
 
@@ -172,9 +184,10 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         manifest = _manifest(config, runs, policies, withdrawals, disclosure, linkage_summary, master.fingerprint, head, now)
         staging = new_staging_dir(config.output_root, config.package_name)
         try:
-            built = build_bag(staging, tables=tables, manifest=manifest, bag_info=_bag_info(config, master.fingerprint),
-                              signing_key=signing_key, bagging_date=now.date())
-            publish(staging, target, force)
+            with timer("package"):
+                built = build_bag(staging, tables=tables, manifest=manifest, bag_info=_bag_info(config, master.fingerprint),
+                                  signing_key=signing_key, bagging_date=now.date())
+                publish(staging, target, force)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -192,9 +205,22 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         "package": target.name, "manifest": built.manifest,
         "validation": {r.source: r.validation for r in runs}, "disclosure": disclosure, "linkage": linkage_summary,
     })
+    timings["total"] = time.perf_counter() - started
+    timings = {k: round(v, 3) for k, v in timings.items()}
     console.log("package_written", f"package written: {target}", package=str(target), report=str(report_path),
-                demo=config.demo)
-    return ExtractResult(target, report_path, built.manifest, runs, config.demo)
+                demo=config.demo, seconds=timings)
+    return ExtractResult(target, report_path, built.manifest, runs, config.demo, timings=timings)
+
+
+def _timer(timings: dict[str, float]):
+    @contextlib.contextmanager
+    def timer(stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
+    return timer
 
 
 def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path | None:
