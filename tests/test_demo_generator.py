@@ -96,7 +96,7 @@ def test_clean_cohort_codes_and_postcodes(clean):
         assert set(c[col]) <= {"Y", "N"}, col
     assert all(postcode_scalar(p) == p for p in c["Postcode"])
     districts = {p.split(" ")[0] for p in c["Postcode"]}
-    assert districts <= {"E4", "E10", "E11", "E17"}
+    assert districts <= {"E4", "E10", "E11", "E17", "ZZ99"}  # ZZ99 3VZ: no fixed abode
     assert c["Person ID"].n_unique() == c.height
     assert (c["LA Code"] == "E09000031").all()
 
@@ -174,7 +174,7 @@ def test_nicknames_and_day_month_swaps_are_real(clean):
 
 
 def test_error_rate_breaks_the_documented_share_of_cohort_rows(dirty):
-    errs = dirty.injected_errors.filter(pl.col("source") == "cohort")
+    errs = dirty.injected_errors.filter((pl.col("source") == "cohort") & (pl.col("kind") != "duplicate_person"))
     assert errs.height == 100  # 5% of 2000, one fault per row
     assert errs["record_id"].n_unique() == 100
     assert set(errs["kind"]) == set(demo.extracts.COHORT_ERROR_KINDS)
@@ -261,3 +261,14 @@ def test_tiny_cohorts_work():
         data = demo.generate_frames(n, seed=n)
         assert data.cohort.height == n
         assert data.consent_withdrawals.height == 1
+
+
+def test_some_cohort_people_are_registered_twice(dirty, clean):
+    assert dirty.cohort.height == 2000
+    dups = dirty.injected_errors.filter(pl.col("kind") == "duplicate_person")
+    assert dups.height == 20  # error_rate / 5
+    keys = dirty.truth.filter(pl.col("source") == "cohort")
+    twice = keys.filter(pl.col("person_key").is_duplicated())
+    assert set(dups["record_id"]) <= set(twice["record_id"])
+    assert twice.height == 40
+    assert clean.truth.filter(pl.col("source") == "cohort")["person_key"].is_duplicated().sum() == 0

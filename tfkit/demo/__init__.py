@@ -11,7 +11,8 @@ What is generated
 A population of families living in the LA (the "truth"), rendered as files:
 
 - cohort.csv: the programme cohort, `n_people` people in families of 1-8 (parents and children,
-  plausible ages, shared household postcode, surnames mostly shared: 70% of mothers in couples take
+  plausible ages, 3% of later children twins of the child before, shared household postcode (0.3%
+  of families with no fixed abode: ZZ99 3VZ), surnames mostly shared: 70% of mothers in couples take
   the family name, children of lone mothers carry hers or their father's, 3% double-barrelled,
   feminine forms of Polish surnames). Names drawn with Zipf-like weights from the lists in
   tfkit/demo/data/ by community (British, Irish, Eastern European, South Asian, West African,
@@ -29,7 +30,10 @@ A population of families living in the LA (the "truth"), rendered as files:
   equal shares: nhs_check_digit, nino_format (D prefix, TN prefix, E suffix, a digit short),
   impossible_date (30/02, 31/04, 31/11, month 13), future_dob (2050s), unknown_code (Gender "X",
   Intervention Status "closed" or Comparison Group "?"), upn_check_letter, postcode_format (inward
-  letter C). Each is listed in injected_errors.csv.
+  letter C). Each is listed in injected_errors.csv. A further error_rate / 5 of rows (0.2% by
+  default) are people registered twice: a second row in the same family with a later Person ID,
+  the NHS number half the time and no NI number (kind duplicate_person; truth maps both rows to
+  the same person_key). Not invalid in itself: deduplication should find them.
 - police.csv: 85% of people flagged for crime, 4% of other cohort people 10+, and 1.5 times as
   many non-cohort people 10+. 30% of people have 2-4 records (a fifth of repeats are the same
   incident keyed twice). Half the records have names in capitals.
@@ -69,6 +73,8 @@ DEFAULT_ERROR_RATE = 0.01
 MAX_PEOPLE = 1_000_000
 # Non-cohort people in the LA from whom partner non-matches are drawn, per cohort person.
 BACKGROUND_RATIO = 2.0
+# People registered twice in the cohort (second Person ID), as a share of error_rate: 0.2% by default.
+DUPLICATE_SHARE_OF_ERROR_RATE = 0.2
 
 FILES = ("cohort", "police", "school_attendance", "dwp", "truth", "consent_withdrawals", "injected_errors")
 HEADERS = {
@@ -127,7 +133,10 @@ def generate_frames(
     """Generate a cohort of `n_people` and its partner extracts, deterministically from `seed`."""
     la = _check_arguments(n_people, error_rate, la_code)
     rng = {name: population.rng_for(seed, stream) for name, stream in _STREAMS.items()}
-    cohort_people = population.people(n_people, la, rng["cohort_people"], size_p=population.COHORT_FAMILY_SIZE_P)
+    duplicates = int(round(n_people * error_rate * DUPLICATE_SHARE_OF_ERROR_RATE)) if n_people > 1 else 0
+    cohort_people = population.people(
+        n_people - duplicates, la, rng["cohort_people"], size_p=population.COHORT_FAMILY_SIZE_P
+    )
     n_background = max(int(n_people * BACKGROUND_RATIO), 50)
     background = population.people(
         n_background, la, rng["background"], size_p=population.BACKGROUND_FAMILY_SIZE_P,
@@ -135,7 +144,7 @@ def generate_frames(
     )
     cohort_people = population.programme(cohort_people, rng["programme"])
 
-    cohort, cohort_errors, ids = extracts.cohort(cohort_people, la, error_rate, rng["cohort"])
+    cohort, cohort_errors, ids = extracts.cohort(cohort_people, la, error_rate, duplicates, rng["cohort"])
     police, police_truth, police_errors = extracts.police(cohort_people, background, rng["police"])
     school, school_truth, school_errors = extracts.school_attendance(
         cohort_people, background, la, rng["school_attendance"]

@@ -86,8 +86,13 @@ def unique_ids(k: int, digits: int, prefix: str, rng: np.random.Generator) -> pl
 # --------------------------------------------------------------------------- cohort
 
 
-def cohort(people: pl.DataFrame, la: reference.LocalAuthority, error_rate: float, rng: np.random.Generator):
-    """The LA's programme cohort as exported, and the log of deliberately invalid cells."""
+def cohort(
+    people: pl.DataFrame, la: reference.LocalAuthority, error_rate: float, duplicates: int, rng: np.random.Generator
+):
+    """The LA's programme cohort as exported, and the log of deliberately invalid cells.
+
+    `duplicates` people are registered twice: a second row, later Person ID, same family, with the
+    NHS number half the time and no NI number (a person appearing twice in the case system)."""
     n = people.height
     age = people["age"].to_numpy()
     nhs_shown = rng.random(n) < COHORT_NHS_COVERAGE
@@ -104,12 +109,23 @@ def cohort(people: pl.DataFrame, la: reference.LocalAuthority, error_rate: float
 
     fam_ids = people["family"].unique(maintain_order=True)
     family_id = pl.DataFrame({"family": fam_ids, "family_id": unique_ids(len(fam_ids), 7, "F", rng)})
+    person_ids = unique_ids(n + duplicates, 8, "", rng)
     people = people.with_columns(
-        person_id=unique_ids(n, 8, "", rng),
+        person_id=person_ids.head(n),
         nhs_number=nhs,
         nino=pl.when(pl.Series(nino_shown)).then(pl.col("nino")),
         upn=pl.when(pl.Series(upn_shown)).then(pl.col("upn")),
+        duplicate=pl.lit(False),
     ).join(family_id, on="family", how="left", maintain_order="left")
+    if duplicates:
+        again = people[np.sort(rng.choice(n, size=duplicates, replace=False))].with_columns(
+            person_id=person_ids.tail(duplicates),
+            nhs_number=pl.when(pl.Series(rng.random(duplicates) < 0.5)).then(pl.col("nhs_number")),
+            nino=pl.lit(None, dtype=pl.String),
+            duplicate=pl.lit(True),
+        )
+        # The second registration sits with its family, after the members registered first.
+        people = pl.concat([people, again]).sort("family", "duplicate", "member", maintain_order=True)
 
     out = people.select(
         pl.lit(la.la_code).alias("LA Code"),
@@ -130,6 +146,11 @@ def cohort(people: pl.DataFrame, la: reference.LocalAuthority, error_rate: float
         yes_no(pl.col("comparison_group")).alias("Comparison Group"),
     )
     out, errors = _invalid_cohort_rows(out, error_rate, rng)
+    duplicate_log = people.filter("duplicate").select(
+        pl.lit("cohort").alias("source"), pl.col("person_id").alias("record_id"),
+        pl.lit("Person ID").alias("column"), pl.lit("duplicate_person").alias("kind"),
+    )
+    errors = pl.concat([errors, duplicate_log])
     return out, errors, people.select("person_key", "person_id", "nino", "nhs_number")
 
 

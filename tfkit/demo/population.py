@@ -27,6 +27,8 @@ REFERENCE_DAYS = (REFERENCE_DATE - _EPOCH).days
 
 # Family sizes 1..8. Programme families are larger than households in general.
 COHORT_FAMILY_SIZE_P = np.array([0.06, 0.16, 0.24, 0.22, 0.15, 0.09, 0.05, 0.03])
+TWIN_SHARE = 0.03  # of second and later children
+NO_FIXED_ABODE_SHARE = 0.003  # of families
 BACKGROUND_FAMILY_SIZE_P = np.array([0.28, 0.30, 0.16, 0.14, 0.07, 0.03, 0.01, 0.01])
 
 # Postcode inward letters never use C, I, K, M, O, V.
@@ -182,7 +184,8 @@ def people(
     mother_surname = surname_table.draw(fam_comm, rng)
     absent_father_surname = surname_table.draw(fam_comm, rng)
     mother_takes_name = rng.random(nf) < 0.7
-    home = postcodes(nf, la, rng)
+    # A few families have no fixed abode: the NHS pseudo-postcode ZZ99 3VZ.
+    home = postcodes(nf, la, rng).scatter(np.flatnonzero(rng.random(nf) < NO_FIXED_ABODE_SHARE), "ZZ99 3VZ")
     moved_to = postcodes(nf, la, rng)
 
     # Person-level roles (0 mother, 1 father, 2 child) and ages.
@@ -195,7 +198,8 @@ def people(
     )
     is_mother, is_father, is_child = role == MOTHER, role == FATHER, role == CHILD
     # Children are spaced 1-4 years apart; the eldest is old enough for the spacing.
-    gap = np.where(member > np_f, rng.integers(1, 5, size=n), 0)
+    twin = (member > np_f) & (rng.random(n) < TWIN_SHARE)  # born with the sibling before them
+    gap = np.where(member > np_f, np.where(twin, 0, rng.integers(1, 5, size=n)), 0)
     eldest = np.maximum(eldest, np.bincount(fam, weights=gap, minlength=nf).astype(np.int64))
     mother_age = np.where(has_children, eldest + mother_at_first, rng.integers(17, 62, size=nf))
     father_age = np.maximum(mother_age + rng.integers(-3, 9, size=nf), 18)
@@ -204,6 +208,7 @@ def people(
     child_age = np.maximum(eldest[fam] - (cum - before[fam]), 0)
     age = np.select([is_mother, is_father], [mother_age[fam], father_age[fam]], child_age)
     dob_days = REFERENCE_DAYS - (age * 365.2425).astype(np.int64) - rng.integers(0, 365, size=n)
+    dob_days[twin] = dob_days[np.flatnonzero(twin) - 1]
     born_from_split = dob_days >= (dt.date(reference.ERA_SPLIT_YEAR, 1, 1) - _EPOCH).days
 
     # Sex codes index SEX_CODES: 0 F, 1 M, 2 U.
