@@ -57,6 +57,7 @@ RULES: dict[str, tuple[str, str]] = {
     "invalid_postcode": ("invalid postcode", "{field} is not a UK postcode (GIR 0AA, BFPO n and ZZ99 pseudo-postcodes are accepted)"),
     "duplicate_value": ("duplicate value", "{field} must be unique, but the value appears on more than one row"),
     "duplicate_key": ("duplicate key", "the combination {field} must be unique, but appears on more than one row"),
+    "possible_duplicate": ("possible duplicate", "the same {field} appears on more than one row: possibly one person recorded twice; check and merge if so"),
     "no_family": ("person without a family", "every person must have a {family}"),
     "person_in_several_families": ("person in several families", "the same {person} appears with more than one {family}"),
     "end_before_start": ("end before start", "{end} is before {start}"),
@@ -410,7 +411,8 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
 
     if rule.type == "unique":
         fails = pl.all_horizontal(v.is_not_null() for v in values) & (pl.len().over(values) > 1)
-        return [check("duplicate_key", fails, label, None, field=label)]
+        code = "duplicate_key" if rule.severity == "error" else "possible_duplicate"
+        return [check(code, fails, label, None, field=label)]
     if rule.type == "family_membership":
         person, family = values
         out = []
