@@ -7,9 +7,12 @@ Public API (what other areas call):
   plan_and_query(...) -> (PseudonymisationPlan, LazyFrame)   (the columns it will produce)
   metadata(key, project, policy) -> dict             (Parquet footer metadata: fingerprints only)
   default_match_keys() / select_match_keys(spec, columns) / MatchKey
-  link_on_match_keys(a, b, keys=None) -> (pairs, per_key_counts)
+  link_on_match_keys(a, b, keys=None, one_to_many=False) -> (pairs, per_key_counts)
+  pseudonymise_file(path, schema=, key=, project=, out=, policy=, ...) -> PseudonymisationSummary
+  write_pseudonymised(df, path, plan, key=, project=, policy=)  (deterministic Parquet, safe footer)
 """
 
+from tfkit.pseudonymise.files import PseudonymisationSummary, pseudonymise_file, write_pseudonymised
 from tfkit.pseudonymise.apply import (
     PSEUDONYM_SUFFIX,
     OutputColumn,
@@ -25,7 +28,8 @@ from tfkit.pseudonymise.policy import ColumnRule, Policy, builtin_policy, load_p
 
 __all__ = [
     "CONTRACT_VERSION", "PSEUDONYM_SUFFIX", "ColumnRule", "KeyLinkCount", "MasterKey", "MatchKey",
-    "OutputColumn", "Policy", "PseudonymisationPlan", "builtin_policy", "default_match_keys",
+    "OutputColumn", "Policy", "PseudonymisationPlan", "PseudonymisationSummary", "builtin_policy", "default_match_keys",
     "generate_key_file", "link_on_match_keys", "load_key_file", "load_policy", "load_policy_file",
-    "match_key", "metadata", "plan_and_query", "pseudonymise", "select_match_keys",
+    "match_key", "metadata", "plan_and_query", "pseudonymise", "pseudonymise_file", "select_match_keys",
+    "write_pseudonymised",
 ]

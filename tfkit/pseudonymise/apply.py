@@ -14,7 +14,7 @@ import polars as pl
 from tfkit.errors import ConfigError
 from tfkit.identifiers import clean_nhs_number, clean_nino, clean_postcode, clean_upn, postcode_area, postcode_district, postcode_sector
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, MasterKey
-from tfkit.pseudonymise.match_keys import MatchKey, as_date, match_key_expr, match_key_string_expr, select_match_keys
+from tfkit.pseudonymise.match_keys import MatchKey, as_date, match_key_string_expr, select_match_keys
 from tfkit.pseudonymise.policy import ColumnRule, Policy
 
 PSEUDONYM_SUFFIX = "_pseudonym"
@@ -161,10 +161,12 @@ def plan_and_query(
     if hash_distinct:
         query = _hash_each_distinct_once(lf, hashed, plan.match_keys, schema, key, project)
     else:
-        query = lf.with_columns(
-            [key.pseudonym_expr(norm, project, fld).alias(out) for out, norm, fld in hashed]
-            + [match_key_expr(mk, schema, key, project) for mk in plan.match_keys]
-        )
+        # Normalise into columns first, so the contract's null/empty guard reads a column rather
+        # than re-evaluating the normalisation.
+        todo = [(out, norm, fld) for out, norm, fld in hashed]
+        todo += [(mk.column, match_key_string_expr(mk, schema), mk.field) for mk in plan.match_keys]
+        query = lf.with_columns([norm.alias(out) for out, norm, _ in todo]).with_columns(
+            [key.pseudonym_expr(pl.col(out), project, fld).alias(out) for out, _, fld in todo])
     return plan, query.select(exprs)
 
 
