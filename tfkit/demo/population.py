@@ -122,8 +122,6 @@ def upns(birth_year: np.ndarray, home_la: int, rng: np.random.Generator) -> pl.S
         group[over] = (la[over] * 10_000 + estab[over]) * 100 + year[over]
         todo = np.flatnonzero(np.isin(group, group[over]))  # whole groups, drawn again
     number = group * 1000 + serial
-    if len(np.unique(number)) != k:  # pragma: no cover - groups never approach 1,000 children
-        raise RuntimeError("could not allocate distinct UPNs")
     return upn_check_letters(number) + pl.Series(number).cast(pl.String).str.zfill(12)
 
 
@@ -334,21 +332,29 @@ PROBLEM_PERSON_P = {
     "problem_health": 0.5,
 }
 STATUS_P = {"in_progress": 0.35, "completed": 0.45, "disengaged": 0.20}
+STATUSES = ("waiting", *STATUS_P)
 COMPARISON_SHARE = 0.30
 PROGRAMME_START = dt.date(2015, 4, 1)
 
 
 def programme(people_df: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-    """Add headline-problem flags, intervention status and dates, and the comparison-group flag."""
-    fams = people_df.group_by("family", maintain_order=True).agg(
-        has_school_child=((pl.col("age") >= 5) & (pl.col("age") <= 16)).any(),
-        has_child=(pl.col("age") < 18).any(),
+    """Add headline-problem flags, intervention status and dates, and the comparison-group flag.
+
+    `people_df` holds each family as a contiguous run of rows (as `people` makes it)."""
+    n = people_df.height
+    family = people_df["family"].to_numpy()
+    age = people_df["age"].to_numpy()
+    is_child = (people_df["role"] == "child").to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], family[1:] != family[:-1]]))
+    nf = len(starts)
+    fam_of_row = np.repeat(np.arange(nf), np.diff(np.append(starts, n)))
+
+    # Who can carry each problem (columns in PROBLEMS order); a family can meet it if anyone can.
+    person_eligible = np.stack(
+        [age >= 10, (age >= 5) & (age <= 16), age < 18, age >= 16, ~is_child, np.ones(n, dtype=bool)], axis=1
     )
-    nf = fams.height
+    eligible = np.logical_or.reduceat(person_eligible, starts, axis=0)
     latent = rng.standard_normal((nf, 6)) @ np.linalg.cholesky(PROBLEM_CORRELATION).T
-    eligible = np.ones((nf, 6), dtype=bool)
-    eligible[:, 1] = fams["has_school_child"].to_numpy()
-    eligible[:, 2] = fams["has_child"].to_numpy()
     latent = np.where(eligible, latent, -np.inf)
     thresholds = np.array([NormalDist().inv_cdf(1 - p) for p in PROBLEM_PREVALENCE])
     flagged = latent > thresholds
@@ -357,49 +363,33 @@ def programme(people_df: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame
     flagged[np.arange(nf)[:, None], top2] = True
     flagged &= eligible
 
+    # Within a flagged family, eligible members carry the flag at PROBLEM_PERSON_P; the first always.
+    elig = person_eligible & flagged[fam_of_row]
+    running = np.cumsum(elig, axis=0)
+    before = np.vstack([np.zeros((1, 6), dtype=running.dtype), running])[starts]
+    first = elig & (running - before[fam_of_row] == 1)
+    person_p = np.array([PROBLEM_PERSON_P[p] for p in PROBLEMS])
+    flags = elig & ((rng.random((n, 6)) < person_p) | first)
+
     comparison = rng.random(nf) < COMPARISON_SHARE
-    statuses = np.array(list(STATUS_P))
-    status = np.where(comparison, "waiting", statuses[rng.choice(3, size=nf, p=list(STATUS_P.values()))])
+    status = np.where(comparison, 0, 1 + rng.choice(3, size=nf, p=list(STATUS_P.values())))  # index STATUSES
     start_min = (PROGRAMME_START - _EPOCH).days
     recent = REFERENCE_DAYS - 365
+    in_progress, completed = status == 1, status == 2
     start = np.where(
-        status == "in_progress",
-        rng.integers(recent, REFERENCE_DAYS - 7, size=nf),
-        rng.integers(start_min, recent, size=nf),
+        in_progress, rng.integers(recent, REFERENCE_DAYS - 7, size=nf), rng.integers(start_min, recent, size=nf)
     )
-    end = np.where(
-        status == "completed",
-        start + rng.integers(90, 541, size=nf),
-        start + rng.integers(14, 241, size=nf),
-    )
+    end = np.where(completed, start + rng.integers(90, 541, size=nf), start + rng.integers(14, 241, size=nf))
     end = np.minimum(end, REFERENCE_DAYS - 1)
-    fam_cols = {
-        "family": fams["family"].to_numpy(),
-        "intervention_status": status,
-        "intervention_start": np.where(status == "waiting", np.nan, start),
-        "intervention_end": np.where(np.isin(status, ["completed", "disengaged"]), end, np.nan),
-        "comparison_group": comparison,
-    }
-    for j, name in enumerate(PROBLEMS):
-        fam_cols[f"fam_{name}"] = flagged[:, j]
-    fam_df = pl.DataFrame(fam_cols).with_columns(
-        pl.col("intervention_start", "intervention_end").fill_nan(None).cast(pl.Int32).cast(pl.Date)
-    )
-    df = people_df.join(fam_df, on="family", how="left", maintain_order="left")
 
-    age = pl.col("age")
-    person_eligible = {
-        "problem_crime": age >= 10,
-        "problem_education": (age >= 5) & (age <= 16),
-        "problem_children_in_need": age < 18,
-        "problem_worklessness": age >= 16,
-        "problem_domestic_abuse": pl.col("role") != "child",
-        "problem_health": pl.lit(True),
-    }
-    draws = rng.random((df.height, 6))
-    exprs = []
-    for j, name in enumerate(PROBLEMS):
-        elig = person_eligible[name] & pl.col(f"fam_{name}")
-        first = elig & (elig.cast(pl.Int32).cum_sum().over("family") == 1)
-        exprs.append((elig & ((pl.Series(draws[:, j]) < PROBLEM_PERSON_P[name]) | first)).alias(name))
-    return df.with_columns(exprs).drop([f"fam_{p}" for p in PROBLEMS])
+    def dates(days: np.ndarray, known: np.ndarray) -> pl.Expr:
+        d = pl.Series(days[fam_of_row]).cast(pl.Int32).cast(pl.Date)
+        return pl.when(pl.Series(known[fam_of_row])).then(d)
+
+    return people_df.with_columns(
+        pick(STATUSES, status[fam_of_row]).alias("intervention_status"),
+        dates(start, status != 0).alias("intervention_start"),
+        dates(end, status >= 2).alias("intervention_end"),
+        pl.Series("comparison_group", comparison[fam_of_row]),
+        *(pl.Series(name, flags[:, j]) for j, name in enumerate(PROBLEMS)),
+    )
