@@ -30,7 +30,7 @@ PEOPLE = 300
 def demo_dir(tmp_path_factory):
     """Demo inputs, keys and config (generated once per module)."""
     out = tmp_path_factory.mktemp("demo")
-    prepare_demo(out, people=PEOPLE)
+    prepare_demo(out, people=PEOPLE, partners=())
     return out
 
 

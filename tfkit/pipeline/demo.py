@@ -27,9 +27,12 @@ DEMO_SEED = 20191231
 DEMO_PEOPLE = 2_000
 DEMO_LA = "E09000031"
 DEMO_PERIOD = "2019-H2"
+# Partner extracts linked to the cohort in the demo. (dwp.csv has no sex column, which the default
+# linkage model compares, so it is generated but not packaged.)
+DEMO_PARTNERS = ("police", "school_attendance")
 
 
-def _demo_config(inputs: dict[str, Path], out: Path) -> str:
+def _demo_config(inputs: dict[str, Path], out: Path, partners: tuple[str, ...]) -> str:
     cohort = inputs.get("cohort", out / "inputs" / "cohort.csv")
     withdrawals = inputs.get("consent_withdrawals")
     lines = [
@@ -37,18 +40,28 @@ def _demo_config(inputs: dict[str, Path], out: Path) -> str:
         "# (or run tfkit init for a commented one); never use demo keys for a real return.",
         f'la_code = "{DEMO_LA}"', 'return = "nis"', f'period = "{DEMO_PERIOD}"', "demo = true", "",
         "[[sources]]", 'name = "cohort"', f'path = "{cohort.relative_to(out).as_posix()}"', 'schema = "nis"', "",
-        "[pseudonymise]", 'project = "nis"', 'key_file = "keys/demo-master.key"', "",
-        "[signing]", 'key_file = "keys/demo-signing.key"', "",
     ]
+    for partner in partners:
+        if partner in inputs:
+            lines += ["[[sources]]", f'name = "{partner}"', f'path = "{inputs[partner].relative_to(out).as_posix()}"',
+                      f'schema = "{partner}"', ""]
+    if any(p in inputs for p in partners):
+        lines += ["[linkage]", "enabled = true         # link partner records to cohort persons (default model)", ""]
+    lines += ["[pseudonymise]", 'project = "nis"', 'key_file = "keys/demo-master.key"', "",
+              "[signing]", 'key_file = "keys/demo-signing.key"', ""]
     if withdrawals is not None:
         lines += ["[consent]", f'withdrawals = "{withdrawals.relative_to(out).as_posix()}"', ""]
     lines += ["[output]", 'root = "packages"', 'quarantine_dir = "quarantine"', "",
-              "[retention]", "days = 1826", ""]
+              "[retention]", "days = 1826", "",
+              "[disclosure]", 'policy = "generalise"  # widen quasi-identifiers until k-anonymous (k=10)', ""]
     return "\n".join(lines)
 
 
-def prepare_demo(out: Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPLE) -> Path:
-    """Generate inputs, keys and config under `out` (keys reused when present). Returns the config path."""
+def prepare_demo(out: Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPLE,
+                 partners: tuple[str, ...] = DEMO_PARTNERS) -> Path:
+    """Generate inputs, keys and config under `out` (keys reused when present). Returns the config path.
+
+    `partners`: partner extracts packaged and linked to the cohort (() for the cohort alone)."""
     out.mkdir(parents=True, exist_ok=True)
     keys = out / "keys"
     keys.mkdir(exist_ok=True, mode=0o700)
@@ -63,7 +76,7 @@ def prepare_demo(out: Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPLE)
     inputs_dir.mkdir(exist_ok=True)
     inputs = adapters.write_demo_inputs(inputs_dir, seed=seed, people=people)
     config_path = out / "tfkit.toml"
-    config_path.write_text(_demo_config(inputs, out), encoding="utf-8")
+    config_path.write_text(_demo_config(inputs, out, partners), encoding="utf-8")
     return config_path
 
 
@@ -72,6 +85,4 @@ def run_demo(out: str | Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPL
     out = Path(out).absolute()
     console.log("demo", f"generating demo data and demo keys in {out}", out=str(out))
     config = load_config(prepare_demo(out, seed=seed, people=people))
-    result = run_extract(config, force=True)
-    result.signer_public_key = public_key_path_for(config.signing_key)
-    return result
+    return run_extract(config, force=True)

@@ -33,7 +33,7 @@ from tfkit.package import manifest as manifest_mod
 from tfkit.package.build import build_bag
 from tfkit.package.manifest import InputFile, Reconciliation
 from tfkit.package.publish import check_target, clean_stale_staging, new_staging_dir, output_lock, publish
-from tfkit.package.signing import load_signing_key, public_key_fingerprint
+from tfkit.package.signing import load_signing_key, public_key_path_for
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, load_key_file
@@ -209,7 +209,9 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
     timings = {k: round(v, 3) for k, v in timings.items()}
     console.log("package_written", f"package written: {target}", package=str(target), report=str(report_path),
                 demo=config.demo, seconds=timings)
-    return ExtractResult(target, report_path, built.manifest, runs, config.demo, timings=timings)
+    pub = public_key_path_for(config.signing_key)
+    return ExtractResult(target, report_path, built.manifest, runs, config.demo,
+                         signer_public_key=pub if pub.is_file() else None, timings=timings)
 
 
 def _timer(timings: dict[str, float]):
