@@ -151,18 +151,23 @@ def test_partner_records_carry_every_documented_error_kind(clean):
 
 def test_nicknames_and_day_month_swaps_are_real(clean):
     truth = clean.truth
-    cohort = clean.cohort.join(truth.filter(pl.col("source") == "cohort"), left_on="Person ID", right_on="record_id")
-    police = clean.police.join(truth.filter(pl.col("source") == "police"), left_on="Record ID", right_on="record_id")
+    cohort = clean.cohort.join(
+        truth.filter(pl.col("source") == "cohort"), left_on="Person ID", right_on="record_id")
+    police = clean.police.join(
+        truth.filter(pl.col("source") == "police"), left_on="Record ID", right_on="record_id")
     pairs = police.join(cohort, on="person_key")
     errs = clean.injected_errors.filter(pl.col("source") == "police")
-    nick = pairs.filter(pl.col("Record ID").is_in(errs.filter(pl.col("kind") == "forename_nickname")["record_id"].to_list()))
+    def with_kind(kind):
+        return pairs.filter(pl.col("Record ID").is_in(errs.filter(pl.col("kind") == kind)["record_id"].to_list()))
+
+    nick = with_kind("forename_nickname")
     variants = noise.reference.nicknames()
     ok = [
         f2.lower() in {v.lower() for v in variants.get(f1, [])} | {f1.lower()}
         for f1, f2 in zip(nick["Forename"], nick["First Name"], strict=True) if f2 is not None
     ]
     assert ok and sum(ok) / len(ok) > 0.7  # later typos may alter a few
-    swap = pairs.filter(pl.col("Record ID").is_in(errs.filter(pl.col("kind") == "dob_day_month_swap")["record_id"].to_list()))
+    swap = with_kind("dob_day_month_swap")
     assert swap.height > 0
     for iso, uk in zip(swap["DOB"], swap["Date of Birth"], strict=True):
         if iso is None:
@@ -243,8 +248,10 @@ def test_forenames_fit_the_family_and_the_era(clean):
     repeats = c.group_by("Family ID", "Forename").len().filter(pl.col("len") > 1)
     assert repeats.height <= 2  # siblings and parents rarely share a forename
     era = pl.read_csv(demo.reference.resources.files("tfkit.demo").joinpath("data", "forenames.csv").open("rb"))
-    old_only = set(era.filter(pl.col("era") == "before_1998")["name"]) - set(era.filter(pl.col("era") != "before_1998")["name"])
-    new_only = set(era.filter(pl.col("era") == "from_1998")["name"]) - set(era.filter(pl.col("era") != "from_1998")["name"])
+    def only(e):
+        return set(era.filter(pl.col("era") == e)["name"]) - set(era.filter(pl.col("era") != e)["name"])
+
+    old_only, new_only = only("before_1998"), only("from_1998")
     assert not c.filter(pl.col("Forename").is_in(list(old_only)) & (pl.col("born") >= 1998)).height
     assert not c.filter(pl.col("Forename").is_in(list(new_only)) & (pl.col("born") < 1998)).height
 
@@ -272,3 +279,12 @@ def test_some_cohort_people_are_registered_twice(dirty, clean):
     assert set(dups["record_id"]) <= set(twice["record_id"])
     assert twice.height == 40
     assert clean.truth.filter(pl.col("source") == "cohort")["person_key"].is_duplicated().sum() == 0
+
+
+def test_events_happen_at_plausible_ages(clean):
+    p = clean.police.drop_nulls("DOB").select(
+        (pl.col("Offence Date").str.to_date() - pl.col("DOB").str.to_date()).dt.total_days() / 365.25
+    ).to_series()
+    assert p.min() > 9.0  # criminal responsibility from 10 (a day/month swap moves DOB < 1 year)
+    d = clean.dwp.drop_nulls("DOB").select((pl.col("Claim Start") - pl.col("DOB")) / 365.25).to_series()
+    assert d.min() > 14.9

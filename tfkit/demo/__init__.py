@@ -145,11 +145,13 @@ def generate_frames(
     cohort_people = population.programme(cohort_people, rng["programme"])
 
     cohort, cohort_errors, ids = extracts.cohort(cohort_people, la, error_rate, duplicates, rng["cohort"])
-    police, police_truth, police_errors = extracts.police(cohort_people, background, rng["police"])
+    # Partner extracts draw from everyone in the LA: cohort people (rows 0..n-1) and others.
+    everyone = pl.concat([cohort_people.select(background.columns), background])
+    police, police_truth, police_errors = extracts.police(cohort_people, background, everyone, rng["police"])
     school, school_truth, school_errors = extracts.school_attendance(
-        cohort_people, background, la, rng["school_attendance"]
+        cohort_people, background, everyone, rng["school_attendance"]
     )
-    dwp, dwp_truth, dwp_errors = extracts.dwp(cohort_people, background, rng["dwp"])
+    dwp, dwp_truth, dwp_errors = extracts.dwp(cohort_people, background, everyone, rng["dwp"])
     cohort_truth = ids.select(pl.lit("cohort").alias("source"), pl.col("person_id").alias("record_id"), "person_key")
     truth = pl.concat([cohort_truth, police_truth, school_truth, dwp_truth])
     return DemoData(

@@ -258,6 +258,15 @@ def _non_matches(background: pl.DataFrame, eligible: np.ndarray, count: int, rng
     return rng.choice(pool, size=min(count, len(pool)), replace=False)
 
 
+def _event_days(records: pl.DataFrame, min_age: int, first_day: int, rng: np.random.Generator) -> pl.Series:
+    """A date (as a Date series) between `first_day` and the reference date, and not before the
+    person's `min_age` birthday: no offences at six, no benefit claims at twelve."""
+    dob = records["dob"].cast(pl.Int32).to_numpy().astype(np.int64)
+    lower = np.minimum(np.maximum(first_day, dob + int(min_age * 365.25)), population.REFERENCE_DAYS - 1)
+    days = lower + (rng.random(len(dob)) * (population.REFERENCE_DAYS - lower)).astype(np.int64)
+    return pl.Series(days).cast(pl.Int32).cast(pl.Date)
+
+
 def _noisy(records: pl.DataFrame, rng: np.random.Generator, kinds: tuple[str, ...], rates=None):
     table = reference.surnames()
     alt = table.lookup(table.draw(records["community"].to_numpy(), rng))
@@ -303,26 +312,23 @@ def _finish(df: pl.DataFrame, log: pl.DataFrame, source: str, id_col: str, ids: 
     return df.select(id_col, *headers.values()), truth, errors
 
 
-def police(cohort_people, background, rng):
+def police(cohort_people, background, everyone, rng):
     age_c = cohort_people["age"].to_numpy()
     p = np.where(cohort_people["problem_crime"].to_numpy(), 0.85, np.where(age_c >= 10, 0.04, 0.0))
     matched = _select(p, rng)
     others = _non_matches(background, background["age"].to_numpy() >= 10, int(len(matched) * 1.5), rng)
-    people = pl.concat([cohort_people.select(background.columns), background])
     chosen = np.concatenate([matched, others + cohort_people.height])
-    recs = _records(people, chosen, [0.7, 0.2, 0.07, 0.03], rng)
-    recs, log = _noisy(recs, rng, ("sex",))
-    recs = _upper_some(recs, 0.5, rng)
+    recs = _records(everyone, chosen, [0.7, 0.2, 0.07, 0.03], rng)
     n = recs.height
-    start = (population.PROGRAMME_START - population._EPOCH).days
-    offence_day = rng.integers(start, population.REFERENCE_DAYS, size=n)
     cats = population.pick(
         OFFENCE_CATEGORIES, rng.choice(len(OFFENCE_CATEGORIES), size=n, p=list(OFFENCE_CATEGORIES.values()))
     )
-    recs = recs.with_columns(
-        pl.Series("offence_date", offence_day).cast(pl.Int32).cast(pl.Date),
-        pl.Series("offence_category", cats),
-    )
+    # Offences since the programme started, from the age of criminal responsibility (10).
+    first_day = (population.PROGRAMME_START - population._EPOCH).days
+    recs = recs.with_columns(_event_days(recs, 10, first_day, rng).alias("offence_date"),
+                             pl.Series("offence_category", cats))
+    recs, log = _noisy(recs, rng, ("sex",))
+    recs = _upper_some(recs, 0.5, rng)
     # A fifth of repeat records are the same incident keyed twice: same date and category.
     same = (recs["copy_no"].to_numpy() > 0) & (rng.random(n) < 0.2)
     recs = recs.with_columns(
@@ -338,19 +344,16 @@ def police(cohort_people, background, rng):
     return _finish(out, log, "police", "Record ID", ids, headers, rng)
 
 
-def school_attendance(cohort_people, background, la, rng):
+def school_attendance(cohort_people, background, everyone, rng):
     age_c = cohort_people["age"].to_numpy()
     school_age_c = (age_c >= 5) & (age_c <= 16)
     matched = _select(np.where(school_age_c, 0.92, 0.0), rng)
     age_b = background["age"].to_numpy()
     others = _non_matches(background, (age_b >= 5) & (age_b <= 16), int(len(matched) * 2), rng)
     # Persistent absence: the programme's education problem, or about 8% of other pupils.
-    people = pl.concat([
-        cohort_people.select(*background.columns, pl.col("problem_education").alias("absent")),
-        background.with_columns(absent=pl.Series(rng.random(background.height) < 0.08)),
-    ])
+    absent = np.concatenate([cohort_people["problem_education"].to_numpy(), rng.random(background.height) < 0.08])
     chosen = np.concatenate([matched, others + cohort_people.height])
-    recs = _records(people, chosen, [0.98, 0.02], rng)
+    recs = _records(everyone.with_columns(absent=pl.Series(absent)), chosen, [0.98, 0.02], rng)
     edu_per_record = recs["absent"].to_numpy()
     recs, log = _noisy(recs, rng, ("sex", "upn"))
     n = recs.height
@@ -371,25 +374,22 @@ def school_attendance(cohort_people, background, la, rng):
     return _finish(out, log, "school_attendance", "Pupil Ref", ids, headers, rng)
 
 
-def dwp(cohort_people, background, rng):
+def dwp(cohort_people, background, everyone, rng):
     age_c = cohort_people["age"].to_numpy()
     p = np.where(
         cohort_people["problem_worklessness"].to_numpy() & (age_c >= 16), 0.75, np.where(age_c >= 18, 0.10, 0.0)
     )
     matched = _select(p, rng)
     others = _non_matches(background, background["age"].to_numpy() >= 18, int(len(matched) * 1.5), rng)
-    people = pl.concat([cohort_people.select(background.columns), background])
     chosen = np.concatenate([matched, others + cohort_people.height])
-    recs = _records(people, chosen, [0.94, 0.06], rng)
+    recs = _records(everyone, chosen, [0.94, 0.06], rng)
+    n = recs.height
+    benefit = population.pick(BENEFITS, rng.choice(len(BENEFITS), size=n, p=list(BENEFITS.values())))
+    # Claims from three years before the programme, from the age of 16.
+    first_day = (population.PROGRAMME_START - population._EPOCH).days - 3 * 365
+    recs = recs.with_columns(pl.Series("benefit", benefit), _event_days(recs, 16, first_day, rng).alias("claim_start"))
     recs, log = _noisy(recs, rng, ("nino",))
     recs = _upper_some(recs, 0.7, rng)
-    n = recs.height
-    start = (population.PROGRAMME_START - population._EPOCH).days - 3 * 365
-    benefit = population.pick(BENEFITS, rng.choice(len(BENEFITS), size=n, p=list(BENEFITS.values())))
-    recs = recs.with_columns(
-        pl.Series("benefit", benefit),
-        pl.Series("claim_start", rng.integers(start, population.REFERENCE_DAYS, size=n)).cast(pl.Int32).cast(pl.Date),
-    )
     headers = dict(zip(
         ("nino", "forename", "surname", "dob", "postcode", "benefit", "claim_start"), DWP_COLUMNS[1:], strict=True,
     ))
