@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import polars as pl
 import pytest
@@ -239,6 +240,10 @@ def test_cli_writes_files_and_refuses_non_empty_dir(tmp_path):
     assert quiet.exit_code == 0
     assert quiet.output == ""
     assert (out / "cohort.csv").read_text().splitlines()[1].startswith("E08000025,")
+    machine = runner.invoke(app, ["demo-data", "--out", str(tmp_path / "j"), "--people", "50", "--json"])
+    assert machine.exit_code == 0
+    summary = json.loads(machine.stdout)
+    assert summary["files"]["cohort"]["rows"] == 50 and summary["seed"] == 42
     bad = runner.invoke(app, ["demo-data", "--out", str(tmp_path / "new"), "--la-code", "nope"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -24,11 +25,21 @@ def demo_data(
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory, replacing demo files.")] = (
         False
     ),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary (files, row counts, arguments) on stdout.")
+    ] = False,
 ) -> None:
     """Write a synthetic cohort, partner extracts (police, school attendance, DWP), consent
     withdrawals and the ground truth as CSV files. Synthetic people only: never real data."""
     paths = demo.write_demo(out, people, seed=seed, la_code=la_code, error_rate=error_rate, force=force)
     rows = {name: path.read_bytes().count(b"\n") - 1 for name, path in paths.items()}
+    if as_json:
+        summary = {
+            "out": str(out), "people": people, "seed": seed, "la_code": la_code, "error_rate": error_rate,
+            "files": {name: {"path": str(path), "rows": rows[name]} for name, path in paths.items()},
+        }
+        typer.echo(json.dumps(summary, indent=2))
+        return
     console.log(
         "demo_data_written",
         f"wrote synthetic demo data for {la_code} (seed {seed}) to {out}:\n"

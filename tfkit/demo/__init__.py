@@ -36,11 +36,13 @@ A population of families living in the LA (the "truth"), rendered as files:
   the same person_key). Not invalid in itself: deduplication should find them.
 - police.csv: 85% of people flagged for crime, 4% of other cohort people 10+, and 1.5 times as
   many non-cohort people 10+. 30% of people have 2-4 records (a fifth of repeats are the same
-  incident keyed twice). Half the records have names in capitals.
+  incident keyed twice). Offences from April 2015, never before the age of 10. Half the records
+  have names in capitals.
 - school_attendance.csv: 92% of cohort children aged 5-16 and twice as many non-cohort pupils; 2%
   dual-registered (two records). Persistent absence for the education-flagged.
 - dwp.csv: 75% of cohort people 16+ flagged for worklessness, 10% of other cohort adults, 1.5 times
-  as many non-cohort adults; 6% hold two claims. 70% of records have names in capitals.
+  as many non-cohort adults; 6% hold two claims, which start from April 2012 and never before 16.
+  70% of records have names in capitals.
 - Recording errors in partner records (rate per record; see noise.RECORDING_ERROR_RATES):
   nickname or spelling variant 5% (where one exists), surname change 4% of women 18+ (married or
   double-barrelled), accents dropped 60% of accented names, accents added 1%, punctuation dropped
@@ -54,6 +56,29 @@ A population of families living in the LA (the "truth"), rendered as files:
   (record_id = Person ID). Never an input to tfkit's pipeline.
 - consent_withdrawals.csv: 1% of cohort people; 45% named by person_id only, 15% by NI number only,
   15% by NHS number only, 25% by all three (10% of NI numbers spaced).
+- injected_errors.csv: (source, record_id, column, kind), one line per deliberately wrong cell,
+  `column` being the file's own header. Like truth.csv, for measuring tfkit, never an input.
+
+File formats
+------------
+UTF-8 without BOM, LF line ends, a header row, quotes only where needed, empty field = missing.
+Records of partner files are in ascending record-id order, which says nothing about who they are.
+
+- cohort.csv: LA Code, Family ID (F + 7 digits), Person ID (8 digits), Forename, Surname,
+  Date of Birth (dd/mm/yyyy), Gender (M/F/U), Postcode ("E17 4PQ"), NI Number ("QQ123456C"),
+  UPN (13 characters), NHS Number (10 digits), Crime/ASB, Education, Children Who Need Help,
+  Worklessness, Domestic Abuse, Health (Y/N), Intervention Status (waiting, in_progress,
+  completed, disengaged), Intervention Start, Intervention End (dd/mm/yyyy or empty),
+  Comparison Group (Y/N).
+- police.csv: Record ID (CR + 8 digits), First Name, Last Name, DOB (yyyy-mm-dd), Sex (M/F/U),
+  Post Code, Offence Date (yyyy-mm-dd), Offence Category.
+- school_attendance.csv: Pupil Ref (SP + 7 digits), UPN, GIVEN_NAME, FAMILY_NAME, BIRTH_DATE
+  (dd/mm/yyyy), GENDER, POSTCODE, School URN (6 digits), Sessions Possible, Sessions Missed
+  (integers).
+- dwp.csv: Claim Ref (CLM + 9 digits), NINO, Forename, Surname, DOB (Excel serial number, 1900
+  date system: 25569 = 1970-01-01), Postcode, Benefit, Claim Start (Excel serial number).
+- truth.csv: source (cohort, police, school_attendance, dwp), record_id, person_key (K + 8 digits).
+- consent_withdrawals.csv: person_id, nino, nhs_number.
 """
 
 from __future__ import annotations
