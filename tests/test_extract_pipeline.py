@@ -108,7 +108,7 @@ def test_lock_held_by_another_run(config):
         import time
         from pathlib import Path
         from tfkit.package.publish import output_lock
-        with output_lock(Path({str(cfg.output_root)!r})):
+        with output_lock(Path({str(cfg.output_root)!r}), {cfg.package_name!r}):
             print("locked", flush=True)
             time.sleep(30)
     """)

@@ -22,7 +22,7 @@ def test_lock_contention_from_another_process(tmp_path):
         import sys, time
         from pathlib import Path
         from tfkit.package.publish import output_lock
-        with output_lock(Path({str(tmp_path)!r})):
+        with output_lock(Path({str(tmp_path)!r}), "P"):
             print("locked", flush=True)
             time.sleep(30)
     """)
@@ -30,13 +30,15 @@ def test_lock_contention_from_another_process(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(publish.PackageLocked) as err:
-            with publish.output_lock(tmp_path):
+            with publish.output_lock(tmp_path, "P"):
                 pass
-        assert err.value.exit_code == 2 and "another tfkit run" in str(err.value)
+        assert err.value.exit_code == 2 and "another tfkit run is writing package P" in str(err.value)
+        with publish.output_lock(tmp_path, "Q"):  # another package in the same root is not blocked
+            pass
     finally:
         holder.kill()
         holder.wait()
-    with publish.output_lock(tmp_path):  # released when the holder died
+    with publish.output_lock(tmp_path, "P"):  # released when the holder died
         pass
 
 
@@ -62,9 +64,10 @@ def test_publish_refuses_existing_without_force_and_replaces_with_it(tmp_path):
 def test_stale_staging_dirs_are_cleaned_under_the_lock(tmp_path):
     stale = publish.new_staging_dir(tmp_path, "E09000031_nis_2019-H2")
     (stale / "data").mkdir()
-    with publish.output_lock(tmp_path):
-        removed = publish.clean_stale_staging(tmp_path)
-    assert removed == [stale] and not stale.exists()
+    other = publish.new_staging_dir(tmp_path, "E09000031_fpd_2019-H2")  # another package's run: untouched
+    with publish.output_lock(tmp_path, "E09000031_nis_2019-H2"):
+        removed = publish.clean_stale_staging(tmp_path, "E09000031_nis_2019-H2")
+    assert removed == [stale] and not stale.exists() and other.exists()
 
 
 def _package(root, name, destroy_after, key):

@@ -239,8 +239,10 @@ def retention_purge(
                              "when not at a terminal", hint="rerun with --yes")
         if not typer.confirm(f"Delete {len(due)} package(s): {names}?"):
             raise typer.Exit(1)
-    with output_lock(root_path):
-        purged = purge(due, audit_log)
+    purged = []
+    for entry in due:
+        with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
+            purged += purge([entry], audit_log)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
 
 

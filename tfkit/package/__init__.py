@@ -5,5 +5,5 @@ Public API:
   verify_package(path, public_key=, expect_key_fingerprint=) -> VerifyReport (verify.py)
   audit.append(log, event, **fields) / audit.verify_log(log, packages_root=) -> AuditReport
   retention.due_packages(root) / retention.purge(entries, audit_log)
-  output_lock(root), publish(staging, target, force)                        (publish.py)
+  output_lock(root, name), publish(staging, target, force)                  (publish.py)
 """

@@ -1,9 +1,10 @@
-"""Cron-safe publishing: a lock per output root, a staging directory, and an atomic rename.
+"""Cron-safe publishing: a lock per package, a staging directory, and an atomic rename.
 
 A package is built in `<root>/.tmp-<name>-<random>/` and renamed to `<root>/<name>/` only when it
 is complete and fsynced, so a killed run leaves a `.tmp-*` directory and never anything that looks
-like a package. The next run under the lock removes stale `.tmp-*` directories (stale because the
-lock proves no other run is writing them).
+like a package. The lock is `<root>/.<name>.lock` (runs for other packages in the same root go
+ahead); the next run for the same package removes its stale `.tmp-<name>-*` directories (stale
+because holding the lock proves no other run is writing them).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Iterator
 from tfkit.errors import InputFileError, UsageError
 from tfkit.package.bag import fsync_dir, fsync_tree
 
-LOCK_NAME = ".tfkit.lock"
+LOCK_SUFFIX = ".lock"
 STAGING_PREFIX = ".tmp-"
 
 
@@ -35,10 +36,10 @@ class PackageExists(UsageError):
 
 
 @contextlib.contextmanager
-def output_lock(root: Path) -> Iterator[Path]:
-    """Hold an exclusive, non-blocking flock on `<root>/.tfkit.lock` (released when the process dies)."""
+def output_lock(root: Path, name: str) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking flock on `<root>/.<name>.lock` (released when the process dies)."""
     root.mkdir(parents=True, exist_ok=True)
-    lock_path = root / LOCK_NAME
+    lock_path = root / f".{name}{LOCK_SUFFIX}"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -46,7 +47,7 @@ def output_lock(root: Path) -> Iterator[Path]:
         except OSError as err:
             if err.errno in (errno.EAGAIN, errno.EACCES):
                 raise PackageLocked(
-                    "another tfkit run is writing to this output folder",
+                    f"another tfkit run is writing package {name}",
                     file=lock_path,
                     hint="wait for it to finish; the lock is released automatically when that run ends",
                 ) from None
@@ -58,10 +59,10 @@ def output_lock(root: Path) -> Iterator[Path]:
         os.close(fd)  # closing the descriptor releases the flock
 
 
-def clean_stale_staging(root: Path) -> list[Path]:
-    """Remove `.tmp-*` directories left by killed runs. Call only while holding output_lock."""
+def clean_stale_staging(root: Path, name: str) -> list[Path]:
+    """Remove `.tmp-<name>-*` directories left by killed runs. Call only while holding output_lock(root, name)."""
     removed = []
-    for entry in sorted(root.glob(STAGING_PREFIX + "*")):
+    for entry in sorted(root.glob(f"{STAGING_PREFIX}{name}-*")) + sorted(root.glob(f"{STAGING_PREFIX}old-{name}-*")):
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)

@@ -94,8 +94,8 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
     signing_key = load_signing_key(config.signing_key)
     check_target(target, force)
 
-    with output_lock(config.output_root):
-        for stale in clean_stale_staging(config.output_root):
+    with output_lock(config.output_root, config.package_name):
+        for stale in clean_stale_staging(config.output_root, config.package_name):
             console.log("staging_removed", f"removed {stale.name}, left by an interrupted run", stale=stale.name)
         check_target(target, force)
         withdrawals = load_withdrawals(config.withdrawals)
