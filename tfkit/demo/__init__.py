@@ -48,8 +48,9 @@ A population of families living in the LA (the "truth"), rendered as files:
   double-barrelled), accents dropped 60% of accented names, accents added 1%, punctuation dropped
   30% of names with ' - or space, forename typo 3%, surname typo 3% (edit distance 1, a quarter 2,
   QWERTY neighbours), forename/surname swap 1%, forename missing 0.5%, day/month swap 2% offered
-  (bites where day <= 12 and differs from the month), DOB one day off 1.5%, DOB missing 1%, sex
-  missing 1%, moved postcode 6% (the family's new address), postcode missing 3%, lower-case 5%,
+  (bites where day <= 12 and differs from the month), DOB one day off 1.5%, DOB missing 1%, DOB
+  keyed as 1 January 0.5%, title in the forename ("Mrs Sarah") 1% of adults, stray spaces around
+  the surname 1%, sex the wrong way round 0.3%, sex missing 1%, moved postcode 6% (the family's new address), postcode missing 3%, lower-case 5%,
   unspaced 6%, NINO missing 4%, spaced "AB 12 34 56 C" 15%, lower-case 3%, UPN missing 3%.
   Every error that changed a value is listed in injected_errors.csv.
 - truth.csv: (source, record_id, person_key) for every record of every file, cohort included

@@ -24,11 +24,15 @@ RECORDING_ERROR_RATES: dict[str, float] = {
     "forename_typo": 0.03,  # edit distance 1 (75%) or 2 (25%), QWERTY-neighbour keys
     "surname_typo": 0.03,
     "name_swap": 0.01,  # forename and surname entered the wrong way round
+    "title_in_forename": 0.01,  # of adults 18+: "Mrs Sarah", "Mr John"
+    "whitespace_padding": 0.01,  # "Smith " or "  Smith": exports keep stray spaces
     "forename_missing": 0.005,
     "dob_day_month_swap": 0.02,  # offered; bites where day <= 12 and day != month
     "dob_one_day_off": 0.015,
     "dob_missing": 0.01,
+    "dob_first_of_january": 0.005,  # unknown day and month keyed as 01/01
     "sex_missing": 0.01,
+    "sex_wrong": 0.003,  # M and F the wrong way round
     "postcode_moved": 0.06,  # the family moved: their new address in the same LA
     "postcode_missing": 0.03,
     "postcode_lowercase": 0.05,
@@ -174,6 +178,13 @@ class ErrorInjector:
             self.apply(kind, {col: pl.when(u("_u0") < 0.75).then(pl.col("_once")).otherwise(pl.col("_twice"))},
                        stages=stages)
         self.apply("name_swap", {"forename": s, "surname": f})
+        title = (
+            pl.when(pl.col("sex") == "M").then(pl.lit("Mr"))
+            .when(u("_u0") < 0.5).then(pl.lit("Mrs")).when(u("_u0") < 0.8).then(pl.lit("Ms")).otherwise(pl.lit("Miss"))
+        )
+        self.apply("title_in_forename", {"forename": title + " " + f},
+                   where=(pl.col("age") >= 18) & pl.col("sex").is_in(["M", "F"]) & f.is_not_null())
+        self.apply("whitespace_padding", {"surname": pl.when(u("_u0") < 0.5).then(s + " ").otherwise("  " + s)})
         self.apply("forename_missing", {"forename": pl.lit(None, dtype=pl.String)})
 
     def dob(self) -> None:
@@ -184,8 +195,10 @@ class ErrorInjector:
         step = pl.when(pl.col("_u0") < 0.5).then(pl.duration(days=1)).otherwise(pl.duration(days=-1))
         self.apply("dob_one_day_off", {"dob": d + step})
         self.apply("dob_missing", {"dob": pl.lit(None, dtype=pl.Date)})
+        self.apply("dob_first_of_january", {"dob": pl.date(d.dt.year(), 1, 1)})
 
     def sex(self) -> None:
+        self.apply("sex_wrong", {"sex": pl.col("sex").replace({"M": "F", "F": "M"})})
         self.apply("sex_missing", {"sex": pl.lit(None, dtype=pl.String)})
 
     def postcode(self) -> None:
