@@ -292,3 +292,16 @@ def test_events_happen_at_plausible_ages(clean):
     assert p.min() > 9.0  # criminal responsibility from 10 (a day/month swap moves DOB < 1 year)
     d = clean.dwp.drop_nulls("DOB").select((pl.col("Claim Start") - pl.col("DOB")) / 365.25).to_series()
     assert d.min() > 14.9
+
+
+def test_noise_scale_zero_gives_partner_records_that_agree_with_the_cohort():
+    data = demo.generate_frames(300, seed=9, error_rate=0, noise_scale=0)
+    assert data.injected_errors.height == 0
+    truth = data.truth
+    cohort = data.cohort.join(truth, left_on="Person ID", right_on="record_id")
+    police = data.police.join(truth, left_on="Record ID", right_on="record_id").join(cohort, on="person_key")
+    assert police.height > 0
+    assert (police["Last Name"].str.to_lowercase() == police["Surname"].str.to_lowercase()).all()
+    assert (police["Post Code"] == police["Postcode"]).all()
+    with pytest.raises(UsageError):
+        demo.generate_frames(10, noise_scale=-1)

@@ -22,6 +22,10 @@ def demo_data(
         float,
         typer.Option("--error-rate", help="Share of cohort rows with one invalid value (0 for a clean cohort)."),
     ] = demo.DEFAULT_ERROR_RATE,
+    noise_scale: Annotated[
+        float,
+        typer.Option("--noise-scale", help="Multiply every partner recording-error rate (0 for clean partner data)."),
+    ] = 1.0,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory, replacing demo files.")] = (
         False
     ),
@@ -31,11 +35,14 @@ def demo_data(
 ) -> None:
     """Write a synthetic cohort, partner extracts (police, school attendance, DWP), consent
     withdrawals and the ground truth as CSV files. Synthetic people only: never real data."""
-    paths = demo.write_demo(out, people, seed=seed, la_code=la_code, error_rate=error_rate, force=force)
+    paths = demo.write_demo(
+        out, people, seed=seed, la_code=la_code, error_rate=error_rate, noise_scale=noise_scale, force=force
+    )
     rows = {name: path.read_bytes().count(b"\n") - 1 for name, path in paths.items()}
     if as_json:
         summary = {
             "out": str(out), "people": people, "seed": seed, "la_code": la_code, "error_rate": error_rate,
+            "noise_scale": noise_scale,
             "files": {name: {"path": str(path), "rows": rows[name]} for name, path in paths.items()},
         }
         typer.echo(json.dumps(summary, indent=2))

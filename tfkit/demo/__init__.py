@@ -43,16 +43,18 @@ A population of families living in the LA (the "truth"), rendered as files:
 - dwp.csv: 75% of cohort people 16+ flagged for worklessness, 10% of other cohort adults, 1.5 times
   as many non-cohort adults; 6% hold two claims, which start from April 2012 and never before 16.
   70% of records have names in capitals.
-- Recording errors in partner records (rate per record; see noise.RECORDING_ERROR_RATES):
-  nickname or spelling variant 5% (where one exists), surname change 4% of women 18+ (married or
-  double-barrelled), accents dropped 60% of accented names, accents added 1%, punctuation dropped
-  30% of names with ' - or space, forename typo 3%, surname typo 3% (edit distance 1, a quarter 2,
-  QWERTY neighbours), forename/surname swap 1%, forename missing 0.5%, day/month swap 2% offered
-  (bites where day <= 12 and differs from the month), DOB one day off 1.5%, DOB missing 1%, DOB
-  keyed as 1 January 0.5%, title in the forename ("Mrs Sarah") 1% of adults, stray spaces around
-  the surname 1%, sex the wrong way round 0.3%, sex missing 1%, moved postcode 6% (the family's new address), postcode missing 3%, lower-case 5%,
-  unspaced 6%, NINO missing 4%, spaced "AB 12 34 56 C" 15%, lower-case 3%, UPN missing 3%.
-  Every error that changed a value is listed in injected_errors.csv.
+- Recording errors in partner records (rate per record; see noise.RECORDING_ERROR_RATES): nickname
+  or spelling variant 5% (where one exists), surname change 4% of women 18+ (married or double-
+  barrelled), accents dropped 60% of accented names, accents added 1%, punctuation dropped 30% of
+  names with ' - or space, forename typo 3%, surname typo 3% (edit distance 1, a quarter 2, QWERTY
+  neighbours), forename/surname swap 1%, forename missing 0.5%, day/month swap 2% offered (bites
+  where day <= 12 and differs from the month), DOB one day off 1.5%, DOB missing 1%, DOB keyed as
+  1 January 0.5%, title in the forename ("Mrs Sarah") 1% of adults, stray spaces around the
+  surname 1%, sex the wrong way round 0.3%, sex missing 1%, moved postcode 6% (the family's new
+  address), postcode missing 3%, lower-case 5%, unspaced 6%, NINO missing 4%, spaced "AB 12 34 56
+  C" 15%, lower-case 3%, UPN missing 3%.
+  `noise_scale` multiplies all these rates (0: none). Every error that changed a value is listed
+  in injected_errors.csv.
 - truth.csv: (source, record_id, person_key) for every record of every file, cohort included
   (record_id = Person ID). Never an input to tfkit's pipeline.
 - consent_withdrawals.csv: 1% of cohort people; 45% named by person_id only, 15% by NI number only,
@@ -90,7 +92,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tfkit.demo import extracts, population, reference
+from tfkit.demo import extracts, noise, population, reference
 from tfkit.errors import UsageError
 
 DEFAULT_LA_CODE = "E09000031"
@@ -136,17 +138,20 @@ class DemoData:
     seed: int
     n_people: int
     error_rate: float
+    noise_scale: float = 1.0
 
     def frames(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in FILES}
 
 
-def _check_arguments(n_people: int, error_rate: float, la_code: str) -> reference.LocalAuthority:
+def _check_arguments(n_people: int, error_rate: float, noise_scale: float, la_code: str) -> reference.LocalAuthority:
     if not 1 <= n_people <= MAX_PEOPLE:
         raise UsageError(f"--people must be between 1 and {MAX_PEOPLE:,}, got {n_people:,}",
                          hint="the 999 NHS number range holds about 909,000 valid numbers")
     if not 0 <= error_rate <= 0.5:
         raise UsageError(f"--error-rate must be between 0 and 0.5, got {error_rate}")
+    if not 0 <= noise_scale <= 5:
+        raise UsageError(f"--noise-scale must be between 0 and 5, got {noise_scale}")
     return reference.local_authority(la_code)
 
 
@@ -155,9 +160,16 @@ def generate_frames(
     seed: int = DEFAULT_SEED,
     la_code: str = DEFAULT_LA_CODE,
     error_rate: float = DEFAULT_ERROR_RATE,
+    noise_scale: float = 1.0,
 ) -> DemoData:
-    """Generate a cohort of `n_people` and its partner extracts, deterministically from `seed`."""
-    la = _check_arguments(n_people, error_rate, la_code)
+    """Generate a cohort of `n_people` and its partner extracts, deterministically from `seed`.
+
+    `error_rate` is the share of cohort rows made invalid (0: a clean cohort). `noise_scale`
+    multiplies every partner recording-error rate (0: partner records agree with the cohort's
+    truth, 2: twice the documented rates), for linkage benchmarks at other difficulties.
+    """
+    la = _check_arguments(n_people, error_rate, noise_scale, la_code)
+    rates = {kind: min(1.0, rate * noise_scale) for kind, rate in noise.RECORDING_ERROR_RATES.items()}
     rng = {name: population.rng_for(seed, stream) for name, stream in _STREAMS.items()}
     duplicates = int(round(n_people * error_rate * DUPLICATE_SHARE_OF_ERROR_RATE)) if n_people > 1 else 0
     cohort_people = population.people(
@@ -173,11 +185,11 @@ def generate_frames(
     cohort, cohort_errors, ids = extracts.cohort(cohort_people, la, error_rate, duplicates, rng["cohort"])
     # Partner extracts draw from everyone in the LA: cohort people (rows 0..n-1) and others.
     everyone = pl.concat([cohort_people.select(background.columns), background])
-    police, police_truth, police_errors = extracts.police(cohort_people, background, everyone, rng["police"])
+    police, police_truth, police_errors = extracts.police(cohort_people, background, everyone, rng["police"], rates)
     school, school_truth, school_errors = extracts.school_attendance(
-        cohort_people, background, everyone, rng["school_attendance"]
+        cohort_people, background, everyone, rng["school_attendance"], rates
     )
-    dwp, dwp_truth, dwp_errors = extracts.dwp(cohort_people, background, everyone, rng["dwp"])
+    dwp, dwp_truth, dwp_errors = extracts.dwp(cohort_people, background, everyone, rng["dwp"], rates)
     cohort_truth = ids.select(pl.lit("cohort").alias("source"), pl.col("person_id").alias("record_id"), "person_key")
     truth = pl.concat([cohort_truth, police_truth, school_truth, dwp_truth])
     return DemoData(
@@ -192,6 +204,7 @@ def generate_frames(
         seed=seed,
         n_people=n_people,
         error_rate=error_rate,
+        noise_scale=noise_scale,
     )
 
 
@@ -202,6 +215,7 @@ def write_demo(
     la_code: str = DEFAULT_LA_CODE,
     error_rate: float = DEFAULT_ERROR_RATE,
     *,
+    noise_scale: float = 1.0,
     force: bool = False,
 ) -> dict[str, Path]:
     """Write the demo files as `<out_dir>/<name>.csv` (UTF-8, LF, quotes only where needed).
@@ -216,7 +230,7 @@ def write_demo(
             f"output directory {out} is not empty",
             hint="choose an empty or new directory, or pass --force to overwrite the demo files in it",
         )
-    data = generate_frames(n_people, seed=seed, la_code=la_code, error_rate=error_rate)
+    data = generate_frames(n_people, seed=seed, la_code=la_code, error_rate=error_rate, noise_scale=noise_scale)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, df in data.frames().items():

@@ -312,7 +312,7 @@ def _finish(df: pl.DataFrame, log: pl.DataFrame, source: str, id_col: str, ids: 
     return df.select(id_col, *headers.values()), truth, errors
 
 
-def police(cohort_people, background, everyone, rng):
+def police(cohort_people, background, everyone, rng, rates=None):
     age_c = cohort_people["age"].to_numpy()
     p = np.where(cohort_people["problem_crime"].to_numpy(), 0.85, np.where(age_c >= 10, 0.04, 0.0))
     matched = _select(p, rng)
@@ -327,7 +327,7 @@ def police(cohort_people, background, everyone, rng):
     first_day = (population.PROGRAMME_START - population._EPOCH).days
     recs = recs.with_columns(_event_days(recs, 10, first_day, rng).alias("offence_date"),
                              pl.Series("offence_category", cats))
-    recs, log = _noisy(recs, rng, ("sex",))
+    recs, log = _noisy(recs, rng, ("sex",), rates)
     recs = _upper_some(recs, 0.5, rng)
     # A fifth of repeat records are the same incident keyed twice: same date and category.
     same = (recs["copy_no"].to_numpy() > 0) & (rng.random(n) < 0.2)
@@ -344,7 +344,7 @@ def police(cohort_people, background, everyone, rng):
     return _finish(out, log, "police", "Record ID", ids, headers, rng)
 
 
-def school_attendance(cohort_people, background, everyone, rng):
+def school_attendance(cohort_people, background, everyone, rng, rates=None):
     age_c = cohort_people["age"].to_numpy()
     school_age_c = (age_c >= 5) & (age_c <= 16)
     matched = _select(np.where(school_age_c, 0.92, 0.0), rng)
@@ -355,7 +355,7 @@ def school_attendance(cohort_people, background, everyone, rng):
     chosen = np.concatenate([matched, others + cohort_people.height])
     recs = _records(everyone.with_columns(absent=pl.Series(absent)), chosen, [0.98, 0.02], rng)
     edu_per_record = recs["absent"].to_numpy()
-    recs, log = _noisy(recs, rng, ("sex", "upn"))
+    recs, log = _noisy(recs, rng, ("sex", "upn"), rates)
     n = recs.height
     urns = rng.choice(np.arange(100000, 150000), size=60, replace=False)
     possible = rng.integers(300, 381, size=n)
@@ -374,7 +374,7 @@ def school_attendance(cohort_people, background, everyone, rng):
     return _finish(out, log, "school_attendance", "Pupil Ref", ids, headers, rng)
 
 
-def dwp(cohort_people, background, everyone, rng):
+def dwp(cohort_people, background, everyone, rng, rates=None):
     age_c = cohort_people["age"].to_numpy()
     p = np.where(
         cohort_people["problem_worklessness"].to_numpy() & (age_c >= 16), 0.75, np.where(age_c >= 18, 0.10, 0.0)
@@ -388,7 +388,7 @@ def dwp(cohort_people, background, everyone, rng):
     # Claims from three years before the programme, from the age of 16.
     first_day = (population.PROGRAMME_START - population._EPOCH).days - 3 * 365
     recs = recs.with_columns(pl.Series("benefit", benefit), _event_days(recs, 16, first_day, rng).alias("claim_start"))
-    recs, log = _noisy(recs, rng, ("nino",))
+    recs, log = _noisy(recs, rng, ("nino",), rates)
     recs = _upper_some(recs, 0.7, rng)
     headers = dict(zip(
         ("nino", "forename", "surname", "dob", "postcode", "benefit", "claim_start"), DWP_COLUMNS[1:], strict=True,

@@ -142,7 +142,9 @@ def postcodes(k: int, la: reference.LocalAuthority, rng: np.random.Generator) ->
 
 
 def _family_layout(n: int, size_p: np.ndarray, rng: np.random.Generator):
-    sizes = rng.choice(np.arange(1, 9), size=n // 2 + 10, p=size_p)
+    """Family sizes drawn until they hold n people (the last family cut to fit), and for each person
+    their family index and position in it (parents first)."""
+    sizes = rng.choice(np.arange(1, 9), size=n, p=size_p)  # n families always hold n people
     ends = np.cumsum(sizes)
     last = int(np.searchsorted(ends, n))
     sizes = sizes[: last + 1].copy()
