@@ -194,3 +194,11 @@ def test_demo_cohort_injected_errors_all_quarantined(tmp_path):
         partner = validate(read_table(paths[name]), load_schema(schema))
         assert partner.report.rows_in == partner.valid.height + partner.quarantine.height
         assert not partner.report.unmatched_columns
+
+
+def test_surrounding_spaces_are_ignored_and_blank_is_missing(tmp_path):
+    result = run(tmp_path, {"Gender": " m ", "Health": " y", "Date of Birth": " 03/02/1984 ", "Postcode": " e17 4aa "},
+                 {"Gender": "   "}, {"Date of Birth": " 02/13/1984 "})
+    assert result.valid.select("sex", "problem_health", "dob", "postcode").row(0) == (
+        "M", True, dt.date(1984, 2, 3), "E17 4AA")
+    assert result.quarantine["_reasons"].to_list() == ["missing_value:sex", "month_first_date:dob"]
