@@ -203,8 +203,9 @@ def run_splink(folder: Path, data: str) -> None:
             cl.PostcodeComparison("postcode").configure(term_frequency_adjustments=True),
             cl.ExactMatch("sex"),
         ]
-        blocking = [block_on("surname", "dob"), block_on("forename", "dob"), block_on("forename", "surname"),
-                    block_on("dob", "substr(postcode, 1, length(postcode) - 2)"),
+        sector = "substr(postcode, 1, length(postcode) - 2)"
+        blocking = [block_on("surname", "dob"), block_on("forename", "dob"), block_on("forename", "surname", sector),
+                    block_on("dob", sector),
                     block_on("substr(forename, 1, 2)", "substr(surname, 1, 3)", "year(dob)")]
     settings = SettingsCreator(link_type="link_only", comparisons=comparisons,
                                blocking_rules_to_generate_predictions=blocking, retain_matching_columns=False)

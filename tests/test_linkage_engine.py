@@ -141,3 +141,33 @@ def test_accuracy_arithmetic():
 
 def test_sex_comparison_is_category():
     assert exact_comparison("sex", "sex").field_kinds() == {"sex": "category"}
+
+
+def _reference_components(n, edges):
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    return [min(i for i in range(n) if find(i) == find(j)) for j in range(n)]
+
+
+def test_components_match_union_find():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.integers(1, 30).flatmap(lambda n: st.tuples(
+        st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=40))))
+    def check(case):
+        n, edges = case
+        l = np.array([e[0] for e in edges], dtype=np.int64)
+        r = np.array([e[1] for e in edges], dtype=np.int64)
+        assert components(n, l, r).tolist() == _reference_components(n, edges)
+
+    check()

@@ -51,7 +51,8 @@ def link_command(
                   truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed)
     written = write_outputs(result, out, tables)
     if report:
-        written.append(result.linker.visualisations.report(report, result.scored, metrics=result.metrics))
+        written.append(result.linker.visualisations.report(report, result.scored, metrics=result.metrics,
+                                                            threshold=result.threshold))
     summary = result.summary()
     summary["inputs"] = [{"source": t.name, "file": str(t.path), "rows_read": t.rows_read,
                           "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded} for t in tables]

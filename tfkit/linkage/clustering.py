@@ -1,7 +1,8 @@
 """Stage 5, cluster: connected components above a threshold, or one-to-one best links.
 
-Both work on arrays: components by scipy's sparse-graph routine, best links by repeated rounds of
-"keep the edges that are each end's best remaining edge", each round a few polars group-bys.
+Both work on arrays: components by iterative hooking and pointer jumping in numpy (scipy's csgraph
+was used first; importing it alone cost about a second), best links by repeated rounds of "keep the
+edges that are each end's best remaining edge", each round a few polars group-bys.
 """
 
 from __future__ import annotations
@@ -12,19 +13,29 @@ from .standardise import Prepared
 
 
 def components(n_records: int, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    """Cluster id per record: the smallest row position in its connected component."""
-    if n_records == 0:
-        return np.zeros(0, dtype=np.int64)
-    from scipy.sparse import coo_matrix  # imported here: scipy costs memory and start-up time
-    from scipy.sparse.csgraph import connected_components
+    """Cluster id per record: the smallest row position in its connected component.
 
-    graph = coo_matrix((np.ones(len(rid_l), dtype=np.int8), (rid_l, rid_r)), shape=(n_records, n_records))
-    _, labels = connected_components(graph, directed=False)
-    # Name each component by its smallest member so ids do not depend on scipy's numbering.
-    smallest = pl.DataFrame({"label": labels, "rid": np.arange(n_records)}).group_by("label").agg(pl.col("rid").min())
-    lookup = np.empty(len(smallest), dtype=np.int64)
-    lookup[smallest["label"].to_numpy()] = smallest["rid"].to_numpy()
-    return lookup[labels]
+    Shiloach-Vishkin style, on whole arrays: every round hooks each edge's two roots to the smaller
+    one, then compresses paths by pointer jumping; it converges in O(log n) rounds.
+    """
+    parent = np.arange(n_records, dtype=np.int64)
+    if n_records == 0 or len(rid_l) == 0:
+        return parent
+    left = np.asarray(rid_l, dtype=np.int64)
+    right = np.asarray(rid_r, dtype=np.int64)
+    while True:
+        root_l, root_r = parent[left], parent[right]
+        low = np.minimum(root_l, root_r)
+        before = parent.copy()
+        np.minimum.at(parent, root_l, low)
+        np.minimum.at(parent, root_r, low)
+        while True:  # pointer jumping: every node straight to its root
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+        if np.array_equal(parent, before):
+            return parent
 
 
 def best_links(pairs: pl.DataFrame, sources: np.ndarray) -> pl.DataFrame:

@@ -159,10 +159,11 @@ class Evaluation(_Stage):
 
 
 class Visualisations(_Stage):
-    def report(self, path: str | Path, pairs: pl.DataFrame, *, metrics: dict | None = None) -> Path:
+    def report(self, path: str | Path, pairs: pl.DataFrame, *, metrics: dict | None = None,
+               threshold: float | None = None) -> Path:
         from .report import write_report
 
-        return write_report(path, self.linker, pairs, metrics=metrics)
+        return write_report(path, self.linker, pairs, metrics=metrics, threshold=threshold)
 
 
 class Linker:

@@ -156,6 +156,7 @@ class Prepared:
     sources: list[str]
     vocab: dict[str, pl.Series] = field(default_factory=dict)
     tf: dict[str, np.ndarray] = field(default_factory=dict)
+    _char_counts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -163,6 +164,19 @@ class Prepared:
 
     def column(self, name: str) -> np.ndarray:
         return self.frame.get_column(name).to_numpy()
+
+    def char_counts(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per vocabulary entry: byte counts in 64 bins (A-Z and digits each get their own) and length
+        in characters. Used for a cheap upper bound on Jaro-Winkler (see comparisons)."""
+        if column not in self._char_counts:
+            vocab = self.vocab[column]
+            nbytes = vocab.str.len_bytes().to_numpy().astype(np.int64)
+            flat = np.frombuffer("".join(vocab.to_list()).encode("utf-8"), dtype=np.uint8)
+            rows = np.repeat(np.arange(vocab.len()), nbytes)
+            counts = np.zeros((vocab.len(), 64), dtype=np.uint8)
+            np.add.at(counts, (rows, flat % 64), 1)
+            self._char_counts[column] = (counts, vocab.str.len_chars().to_numpy().astype(np.int32))
+        return self._char_counts[column]
 
     def source_sizes(self) -> list[int]:
         counts = self.frame.group_by("_source").len()
