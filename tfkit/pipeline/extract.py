@@ -118,6 +118,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
             headers[source.name] = checked.canonical_names
             runs.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, raw.n_rows),
                                   validation=checked.summary))
+            del raw, checked  # the text copy of the file is no longer needed: keep peak memory down
         bad = {name: q.height for name, q in quarantined.items() if q.height}
         if config.fail_on_invalid and bad:
             for run in runs:
@@ -149,6 +150,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
             if source.name in linked:
                 frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
             kept, withdrawn_valid = withdrawals.split(frame, also=(adapters.LINKED_PERSON, withdrawn_people))
+            del frame
             q_kept, withdrawn_q = withdrawals.split(quarantined.pop(source.name), headers[source.name])
             rec = run.reconciliation
             rec.withdrawn, rec.quarantined = withdrawn_valid + withdrawn_q, q_kept.height
