@@ -121,3 +121,22 @@ def test_link_errors():
         link_on_match_keys(a, a, ["k9"])
     with pytest.raises(ConfigError, match="share no match-key"):
         link_on_match_keys(a, a)  # k1/k2 are not documented keys
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+names = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "M", "Zs", "Pd", "Po")), max_size=12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(names, names, st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2030, 12, 31)))
+def test_swap_tolerant_keys_are_symmetric(forename, surname, dob):
+    f = people(forename=[forename], surname=[surname], dob=[dob])
+    swapped_dob = dob.replace(month=dob.day, day=dob.month) if dob.day <= 12 and not (dob.month == 2 and dob.day > 28) else dob
+    g = people(forename=[surname], surname=[forename], dob=[swapped_dob])
+    assert key_string("sortednames_dob_postcode", f) == key_string("sortednames_dob_postcode", g.with_columns(dob=f["dob"]))
+    same_names = f.with_columns(dob=pl.Series([swapped_dob]))
+    assert key_string("forename_surname_dobswap_postcode", f) == key_string("forename_surname_dobswap_postcode", same_names)
+    for value in key_string("forename_surname_dob_postcode", f):
+        assert value is None or ("||" not in value and not value.startswith("|") and value.isascii())

@@ -161,3 +161,12 @@ def test_source_line_is_bookkeeping_and_dropped():
     out = pseudonymise(nis_frame().with_row_index("_source_line"), key=KEY, project="nis",
                        policy=load_policy("nis"), match_keys=None)
     assert "_source_line" not in out.columns
+
+
+def test_row_order_is_the_inputs_on_the_streaming_engine():
+    n = 200_000
+    frame = pl.DataFrame({"person_id": [f"P{i}" for i in range(n)]})
+    policy = parse_policy({"columns": {"person_id": "hash"}}, name="t")
+    out = pseudonymise(frame.lazy(), key=KEY, project="nis", policy=policy, la_code="E09000031")
+    for i in (0, 1, 65_536, 131_071, 199_999):
+        assert out["person_id_pseudonym"][i] == KEY.pseudonym(f"E09000031:P{i}", "nis", "person_id")
