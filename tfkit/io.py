@@ -256,12 +256,13 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
     separator = _sniff_separator(header_line)
     header = _parse_header(path, header_line, separator)
     _check_header(path, header)
-    body = data[first_nl + 1:] if first_nl >= 0 else b""
-    if _is_blank(body):
+    start = first_nl + 1 if first_nl >= 0 else len(data)
+    if _is_blank(data[start:start + 65536]) and _is_blank(data[start:]):
         raise InputFileError("has a header but no data rows", hint="check the export selected any records", file=path, row=1)
 
-    frame = _parse_body_simple(body, header, separator)
+    frame = _parse_body_simple(data, start, header, separator)
     if frame is None:
+        body = data[start:]
         frame = _parse_body_fast(body, header, separator)
         if frame is None:
             frame = _parse_body_exact(path, body.decode("utf-8"), header, separator)
@@ -289,7 +290,7 @@ def _internal_names(header: list[str]) -> list[str]:
     return [h if h else f"_unnamed_{i + 1}" for i, h in enumerate(header)]
 
 
-def _parse_body_simple(body: bytes, header: list[str], separator: str) -> pl.DataFrame | None:
+def _parse_body_simple(data: bytes, start: int, header: list[str], separator: str) -> pl.DataFrame | None:
     """The common case, proven cheaply: no quotes, no blank lines, no ragged rows.
 
     Without quotes every separator splits fields. If the file holds exactly (columns - 1)
@@ -297,12 +298,12 @@ def _parse_body_simple(body: bytes, header: list[str], separator: str) -> pl.Dat
     per line, then no line can have too few fields either: the totals would not add up.
     """
     names = _internal_names(header)
-    lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-    if len(names) < 2 or b'"' in body or body.count(separator.encode()) != (len(names) - 1) * lines:
+    lines = data.count(b"\n", start) + (0 if data.endswith(b"\n") else 1)
+    if len(names) < 2 or data.find(b'"', start) >= 0 or data.count(separator.encode(), start) != (len(names) - 1) * lines:
         return None
     try:
-        frame = pl.read_csv(
-            body, has_header=False, schema={n: pl.String for n in names}, separator=separator,
+        frame = pl.read_csv(  # the header line is skipped, not copied away
+            data, has_header=False, skip_lines=1, schema={n: pl.String for n in names}, separator=separator,
             quote_char=None, truncate_ragged_lines=False, raise_if_empty=False,
         )
     except pl.exceptions.PolarsError:

@@ -180,18 +180,24 @@ def validate(
     lf = lf.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks))
     quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
     failed = pl.any_horizontal(pl.col(_c(i)) for i in quarantining) if quarantining else pl.lit(False)
-    df = lf.drop([_t(f.name) for f in schema.fields] + [_f(f.name) for f in identifier_fields]).with_columns(failed.alias("__failed")).collect()
+    # The collected frame holds typed values and rule flags only; raw text stays in `raw`, whose
+    # rows line up one to one, and is gathered for the failing rows alone.
+    df = lf.select(
+        [_output_value(f, checks).alias(f.name) for f in schema.fields]
+        + [pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in range(len(checks))), failed.alias("__failed")]
+    ).collect()
+    failing = df["__failed"]
 
-    problems = _summarise(df, checks, schema, show_values)
-    valid = df.filter(~pl.col("__failed")).select(
-        [_output_value(f, checks).alias(f.name) for f in schema.fields] + [pl.col(SOURCE_LINE)]
-    )
+    problems = _summarise(raw.frame, df, checks, schema, show_values)
+    valid = df.filter(~failing).select([*schema.field_names, SOURCE_LINE])
     # Reasons are spelled out for the failing rows only.
     reasons = pl.concat_str(
         [pl.when(pl.col(_c(i))).then(pl.lit(f"{checks[i].code}:{checks[i].field}")) for i in quarantining],
         separator=_REASON_SEPARATOR, ignore_nulls=True,
     ) if quarantining else pl.lit("")
-    quarantine = df.filter(pl.col("__failed")).select([*raw.columns, SOURCE_LINE, reasons.alias(REASONS)])
+    quarantine = raw.frame.filter(failing).select([*raw.columns, SOURCE_LINE]).with_columns(
+        df.filter(failing).select(reasons.alias(REASONS)).to_series()
+    )
     _check_dtypes(valid, schema)
     report = ValidationReport(
         file=str(raw.path), schema=schema.name, schema_version=schema.version, format=raw.format,
@@ -310,6 +316,7 @@ def _failure(f: Field, distinct: _Distinct) -> pl.Expr:
 
 
 def _output_value(f: Field, checks: list[_Check]) -> pl.Expr:
+    """The typed value, blanked where an on_invalid = "null" check failed."""
     value = pl.col(_v(f.name))
     blank = [pl.col(_c(i)) for i, c in enumerate(checks) if c.blanks == f.name]
     if blank:
@@ -465,7 +472,8 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
 # --------------------------------------------------------------------------- report
 
 
-def _summarise(df: pl.DataFrame, checks: list[_Check], schema: Schema, show_values: bool) -> tuple[Problem, ...]:
+def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema: Schema,
+               show_values: bool) -> tuple[Problem, ...]:
     if not checks:
         return ()
     counts = df.select(pl.col(_c(i)).sum().alias(str(i)) for i in range(len(checks))).row(0)
@@ -473,7 +481,8 @@ def _summarise(df: pl.DataFrame, checks: list[_Check], schema: Schema, show_valu
     if not hit:
         return ()
     # Lines and examples come from the (usually small) set of rows that broke some rule.
-    failing = df.filter(pl.any_horizontal(pl.col(_c(i)) for i in hit))
+    broke = df.select(pl.any_horizontal(pl.col(_c(i)) for i in hit)).to_series()
+    failing = raw.filter(broke).with_columns(df.filter(broke).select(_c(i) for i in hit))
     aggregations = []
     for i in hit:
         c, flag = checks[i], pl.col(_c(i))
