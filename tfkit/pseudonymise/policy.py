@@ -190,7 +190,8 @@ def load_policy(schema: str | None = None, override: str | Path | None = None) -
     With no schema, the override file alone is the whole policy.
     """
     if schema is None and override is None:
-        raise ConfigError("a policy needs a schema name or a policy file")
+        raise ConfigError("no pseudonymisation policy: the schema has no built-in one",
+                          hint=f"pass --policy FILE (built-in policies: {', '.join(builtin_policy_names())})")
     base = builtin_policy(schema) if schema is not None else None
     if override is None:
         return base  # type: ignore[return-value]
