@@ -144,3 +144,29 @@ def test_build_comparison_rejects_bad_specs():
         build_comparison({"type": "exact"})
     with pytest.raises(ConfigError, match="remove the unknown key|unexpected"):
         build_comparison({"type": "exact", "column": "x", "colour": "red"})
+
+
+def test_jaro_winkler_pruning_never_drops_a_pair_above_the_floor():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rapidfuzz.distance import JaroWinkler
+
+    from tfkit.linkage.standardise import Prepared
+
+    words = st.text(alphabet="AABCEHNOSTÜ1 ", min_size=1, max_size=10)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(words, words), min_size=1, max_size=20), st.sampled_from([0.7, 0.8, 0.88, 0.92]))
+    def check(pairs, floor):
+        vocab = sorted({w for p in pairs for w in p})
+        code = {w: i for i, w in enumerate(vocab)}
+        prepared = Prepared(frame=pl.DataFrame({"n": np.arange(len(vocab), dtype=np.int32)}), sources=["a"],
+                            vocab={"n": pl.Series("n", vocab)})
+        left = np.array([code[a] for a, _ in pairs])
+        right = np.array([code[b] for _, b in pairs])
+        sim = PairContext(prepared, left, right).jaro_winkler("n", floor)
+        for (a, b), s in zip(pairs, sim):
+            if JaroWinkler.normalized_similarity(a, b) >= floor:
+                assert s == pytest.approx(JaroWinkler.normalized_similarity(a, b), abs=1e-6)
+
+    check()

@@ -87,10 +87,14 @@ class PairContext:
         return self._jw[key]
 
     def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
-        counts, lengths = self.prepared.char_counts(column)
-        shared = np.minimum(counts[left], counts[right]).sum(axis=1, dtype=np.int32)
+        planes, lengths = self.prepared.char_planes(column)
+        pl_, pr_ = planes[left], planes[right]
+        both = pl_ & pr_
         la, lb = lengths[left], lengths[right]
-        shared = np.minimum(shared, np.minimum(la, lb))
+        shortest = np.minimum(la, lb)
+        shared = np.bitwise_count(both[:, 0]).astype(np.int32) + np.bitwise_count(both[:, 1])
+        # A bin seen three or more times on both sides: the two planes undercount, so assume the most.
+        shared = np.where(both[:, 2] != 0, shortest, np.minimum(shared, shortest))
         jaro_bound = (shared / np.maximum(la, 1) + shared / np.maximum(lb, 1) + 1.0) / 3.0
         return 0.6 + 0.4 * jaro_bound >= floor - 1e-9
 

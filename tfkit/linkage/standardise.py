@@ -156,7 +156,7 @@ class Prepared:
     sources: list[str]
     vocab: dict[str, pl.Series] = field(default_factory=dict)
     tf: dict[str, np.ndarray] = field(default_factory=dict)
-    _char_counts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _char_planes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -165,18 +165,23 @@ class Prepared:
     def column(self, name: str) -> np.ndarray:
         return self.frame.get_column(name).to_numpy()
 
-    def char_counts(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """Per vocabulary entry: byte counts in 64 bins (A-Z and digits each get their own) and length
-        in characters. Used for a cheap upper bound on Jaro-Winkler (see comparisons)."""
-        if column not in self._char_counts:
+    def char_planes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per vocabulary entry: three 32-bit masks (bin seen at least 1, 2, 3 times; bin = byte mod
+        32, so A-Z each have their own) and the length in characters. The number of characters two
+        strings share is popcount(plane1 & plane1') + popcount(plane2 & plane2') while no bin is seen
+        three times on both sides. Used for a cheap upper bound on Jaro-Winkler (see comparisons)."""
+        if column not in self._char_planes:
             vocab = self.vocab[column]
             nbytes = vocab.str.len_bytes().to_numpy().astype(np.int64)
             flat = np.frombuffer("".join(vocab.to_list()).encode("utf-8"), dtype=np.uint8)
             rows = np.repeat(np.arange(vocab.len()), nbytes)
-            counts = np.zeros((vocab.len(), 64), dtype=np.uint8)
-            np.add.at(counts, (rows, flat % 64), 1)
-            self._char_counts[column] = (counts, vocab.str.len_chars().to_numpy().astype(np.int32))
-        return self._char_counts[column]
+            counts = np.zeros((vocab.len(), 32), dtype=np.uint16)
+            np.add.at(counts, (rows, flat % 32), 1)
+            bit = np.uint32(1) << np.arange(32, dtype=np.uint32)
+            planes = np.stack([((counts >= k) * bit).sum(axis=1, dtype=np.uint64).astype(np.uint32)
+                               for k in (1, 2, 3)], axis=1)
+            self._char_planes[column] = (planes, vocab.str.len_chars().to_numpy().astype(np.int32))
+        return self._char_planes[column]
 
     def source_sizes(self) -> list[int]:
         counts = self.frame.group_by("_source").len()
