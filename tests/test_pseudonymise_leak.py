@@ -2,9 +2,10 @@
 
 Every output file of `tfkit pseudonymise` (and a pairs file of `tfkit link-keys`) is scanned:
 - the file as written (zstd), byte for byte;
-- the same table rewritten with compression NONE and plain dictionary pages, so every value is
-  visible as plain bytes (64-character hex pseudonyms are blanked first: a digit run inside an HMAC
-  output is a coincidence, not a leak);
+- the same table rewritten with compression NONE, so every value is visible as plain bytes
+  (64-character hex pseudonyms are blanked first: a digit run inside an HMAC output is a
+  coincidence, not a leak);
+- every cell read back as text, for short values too (names of 3 letters and more);
 - the footer: min/max statistics of every column chunk and the key-value metadata, via pyarrow.
 """
 
@@ -32,7 +33,7 @@ IDENTIFIER_HEADERS = {
 HEX_PSEUDONYM = re.compile(rb"[0-9a-f]{64}")
 
 
-def raw_identifiers(paths) -> set[bytes]:
+def raw_identifiers(paths, min_length: int = 5) -> set[bytes]:
     """Every raw identifier value of every input, as written and in its normalised forms."""
     values: set[str] = set()
     for source, headers in IDENTIFIER_HEADERS.items():
@@ -43,17 +44,18 @@ def raw_identifiers(paths) -> set[bytes]:
                 values |= {v, v.upper(), re.sub(r"\s+", "", v.upper())}
                 if h in ("Person ID", "Family ID"):
                     values.add(f"E09000031:{v}")
-    return {v.encode("utf-8") for v in values if len(v) >= 5}
+    return {v.encode("utf-8") for v in values if len(v) >= min_length}
 
 
 def scan(blob: bytes, needles: set[bytes], what: str) -> None:
-    """Every occurrence of every needle (all >= 5 bytes), via a set of 5-byte prefixes."""
+    """Every occurrence of every needle, via a set of the needles' shortest-length prefixes."""
+    k = min(len(n) for n in needles)
     by_prefix: dict[bytes, list[bytes]] = {}
     for n in needles:
-        by_prefix.setdefault(n[:5], []).append(n)
-    leaks = {n for i in range(len(blob) - 4) if blob[i:i + 5] in by_prefix
-             for n in by_prefix[blob[i:i + 5]] if blob.startswith(n, i)}
-    assert not leaks, f"{len(leaks)} raw identifier value(s) found in {what}"
+        by_prefix.setdefault(n[:k], []).append(n)
+    leaks = {n for i in range(len(blob) - k + 1) if blob[i:i + k] in by_prefix
+             for n in by_prefix[blob[i:i + k]] if blob.startswith(n, i)}
+    assert not leaks, f"{len(leaks)} raw identifier value(s) found in {what}: {sorted(leaks)[:5]}"
 
 
 def test_scan_finds_a_planted_identifier():
@@ -87,7 +89,10 @@ def outputs(tmp_path_factory):
 
 def test_no_raw_identifier_in_any_byte(outputs):
     paths, written = outputs
+    # Compressed bytes look random: short needles would match by chance, so >= 5 bytes there; the
+    # decompressed text (pseudonyms blanked) is scanned for every name of 3 or more letters too.
     needles = raw_identifiers(paths) | {CONTRACT_KEY_HEX.encode()}
+    short_needles = raw_identifiers(paths, min_length=3) | needles
     assert len(needles) > 1000
     for path in written:
         scan(path.read_bytes(), needles, f"{path} as written")
@@ -95,14 +100,24 @@ def test_no_raw_identifier_in_any_byte(outputs):
         plain = io.BytesIO()
         pq.write_table(table, plain, compression="NONE", use_dictionary=True, write_statistics=True)
         scan(HEX_PSEUDONYM.sub(b"-", plain.getvalue()), needles, f"{path} uncompressed")
+        # every text cell read back (pseudonyms blanked), for names of 3 or more letters as well
+        frame = pl.read_parquet(path)
+        cells = [frame.columns] + [frame[c].drop_nulls().cast(pl.String).to_list() for c in frame.columns]
+        text = "\n".join(v for col in cells for v in col).encode("utf-8")
+        text = HEX_PSEUDONYM.sub(b"-", text)
+        scan(text, needles, f"{path} values")
+        words = set(re.findall(rb"[A-Za-z0-9'-]+", text))  # short names as whole words ("Ben", not "Benefit")
+        assert not words & short_needles, f"{path} values: {sorted(words & short_needles)[:5]}"
         meta = pq.ParquetFile(path).metadata
-        footer = [repr(meta.metadata).encode()]
+        kv = meta.metadata or {}
+        scan(b"\n".join(kv.values()), needles, f"{path} footer metadata")  # ARROW:schema is base64
+        footer = [v for k, v in kv.items() if k != b"ARROW:schema"]
         for rg in range(meta.num_row_groups):
             for col in range(meta.num_columns):
                 stats = meta.row_group(rg).column(col).statistics
                 if stats is not None and stats.has_min_max:
                     footer += [str(stats.min).encode(), str(stats.max).encode()]
-        scan(b"\n".join(footer), needles, f"{path} footer")
+        scan(b"\n".join(footer), short_needles, f"{path} footer statistics")
 
 
 def test_footer_has_fingerprint_not_key(outputs):
