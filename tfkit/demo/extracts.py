@@ -253,7 +253,8 @@ def _select(mask_p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.flatnonzero(rng.random(len(mask_p)) < mask_p)
 
 
-def _non_matches(background: pl.DataFrame, eligible: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+def _non_matches(eligible: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to `count` distinct non-cohort people (indices into background) among the eligible."""
     pool = np.flatnonzero(eligible)
     return rng.choice(pool, size=min(count, len(pool)), replace=False)
 
@@ -267,18 +268,19 @@ def _event_days(records: pl.DataFrame, min_age: int, first_day: int, rng: np.ran
     return pl.Series(days).cast(pl.Int32).cast(pl.Date)
 
 
-def _noisy(records: pl.DataFrame, rng: np.random.Generator, kinds: tuple[str, ...], rates=None):
+def _noisy(records: pl.DataFrame, rng: np.random.Generator, fields: tuple[str, ...], rates=None):
+    """Recording errors on names, DOB and postcode, and on the optional `fields` the source holds."""
     table = reference.surnames()
     alt = table.lookup(table.draw(records["community"].to_numpy(), rng))
     inj = noise.ErrorInjector(records, rng, rates)
     inj.names(alt)
     inj.dob()
-    if "sex" in kinds:
+    if "sex" in fields:
         inj.sex()
     inj.postcode()
-    if "nino" in kinds:
+    if "nino" in fields:
         inj.nino()
-    if "upn" in kinds:
+    if "upn" in fields:
         inj.upn()
     return inj.df, inj.error_log()
 
@@ -316,7 +318,7 @@ def police(cohort_people, background, everyone, rng, rates=None):
     age_c = cohort_people["age"].to_numpy()
     p = np.where(cohort_people["problem_crime"].to_numpy(), 0.85, np.where(age_c >= 10, 0.04, 0.0))
     matched = _select(p, rng)
-    others = _non_matches(background, background["age"].to_numpy() >= 10, int(len(matched) * 1.5), rng)
+    others = _non_matches(background["age"].to_numpy() >= 10, int(len(matched) * 1.5), rng)
     chosen = np.concatenate([matched, others + cohort_people.height])
     recs = _records(everyone, chosen, [0.7, 0.2, 0.07, 0.03], rng)
     n = recs.height
@@ -349,7 +351,7 @@ def school_attendance(cohort_people, background, everyone, rng, rates=None):
     school_age_c = (age_c >= 5) & (age_c <= 16)
     matched = _select(np.where(school_age_c, 0.92, 0.0), rng)
     age_b = background["age"].to_numpy()
-    others = _non_matches(background, (age_b >= 5) & (age_b <= 16), int(len(matched) * 2), rng)
+    others = _non_matches((age_b >= 5) & (age_b <= 16), int(len(matched) * 2), rng)
     # Persistent absence: the programme's education problem, or about 8% of other pupils.
     absent = np.concatenate([cohort_people["problem_education"].to_numpy(), rng.random(background.height) < 0.08])
     chosen = np.concatenate([matched, others + cohort_people.height])
@@ -380,7 +382,7 @@ def dwp(cohort_people, background, everyone, rng, rates=None):
         cohort_people["problem_worklessness"].to_numpy() & (age_c >= 16), 0.75, np.where(age_c >= 18, 0.10, 0.0)
     )
     matched = _select(p, rng)
-    others = _non_matches(background, background["age"].to_numpy() >= 18, int(len(matched) * 1.5), rng)
+    others = _non_matches(background["age"].to_numpy() >= 18, int(len(matched) * 1.5), rng)
     chosen = np.concatenate([matched, others + cohort_people.height])
     recs = _records(everyone, chosen, [0.94, 0.06], rng)
     n = recs.height
