@@ -129,3 +129,23 @@ def test_schemas_list_and_show():
     as_json = json.loads(invoke("schemas", "show", "school_attendance", "--json").output)
     assert next(f for f in as_json["fields"] if f["name"] == "forename")["aliases"][0] == "GIVEN_NAME"
     assert invoke("schemas", "show", "nope").exit_code == 2
+
+
+def test_xlsx_and_parquet_extracts(tmp_path):
+    import openpyxl
+
+    path = tmp_path / "cohort.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "NIS"
+    wb.active.append(list(GOOD))
+    wb.active.append([GOOD[k] for k in GOOD])
+    wb.active.append([{"NHS Number": "9434765918"}.get(k, GOOD[k]) for k in GOOD])
+    wb.save(path)
+    result = invoke("validate", path, "--schema", "nis", "--sheet", "NIS", "--json", tmp_path / "x.json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads((tmp_path / "x.json").read_text())["files"][0]
+    assert doc["source"] == {"format": "xlsx", "encoding": None, "sheet": "NIS", "line_label": "row", "blank_lines": 0}
+    assert doc["problems"][0]["code"] == "nhs_number_check_digit" and doc["problems"][0]["lines"] == [3]
+    parquet = tmp_path / "cohort.parquet"
+    pl.DataFrame([GOOD]).write_parquet(parquet)
+    assert invoke("validate", parquet, "--schema", "nis").exit_code == 0

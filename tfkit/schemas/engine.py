@@ -443,9 +443,12 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
         out = []
         if not schema.field(names[1]).required:
             out.append(check("no_family", person.is_not_null() & family.is_null(), names[1], columns.fields[names[1]], family=names[1]))
-        # Hashes compare as fast integers; nulls are left out of min/max.
+        # Only a person on several rows can be in several families: the window (family hashes'
+        # min != max, nulls left out) runs only when some person id repeats at all.
         family_hash = pl.when(family.is_not_null()).then(family.hash())
-        several = person.is_not_null() & (family_hash.min().over(person) != family_hash.max().over(person))
+        several = pl.when(person.is_duplicated()).then(
+            person.is_not_null() & (family_hash.min().over(person) != family_hash.max().over(person))
+        ).otherwise(False)
         out.append(check("person_in_several_families", several, label, None, person=names[0], family=names[1]))
         return out
     if rule.type == "date_order":
