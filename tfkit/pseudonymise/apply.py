@@ -130,7 +130,10 @@ def plan_and_query(
     policy.check_columns([c for c in schema.names() if c not in BOOKKEEPING_COLUMNS])
     if la_code is not None and "la_code" in schema:
         lf = _check_la_code(lf, la_code)
-    la_expr = pl.col("la_code") if "la_code" in schema else (pl.lit(la_code) if la_code else None)
+    if "la_code" in schema:
+        la_expr = pl.coalesce(pl.col("la_code"), pl.lit(la_code)) if la_code else pl.col("la_code")
+    else:
+        la_expr = pl.lit(la_code) if la_code else None
 
     plan = PseudonymisationPlan()
     exprs: list[pl.Expr] = []
