@@ -279,9 +279,13 @@ def people(
         .otherwise(pl.col("surname"))
         .alias("surname"),
     ).drop("double_barrel", "mother_surname")
-    # Polish and other Slavic surnames take the feminine form for women and girls.
+    # Polish and other Slavic surnames take the feminine form for women and girls; most Sikh women
+    # and girls in a Singh family are Kaur.
+    female = pl.col("sex") == "F"
     df = df.with_columns(
-        pl.when(pl.col("sex") == "F")
+        pl.when(female & (pl.col("surname") == "Singh") & pl.Series(rng.random(n) < 0.7))
+        .then(pl.lit("Kaur"))
+        .when(female)
         .then(pl.col("surname").str.replace(r"(sk|ck|dzk)i$", "${1}a"))
         .otherwise(pl.col("surname"))
         .alias("surname")
