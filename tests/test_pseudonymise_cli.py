@@ -35,6 +35,7 @@ def test_invalid_rows_refuse_or_quarantine(demo, tmp_path, contract_key_file):
     assert summary["rows_in"] == 300 == summary["rows_out"] + summary["rows_quarantined"]
     assert summary["rows_quarantined"] > 0
     assert pl.read_csv(summary["quarantine_file"], infer_schema=False).height == summary["rows_quarantined"]
+    assert [p.name for p in (tmp_path / "q").iterdir()] == ["cohort.quarantine.csv"]  # no raw copy of valid rows
     df = pl.read_parquet(out)
     assert df.height == summary["rows_out"]
     assert {"forename", "surname", "postcode", "nino", "person_id"}.isdisjoint(df.columns)

@@ -48,6 +48,17 @@ def write_pseudonymised(df: pl.DataFrame, path: str | Path, plan: Pseudonymisati
     return write_parquet(df, path, statistics=plan.statistics_columns, metadata=metadata(key, project, policy))
 
 
+def _write_quarantine(rows: pl.DataFrame, directory: Path, stem: str) -> Path:
+    """Only the failing rows (raw, with reasons), as `tfkit validate --quarantine` writes them; no
+    raw copy of the valid rows (unlike `ValidationResult.write`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}.quarantine.csv"
+    tmp = path.with_name(f".{path.name}.tmp")
+    rows.write_csv(tmp, include_bom=True)
+    tmp.replace(path)
+    return path
+
+
 def pseudonymise_file(
     input_path: str | Path,
     *,
@@ -79,8 +90,7 @@ def pseudonymise_file(
                 hint=f"see which with: tfkit validate {input_path} --schema {schema} --quarantine DIR; "
                      "fix them at source, or rerun with --quarantine DIR to set them aside",
             )
-        _, q = result.write(quarantine_dir)
-        quarantine_file = str(q)
+        quarantine_file = str(_write_quarantine(result.quarantine, Path(quarantine_dir), input_path.stem))
     plan, query = plan_and_query(result.valid, key=key, project=project, policy=policy, la_code=la_code)
     df = query.collect(engine="streaming")
     write_pseudonymised(df, out, plan, key=key, project=project, policy=policy)
