@@ -170,3 +170,10 @@ def test_row_order_is_the_inputs_on_the_streaming_engine():
     out = pseudonymise(frame.lazy(), key=KEY, project="nis", policy=policy, la_code="E09000031")
     for i in (0, 1, 65_536, 131_071, 199_999):
         assert out["person_id_pseudonym"][i] == KEY.pseudonym(f"E09000031:P{i}", "nis", "person_id")
+
+
+def test_output_name_clash_is_a_config_error():
+    frame = nis_frame().with_columns(pl.lit("x").alias("nino_pseudonym"))
+    policy = load_policy("nis").merged(parse_policy({"columns": {"nino_pseudonym": "keep"}}, name="t"))
+    with pytest.raises(ConfigError, match="two columns named 'nino_pseudonym'"):
+        pseudonymise(frame, key=KEY, project="nis", policy=policy)

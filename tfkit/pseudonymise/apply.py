@@ -161,22 +161,27 @@ def plan_and_query(
         exprs.append(pl.col(mk.column))
         plan.columns.append(OutputColumn(mk.column, None, "match_key"))
 
+    names = [c.name for c in plan.columns]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash:
+        raise ConfigError(f"the output would have two columns named {clash!r}", column=clash,
+                          hint="rename or drop the input column of that name in the policy")
+
+    # (output column, normalised value, contract field) of every pseudonym and match key
+    todo = [(out, norm, fld) for out, norm, fld in hashed]
+    todo += [(mk.column, match_key_string_expr(mk, schema), mk.field) for mk in plan.match_keys]
     if hash_distinct:
-        query = _hash_each_distinct_once(lf, hashed, plan.match_keys, schema, key, project)
+        query = _hash_each_distinct_once(lf, todo, key, project)
     else:
         # Normalise into columns first, so the contract's null/empty guard reads a column rather
         # than re-evaluating the normalisation.
-        todo = [(out, norm, fld) for out, norm, fld in hashed]
-        todo += [(mk.column, match_key_string_expr(mk, schema), mk.field) for mk in plan.match_keys]
         query = lf.with_columns([norm.alias(out) for out, norm, _ in todo]).with_columns(
             [key.pseudonym_expr(pl.col(out), project, fld).alias(out) for out, _, fld in todo])
     return plan, query.select(exprs)
 
 
-def _hash_each_distinct_once(lf, hashed, mks, schema, key, project) -> pl.LazyFrame:
+def _hash_each_distinct_once(lf, todo, key, project) -> pl.LazyFrame:
     """Normalise, hash each column's distinct values once, and join the pseudonyms back in order."""
-    todo = [(out, norm, fld) for out, norm, fld in hashed]
-    todo += [(mk.column, match_key_string_expr(mk, schema), mk.field) for mk in mks]
     tmp = [f"__tfkit_norm_{i}" for i in range(len(todo))]
     # Materialise the normalised values once: reusing one lazy plan in a chain of self-joins would
     # grow the plan exponentially.
