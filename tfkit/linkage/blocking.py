@@ -18,8 +18,7 @@ import polars as pl
 
 from tfkit.errors import ConfigError
 
-from .comparisons import NULL
-from .standardise import Prepared
+from .standardise import NULL, Prepared
 
 MODES = ("link", "dedupe", "both")
 
@@ -121,14 +120,11 @@ def _rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFra
     )
 
 
-def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray,
-                 cache: dict[str, np.ndarray]) -> np.ndarray:
+def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
     """Whether each pair satisfies `rule` (all its columns equal and non-null)."""
     hit = np.ones(len(rid_l), dtype=bool)
     for column in rule.on:
-        if column not in cache:
-            cache[column] = prepared.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
-        codes = cache[column]
+        codes = prepared.codes(column)
         left = codes[rid_l]
         hit &= (left == codes[rid_r]) & (left != NULL)
     return hit
@@ -139,7 +135,6 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str) ->
     if mode not in MODES:
         raise ConfigError(f"unknown link mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
     check_rules(prepared, rules)
-    cache: dict[str, np.ndarray] = {}
     parts, counts = [], []
     for k, rule in enumerate(rules):
         pairs = _rule_pairs(prepared, rule, mode)
@@ -147,7 +142,7 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str) ->
         rid_r = pairs["rid_r"].to_numpy()
         keep = np.ones(len(rid_l), dtype=bool)
         for earlier in rules[:k]:
-            keep &= ~_produced_by(prepared, earlier, rid_l, rid_r, cache)
+            keep &= ~_produced_by(prepared, earlier, rid_l, rid_r)
         added = pairs.filter(pl.Series(keep)).with_columns(pl.lit(k, dtype=pl.Int8).alias("rule"))
         parts.append(added)
         counts.append(RuleCount(rule.name, added.height))

@@ -18,9 +18,7 @@ from rapidfuzz.distance import JaroWinkler
 
 from tfkit.errors import ConfigError
 
-from .standardise import Prepared
-
-NULL = np.iinfo(np.int32).min  # sentinel for a missing value in code arrays
+from .standardise import NULL, Prepared
 
 
 class PairContext:
@@ -30,7 +28,6 @@ class PairContext:
         self.prepared = prepared
         self.rid_l = rid_l
         self.rid_r = rid_r
-        self._codes: dict[str, np.ndarray] = {}
         self._pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._jw: dict[str, np.ndarray] = {}
 
@@ -38,10 +35,7 @@ class PairContext:
         return len(self.rid_l)
 
     def codes(self, column: str) -> np.ndarray:
-        if column not in self._codes:
-            series = self.prepared.frame.get_column(column)
-            self._codes[column] = series.fill_null(NULL).cast(pl.Int32).to_numpy()
-        return self._codes[column]
+        return self.prepared.codes(column)
 
     def pair(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         if column not in self._pairs:

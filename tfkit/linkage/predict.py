@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from .comparisons import NULL
 from .model import LinkageModel
 from .standardise import Prepared
 
@@ -26,7 +25,7 @@ def tf_adjustment(prepared: Prepared, model: LinkageModel, name: str, column: st
     if not hit.any():
         return adjust
     tf = prepared.tf[column]
-    codes = prepared.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
+    codes = prepared.codes(column)
     left = codes[rid_l[hit]]
     right = codes[rid_r[hit]]
     value_tf = np.maximum(tf[left], tf[right])

@@ -37,6 +37,7 @@ _TITLE_RE = r"^(?:(?:" + "|".join(TITLES) + r")\s+)+"
 _SUFFIX_RE = r"\s+(?:JR|SNR|SR|JNR|II|III)$"
 UNKNOWN_SEX = ("U", "UNKNOWN", "NOT KNOWN", "NOT STATED", "X", "9", "0")
 KINDS = ("name", "surname", "date", "postcode", "category", "string")
+NULL = np.iinfo(np.int32).min  # sentinel for a missing value in code arrays
 
 
 def clean_name(expr: pl.Expr) -> pl.Expr:
@@ -157,13 +158,17 @@ class Prepared:
     vocab: dict[str, pl.Series] = field(default_factory=dict)
     tf: dict[str, np.ndarray] = field(default_factory=dict)
     _char_planes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _codes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
         return self.frame.height
 
-    def column(self, name: str) -> np.ndarray:
-        return self.frame.get_column(name).to_numpy()
+    def codes(self, column: str) -> np.ndarray:
+        """The column's codes as int32, NULL where missing (cached: every stage gathers from these)."""
+        if column not in self._codes:
+            self._codes[column] = self.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
+        return self._codes[column]
 
     def char_planes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """Per vocabulary entry: three 32-bit masks (bin seen at least 1, 2, 3 times; bin = byte mod

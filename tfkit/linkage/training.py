@@ -54,7 +54,7 @@ def deterministic_hits(prepared: Prepared, rules: list[list[str]], rid_l: np.nda
                              hint="use compared columns or their derived forms in settings.deterministic_rules")
         agree = np.ones(len(rid_l), dtype=bool)
         for column in rule:
-            codes = prepared.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
+            codes = prepared.codes(column)
             left = codes[rid_l]
             agree &= (left == codes[rid_r]) & (left != NULL)
         hit |= agree
