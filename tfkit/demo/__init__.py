@@ -14,9 +14,11 @@ A population of families living in the LA (the "truth"), rendered as files:
   plausible ages, 3% of later children twins of the child before, shared household postcode (0.3%
   of families with no fixed abode: ZZ99 3VZ), surnames mostly shared: 70% of mothers in couples take
   the family name, children of lone mothers carry hers or their father's, 3% double-barrelled,
-  feminine forms of Polish surnames). Names drawn with Zipf-like weights from the lists in
-  tfkit/demo/data/ by community (British, Irish, Eastern European, South Asian, West African,
-  Caribbean, Turkish, Somali; mix per LA). Postcodes in real sectors of the LA (Waltham Forest:
+  feminine forms of Polish surnames, Kaur for most Sikh women). Names drawn with Zipf-like weights
+  from the lists in tfkit/demo/data/ by community (British, Irish, Eastern European,
+  Pakistani/Bangladeshi, Indian, West African, Caribbean, Turkish, Somali; mix per LA; 8% of
+  fathers from another community; 12% of children of other communities with British names;
+  forenames fit the birth year, so Tracey is a mother and Isla a daughter). Postcodes in real sectors of the LA (Waltham Forest:
   E4, E10, E11, E17). NHS numbers: 90% present, all from the never-issued 999 range with valid
   check digits. NI numbers: people 16+ only, 88% present (50% at 16-17). UPNs: ages 4-18, 95%
   present, valid check letters, 88% with the LA's own DfE number. Sex M/F, 0.4% of children U.
