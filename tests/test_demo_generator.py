@@ -194,6 +194,7 @@ def test_error_rate_breaks_the_documented_share_of_cohort_rows(dirty):
     assert all(postcode_scalar(p) is None for p in pcs)
     future = bad.filter(pl.col("kind") == "future_dob")["Date of Birth"]
     assert all(int(d[-4:]) >= 2050 for d in future)
+    assert bad.filter(pl.col("kind") == "family_id_missing")["Family ID"].null_count() > 0
     impossible = bad.filter(pl.col("kind") == "impossible_date")["Date of Birth"]
     assert impossible.str.to_date("%d/%m/%Y", strict=False).null_count() == impossible.len()
 

@@ -32,7 +32,7 @@ A population of families living in the LA (the "truth"), rendered as files:
   equal shares: nhs_check_digit, nino_format (D prefix, TN prefix, E suffix, a digit short),
   impossible_date (30/02, 31/04, 31/11, month 13), future_dob (2050s), unknown_code (Gender "X",
   Intervention Status "closed" or Comparison Group "?"), upn_check_letter, postcode_format (inward
-  letter C). Each is listed in injected_errors.csv. A further error_rate / 5 of rows (0.2% by
+  letter C), family_id_missing (a person in no family). Each is listed in injected_errors.csv. A further error_rate / 5 of rows (0.2% by
   default) are people registered twice: a second row in the same family with a later Person ID,
   the NHS number half the time and no NI number (kind duplicate_person; truth maps both rows to
   the same person_key). Not invalid in itself: deduplication should find them.

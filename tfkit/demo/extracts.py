@@ -34,7 +34,7 @@ COHORT_UPN_COVERAGE = 0.95
 # Invalid cohort rows, each with one of these faults, in equal shares of `error_rate`.
 COHORT_ERROR_KINDS = (
     "nhs_check_digit", "nino_format", "impossible_date", "future_dob", "unknown_code",
-    "upn_check_letter", "postcode_format",
+    "upn_check_letter", "postcode_format", "family_id_missing",
 )
 
 PROBLEM_HEADERS = {
@@ -217,6 +217,7 @@ def _invalid_cohort_rows(df: pl.DataFrame, error_rate: float, rng: np.random.Gen
         ("unknown_code", "Intervention Status", pl.Series(unknown & (code_col == "Intervention Status")),
          pl.lit("closed")),
         ("unknown_code", "Comparison Group", pl.Series(unknown & (code_col == "Comparison Group")), pl.lit("?")),
+        ("family_id_missing", "Family ID", masks["family_id_missing"], pl.lit(None, dtype=pl.String)),
     ]
     # Each row has at most one fault, so every change can be made in one pass.
     out = df.with_columns(
