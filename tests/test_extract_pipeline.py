@@ -272,3 +272,20 @@ def test_linked_partner_sources(config, demo_dir):
     assert linked.len() > 0 and m["linkage"]["linked_to_person"]["police"] >= linked.len()
     # linked rows carry the person table's own pseudonym (withdrawn people's records are gone)
     assert linked.is_in(person.get_column("person_id_pseudonym").implode()).all()
+
+
+def test_parquet_footer_holds_no_text_statistics_and_names_its_key(config, demo_dir):
+    import pyarrow.parquet as pq
+
+    result = run_extract(load_config(config))
+    path = result.package / "data" / "person.parquet"
+    md = pq.read_metadata(path)
+    schema = md.schema.to_arrow_schema()
+    for rg in range(md.num_row_groups):
+        for i in range(md.num_columns):
+            col = md.row_group(rg).column(i)
+            if str(schema.field(col.path_in_schema).type) == "string":
+                assert col.statistics is None or not col.statistics.has_min_max, col.path_in_schema
+    footer = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items() if k.startswith(b"tfkit.")}
+    assert footer["tfkit.key_fingerprint"] == result.manifest["key_fingerprint"]
+    assert footer["tfkit.table"] == "person" and footer["tfkit.pseudonym_contract"] == "v1"

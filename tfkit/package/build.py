@@ -33,12 +33,15 @@ def statistics_columns(df: pl.DataFrame) -> list[str]:
     return [name for name, dtype in df.schema.items() if dtype not in (pl.String, pl.Categorical, pl.Binary)]
 
 
-def write_tables(bag_dir: Path, tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
+def write_tables(bag_dir: Path, tables: dict[str, pl.DataFrame],
+                 metadata: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
+    """One deterministic Parquet file per table; `metadata` adds footer key-values per table
+    (fingerprints and names only: the footer is plaintext)."""
     outputs = []
     for table, df in sorted(tables.items()):
         rel = f"{bag.PAYLOAD_DIR}/{table}.parquet"
         path = write_parquet(df, bag_dir / rel, statistics=statistics_columns(df),
-                             metadata={"tfkit.table": table})
+                             metadata={**(metadata or {}).get(table, {}), "tfkit.table": table})
         digest = bag.digest_file(bag_dir, rel)
         facts = manifest_mod.parquet_facts(path)
         if facts["rows"] != df.height:
@@ -55,10 +58,11 @@ def build_bag(
     bag_info: list[tuple[str, str]],
     signing_key: Ed25519PrivateKey,
     bagging_date: dt.date | None = None,
+    table_metadata: dict[str, dict[str, str]] | None = None,
 ) -> BuiltBag:
     """Write the payload and every tag file, then sign. `manifest` gets `outputs` and `signer` filled in."""
     (bag_dir / bag.PAYLOAD_DIR).mkdir(parents=True, exist_ok=True)
-    outputs = write_tables(bag_dir, tables)
+    outputs = write_tables(bag_dir, tables, table_metadata)
     payload = [bag.digest_file(bag_dir, rel) for rel in bag.payload_paths(bag_dir)]
     bag.write_text(bag_dir / bag.PAYLOAD_MANIFEST, bag.manifest_text(payload))
     bag.write_text(bag_dir / bag.BAGIT_TXT, bag.bagit_txt())

@@ -64,6 +64,13 @@ def pseudonymise(frame: pl.DataFrame, *, key, project: str, policy, la_code: str
     return _pseudonymise(frame.select(columns), key=key, project=project, policy=policy, la_code=la_code)
 
 
+def footer_metadata(key, project: str, policy) -> dict[str, str]:
+    """Parquet footer key-values for a pseudonymised table (contract, key fingerprint, project, policy)."""
+    from tfkit.pseudonymise import metadata
+
+    return metadata(key, project, policy)
+
+
 def policy_summary(policy) -> dict[str, Any]:
     return policy.as_dict() if hasattr(policy, "as_dict") else {"name": getattr(policy, "name", str(policy))}
 

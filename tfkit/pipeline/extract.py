@@ -145,6 +145,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         # 5-6. withdraw, then pseudonymise
         tables: dict[str, pl.DataFrame] = {}
         policies: dict[str, Any] = {}
+        footers: dict[str, dict[str, str]] = {}
         for run, source in zip(runs, config.sources, strict=True):
             frame = valid.pop(source.name)
             if source.name in linked:
@@ -157,6 +158,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
             run.quarantine_file = _write_quarantine(config, source.name, q_kept)
             policy = adapters.load_policy(source.schema, source.policy or config.policy)
             policies[source.name] = adapters.policy_summary(policy)
+            footers[source.table] = adapters.footer_metadata(master, config.project, policy)
             link_ids = kept.get_column(adapters.LINKED_PERSON) if adapters.LINKED_PERSON in kept.columns else None
             with timer("pseudonymise"):
                 out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
@@ -188,7 +190,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
         try:
             with timer("package"):
                 built = build_bag(staging, tables=tables, manifest=manifest, bag_info=_bag_info(config, master.fingerprint),
-                                  signing_key=signing_key, bagging_date=now.date())
+                                  signing_key=signing_key, bagging_date=now.date(), table_metadata=footers)
                 publish(staging, target, force)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
