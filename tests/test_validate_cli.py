@@ -149,3 +149,11 @@ def test_xlsx_and_parquet_extracts(tmp_path):
     parquet = tmp_path / "cohort.parquet"
     pl.DataFrame([GOOD]).write_parquet(parquet)
     assert invoke("validate", parquet, "--schema", "nis").exit_code == 0
+
+
+def test_values_and_headers_are_not_rich_markup(tmp_path):
+    path = tmp_path / "[odd] cohort.csv"
+    cohort(path, {"Gender": "[bold]"})
+    result = invoke("validate", path, "--schema", "nis")
+    assert result.exit_code == 1, result.output
+    assert "[bold]" in result.output and "[odd] cohort.csv" in result.output

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 REPORT_FORMAT = "tfkit.validation-report"
 REPORT_VERSION = 1
@@ -125,7 +127,7 @@ class ValidationReport:
         """Print the report for a person: a one-line summary, then one table row per problem."""
         state = "[green]valid[/]" if self.ok else "[red]rows failed[/]"
         console.print(
-            f"[bold]{self.file}[/] ({self.schema} schema): {self.rows_in:,} rows, "
+            f"[bold]{escape(self.file)}[/] ({escape(self.schema)} schema): {self.rows_in:,} rows, "
             f"{self.rows_valid:,} valid, {self.rows_quarantined:,} quarantined: {state}"
         )
         notes = []
@@ -150,10 +152,10 @@ class ValidationReport:
             column = p.column if p.column and p.column == p.field else (
                 f"{p.column} → {p.field}" if p.column else (p.field or "")
             )
-            table.add_row(
+            table.add_row(  # values and headers are data, never markup
                 "[red]error[/]" if p.severity == "error" else "[yellow]warning[/]",
-                p.code, column, f"{p.count:,}", ", ".join(str(n) for n in p.lines),
-                ", ".join(p.examples),
+                p.code, Text(column), f"{p.count:,}", ", ".join(str(n) for n in p.lines),
+                Text(", ".join(p.examples)),
             )
         console.print(table)
         for p in self.problems:
