@@ -74,6 +74,12 @@ def parquet_facts(path: Path) -> dict[str, Any]:
     return {"rows": md.num_rows, "schema": [{"name": f.name, "type": str(f.type)} for f in schema]}
 
 
+def footer_metadata(path: Path) -> dict[str, str]:
+    """tfkit's key-values from a Parquet footer (`tfkit.*`)."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"tfkit.")}
+
+
 def dependency_versions() -> dict[str, str]:
     versions = {}
     for name in DEPENDENCIES:

@@ -25,7 +25,7 @@ from typing import Any
 
 from tfkit.errors import InputFileError
 from tfkit.package import bag
-from tfkit.package.manifest import parquet_facts
+from tfkit.package.manifest import footer_metadata, parquet_facts
 from tfkit.package.scan import scan_bag
 from tfkit.package.signing import load_public_key, public_key_fingerprint, verify_signature
 
@@ -287,6 +287,10 @@ def _outputs(root: Path, manifest: dict[str, Any], payload_hashes: dict[str, str
             problems.append(f"{rel}: {facts['rows']} rows, manifest.json says {out.get('rows')}")
         if facts["schema"] != out.get("schema"):
             problems.append(f"{rel}: schema differs from manifest.json")
+        footer_fp = footer_metadata(path).get("tfkit.key_fingerprint")
+        if footer_fp is not None and footer_fp != manifest.get("key_fingerprint"):
+            problems.append(f"{rel}: its footer says key fingerprint {footer_fp}, manifest.json says "
+                            f"{manifest.get('key_fingerprint')}")
     for rel in bag.payload_paths(root):
         if rel not in described:
             problems.append(f"added file: {rel} is not described in manifest.json")
