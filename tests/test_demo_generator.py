@@ -306,3 +306,11 @@ def test_noise_scale_zero_gives_partner_records_that_agree_with_the_cohort():
     assert (police["Post Code"] == police["Postcode"]).all()
     with pytest.raises(UsageError):
         demo.generate_frames(10, noise_scale=-1)
+
+
+def test_nhs_999_capacity_and_small_draws():
+    from tfkit.demo import population
+
+    assert len(population._nhs_pool()) == population.NHS_999_CAPACITY
+    small = population.nhs_numbers(500, population.rng_for(1, 1))
+    assert len(set(small)) == 500 and all(stdnum_nhs.is_valid(str(n)) for n in small)

@@ -50,29 +50,45 @@ def rng_for(seed: int, stream: int) -> np.random.Generator:
 # --------------------------------------------------------------------------- identifiers
 
 
-@functools.cache
-def _nhs_pool() -> np.ndarray:
-    """Every valid NHS number in the 999 range (remainder-10 bodies have no check digit)."""
-    body = np.arange(1_000_000, dtype=np.int64)
+def _nhs_check_digits(body: np.ndarray) -> np.ndarray:
+    """Check digits for 999 + six-digit bodies; 10 where the number cannot be issued."""
     total = np.full(len(body), 9 * (NHS_WEIGHTS[0] + NHS_WEIGHTS[1] + NHS_WEIGHTS[2]), dtype=np.int64)
     for i, w in enumerate(NHS_WEIGHTS[3:]):
         total += (body // 10 ** (5 - i) % 10) * w
     check = 11 - total % 11
-    check[check == 11] = 0
+    return np.where(check == 11, 0, check)
+
+
+@functools.cache
+def _nhs_pool() -> np.ndarray:
+    """Every valid NHS number in the 999 range."""
+    body = np.arange(1_000_000, dtype=np.int64)
+    check = _nhs_check_digits(body)
     ok = check != 10
     return 9_990_000_000 + body[ok] * 10 + check[ok]
 
 
 def nhs_numbers(k: int, rng: np.random.Generator) -> np.ndarray:
     """k distinct valid NHS numbers from the never-issued 999 range (909,091 exist)."""
+    if k < 100_000:
+        # Small k: draw distinct bodies, drop the 1 in 11 that has no check digit.
+        body = rng.choice(1_000_000, size=int(k * 1.2) + 50, replace=False).astype(np.int64)
+        check = _nhs_check_digits(body)
+        ok = np.flatnonzero(check != 10)[:k]
+        if len(ok) == k:
+            return 9_990_000_000 + body[ok] * 10 + check[ok]
     pool = _nhs_pool()
     if k > len(pool):
         raise ValueError(f"only {len(pool)} NHS numbers exist in the 999 range, {k} asked")
     return rng.choice(pool, size=k, replace=False)
 
 
+# How many valid numbers the 999 range holds (1,000,000 bodies less the 1 in 11 with no check digit).
+NHS_999_CAPACITY = 909_091
+
+
 def nhs_capacity() -> int:
-    return len(_nhs_pool())
+    return NHS_999_CAPACITY
 
 
 def nino_numbers(k: int, rng: np.random.Generator) -> pl.Series:
