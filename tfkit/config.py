@@ -101,9 +101,11 @@ class _Reader:
             raise self.fail(name, f"must be {want}, not {type(value).__name__} {value!r}", hint)
         return value
 
-    def table(self, name: str) -> "_Reader":
-        value = self.get(name, dict, {})
-        return _Reader(value, self.file, f"{self.prefix}{name}.")
+    def table(self, name: str, allowed: set[str]) -> "_Reader":
+        """The sub-table `name` (empty when absent), refusing keys not in `allowed`."""
+        sub = _Reader(self.get(name, dict, {}), self.file, f"{self.prefix}{name}.")
+        sub.unknown(allowed)
+        return sub
 
     def path(self, name: str, base: Path, default: Any = ...) -> Path | None:
         value = self.get(name, str, default)
@@ -170,22 +172,14 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         sources.append(Source(name=name, path=s.path("path", base), schema=s.get("schema", str),
                               table=table, encoding=s.get("encoding", str, None), policy=s.get("policy", str, None)))
 
-    validation = r.table("validation")
-    validation.unknown({"fail_on_invalid"})
-    linkage = r.table("linkage")
-    linkage.unknown({"enabled", "model"})
-    pseud = r.table("pseudonymise")
-    pseud.unknown({"project", "policy", "key_file"})
-    signing = r.table("signing")
-    signing.unknown({"key_file"})
-    consent = r.table("consent")
-    consent.unknown({"withdrawals"})
-    output = r.table("output")
-    output.unknown({"root", "quarantine_dir", "audit_log"})
-    retention = r.table("retention")
-    retention.unknown({"days"})
-    disclosure = r.table("disclosure")
-    disclosure.unknown({"policy"})
+    validation = r.table("validation", {"fail_on_invalid"})
+    linkage = r.table("linkage", {"enabled", "model"})
+    pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
+    signing = r.table("signing", {"key_file"})
+    consent = r.table("consent", {"withdrawals"})
+    output = r.table("output", {"root", "quarantine_dir", "audit_log"})
+    retention = r.table("retention", {"days"})
+    disclosure = r.table("disclosure", {"policy"})
 
     root = output.path("root", base, "packages")
     days = retention.get("days", int, DEFAULT_RETENTION_DAYS)

@@ -67,6 +67,13 @@ class VerifyReport:
         self.checks.append(check)
         return check
 
+    def conclude(self, code: str, problems: list[str], passed: str) -> Check:
+        """FAIL naming the first problem (all of them in details), or PASS with `passed`."""
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return self.add(code, FAIL, problems[0] + more, problems)
+        return self.add(code, PASS, passed)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "package": self.package, "ok": self.ok, "demo": self.demo, "authenticated": self.authenticated,
@@ -163,10 +170,7 @@ def _payload(root: Path, report: VerifyReport) -> dict[str, str]:
         actual_oxum = f"{sum((root / r).stat().st_size for r in on_disk)}.{len(on_disk)}"
         if oxum != actual_oxum:
             problems.append(f"Payload-Oxum in {bag.BAG_INFO} is {oxum}, the payload is {actual_oxum}")
-    if problems:
-        report.add("bag.payload", FAIL, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), problems)
-    else:
-        report.add("bag.payload", PASS, f"{len(entries)} payload file(s) complete and matching their SHA-256")
+    report.conclude("bag.payload", problems, f"{len(entries)} payload file(s) complete and matching their SHA-256")
     return computed
 
 
@@ -188,10 +192,7 @@ def _tags(root: Path, report: VerifyReport) -> None:
     for name in sorted(os.listdir(root)):
         if name not in allowed:
             problems.append(f"added file: {name} is not part of the package")
-    if problems:
-        report.add("bag.tags", FAIL, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), problems)
-    else:
-        report.add("bag.tags", PASS, f"{len(entries)} tag file(s) match {bag.TAG_MANIFEST}")
+    report.conclude("bag.tags", problems, f"{len(entries)} tag file(s) match {bag.TAG_MANIFEST}")
 
 
 def _load_manifest(root: Path, report: VerifyReport) -> dict[str, Any] | None:
@@ -294,10 +295,7 @@ def _outputs(root: Path, manifest: dict[str, Any], payload_hashes: dict[str, str
     for rel in bag.payload_paths(root):
         if rel not in described:
             problems.append(f"added file: {rel} is not described in manifest.json")
-    if problems:
-        report.add("manifest.outputs", FAIL, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), problems)
-    else:
-        report.add("manifest.outputs", PASS, f"{len(outputs)} data file(s) match manifest.json (hash, bytes, rows, schema)")
+    report.conclude("manifest.outputs", problems, f"{len(outputs)} data file(s) match manifest.json (hash, bytes, rows, schema)")
 
 
 def _reconciliation(manifest: dict[str, Any], report: VerifyReport) -> None:
@@ -323,10 +321,7 @@ def _reconciliation(manifest: dict[str, Any], report: VerifyReport) -> None:
         if table in out_by_table and out_by_table[table] != out.get("rows"):
             problems.append(f"reconciliation does not add up for table {table!r}: sources put {out_by_table[table]} "
                             f"rows out, {out.get('path')} holds {out.get('rows')}")
-    if problems:
-        report.add("reconciliation", FAIL, problems[0], problems)
-    else:
-        report.add("reconciliation", PASS, f"rows in = rows out + quarantined + withdrawn for {len(rec)} source(s)")
+    report.conclude("reconciliation", problems, f"rows in = rows out + quarantined + withdrawn for {len(rec)} source(s)")
 
 
 def _contract(manifest: dict[str, Any], report: VerifyReport) -> None:
@@ -350,8 +345,5 @@ def _key_fingerprint(manifest: dict[str, Any], expected: str | None, report: Ver
 def _identifiers(root: Path, report: VerifyReport) -> None:
     findings = scan_bag(root)
     report.findings = [f.to_dict() for f in findings]
-    if findings:
-        report.add("identifiers", FAIL, "raw identifier found: " + findings[0].message
-                   + (f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""), [f.message for f in findings])
-    else:
-        report.add("identifiers", PASS, "no value or column shaped like a raw identifier in any data file")
+    report.conclude("identifiers", [f"raw identifier found: {f.message}" for f in findings],
+                    "no value or column shaped like a raw identifier in any data file")
