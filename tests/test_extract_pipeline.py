@@ -289,3 +289,12 @@ def test_parquet_footer_holds_no_text_statistics_and_names_its_key(config, demo_
     footer = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items() if k.startswith(b"tfkit.")}
     assert footer["tfkit.key_fingerprint"] == result.manifest["key_fingerprint"]
     assert footer["tfkit.table"] == "person" and footer["tfkit.pseudonym_contract"] == "v1"
+
+
+def test_header_only_withdrawal_list_means_nobody_withdrew(tmp_path):
+    from tfkit.pipeline.consent import load_withdrawals
+
+    path = tmp_path / "w.csv"
+    path.write_text("person_id,nino,nhs_number\n")
+    w = load_withdrawals(path)
+    assert w.entries == 0 and w.sha256 and w.split(pl.DataFrame({"person_id": ["1"]}))[1] == 0

@@ -73,6 +73,8 @@ def load_withdrawals(path: Path | None) -> Withdrawals:
     from tfkit.package.bag import sha256_file
     from tfkit.pipeline.adapters import read_source
 
+    if _header_only(path):  # nobody has withdrawn: a valid list, unlike an empty source extract
+        return Withdrawals(sha256=sha256_file(path))
     raw = read_source(path, None).frame
     by_key = {c.strip().lower(): c for c in raw.columns if not c.startswith("_")}
     values, found = {}, []
@@ -88,3 +90,13 @@ def load_withdrawals(path: Path | None) -> Withdrawals:
             "the consent-withdrawal list has none of the columns person_id, nino, nhs_number",
             file=path, hint="give the list a header row naming at least one of: person_id, nino, nhs_number")
     return Withdrawals(values, raw.height, sha256_file(path))
+
+
+def _header_only(path: Path) -> bool:
+    if not path.is_file() or path.suffix.lower() not in ("", ".csv", ".txt"):
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024)
+    lines = [line for line in head.decode("utf-8-sig", "replace").splitlines() if line.strip(" ,\t;")]
+    return len(lines) == 1 and len(head) < 64 * 1024 and any(
+        alias in lines[0].lower() for aliases in _ALIASES.values() for alias in aliases)
