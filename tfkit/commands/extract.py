@@ -238,7 +238,8 @@ def retention_purge(
             raise UsageError(f"{len(due)} package(s) due for destruction; refusing to delete without --yes "
                              "when not at a terminal", hint="rerun with --yes")
         if not typer.confirm(f"Delete {len(due)} package(s): {names}?"):
-            raise typer.Exit(1)
+            console.log("retention", "nothing deleted")
+            return
     purged = []
     for entry in due:
         with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
