@@ -20,10 +20,10 @@ schemas_app = typer.Typer(help="List and show extract schemas (built-in names or
 
 
 def validate_command(
-    extracts: Annotated[list[Path], typer.Argument(help="Extract files: CSV, .xlsx or Parquet.", show_default=False)],
-    schema: Annotated[str, typer.Option("--schema", "-s", help="Built-in schema name (tfkit schemas list) or a schema .toml file.")],
-    encoding: Annotated[Optional[str], typer.Option("--encoding", help="CSV text encoding (default: detect UTF-8, UTF-8 with BOM or Windows-1252).")] = None,
-    sheet: Annotated[Optional[str], typer.Option("--sheet", help="Worksheet name or 0-based index for .xlsx files (default: the first).")] = None,
+    extracts: Annotated[list[Path], typer.Argument(help="Extract files: CSV, .xlsx or Parquet.", show_default=False, metavar="EXTRACT")],
+    schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name (tfkit schemas list) or a schema .toml file.")],
+    encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect UTF-8, UTF-8 with BOM or Windows-1252).")] = None,
+    sheet: Annotated[Optional[str], typer.Option("--sheet", metavar="SHEET", help="Worksheet name or 0-based index for .xlsx files (default: the first).")] = None,
     json_path: Annotated[Optional[str], typer.Option("--json", help="Write the JSON report to FILE ('-' for stdout; see docs/validation-report.md).", metavar="FILE")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", help="Write <stem>.valid.parquet and <stem>.quarantine.csv for each extract into DIR.", metavar="DIR")] = None,
     show_values: Annotated[bool, typer.Option("--show-values", help="Show raw example values in reports (masked by default).")] = False,
