@@ -298,3 +298,13 @@ def test_header_only_withdrawal_list_means_nobody_withdrew(tmp_path):
     path.write_text("person_id,nino,nhs_number\n")
     w = load_withdrawals(path)
     assert w.entries == 0 and w.sha256 and w.split(pl.DataFrame({"person_id": ["1"]}))[1] == 0
+
+
+def test_cli_audit_and_retention_from_config(config):
+    runner = CliRunner()
+    assert runner.invoke(app, ["extract", "--config", str(config)]).exit_code == 0
+    res = runner.invoke(app, ["audit", "verify", "--config", str(config), "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["entries"] == 1
+    listed = runner.invoke(app, ["retention", "--config", str(config), "--json", "-"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["due"] == []
