@@ -239,7 +239,7 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(config.quarantine_dir, 0o700)
     tmp = path.with_suffix(".csv.tmp")
-    rows.write_csv(tmp)
+    rows.write_csv(tmp, include_bom=True)  # UTF-8 with BOM: Excel opens accented names correctly
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     return path
