@@ -117,3 +117,20 @@ def test_cli_bad_options(tmp_path, demo_files):
     assert res.exit_code == 2 and "settings.colour" in res.output
     res = runner.invoke(app, ["link", str(demo_files[0]), "--out", str(tmp_path / "o"), "--mode", "link"])
     assert res.exit_code == 2 and "two sources" in res.output
+
+
+def test_optional_sex_column_may_be_absent_from_a_source(demo_frames):
+    frames = {"cohort": demo_frames["cohort"], "partners": demo_frames["partners"].drop("sex")}
+    result = link(frames, small_model(), truth_column="person_key")
+    assert result.metrics["at_threshold"]["f1"] > 0.9
+    assert (result.pairs["sex_level"] == -1).all()  # no evidence either way
+
+
+def test_three_sources_link_and_dedupe(demo_frames):
+    cohort = demo_frames["cohort"]
+    partners = demo_frames["partners"]
+    half = partners.height // 2
+    frames = {"cohort": cohort, "p1": partners.head(half), "p2": partners.tail(partners.height - half)}
+    result = link(frames, small_model(), mode="both", truth_column="person_key")
+    assert result.metrics["at_threshold"]["f1"] > 0.9
+    assert set(result.pairs["source_l"]) | set(result.pairs["source_r"]) == {"cohort", "p1", "p2"}

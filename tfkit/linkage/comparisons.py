@@ -8,7 +8,7 @@ over whole arrays of pairs; Jaro-Winkler runs in a vectorised kernel (polars-ds,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -128,6 +128,7 @@ class Comparison:
     labels: tuple[str, ...]
     term_frequency: bool = False
     tf_level: int = 0  # the level whose u is replaced by the value's frequency
+    required: bool = True  # False: a source may lack the column (compared as unknown there)
     options: dict = field(default_factory=dict, compare=False, hash=False)
 
     def field_kinds(self) -> dict[str, str]:
@@ -258,10 +259,14 @@ def build_comparison(spec: dict, *, where: str = "comparison") -> Comparison:
         raise ConfigError(f"{where}: unknown comparison type {kind!r}", hint=f"use one of: {', '.join(COMPARISON_TYPES)}")
     if "jaro_winkler" in spec:
         spec["jaro_winkler"] = tuple(float(t) for t in spec["jaro_winkler"])
+    required = spec.pop("required", True)
+    if not isinstance(required, bool):
+        raise ConfigError(f"{where} ({name}): `required` must be true or false")
     try:
-        return COMPARISON_TYPES[kind](name, column, **spec)
+        comparison = COMPARISON_TYPES[kind](name, column, **spec)
     except TypeError as err:
         raise ConfigError(f"{where} ({name}): {err}", hint="remove the unknown key") from None
+    return replace(comparison, required=required)
 
 
 def compute_levels(comparisons: list[Comparison], ctx: PairContext) -> dict[str, np.ndarray]:

@@ -49,16 +49,22 @@ def _id_column(frame: pl.DataFrame, source: str, wanted: str | None) -> str:
 
 
 def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: str,
-                 truth_column: str | None = None) -> None:
-    """Clear errors for inputs that cannot be linked: missing columns, empty sources, all-null fields."""
+                 truth_column: str | None = None, optional: tuple[str, ...] = ()) -> dict[str, pl.DataFrame]:
+    """Clear errors for inputs that cannot be linked: missing columns, empty sources, all-null fields.
+
+    A column of an optional comparison (`required = false`, e.g. sex: DWP extracts carry none) may be
+    missing or empty in some sources: it is added as nulls there (no evidence) with a warning.
+    Returns the frames, with such columns added.
+    """
     if not frames:
         raise UsageError("no input sources given")
     if mode == "link" and len(frames) < 2:
         raise UsageError("link mode needs at least two sources", hint="pass more files, or use --mode dedupe")
+    out = {}
     for source, frame in frames.items():
         if frame.height == 0:
             raise InputFileError("the source has no records", file=source, hint="check the extract is not empty")
-        missing = [c for c in columns if c not in frame.columns]
+        missing = [c for c in columns if c not in frame.columns and c not in optional]
         if missing:
             raise InputFileError(
                 f"missing column(s) the model compares: {', '.join(missing)}", file=source, column=missing[0],
@@ -67,15 +73,22 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
             )
         if truth_column and truth_column not in frame.columns:
             raise InputFileError(f"no truth column {truth_column!r}", file=source, column=truth_column)
+        absent = [c for c in optional if c in columns and c not in frame.columns]
+        for c in absent:
+            console.log("optional_column_missing", f"warning: {source} has no {c!r} column; compared as unknown",
+                        level="warning", source=source, column=c)
+        out[source] = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in absent])
     for c in columns:
-        if all(frame.get_column(c).null_count() == frame.height for frame in frames.values()):
+        if all(frame.get_column(c).null_count() == frame.height for frame in out.values()):
             raise InputFileError(f"column {c!r} is empty (null) in every source, so it carries no evidence",
                                  column=c, hint="fix the extract, or remove the comparison from the model")
-    for source, frame in frames.items():
+    for source, frame in out.items():
         all_null = [c for c in columns if frame.get_column(c).null_count() == frame.height]
-        if all_null:
-            raise InputFileError(f"column {all_null[0]!r} has no values in this source", file=source,
-                                 column=all_null[0], hint="check the column mapping for this file")
+        required_null = [c for c in all_null if c not in optional]
+        if required_null:
+            raise InputFileError(f"column {required_null[0]!r} has no values in this source", file=source,
+                                 column=required_null[0], hint="check the column mapping for this file")
+    return out
 
 
 class _Stage:
@@ -176,7 +189,8 @@ class Linker:
             raise UsageError(f"unknown mode {self.mode!r}", hint="use link, dedupe or both")
         self.seed = self.model.settings.seed if seed is None else seed
         self.truth_column = truth_column
-        check_inputs(frames, self.model.input_columns(), self.mode, truth_column)
+        frames = check_inputs(frames, self.model.input_columns(), self.mode, truth_column,
+                              optional=self.model.optional_columns())
         sources = list(frames)
         frames_list = [f.with_columns(pl.col(_id_column(f, s, id_column)).alias("_id")) for s, f in frames.items()]
         variants = NameVariants.load(self.model.settings.name_variants)

@@ -140,6 +140,11 @@ class LinkageModel:
     def input_columns(self) -> list[str]:
         return list(self.field_kinds())
 
+    def optional_columns(self) -> tuple[str, ...]:
+        """Columns only optional comparisons (`required = false`) use: a source may lack them."""
+        required = {c.column for c in self.comparisons if c.required}
+        return tuple(c.column for c in self.comparisons if not c.required and c.column not in required)
+
     # ------------------------------------------------------------------ scoring
 
     @property
