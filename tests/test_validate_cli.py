@@ -157,3 +157,15 @@ def test_values_and_headers_are_not_rich_markup(tmp_path):
     result = invoke("validate", path, "--schema", "nis")
     assert result.exit_code == 1, result.output
     assert "[bold]" in result.output and "[odd] cohort.csv" in result.output
+
+
+def test_a_fixed_quarantine_file_validates_again(tmp_path):
+    path = cohort(tmp_path / "cohort.csv", {}, {"Gender": "X"})
+    assert invoke("validate", path, "--schema", "nis", "--quarantine", tmp_path / "q").exit_code == 1
+    quarantined = tmp_path / "q" / "cohort.quarantine.csv"
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text(quarantined.read_text(encoding="utf-8-sig").replace(",X,", ",F,"), encoding="utf-8")
+    result = invoke("validate", fixed, "--schema", "nis", "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "r.json").read_text())["files"][0]
+    assert doc["columns"]["unmatched"] == ["_source_line_in_file", "_reasons"]

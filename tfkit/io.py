@@ -35,6 +35,7 @@ import polars as pl
 from tfkit.errors import InputFileError
 
 SOURCE_LINE = "_source_line"
+SOURCE_LINE_IN_FILE = "_source_line_in_file"
 
 # Encodings tfkit detects without being told. Excel's "CSV UTF-8" writes a BOM; its plain "CSV"
 # writes Windows-1252 on English Windows.
@@ -287,7 +288,11 @@ def _is_blank(data: bytes) -> bool:
 
 def _internal_names(header: list[str]) -> list[str]:
     # Unnamed columns get placeholders so polars can hold them; duplicates were refused already.
-    return [h if h else f"_unnamed_{i + 1}" for i, h in enumerate(header)]
+    # A file's own `_source_line` (a quarantine file read back) is kept under another name.
+    return [
+        f"_unnamed_{i + 1}" if not h else SOURCE_LINE_IN_FILE if h == SOURCE_LINE else h
+        for i, h in enumerate(header)
+    ]
 
 
 def _parse_body_simple(data: bytes, start: int, header: list[str], separator: str) -> pl.DataFrame | None:
@@ -533,5 +538,6 @@ def _read_parquet(path: Path) -> RawTable:
             )
         else:
             text.append(col.cast(pl.String).alias(name))
-    frame = frame.select(text).with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(SOURCE_LINE))
+    frame = frame.select(text).rename({SOURCE_LINE: SOURCE_LINE_IN_FILE}, strict=False).with_columns(
+        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(SOURCE_LINE))
     return RawTable(path=path, frame=frame, columns=tuple(frame.columns[:-1]), format="parquet", line_label="row")

@@ -186,6 +186,8 @@ def validate(
         [_output_value(f, checks).alias(f.name) for f in schema.fields]
         + [pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in range(len(checks))), failed.alias("__failed")]
     ).collect()
+    if not df[SOURCE_LINE].equals(raw.frame[SOURCE_LINE]):  # rows must line up with `raw`
+        raise AssertionError("validation changed the row order")
     failing = df["__failed"]
 
     problems = _summarise(raw.frame, df, checks, schema, show_values)
