@@ -51,7 +51,7 @@ def m_u_chart(labels: list[str], m: np.ndarray, u: np.ndarray, weights: np.ndarr
     """Per level: m and u as bars on a log scale (1e-6..1), and the weight log2(m/u) as a signed bar."""
     row, label_w, bar_w, wt_w = 26, 260, 300, 220
     height = row * len(labels) + 30
-    width = label_w + bar_w + wt_w + 40
+    width = label_w + bar_w + wt_w + 100  # room for the weight labels right of the longest bar
     parts = [f"<svg width='{width}' height='{height}' role='img'>"]
     parts.append(f"<text x='{label_w}' y='12'>m (blue) and u (orange), log scale 10⁻⁶…1</text>")
     parts.append(f"<text x='{label_w + bar_w + 30}' y='12'>match weight log₂(m/u)</text>")
@@ -157,7 +157,8 @@ def write_report(path: str | Path, linker: "Linker", scored: pl.DataFrame, *, me
     sec.append(_table(["blocking rule", "pairs added"], rows))
     sec.append("<h2>Model: m and u per level</h2>")
     sec.append(f"<p>Prior λ = {_fmt(model.prior)} (weight {model.prior_weight:+.2f}). "
-               + "; ".join(_e(f"{t['step']}: {t['method']}") for t in model.training_log) + "</p>")
+               + "; ".join(_e(f"{t['step']}: {t['method']}" + (f" ({t['session']})" if t.get("session") else ""))
+                           for t in model.training_log) + "</p>")
     for c in model.comparisons:
         weights = model.level_weights(c.name)[1:]
         sec.append(f"<h3>{_e(c.name)} <span class='note'>({_e(c.column)}"
