@@ -81,16 +81,16 @@ class PairContext:
         return self._jw[key]
 
     def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
-        planes, lengths = self.prepared.char_planes(column)
-        pl_, pr_ = planes[left], planes[right]
-        both = pl_ & pr_
+        (once, twice, thrice), lengths = self.prepared.char_planes(column)
         la, lb = lengths[left], lengths[right]
         shortest = np.minimum(la, lb)
-        shared = np.bitwise_count(both[:, 0]).astype(np.int32) + np.bitwise_count(both[:, 1])
+        shared = np.bitwise_count(once[left] & once[right]) + np.bitwise_count(twice[left] & twice[right])
+        shared = np.minimum(shared.astype(np.int32), shortest)
         # A bin seen three or more times on both sides: the two planes undercount, so assume the most.
-        shared = np.where(both[:, 2] != 0, shortest, np.minimum(shared, shortest))
-        jaro_bound = (shared / np.maximum(la, 1) + shared / np.maximum(lb, 1) + 1.0) / 3.0
-        return 0.6 + 0.4 * jaro_bound >= floor - 1e-9
+        shared[(thrice[left] & thrice[right]) != 0] = shortest[(thrice[left] & thrice[right]) != 0]
+        # 0.6 + 0.4 * (s/a + s/b + 1) / 3 >= floor  <=>  s * (a + b) >= k * a * b
+        k = 3.0 * (floor - 0.6) / 0.4 - 1.0
+        return shared * (la + lb).astype(np.float32) >= np.float32(k - 1e-6) * la * lb.astype(np.float32)
 
 
 def jaro_winkler_kernel(left: pl.Series, right: pl.Series) -> np.ndarray:

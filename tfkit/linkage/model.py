@@ -43,7 +43,7 @@ class Settings:
     threshold: float = 0.9
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
-    batch_pairs: int = 250_000
+    batch_pairs: int = 100_000
 
 
 @dataclass

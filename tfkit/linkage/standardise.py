@@ -157,7 +157,7 @@ class Prepared:
     sources: list[str]
     vocab: dict[str, pl.Series] = field(default_factory=dict)
     tf: dict[str, np.ndarray] = field(default_factory=dict)
-    _char_planes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _char_planes: dict[str, tuple] = field(default_factory=dict, repr=False)
     _codes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -170,7 +170,7 @@ class Prepared:
             self._codes[column] = self.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
         return self._codes[column]
 
-    def char_planes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+    def char_planes(self, column: str) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         """Per vocabulary entry: three 32-bit masks (bin seen at least 1, 2, 3 times; bin = byte mod
         32, so A-Z each have their own) and the length in characters. The number of characters two
         strings share is popcount(plane1 & plane1') + popcount(plane2 & plane2') while no bin is seen
@@ -183,8 +183,7 @@ class Prepared:
             counts = np.zeros((vocab.len(), 32), dtype=np.uint16)
             np.add.at(counts, (rows, flat % 32), 1)
             bit = np.uint32(1) << np.arange(32, dtype=np.uint32)
-            planes = np.stack([((counts >= k) * bit).sum(axis=1, dtype=np.uint64).astype(np.uint32)
-                               for k in (1, 2, 3)], axis=1)
+            planes = tuple(((counts >= k) * bit).sum(axis=1, dtype=np.uint64).astype(np.uint32) for k in (1, 2, 3))
             self._char_planes[column] = (planes, vocab.str.len_chars().to_numpy().astype(np.int32))
         return self._char_planes[column]
 
