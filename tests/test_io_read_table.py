@@ -168,3 +168,17 @@ def test_unreadable_file(tmp_path):
     path.chmod(0)
     with pytest.raises(InputFileError, match="cannot be"):
         read_table(path)
+
+
+def test_xlsx_header_below_blank_rows_keeps_sheet_row_numbers(tmp_path):
+    path = tmp_path / "offset.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["A3"], ws["B3"] = "Person ID", "Forename"
+    ws["A4"], ws["B4"] = "P1", "Ann"
+    ws["A6"], ws["B6"] = "P2", "Bob"
+    wb.save(path)
+    raw = read_table(path)
+    assert raw.columns == ("Person ID", "Forename")
+    assert raw.frame.rows() == [("P1", "Ann", 4), ("P2", "Bob", 6)]
+    assert raw.blank_lines == 1

@@ -468,35 +468,32 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
             f"has no sheet {chosen!r}", hint=f"choose one of: {', '.join(names)}", file=path,
         )
     sheet_name = names[chosen] if isinstance(chosen, int) else chosen
-    try:
-        header_sheet = reader.load_sheet(sheet_name, header_row=None, n_rows=1, dtypes="string")
-        header_frame = header_sheet.to_polars()
+    try:  # every row from sheet row 1, as text, so row numbers are the sheet's own
+        sheet_frame = reader.load_sheet(sheet_name, header_row=None, skip_rows=0, dtypes="string").to_polars()
     except Exception as err:
         raise InputFileError(
             f"sheet {sheet_name!r} cannot be read ({type(err).__name__})", hint="save the workbook again from Excel",
             file=path,
         ) from None
-    if header_frame.height == 0:
+    cells = sheet_frame.columns
+    sheet_frame = sheet_frame.select(pl.col(cells).cast(pl.String))
+    blank_rows = sheet_frame.select(
+        pl.all_horizontal(pl.col(cells).str.strip_chars().replace("", None).is_null()).alias("b")
+    )["b"] if cells else pl.Series([], dtype=pl.Boolean)
+    filled = (~blank_rows).arg_true()
+    if sheet_frame.height == 0 or filled.len() == 0:
         raise InputFileError(f"sheet {sheet_name!r} is empty", hint="choose the sheet holding the extract with --sheet", file=path)
-    header = ["" if v is None else str(v).strip() for v in header_frame.row(0)]
-    _check_header(path, header, row=1)
+    header_index = int(filled[0])  # blank rows above the header are skipped
+    header = ["" if v is None else str(v).strip() for v in sheet_frame.row(header_index)]
+    _check_header(path, header, row=header_index + 1)
     internal = _internal_names(header)
-    try:
-        data = reader.load_sheet(sheet_name, header_row=None, skip_rows=1, dtypes="string", column_names=internal)
-        frame = data.to_polars()
-    except Exception as err:
-        raise InputFileError(
-            f"sheet {sheet_name!r} cannot be read ({type(err).__name__}: {err})",
-            hint="save the workbook again from Excel", file=path,
-        ) from None
+    frame = sheet_frame.slice(header_index + 1).rename(dict(zip(cells, internal, strict=True)))
     if frame.height == 0:
-        raise InputFileError(f"sheet {sheet_name!r} has a header but no data rows", hint="check the export selected any records", file=path, row=1)
-    if frame.width < len(internal):
-        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(n) for n in internal[frame.width:])
-    frame = frame.select(pl.col(internal).cast(pl.String))
-    blank_expr = pl.all_horizontal(pl.col(internal).str.strip_chars().replace("", None).is_null())
+        raise InputFileError(f"sheet {sheet_name!r} has a header but no data rows", hint="check the export selected any records", file=path, row=header_index + 1)
+    first = header_index + 2
     frame = frame.with_columns(
-        pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(SOURCE_LINE), blank_expr.alias("_blank"),
+        pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(SOURCE_LINE),
+        blank_rows.slice(header_index + 1).alias("_blank"),
     )
     frame, blank = _drop_blank_records(frame, header)
     if frame.height == 0:
