@@ -9,7 +9,7 @@ typing, trimming and normalising are the schema's job (tfkit.schemas.validate). 
 place it came from in `_source_line` so every later report can point a person at the right line:
 
 * CSV: the physical line in the file, header = line 1 (a quoted value spanning lines counts every line);
-* .xlsx: the sheet row as Excel numbers it, header = row 1;
+* .xlsx: the sheet row as Excel numbers it (the header is the first non-blank row);
 * Parquet: the 1-based row number (Parquet has no header line).
 
 Blank lines in a CSV (and wholly empty sheet rows) hold no record: they are dropped and counted in
