@@ -175,7 +175,7 @@ def blocking_recall(prepared: Prepared, pairs: pl.DataFrame, truth_column: str, 
     return report
 
 
-def random_pairs(prepared: Prepared, n_pairs: int, mode: str, seed: int) -> pl.DataFrame:
+def random_pairs(prepared: Prepared, n_pairs: int, mode: str, seed: int | list[int]) -> pl.DataFrame:
     """A uniform sample of record pairs within the mode's scope (for u probabilities), seeded.
 
     Sources are stacked contiguously, so a pair is drawn as (block of the pair, offset on each side):

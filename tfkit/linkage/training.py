@@ -20,7 +20,7 @@ import polars as pl
 from tfkit.errors import UsageError
 
 from .blocking import _rule_pairs, comparisons_possible, random_pairs
-from .comparisons import NULL, Comparison, comparison_levels
+from .comparisons import NULL, Comparison, PairContext, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
 
@@ -36,12 +36,24 @@ def level_frequencies(levels: np.ndarray, n_levels: int, weights: np.ndarray | N
 
 
 def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int) -> dict[str, np.ndarray]:
-    pairs = random_pairs(prepared, model.settings.u_sample_pairs, mode, seed)
-    levels = comparison_levels(prepared, model.comparisons, pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy(),
-                               batch_pairs=model.settings.batch_pairs)
-    u = {c.name: level_frequencies(levels[c.name], c.n_levels, pseudocount=1.0) for c in model.comparisons}
+    """Level counts over `u_sample_pairs` random pairs, drawn and compared one batch at a time (batch
+    i from the seed sequence [seed, i]), so the sample is never held in memory whole."""
+    s = model.settings
+    counts = {c.name: np.zeros(c.n_levels, dtype=np.float64) for c in model.comparisons}
+    drawn = 0
+    for i, start in enumerate(range(0, s.u_sample_pairs, s.batch_pairs)):
+        size = min(s.batch_pairs, s.u_sample_pairs - start)
+        pairs = random_pairs(prepared, size, mode, [seed, i])
+        if pairs.height == 0:
+            break
+        drawn += pairs.height
+        ctx = PairContext(prepared, pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy())
+        for c in model.comparisons:
+            lv = c.levels(ctx)
+            counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
+    u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
-    model.training_log.append({"step": "u", "method": "random sampling", "pairs": pairs.height, "seed": seed})
+    model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn, "seed": seed})
     return u
 
 
