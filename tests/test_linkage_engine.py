@@ -171,3 +171,19 @@ def test_components_match_union_find():
         assert components(n, l, r).tolist() == _reference_components(n, edges)
 
     check()
+
+
+def test_model_file_may_override_only_settings_and_is_validated():
+    from tfkit.errors import ConfigError
+
+    model = LinkageModel.from_toml("[settings]\nthreshold = 0.95\nreview_lower = 0.6\n", source="m.toml")
+    assert model.settings.threshold == 0.95
+    assert [c.name for c in model.comparisons] == ["forename", "surname", "dob", "postcode", "sex"]
+    assert model.training and model.blocking
+    assert LinkageModel.from_toml("training = []\n", source="m.toml").training == []
+    for bad, words in [("[settings]\ndeterministic_recall = 0", "deterministic_recall"),
+                       ("[settings]\ncolour = 1", "settings.colour"), ("x = 1", "unknown top-level"),
+                       ("[settings]\nthreshold = 'high'", "must be a float"),
+                       ("[[blocking]]\non = []", "non-empty list")]:
+        with pytest.raises(ConfigError, match=words):
+            LinkageModel.from_toml(bad, source="m.toml")

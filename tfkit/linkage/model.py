@@ -27,6 +27,7 @@ from .blocking import MODES, BlockingRule
 from .comparisons import Comparison, build_comparison
 
 PROBABILITY_FLOOR = 1e-6
+DEFAULT_SOURCE = "tfkit/linkage/data/default_model.toml"
 
 
 @dataclass
@@ -64,7 +65,7 @@ class LinkageModel:
     @classmethod
     def default(cls) -> "LinkageModel":
         text = resources.files("tfkit.linkage").joinpath("data/default_model.toml").read_text("utf-8")
-        return cls.from_toml(text, source="tfkit/linkage/data/default_model.toml")
+        return cls.from_toml(text, source=DEFAULT_SOURCE)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "LinkageModel":
@@ -104,8 +105,18 @@ class LinkageModel:
             setattr(settings, key, value)
         if settings.mode not in MODES:
             raise ConfigError(f"settings.mode must be one of {', '.join(MODES)}", file=source)
+        if not 0 < settings.deterministic_recall <= 1:
+            raise ConfigError("settings.deterministic_recall must be in (0, 1]", file=source,
+                              hint="the share of true matches the deterministic rules catch, e.g. 0.85")
+        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations"):
+            if getattr(settings, key) < 1:
+                raise ConfigError(f"settings.{key} must be at least 1", file=source)
         if not 0 < settings.review_lower <= settings.threshold < 1:
             raise ConfigError("need 0 < settings.review_lower <= settings.threshold < 1", file=source)
+        if not {"comparison", "blocking", "training"} <= set(data) and source != DEFAULT_SOURCE:
+            # A model file may override only some parts: the rest comes from the default model.
+            base = tomllib.loads(resources.files("tfkit.linkage").joinpath("data/default_model.toml").read_text("utf-8"))
+            data = {**{k: base[k] for k in ("comparison", "blocking", "training")}, **data}
         try:
             comparisons = [build_comparison(c, where=f"comparison {i + 1}")
                            for i, c in enumerate(data.get("comparison", []))]
