@@ -14,7 +14,7 @@ import polars as pl
 from tfkit.errors import ConfigError
 from tfkit.identifiers import clean_nhs_number, clean_nino, clean_postcode, clean_upn, postcode_area, postcode_district, postcode_sector
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, MasterKey
-from tfkit.pseudonymise.match_keys import MatchKey, as_date, match_key_string_expr, select_match_keys
+from tfkit.pseudonymise.match_keys import MatchKey, as_date, match_key_stages, select_match_keys
 from tfkit.pseudonymise.policy import ColumnRule, Policy
 
 PSEUDONYM_SUFFIX = "_pseudonym"
@@ -167,9 +167,13 @@ def plan_and_query(
         raise ConfigError(f"the output would have two columns named {clash!r}", column=clash,
                           hint="rename or drop the input column of that name in the policy")
 
+    # Match-key strings: each source normalised and each component built once, into temporaries.
+    bases, parts, strings = match_key_stages(plan.match_keys, schema)
+    if plan.match_keys:
+        lf = lf.with_columns(bases).with_columns(parts)
     # (output column, normalised value, contract field) of every pseudonym and match key
     todo = [(out, norm, fld) for out, norm, fld in hashed]
-    todo += [(mk.column, match_key_string_expr(mk, schema), mk.field) for mk in plan.match_keys]
+    todo += [(mk.column, strings[mk.column], mk.field) for mk in plan.match_keys]
     if hash_distinct:
         query = _hash_each_distinct_once(lf, todo, key, project)
     else:

