@@ -31,6 +31,11 @@ class TfkitGroup(TyperGroup):
             raise typer.Exit(err.exit_code) from None
         except (typer.Exit, typer.Abort, TyperException):
             raise
+        except BrokenPipeError:
+            # The reader went away (`tfkit ... | head`): stop quietly, as Unix tools do on SIGPIPE.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except KeyboardInterrupt:
             console.log("interrupted", "interrupted", level="error")
             raise typer.Exit(130) from None
