@@ -134,3 +134,17 @@ def test_three_sources_link_and_dedupe(demo_frames):
     result = link(frames, small_model(), mode="both", truth_column="person_key")
     assert result.metrics["at_threshold"]["f1"] > 0.9
     assert set(result.pairs["source_l"]) | set(result.pairs["source_r"]) == {"cohort", "p1", "p2"}
+
+
+def test_sources_sharing_no_one_still_give_every_output(tmp_path):
+    a = pl.DataFrame({"record_id": ["1", "2"], "forename": ["Ann", "Bob"], "surname": ["Lee", "Fox"],
+                      "dob": ["1990-01-01", "1980-02-02"], "postcode": ["E17 5LA", "E10 5PD"], "sex": ["F", "M"]})
+    b = pl.DataFrame({"record_id": ["x", "y"], "forename": ["Cat", "Dan"], "surname": ["Ray", "Poe"],
+                      "dob": ["1970-01-01", "1960-02-02"], "postcode": ["E4 6PJ", "E11 1AA"], "sex": ["F", "M"]})
+    a.write_csv(tmp_path / "a.csv")
+    b.write_csv(tmp_path / "b.csv")
+    res = runner.invoke(app, ["link", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "o"),
+                              "--report", str(tmp_path / "o" / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert pl.read_parquet(tmp_path / "o" / "pairs.parquet").height == 0
+    assert pl.read_parquet(tmp_path / "o" / "clusters.parquet")["cluster_id"].n_unique() == 4

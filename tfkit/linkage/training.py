@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tfkit import console
 from tfkit.errors import UsageError
 
 from .blocking import _rule_pairs, comparisons_possible, random_pairs
@@ -191,8 +192,16 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
                                    "converged": result.converged, "match_share": result.match_share})
     missing = [name for name, v in estimates.items() if not v]
     if missing:
-        raise UsageError(f"no training session estimated m for: {', '.join(missing)}",
-                         hint="add a [[training]] rule that does not fix those comparisons' columns")
+        # No pairs to learn from (sources that share no one, or rules fixing every column): keep the
+        # starting point, say so, and let the user decide (labels, other [[training]] rules).
+        console.log("em_no_pairs", f"warning: no EM session estimated m for {', '.join(missing)}; "
+                    "using the default starting values (consider --train-on-labels or other [[training]] rules)",
+                    level="warning", comparisons=missing)
+        model.training_log.append({"step": "m", "method": "starting values (no training pairs)",
+                                   "comparisons": missing})
+        for c in model.comparisons:
+            if c.name in missing:
+                estimates[c.name].append(initial_m(c))
     model.m = {name: np.mean(v, axis=0) for name, v in estimates.items()}
     return model.m
 
