@@ -95,7 +95,7 @@ def _mode_filter(mode: str) -> pl.Expr:
     return {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
 
 
-def _rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:
+def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:
     keys = prepared.frame.select("_rid", "_source", *rule.on).drop_nulls(list(rule.on))
     if mode == "link":
         # Join each source with the later sources only: no mirrored pairs to throw away.
@@ -137,7 +137,7 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str) ->
     check_rules(prepared, rules)
     parts, counts = [], []
     for k, rule in enumerate(rules):
-        pairs = _rule_pairs(prepared, rule, mode)
+        pairs = rule_pairs(prepared, rule, mode)
         rid_l = pairs["rid_l"].to_numpy()
         rid_r = pairs["rid_r"].to_numpy()
         keep = np.ones(len(rid_l), dtype=bool)

@@ -20,7 +20,7 @@ import polars as pl
 from tfkit import console
 from tfkit.errors import UsageError
 
-from .blocking import _rule_pairs, comparisons_possible, random_pairs
+from .blocking import rule_pairs, comparisons_possible, random_pairs
 from .comparisons import NULL, Comparison, PairContext, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
@@ -170,7 +170,7 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
     s = model.settings
     estimates: dict[str, list[np.ndarray]] = {c.name: [] for c in model.comparisons}
     for k, rule in enumerate(model.training):
-        pairs = _rule_pairs(prepared, rule, mode)
+        pairs = rule_pairs(prepared, rule, mode)
         if pairs.height > s.em_max_pairs:
             pairs = pairs.sample(s.em_max_pairs, seed=seed + k, shuffle=False)
         fixed = comparisons_in_rule(model, rule.on)
