@@ -96,6 +96,7 @@ def _mode_filter(mode: str) -> pl.Expr:
 
 
 def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:
+    """Every pair (rid_l < rid_r) in the mode's scope that agrees on all of the rule's columns."""
     keys = prepared.frame.select("_rid", "_source", *rule.on).drop_nulls(list(rule.on))
     if mode == "link":
         # Join each source with the later sources only: no mirrored pairs to throw away.

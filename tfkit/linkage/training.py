@@ -20,7 +20,7 @@ import polars as pl
 from tfkit import console
 from tfkit.errors import UsageError
 
-from .blocking import rule_pairs, comparisons_possible, random_pairs
+from .blocking import comparisons_possible, random_pairs, rule_pairs
 from .comparisons import NULL, Comparison, PairContext, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
