@@ -11,13 +11,15 @@ import sys
 from typing import Annotated, Optional
 
 import enum
+import errno
 
 import typer
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from tfkit import __version__, console
-from tfkit.errors import EXIT_INTERNAL, TfkitError
+from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError
 
 
 class TfkitGroup(TyperGroup):
@@ -29,6 +31,15 @@ class TfkitGroup(TyperGroup):
         except TfkitError as err:
             report_error(err)
             raise typer.Exit(err.exit_code) from None
+        except ClickException as err:
+            # An unknown command fails before the root callback has set the mode: read the option.
+            if getattr(ctx.params.get("log_format"), "value", None) != "json":
+                raise
+            console.configure(quiet=bool(ctx.params.get("quiet")), log_format="json")
+            # Cron with --log-format json: a bad option is an error record like any other.
+            console.log("usage_error", f"error: {err.format_message()}", level="error",
+                        error_type="UsageError", error=err.format_message(), exit_code=err.exit_code)
+            raise typer.Exit(err.exit_code) from None
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except BrokenPipeError:
@@ -39,6 +50,13 @@ class TfkitGroup(TyperGroup):
         except KeyboardInterrupt:
             console.log("interrupted", "interrupted", level="error")
             raise typer.Exit(130) from None
+        except OSError as err:
+            if err.filename is None or os.environ.get("TFKIT_DEBUG"):
+                raise
+            # The file system refused a path the user gave (a folder where a file goes, a missing
+            # or read-only folder, a full disk): the user must fix the path; it is not a tfkit bug.
+            report_error(_os_error(err))
+            raise typer.Exit(EXIT_USAGE) from None
         except Exception as err:  # a bug in tfkit, not a user mistake
             if os.environ.get("TFKIT_DEBUG"):
                 raise
@@ -50,6 +68,25 @@ class TfkitGroup(TyperGroup):
                 error_type=type(err).__name__,
             )
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+_OS_HINTS = {
+    errno.EISDIR: "it is a folder: give a file path",
+    errno.ENOTDIR: "part of the path is a file, not a folder",
+    errno.ENOENT: "a folder on that path does not exist: create it or fix the path",
+    errno.EEXIST: "something is already there (a file where a folder is needed?): choose another path",
+    errno.EACCES: "this user may not write there: fix the permissions or choose another path",
+    errno.EPERM: "this user may not write there: fix the permissions or choose another path",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.ENOSPC: "the disk is full: free some space and rerun",
+}
+
+
+def _os_error(err: OSError) -> UsageError:
+    # For a rename, filename is tfkit's temporary file and filename2 the path the user gave.
+    target = err.filename2 if err.filename2 is not None else err.filename
+    return UsageError(err.strerror or type(err).__name__, file=str(target),
+                      hint=_OS_HINTS.get(err.errno, "check the path and its permissions"))
 
 
 def report_error(err: TfkitError) -> None:

@@ -1,0 +1,141 @@
+"""Users' mistakes, cron runs and leaks, driven through the CLI as people and cron jobs drive it.
+
+Each test is a defect found by trying to break tfkit: one clear message, the right exit code
+(2: usage/config/input/key; 1: data failed a check), never a traceback or an "internal error".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tfkit.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args, **kw):
+    return runner.invoke(app, [str(a) for a in args], **kw)
+
+
+def assert_user_error(result, code=2, *words):
+    text = result.output
+    assert result.exit_code == code, text
+    assert "internal error" not in text and "Traceback" not in text, text
+    for word in words:
+        assert word in text, text
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A small demo cohort, a master key, a signing key and a starter config using them."""
+    root = tmp_path_factory.mktemp("qa")
+    assert invoke("demo-data", "--out", root / "extracts", "--people", 40).exit_code == 0
+    (root / "keys").mkdir()
+    assert invoke("keys", "generate", "--out", root / "keys" / "master.key").exit_code == 0
+    assert invoke("keys", "generate", "--signing", "--out", root / "keys" / "signing.key").exit_code == 0
+    assert invoke("init", root / "tfkit.toml").exit_code == 0
+    return root
+
+
+def config(workdir: Path, name: str, *edits: tuple[str, str]) -> Path:
+    text = (workdir / "tfkit.toml").read_text()
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    path = workdir / name
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- outputs the OS refuses
+
+
+def test_pseudonymise_out_is_a_directory(workdir, tmp_path):
+    result = invoke("pseudonymise", workdir / "extracts" / "cohort.csv", "-s", "nis", "--project", "nis",
+                    "--out", tmp_path, "--key", workdir / "keys" / "master.key", "--quarantine", tmp_path / "q")
+    assert_user_error(result, 2, str(tmp_path))
+
+
+def test_init_into_missing_folder(tmp_path):
+    result = invoke("init", tmp_path / "no" / "such" / "tfkit.toml")
+    assert_user_error(result, 2, "tfkit.toml")
+
+
+def test_json_summary_into_a_directory(workdir, tmp_path):
+    result = invoke("retention", "--root", tmp_path, "--json", tmp_path)
+    assert_user_error(result, 2, str(tmp_path))
+
+
+def test_extract_output_root_is_a_file(workdir):
+    cfg = config(workdir, "root_file.toml", ('root = "packages"', 'root = "tfkit.toml"'))
+    result = invoke("extract", "-c", cfg)
+    assert_user_error(result, 2, "tfkit.toml")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("period", ["2019-13", "2019-00"])
+def test_period_month_out_of_range(workdir, period):
+    cfg = config(workdir, "period.toml", ('period = "2019-H2"', f'period = "{period}"'))
+    assert_user_error(invoke("extract", "-c", cfg), 2, period, "period")
+    assert_user_error(invoke("extract", "-c", workdir / "tfkit.toml", "--period", period), 2, period)
+
+
+# --------------------------------------------------------------------------- cron: JSON logs
+
+
+def test_json_logs_usage_errors_are_json():
+    result = invoke("--log-format", "json", "validate", "x.csv")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines, result.output
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    assert records[-1]["level"] == "error" and "--schema" in records[-1]["message"]
+
+
+def test_json_logs_unknown_option_in_subgroup_is_json():
+    result = invoke("--log-format", "json", "disclosure", "check", "x", "--nope")
+    assert result.exit_code == 2
+    assert all(json.loads(line) for line in result.stderr.strip().splitlines())
+
+
+# --------------------------------------------------------------------------- auditor
+
+
+def test_audit_verify_on_a_file_that_is_not_an_audit_log(workdir):
+    result = invoke("audit", "verify", workdir / "extracts" / "cohort.csv")
+    assert_user_error(result, 2, "cohort.csv", "not an audit log")
+    assert len(result.output.strip().splitlines()) <= 3, result.output
+
+
+def test_verify_on_a_file_says_it_is_a_file(workdir):
+    result = invoke("verify", workdir / "tfkit.toml")
+    assert_user_error(result, 2, "tfkit.toml", "not a folder")
+
+
+def test_retention_warns_about_unreadable_destroy_after(tmp_path):
+    package = tmp_path / "E09000031_nis_2019-H2"
+    package.mkdir()
+    (package / "manifest.json").write_text(json.dumps({"retention": {"destroy_after": "soon"}}))
+    result = invoke("retention", "--root", tmp_path)
+    assert result.exit_code == 0
+    assert "E09000031_nis_2019-H2" in result.output and "destroy_after" in result.output
+    assert "warning" in result.stderr
+
+
+# --------------------------------------------------------------------------- link
+
+
+def test_link_schema_rejecting_every_row_says_so(workdir, tmp_path):
+    ex = workdir / "extracts"
+    # One --schema for both files: the police schema fits no school-attendance row.
+    result = invoke("link", ex / "police.csv", ex / "school_attendance.csv", "-o", tmp_path / "out",
+                    "-s", "police")
+    assert_user_error(result, 1, "school_attendance", "police")
+    assert "has no records" not in result.output
