@@ -16,7 +16,7 @@ from typing import Any
 from tfkit.errors import ConfigError
 
 RETURNS = ("nis", "fpd")
-PERIOD_RE = re.compile(r"^[0-9]{4}(-(H[12]|Q[1-4]|[0-9]{2}))?$")
+PERIOD_RE = re.compile(r"^[0-9]{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")
 LA_CODE_RE = re.compile(r"^[ENSW][0-9]{8}$")
 DISCLOSURE_POLICIES = ("warn", "fail", "generalise")
 DEFAULT_RETENTION_DAYS = 5 * 365 + 1
