@@ -139,3 +139,11 @@ def test_link_schema_rejecting_every_row_says_so(workdir, tmp_path):
                     "-s", "police")
     assert_user_error(result, 1, "school_attendance", "police")
     assert "has no records" not in result.output
+
+
+@pytest.mark.parametrize("make", ["empty", "extracts"])
+def test_verify_on_a_folder_that_is_no_package(workdir, tmp_path, make):
+    folder = tmp_path if make == "empty" else workdir / "extracts"
+    result = invoke("verify", folder)
+    assert_user_error(result, 2, "not a tfkit package")
+    assert len(result.output.strip().splitlines()) <= 3, result.output

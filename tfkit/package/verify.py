@@ -90,8 +90,16 @@ def verify_package(
     scan_identifiers: bool = True,
 ) -> VerifyReport:
     root = Path(package)
+    if root.is_file():
+        raise InputFileError("is a file, not a folder: a package is the folder tfkit extract wrote", file=root,
+                             hint="pass the package's folder, e.g. packages/E09000031_nis_2019-H2")
     if not root.is_dir():
         raise InputFileError("package folder not found", file=root, hint="pass the package's folder, e.g. packages/E09000031_nis_2019-H2")
+    if not any((root / name).exists() for name in (bag.BAGIT_TXT, bag.MANIFEST_JSON, bag.PAYLOAD_DIR)):
+        # Nothing of a package is there (a wrong folder, not a damaged package): a usage error.
+        raise InputFileError(f"is not a tfkit package: it has no {bag.BAGIT_TXT}, {bag.MANIFEST_JSON} or "
+                             f"{bag.PAYLOAD_DIR}/", file=root,
+                             hint="pass the package's folder, e.g. packages/E09000031_nis_2019-H2")
     report = VerifyReport(str(root))
     trusted_key = load_public_key(public_key) if public_key else None  # a bad path is the user's error (exit 2)
 
