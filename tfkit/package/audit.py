@@ -152,6 +152,10 @@ def verify_log(path: str | Path, packages_root: str | Path | None = None) -> Aud
         hashes.add(stored)
         if entry.get("event") == "extract" and entry.get("tagmanifest_sha256"):
             package_hashes.add(entry["tagmanifest_sha256"])
+    if report.entries == 0 and report.problems:
+        # Not one line is an entry: the wrong file, not a tampered log (which keeps some entries).
+        raise InputFileError("is not an audit log: no line is an audit entry", file=path,
+                             hint="pass the audit.jsonl tfkit extract writes (default: <output root>/audit.jsonl)")
     report.head = prev
     if packages_root is not None:
         _cross_check_packages(Path(packages_root), hashes, package_hashes, report)
