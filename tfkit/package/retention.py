@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfkit import console
 from tfkit.errors import InputFileError
 from tfkit.package import audit
 from tfkit.package.bag import MANIFEST_JSON, TAG_MANIFEST, sha256_file
@@ -42,6 +43,13 @@ def list_packages(root: str | Path) -> list[PackageEntry]:
         except (ValueError, AttributeError):
             date = None
             manifest = {}
+        if date is None:
+            # Such a package would silently never be purged: say so every time retention looks.
+            console.log("retention_unreadable",
+                        f"warning: {manifest_path}: no readable retention.destroy_after, so this package is "
+                        "never due for destruction; check the package (tfkit verify) and delete it by hand "
+                        "when its time is up", level="warning", package=manifest_path.parent.name,
+                        file=str(manifest_path))
         found.append(PackageEntry(manifest_path.parent, date, bool(manifest.get("demo"))))
     return found
 
