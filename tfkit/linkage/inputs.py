@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tfkit.errors import InputFileError, UsageError
+from tfkit.errors import DataCheckFailed, InputFileError, UsageError
 
 
 @dataclass
@@ -72,6 +72,12 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
                 frame = frame.join(raw.frame.select("_source_line", *raw_keep), on="_source_line", how="left",
                                    maintain_order="left")
             excluded = result.quarantine.height
+            if frame.height == 0 and raw.n_rows > 0:
+                # Otherwise the linker reports "the source has no records", hiding that the schema
+                # (often one --schema given for every file) fits none of them.
+                raise DataCheckFailed(f"all {raw.n_rows:,} rows failed validation against schema {schema!r}",
+                                      file=path, hint=f"check --schema suits this file (one per file, in order); "
+                                      f"see why with: tfkit validate {path} --schema {schema}")
         else:
             frame, excluded = raw.frame, 0
         present = [old for old in mapping if old in frame.columns]
