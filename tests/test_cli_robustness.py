@@ -147,3 +147,22 @@ def test_verify_on_a_folder_that_is_no_package(workdir, tmp_path, make):
     result = invoke("verify", folder)
     assert_user_error(result, 2, "not a tfkit package")
     assert len(result.output.strip().splitlines()) <= 3, result.output
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_key_file_mistakes_each_get_a_hint(workdir, tmp_path):
+    assert_user_error(invoke("keys", "fingerprint", tmp_path), 2, "is a folder")
+    signing = invoke("keys", "fingerprint", workdir / "keys" / "signing.key")
+    assert signing.exit_code == 0  # a signing key has a fingerprint too
+    extract = workdir / "extracts" / "cohort.csv"
+    swapped = invoke("pseudonymise", extract, "-s", "nis", "--project", "nis", "--out", tmp_path / "p.parquet",
+                     "--key", workdir / "keys" / "signing.key")
+    assert_user_error(swapped, 2, "signing.key", "PEM", "hint")
+    upper = tmp_path / "upper.key"
+    upper.write_text((workdir / "keys" / "master.key").read_text().upper())
+    os.chmod(upper, 0o600)
+    result = invoke("keys", "fingerprint", upper)
+    assert_user_error(result, 2, "lowercase", "hint")
+    assert (workdir / "keys" / "master.key").read_text().strip().upper() not in result.output

@@ -56,8 +56,10 @@ def key_fingerprint(path: Path) -> tuple[str, str]:
     """(kind, fingerprint) of a master key, signing key or public key file, told apart by content."""
     from tfkit.package import signing
 
+    if path.is_dir():
+        raise KeyFileError("is a folder, not a key file", file=path, hint="give the key file itself, e.g. keys/master.key")
     if not path.is_file():
-        raise KeyFileError("key file not found", file=path)
+        raise KeyFileError("key file not found", file=path, hint="check the path, or make one with tfkit keys generate")
     head = path.read_bytes()[:64]
     if head.startswith(b"-----BEGIN PUBLIC KEY"):
         return "public", signing.public_key_fingerprint(signing.load_public_key(path))

@@ -128,14 +128,22 @@ def load_key_file(path: str | Path | None) -> MasterKey:
             )
         path = env
     path = Path(path)
+    if path.is_dir():
+        raise KeyFileError("is a folder, not a key file", file=path, hint="give the key file itself, e.g. keys/master.key")
     if not path.is_file():
         raise KeyFileError("key file not found", file=path, hint="check the path, or make one with tfkit keys generate")
     check_private_file(path)
     text = path.read_text(encoding="ascii", errors="replace")
     if not _KEY_FILE_RE.fullmatch(text):
         # Never echo the content: it may be a key in the wrong form.
+        if "-----BEGIN" in text:
+            hint = "this is a PEM (signing or public) key; pass the master key from: tfkit keys generate --out FILE"
+        elif re.fullmatch(r"[0-9a-fA-F]{64}\s*", text):
+            hint = "write the hex in lowercase, on one line (e.g. tr A-F a-f), or fix the line ending"
+        else:
+            hint = "check this is the master key file; make one with: tfkit keys generate --out FILE"
         raise KeyFileError(
             "malformed key file: it must hold exactly 64 lowercase hex characters, optionally one newline",
-            file=path,
+            file=path, hint=hint,
         )
     return MasterKey(bytes.fromhex(text.strip()), source=str(path))
