@@ -166,3 +166,12 @@ def test_key_file_mistakes_each_get_a_hint(workdir, tmp_path):
     result = invoke("keys", "fingerprint", upper)
     assert_user_error(result, 2, "lowercase", "hint")
     assert (workdir / "keys" / "master.key").read_text().strip().upper() not in result.output
+
+
+def test_signing_and_public_key_mix_ups_get_a_hint(workdir, tmp_path):
+    cfg = config(workdir, "sig_swap.toml", ('key_file = "keys/signing.key"', 'key_file = "keys/master.key"'))
+    assert_user_error(invoke("extract", "-c", cfg, "--period", "2001"), 2, "master.key", "hint", "--signing")
+    package = tmp_path / "pkg"
+    (package / "data").mkdir(parents=True)
+    result = invoke("verify", package, "--public-key", workdir / "keys" / "signing.key")
+    assert_user_error(result, 2, "PRIVATE", ".pub")

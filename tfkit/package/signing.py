@@ -66,7 +66,9 @@ def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError):
-        raise KeyFileError("not a PEM Ed25519 private key", file=path) from None
+        raise KeyFileError("not a PEM Ed25519 private key", file=path,
+                           hint="give the signing key from: tfkit keys generate --signing --out FILE "
+                                "(the 64-hex master key is a different key)") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError("the signing key must be an Ed25519 key", file=path)
     return key
@@ -75,11 +77,14 @@ def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
     path = Path(path)
     if not path.is_file():
-        raise KeyFileError("public key not found", file=path)
+        raise KeyFileError("public key not found", file=path, hint="give the signer's .pub file")
+    content = path.read_bytes()
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        key = serialization.load_pem_public_key(content)
     except (ValueError, TypeError):
-        raise KeyFileError("not a PEM Ed25519 public key", file=path) from None
+        hint = ("this is the PRIVATE signing key: give its public half, the .pub file beside it"
+                if b"PRIVATE KEY" in content else "give the signer's .pub file (PEM)")
+        raise KeyFileError("not a PEM Ed25519 public key", file=path, hint=hint) from None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError("the public key must be an Ed25519 key", file=path)
     return key
