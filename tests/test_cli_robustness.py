@@ -175,3 +175,15 @@ def test_signing_and_public_key_mix_ups_get_a_hint(workdir, tmp_path):
     (package / "data").mkdir(parents=True)
     result = invoke("verify", package, "--public-key", workdir / "keys" / "signing.key")
     assert_user_error(result, 2, "PRIVATE", ".pub")
+
+
+# --------------------------------------------------------------------------- extract --demo
+
+
+def test_demo_never_overwrites_a_real_config(tmp_path):
+    real = tmp_path / "tfkit.toml"
+    invoke("init", real)
+    before = real.read_text()
+    result = invoke("extract", "--demo", "--out", tmp_path)
+    assert_user_error(result, 2, "tfkit.toml", "--out")
+    assert real.read_text() == before

@@ -14,9 +14,11 @@ with them says demo = true (manifest.json, bag-info.txt, verify's report).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tfkit import console
+from tfkit.errors import UsageError
 from tfkit.config import load_config
 from tfkit.package.signing import generate_signing_key_pair, public_key_path_for
 from tfkit.pipeline import adapters
@@ -30,13 +32,14 @@ DEMO_PERIOD = "2019-H2"
 # Partner extracts linked to the cohort in the demo. (dwp.csv has no sex column, which the default
 # linkage model compares, so it is generated but not packaged.)
 DEMO_PARTNERS = ("police", "school_attendance")
+DEMO_CONFIG_HEADER = "# Written by tfkit extract --demo"
 
 
 def _demo_config(inputs: dict[str, Path], out: Path, partners: tuple[str, ...]) -> str:
     cohort = inputs.get("cohort", out / "inputs" / "cohort.csv")
     withdrawals = inputs.get("consent_withdrawals")
     lines = [
-        "# Written by tfkit extract --demo: synthetic data and demo keys. Copy it as a starting point",
+        f"{DEMO_CONFIG_HEADER}: synthetic data and demo keys. Copy it as a starting point",
         "# (or run tfkit init for a commented one); never use demo keys for a real return.",
         f'la_code = "{DEMO_LA}"', 'return = "nis"', f'period = "{DEMO_PERIOD}"', "demo = true", "",
         "[[sources]]", 'name = "cohort"', f'path = "{cohort.relative_to(out).as_posix()}"', 'schema = "nis"', "",
@@ -80,9 +83,28 @@ def prepare_demo(out: Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPLE,
     return config_path
 
 
+def _refuse_real_files(out: Path) -> None:
+    """The demo rewrites <out>/tfkit.toml and replaces its package: never over a real config or package."""
+    hint = "give --demo a new folder of its own, e.g. --out demo-output"
+    config = out / "tfkit.toml"
+    if config.is_file() and not config.read_text(encoding="utf-8", errors="replace").startswith(DEMO_CONFIG_HEADER):
+        raise UsageError("holds a tfkit.toml that tfkit extract --demo did not write; the demo would overwrite it",
+                         file=out, hint=hint)
+    manifest = out / "packages" / f"{DEMO_LA}_nis_{DEMO_PERIOD}" / "manifest.json"
+    if manifest.is_file():
+        try:
+            demo = json.loads(manifest.read_text(encoding="utf-8")).get("demo") is True
+        except (ValueError, AttributeError):
+            demo = False
+        if not demo:
+            raise UsageError("holds a package that is not a demo package; the demo would replace it",
+                             file=manifest.parent, hint=hint)
+
+
 def run_demo(out: str | Path, *, seed: int = DEMO_SEED, people: int = DEMO_PEOPLE) -> ExtractResult:
     """Run the whole pipeline on demo data. A rerun replaces the demo package (it is disposable)."""
     out = Path(out).absolute()
+    _refuse_real_files(out)
     console.log("demo", f"generating demo data and demo keys in {out}", out=str(out))
     config = load_config(prepare_demo(out, seed=seed, people=people))
     return run_extract(config, force=True)
