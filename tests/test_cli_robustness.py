@@ -187,3 +187,9 @@ def test_demo_never_overwrites_a_real_config(tmp_path):
     result = invoke("extract", "--demo", "--out", tmp_path)
     assert_user_error(result, 2, "tfkit.toml", "--out")
     assert real.read_text() == before
+
+
+def test_extract_la_code_mismatch_names_the_config_not_a_flag(workdir):
+    cfg = config(workdir, "la.toml", ('la_code = "E09000031"', 'la_code = "E08000001"'))
+    result = invoke("extract", "-c", cfg, "--period", "2002")
+    assert_user_error(result, 2, "E08000001", "config")

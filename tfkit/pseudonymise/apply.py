@@ -206,8 +206,10 @@ def _check_la_code(lf: pl.LazyFrame, la_code: str) -> pl.LazyFrame:
     wrong = [v for v in others.to_series().to_list() if v != la_code.strip()]
     if wrong:
         raise ConfigError(
-            f"--la-code is {la_code!r} but the input's la_code column holds {wrong[0]!r}",
-            column="la_code", hint="drop --la-code (the column is used), or check you have the right file",
+            f"the LA code given is {la_code!r} (--la-code, or la_code in the config) but the input's la_code "
+            f"column holds {wrong[0]!r}",
+            column="la_code", hint="check the LA code and that this is the right file (with pseudonymise, drop "
+            "--la-code: the column is used)",
         )
     return lf
 
