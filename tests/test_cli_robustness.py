@@ -193,3 +193,9 @@ def test_extract_la_code_mismatch_names_the_config_not_a_flag(workdir):
     cfg = config(workdir, "la.toml", ('la_code = "E09000031"', 'la_code = "E08000001"'))
     result = invoke("extract", "-c", cfg, "--period", "2002")
     assert_user_error(result, 2, "E08000001", "config")
+
+
+def test_config_errors_name_a_key_not_a_column(workdir):
+    cfg = config(workdir, "nola.toml", ('la_code = "E09000031"', 'la_code = "Tower Hamlets"'))
+    result = invoke("extract", "-c", cfg)
+    assert_user_error(result, 2, "nola.toml, key 'la_code'")

@@ -39,7 +39,9 @@ class TfkitError(Exception):
         if self.row is not None:
             where.append(f"line {self.row}")
         if self.column is not None:
-            where.append(f"column {self.column!r}")
+            # In a TOML file (config, schema, policy) the "column" is a key.
+            label = "key" if str(self.file or "").endswith(".toml") else "column"
+            where.append(f"{label} {self.column!r}")
         text = (": ".join([", ".join(where), self.message]) if where else self.message)
         if self.hint:
             text += f"\n  hint: {self.hint}"
