@@ -199,3 +199,15 @@ def test_config_errors_name_a_key_not_a_column(workdir):
     cfg = config(workdir, "nola.toml", ('la_code = "E09000031"', 'la_code = "Tower Hamlets"'))
     result = invoke("extract", "-c", cfg)
     assert_user_error(result, 2, "nola.toml, key 'la_code'")
+
+
+def test_config_schema_and_policy_files_are_relative_to_the_config(workdir, monkeypatch, tmp_path):
+    from tfkit.config import load_config
+
+    cfg = config(workdir, "rel.toml", ('schema = "nis"', 'schema = "schemas/my.toml"'),
+                 ('# policy = "policy.toml"', 'policy = "policy.toml"'))
+    monkeypatch.chdir(tmp_path)  # cron runs from elsewhere
+    loaded = load_config(cfg)
+    assert loaded.sources[0].schema == str(workdir / "schemas" / "my.toml")
+    assert loaded.policy == str(workdir / "policy.toml")
+    assert load_config(workdir / "tfkit.toml").sources[0].schema == "nis"

@@ -120,6 +120,15 @@ class _Reader:
             raise self.fail(extra[0], "unknown key", f"allowed keys here: {', '.join(sorted(allowed))}")
 
 
+def _file_ref(value: str | None, base: Path) -> str | None:
+    """A schema or policy: a built-in name stays a name; a .toml path is relative to the config's folder
+    (as every path in the config is), so a cron job's working folder does not matter."""
+    if not value or not (value.endswith(".toml") or "/" in value):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     if not path.is_file():
@@ -169,8 +178,9 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         if table in tables:
             raise s.fail("table", f"table {table!r} is written by two sources", "give each source its own table")
         tables.add(table)
-        sources.append(Source(name=name, path=s.path("path", base), schema=s.get("schema", str),
-                              table=table, encoding=s.get("encoding", str, None), policy=s.get("policy", str, None)))
+        sources.append(Source(name=name, path=s.path("path", base), schema=_file_ref(s.get("schema", str), base),
+                              table=table, encoding=s.get("encoding", str, None),
+                              policy=_file_ref(s.get("policy", str, None), base)))
 
     validation = r.table("validation", {"fail_on_invalid"})
     linkage = r.table("linkage", {"enabled", "model"})
@@ -203,7 +213,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         period=period,
         sources=tuple(sources),
         project=pseud.get("project", str, return_type),
-        policy=pseud.get("policy", str, None),
+        policy=_file_ref(pseud.get("policy", str, None), base),
         key_file=pseud.path("key_file", base, None),
         signing_key=signing.path("key_file", base, None),
         withdrawals=consent.path("withdrawals", base, None),
