@@ -211,3 +211,19 @@ def test_config_schema_and_policy_files_are_relative_to_the_config(workdir, monk
     assert loaded.sources[0].schema == str(workdir / "schemas" / "my.toml")
     assert loaded.policy == str(workdir / "policy.toml")
     assert load_config(workdir / "tfkit.toml").sources[0].schema == "nis"
+
+
+# --------------------------------------------------------------------------- --help
+
+
+@pytest.mark.parametrize("command", [["extract"], ["verify"], ["audit", "verify"], ["retention"]])
+def test_json_option_help_says_file(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    line = next(line for line in result.output.splitlines() if "--json" in line)
+    assert "FILE" in line and "<str>" not in line, line
+
+
+def test_retention_help_says_what_the_bare_command_does():
+    assert "List packages" in invoke("retention", "--help").output
+    assert "Exit 0" in invoke("verify", "--help").output

@@ -16,7 +16,7 @@ from tfkit import console
 from tfkit.errors import EXIT_DATA, ConfigError, UsageError
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="The run's tfkit.toml.")]
-JsonOpt = Annotated[Optional[str], typer.Option("--json", help="Write a JSON result summary to FILE, or '-' for stdout.")]
+JsonOpt = Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write a JSON result summary to FILE, or '-' for stdout.")]
 
 
 def _write_json(target: str | None, data: dict[str, Any]) -> None:
@@ -94,7 +94,10 @@ def verify(
     expect_key_fingerprint: Annotated[Optional[str], typer.Option("--expect-key-fingerprint", help="The master-key fingerprint the package must have been made with.")] = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """Check a package: checksums, completeness, signature, manifest, reconciliation, no raw identifiers."""
+    """Check a package: checksums, completeness, signature, manifest, reconciliation, no raw identifiers.
+
+    Exit 0 when it verifies, 1 when a check fails, 2 for a path or key that cannot be used.
+    """
     from tfkit.package.verify import verify_package
 
     report = verify_package(package, public_key=public_key, expect_key_fingerprint=expect_key_fingerprint)
@@ -178,7 +181,8 @@ def audit_verify(
 # --------------------------------------------------------------------------- retention
 
 
-retention_app = typer.Typer(help="Packages past their destroy_after date.", invoke_without_command=True)
+retention_app = typer.Typer(help="List packages past their destroy_after date (`tfkit retention purge --yes` deletes them).",
+                            invoke_without_command=True)
 
 
 def _retention_paths(root: Path | None, config: Path | None) -> tuple[Path, Path]:
