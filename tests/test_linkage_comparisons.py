@@ -10,6 +10,7 @@ import pytest
 
 from tfkit.linkage.comparisons import (
     PairContext,
+    SimilarityTable,
     build_comparison,
     dob_comparison,
     exact_comparison,
@@ -170,3 +171,19 @@ def test_jaro_winkler_pruning_never_drops_a_pair_above_the_floor():
                 assert s == pytest.approx(JaroWinkler.normalized_similarity(a, b), abs=1e-6)
 
     check()
+
+
+def test_similarity_table_gives_the_pairwise_kernels_values():
+    # The u sample looks Jaro-Winkler up in a matrix over distinct values (rapidfuzz cdist); it must
+    # agree with the kernel candidate pairs use, or u and m would describe different levels.
+    names = ["Jonathan", "Jonathon", "Stephen", "Steven", "Bill", None, "Zoe", "O'Brien", "Obrien", "Anne-Marie"]
+    a = pl.DataFrame({"record_id": [f"a{i}" for i in range(10)], "forename": names})
+    b = pl.DataFrame({"record_id": [f"b{i}" for i in range(10)], "forename": names[::-1]})
+    prepared = prepare([a, b], ["a", "b"], {"forename": "name"}, id_column="record_id")
+    rid_l = np.repeat(np.arange(10), 10)
+    rid_r = np.tile(np.arange(10, 20), 10)
+    table = SimilarityTable(prepared, np.arange(10), np.arange(10, 20))
+    looked_up = PairContext(prepared, rid_l, rid_r, similarity=table).jaro_winkler("forename")
+    kernel = PairContext(prepared, rid_l, rid_r).jaro_winkler("forename")
+    np.testing.assert_array_equal(looked_up, kernel)
+    assert looked_up.max() == 1.0 and (looked_up[np.isin(rid_l, [5]) | np.isin(rid_r, [14])] == 0).all()

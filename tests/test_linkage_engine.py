@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tfkit.linkage.blocking import BlockingRule, blocking_recall, candidate_pairs, comparisons_possible, random_pairs
+from tfkit.linkage.blocking import (BlockingRule, blocking_recall, candidate_pairs, comparisons_possible,
+                                   sample_records, scope_blocks)
 from tfkit.linkage.clustering import best_links, components
 from tfkit.linkage.comparisons import Comparison, exact_comparison, name_comparison
 from tfkit.linkage.evaluate import accuracy_curve
@@ -58,14 +59,16 @@ def test_blocking_modes_and_recall(two_sources):
     assert comparisons_possible([4, 4], "link") == 16 and comparisons_possible([4, 4], "dedupe") == 12
 
 
-def test_random_pairs_stay_in_scope_and_are_seeded(two_sources):
-    p = random_pairs(two_sources, 1000, "link", seed=7)
-    assert p.height == 1000 and (p["rid_l"] < 4).all() and (p["rid_r"] >= 4).all()
-    assert p.equals(random_pairs(two_sources, 1000, "link", seed=7))
-    d = random_pairs(two_sources, 1000, "dedupe", seed=7)
-    src = two_sources.frame["_source"].to_numpy()
-    assert (src[d["rid_l"].to_numpy()] == src[d["rid_r"].to_numpy()]).all()
-    assert (d["rid_l"] < d["rid_r"]).all()
+def test_u_sample_is_seeded_and_sized_like_splinks(two_sources):
+    # Two sources of 4: 16 pairs possible. 4 pairs wanted -> half of each source (2 x 2 records).
+    a = sample_records(two_sources, 4, "link", seed=7)
+    assert [len(r) for r in a] == [2, 2] and (a[0] < 4).all() and (a[1] >= 4).all()
+    assert all((x == y).all() for x, y in zip(a, sample_records(two_sources, 4, "link", seed=7)))
+    # More pairs wanted than exist: every record, so u is computed over every pair.
+    every = sample_records(two_sources, 1_000_000, "link", seed=7)
+    assert [r.tolist() for r in every] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert scope_blocks(2, "link") == [(0, 1)] and scope_blocks(2, "dedupe") == [(0, 0), (1, 1)]
+    assert scope_blocks(2, "both") == [(0, 0), (0, 1), (1, 1)]
 
 
 def _simulated_levels(rng, n_match, n_non, m, u):

@@ -176,51 +176,26 @@ def blocking_recall(prepared: Prepared, pairs: pl.DataFrame, truth_column: str, 
     return report
 
 
-def random_pairs(prepared: Prepared, n_pairs: int, mode: str, seed: int | list[int]) -> pl.DataFrame:
-    """A uniform sample of record pairs within the mode's scope (for u probabilities), seeded.
+def scope_blocks(n_sources: int, mode: str) -> list[tuple[int, int]]:
+    """The (left source, right source) pairs a mode compares: i < j across sources, i == j within."""
+    return [(i, j) for i in range(n_sources) for j in range(i, n_sources)
+            if (i == j and mode in ("dedupe", "both")) or (i != j and mode in ("link", "both"))]
 
-    Sources are stacked contiguously, so a pair is drawn as (block of the pair, offset on each side):
-    first the source pair with probability proportional to its number of comparisons, then one record
-    from each side; within a source the second record is offset from the first, so never the same.
+
+def sample_records(prepared: Prepared, n_pairs: int, mode: str, seed: int | list[int]) -> list[np.ndarray]:
+    """Splink's u-sampling design: the same proportion p of every source's records (seeded, without
+    replacement), with p chosen so that the pairs among the sampled records in the mode's scope
+    number about `n_pairs`; p = 1 (every pair) when the inputs have no more pairs than that.
+
+    Returns each source's sampled row positions (`_rid`), sorted.
     """
     rng = np.random.default_rng(seed)
-    sizes = np.array(prepared.source_sizes(), dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    blocks = []  # (left source, right source, number of comparisons)
-    for i in range(len(sizes)):
-        for j in range(i, len(sizes)):
-            if i == j and mode in ("dedupe", "both"):
-                blocks.append((i, j, sizes[i] * (sizes[i] - 1) // 2))
-            elif i != j and mode in ("link", "both"):
-                blocks.append((i, j, sizes[i] * sizes[j]))
-    weights = np.array([b[2] for b in blocks], dtype=np.float64)
-    if not len(blocks) or weights.sum() == 0:
-        return pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
-    if len(blocks) == 1:  # the usual case (two sources, or one deduplicated): lean arrays
-        i, j, _ = blocks[0]
-        a = rng.integers(0, sizes[i], size=n_pairs, dtype=np.int32)
-        if i != j:
-            b = rng.integers(0, sizes[j], size=n_pairs, dtype=np.int32) + np.int32(starts[j])
-        else:
-            b = (a + 1 + rng.integers(0, sizes[i] - 1, size=n_pairs, dtype=np.int32)) % np.int32(sizes[i])
-            b += np.int32(starts[i])
-        a += np.int32(starts[i])
-        return pl.DataFrame({"rid_l": np.minimum(a, b).astype(np.int64), "rid_r": np.maximum(a, b).astype(np.int64)})
-    else:
-        which = rng.choice(len(blocks), size=n_pairs, p=weights / weights.sum()).astype(np.int32)
-    src_l = np.array([b[0] for b in blocks], dtype=np.int32)[which]
-    src_r = np.array([b[1] for b in blocks], dtype=np.int32)[which]
-    del which
-    n_l, n_r = sizes[src_l], sizes[src_r]
-    a = (rng.random(n_pairs, dtype=np.float32) * n_l).astype(np.int64)
-    b = (rng.random(n_pairs, dtype=np.float32) * n_r).astype(np.int64)
-    a = np.minimum(a, n_l - 1)  # float32 rounding can reach n
-    b = np.minimum(b, n_r - 1)
-    same = src_l == src_r
-    # Within one source: the partner is 1..n-1 places further round, so never the record itself.
-    if same.any():
-        step = 1 + np.minimum((rng.random(int(same.sum())) * (n_l[same] - 1)).astype(np.int64), n_l[same] - 2)
-        b[same] = (a[same] + step) % n_l[same]
-    rid_a = starts[src_l] + a
-    rid_b = starts[src_r] + b
-    return pl.DataFrame({"rid_l": np.minimum(rid_a, rid_b), "rid_r": np.maximum(rid_a, rid_b)})
+    sizes = prepared.source_sizes()
+    possible = comparisons_possible(sizes, mode)
+    p = min(1.0, (n_pairs / possible) ** 0.5) if possible else 0.0
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    out = []
+    for size, start in zip(sizes, starts):
+        k = min(size, max(1, round(p * size))) if size and p > 0 else 0
+        out.append(np.sort(rng.choice(size, k, replace=False)).astype(np.int64) + start)
+    return out

@@ -20,8 +20,8 @@ import polars as pl
 from tfkit import console
 from tfkit.errors import UsageError
 
-from .blocking import comparisons_possible, random_pairs, rule_pairs
-from .comparisons import NULL, Comparison, PairContext, comparison_levels
+from .blocking import comparisons_possible, rule_pairs, sample_records, scope_blocks
+from .comparisons import NULL, Comparison, PairContext, SimilarityTable, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
 
@@ -37,24 +37,37 @@ def level_frequencies(levels: np.ndarray, n_levels: int, weights: np.ndarray | N
 
 
 def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int) -> dict[str, np.ndarray]:
-    """Level counts over `u_sample_pairs` random pairs, drawn and compared one batch at a time (batch
-    i from the seed sequence [seed, i]), so the sample is never held in memory whole."""
+    """Level frequencies among all pairs of a seeded record sample (Splink's design, see
+    `sample_records`: about `u_sample_pairs` pairs; every pair when the inputs have fewer).
+
+    String similarities are computed once per pair of distinct values in the sample
+    (`SimilarityTable`); the pairs themselves are compared `batch_pairs` at a time.
+    """
     s = model.settings
     counts = {c.name: np.zeros(c.n_levels, dtype=np.float64) for c in model.comparisons}
+    sample = sample_records(prepared, s.u_sample_pairs, mode, seed)
     drawn = 0
-    for i, start in enumerate(range(0, s.u_sample_pairs, s.batch_pairs)):
-        size = min(s.batch_pairs, s.u_sample_pairs - start)
-        pairs = random_pairs(prepared, size, mode, [seed, i])
-        if pairs.height == 0:
-            break
-        drawn += pairs.height
-        ctx = PairContext(prepared, pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy())
-        for c in model.comparisons:
-            lv = c.levels(ctx)
-            counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
+    for i, j in scope_blocks(len(sample), mode):
+        left, right = sample[i], sample[j]
+        if not len(left) or not len(right):
+            continue
+        table = SimilarityTable(prepared, left, right)
+        rows = max(1, s.batch_pairs // len(right))
+        for start in range(0, len(left), rows):
+            rid_l = np.repeat(left[start:start + rows], len(right))
+            rid_r = np.tile(right, min(rows, len(left) - start))
+            if i == j:  # within one source: each unordered pair once
+                keep = rid_l < rid_r
+                rid_l, rid_r = rid_l[keep], rid_r[keep]
+            drawn += len(rid_l)
+            ctx = PairContext(prepared, rid_l, rid_r, similarity=table)
+            for c in model.comparisons:
+                lv = c.levels(ctx)
+                counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
-    model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn, "seed": seed})
+    model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn,
+                               "records_sampled": [len(r) for r in sample], "seed": seed})
     return u
 
 
