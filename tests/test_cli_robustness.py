@@ -227,3 +227,16 @@ def test_json_option_help_says_file(command):
 def test_retention_help_says_what_the_bare_command_does():
     assert "List packages" in invoke("retention", "--help").output
     assert "Exit 0" in invoke("verify", "--help").output
+
+
+# --------------------------------------------------------------------------- summarise
+
+
+def test_summarise_refuses_the_same_package_twice(tmp_path):
+    import polars as pl
+
+    table = tmp_path / "person.parquet"
+    pl.DataFrame({"person_id_pseudonym": ["a" * 64], "family_id_pseudonym": ["b" * 64]}).write_parquet(table)
+    result = invoke("summarise", table, tmp_path / "." / "person.parquet", "--out", tmp_path / "out")
+    assert_user_error(result, 2, "twice")
+    assert not (tmp_path / "out").exists()

@@ -75,6 +75,12 @@ def summarise_command(
             ref = dt.date.fromisoformat(reference_date)
         except ValueError:
             raise UsageError(f"--reference-date {reference_date!r} is not a date", hint="use YYYY-MM-DD") from None
+    seen: dict[Path, Path] = {}
+    for p in packages:  # an overlapping shell glob would double every published count
+        if p.resolve() in seen:
+            raise UsageError(f"given twice (also as {seen[p.resolve()]}): its people would be counted twice",
+                             file=p, hint="give each package once")
+        seen[p.resolve()] = p
     summary = summarise([open_person_table(p) for p in packages], threshold=threshold, rounding=round_to, reference_date=ref)
     written = summary.write(out)
     if json_path is not None:
