@@ -240,3 +240,14 @@ def test_summarise_refuses_the_same_package_twice(tmp_path):
     result = invoke("summarise", table, tmp_path / "." / "person.parquet", "--out", tmp_path / "out")
     assert_user_error(result, 2, "twice")
     assert not (tmp_path / "out").exists()
+
+
+def test_link_keys_never_overwrites_an_input(tmp_path):
+    import polars as pl
+
+    a = tmp_path / "a.parquet"
+    pl.DataFrame({"mk_nino": ["x"]}).write_parquet(a)
+    before = a.read_bytes()
+    result = invoke("link-keys", a, a, "--out", a)
+    assert_user_error(result, 2, "overwrite the input")
+    assert a.read_bytes() == before

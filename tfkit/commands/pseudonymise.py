@@ -75,6 +75,8 @@ def link_keys_command(
     for p in (a, b):
         if not p.is_file():
             raise InputFileError("file not found", file=p)
+        if out.resolve() == p.resolve():
+            raise InputFileError("the output would overwrite the input", file=out, hint="choose another --out")
         try:
             frames.append(pl.read_parquet(p))
         except Exception:  # pyarrow/polars raise several types for junk
