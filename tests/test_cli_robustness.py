@@ -251,3 +251,12 @@ def test_link_keys_never_overwrites_an_input(tmp_path):
     result = invoke("link-keys", a, a, "--out", a)
     assert_user_error(result, 2, "overwrite the input")
     assert a.read_bytes() == before
+
+
+def test_validate_json_never_overwrites_the_extract(workdir, tmp_path):
+    extract = tmp_path / "cohort.csv"
+    extract.write_bytes((workdir / "extracts" / "cohort.csv").read_bytes())
+    before = extract.read_bytes()
+    result = invoke("validate", extract, "-s", "nis", "--json", extract)
+    assert_user_error(result, 2, "overwrite")
+    assert extract.read_bytes() == before

@@ -33,6 +33,9 @@ def validate_command(
     for path in extracts:  # a typo in the last path should not cost a long run first
         if not path.exists():
             raise InputFileError("file not found", hint="check the path and the file name", file=path)
+        if json_path not in (None, "-") and Path(json_path).resolve() == path.resolve():
+            raise InputFileError("--json would overwrite this extract with the report", file=path,
+                                 hint="give --json a new file name, e.g. report.json")
     stems = [p.stem for p in extracts]
     if quarantine is not None and len(set(stems)) != len(stems):
         raise InputFileError(
