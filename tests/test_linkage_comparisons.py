@@ -187,3 +187,19 @@ def test_similarity_table_gives_the_pairwise_kernels_values():
     kernel = PairContext(prepared, rid_l, rid_r).jaro_winkler("forename")
     np.testing.assert_array_equal(looked_up, kernel)
     assert looked_up.max() == 1.0 and (looked_up[np.isin(rid_l, [5]) | np.isin(rid_r, [14])] == 0).all()
+
+
+def test_both_jaro_winkler_kernels_agree():
+    # Small calls go to rapidfuzz, large ones to polars-ds: a level must not depend on batch size.
+    from tfkit.linkage import comparisons
+
+    rng = np.random.default_rng(3)
+    words = ["SMITH", "SMYTH", "JONES", "JOHNSON", "MARTHA", "MARHTA", "DIXON", "DICKSONX", "A", "AB", "ZZ",
+             "O", "OBRIEN", "OBRIAN", "KOWALSKI", "KOWALSKA", "NGUYEN", "WIN", "DWAYNE", "DUANE"]
+    n = comparisons.SMALL_KERNEL_CALL + 10
+    left = pl.Series(rng.choice(words, n).tolist())
+    right = pl.Series(rng.choice(words, n).tolist())
+    big = comparisons.jaro_winkler_kernel(left, right)
+    small = comparisons._rapidfuzz_pairwise(left, right)
+    np.testing.assert_array_equal(big, small)
+    np.testing.assert_array_equal(comparisons.jaro_winkler_kernel(left[:100], right[:100]), small[:100])

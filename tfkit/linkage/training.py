@@ -51,18 +51,18 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
         left, right = sample[i], sample[j]
         if not len(left) or not len(right):
             continue
-        table = SimilarityTable(prepared, left, right)
         rows = max(1, s.batch_pairs // len(right))
-        for start in range(0, len(left), rows):
-            rid_l = np.repeat(left[start:start + rows], len(right))
-            rid_r = np.tile(right, min(rows, len(left) - start))
-            if i == j:  # within one source: each unordered pair once
-                keep = rid_l < rid_r
-                rid_l, rid_r = rid_l[keep], rid_r[keep]
-            drawn += len(rid_l)
-            ctx = PairContext(prepared, rid_l, rid_r, similarity=table)
-            for c in model.comparisons:
-                lv = c.levels(ctx)
+        for c in model.comparisons:  # one comparison at a time: only its similarity matrices are held
+            table = SimilarityTable(prepared, left, right)
+            for start in range(0, len(left), rows):
+                rid_l = np.repeat(left[start:start + rows], len(right))
+                rid_r = np.tile(right, min(rows, len(left) - start))
+                if i == j:  # within one source: each unordered pair once
+                    keep = rid_l < rid_r
+                    rid_l, rid_r = rid_l[keep], rid_r[keep]
+                if c is model.comparisons[0]:
+                    drawn += len(rid_l)
+                lv = c.levels(PairContext(prepared, rid_l, rid_r, similarity=table))
                 counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
