@@ -244,10 +244,19 @@ def retention_purge(
         if not typer.confirm(f"Delete {len(due)} package(s): {names}?"):
             console.log("retention", "nothing deleted")
             return
+    # The quarantine folder (raw rows) is only known from the config: without it, say what stays behind.
+    quarantine_root = None
+    if config is not None:
+        from tfkit.config import load_config
+        quarantine_root = load_config(config).quarantine_dir
+    else:
+        console.log("retention_quarantine_kept",
+                    "warning: without --config the packages' quarantine folders (raw rows) are not found and "
+                    "not deleted; rerun with --config tfkit.toml, or delete them by hand", level="warning")
     purged = []
     for entry in due:
         with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
-            purged += purge([entry], audit_log)
+            purged += purge([entry], audit_log, quarantine_root)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
 
 

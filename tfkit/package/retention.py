@@ -59,14 +59,21 @@ def due_packages(root: str | Path, today: dt.date | None = None) -> list[Package
     return [p for p in list_packages(root) if p.due(today)]
 
 
-def purge(entries: list[PackageEntry], audit_log: Path) -> list[str]:
-    """Delete each package and record it (by name and tag-manifest hash) in the audit log."""
+def purge(entries: list[PackageEntry], audit_log: Path, quarantine_root: Path | None = None) -> list[str]:
+    """Delete each package, the report.html beside it and (given `quarantine_root`) its quarantine folder
+    of raw rows, and record it (by name and tag-manifest hash) in the audit log."""
     purged = []
     for entry in entries:
         tag = entry.path / TAG_MANIFEST
         tag_sha = sha256_file(tag) if tag.is_file() else None
         shutil.rmtree(entry.path)
+        entry.path.with_name(f"{entry.path.name}.report.html").unlink(missing_ok=True)
+        quarantine = quarantine_root / entry.path.name if quarantine_root is not None else None
+        quarantine_deleted = quarantine is not None and quarantine.is_dir()
+        if quarantine_deleted:
+            shutil.rmtree(quarantine)
         audit.append(audit_log, "retention_purge", package=entry.path.name, tagmanifest_sha256=tag_sha,
-                     destroy_after=entry.destroy_after.isoformat() if entry.destroy_after else None)
+                     destroy_after=entry.destroy_after.isoformat() if entry.destroy_after else None,
+                     quarantine_deleted=quarantine_deleted)
         purged.append(entry.path.name)
     return purged
