@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from tfkit.linkage.comparisons import (
+    GridPairs,
     PairContext,
     SimilarityTable,
     build_comparison,
@@ -173,20 +174,30 @@ def test_jaro_winkler_pruning_never_drops_a_pair_above_the_floor():
     check()
 
 
-def test_similarity_table_gives_the_pairwise_kernels_values():
-    # The u sample looks Jaro-Winkler up in a matrix over distinct values (rapidfuzz cdist); it must
-    # agree with the kernel candidate pairs use, or u and m would describe different levels.
+def test_u_sample_grid_gives_the_same_levels_as_pairwise_comparison():
+    # The u sample compares every pair between two record samples: codes are tiled and Jaro-Winkler
+    # is looked up in a matrix over distinct values (rapidfuzz cdist). Levels must be exactly those
+    # the pairwise path (candidate pairs) gives, or u and m would describe different levels.
     names = ["Jonathan", "Jonathon", "Stephen", "Steven", "Bill", None, "Zoe", "O'Brien", "Obrien", "Anne-Marie"]
-    a = pl.DataFrame({"record_id": [f"a{i}" for i in range(10)], "forename": names})
-    b = pl.DataFrame({"record_id": [f"b{i}" for i in range(10)], "forename": names[::-1]})
-    prepared = prepare([a, b], ["a", "b"], {"forename": "name"}, id_column="record_id")
-    rid_l = np.repeat(np.arange(10), 10)
-    rid_r = np.tile(np.arange(10, 20), 10)
-    table = SimilarityTable(prepared, np.arange(10), np.arange(10, 20))
-    looked_up = PairContext(prepared, rid_l, rid_r, similarity=table).jaro_winkler("forename")
-    kernel = PairContext(prepared, rid_l, rid_r).jaro_winkler("forename")
-    np.testing.assert_array_equal(looked_up, kernel)
-    assert looked_up.max() == 1.0 and (looked_up[np.isin(rid_l, [5]) | np.isin(rid_r, [14])] == 0).all()
+    a = pl.DataFrame({"record_id": [f"a{i}" for i in range(10)], "forename": names, "surname": names[::-1]})
+    b = pl.DataFrame({"record_id": [f"b{i}" for i in range(10)], "forename": names[3:] + names[:3],
+                      "surname": names})
+    prepared = prepare([a, b], ["a", "b"], {"forename": "name", "surname": "surname"}, id_column="record_id")
+    comparison = name_comparison("forename", "forename", kind="name", swap_with="surname")
+    left, right = np.array([0, 2, 3, 5, 7, 9]), np.arange(10, 20)
+    table = SimilarityTable(prepared, left, right)
+    for rows in (slice(0, 6), slice(2, 4)):
+        grid = GridPairs(prepared, table, rows, same_source=False)
+        pairwise = PairContext(prepared, np.repeat(left[rows], 10), np.tile(right, len(left[rows])))
+        np.testing.assert_array_equal(grid.jaro_winkler("forename"), pairwise.jaro_winkler("forename"))
+        np.testing.assert_array_equal(comparison.levels(grid), comparison.levels(pairwise))
+    # Within one source: each unordered pair once.
+    every = np.arange(20)
+    grid = GridPairs(prepared, SimilarityTable(prepared, every, every), slice(0, 20), same_source=True)
+    assert len(grid) == 190 and (grid.rid_l < grid.rid_r).all()
+    pairwise = PairContext(prepared, grid.rid_l, grid.rid_r)
+    np.testing.assert_array_equal(grid.jaro_winkler("surname"), pairwise.jaro_winkler("surname"))
+    np.testing.assert_array_equal(comparison.levels(grid), comparison.levels(pairwise))
 
 
 def test_both_jaro_winkler_kernels_agree():

@@ -24,12 +24,10 @@ from .standardise import NULL, Prepared
 class PairContext:
     """Arrays for one batch of candidate pairs: gathered codes per column, Jaro-Winkler on demand."""
 
-    def __init__(self, prepared: Prepared, rid_l: np.ndarray, rid_r: np.ndarray,
-                 similarity: "SimilarityTable | None" = None) -> None:
+    def __init__(self, prepared: Prepared, rid_l: np.ndarray, rid_r: np.ndarray) -> None:
         self.prepared = prepared
         self.rid_l = rid_l
         self.rid_r = rid_r
-        self.similarity = similarity  # precomputed Jaro-Winkler of these pairs' values, if any
         self._pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._jw: dict[str, np.ndarray] = {}
 
@@ -69,21 +67,21 @@ class PairContext:
         """
         key = (column, floor)
         if key not in self._jw:
-            left, right = self.pair(column)
-            sim = np.zeros(len(left), dtype=np.float32)
-            todo = (left != NULL) & (right != NULL) & (left != right)
-            sim[(left == right) & (left != NULL)] = 1.0
-            if self.similarity is not None:
-                sim[todo] = self.similarity.lookup(column, left[todo], right[todo])
-                todo[:] = False
-            if floor > 0 and todo.any():
-                idx = np.flatnonzero(todo)
-                todo[idx[~self._may_reach(column, left[idx], right[idx], floor)]] = False
-            if todo.any():
-                vocab = self.prepared.vocab[column]
-                sim[todo] = jaro_winkler_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
-            self._jw[key] = sim
+            self._jw[key] = self._jaro_winkler(column, floor)
         return self._jw[key]
+
+    def _jaro_winkler(self, column: str, floor: float) -> np.ndarray:
+        left, right = self.pair(column)
+        sim = np.zeros(len(left), dtype=np.float32)
+        todo = (left != NULL) & (right != NULL) & (left != right)
+        sim[(left == right) & (left != NULL)] = 1.0
+        if floor > 0 and todo.any():
+            idx = np.flatnonzero(todo)
+            todo[idx[~self._may_reach(column, left[idx], right[idx], floor)]] = False
+        if todo.any():
+            vocab = self.prepared.vocab[column]
+            sim[todo] = jaro_winkler_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
+        return sim
 
     def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
         (once, twice, thrice), lengths = self.prepared.char_planes(column)
@@ -100,8 +98,8 @@ class PairContext:
 
 class SimilarityTable:
     """Jaro-Winkler between every value held by records `left` and every value held by records
-    `right`, computed once per pair of *distinct* values (rapidfuzz `process.cdist`, a D x D float32
-    matrix), then looked up per record pair. Used for the u sample, whose pairs are all pairs between
+    `right`, computed once per pair of *distinct* values (rapidfuzz `process.cdist`, a float32
+    matrix with a zero row and column for null), for the u sample: its pairs are all pairs between
     two record samples, so a few thousand distinct values stand for a million pairs."""
 
     def __init__(self, prepared: Prepared, left: np.ndarray, right: np.ndarray) -> None:
@@ -109,23 +107,53 @@ class SimilarityTable:
         self.records = (left, right)
         self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def lookup(self, column: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """Similarity of non-null codes `left[i]`, `right[i]` (values of the two record sets)."""
+    def table(self, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(matrix, row of each left record, column of each right record), in `records` order."""
         if column not in self._tables:
             codes = self.prepared.codes(column)
             vocab = self.prepared.vocab[column]
-            where = []
-            distinct = []
+            positions, distinct = [], []
             for records in self.records:
-                values = np.unique(codes[records])
-                values = values[values != NULL]
-                position = np.full(vocab.len(), -1, dtype=np.int32)
-                position[values] = np.arange(len(values), dtype=np.int32)
-                where.append(position)
+                values, inverse = np.unique(codes[records], return_inverse=True)
+                if len(values) and values[0] == NULL:  # NULL is the smallest code: move it last
+                    values, inverse = values[1:], np.where(inverse == 0, len(values) - 1, inverse - 1)
+                positions.append(inverse.astype(np.int32))
                 distinct.append(vocab.gather(values).to_list())
-            self._tables[column] = (jaro_winkler_matrix(*distinct), *where)
-        matrix, where_l, where_r = self._tables[column]
-        return matrix[where_l[left], where_r[right]]
+            matrix = np.zeros((len(distinct[0]) + 1, len(distinct[1]) + 1), dtype=np.float32)
+            matrix[:-1, :-1] = jaro_winkler_matrix(*distinct)
+            self._tables[column] = (matrix, *positions)
+        return self._tables[column]
+
+
+class GridPairs(PairContext):
+    """Every pair between records `left` and `right` (row-major): the u sample, a slice of rows at a
+    time. Codes are repeated and tiled rather than gathered, Jaro-Winkler is taken from `table`.
+    `rows` slices `table.records[0]`; within one source (`same_source`) only pairs left < right."""
+
+    def __init__(self, prepared: Prepared, table: SimilarityTable, rows: slice, *, same_source: bool) -> None:
+        left, right = table.records
+        self.table, self.rows, self.n_right = table, rows, len(right)
+        self.left, self.right = left[rows], right
+        rid_l, rid_r = np.repeat(self.left, len(right)), np.tile(right, len(self.left))
+        self.keep = rid_l < rid_r if same_source else None
+        if self.keep is not None:
+            rid_l, rid_r = rid_l[self.keep], rid_r[self.keep]
+        super().__init__(prepared, rid_l, rid_r)
+
+    def _grid(self, values: np.ndarray) -> np.ndarray:
+        return values.ravel() if self.keep is None else values.ravel()[self.keep]
+
+    def pair(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        if column not in self._pairs:
+            c = self.codes(column)
+            left = np.repeat(c[self.left], self.n_right)
+            right = np.tile(c[self.right], len(self.left))
+            self._pairs[column] = (self._grid(left), self._grid(right))
+        return self._pairs[column]
+
+    def _jaro_winkler(self, column: str, floor: float) -> np.ndarray:
+        matrix, at_left, at_right = self.table.table(column)
+        return self._grid(matrix.take(at_left[self.rows], axis=0).take(at_right, axis=1))
 
 
 def jaro_winkler_matrix(left: list[str], right: list[str]) -> np.ndarray:

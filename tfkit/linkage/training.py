@@ -21,7 +21,7 @@ from tfkit import console
 from tfkit.errors import UsageError
 
 from .blocking import comparisons_possible, rule_pairs, sample_records, scope_blocks
-from .comparisons import NULL, Comparison, PairContext, SimilarityTable, comparison_levels
+from .comparisons import NULL, Comparison, GridPairs, SimilarityTable, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
 
@@ -55,14 +55,10 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
         for c in model.comparisons:  # one comparison at a time: only its similarity matrices are held
             table = SimilarityTable(prepared, left, right)
             for start in range(0, len(left), rows):
-                rid_l = np.repeat(left[start:start + rows], len(right))
-                rid_r = np.tile(right, min(rows, len(left) - start))
-                if i == j:  # within one source: each unordered pair once
-                    keep = rid_l < rid_r
-                    rid_l, rid_r = rid_l[keep], rid_r[keep]
+                ctx = GridPairs(prepared, table, slice(start, start + rows), same_source=i == j)
                 if c is model.comparisons[0]:
-                    drawn += len(rid_l)
-                lv = c.levels(PairContext(prepared, rid_l, rid_r, similarity=table))
+                    drawn += len(ctx)
+                lv = c.levels(ctx)
                 counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
