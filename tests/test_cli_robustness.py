@@ -283,3 +283,17 @@ def test_retention_purge_destroys_report_and_quarantine_too(workdir):
     assert not package.with_name(f"{name}.report.html").exists()
     last = json.loads((workdir / "packages" / "audit.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "retention_purge" and last["quarantine_deleted"] is True
+
+
+# --------------------------------------------------------------------------- link model TOML
+
+
+@pytest.mark.parametrize("text", ["settings = 3\n", "comparison = 3\n", "comparison = [1]\n", "blocking = [1]\n",
+                                  "training = 1\n"])
+def test_link_model_of_the_wrong_shape(workdir, tmp_path, text):
+    model = tmp_path / "model.toml"
+    model.write_text(text)
+    ex = workdir / "extracts"
+    result = invoke("link", ex / "police.csv", ex / "school_attendance.csv", "-o", tmp_path / "out",
+                    "-s", "police", "-s", "school_attendance", "--model", model)
+    assert_user_error(result, 2, "model.toml", text.split(" ")[0])

@@ -92,6 +92,13 @@ class LinkageModel:
         if unknown:
             raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", file=source,
                               hint="a model has [settings], [[comparison]], [[blocking]] and [[training]]")
+        for key in ("settings", "comparison", "blocking", "training"):
+            table = key == "settings"
+            value = data.get(key, {} if table else [])
+            if not (isinstance(value, dict) if table else
+                    isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+                raise ConfigError(f"{key} must be {'a table' if table else 'a list of tables'}", file=source,
+                                  hint=f"write it as [{key}]" if table else f"write each entry as [[{key}]]")
         settings = Settings()
         for key, value in data.get("settings", {}).items():
             if not hasattr(settings, key):
