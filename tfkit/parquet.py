@@ -17,7 +17,12 @@ import pyarrow.parquet as pq
 
 ROW_GROUP_SIZE = 131_072
 COMPRESSION = "zstd"
-COMPRESSION_LEVEL = 3
+# Level 1: pseudonyms are random hex, so higher levels cost time and save almost nothing.
+COMPRESSION_LEVEL = 1
+# String columns whose first rows are mostly distinct (pseudonyms, match keys) skip dictionary
+# encoding: a dictionary of random values only costs time. Decided from the data, so deterministic.
+DICTIONARY_SAMPLE_ROWS = 10_000
+DICTIONARY_MAX_DISTINCT_RATIO = 0.5
 
 
 def to_arrow(df: pl.DataFrame) -> pa.Table:
@@ -32,6 +37,18 @@ def to_arrow(df: pl.DataFrame) -> pa.Table:
             t = pa.binary()
         fields.append(pa.field(f.name, t, nullable=True))
     return table.cast(pa.schema(fields))
+
+
+def dictionary_columns(df: pl.DataFrame) -> list[str]:
+    """Columns worth dictionary encoding: all but mostly-distinct string/binary columns."""
+    sample = df.head(DICTIONARY_SAMPLE_ROWS)
+    keep = []
+    for name, dtype in df.schema.items():
+        if dtype in (pl.String, pl.Binary) and sample.height:
+            if sample[name].n_unique() > DICTIONARY_MAX_DISTINCT_RATIO * sample.height:
+                continue
+        keep.append(name)
+    return keep
 
 
 def write_parquet(
@@ -61,7 +78,7 @@ def write_parquet(
             compression=COMPRESSION,
             compression_level=COMPRESSION_LEVEL,
             write_statistics=statistics,
-            use_dictionary=True,
+            use_dictionary=dictionary_columns(df),
             version="2.6",
             data_page_version="1.0",
         )
