@@ -339,10 +339,17 @@ def build_comparison(spec: dict, *, where: str = "comparison") -> Comparison:
     except KeyError as err:
         raise ConfigError(f"{where} needs a {err.args[0]!r} key",
                           hint=f"types: {', '.join(COMPARISON_TYPES)}") from None
+    for key, value in (("type", kind), ("name", name), ("column", column)):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: `{key}` must be a string, not {value!r}", hint=f'e.g. {key} = "forename"')
     if kind not in COMPARISON_TYPES:
         raise ConfigError(f"{where}: unknown comparison type {kind!r}", hint=f"use one of: {', '.join(COMPARISON_TYPES)}")
     if "jaro_winkler" in spec:
-        spec["jaro_winkler"] = tuple(float(t) for t in spec["jaro_winkler"])
+        try:
+            spec["jaro_winkler"] = tuple(float(t) for t in spec["jaro_winkler"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} ({name}): `jaro_winkler` must be a list of numbers",
+                              hint="e.g. jaro_winkler = [0.92, 0.88]") from None
     required = spec.pop("required", True)
     if not isinstance(required, bool):
         raise ConfigError(f"{where} ({name}): `required` must be true or false")

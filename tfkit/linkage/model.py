@@ -110,6 +110,8 @@ class LinkageModel:
             if getattr(settings, key) is not None and not isinstance(value, expected):
                 raise ConfigError(f"settings.{key} must be a {expected.__name__}", file=source)
             setattr(settings, key, value)
+        if settings.name_variants is not None and not isinstance(settings.name_variants, str):
+            raise ConfigError("settings.name_variants must be a str (the path of a CSV)", file=source)
         if settings.mode not in MODES:
             raise ConfigError(f"settings.mode must be one of {', '.join(MODES)}", file=source)
         if not 0 < settings.deterministic_recall <= 1:
