@@ -299,3 +299,14 @@ def test_link_model_of_the_wrong_shape(workdir, tmp_path, text):
     result = invoke("link", ex / "police.csv", ex / "school_attendance.csv", "-o", tmp_path / "out",
                     "-s", "police", "-s", "school_attendance", "--model", model)
     assert_user_error(result, 2, "model.toml")
+
+
+def test_permission_denied_on_output_is_a_usage_error(monkeypatch, tmp_path):
+    import errno
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "ro" / "tfkit.toml"))
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    result = invoke("init", tmp_path / "ro" / "tfkit.toml")
+    assert_user_error(result, 2, "Permission denied", "permissions")
