@@ -310,3 +310,13 @@ def test_permission_denied_on_output_is_a_usage_error(monkeypatch, tmp_path):
     monkeypatch.setattr(Path, "write_text", refuse)
     result = invoke("init", tmp_path / "ro" / "tfkit.toml")
     assert_user_error(result, 2, "Permission denied", "permissions")
+
+
+def test_verify_lists_each_missing_tag_file_once(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    result = invoke("verify", package)
+    assert result.exit_code == 1, result.output
+    assert result.output.count("bag-info.txt is missing") == 1, result.output
+    assert result.output.count("data/ is missing") == 1, result.output

@@ -143,7 +143,8 @@ def _structure(root: Path, report: VerifyReport) -> bool:
         if text.startswith(b"\xef\xbb\xbf") or "BagIt-Version" not in info or "Tag-File-Character-Encoding" not in info:
             problems.append("bagit.txt is not a BagIt declaration")
     if problems:
-        report.add("bag.structure", FAIL, "not a complete bag: " + "; ".join(problems), problems)
+        # Like conclude: the first problem in the message, every one in details (rendered once each).
+        report.conclude("bag.structure", [f"not a complete bag: {problems[0]}", *problems[1:]], "")
         return False
     report.add("bag.structure", PASS, "BagIt structure present")
     return True
