@@ -320,3 +320,10 @@ def test_verify_lists_each_missing_tag_file_once(tmp_path):
     assert result.exit_code == 1, result.output
     assert result.output.count("bag-info.txt is missing") == 1, result.output
     assert result.output.count("data/ is missing") == 1, result.output
+
+
+def test_folders_given_for_files_are_named_as_folders(tmp_path):
+    assert_user_error(invoke("extract", "-c", tmp_path), 2, "is a folder")
+    assert_user_error(invoke("audit", "verify", tmp_path), 2, "is a folder", "audit.jsonl")
+    result = invoke("init", tmp_path)  # DIR means DIR/tfkit.toml
+    assert result.exit_code == 0 and (tmp_path / "tfkit.toml").is_file()

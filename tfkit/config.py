@@ -131,6 +131,8 @@ def _file_ref(value: str | None, base: Path) -> str | None:
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a folder, not a config file", file=path, hint=f"give the file, e.g. {path / 'tfkit.toml'}")
     if not path.is_file():
         raise ConfigError("config file not found", file=path, hint="make one with: tfkit init")
     raw_bytes = path.read_bytes()

@@ -74,11 +74,13 @@ def extract(
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("tfkit.toml"),
+    path: Annotated[Path, typer.Argument(help="Where to write the config (a folder means FOLDER/tfkit.toml).")] = Path("tfkit.toml"),
 ) -> None:
     """Write a commented starting config for tfkit extract."""
     from tfkit.config import STARTER_CONFIG
 
+    if path.is_dir():
+        path = path / "tfkit.toml"  # `tfkit init DIR` means DIR/tfkit.toml
     if path.exists():
         raise ConfigError("file already exists; refusing to overwrite it", file=path, hint="choose another path")
     path.write_text(STARTER_CONFIG, encoding="utf-8")

@@ -121,6 +121,8 @@ def verify_log(path: str | Path, packages_root: str | Path | None = None) -> Aud
     """Check every entry's hash, the chain and the sequence; optionally that every package under
     `packages_root` has its extract entry and that the chain head it recorded is in the log."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError("is a folder, not an audit log", file=path, hint=f"give the log itself, e.g. {path / 'audit.jsonl'}")
     if not path.is_file():
         raise InputFileError("audit log not found", file=path, hint="pass the log's path, or --config")
     report = AuditReport(str(path))
