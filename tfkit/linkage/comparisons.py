@@ -118,9 +118,10 @@ class SimilarityTable:
                 if len(values) and values[0] == NULL:  # NULL is the smallest code: move it last
                     values, inverse = values[1:], np.where(inverse == 0, len(values) - 1, inverse - 1)
                 positions.append(inverse.astype(np.int32))
-                distinct.append(vocab.gather(values).to_list())
-            matrix = np.zeros((len(distinct[0]) + 1, len(distinct[1]) + 1), dtype=np.float32)
-            matrix[:-1, :-1] = jaro_winkler_matrix(*distinct)
+                distinct.append(vocab.gather(values).to_list() + [""])  # "": the null row/column
+            matrix = jaro_winkler_matrix(*distinct)
+            matrix[-1, :] = 0.0
+            matrix[:, -1] = 0.0
             self._tables[column] = (matrix, *positions)
         return self._tables[column]
 

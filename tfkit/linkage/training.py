@@ -36,12 +36,17 @@ def level_frequencies(levels: np.ndarray, n_levels: int, weights: np.ndarray | N
     return counts / total if total > 0 else np.full(n_levels, 1.0 / n_levels)
 
 
+# Pairs of the u sample compared at a time. Small, cache-sized chunks: on FEBRL, 10,000 took 0.17 s
+# and peaked 8 MiB lower than 100,000 (0.18 s).
+U_CHUNK_PAIRS = 10_000
+
+
 def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int) -> dict[str, np.ndarray]:
     """Level frequencies among all pairs of a seeded record sample (Splink's design, see
     `sample_records`: about `u_sample_pairs` pairs; every pair when the inputs have fewer).
 
     String similarities are computed once per pair of distinct values in the sample
-    (`SimilarityTable`); the pairs themselves are compared `batch_pairs` at a time.
+    (`SimilarityTable`); the pairs themselves are compared a few rows of the grid at a time.
     """
     s = model.settings
     counts = {c.name: np.zeros(c.n_levels, dtype=np.float64) for c in model.comparisons}
@@ -51,7 +56,7 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
         left, right = sample[i], sample[j]
         if not len(left) or not len(right):
             continue
-        rows = max(1, s.batch_pairs // len(right))
+        rows = max(1, min(s.batch_pairs, U_CHUNK_PAIRS) // len(right))
         for c in model.comparisons:  # one comparison at a time: only its similarity matrices are held
             table = SimilarityTable(prepared, left, right)
             for start in range(0, len(left), rows):
