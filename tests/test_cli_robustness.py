@@ -327,3 +327,13 @@ def test_folders_given_for_files_are_named_as_folders(tmp_path):
     assert_user_error(invoke("audit", "verify", tmp_path), 2, "is a folder", "audit.jsonl")
     result = invoke("init", tmp_path)  # DIR means DIR/tfkit.toml
     assert result.exit_code == 0 and (tmp_path / "tfkit.toml").is_file()
+
+
+@pytest.mark.parametrize("command", ["validate", "pseudonymise", "link", "link-keys", "extract", "verify",
+                                     "summarise", "demo-data"])
+def test_help_shows_no_python_type_names_for_values(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    for line in result.output.splitlines():
+        if "--" in line and "<bool>" not in line:
+            assert "<str>" not in line and "list[str]" not in line, line

@@ -17,7 +17,7 @@ def demo_data(
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives byte-identical files.")] = (
         demo.DEFAULT_SEED
     ),
-    la_code: Annotated[str, typer.Option("--la-code", help="GSS code of the local authority.")] = demo.DEFAULT_LA_CODE,
+    la_code: Annotated[str, typer.Option("--la-code", metavar="GSS", help="GSS code of the local authority.")] = demo.DEFAULT_LA_CODE,
     error_rate: Annotated[
         float,
         typer.Option("--error-rate", help="Share of cohort rows with one invalid value (0 for a clean cohort)."),

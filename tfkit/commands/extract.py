@@ -39,7 +39,7 @@ def _human(json_target: str | None) -> bool:
 
 def extract(
     config: ConfigOpt = None,
-    period: Annotated[Optional[str], typer.Option("--period", help="Override the config's period, e.g. 2019-H2.")] = None,
+    period: Annotated[Optional[str], typer.Option("--period", metavar="PERIOD", help="Override the config's period, e.g. 2019-H2.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Run everything on generated demo data with demo keys.")] = False,
     out: Annotated[Path, typer.Option("--out", help="With --demo: the folder for demo inputs, keys and package.")] = Path("demo-output"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing package (atomically).")] = False,
@@ -93,7 +93,7 @@ def init(
 def verify(
     package: Annotated[Path, typer.Argument(help="The package folder (a BagIt bag).")],
     public_key: Annotated[Optional[Path], typer.Option("--public-key", help="The signer's public key, held independently of the package.")] = None,
-    expect_key_fingerprint: Annotated[Optional[str], typer.Option("--expect-key-fingerprint", help="The master-key fingerprint the package must have been made with.")] = None,
+    expect_key_fingerprint: Annotated[Optional[str], typer.Option("--expect-key-fingerprint", metavar="FINGERPRINT", help="The master-key fingerprint the package must have been made with.")] = None,
     json_out: JsonOpt = None,
 ) -> None:
     """Check a package: checksums, completeness, signature, manifest, reconciliation, no raw identifiers.

@@ -17,14 +17,14 @@ from tfkit.errors import InputFileError
 
 def pseudonymise_command(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet.")],
-    schema: Annotated[str, typer.Option("--schema", "-s", help="Built-in schema name or a schema .toml file.")],
-    project: Annotated[str, typer.Option("--project", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
+    schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name or a schema .toml file.")],
+    project: Annotated[str, typer.Option("--project", metavar="NAME", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
     out: Annotated[Path, typer.Option("--out", help="Output Parquet file (written atomically, deterministic).")],
     key: KeyOption = None,
     policy: Annotated[Optional[Path], typer.Option("--policy", help="TOML policy file overriding the schema's built-in policy.")] = None,
-    la_code: Annotated[Optional[str], typer.Option("--la-code", help="GSS code of the LA, when the input has no la_code column.")] = None,
+    la_code: Annotated[Optional[str], typer.Option("--la-code", metavar="GSS", help="GSS code of the LA, when the input has no la_code column.")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR", help="Set invalid rows aside in DIR (raw values: keep DIR apart from outputs). Without it, any invalid row stops the run.")] = None,
-    encoding: Annotated[Optional[str], typer.Option("--encoding", help="CSV text encoding (default: detect).")] = None,
+    encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Validate an extract and replace its identifiers by keyed pseudonyms, as the policy says."""
@@ -63,7 +63,7 @@ def link_keys_command(
     a: Annotated[Path, typer.Argument(metavar="A", help="Pseudonymised extract (Parquet) with mk_ columns.")],
     b: Annotated[Path, typer.Argument(metavar="B", help="Pseudonymised extract (Parquet) with mk_ columns.")],
     out: Annotated[Path, typer.Option("--out", help="Pairs Parquet: a_row, b_row, a_id, b_id, match_key.")],
-    keys: Annotated[Optional[str], typer.Option("--keys", help="Comma-separated match-key names in the order to try (default: the documented order).")] = None,
+    keys: Annotated[Optional[str], typer.Option("--keys", metavar="KEY,KEY", help="Comma-separated match-key names in the order to try (default: the documented order).")] = None,
     one_to_many: Annotated[bool, typer.Option("--one-to-many", help="B holds several records per person (e.g. police): a key unique in A pairs with every B record holding it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print per-key counts as JSON.")] = False,
 ) -> None:
