@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tfkit import console
 from tfkit.errors import UsageError
 
 from .blocking import comparisons_possible, rule_pairs, sample_records, scope_blocks
@@ -208,6 +207,8 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
     if missing:
         # No pairs to learn from (sources that share no one, or rules fixing every column): keep the
         # starting point, say so, and let the user decide (labels, other [[training]] rules).
+        from tfkit import console  # only here: rich is not loaded unless something is said
+
         console.log("em_no_pairs", f"warning: no EM session estimated m for {', '.join(missing)}; "
                     "using the default starting values (consider --train-on-labels or other [[training]] rules)",
                     level="warning", comparisons=missing)
