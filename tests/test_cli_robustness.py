@@ -337,3 +337,11 @@ def test_help_shows_no_python_type_names_for_values(command):
     for line in result.output.splitlines():
         if "--" in line and "<bool>" not in line:
             assert "<str>" not in line and "list[str]" not in line, line
+
+
+def test_extract_never_signs_an_empty_return(workdir):
+    # The police extract given as the cohort: the nis schema rejects every row.
+    cfg = config(workdir, "allbad.toml", ('path = "extracts/cohort.csv"', 'path = "extracts/police.csv"'))
+    result = invoke("extract", "-c", cfg, "--period", "2004")
+    assert_user_error(result, 1, "every row of cohort failed validation", "no package written")
+    assert not (workdir / "packages" / "E09000031_nis_2004").exists()

@@ -120,9 +120,16 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
                                   validation=checked.summary))
             del raw, checked  # the text copy of the file is no longer needed: keep peak memory down
         bad = {name: q.height for name, q in quarantined.items() if q.height}
-        if config.fail_on_invalid and bad:
+        # A source with no valid row at all is the wrong file or schema: never sign an empty return.
+        rejected = [name for name, q in quarantined.items() if q.height and not valid[name].height]
+        if (config.fail_on_invalid and bad) or rejected:
             for run in runs:
                 run.quarantine_file = _write_quarantine(config, run.source, withdrawals.split(quarantined[run.source], headers[run.source])[0])
+            if rejected and not (config.fail_on_invalid and bad):
+                raise DataCheckFailed(
+                    f"every row of {', '.join(rejected)} failed validation: no package written",
+                    file=config.path, hint=f"check the source's path and schema in the config; the reasons are in "
+                    f"the quarantine files in {config.quarantine_dir}")
             raise DataCheckFailed(
                 "rows failed validation and fail_on_invalid = true: no package written ("
                 + ", ".join(f"{n}: {c:,}" for n, c in bad.items()) + ")",
