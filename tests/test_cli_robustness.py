@@ -345,3 +345,11 @@ def test_extract_never_signs_an_empty_return(workdir):
     result = invoke("extract", "-c", cfg, "--period", "2004")
     assert_user_error(result, 1, "every row of cohort failed validation", "no package written")
     assert not (workdir / "packages" / "E09000031_nis_2004").exists()
+
+
+def test_pseudonymise_writes_no_empty_output_when_every_row_fails(workdir, tmp_path):
+    result = invoke("pseudonymise", workdir / "extracts" / "police.csv", "-s", "nis", "--project", "nis",
+                    "--out", tmp_path / "p.parquet", "--key", workdir / "keys" / "master.key",
+                    "--quarantine", tmp_path / "q")
+    assert_user_error(result, 1, "failed validation", "no output written")
+    assert not (tmp_path / "p.parquet").exists() and (tmp_path / "q" / "police.quarantine.csv").is_file()

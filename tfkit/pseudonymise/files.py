@@ -91,6 +91,10 @@ def pseudonymise_file(
                      "fix them at source, or rerun with --quarantine DIR to set them aside",
             )
         quarantine_file = str(_write_quarantine(result.quarantine, Path(quarantine_dir), input_path.stem))
+        if not result.valid.height:  # the wrong file or schema: an empty output would look like success
+            raise DataCheckFailed(
+                f"all {rows_in:,} row(s) failed validation against schema {loaded.name!r}; no output written",
+                file=input_path, hint=f"check --schema suits this file; the reasons are in {quarantine_file}")
     plan, query = plan_and_query(result.valid, key=key, project=project, policy=policy, la_code=la_code)
     df = query.collect(engine="streaming")
     write_pseudonymised(df, out, plan, key=key, project=project, policy=policy)
