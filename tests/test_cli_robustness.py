@@ -353,3 +353,11 @@ def test_pseudonymise_writes_no_empty_output_when_every_row_fails(workdir, tmp_p
                     "--quarantine", tmp_path / "q")
     assert_user_error(result, 1, "failed validation", "no output written")
     assert not (tmp_path / "p.parquet").exists() and (tmp_path / "q" / "police.quarantine.csv").is_file()
+
+
+def test_extract_without_master_key_names_the_config_key(workdir, monkeypatch):
+    monkeypatch.delenv("TFKIT_KEY_FILE", raising=False)
+    cfg = config(workdir, "nokey.toml", ('key_file = "keys/master.key"', '# key_file = "keys/master.key"'))
+    result = invoke("extract", "-c", cfg, "--period", "2005")
+    assert_user_error(result, 2, "nokey.toml", "pseudonymise.key_file")
+    assert "--key" not in result.output

@@ -87,6 +87,9 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
     started = time.perf_counter()
     target = config.package_dir
     # 1. keys, and the cheap refusals, before any work
+    if config.key_file is None and not os.environ.get("TFKIT_KEY_FILE"):
+        raise KeyFileError("no master key configured", file=config.path, column="pseudonymise.key_file",
+                           hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
     master = load_key_file(config.key_file)
     if config.signing_key is None:
         raise KeyFileError("no signing key configured", file=config.path, column="signing.key_file",
