@@ -36,7 +36,7 @@ from tfkit.package.publish import check_target, clean_stale_staging, new_staging
 from tfkit.package.signing import load_signing_key, public_key_path_for
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import load_withdrawals
-from tfkit.pseudonymise.contract import CONTRACT_VERSION, load_key_file
+from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
 
 
 @dataclass
@@ -87,7 +87,7 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
     started = time.perf_counter()
     target = config.package_dir
     # 1. keys, and the cheap refusals, before any work
-    if config.key_file is None and not os.environ.get("TFKIT_KEY_FILE"):
+    if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
         raise KeyFileError("no master key configured", file=config.path, column="pseudonymise.key_file",
                            hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
     master = load_key_file(config.key_file)
