@@ -289,7 +289,7 @@ def test_retention_purge_destroys_report_and_quarantine_too(workdir):
 
 
 @pytest.mark.parametrize("text", ["settings = 3\n", "comparison = 3\n", "comparison = [1]\n", "blocking = [1]\n",
-                                  "training = 1\n", "settings = {name_variants = 3}\n",
+                                  "training = 1\n", "settings = {name_variants = 3}\n", "settings = {seed = -1}\n",
                                   'comparison = [{type = "forename", column = 5}]\n',
                                   'comparison = [{type = "forename", column = "forename", jaro_winkler = "x"}]\n'])
 def test_link_model_of_the_wrong_shape(workdir, tmp_path, text):
@@ -361,3 +361,8 @@ def test_extract_without_master_key_names_the_config_key(workdir, monkeypatch):
     result = invoke("extract", "-c", cfg, "--period", "2005")
     assert_user_error(result, 2, "nokey.toml", "pseudonymise.key_file")
     assert "--key" not in result.output
+
+
+@pytest.mark.parametrize("command", [["demo-data", "--out", "x"], ["link", "a.csv", "-o", "x"]])
+def test_negative_seed_is_a_usage_error(command):
+    assert_user_error(invoke(*command, "--seed", "-1"), 2, "--seed")

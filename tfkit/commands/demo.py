@@ -14,7 +14,7 @@ from tfkit import console, demo
 def demo_data(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the CSV files into (new or empty).")],
     people: Annotated[int, typer.Option("--people", help="Number of people in the programme cohort.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives byte-identical files.")] = (
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed: the same seed gives byte-identical files.")] = (
         demo.DEFAULT_SEED
     ),
     la_code: Annotated[str, typer.Option("--la-code", metavar="GSS", help="GSS code of the local authority.")] = demo.DEFAULT_LA_CODE,

@@ -32,7 +32,7 @@ def link_command(
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
     one_to_one: Annotated[bool, typer.Option("--one-to-one", help="Link mode: each record links to at most one record per other source.")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.", metavar="FILE.html")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for random sampling (same seed, same output bytes).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed for random sampling (same seed, same output bytes).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job summary as JSON on stdout.")] = False,
 ) -> None:
     """Link person records across sources (or find duplicates) with a Fellegi-Sunter model."""

@@ -120,6 +120,8 @@ class LinkageModel:
         for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations"):
             if getattr(settings, key) < 1:
                 raise ConfigError(f"settings.{key} must be at least 1", file=source)
+        if settings.seed < 0:
+            raise ConfigError("settings.seed must be 0 or more", file=source)
         if not 0 < settings.review_lower <= settings.threshold < 1:
             raise ConfigError("need 0 < settings.review_lower <= settings.threshold < 1", file=source)
         if not {"comparison", "blocking", "training"} <= set(data) and source != DEFAULT_SOURCE:
