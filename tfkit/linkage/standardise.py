@@ -188,16 +188,14 @@ class Prepared:
         return self._char_planes[column]
 
     def source_sizes(self) -> list[int]:
-        counts = self.frame.group_by("_source").len()
-        by = dict(zip(counts["_source"].to_list(), counts["len"].to_list()))
-        return [by.get(i, 0) for i in range(len(self.sources))]
+        counts = np.bincount(self.frame.get_column("_source").to_numpy(), minlength=len(self.sources))
+        return [int(n) for n in counts[:len(self.sources)]]
 
 
 def _encode(values: pl.Series) -> tuple[pl.Series, pl.Series]:
     """Dense integer codes in sorted string order (deterministic), and the vocabulary."""
     vocab = values.drop_nulls().unique().sort()
-    codes = (values.rank("dense") - 1).cast(pl.Int32)
-    return codes.rename(values.name), vocab.rename(values.name)
+    return _codes(values, vocab).rename(values.name), vocab.rename(values.name)
 
 
 def _term_frequency(codes: pl.Series, size: int) -> np.ndarray:
