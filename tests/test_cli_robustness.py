@@ -80,7 +80,7 @@ def test_extract_output_root_is_a_file(workdir):
 # --------------------------------------------------------------------------- config
 
 
-@pytest.mark.parametrize("period", ["2019-13", "2019-00"])
+@pytest.mark.parametrize("period", ["2019-13", "2019-00", "0000", "2190-H1"])
 def test_period_month_out_of_range(workdir, period):
     cfg = config(workdir, "period.toml", ('period = "2019-H2"', f'period = "{period}"'))
     assert_user_error(invoke("extract", "-c", cfg), 2, period, "period")

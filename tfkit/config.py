@@ -16,7 +16,7 @@ from typing import Any
 from tfkit.errors import ConfigError
 
 RETURNS = ("nis", "fpd")
-PERIOD_RE = re.compile(r"^[0-9]{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")
+PERIOD_RE = re.compile(r"^20[0-9]{2}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")  # 2000-2099: 0000 or 2109 is a typo
 LA_CODE_RE = re.compile(r"^[ENSW][0-9]{8}$")
 DISCLOSURE_POLICIES = ("warn", "fail", "generalise")
 DEFAULT_RETENTION_DAYS = 5 * 365 + 1
