@@ -366,3 +366,10 @@ def test_extract_without_master_key_names_the_config_key(workdir, monkeypatch):
 @pytest.mark.parametrize("command", [["demo-data", "--out", "x"], ["link", "a.csv", "-o", "x"]])
 def test_negative_seed_is_a_usage_error(command):
     assert_user_error(invoke(*command, "--seed", "-1"), 2, "--seed")
+
+
+def test_public_key_given_as_master_key_is_not_told_to_chmod(workdir, tmp_path):
+    result = invoke("pseudonymise", workdir / "extracts" / "cohort.csv", "-s", "nis", "--project", "nis",
+                    "--out", tmp_path / "p.parquet", "--key", workdir / "keys" / "signing.pub")
+    assert_user_error(result, 2, "signing.pub", "PEM")
+    assert "chmod" not in result.output

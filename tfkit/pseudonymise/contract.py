@@ -132,8 +132,9 @@ def load_key_file(path: str | Path | None) -> MasterKey:
         raise KeyFileError("is a folder, not a key file", file=path, hint="give the key file itself, e.g. keys/master.key")
     if not path.is_file():
         raise KeyFileError("key file not found", file=path, hint="check the path, or make one with tfkit keys generate")
-    check_private_file(path)
     text = path.read_text(encoding="ascii", errors="replace")
+    if "-----BEGIN" not in text:  # a PEM (signing or public) key is the wrong key, whatever its mode
+        check_private_file(path)
     if not _KEY_FILE_RE.fullmatch(text):
         # Never echo the content: it may be a key in the wrong form.
         if "-----BEGIN" in text:
