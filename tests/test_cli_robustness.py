@@ -373,3 +373,22 @@ def test_public_key_given_as_master_key_is_not_told_to_chmod(workdir, tmp_path):
                     "--out", tmp_path / "p.parquet", "--key", workdir / "keys" / "signing.pub")
     assert_user_error(result, 2, "signing.pub", "PEM")
     assert "chmod" not in result.output
+
+
+# --------------------------------------------------------------------------- leaks
+
+
+def test_internal_error_never_prints_the_exception_text(monkeypatch):
+    import polars as pl
+
+    import tfkit.commands.keys as keys_module
+
+    def boom(*args, **kwargs):
+        pl.Series(["QQ123456C"]).cast(pl.Int64)  # polars quotes the failing value
+
+    monkeypatch.setattr(keys_module, "key_fingerprint", boom)
+    monkeypatch.delenv("TFKIT_DEBUG", raising=False)
+    result = invoke("keys", "fingerprint", "x.key")
+    assert result.exit_code == 3
+    assert "QQ123456C" not in result.output and "internal error" in result.output
+    assert "tfkit/" in result.output  # where it broke, for the bug report

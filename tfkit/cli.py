@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import enum
 import errno
+from pathlib import Path
 
 import typer
 from typer._click.exceptions import ClickException
@@ -60,14 +61,32 @@ class TfkitGroup(TyperGroup):
         except Exception as err:  # a bug in tfkit, not a user mistake
             if os.environ.get("TFKIT_DEBUG"):
                 raise
+            # Not the exception's text: polars and pyarrow messages quote data values (identifiers).
+            where = _tfkit_frame(err)
             console.log(
                 "internal_error",
-                f"internal error: {type(err).__name__}: {err}\n"
-                "  this is a bug in tfkit; rerun with TFKIT_DEBUG=1 for the traceback and report it",
+                f"internal error: {type(err).__name__} at {where}\n"
+                "  this is a bug in tfkit; rerun with TFKIT_DEBUG=1 for the traceback (it may show data "
+                "values: keep it inside the LA) and report it",
                 level="error",
                 error_type=type(err).__name__,
+                at=where,
             )
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _tfkit_frame(err: BaseException) -> str:
+    """The innermost traceback frame inside tfkit, as 'tfkit/x.py:123 in func'."""
+    package = Path(__file__).resolve().parent
+    where = "?"
+    tb = err.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        file = Path(code.co_filename).resolve()
+        if file.is_relative_to(package):
+            where = f"tfkit/{file.relative_to(package).as_posix()}:{tb.tb_lineno} in {code.co_name}"
+        tb = tb.tb_next
+    return where
 
 
 _OS_HINTS = {
