@@ -392,3 +392,10 @@ def test_internal_error_never_prints_the_exception_text(monkeypatch):
     assert result.exit_code == 3
     assert "QQ123456C" not in result.output and "internal error" in result.output
     assert "tfkit/" in result.output  # where it broke, for the bug report
+
+
+def test_json_logs_bare_group_has_a_message():
+    result = invoke("--log-format", "json", "keys")
+    assert result.exit_code == 2
+    record = json.loads(result.stderr.strip().splitlines()[-1])
+    assert record["error"]

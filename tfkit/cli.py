@@ -38,8 +38,9 @@ class TfkitGroup(TyperGroup):
                 raise
             console.configure(quiet=bool(ctx.params.get("quiet")), log_format="json")
             # Cron with --log-format json: a bad option is an error record like any other.
-            console.log("usage_error", f"error: {err.format_message()}", level="error",
-                        error_type="UsageError", error=err.format_message(), exit_code=err.exit_code)
+            message = err.format_message().strip() or "a command is needed (see --help)"  # bare group: help shown
+            console.log("usage_error", f"error: {message}", level="error",
+                        error_type="UsageError", error=message, exit_code=err.exit_code)
             raise typer.Exit(err.exit_code) from None
         except (typer.Exit, typer.Abort, TyperException):
             raise
