@@ -63,7 +63,8 @@ class PairContext:
         Pairs that provably cannot reach `floor` (the ladder's lowest threshold) get 0 without running
         the kernel: Jaro-Winkler <= 0.6 + 0.4 * Jaro, and Jaro <= (c/a + c/b + 1) / 3 where c is the
         number of characters the two strings share (as multisets) and a, b their lengths. Most
-        random pairs of names fail that bound, so u-sampling skips most kernel calls.
+        dissimilar pairs of names fail that bound, so they skip the kernel. (The u sample does not
+        come here: `GridPairs` takes its similarities from a matrix over distinct values.)
         """
         key = (column, floor)
         if key not in self._jw:
