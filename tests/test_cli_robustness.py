@@ -399,3 +399,17 @@ def test_json_logs_bare_group_has_a_message():
     assert result.exit_code == 2
     record = json.loads(result.stderr.strip().splitlines()[-1])
     assert record["error"]
+
+
+def test_identifier_in_a_code_column_is_masked(workdir, tmp_path):
+    cohort = (workdir / "extracts" / "cohort.csv").read_text(encoding="utf-8-sig").splitlines()
+    header, row = cohort[0].split(","), cohort[1].split(",")
+    row[header.index("Intervention Status")] = "9990000018"  # a shifted NHS number
+    row[header.index("Gender")] = "SW1A 1AA"  # a shifted postcode
+    path = tmp_path / "shifted.csv"
+    path.write_text("\n".join([cohort[0], ",".join(row)]) + "\n")
+    result = invoke("validate", path, "-s", "nis", "--json", "-")
+    assert result.exit_code == 1
+    assert "9990000018" not in result.output and "SW1A 1AA" not in result.output
+    shown = invoke("validate", path, "-s", "nis", "--json", "-", "--show-values")
+    assert "9990000018" in shown.output

@@ -14,6 +14,7 @@ they appear in `_reasons`, in the JSON report and in docs/validation-report.md.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ REASONS = "_reasons"
 MAX_LINES = 10
 MAX_EXAMPLES = 3
 _REASON_SEPARATOR = "; "
+_IDENTIFIER_SHAPES = re.compile(r"[0-9]{6}|^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$", re.IGNORECASE)
 
 # code -> (title, what it means and what to do). {field}/{column}/... are filled per check.
 RULES: dict[str, tuple[str, str]] = {
@@ -478,6 +480,11 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
 # --------------------------------------------------------------------------- report
 
 
+def _identifier_shaped(value: object) -> bool:
+    """Six digits in a row (NHS number, NI number, UPN, an id, a date) or a postcode, spaces ignored."""
+    return bool(_IDENTIFIER_SHAPES.search(re.sub(r"[\s/.-]", "", str(value))))
+
+
 def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema: Schema,
                show_values: bool) -> tuple[Problem, ...]:
     if not checks:
@@ -501,8 +508,10 @@ def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema
     for i in hit:
         c = checks[i]
         examples = summary.get(f"e{i}") or []
-        if c.masked and not show_values:
-            examples = [mask(e) for e in examples]
+        if not show_values:
+            # A non-personal field (a code, a flag) shows its bad values, unless one is shaped like an
+            # identifier: a shifted column can put NHS numbers or postcodes there.
+            examples = [mask(e) if c.masked or _identifier_shaped(e) else e for e in examples]
         problems.append(Problem(
             code=c.code, title=RULES[c.code][0], severity=c.severity, field=c.field, column=c.column,
             count=int(counts[i]), lines=tuple(int(n) for n in summary[f"l{i}"]), examples=tuple(examples),
