@@ -413,3 +413,9 @@ def test_identifier_in_a_code_column_is_masked(workdir, tmp_path):
     assert "9990000018" not in result.output and "SW1A 1AA" not in result.output
     shown = invoke("validate", path, "-s", "nis", "--json", "-", "--show-values")
     assert "9990000018" in shown.output
+
+
+def test_schema_folder_is_named_as_a_folder(tmp_path):
+    folder = tmp_path / "schema.toml"
+    folder.mkdir()
+    assert_user_error(invoke("schemas", "show", folder), 2, "is a folder")

@@ -432,6 +432,8 @@ def schema_from_file(path: str | Path) -> Schema:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("schema file not found", hint="check the path, or use a built-in name (tfkit schemas list)", file=path) from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a schema file", hint="give the schema's .toml file", file=path) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"schema file cannot be read: {err}", hint="save it as UTF-8 text", file=path) from None
     return schema_from_toml(text, file=str(path))
