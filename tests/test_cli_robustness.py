@@ -419,3 +419,14 @@ def test_schema_folder_is_named_as_a_folder(tmp_path):
     folder = tmp_path / "schema.toml"
     folder.mkdir()
     assert_user_error(invoke("schemas", "show", folder), 2, "is a folder")
+
+
+def test_wrong_output_root_is_an_error_not_a_pass(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    log.write_text("")
+    assert_user_error(invoke("audit", "verify", log, "--root", tmp_path / "nope"), 2, "not found")
+    package = tmp_path / "E09000031_nis_2019-H2"
+    package.mkdir()
+    (package / "manifest.json").write_text("{}")
+    assert_user_error(invoke("audit", "verify", log, "--root", package), 2, "is a package")
+    assert_user_error(invoke("retention", "--root", package), 2, "is a package")

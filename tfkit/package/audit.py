@@ -164,9 +164,21 @@ def verify_log(path: str | Path, packages_root: str | Path | None = None) -> Aud
     return report
 
 
+def check_output_root(root: Path) -> None:
+    """`root` must be the folder holding packages, not missing and not a package itself."""
+    from tfkit.package.bag import MANIFEST_JSON
+
+    hint = "pass the output root holding the packages (output.root in the config), e.g. packages"
+    if not root.is_dir():
+        raise InputFileError("output folder not found", file=root, hint=hint)
+    if (root / MANIFEST_JSON).is_file():
+        raise InputFileError("is a package, not the output folder holding packages", file=root, hint=hint)
+
+
 def _cross_check_packages(root: Path, hashes: set[str], package_hashes: set[str], report: AuditReport) -> None:
     from tfkit.package.bag import MANIFEST_JSON, TAG_MANIFEST, sha256_file
 
+    check_output_root(root)  # a wrong --root would cross-check nothing and pass
     for manifest_path in sorted(root.glob(f"*/{MANIFEST_JSON}")):
         bag = manifest_path.parent
         if bag.name.startswith("."):

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfkit import console
-from tfkit.errors import InputFileError
 from tfkit.package import audit
 from tfkit.package.bag import MANIFEST_JSON, TAG_MANIFEST, sha256_file
 
@@ -30,8 +29,7 @@ class PackageEntry:
 
 def list_packages(root: str | Path) -> list[PackageEntry]:
     root = Path(root)
-    if not root.is_dir():
-        raise InputFileError("output folder not found", file=root, hint="pass --root DIR or --config FILE")
+    audit.check_output_root(root)
     found = []
     for manifest_path in sorted(root.glob(f"*/{MANIFEST_JSON}")):
         if manifest_path.parent.name.startswith("."):
