@@ -430,3 +430,22 @@ def test_wrong_output_root_is_an_error_not_a_pass(tmp_path):
     (package / "manifest.json").write_text("{}")
     assert_user_error(invoke("audit", "verify", log, "--root", package), 2, "is a package")
     assert_user_error(invoke("retention", "--root", package), 2, "is a package")
+
+
+def test_toml_files_saved_with_a_bom_load(workdir, tmp_path):
+    from tfkit.config import load_config
+    from tfkit.schemas import load_schema
+
+    bom = b"\xef\xbb\xbf"
+    cfg = tmp_path / "tfkit.toml"
+    cfg.write_bytes(bom + (workdir / "tfkit.toml").read_bytes())
+    assert load_config(cfg).la_code == "E09000031"
+    schema = tmp_path / "s.toml"
+    schema.write_bytes(bom + b'[schema]\nname = "x"\n[fields.a]\ntype = "string"\n')
+    assert load_schema(str(schema)).name == "x"
+    model = tmp_path / "m.toml"
+    model.write_bytes(b"\xff\xfe[settings]")
+    ex = workdir / "extracts"
+    result = invoke("link", ex / "police.csv", ex / "school_attendance.csv", "-o", tmp_path / "o",
+                    "-s", "police", "-s", "school_attendance", "--model", model)
+    assert_user_error(result, 2, "UTF-8")

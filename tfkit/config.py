@@ -137,7 +137,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("config file not found", file=path, hint="make one with: tfkit init")
     raw_bytes = path.read_bytes()
     try:
-        data = tomllib.loads(raw_bytes.decode("utf-8"))
+        data = tomllib.loads(raw_bytes.decode("utf-8-sig"))  # Notepad may add a BOM
     except UnicodeDecodeError:
         raise ConfigError("config file is not UTF-8 text", file=path) from None
     except tomllib.TOMLDecodeError as err:

@@ -72,7 +72,9 @@ class LinkageModel:
         if path is None:
             return cls.default()
         try:
-            text = Path(path).read_text("utf-8")
+            text = Path(path).read_text("utf-8-sig")  # Notepad may add a BOM
+        except UnicodeDecodeError:
+            raise ConfigError("the model file is not UTF-8 text", file=path, hint="save it as UTF-8") from None
         except OSError as err:
             raise ConfigError(f"cannot read the model file: {err.strerror}", file=path,
                               hint="pass --model with a readable TOML file, or omit it for the default") from None

@@ -161,7 +161,7 @@ def load_policy_file(path: str | Path) -> Policy:
     if not path.is_file():
         raise ConfigError("policy file not found", file=path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad may add a BOM
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"policy file is not valid TOML: {err}", file=path) from None
     return parse_policy(data, name=path.stem, source=str(path))

@@ -429,7 +429,7 @@ def schema_from_toml(text: str, *, file: str = "<schema>", source: str | None = 
 def schema_from_file(path: str | Path) -> Schema:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Notepad may add a BOM
     except FileNotFoundError:
         raise ConfigError("schema file not found", hint="check the path, or use a built-in name (tfkit schemas list)", file=path) from None
     except IsADirectoryError:
