@@ -449,3 +449,8 @@ def test_toml_files_saved_with_a_bom_load(workdir, tmp_path):
     result = invoke("link", ex / "police.csv", ex / "school_attendance.csv", "-o", tmp_path / "o",
                     "-s", "police", "-s", "school_attendance", "--model", model)
     assert_user_error(result, 2, "UTF-8")
+
+
+def test_windows_path_in_double_quotes_gets_a_hint(workdir):
+    cfg = config(workdir, "win.toml", ('path = "extracts/cohort.csv"', 'path = "C:\\data\\cohort.csv"'))
+    assert_user_error(invoke("extract", "-c", cfg), 2, "win.toml", "single quotes")

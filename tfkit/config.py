@@ -141,7 +141,10 @@ def load_config(path: str | Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError("config file is not UTF-8 text", file=path) from None
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"not valid TOML: {err}", file=path, hint="fix the syntax at the line shown") from None
+        hint = "fix the syntax at the line shown"
+        if "'\\'" in str(err):  # a Windows path in double quotes
+            hint = "write Windows paths in single quotes ('C:\\data\\cohort.csv') or with forward slashes"
+        raise ConfigError(f"not valid TOML: {err}", file=path, hint=hint) from None
     return config_from_dict(data, base=path.parent.resolve(), file=path,
                             sha256=hashlib.sha256(raw_bytes).hexdigest())
 
