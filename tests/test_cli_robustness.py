@@ -454,3 +454,11 @@ def test_toml_files_saved_with_a_bom_load(workdir, tmp_path):
 def test_windows_path_in_double_quotes_gets_a_hint(workdir):
     cfg = config(workdir, "win.toml", ('path = "extracts/cohort.csv"', 'path = "C:\\data\\cohort.csv"'))
     assert_user_error(invoke("extract", "-c", cfg), 2, "win.toml", "single quotes")
+
+
+def test_summarise_never_writes_into_a_package(tmp_path):
+    package = tmp_path / "E09000031_nis_2019-H2"
+    (package / "data").mkdir(parents=True)
+    result = invoke("summarise", package, "--out", package / "data")
+    assert_user_error(result, 2, "inside this package")
+    assert list((package / "data").iterdir()) == []

@@ -81,6 +81,9 @@ def summarise_command(
             raise UsageError(f"given twice (also as {seen[p.resolve()]}): its people would be counted twice",
                              file=p, hint="give each package once")
         seen[p.resolve()] = p
+        if p.is_dir() and out.resolve().is_relative_to(p.resolve()):
+            raise UsageError("--out is inside this package: the tables would break its signed contents",
+                             file=p, hint="write the summaries to a folder of their own, e.g. --out summaries")
     summary = summarise([open_person_table(p) for p in packages], threshold=threshold, rounding=round_to, reference_date=ref)
     written = summary.write(out)
     if json_path is not None:
