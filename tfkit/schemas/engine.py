@@ -168,7 +168,7 @@ def validate(
     today = today or dt.date.today()
     columns = match_columns(raw, schema)
     distinct = _Distinct(raw.frame, columns, schema)
-    checks = _field_checks(schema, columns, today, distinct) + _rule_checks(schema, columns)
+    checks = _field_checks(schema, columns, today, distinct, raw) + _rule_checks(schema, columns)
 
     lf = raw.frame.lazy().with_columns(
         distinct.text(f.name).alias(_t(f.name)) if f.name in distinct
@@ -333,8 +333,34 @@ def _describe(code: str, **values: object) -> tuple[str, str]:
     return title, template.format(**values)
 
 
-def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date, distinct: _Distinct) -> list[_Check]:
+def suggest_schema(raw: RawTable, schema: Schema) -> str | None:
+    """The built-in schema, other than `schema`, that fits `raw` best: all its required fields have a
+    column, and it leaves the fewest headers unmatched (ties: most fields matched, then name)."""
+    from tfkit.schemas import builtin_schema_names, load_schema
+
+    fits = []
+    for name in builtin_schema_names():
+        candidate = load_schema(name)
+        if candidate.name == schema.name:
+            continue
+        try:
+            match = match_columns(raw, candidate)
+        except InputFileError:  # two headers claim one field of the candidate: not a fit
+            continue
+        if all(f.name in match.fields for f in candidate.fields if f.required):
+            fits.append((len(match.unmatched), -len(match.fields), name))
+    return min(fits)[2] if fits else None
+
+
+def _field_checks(
+    schema: Schema, columns: ColumnMatch, today: dt.date, distinct: _Distinct, raw: RawTable
+) -> list[_Check]:
     checks: list[_Check] = []
+    wrong_schema_hint = ""
+    if any(f.required and f.name not in columns.fields for f in schema.fields):
+        fits = suggest_schema(raw, schema)
+        if fits:
+            wrong_schema_hint = f"; this file's headers fit the built-in schema {fits!r}: is --schema {fits} meant?"
     for f in schema.fields:
         source = columns.fields.get(f.name)
         t, v = pl.col(_t(f.name)), pl.col(_v(f.name))
@@ -342,7 +368,8 @@ def _field_checks(schema: Schema, columns: ColumnMatch, today: dt.date, distinct
         if source is None:
             if f.required:
                 _, msg = _describe("missing_column", field=f.name, aliases=", ".join(repr(a) for a in f.aliases) or "none")
-                checks.append(_Check("missing_column", f.name, None, "error", pl.lit(True), None, False, msg))
+                checks.append(_Check("missing_column", f.name, None, "error", pl.lit(True), None, False,
+                                     msg + wrong_schema_hint))
             continue
 
         def add(code: str, fails: pl.Expr, *, soft: bool = True, **values: object) -> None:
@@ -514,7 +541,9 @@ def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema
             examples = [mask(e) if c.masked or _identifier_shaped(e) else e for e in examples]
         problems.append(Problem(
             code=c.code, title=RULES[c.code][0], severity=c.severity, field=c.field, column=c.column,
-            count=int(counts[i]), lines=tuple(int(n) for n in summary[f"l{i}"]), examples=tuple(examples),
+            count=int(counts[i]), examples=tuple(examples),
+            # A missing column is a header problem: no row numbers (every row has it).
+            lines=() if c.code == "missing_column" else tuple(int(n) for n in summary[f"l{i}"]),
             message=c.message,
         ))
     order = {f.name: i for i, f in enumerate(schema.fields)}
