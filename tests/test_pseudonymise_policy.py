@@ -177,3 +177,13 @@ def test_output_name_clash_is_a_config_error():
     policy = load_policy("nis").merged(parse_policy({"columns": {"nino_pseudonym": "keep"}}, name="t"))
     with pytest.raises(ConfigError, match="two columns named 'nino_pseudonym'"):
         pseudonymise(frame, key=KEY, project="nis", policy=policy)
+
+
+@pytest.mark.parametrize("column", ["forename", "nhs_number", "postcode", "person_id"])
+def test_a_policy_keeping_a_direct_identifier_is_refused(tmp_path, column):
+    override = tmp_path / "policy.toml"
+    override.write_text(f'[columns]\n{column} = "keep"\n')
+    policy = load_policy("nis", override)
+    with pytest.raises(ConfigError, match="direct identifier") as info:
+        pseudonymise(nis_frame(), key=KEY, project="nis", policy=policy)
+    assert info.value.column == column

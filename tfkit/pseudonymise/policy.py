@@ -28,6 +28,11 @@ from typing import Literal
 
 from tfkit.errors import ConfigError
 
+# Canonical fields that identify a person on their own: a policy may never "keep" them.
+DIRECT_IDENTIFIERS = frozenset({
+    "forename", "surname", "dob", "postcode", "nino", "upn", "nhs_number", "person_id", "family_id", "record_id",
+})
+
 Action = Literal["keep", "hash", "generalise", "drop"]
 ACTIONS: tuple[str, ...] = ("keep", "hash", "generalise", "drop")
 DATE_GENERALISATIONS = ("year_month", "year", "age_at")
@@ -71,7 +76,16 @@ class Policy:
         return None
 
     def check_columns(self, columns: list[str]) -> None:
-        """Refuse any input column the policy does not cover (no identifier leaks by omission)."""
+        """Refuse any input column the policy does not cover (no identifier leaks by omission), and any
+        direct identifier the policy would keep in the clear (no leaks by a policy typo)."""
+        kept = [c for c in columns if c in DIRECT_IDENTIFIERS and (r := self.rule_for(c)) is not None and r.action == "keep"]
+        if kept:
+            raise ConfigError(
+                f"the pseudonymisation policy {self.name!r} keeps {kept[0]!r} in the clear, but it is a direct "
+                "identifier: nothing identifiable may leave the LA",
+                column=kept[0], file=self.source,
+                hint=f'set {kept[0]} = "hash", "drop" or (dob, postcode) "generalise:..." in the policy',
+            )
         missing = [c for c in columns if self.rule_for(c) is None]
         if missing:
             raise ConfigError(
