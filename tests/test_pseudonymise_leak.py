@@ -141,14 +141,23 @@ def test_reruns_are_byte_identical(outputs):
 
 
 def test_the_scan_catches_a_policy_that_keeps_names(outputs, tmp_path):
+    """The scan is sensitive: raw values written in the clear are caught. (A policy that keeps them
+    is refused before anything is written, so the careless file is written by hand here.)"""
+    from tfkit.errors import ConfigError
+    from tfkit.io import read_table
+    from tfkit.parquet import write_parquet
     from tfkit.pseudonymise import MasterKey, load_policy_file, pseudonymise_file
+    from tfkit.schemas import load_schema, validate
 
     paths, _ = outputs
     careless = tmp_path / "careless.toml"
     careless.write_text('[columns]\n"*" = "keep"\n')
     out = tmp_path / "careless.parquet"
-    pseudonymise_file(paths["police"], schema="police", key=MasterKey(bytes(32)), project="nis", out=out,
-                      policy=load_policy_file(careless))
+    with pytest.raises(ConfigError, match="direct identifier"):
+        pseudonymise_file(paths["police"], schema="police", key=MasterKey(bytes(32)), project="nis", out=out,
+                          policy=load_policy_file(careless))
+    assert not out.exists()
+    write_parquet(validate(read_table(paths["police"]), load_schema("police")).valid, out)
     with pytest.raises(AssertionError, match="raw identifier"):
         scan(out.read_bytes() + repr(pq.ParquetFile(out).metadata.row_group(0).column(1).statistics).encode(),
              raw_identifiers(paths), "a careless output")
