@@ -167,7 +167,8 @@ def test_consent_withdrawals_counted_and_never_listed(config, demo_dir, tmp_path
     nino_spaced = f"{nino[:2]} {nino[2:4]} {nino[4:6]} {nino[6:8]} {nino[8:]}".lower()
     nhs = with_nhs["NHS Number"].replace(" ", "")
     withdrawals = tmp_path / "withdrawals.csv"
-    withdrawals.write_text(f"person_id,nino,nhs_number\n {by_id['Person ID']} ,,\n,{nino_spaced},\n,,{nhs[:3]}-{nhs[3:6]}-{nhs[6:]}\n")
+    withdrawals.write_text(f"person_id,nino,nhs_number\n {by_id['Person ID']} ,,\n,{nino_spaced},\n,,{nhs[:3]}-{nhs[3:6]}-{nhs[6:]}\n"
+                           "NOBODY-0000,,\n")  # a typo'd entry: matches no record, counted as unmatched
     text = config.read_text()
     text = text.replace(str(demo_dir / "inputs" / "consent_withdrawals.csv"), str(withdrawals))
     config.write_text(text)
@@ -176,6 +177,7 @@ def test_consent_withdrawals_counted_and_never_listed(config, demo_dir, tmp_path
     expected = len({by_id["Person ID"], with_nino["Person ID"], with_nhs["Person ID"]})
     assert rec["withdrawn"] == expected
     assert result.manifest["consent_withdrawals"]["withdrawn_rows"] == {"cohort": expected}
+    assert result.manifest["consent_withdrawals"]["unmatched_entries"] == 1
     # never listed: no withdrawn identifier in the manifest, the audit log, the report, the quarantine
     pkg = result.package
     texts = [(pkg / "manifest.json").read_text(), (pkg.parent / "audit.jsonl").read_text(),

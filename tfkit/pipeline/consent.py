@@ -36,6 +36,10 @@ class Withdrawals:
     values: dict[str, pl.Series] = field(default_factory=dict)
     entries: int = 0
     sha256: str | None = None
+    # One row per list entry (normalised person_id / nino / nhs_number), to count entries that match
+    # nothing (a typo in the list would otherwise leave a withdrawn person in the return, silently).
+    entry_frame: pl.DataFrame | None = field(default=None, repr=False)
+    _matched: dict[str, list[pl.Series]] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:  # never print the values
         return f"Withdrawals(entries={self.entries})"
@@ -59,12 +63,30 @@ class Withdrawals:
         view = frame
         if canonical_names:
             view = frame.select([pl.col(h).alias(f) for h, f in canonical_names.items() if h in frame.columns])
+        self._note_matches(view)
         mask = self.mask(view)
         if also is not None and also[0] in view.columns and also[1].len():
             mask = mask | pl.col(also[0]).is_in(also[1].implode()).fill_null(False)
         flagged = view.select(mask.alias("w")).to_series()
         removed = int(flagged.sum())
         return (frame.filter(~flagged) if removed else frame), removed
+
+
+    def _note_matches(self, view: pl.DataFrame) -> None:
+        for name, series in self.values.items():
+            if name in view.columns and series.len():
+                found = view.select(_NORMALISE[name](pl.col(name)).alias(name)).to_series()
+                self._matched.setdefault(name, []).append(found.filter(found.is_in(series.implode())).unique())
+
+    def unmatched_entries(self) -> int:
+        """How many list entries matched no row of any source split so far (counted, never listed)."""
+        if self.entry_frame is None or not self.entries:
+            return 0
+        hit = pl.lit(False)
+        for name in self.entry_frame.columns:
+            seen = pl.concat(self._matched[name]) if self._matched.get(name) else pl.Series(name, [], pl.String)
+            hit = hit | pl.col(name).is_in(seen.implode()).fill_null(False)
+        return int(self.entry_frame.select((~hit).sum()).item())
 
 
 def load_withdrawals(path: Path | None) -> Withdrawals:
@@ -77,19 +99,21 @@ def load_withdrawals(path: Path | None) -> Withdrawals:
         return Withdrawals(sha256=sha256_file(path))
     raw = read_source(path, None).frame
     by_key = {c.strip().lower(): c for c in raw.columns if not c.startswith("_")}
-    values, found = {}, []
+    values, found, entry_columns = {}, [], []
     for name, aliases in _ALIASES.items():
         column = next((by_key[a] for a in aliases if a in by_key), None)
         if column is None:
             continue
         found.append(name)
-        s = raw.select(_NORMALISE[name](pl.col(column)).alias(name)).to_series()
+        normalised = _NORMALISE[name](pl.col(column))
+        entry_columns.append(pl.when(normalised == "").then(None).otherwise(normalised).alias(name))
+        s = raw.select(normalised.alias(name)).to_series()
         values[name] = s.filter(s.is_not_null() & (s != "")).unique().sort()
     if not found:
         raise InputFileError(
             "the consent-withdrawal list has none of the columns person_id, nino, nhs_number",
             file=path, hint="give the list a header row naming at least one of: person_id, nino, nhs_number")
-    return Withdrawals(values, raw.height, sha256_file(path))
+    return Withdrawals(values, raw.height, sha256_file(path), entry_frame=raw.select(entry_columns))
 
 
 def _header_only(path: Path) -> bool:

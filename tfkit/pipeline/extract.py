@@ -193,6 +193,13 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
             if tables["person"].height != before:  # suppression nulls values; it must never drop rows
                 raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {tables['person'].height}")
 
+        unmatched = withdrawals.unmatched_entries()
+        if unmatched:
+            console.log("consent_unmatched",
+                        f"{unmatched:,} consent-withdrawal entr{'y' if unmatched == 1 else 'ies'} matched no record in any "
+                        "source: check the list for typos (entries are never listed)", level="warning",
+                        unmatched_entries=unmatched)
+
         # 8. package
         head = audit.chain_head(config.audit_log)
         manifest = _manifest(config, runs, policies, withdrawals, disclosure, linkage_summary, master.fingerprint, head, now)
@@ -290,6 +297,7 @@ def _manifest(config: Config, runs: list[SourceRun], policies: dict[str, Any], w
         "config_sha256": config.sha256,
         "inputs": [r.input.__dict__ for r in runs],
         "consent_withdrawals": {"list_sha256": withdrawals.sha256, "list_entries": withdrawals.entries,
+                                "unmatched_entries": withdrawals.unmatched_entries(),
                                 "withdrawn_rows": {r.source: r.reconciliation.withdrawn for r in runs}},
         "reconciliation": [r.reconciliation.to_dict() for r in runs],
         "pseudonymisation": {"policies": policies},
