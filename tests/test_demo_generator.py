@@ -314,3 +314,11 @@ def test_nhs_999_capacity_and_small_draws():
     assert len(population._nhs_pool()) == population.NHS_999_CAPACITY
     small = population.nhs_numbers(500, population.rng_for(1, 1))
     assert len(set(small)) == 500 and all(stdnum_nhs.is_valid(str(n)) for n in small)
+
+
+def test_cli_defaults_match_the_generator():
+    from tfkit import demo
+    from tfkit.commands import demo as command
+
+    assert (command.DEFAULT_SEED, command.DEFAULT_LA_CODE, command.DEFAULT_ERROR_RATE) == (
+        demo.DEFAULT_SEED, demo.DEFAULT_LA_CODE, demo.DEFAULT_ERROR_RATE)

@@ -11,9 +11,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # pyarrow is imported when a file is written, not at every command's start-up
+    import pyarrow as pa
 
 ROW_GROUP_SIZE = 131_072
 COMPRESSION = "zstd"
@@ -27,6 +30,8 @@ DICTIONARY_MAX_DISTINCT_RATIO = 0.5
 
 def to_arrow(df: pl.DataFrame) -> pa.Table:
     """Arrow table with plain `string` columns (not string_view/large_string) for the widest readers."""
+    import pyarrow as pa
+
     table = df.to_arrow()
     fields = []
     for f in table.schema:
@@ -63,6 +68,8 @@ def write_parquet(
     `statistics` may list the only columns allowed min/max statistics (plaintext in the footer):
     pass False or a list excluding any column that could hold a raw identifier.
     """
+    import pyarrow.parquet as pq
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = to_arrow(df)

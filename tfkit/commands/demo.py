@@ -8,20 +8,26 @@ from typing import Annotated
 
 import typer
 
-from tfkit import console, demo
+from tfkit import console
+
+# The generator (numpy, name lists) is imported only when the command runs: every other command
+# starts faster. tests/test_demo_generator.py checks these equal tfkit.demo's own defaults.
+DEFAULT_SEED = 42
+DEFAULT_LA_CODE = "E09000031"
+DEFAULT_ERROR_RATE = 0.01
 
 
 def demo_data(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the CSV files into (new or empty).")],
     people: Annotated[int, typer.Option("--people", help="Number of people in the programme cohort.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed: the same seed gives byte-identical files.")] = (
-        demo.DEFAULT_SEED
+        DEFAULT_SEED
     ),
-    la_code: Annotated[str, typer.Option("--la-code", metavar="GSS", help="GSS code of the local authority.")] = demo.DEFAULT_LA_CODE,
+    la_code: Annotated[str, typer.Option("--la-code", metavar="GSS", help="GSS code of the local authority.")] = DEFAULT_LA_CODE,
     error_rate: Annotated[
         float,
         typer.Option("--error-rate", help="Share of cohort rows with one invalid value (0 for a clean cohort)."),
-    ] = demo.DEFAULT_ERROR_RATE,
+    ] = DEFAULT_ERROR_RATE,
     noise_scale: Annotated[
         float,
         typer.Option("--noise-scale", help="Multiply every partner recording-error rate (0 for clean partner data)."),
@@ -35,6 +41,8 @@ def demo_data(
 ) -> None:
     """Write a synthetic cohort, partner extracts (police, school attendance, DWP), consent
     withdrawals and the ground truth as CSV files. Synthetic people only: never real data."""
+    from tfkit import demo
+
     paths = demo.write_demo(
         out, people, seed=seed, la_code=la_code, error_rate=error_rate, noise_scale=noise_scale, force=force
     )

@@ -12,19 +12,33 @@ Public API (what other areas call):
   write_pseudonymised(df, path, plan, key=, project=, policy=)  (deterministic Parquet, safe footer)
 """
 
-from tfkit.pseudonymise.files import PseudonymisationSummary, pseudonymise_file, write_pseudonymised
-from tfkit.pseudonymise.apply import (
-    PSEUDONYM_SUFFIX,
-    OutputColumn,
-    PseudonymisationPlan,
-    metadata,
-    plan_and_query,
-    pseudonymise,
-)
-from tfkit.pseudonymise.contract import CONTRACT_VERSION, MasterKey, generate_key_file, load_key_file
-from tfkit.pseudonymise.link_keys import KeyLinkCount, link_on_match_keys
-from tfkit.pseudonymise.match_keys import MatchKey, default_match_keys, match_key, select_match_keys
-from tfkit.pseudonymise.policy import ColumnRule, Policy, builtin_policy, load_policy, load_policy_file
+import importlib
+
+# Submodules load on first use (PEP 562), so `tfkit keys` and the CLI's start-up do not pay for
+# pyarrow and the pseudonymisation engine.
+_EXPORTS = {
+    "files": ("PseudonymisationSummary", "pseudonymise_file", "write_pseudonymised"),
+    "apply": ("PSEUDONYM_SUFFIX", "OutputColumn", "PseudonymisationPlan", "metadata", "plan_and_query", "pseudonymise"),
+    "contract": ("CONTRACT_VERSION", "MasterKey", "generate_key_file", "load_key_file"),
+    "link_keys": ("KeyLinkCount", "link_on_match_keys"),
+    "match_keys": ("MatchKey", "default_match_keys", "match_key", "select_match_keys"),
+    "policy": ("ColumnRule", "Policy", "builtin_policy", "load_policy", "load_policy_file"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfkit.pseudonymise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tfkit.pseudonymise.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CONTRACT_VERSION", "PSEUDONYM_SUFFIX", "ColumnRule", "KeyLinkCount", "MasterKey", "MatchKey",
