@@ -25,6 +25,10 @@ class OutputMode:
 
 
 MODE = OutputMode()
+# While a progress bar is live, messages print through its console so they appear above the bar,
+# and a nested progress() (linkage inside extract) adds its task to the same bar.
+_LIVE_CONSOLE: Console | None = None
+_LIVE_BAR: Progress | None = None
 
 
 def configure(*, quiet: bool = False, log_format: str = "text") -> None:
@@ -63,7 +67,7 @@ def log(event: str, message: str = "", *, level: str = "info", **fields: Any) ->
         return
     if message:
         style = {"warning": "yellow", "error": "bold red"}.get(level)
-        stderr_console().print(message, style=style, markup=False)
+        (_LIVE_CONSOLE or stderr_console()).print(message, style=style, markup=False)
 
 
 class _NoProgress:
@@ -80,8 +84,12 @@ class _NoProgress:
 @contextlib.contextmanager
 def progress() -> Iterator[Progress | _NoProgress]:
     """A rich progress bar at a terminal; a silent stand-in in cron, with --quiet or JSON logs."""
+    global _LIVE_CONSOLE, _LIVE_BAR
     if not interactive():
         yield _NoProgress()
+        return
+    if _LIVE_BAR is not None:  # nested: share the live display (rich allows one at a time)
+        yield _LIVE_BAR
         return
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -93,4 +101,8 @@ def progress() -> Iterator[Progress | _NoProgress]:
         transient=True,
     )
     with bar:
-        yield bar
+        _LIVE_CONSOLE, _LIVE_BAR = bar.console, bar
+        try:
+            yield bar
+        finally:
+            _LIVE_CONSOLE, _LIVE_BAR = None, None

@@ -81,9 +81,19 @@ class ExtractResult:
 
 
 def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None = None) -> ExtractResult:
+    """Run the whole pipeline. At a terminal a progress bar follows its stages (nothing in cron)."""
+    with console.progress() as bar:
+        # read, validate and pseudonymise each source, then link, disclosure and package
+        task = bar.add_task("extract", total=3 * len(config.sources) + 3)
+        result = _run_extract(config, force=force, now=now, progress=(bar, task))
+        bar.update(task, completed=3 * len(config.sources) + 3)
+    return result
+
+
+def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progress) -> ExtractResult:
     now = now or dt.datetime.now(dt.timezone.utc)
     timings: dict[str, float] = {}
-    timer = _timer(timings)
+    timer = _timer(timings, progress)
     started = time.perf_counter()
     target = config.package_dir
     # 1. keys, and the cheap refusals, before any work
@@ -235,14 +245,19 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
                          signer_public_key=pub if pub.is_file() else None, timings=timings)
 
 
-def _timer(timings: dict[str, float]):
+def _timer(timings: dict[str, float], progress=None):
+    """Times each stage (summed per stage name) and advances the progress bar, if any, past it."""
     @contextlib.contextmanager
     def timer(stage: str):
+        if progress is not None:
+            progress[0].update(progress[1], description=stage)
         t = time.perf_counter()
         try:
             yield
         finally:
             timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
+            if progress is not None:
+                progress[0].advance(progress[1])
     return timer
 
 
