@@ -178,6 +178,9 @@ def validate(
     )
     lf = lf.with_columns(_typed(f, distinct).alias(_v(f.name)) for f in schema.fields)
     identifier_fields = [f for f in schema.fields if f.identifier and f.name in columns.fields]
+    parts = [part for f in identifier_fields for part in _identifier_parts(f)]
+    if parts:  # intermediate columns, computed once and shared by the failure expressions
+        lf = lf.with_columns(parts)
     lf = lf.with_columns(_failure(f, distinct).alias(_f(f.name)) for f in identifier_fields)
     lf = lf.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks))
     quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
@@ -311,12 +314,66 @@ def _typed(f: Field, distinct: _Distinct) -> pl.Expr:
     return t
 
 
+def _p(name: str, part: str) -> str:
+    return f"__part_{name}_{part}"
+
+
+_UPN_FORMAT = r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$"
+
+
+def _identifier_parts(f: Field) -> list[pl.Expr]:
+    """Numbers the NHS-number and UPN rules are computed from, one pass over the normalised text.
+
+    Check digits are then integer arithmetic on these columns rather than a string slice and cast
+    per character (the same rules as tfkit.identifiers, whose expressions the tests compare with).
+    """
+    v = pl.col(_v(f.name))
+    if f.identifier == "nhs_number":
+        # the 10 digits as one integer; null where not exactly 10 ASCII digits
+        return [pl.when(v.str.contains(r"^[0-9]{10}$")).then(v.cast(pl.Int64, strict=False)).alias(_p(f.name, "n"))]
+    if f.identifier == "upn":
+        return [
+            # characters 2-12 (11 digits) as one integer; null where the UPN is malformed
+            pl.when(v.str.contains(_UPN_FORMAT)).then(v.str.slice(1, 11).cast(pl.Int64, strict=False)).alias(_p(f.name, "n")),
+            v.str.slice(12, 1).replace_strict(identifiers._UPN_CHAR_VALUE, default=None, return_dtype=pl.Int64).alias(_p(f.name, "last")),
+            v.str.slice(0, 1).replace_strict(identifiers._UPN_CHAR_VALUE, default=None, return_dtype=pl.Int64).alias(_p(f.name, "first")),
+        ]
+    return []
+
+
+def _digit(number: pl.Expr, position: int, width: int) -> pl.Expr:
+    """Decimal digit `position` (0 = leftmost) of a `width`-digit number."""
+    return (number // 10 ** (width - 1 - position)) % 10
+
+
 def _failure(f: Field, distinct: _Distinct) -> pl.Expr:
     if f.identifier == "postcode" and f.name in distinct:
         def parse(text: pl.Expr) -> pl.Expr:
             return _identifier_failure("postcode", identifiers.normalise_postcode(text))
         return distinct.map(f.name, pl.col(_t(f.name)), parse, pl.String())
-    return _identifier_failure(f.identifier, pl.col(_v(f.name)))
+    v = pl.col(_v(f.name))
+    if f.identifier == "nhs_number":
+        n = pl.col(_p(f.name, "n"))
+        total = pl.sum_horizontal(_digit(n, i, 10) * w for i, w in enumerate(identifiers.NHS_WEIGHTS))
+        check = 11 - total % 11
+        check = pl.when(check == 11).then(0).otherwise(check)  # 10: no valid number, never equals a digit
+        return (
+            pl.when(v.is_null()).then(None)
+            .when(n.is_null()).then(pl.lit("invalid_nhs_number"))
+            .when(check != n % 10).then(pl.lit("nhs_number_check_digit"))
+            .otherwise(None)
+        )
+    if f.identifier == "upn":
+        n, last, first = (pl.col(_p(f.name, part)) for part in ("n", "last", "first"))
+        total = pl.sum_horizontal([_digit(n, i, 11) * (i + 2) for i in range(11)] + [last * 13])
+        return (
+            pl.when(v.is_null()).then(None)
+            .when(n.is_null()).then(pl.lit("invalid_upn"))
+            .when(~(n // 10 ** 8).is_in(sorted(identifiers.UPN_LA_NUMBERS))).then(pl.lit("upn_la_number"))
+            .when(total % 23 != first).then(pl.lit("upn_check_letter"))
+            .otherwise(None)
+        )
+    return _identifier_failure(f.identifier, v)
 
 
 def _output_value(f: Field, checks: list[_Check]) -> pl.Expr:
