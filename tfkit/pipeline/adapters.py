@@ -131,11 +131,9 @@ def disclosure_check(table: pl.DataFrame, policy: str) -> tuple[pl.DataFrame, di
 
 
 def render_report(path: Path, context: dict[str, Any]) -> Path:
-    """report.html beside the package: the disclosure area's renderer, or a minimal page until it exists."""
-    try:
-        from tfkit.report import write_run_report
-    except ImportError:  # until the report area lands
-        from tfkit.pipeline.report import render_minimal_report as write_run_report
+    """report.html beside the package (tfkit.report: one self-contained page, every value escaped)."""
+    from tfkit.report import write_run_report
+
     return write_run_report(path, context)
 
 
