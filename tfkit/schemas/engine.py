@@ -238,8 +238,8 @@ def _c(index: int) -> str:
 
 def _text(source: str) -> pl.Expr:
     """Trimmed text, null when blank."""
-    t = pl.col(source).str.strip_chars()
-    return pl.when(t == "").then(None).otherwise(t)
+    # (`replace`, not when/then: polars would trim twice, once for the test and once for the value)
+    return pl.col(source).str.strip_chars().replace("", None)
 
 
 class _Distinct:
@@ -457,7 +457,10 @@ def _field_checks(
         elif f.type == "code":
             add("invalid_code", unparsed, codes=", ".join(f.codes))
         elif f.type == "date":
-            month_first = parsing.looks_month_first(pl.when(unparsed).then(t).str.strip_chars())
+            if f.name in distinct:  # judged once per distinct value, like the parse itself
+                month_first = distinct.map(f.name, t, parsing.looks_month_first, pl.Boolean())
+            else:
+                month_first = parsing.looks_month_first(pl.when(unparsed).then(t).str.strip_chars())
             add("month_first_date", unparsed & month_first)
             add("invalid_date", unparsed & ~month_first)
             if f.not_future:
