@@ -355,8 +355,9 @@ def _failure(f: Field, distinct: _Distinct) -> pl.Expr:
     if f.identifier == "nhs_number":
         n = pl.col(_p(f.name, "n"))
         total = pl.sum_horizontal(_digit(n, i, 10) * w for i, w in enumerate(identifiers.NHS_WEIGHTS))
-        check = 11 - total % 11
-        check = pl.when(check == 11).then(0).otherwise(check)  # 10: no valid number, never equals a digit
+        # 11 - remainder, with 11 read as 0; 10 means no valid number and never equals a digit.
+        # (Arithmetic, not when/then, which would compute the weighted sum twice.)
+        check = (11 - total % 11) % 11
         return (
             pl.when(v.is_null()).then(None)
             .when(n.is_null()).then(pl.lit("invalid_nhs_number"))
