@@ -196,7 +196,7 @@ def validate(
     failing = df["__failed"]
 
     problems = _summarise(raw.frame, df, checks, schema, show_values)
-    valid = df.filter(~failing).select([*schema.field_names, SOURCE_LINE])
+    valid = df.select([*schema.field_names, SOURCE_LINE]).filter(~failing)  # not the rule flags
     # Reasons are spelled out for the failing rows only.
     reasons = pl.concat_str(
         [pl.when(pl.col(_c(i))).then(pl.lit(f"{checks[i].code}:{checks[i].field}")) for i in quarantining],
