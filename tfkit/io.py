@@ -128,10 +128,12 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet: str | in
 # --------------------------------------------------------------------------- CSV
 
 
-def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[bytes, str, bool]:
+def _decode(path: Path, data: bytes, encoding: str | None, *, defer_utf8_check: bool = False) -> tuple[bytes, str, bool]:
     """(content as UTF-8 bytes without BOM, encoding name, detected?) or InputFileError.
 
     Never returns mojibake knowingly. ASCII and UTF-8 files are passed through without a copy.
+    With `defer_utf8_check`, a file without BOM and encoding is returned as "utf-8" unchecked: the
+    caller must prove it is UTF-8 (polars' parse does) or call again without the flag.
     """
     if encoding is not None:
         try:
@@ -189,7 +191,7 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[bytes, str, 
                 file=path, row=line,
             ) from None
     try:
-        if not data.isascii():
+        if not defer_utf8_check and not data.isascii():
             data.decode("utf-8")
         return data, "utf-8", True
     except UnicodeDecodeError as utf8_err:
@@ -234,12 +236,22 @@ def _check_header(path: Path, header: list[str], *, row_label: str = "line", row
         )
 
 
-def _read_csv(path: Path, encoding: str | None) -> RawTable:
+def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = False) -> RawTable:
     try:
         data = path.read_bytes()
     except OSError as err:
         raise InputFileError(f"cannot be read: {err.strerror}", hint="check the file's permissions", file=path) from None
-    data, used_encoding, detected = _decode(path, data, encoding)
+    original = data
+    data, used_encoding, detected = _decode(path, data, encoding, defer_utf8_check=not check_utf8_first)
+    # An undetected UTF-8 file is not decoded in Python first (a whole pass over the file): polars'
+    # parse of the body rejects invalid UTF-8. Only when the header is ASCII (so every message
+    # about it reads the same in any encoding) and the simple parse proves the rest; otherwise the
+    # file is read again with the usual check, which may find it is Windows-1252.
+    unchecked = not check_utf8_first and used_encoding == "utf-8" and detected and data is original and not data.isascii()
+    if unchecked:
+        header_end = data.find(b"\n")
+        if not (data if header_end < 0 else data[:header_end]).isascii():
+            return _read_csv(path, encoding, check_utf8_first=True)
     if _is_blank(data):
         raise InputFileError("is empty", hint="export the extract again; it has no header and no rows", file=path)
     first_nl = data.find(b"\n")
@@ -262,6 +274,8 @@ def _read_csv(path: Path, encoding: str | None) -> RawTable:
         raise InputFileError("has a header but no data rows", hint="check the export selected any records", file=path, row=1)
 
     frame = _parse_body_simple(data, start, header, separator)
+    if frame is None and unchecked:
+        return _read_csv(path, encoding, check_utf8_first=True)
     if frame is None:
         body = data[start:]
         frame = _parse_body_fast(body, header, separator)
