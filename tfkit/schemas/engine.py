@@ -493,16 +493,8 @@ IDENTIFIER_CODES = {
 
 
 def _identifier_failure(kind: str, normalised: pl.Expr) -> pl.Expr:
-    """The failing rule code for a normalised identifier (String), null when valid or blank.
-    Materialised once per field so each of its checks is a cheap comparison."""
-    if kind == "upn":
-        codes = {"format": "invalid_upn", "la_number": "upn_la_number", "check_letter": "upn_check_letter"}
-        return identifiers.upn_failure(normalised).replace_strict(codes, default=None, return_dtype=pl.String)
-    if kind == "nhs_number":
-        return (
-            pl.when(~normalised.str.contains(r"^[0-9]{10}$")).then(pl.lit("invalid_nhs_number"))
-            .when(~identifiers.nhs_number_is_valid(normalised)).then(pl.lit("nhs_number_check_digit"))
-        )
+    """The failing rule code for a normalised NI number or postcode (String), null when valid or
+    blank. NHS numbers and UPNs have their own integer-arithmetic path in `_failure`."""
     return pl.when(~identifiers.VALIDATORS[kind](normalised)).then(pl.lit(f"invalid_{kind}"))
 
 
