@@ -63,12 +63,13 @@ class Withdrawals:
         view = frame
         if canonical_names:
             view = frame.select([pl.col(h).alias(f) for h, f in canonical_names.items() if h in frame.columns])
-        self._note_matches(view)
         mask = self.mask(view)
         if also is not None and also[0] in view.columns and also[1].len():
             mask = mask | pl.col(also[0]).is_in(also[1].implode()).fill_null(False)
         flagged = view.select(mask.alias("w")).to_series()
         removed = int(flagged.sum())
+        if removed:  # which list values matched: looked up among the (few) withdrawn rows only
+            self._note_matches(view.filter(flagged))
         return (frame.filter(~flagged) if removed else frame), removed
 
 
