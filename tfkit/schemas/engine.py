@@ -5,7 +5,9 @@
     result.quarantine   # failing rows: raw text in the source's own columns + _source_line + _reasons
     result.report       # ValidationReport: typed Problem records, .to_dict(), .render(console)
 
-Every rule is a polars expression; all of them run in one lazy query over the file, collected once.
+Row-local rules are polars expressions run in one streaming query over the file. Rules over groups
+of rows (uniqueness, families) then run on the typed values: a 64-bit hash of the key finds the
+candidate rows and the exact rule runs on those alone.
 A check either quarantines its rows (severity "error") or keeps them (severity "warning": the value
 is blanked when the field says on_invalid = "null", or the rule is advisory). Rule codes are stable:
 they appear in `_reasons`, in the JSON report and in docs/validation-report.md.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +77,14 @@ class _Check:
     field: str | None
     column: str | None
     severity: str
-    fails: pl.Expr  # Boolean, never null: True where the row breaks the rule
+    fails: pl.Expr | None  # Boolean, never null: True where the row breaks the rule (row-local rules)
     example: pl.Expr | None  # the raw text shown (masked) as an example
     masked: bool
     message: str
     blanks: str | None = None  # field whose value is set to null where the check fails
+    # Rules over groups of rows (uniqueness, families) instead of `fails`: the typed frame in, one
+    # Boolean per row out. They run after the row-local rules, on the typed values.
+    flags: Callable[[pl.DataFrame], pl.Series] | None = None
 
 
 @dataclass(frozen=True)
@@ -182,15 +188,24 @@ def validate(
     if parts:  # intermediate columns, computed once and shared by the failure expressions
         lf = lf.with_columns(parts)
     lf = lf.with_columns(_failure(f, distinct).alias(_f(f.name)) for f in identifier_fields)
-    lf = lf.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks))
-    quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
-    failed = pl.any_horizontal(pl.col(_c(i)) for i in quarantining) if quarantining else pl.lit(False)
+    row_local = [i for i, c in enumerate(checks) if c.fails is not None]
+    lf = lf.with_columns(checks[i].fails.alias(_c(i)) for i in row_local)
+    # Row-local rules run in one streaming pass (morsels: both cores busy, small intermediates).
     # The collected frame holds typed values and rule flags only; raw text stays in `raw`, whose
     # rows line up one to one, and is gathered for the failing rows alone.
-    df = lf.select(
+    typed = lf.select(
+        [pl.col(_v(f.name)) for f in schema.fields] + [pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in row_local)]
+    ).collect(engine="streaming").rechunk()  # (one chunk per morsel otherwise: slower to work on)
+    # Rules over groups of rows then run on the typed values.
+    typed = typed.with_columns(
+        c.flags(typed).alias(_c(i)) for i, c in enumerate(checks) if c.flags is not None
+    )
+    quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
+    failed = pl.any_horizontal(pl.col(_c(i)) for i in quarantining) if quarantining else pl.lit(False)
+    df = typed.select(
         [_output_value(f, checks).alias(f.name) for f in schema.fields]
         + [pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in range(len(checks))), failed.alias("__failed")]
-    ).collect()
+    )
     if not df[SOURCE_LINE].equals(raw.frame[SOURCE_LINE]):  # rows must line up with `raw`
         raise AssertionError("validation changed the row order")
     failing = df["__failed"]
@@ -480,7 +495,9 @@ def _field_checks(
             if f.max_length:
                 add("too_long", t.str.len_chars() > f.max_length, max_length=f.max_length)
         if f.unique:
-            add("duplicate_value", v.is_not_null() & (pl.len().over(v) > 1), soft=False)
+            _, msg = _describe("duplicate_value", field=f.name)
+            checks.append(_Check("duplicate_value", f.name, source, "error", None, example, f.personal, msg,
+                                 flags=_repeated([v])))
     return checks
 
 
@@ -496,6 +513,53 @@ def _identifier_failure(kind: str, normalised: pl.Expr) -> pl.Expr:
     """The failing rule code for a normalised NI number or postcode (String), null when valid or
     blank. NHS numbers and UPNs have their own integer-arithmetic path in `_failure`."""
     return pl.when(~identifiers.VALIDATORS[kind](normalised)).then(pl.lit(f"invalid_{kind}"))
+
+
+def _exact(frame: pl.DataFrame, candidates: pl.Series, rule: pl.Expr) -> pl.Series:
+    """`rule` evaluated on the candidate rows only (False elsewhere). The candidates must include
+    every row of any group the rule looks at, so a window over them sees the whole group."""
+    rows = candidates.arg_true()
+    if rows.len() == 0:
+        return candidates
+    subset = frame.select(list(dict.fromkeys(rule.meta.root_names())))[rows]
+    exact = subset.select(rule.fill_null(False)).to_series()
+    return candidates.scatter(rows.filter(~exact), False)
+
+
+def _key_hash(keys: list[pl.Expr]) -> pl.Expr:
+    """One 64-bit hash per row of the key columns (a different seed per position, so swapped
+    values hash differently). Rows with equal keys always share it."""
+    hashed = [k.hash(seed=i) for i, k in enumerate(keys)]
+    return hashed[0] if len(hashed) == 1 else pl.reduce(lambda a, b: a ^ b, hashed)
+
+
+def _repeats(frame: pl.DataFrame, keys: list[pl.Expr]) -> pl.Series:
+    """Candidates for a repeated key: True on every row whose key hash appears more than once.
+    Equal keys share a hash and a collision only adds candidates, so an exact rule evaluated on
+    the candidates alone sees every row of every repeated key. (A sort of the hashes and a lookup
+    of the few repeated ones: several times cheaper than a window over the key's string columns.)"""
+    hashes = frame.select(_key_hash(keys)).to_series()
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    return hashes.is_in(repeated.implode())
+
+
+def _repeated(keys: list[pl.Expr]) -> Callable[[pl.DataFrame], pl.Series]:
+    """True where every key is set and the combination appears on more than one row."""
+    present = pl.all_horizontal(k.is_not_null() for k in keys)
+
+    def flags(frame: pl.DataFrame) -> pl.Series:
+        return _exact(frame, _repeats(frame, keys), present & (pl.len().over(keys) > 1))
+    return flags
+
+
+def _several_families(person: pl.Expr, family: pl.Expr) -> Callable[[pl.DataFrame], pl.Series]:
+    """True where a person appears with more than one (non-null) family."""
+    def flags(frame: pl.DataFrame) -> pl.Series:
+        # Only a person on several rows can be in several families.
+        several = person.is_not_null() & (family.drop_nulls().n_unique().over(person) > 1)
+        return _exact(frame, _repeats(frame, [person]), several)
+    return flags
 
 
 def _rule_checks(schema: Schema, columns: ColumnMatch) -> list[_Check]:
@@ -514,27 +578,23 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
     masked = any(schema.field(n).personal for n in names)
     example = pl.concat_str([pl.col(columns.fields[n]) for n in names], separator=" | ")
 
-    def check(code: str, fails: pl.Expr, target: str, column: str | None, **values_: object) -> _Check:
+    def check(code: str, fails: pl.Expr | Callable[[pl.DataFrame], pl.Series], target: str, column: str | None,
+              **values_: object) -> _Check:
         _, msg = _describe(code, **values_)
-        return _Check(code, target, column, rule.severity, fails.fill_null(False), example, masked, msg)
+        if isinstance(fails, pl.Expr):
+            return _Check(code, target, column, rule.severity, fails.fill_null(False), example, masked, msg)
+        return _Check(code, target, column, rule.severity, None, example, masked, msg, flags=fails)
 
     if rule.type == "unique":
-        fails = pl.all_horizontal(v.is_not_null() for v in values) & (pl.len().over(values) > 1)
         code = "duplicate_key" if rule.severity == "error" else "possible_duplicate"
-        return [check(code, fails, label, None, field=label)]
+        return [check(code, _repeated(values), label, None, field=label)]
     if rule.type == "family_membership":
         person, family = values
         out = []
         if not schema.field(names[1]).required:
             out.append(check("no_family", person.is_not_null() & family.is_null(), names[1], columns.fields[names[1]], family=names[1]))
-        # Only a person on several rows can be in several families: the window (family hashes'
-        # min != max, nulls left out) runs only when some person id repeats at all.
-        family_hash = pl.when(family.is_not_null()).then(family.hash())
-        # (The gate compares 64-bit hashes, cheaper than strings; a collision only runs the window.)
-        several = pl.when(person.hash().is_duplicated()).then(
-            person.is_not_null() & (family_hash.min().over(person) != family_hash.max().over(person))
-        ).otherwise(False)
-        out.append(check("person_in_several_families", several, label, None, person=names[0], family=names[1]))
+        out.append(check("person_in_several_families", _several_families(person, family), label, None,
+                         person=names[0], family=names[1]))
         return out
     if rule.type == "date_order":
         start, end = values
@@ -545,14 +605,22 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
         if not problems:
             return []
         family = values[0]
-        # One bit per problem, OR-ed over the family in a single window, then counted.
+        # One bit per problem, OR-ed over each family, then counted.
         bits = pl.sum_horizontal(pl.col(_v(p)).fill_null(False).cast(pl.Int64) * (1 << i) for i, p in enumerate(problems))
-        met = bits.bitwise_or().over(family).bitwise_count_ones()
+
+        def too_few(frame: pl.DataFrame) -> pl.Series:
+            short = (
+                frame.lazy().filter(family.is_not_null()).group_by(family.alias("family"))
+                .agg(bits.bitwise_or().bitwise_count_ones().alias("met"))
+                .filter(pl.col("met") < minimum).select("family").collect()
+            )
+            return frame.select(family.is_in(short["family"].implode()).fill_null(False)).to_series()
+
         return [_Check(
-            "too_few_headline_problems", names[0], columns.fields[names[0]], rule.severity,
-            (family.is_not_null() & (met < minimum)).fill_null(False), pl.col(columns.fields[names[0]]),
-            schema.field(names[0]).personal,
+            "too_few_headline_problems", names[0], columns.fields[names[0]], rule.severity, None,
+            pl.col(columns.fields[names[0]]), schema.field(names[0]).personal,
             _describe("too_few_headline_problems", minimum=minimum, problems=", ".join(problems))[1],
+            flags=too_few,
         )]
     raise AssertionError(f"unhandled rule type {rule.type}")
 

@@ -1,0 +1,53 @@
+"""Rules over groups of rows (uniqueness, person in several families, headline problems per family)
+run as hash candidates plus an exact check on the candidates: they must flag exactly the rows the
+plain window definitions flag, nulls and repeated keys included."""
+
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tfkit.schemas.engine import _repeated, _several_families
+
+VALUES = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "ab", "ba", ""]))
+
+
+def frames(columns: int):
+    row = st.tuples(*[VALUES] * columns)
+    return st.lists(row, min_size=0, max_size=40).map(
+        lambda rows: pl.DataFrame(rows, schema={f"k{i}": pl.String for i in range(columns)}, orient="row")
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames(3))
+def test_repeated_matches_the_window_definition(frame):
+    keys = [pl.col("k0"), pl.col("k1"), pl.col("k2")]
+    expected = frame.select(
+        (pl.all_horizontal(k.is_not_null() for k in keys) & (pl.len().over(keys) > 1)).fill_null(False)
+    ).to_series()
+    assert _repeated(keys)(frame).to_list() == expected.to_list()
+    single = frame.select((pl.col("k0").is_not_null() & (pl.len().over("k0") > 1)).fill_null(False)).to_series()
+    assert _repeated([pl.col("k0")])(frame).to_list() == single.to_list()
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames(2))
+def test_several_families_matches_the_window_definition(frame):
+    person, family = pl.col("k0"), pl.col("k1")
+    expected = frame.select(
+        (person.is_not_null() & (family.drop_nulls().n_unique().over(person) > 1)).fill_null(False)
+    ).to_series()
+    assert _several_families(person, family)(frame).to_list() == expected.to_list()
+
+
+def test_swapped_values_are_different_keys():
+    frame = pl.DataFrame({"k0": ["a", "b"], "k1": ["b", "a"]})
+    assert _repeated([pl.col("k0"), pl.col("k1")])(frame).to_list() == [False, False]
+
+
+def test_chunked_frames_give_the_same_flags():
+    frame = pl.concat([pl.DataFrame({"k0": ["x", "y"]}), pl.DataFrame({"k0": ["x", None]})], rechunk=False)
+    assert frame.n_chunks() == 2
+    assert _repeated([pl.col("k0")])(frame).to_list() == [True, False, True, False]
