@@ -61,3 +61,11 @@ def test_engine_identifier_failures_known_values() -> None:
     assert _engine_failures("upn", upns) == _reference("upn", upns)
     nhs = ["943 476 5919", "9434765918", "12345", "999-000-0018", None, "", "0000000000"]
     assert _engine_failures("nhs_number", nhs) == _reference("nhs_number", nhs)
+
+
+def test_upn_character_values_from_bytes_match_the_table() -> None:
+    from tfkit.schemas.engine import _upn_char_value
+
+    chars = list(identifiers._UPN_CHAR_VALUE)
+    got = pl.DataFrame({"c": chars}).select(_upn_char_value(pl.col("c"))).to_series().to_list()
+    assert got == [identifiers._UPN_CHAR_VALUE[c] for c in chars]

@@ -312,13 +312,15 @@ def _internal_names(header: list[str]) -> list[str]:
 def _parse_body_simple(data: bytes, start: int, header: list[str], separator: str) -> pl.DataFrame | None:
     """The common case, proven cheaply: no quotes, no blank lines, no ragged rows.
 
-    Without quotes every separator splits fields. If the file holds exactly (columns - 1)
-    separators per line and polars (which refuses lines with too many fields) parses one record
-    per line, then no line can have too few fields either: the totals would not add up.
+    Without quotes every separator splits fields. Polars refuses a line with too many fields and
+    fills a short line's missing fields with nulls, so a short line leaves a null in the last
+    column. When the last column has no nulls, no line is short. Otherwise the file must hold
+    exactly (columns - 1) separators per line: with none too many, no line can have too few
+    either, or the totals would not add up.
     """
     names = _internal_names(header)
     lines = data.count(b"\n", start) + (0 if data.endswith(b"\n") else 1)
-    if len(names) < 2 or data.find(b'"', start) >= 0 or data.count(separator.encode(), start) != (len(names) - 1) * lines:
+    if len(names) < 2 or data.find(b'"', start) >= 0:
         return None
     try:
         frame = pl.read_csv(  # the header line is skipped, not copied away
@@ -328,6 +330,8 @@ def _parse_body_simple(data: bytes, start: int, header: list[str], separator: st
     except pl.exceptions.PolarsError:
         return None
     if frame.height != lines:
+        return None
+    if frame[names[-1]].null_count() and data.count(separator.encode(), start) != (len(names) - 1) * lines:
         return None
     return frame.with_columns(pl.int_range(2, lines + 2, dtype=pl.Int64).alias(SOURCE_LINE))
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -109,10 +110,16 @@ class ValidationResult:
         schema: the Schema used.
     """
 
-    valid: pl.DataFrame
     quarantine: pl.DataFrame
     report: ValidationReport
     schema: Schema
+    _typed: pl.DataFrame = field(repr=False)  # every row, typed, in schema order, then _source_line
+    _failing: pl.Series = field(repr=False)  # Boolean: the row was quarantined
+
+    @cached_property
+    def valid(self) -> pl.DataFrame:
+        # Filtered on first use: `tfkit validate` without --quarantine never needs the copy.
+        return self._typed.filter(~self._failing)
 
     def write(self, directory: str | Path, stem: str | None = None) -> tuple[Path, Path]:
         """Write `<stem>.valid.parquet` (deterministic; min/max statistics only for non-personal
@@ -211,7 +218,7 @@ def validate(
     failing = df["__failed"]
 
     problems = _summarise(raw.frame, df, checks, schema, show_values)
-    valid = df.select([*schema.field_names, SOURCE_LINE]).filter(~failing)  # not the rule flags
+    typed = df.select([*schema.field_names, SOURCE_LINE])  # not the rule flags
     # Reasons are spelled out for the failing rows only.
     reasons = pl.concat_str(
         [pl.when(pl.col(_c(i))).then(pl.lit(f"{checks[i].code}:{checks[i].field}")) for i in quarantining],
@@ -220,16 +227,16 @@ def validate(
     quarantine = raw.frame.filter(failing).select([*raw.columns, SOURCE_LINE]).with_columns(
         df.filter(failing).select(reasons.alias(REASONS)).to_series()
     )
-    _check_dtypes(valid, schema)
+    _check_dtypes(typed, schema)
     report = ValidationReport(
         file=str(raw.path), schema=schema.name, schema_version=schema.version, format=raw.format,
-        encoding=raw.encoding, sheet=raw.sheet, rows_in=raw.n_rows, rows_valid=valid.height,
+        encoding=raw.encoding, sheet=raw.sheet, rows_in=raw.n_rows, rows_valid=raw.n_rows - quarantine.height,
         rows_quarantined=quarantine.height, blank_lines=raw.blank_lines, columns=dict(columns.fields),
         unmatched_columns=columns.unmatched,
         absent_fields=tuple(n for n in columns.absent if not schema.field(n).required),
         problems=problems, show_values=show_values, line_label=raw.line_label,
     )
-    return ValidationResult(valid=valid, quarantine=quarantine, report=report, schema=schema)
+    return ValidationResult(quarantine=quarantine, report=report, schema=schema, _typed=typed, _failing=failing)
 
 
 # --------------------------------------------------------------------------- expressions
@@ -294,6 +301,13 @@ class _Distinct:
         blanks = self.blanks[name]
         return pl.when(raw.is_in(blanks)).then(None).otherwise(raw) if blanks else raw
 
+    def matches(self, name: str, text: pl.Expr, predicate) -> pl.Expr:
+        """Boolean: `predicate` holds for the value of `text` (this field's raw text). The values it
+        holds for are usually few (say, the month-first dates), so this is a set lookup."""
+        old = self.values[name]
+        hits = old.filter(pl.DataFrame({"v": old}).select(predicate(pl.col("v").str.strip_chars()).fill_null(False)).to_series())
+        return text.is_in(hits.implode()).fill_null(False) if len(hits) else pl.lit(False)
+
     def map(self, name: str, text: pl.Expr, parse, dtype: pl.DataType) -> pl.Expr:
         """`parse` applied to every value of `text` (this field's raw text), via its distinct values."""
         old = self.values[name]
@@ -350,10 +364,19 @@ def _identifier_parts(f: Field) -> list[pl.Expr]:
         return [
             # characters 2-12 (11 digits) as one integer; null where the UPN is malformed
             pl.when(v.str.contains(_UPN_FORMAT)).then(v.str.slice(1, 11).cast(pl.Int64, strict=False)).alias(_p(f.name, "n")),
-            v.str.slice(12, 1).replace_strict(identifiers._UPN_CHAR_VALUE, default=None, return_dtype=pl.Int64).alias(_p(f.name, "last")),
-            v.str.slice(0, 1).replace_strict(identifiers._UPN_CHAR_VALUE, default=None, return_dtype=pl.Int64).alias(_p(f.name, "first")),
+            _upn_char_value(v.str.slice(12, 1)).alias(_p(f.name, "last")),
+            _upn_char_value(v.str.slice(0, 1)).alias(_p(f.name, "first")),
         ]
     return []
+
+
+def _upn_char_value(char: pl.Expr) -> pl.Expr:
+    """A UPN character's value (identifiers._UPN_CHAR_VALUE: digits 0-9, letters by their place in
+    UPN_ALPHABET, which skips I, O and S), from its byte: cheaper than a lookup by string. Only
+    meaningful for the characters of a well-formed UPN; the rule reads it for those alone."""
+    code = char.cast(pl.Binary).bin.reinterpret(dtype=pl.UInt8).cast(pl.Int64)
+    letter = code - 65 - (code > 73).cast(pl.Int64) - (code > 79).cast(pl.Int64) - (code > 83).cast(pl.Int64)
+    return pl.when(code < 65).then(code - 48).otherwise(letter)
 
 
 def _digit(number: pl.Expr, position: int, width: int) -> pl.Expr:
@@ -369,7 +392,8 @@ def _failure(f: Field, distinct: _Distinct) -> pl.Expr:
     v = pl.col(_v(f.name))
     if f.identifier == "nhs_number":
         n = pl.col(_p(f.name, "n"))
-        total = pl.sum_horizontal(_digit(n, i, 10) * w for i, w in enumerate(identifiers.NHS_WEIGHTS))
+        first_nine = (n // 10).cast(pl.Int32)  # (32-bit division is cheaper than 64-bit)
+        total = pl.sum_horizontal(_digit(first_nine, i, 9) * w for i, w in enumerate(identifiers.NHS_WEIGHTS))
         # 11 - remainder, with 11 read as 0; 10 means no valid number and never equals a digit.
         # (Arithmetic, not when/then, which would compute the weighted sum twice.)
         check = (11 - total % 11) % 11
@@ -381,11 +405,15 @@ def _failure(f: Field, distinct: _Distinct) -> pl.Expr:
         )
     if f.identifier == "upn":
         n, last, first = (pl.col(_p(f.name, part)) for part in ("n", "last", "first"))
-        total = pl.sum_horizontal([_digit(n, i, 11) * (i + 2) for i in range(11)] + [last * 13])
+        # Digits 2-6 and 7-12 as two 32-bit numbers (32-bit division is cheaper than 64-bit).
+        high, low = (n // 10 ** 6).cast(pl.Int32), (n % 10 ** 6).cast(pl.Int32)
+        total = pl.sum_horizontal(
+            [_digit(high, i, 5) * (i + 2) for i in range(5)] + [_digit(low, i, 6) * (i + 7) for i in range(6)] + [last * 13]
+        )
         return (
             pl.when(v.is_null()).then(None)
             .when(n.is_null()).then(pl.lit("invalid_upn"))
-            .when(~(n // 10 ** 8).is_in(sorted(identifiers.UPN_LA_NUMBERS))).then(pl.lit("upn_la_number"))
+            .when(~(high // 100).is_in(sorted(identifiers.UPN_LA_NUMBERS))).then(pl.lit("upn_la_number"))
             .when(total % 23 != first).then(pl.lit("upn_check_letter"))
             .otherwise(None)
         )
@@ -474,7 +502,7 @@ def _field_checks(
             add("invalid_code", unparsed, codes=", ".join(f.codes))
         elif f.type == "date":
             if f.name in distinct:  # judged once per distinct value, like the parse itself
-                month_first = distinct.map(f.name, t, parsing.looks_month_first, pl.Boolean())
+                month_first = distinct.matches(f.name, t, parsing.looks_month_first)
             else:
                 month_first = parsing.looks_month_first(pl.when(unparsed).then(t).str.strip_chars())
             add("month_first_date", unparsed & month_first)
