@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import enum
 import errno
+import importlib
 from pathlib import Path
 
 import typer
@@ -23,8 +24,42 @@ from tfkit import __version__, console
 from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError
 
 
+# Each command's area module (tfkit/commands/<area>.py), in --help order. An area is imported when
+# one of its commands runs (or --help lists them all): `tfkit validate` need not load the linkage,
+# disclosure and cryptography code first.
+COMMAND_AREAS = {
+    "demo-data": "demo",
+    "validate": "validate", "schemas": "validate",
+    "keys": "keys",
+    "pseudonymise": "pseudonymise", "link-keys": "pseudonymise",
+    "link": "link",
+    "extract": "extract", "init": "extract", "verify": "extract", "audit": "extract", "retention": "extract",
+    "disclosure": "disclosure", "summarise": "disclosure",
+}
+
+
 class TfkitGroup(TyperGroup):
-    """Root group: every TfkitError becomes one clear message on stderr and its exit code."""
+    """Root group: every TfkitError becomes one clear message on stderr and its exit code.
+
+    Commands are loaded from their area module on first use (see COMMAND_AREAS)."""
+
+    def list_commands(self, ctx):
+        return list(COMMAND_AREAS)
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands:
+            # An unknown name loads every area, so "did you mean" can suggest any command.
+            areas = [COMMAND_AREAS[cmd_name]] if cmd_name in COMMAND_AREAS else sorted(set(COMMAND_AREAS.values()))
+            for area in areas:
+                self._load_area(area)
+        return super().get_command(ctx, cmd_name)
+
+    def _load_area(self, area: str) -> None:
+        module = importlib.import_module(f"tfkit.commands.{area}")
+        holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        module.register(holder)
+        for name, command in typer.main.get_group(holder).commands.items():
+            self.commands.setdefault(name, command)
 
     def invoke(self, ctx):
         try:
@@ -157,12 +192,6 @@ def main_options(
     ] = LogFormat.text,
 ) -> None:
     console.configure(quiet=quiet, log_format=log_format.value)
-
-
-from tfkit.commands import demo, disclosure, extract, keys, link, pseudonymise, validate  # noqa: E402
-
-for _area in (demo, validate, keys, pseudonymise, link, extract, disclosure):
-    _area.register(app)
 
 
 def main() -> None:
