@@ -276,6 +276,7 @@ class _Distinct:
     """
 
     FEW = 16
+    SAMPLE = 2048  # rows sampled to guess a column's few values
 
     def __init__(self, frame: pl.DataFrame, columns: ColumnMatch, schema: Schema):
         wanted = [f.name for f in schema.fields if f.name in columns.fields and (
@@ -283,14 +284,29 @@ class _Distinct:
         self.sources = {n: columns.fields[n] for n in wanted}
         self.values: dict[str, pl.Series] = {}
         self.blanks: dict[str, list[str]] = {}
-        if wanted:
-            distinct = frame.lazy().select(
-                pl.col(columns.fields[n]).unique().implode().alias(n) for n in wanted
-            ).collect()
-            for n in wanted:
-                values = distinct[n][0].drop_nulls()
-                self.values[n] = values
-                self.blanks[n] = values.filter(values.str.strip_chars() == "").to_list()
+        if not wanted:
+            return
+        # Flags and codes: the values seen in a sample are usually all there are, and proving it
+        # (a few equality tests per row) is cheaper than finding the distinct values of a column.
+        sample = frame.gather_every(max(1, frame.height // self.SAMPLE)).select(
+            pl.col(self.sources[n]).unique().implode().alias(n) for n in wanted
+        )
+        guesses = {n: sample[n][0].drop_nulls() for n in wanted}
+        guesses = {n: v for n, v in guesses.items() if 0 < len(v) <= self.FEW}
+        if guesses:
+            covered = frame.select(
+                (pl.col(self.sources[n]).is_null() | pl.any_horizontal(pl.col(self.sources[n]) == v for v in values))
+                .all().alias(n)
+                for n, values in guesses.items()
+            ).row(0, named=True)
+            self.values.update((n, guesses[n]) for n in guesses if covered[n])
+        rest = [n for n in wanted if n not in self.values]
+        if rest:
+            distinct = frame.lazy().select(pl.col(self.sources[n]).unique().implode().alias(n) for n in rest).collect()
+            self.values.update((n, distinct[n][0].drop_nulls()) for n in rest)
+        for n in wanted:
+            values = self.values[n]
+            self.blanks[n] = values.filter(values.str.strip_chars() == "").to_list()
 
     def __contains__(self, name: str) -> bool:
         return name in self.values
