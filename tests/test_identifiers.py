@@ -104,8 +104,14 @@ def test_nino_expression_matches_scalar(values):
     assert run(ids.clean_nino, values) == [ids.nino_scalar(v) for v in values]
 
 
+# Characters this Python's Unicode database knows: polars (Rust) may follow a newer Unicode version,
+# in which a character unassigned here (U+1CCD6, say) has an NFKD decomposition; the two can only
+# be compared on characters both versions define.
+KNOWN_TEXT = st.text(st.characters(exclude_categories=("Cn", "Cs")), min_size=0, max_size=10)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(min_size=0, max_size=10), min_size=1, max_size=30))
+@given(st.lists(KNOWN_TEXT, min_size=1, max_size=30))
 def test_postcode_and_names_expression_match_scalar(values):
     assert run(ids.clean_postcode, values) == [ids.postcode_scalar(v) for v in values]
     assert run(ids.normalise_name_part, values) == [ids.name_part_scalar(v) for v in values]
