@@ -72,7 +72,7 @@ def write_parquet(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = to_arrow(df)
+    table = to_arrow(df.rechunk())  # one chunk: pages and row groups never depend on how the frame was built
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

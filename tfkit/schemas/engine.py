@@ -86,6 +86,7 @@ class _Check:
     # Rules over groups of rows (uniqueness, families) instead of `fails`: the typed frame in, one
     # Boolean per row out. They run after the row-local rules, on the typed values.
     flags: Callable[[pl.DataFrame], pl.Series] | None = None
+    reads: tuple[str, ...] = ()  # the typed columns `flags` reads
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,12 @@ def validate(
     # rows line up one to one, and is gathered for the failing rows alone.
     typed = lf.select(
         [pl.col(_v(f.name)) for f in schema.fields] + [pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in row_local)]
-    ).collect(engine="streaming").rechunk()  # (one chunk per morsel otherwise: slower to work on)
-    # Rules over groups of rows then run on the typed values.
+    ).collect(engine="streaming")
+    # Rules over groups of rows then run on the typed values, their columns in one chunk each
+    # (the streaming result has one per morsel: slower to work on, but copying it all costs more).
+    grouped = {name for c in checks if c.flags is not None for name in c.reads}
+    if grouped:
+        typed = typed.with_columns(typed.select(sorted(grouped)).rechunk())
     typed = typed.with_columns(
         c.flags(typed).alias(_c(i)) for i, c in enumerate(checks) if c.flags is not None
     )
@@ -541,7 +546,7 @@ def _field_checks(
         if f.unique:
             _, msg = _describe("duplicate_value", field=f.name)
             checks.append(_Check("duplicate_value", f.name, source, "error", None, example, f.personal, msg,
-                                 flags=_repeated([v])))
+                                 flags=_repeated([v]), reads=(_v(f.name),)))
     return checks
 
 
@@ -565,7 +570,7 @@ def _exact(frame: pl.DataFrame, candidates: pl.Series, rule: pl.Expr) -> pl.Seri
     rows = candidates.arg_true()
     if rows.len() == 0:
         return candidates
-    subset = frame.select(list(dict.fromkeys(rule.meta.root_names())))[rows]
+    subset = frame.select(list(dict.fromkeys(rule.meta.root_names()))).filter(candidates)  # (no gather: no rechunk)
     exact = subset.select(rule.fill_null(False)).to_series()
     return candidates.scatter(rows.filter(~exact), False)
 
@@ -627,7 +632,8 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
         _, msg = _describe(code, **values_)
         if isinstance(fails, pl.Expr):
             return _Check(code, target, column, rule.severity, fails.fill_null(False), example, masked, msg)
-        return _Check(code, target, column, rule.severity, None, example, masked, msg, flags=fails)
+        return _Check(code, target, column, rule.severity, None, example, masked, msg, flags=fails,
+                      reads=tuple(_v(n) for n in names))
 
     if rule.type == "unique":
         code = "duplicate_key" if rule.severity == "error" else "possible_duplicate"
@@ -664,7 +670,7 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
             "too_few_headline_problems", names[0], columns.fields[names[0]], rule.severity, None,
             pl.col(columns.fields[names[0]]), schema.field(names[0]).personal,
             _describe("too_few_headline_problems", minimum=minimum, problems=", ".join(problems))[1],
-            flags=too_few,
+            flags=too_few, reads=(_v(names[0]), *(_v(p) for p in problems)),
         )]
     raise AssertionError(f"unhandled rule type {rule.type}")
 
