@@ -462,3 +462,18 @@ def test_summarise_never_writes_into_a_package(tmp_path):
     result = invoke("summarise", package, "--out", package / "data")
     assert_user_error(result, 2, "inside this package")
     assert list((package / "data").iterdir()) == []
+
+
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(monkeypatch, capsys):
+    import tfkit.cli
+    from tfkit import entry
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tfkit.cli, "main", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted\n" and "Traceback" not in err

@@ -37,6 +37,7 @@ from tfkit.package.signing import load_signing_key, public_key_path_for
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
+from tfkit.validation.quarantine import write_quarantine_csv
 
 
 @dataclass
@@ -270,11 +271,7 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
         return None
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(config.quarantine_dir, 0o700)
-    tmp = path.with_suffix(".csv.tmp")
-    rows.write_csv(tmp, include_bom=True)  # UTF-8 with BOM: Excel opens accented names correctly
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return path
+    return write_quarantine_csv(rows, path, private=True)
 
 
 def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from tfkit.parquet import write_parquet
 from tfkit.pseudonymise.apply import PseudonymisationPlan, metadata, plan_and_query
 from tfkit.pseudonymise.contract import MasterKey
 from tfkit.pseudonymise.policy import Policy
+from tfkit.validation.quarantine import write_quarantine_csv
 
 
 @dataclass
@@ -52,11 +53,7 @@ def _write_quarantine(rows: pl.DataFrame, directory: Path, stem: str) -> Path:
     """Only the failing rows (raw, with reasons), as `tfkit validate --quarantine` writes them; no
     raw copy of the valid rows (unlike `ValidationResult.write`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{stem}.quarantine.csv"
-    tmp = path.with_name(f".{path.name}.tmp")
-    rows.write_csv(tmp, include_bom=True)
-    tmp.replace(path)
-    return path
+    return write_quarantine_csv(rows, directory / f"{stem}.quarantine.csv")
 
 
 def pseudonymise_file(

@@ -31,6 +31,7 @@ from tfkit.masking import mask
 from tfkit.parquet import write_parquet
 from tfkit.schemas import parsing
 from tfkit.schemas.model import Field, Schema, TableRule, header_key
+from tfkit.validation.quarantine import write_quarantine_csv
 from tfkit.validation.report import Problem, ValidationReport
 
 REASONS = "_reasons"
@@ -135,10 +136,7 @@ class ValidationResult:
             self.valid, directory / f"{stem}.valid.parquet", statistics=stats,
             metadata={"tfkit.schema": self.schema.name, "tfkit.schema_version": str(self.schema.version)},
         )
-        quarantine_path = directory / f"{stem}.quarantine.csv"
-        tmp = quarantine_path.with_name(f".{quarantine_path.name}.tmp")
-        self.quarantine.write_csv(tmp, include_bom=True)
-        tmp.replace(quarantine_path)
+        quarantine_path = write_quarantine_csv(self.quarantine, directory / f"{stem}.quarantine.csv")
         return valid_path, quarantine_path
 
 
