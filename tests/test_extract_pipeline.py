@@ -87,13 +87,28 @@ def test_readable_by_pyarrow_pandas_and_duckdb(config):
     assert duckdb.sql(f"select count(*) from read_parquet('{path}')").fetchall()[0][0] == rows
 
 
-def test_rerun_refuses_then_force_gives_byte_identical_data(config):
+def test_rerun_with_the_same_inputs_is_up_to_date_and_other_inputs_are_refused(config):
+    cfg = load_config(config)
+    first = run_extract(cfg)
+    manifest_bytes = (first.package / "manifest.json").read_bytes()
+    log_lines = len((first.package.parent / "audit.jsonl").read_text().splitlines())
+    again = run_extract(cfg)  # cron, the next day: nothing changed, nothing to do, exit 0
+    assert again.up_to_date and not first.up_to_date and again.package == first.package
+    assert (first.package / "manifest.json").read_bytes() == manifest_bytes
+    assert len((first.package.parent / "audit.jsonl").read_text().splitlines()) == log_lines
+    result = CliRunner().invoke(app, ["--log-format", "json", "extract", "--config", str(config)])
+    assert result.exit_code == 0 and '"package_up_to_date"' in result.stderr
+    # a changed input (here the config) would make a different package: refused without --force
+    config.write_text(config.read_text().replace("[pseudonymise]", "# edited\n[pseudonymise]"))
+    with pytest.raises(PackageExists) as err:
+        run_extract(load_config(config))
+    assert err.value.exit_code == 2
+
+
+def test_rerun_with_force_gives_byte_identical_data(config):
     cfg = load_config(config)
     first = run_extract(cfg).package
     data1 = (first / "data" / "person.parquet").read_bytes()
-    with pytest.raises(PackageExists) as err:
-        run_extract(cfg)
-    assert err.value.exit_code == 2
     second = run_extract(cfg, force=True).package
     assert (second / "data" / "person.parquet").read_bytes() == data1
     assert verify_package(second).ok
@@ -211,7 +226,7 @@ def test_cli_extract_verify_json_and_exit_codes(config, demo_dir, tmp_path):
     for line in res.stderr.splitlines():
         json.loads(line)  # every log line is JSON
     again = runner.invoke(app, ["extract", "--config", str(config)])
-    assert again.exit_code == 2 and "--force" in again.output
+    assert again.exit_code == 0 and "already up to date" in again.output
     pub = demo_dir / "keys" / "demo-signing.pub"
     ok = runner.invoke(app, ["verify", summary["package"], "--public-key", str(pub), "--json", "-"])
     assert ok.exit_code == 0, ok.output
@@ -220,6 +235,9 @@ def test_cli_extract_verify_json_and_exit_codes(config, demo_dir, tmp_path):
     (Path(summary["package"]) / "extra.txt").write_text("x")
     bad = runner.invoke(app, ["verify", summary["package"]])
     assert bad.exit_code == 1 and "added file: extra.txt" in bad.output
+    # made from the same inputs but altered since: not "up to date"; refused, --force rebuilds it
+    damaged = runner.invoke(app, ["extract", "--config", str(config)])
+    assert damaged.exit_code == 2 and "fails verification" in damaged.output and "--force" in damaged.output
 
 
 def test_cli_extract_demo_from_scratch(tmp_path, monkeypatch):

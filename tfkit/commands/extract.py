@@ -62,7 +62,7 @@ def extract(
         con = console.stdout_console()
         if result.demo:
             con.print("[yellow]DEMO package: synthetic data and demo keys, not for submission.[/yellow]")
-        con.print(f"Package: {result.package}")
+        con.print(f"Package: {result.package}" + (" (already up to date: nothing rewritten)" if result.up_to_date else ""))
         con.print(f"Report:  {result.report}")
         for rec in result.manifest["reconciliation"]:
             con.print(f"  {rec['source']}: {rec['rows_in']:,} rows in = {rec['rows_out']:,} out + "

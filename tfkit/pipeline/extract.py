@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import os
 import time
 import shutil
@@ -33,7 +35,7 @@ from tfkit.package import manifest as manifest_mod
 from tfkit.package.build import build_bag
 from tfkit.package.manifest import InputFile, Reconciliation
 from tfkit.package.publish import check_target, clean_stale_staging, new_staging_dir, output_lock, publish
-from tfkit.package.signing import load_signing_key, public_key_path_for
+from tfkit.package.signing import load_signing_key, public_key_fingerprint, public_key_path_for
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
@@ -59,6 +61,8 @@ class ExtractResult:
     demo: bool
     signer_public_key: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in the manifest)
+    # True when the package already existed, made from exactly these inputs: nothing was rewritten.
+    up_to_date: bool = False
 
     @property
     def verify_command(self) -> str:
@@ -68,6 +72,7 @@ class ExtractResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": True,
+            "up_to_date": self.up_to_date,
             "package": str(self.package),
             "report": str(self.report),
             "demo": self.demo,
@@ -106,11 +111,16 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         raise KeyFileError("no signing key configured", file=config.path, column="signing.key_file",
                            hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
     signing_key = load_signing_key(config.signing_key)
+    run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
+    if not force and (current := _current_package(config, target, run_sha256)) is not None:
+        return current
     check_target(target, force)
 
     with output_lock(config.output_root, config.package_name):
         for stale in clean_stale_staging(config.output_root, config.package_name):
             console.log("staging_removed", f"removed {stale.name}, left by an interrupted run", stale=stale.name)
+        if not force and (current := _current_package(config, target, run_sha256)) is not None:
+            return current  # another run made it while this one waited for the lock
         check_target(target, force)
         withdrawals = load_withdrawals(config.withdrawals)
 
@@ -214,6 +224,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         # 8. package
         head = audit.chain_head(config.audit_log)
         manifest = _manifest(config, runs, policies, withdrawals, disclosure, linkage_summary, master.fingerprint, head, now)
+        manifest["run_sha256"] = run_sha256
         staging = new_staging_dir(config.output_root, config.package_name)
         try:
             with timer("package"):
@@ -288,6 +299,53 @@ def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
         ("Tfkit-Key-Fingerprint", key_fp),
         ("Tfkit-Demo", "true" if config.demo else "false"),
     ]
+
+
+def run_fingerprint(config: Config, key_fingerprint: str, signer_fingerprint: str) -> str:
+    """SHA-256 over everything a package is made from: tfkit and its dependencies' versions, the
+    pseudonym contract, the config, the period, the master and signing keys (fingerprints), and the
+    content of every file read (extracts, consent list, schema, policy and linkage-model files).
+    Equal fingerprints mean a rerun would write the same data files (they are deterministic)."""
+    files: dict[str, str] = {}
+    referenced = [s.path for s in config.sources] + [config.withdrawals, config.linkage_model]
+    referenced += [Path(ref) for s in config.sources for ref in (s.schema, s.policy) if ref]
+    referenced += [Path(config.policy)] if config.policy else []
+    for path in referenced:
+        if path is not None and Path(path).is_file():
+            files[str(path)] = bag.sha256_file(Path(path))
+    parts = {
+        "tool": __version__, "dependencies": manifest_mod.dependency_versions(), "contract": CONTRACT_VERSION,
+        "config_sha256": config.sha256, "period": config.period, "key": key_fingerprint, "signer": signer_fingerprint,
+        "files": files,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _current_package(config: Config, target: Path, run_sha256: str) -> ExtractResult | None:
+    """The existing package when it was made from exactly these inputs (a cron rerun: nothing to
+    do), else None. A package made from other inputs is left for check_target to refuse."""
+    try:
+        existing = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(existing, dict) or existing.get("run_sha256") != run_sha256:
+        return None
+    from tfkit.package.verify import verify_package
+
+    pub = public_key_path_for(config.signing_key)
+    checked = verify_package(target, public_key=pub if pub.is_file() else None, scan_identifiers=False)
+    if not checked.ok:  # made from these inputs, but altered or damaged since: never call it current
+        console.log("package_damaged", f"{target.name} was made from these inputs but fails verification "
+                    f"(tfkit verify {target} shows why)", level="warning", package=str(target))
+        return None
+    console.log("package_up_to_date",
+                f"{target.name} is up to date: it was made from these same inputs, config and keys; nothing to do "
+                "(--force rebuilds it)", package=str(target))
+    return ExtractResult(
+        package=target, report=target.parent / f"{target.name}.report.html", manifest=existing, sources=[],
+        demo=bool(existing.get("demo")), up_to_date=True,
+        signer_public_key=pub if (pub := public_key_path_for(config.signing_key)).is_file() else None,
+    )
 
 
 def _manifest(config: Config, runs: list[SourceRun], policies: dict[str, Any], withdrawals, disclosure,
