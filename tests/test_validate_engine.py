@@ -202,3 +202,17 @@ def test_surrounding_spaces_are_ignored_and_blank_is_missing(tmp_path):
     assert result.valid.select("sex", "problem_health", "dob", "postcode").row(0) == (
         "M", True, dt.date(1984, 2, 3), "E17 4AA")
     assert result.quarantine["_reasons"].to_list() == ["missing_value:sex", "month_first_date:dob"]
+
+
+def test_keep_valid_false_gives_the_same_report_and_quarantine(tmp_path):
+    from tfkit.demo import write_demo
+
+    paths = write_demo(tmp_path / "demo", n_people=2000, seed=7, force=True)
+    raw = read_table(paths["cohort"])
+    full = validate(raw, NIS, today=TODAY)
+    lean = validate(raw, NIS, today=TODAY, keep_valid=False)
+    assert lean.report.to_dict() == full.report.to_dict()
+    assert lean.quarantine.equals(full.quarantine)
+    assert full.valid.height == full.report.rows_valid
+    with pytest.raises(AttributeError, match="keep_valid"):
+        lean.valid

@@ -44,7 +44,8 @@ def validate_command(
         )
     reports = []
     for path in extracts:
-        result = validate(read_table(path, encoding=encoding, sheet=_sheet(sheet)), chosen, show_values=show_values)
+        result = validate(read_table(path, encoding=encoding, sheet=_sheet(sheet)), chosen, show_values=show_values,
+                          keep_valid=quarantine is not None)  # the valid rows are only written with --quarantine
         report = result.report
         reports.append(report)
         written = result.write(quarantine) if quarantine is not None else ()

@@ -115,12 +115,14 @@ class ValidationResult:
     quarantine: pl.DataFrame
     report: ValidationReport
     schema: Schema
-    _typed: pl.DataFrame = field(repr=False)  # every row, typed, in schema order, then _source_line
+    _typed: pl.DataFrame | None = field(repr=False)  # every row, typed, in schema order, then _source_line
     _failing: pl.Series = field(repr=False)  # Boolean: the row was quarantined
 
     @cached_property
     def valid(self) -> pl.DataFrame:
-        # Filtered on first use: `tfkit validate` without --quarantine never needs the copy.
+        # Filtered on first use.
+        if self._typed is None:
+            raise AttributeError("validate(..., keep_valid=False) keeps no valid rows: call it with keep_valid=True")
         return self._typed.filter(~self._failing)
 
     def write(self, directory: str | Path, stem: str | None = None) -> tuple[Path, Path]:
@@ -164,7 +166,8 @@ def match_columns(raw: RawTable, schema: Schema) -> ColumnMatch:
 
 
 def validate(
-    raw: RawTable, schema: Schema, *, show_values: bool = False, today: dt.date | None = None
+    raw: RawTable, schema: Schema, *, show_values: bool = False, today: dt.date | None = None,
+    keep_valid: bool = True,
 ) -> ValidationResult:
     """Check `raw` against `schema`; split it into typed valid rows and quarantined rows.
 
@@ -173,6 +176,9 @@ def validate(
         schema: from tfkit.schemas.load_schema.
         show_values: put raw example values in the report; by default they are masked.
         today: the date "not in the future" is judged against (default: today's date).
+        keep_valid: keep the typed valid rows (`result.valid`). A check that needs only the report
+            and the quarantined rows passes False: the typed values are then computed for the
+            rules but never kept, which saves memory and time.
 
     Raises:
         InputFileError: two headers match one field.
@@ -199,12 +205,13 @@ def validate(
     # Row-local rules run in one streaming pass (morsels: both cores busy, small intermediates).
     # The collected frame holds typed values and rule flags only; raw text stays in `raw`, whose
     # rows line up one to one, and is gathered for the failing rows alone.
+    grouped = {name for c in checks if c.flags is not None for name in c.reads}
+    kept = [_v(f.name) for f in schema.fields if keep_valid or _v(f.name) in grouped]
     typed = lf.select(
-        [pl.col(_v(f.name)) for f in schema.fields] + [pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in row_local)]
+        [*kept, pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in row_local)]
     ).collect(engine="streaming")
     # Rules over groups of rows then run on the typed values, their columns in one chunk each
     # (the streaming result has one per morsel: slower to work on, but copying it all costs more).
-    grouped = {name for c in checks if c.flags is not None for name in c.reads}
     if grouped:
         typed = typed.with_columns(typed.select(sorted(grouped)).rechunk())
     typed = typed.with_columns(
@@ -213,7 +220,7 @@ def validate(
     quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
     failed = pl.any_horizontal(pl.col(_c(i)) for i in quarantining) if quarantining else pl.lit(False)
     df = typed.select(
-        [_output_value(f, checks).alias(f.name) for f in schema.fields]
+        [_output_value(f, checks).alias(f.name) for f in schema.fields if keep_valid]
         + [pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in range(len(checks))), failed.alias("__failed")]
     )
     if not df[SOURCE_LINE].equals(raw.frame[SOURCE_LINE]):  # rows must line up with `raw`
@@ -221,7 +228,7 @@ def validate(
     failing = df["__failed"]
 
     problems = _summarise(raw.frame, df, checks, schema, show_values)
-    typed = df.select([*schema.field_names, SOURCE_LINE])  # not the rule flags
+    typed = df.select([*schema.field_names, SOURCE_LINE]) if keep_valid else None  # not the rule flags
     # Reasons are spelled out for the failing rows only.
     reasons = pl.concat_str(
         [pl.when(pl.col(_c(i))).then(pl.lit(f"{checks[i].code}:{checks[i].field}")) for i in quarantining],
@@ -230,7 +237,8 @@ def validate(
     quarantine = raw.frame.filter(failing).select([*raw.columns, SOURCE_LINE]).with_columns(
         df.filter(failing).select(reasons.alias(REASONS)).to_series()
     )
-    _check_dtypes(typed, schema)
+    if typed is not None:
+        _check_dtypes(typed, schema)
     report = ValidationReport(
         file=str(raw.path), schema=schema.name, schema_version=schema.version, format=raw.format,
         encoding=raw.encoding, sheet=raw.sheet, rows_in=raw.n_rows, rows_valid=raw.n_rows - quarantine.height,
