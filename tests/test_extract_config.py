@@ -44,6 +44,12 @@ def test_defaults_and_relative_paths(tmp_path):
     ("colour = \"blue\"\n" + BASE, "colour", "unknown key"),
     (BASE.replace('schema = "nis"', ''), "sources[1].schema", "required key is missing"),
     (BASE + "\n[disclosure]\npolicy = \"ignore\"\n", "disclosure.policy", "unknown policy"),
+    (BASE + "\n[disclosure]\nk = 1\n", "disclosure.k", "at least 2"),
+    (BASE + "\n[disclosure]\nquasi_identifiers = []\n", "disclosure.quasi_identifiers", "distinct column names"),
+    (BASE + "\n[disclosure]\nquasi_identifiers = [\"sex\", \"sex\"]\n", "disclosure.quasi_identifiers", "distinct"),
+    (BASE + "\n[disclosure]\nl = 2\n", "disclosure.l", "needs the sensitive"),
+    (BASE + "\n[disclosure]\nmax_suppression = 1.5\n", "disclosure.max_suppression", "between 0 and 1"),
+    (BASE + "\n[disclosure]\nepsilon = 1\n", "disclosure.epsilon", "unknown key"),
 ])
 def test_errors_name_file_and_key(tmp_path, text, key, words):
     with pytest.raises(ConfigError) as err:
@@ -67,3 +73,19 @@ def test_period_override_checked(tmp_path):
 def test_starter_config_loads(tmp_path):
     cfg = load(tmp_path, STARTER_CONFIG)
     assert cfg.withdrawals.name == "consent_withdrawals.csv" and cfg.signing_key.name == "signing.key"
+
+
+def test_disclosure_settings(tmp_path):
+    assert load(tmp_path, BASE).disclosure_settings == {}
+    cfg = load(tmp_path, BASE + """
+[disclosure]
+policy = "generalise"
+k = 5
+quasi_identifiers = ["dob_year", "sex"]
+sensitive = "problem_health"
+l = 2
+max_suppression = 0.1
+""")
+    assert cfg.disclosure_policy == "generalise"
+    assert cfg.disclosure_settings == {"k": 5, "quasi_identifiers": ("dob_year", "sex"), "sensitive": "problem_health",
+                                       "l": 2, "max_suppression": 0.1}

@@ -328,3 +328,14 @@ def test_cli_audit_and_retention_from_config(config):
     assert json.loads(res.stdout)["entries"] == 1
     listed = runner.invoke(app, ["retention", "--config", str(config), "--json", "-"])
     assert listed.exit_code == 0 and json.loads(listed.stdout)["due"] == []
+
+
+def test_disclosure_settings_from_the_config_reach_the_check_and_the_manifest(config):
+    text = config.read_text()
+    start = text.index("[disclosure]")
+    end = text.find("\n[", start + 1)
+    section = '[disclosure]\npolicy = "warn"\nk = 3\nquasi_identifiers = ["dob_year", "sex"]\nmax_suppression = 0.02\n'
+    config.write_text(text[:start] + section + (text[end + 1:] if end >= 0 else ""))
+    m = json.loads((run_extract(load_config(config)).package / "manifest.json").read_text())
+    assert m["disclosure"]["k"] == 3 and m["disclosure"]["quasi_identifiers"] == ["dob_year", "sex"]
+    assert m["disclosure"]["policy"] == "warn"

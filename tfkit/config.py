@@ -53,6 +53,8 @@ class Config:
     linkage: bool = False
     linkage_model: Path | None = None  # None: tfkit.linkage's default model
     disclosure_policy: str = "warn"
+    # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
+    disclosure_settings: dict[str, Any] = field(default_factory=dict)
     demo: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -194,7 +196,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     consent = r.table("consent", {"withdrawals"})
     output = r.table("output", {"root", "quarantine_dir", "audit_log"})
     retention = r.table("retention", {"days"})
-    disclosure = r.table("disclosure", {"policy"})
+    disclosure = r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})
 
     root = output.path("root", base, "packages")
     days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
@@ -204,6 +206,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     if disclosure_policy not in DISCLOSURE_POLICIES:
         raise disclosure.fail("policy", f"unknown policy {disclosure_policy!r}",
                               f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
+    disclosure_settings = _disclosure_settings(disclosure)
     if linkage.get("enabled", bool, "model" in linkage.data) and len(sources) < 2:
         raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
     quarantine = output.path("quarantine_dir", base, "quarantine")
@@ -230,9 +233,44 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         linkage=linkage.get("enabled", bool, "model" in linkage.data),
         linkage_model=linkage.path("model", base, None),
         disclosure_policy=disclosure_policy,
+        disclosure_settings=disclosure_settings,
         demo=r.get("demo", bool, False),
         raw=data,
     )
+
+
+def _disclosure_settings(d: "_Reader") -> dict[str, Any]:
+    """k, quasi_identifiers, sensitive, l and max_suppression from [disclosure], checked; absent keys
+    keep tfkit.disclosure's defaults (k = 10 over year of birth, sex and postcode district)."""
+    settings: dict[str, Any] = {}
+    if "k" in d.data:
+        settings["k"] = d.get("k", int)
+        if settings["k"] < 2:
+            raise d.fail("k", "k must be at least 2 (every record shares its quasi-identifiers with k - 1 others)")
+    if "quasi_identifiers" in d.data:
+        qis = d.get("quasi_identifiers", list)
+        if not qis or not all(isinstance(q, str) and q for q in qis) or len(set(qis)) != len(qis):
+            raise d.fail("quasi_identifiers", "must be a list of distinct column names",
+                         'e.g. quasi_identifiers = ["dob_year", "sex", "postcode_district"]')
+        settings["quasi_identifiers"] = tuple(qis)
+    if "sensitive" in d.data:
+        sensitive = d.get("sensitive", (str, list))
+        names = [sensitive] if isinstance(sensitive, str) else sensitive
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise d.fail("sensitive", "must be a column name or a list of them")
+        settings["sensitive"] = sensitive if isinstance(sensitive, str) else tuple(sensitive)
+    if "l" in d.data:
+        settings["l"] = d.get("l", int)
+        if settings["l"] < 1:
+            raise d.fail("l", "l must be at least 1")
+        if "sensitive" not in settings:
+            raise d.fail("l", "l-diversity needs the sensitive column(s)", 'add sensitive = "..." to [disclosure]')
+    if "max_suppression" in d.data:
+        share = d.get("max_suppression", (int, float))
+        if isinstance(share, bool) or not 0 <= share <= 1:
+            raise d.fail("max_suppression", "must be a share between 0 and 1, e.g. 0.05")
+        settings["max_suppression"] = float(share)
+    return settings
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -287,4 +325,9 @@ days = 1826                  # destroy_after = creation date + days; see: tfkit 
 
 [disclosure]
 policy = "warn"              # warn, fail or generalise (k-anonymity over year of birth, sex, district)
+# k = 10                     # smallest equivalence class allowed
+# quasi_identifiers = ["dob_year", "sex", "postcode_district"]
+# sensitive = "problem_health"  # with l: l-diversity of this column within every class
+# l = 2
+# max_suppression = 0.05     # generalise: share of records whose quasi-identifiers may be blanked
 '''

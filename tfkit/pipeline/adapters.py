@@ -122,11 +122,14 @@ def linked_person_pseudonym(key, project: str, la_code: str, linked: pl.Series) 
 # --------------------------------------------------------------------------- disclosure and the run report
 
 
-def disclosure_check(table: pl.DataFrame, policy: str) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """k-anonymity check (and generalisation when policy = generalise). Returns (table, summary)."""
+def disclosure_check(table: pl.DataFrame, policy: str, settings: dict[str, Any] | None = None
+                     ) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """k-anonymity check (and generalisation when policy = generalise). Returns (table, summary).
+    `settings`: the config's k, quasi_identifiers, sensitive, l and max_suppression, where given."""
     from tfkit.disclosure import apply_policy
 
-    published, outcome = apply_policy(table, policy)  # policy "fail" raises DisclosureRiskTooHigh (exit 1)
+    # policy "fail" raises DisclosureRiskTooHigh (exit 1)
+    published, outcome = apply_policy(table, policy, **(settings or {}))
     return published, outcome.to_dict()
 
 

@@ -210,7 +210,8 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         if "person" in tables:
             before = tables["person"].height
             with timer("disclosure"):
-                tables["person"], disclosure = adapters.disclosure_check(tables["person"], config.disclosure_policy)
+                tables["person"], disclosure = adapters.disclosure_check(tables["person"], config.disclosure_policy,
+                                                                                 config.disclosure_settings)
             if tables["person"].height != before:  # suppression nulls values; it must never drop rows
                 raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {tables['person'].height}")
 
