@@ -169,3 +169,14 @@ def test_a_fixed_quarantine_file_validates_again(tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "r.json").read_text())["files"][0]
     assert doc["columns"]["unmatched"] == ["_source_line_in_file", "_reasons"]
+
+
+def test_validate_at_a_terminal_shows_progress_and_still_reports(tmp_path, monkeypatch):
+    from tfkit import console
+
+    monkeypatch.setattr(console, "interactive", lambda: True)  # as if stderr were a terminal
+    good = tmp_path / "cohort.csv"
+    pl.DataFrame([GOOD], schema={k: pl.String for k in GOOD}).write_csv(good)
+    result = CliRunner().invoke(app, ["validate", str(good), "--schema", "nis"])
+    assert result.exit_code == 0, result.output
+    assert "cohort.csv" in result.output and "1" in result.output

@@ -43,12 +43,23 @@ def validate_command(
             hint="validate them in separate runs with different --quarantine directories", file=extracts[0],
         )
     reports = []
-    for path in extracts:
-        result = validate(read_table(path, encoding=encoding, sheet=_sheet(sheet)), chosen, show_values=show_values,
-                          keep_valid=quarantine is not None)  # the valid rows are only written with --quarantine
-        report = result.report
+    done = []
+    # A progress bar at a terminal (reading and checking each file); nothing in cron or with --quiet.
+    with console.progress() as bar:
+        task = bar.add_task("validate", total=2 * len(extracts))
+        for path in extracts:
+            bar.update(task, description=f"reading {path.name}")
+            raw = read_table(path, encoding=encoding, sheet=_sheet(sheet))
+            bar.update(task, advance=1, description=f"checking {path.name}")
+            # the valid rows are only kept to be written with --quarantine
+            result = validate(raw, chosen, show_values=show_values, keep_valid=quarantine is not None)
+            del raw
+            written = result.write(quarantine) if quarantine is not None else ()
+            done.append((path, result.report, written))
+            del result
+            bar.update(task, advance=1)
+    for path, report, written in done:
         reports.append(report)
-        written = result.write(quarantine) if quarantine is not None else ()
         console.log(
             "validated", "", file=str(path), schema=chosen.name, rows_in=report.rows_in,
             rows_valid=report.rows_valid, rows_quarantined=report.rows_quarantined,
