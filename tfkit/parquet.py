@@ -72,23 +72,31 @@ def write_parquet(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = to_arrow(df.rechunk())  # one chunk: pages and row groups never depend on how the frame was built
+    # Written one row group at a time, each from a single-chunk slice: pages and row groups never
+    # depend on how the frame was built (polars' chunking varies with the engine and core count),
+    # and only one row group's Arrow copy is in memory at once.
+    first = to_arrow(df.head(0))
+    schema = first.schema
     if metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(
-            table,
+        with pq.ParquetWriter(
             tmp,
-            row_group_size=ROW_GROUP_SIZE,
+            schema,
             compression=COMPRESSION,
             compression_level=COMPRESSION_LEVEL,
             write_statistics=statistics,
             use_dictionary=dictionary_columns(df),
             version="2.6",
             data_page_version="1.0",
-        )
+        ) as writer:
+            if df.height == 0:
+                writer.write_table(first.cast(schema))
+            for offset in range(0, df.height, ROW_GROUP_SIZE):
+                part = to_arrow(df.slice(offset, ROW_GROUP_SIZE).rechunk())
+                writer.write_table(part.cast(schema), row_group_size=ROW_GROUP_SIZE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
