@@ -1,9 +1,21 @@
 """Identifier rules as vectorised polars expressions, with scalar twins for tests and reports.
 
-Each identifier has three expression builders:
+Each identifier has four expression builders:
   normalise_X(expr) -> the cleaned text (upper-case, white space removed, ...), null stays null
-  X_is_valid(expr)  -> Boolean: does the *normalised* text satisfy the rule (null in, null out)
+  X_code(expr)      -> why the *normalised* text fails, as a small integer (UInt8): 0 when valid,
+                       else the 1-based place of the reason in FAILURES[X]; null in, null out
+  X_is_valid(expr)  -> Boolean: X_code == 0 (null in, null out)
   clean_X(expr)     -> the normalised value where valid, else null (what pseudonym-v1 hashes)
+
+The codes are the one implementation of each rule: validation, pseudonymisation and the package
+scan all use them, and the tests hold them to the scalar twins and to python-stdnum. Check digits
+are computed on the text's bytes (one dot product of the byte array with the weights), not a
+slice and a cast per character.
+
+A code of 1 ("format") on text that has not been normalised may be wrong (a lower-case or spaced
+value), but any other code is exact: the format rules admit only upper-case letters and digits,
+which normalising leaves as they are. tfkit.schemas.validate uses that to normalise only the rows
+whose raw text fails the format.
 
 The rules are those of ../shared/reference/domain.md; pseudonym-v1's normalisation is built on them.
 """
@@ -15,6 +27,26 @@ import unicodedata
 
 import polars as pl
 
+# Why a normalised identifier fails: code i (1-based) is FAILURES[kind][i - 1]; 0 is valid.
+FAILURES = {
+    "nino": ("format",),
+    "upn": ("format", "la_number", "check_letter"),
+    "nhs_number": ("format", "check_digit"),
+    "postcode": ("format",),
+}
+FORMAT = 1  # the code every kind gives text that breaks its format
+
+
+def _code(normalised: pl.Expr, code: pl.Expr) -> pl.Expr:
+    return pl.when(normalised.is_null()).then(None).otherwise(code).cast(pl.UInt8)
+
+
+def _bytes(text: pl.Expr, width: int) -> pl.Expr:
+    """The text's UTF-8 bytes as a fixed-width array (null unless exactly `width` bytes long), in
+    16 bits: a dot product multiplies in the arrays' type, and byte x weight overflows 8 bits."""
+    return text.cast(pl.Binary).bin.reinterpret(dtype=pl.Array(pl.UInt8, width)).cast(pl.Array(pl.UInt16, width))
+
+
 # --------------------------------------------------------------------------- NI number
 
 NINO_PATTERN = r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$"
@@ -22,14 +54,31 @@ NINO_NEVER_ISSUED_PREFIXES = ("BG", "GB", "KN", "NK", "NT", "TN", "ZZ")
 _NINO_RE = re.compile(NINO_PATTERN)
 
 
+def _issued_nino_pattern() -> str:
+    """NINO_PATTERN without the never-issued prefixes, as one regular expression (Rust's regex has
+    no look-ahead): for each first letter, the second letters it may take."""
+    first = [c for c in map(chr, range(65, 91)) if re.fullmatch("[A-CEGHJ-PR-TW-Z]", c)]
+    second = [c for c in map(chr, range(65, 91)) if re.fullmatch("[A-CEGHJ-NPR-TW-Z]", c)]
+    prefixes = "|".join(
+        f"{a}[{''.join(b for b in second if a + b not in NINO_NEVER_ISSUED_PREFIXES)}]" for a in first
+    )
+    return rf"^(?:{prefixes})[0-9]{{6}}[A-D]$"
+
+
+NINO_ISSUED_PATTERN = _issued_nino_pattern()
+
+
 def normalise_nino(expr: pl.Expr) -> pl.Expr:
     return expr.str.to_uppercase().str.replace_all(r"\s+", "")
 
 
+def nino_code(normalised: pl.Expr) -> pl.Expr:
+    """0 valid, 1 format (including a never-issued prefix); null stays null."""
+    return _code(normalised, pl.when(normalised.str.contains(NINO_ISSUED_PATTERN)).then(0).otherwise(1))
+
+
 def nino_is_valid(normalised: pl.Expr) -> pl.Expr:
-    return normalised.str.contains(NINO_PATTERN) & ~normalised.str.slice(0, 2).is_in(
-        list(NINO_NEVER_ISSUED_PREFIXES)
-    )
+    return nino_code(normalised) == 0
 
 
 def clean_nino(expr: pl.Expr) -> pl.Expr:
@@ -67,15 +116,23 @@ def nhs_check_digit(nine_digits: str) -> int | None:
     return check
 
 
+# The weights, then 1 for the check digit itself: a number is valid exactly when the sum of weight x
+# digit over all ten is a multiple of 11 (check = (11 - s % 11) % 11 with s the first nine's sum;
+# remainder 1 would need a check digit of 10, and no digit makes the total a multiple then). Over
+# the ASCII bytes (digit + 48) the sum grows by 48 x 55 = 2640 = 11 x 240, so the bytes' dot
+# product is a multiple of 11 exactly when the number is valid.
+_NHS_BYTE_WEIGHTS = pl.Series([[*NHS_WEIGHTS, 1]], dtype=pl.Array(pl.UInt16, 10))
+
+
+def nhs_number_code(normalised: pl.Expr) -> pl.Expr:
+    """0 valid, 1 format (not 10 digits), 2 check digit; null stays null."""
+    weighted = _bytes(normalised, 10).arr.dot(pl.lit(_NHS_BYTE_WEIGHTS).first())
+    return _code(normalised, pl.when(~normalised.str.contains(r"^[0-9]{10}$")).then(1)
+                 .when(weighted % 11 != 0).then(2).otherwise(0))
+
+
 def nhs_number_is_valid(normalised: pl.Expr) -> pl.Expr:
-    total = pl.sum_horizontal(
-        normalised.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(NHS_WEIGHTS)
-    )
-    check = 11 - total % 11
-    check = pl.when(check == 11).then(0).otherwise(check)
-    last = normalised.str.slice(9, 1).cast(pl.Int32, strict=False)
-    well_formed = normalised.str.contains(r"^[0-9]{10}$")
-    return pl.when(normalised.is_null()).then(None).otherwise(well_formed & (check == last).fill_null(False))
+    return nhs_number_code(normalised) == 0
 
 
 def clean_nhs_number(expr: pl.Expr) -> pl.Expr:
@@ -109,7 +166,6 @@ UPN_LA_NUMBERS = frozenset((
     886, 887, 888, 889, 890, 891, 892, 893, 894, 895, 896, 908, 909, 916,
     919, 921, 925, 926, 928, 929, 931, 933, 935, 936, 937, 938))
 _UPN_CHAR_VALUE = {c: i for i, c in enumerate(UPN_ALPHABET)} | {str(d): d for d in range(10)}
-_UPN_CHECK_LETTER = {i: c for i, c in enumerate(UPN_ALPHABET)}
 
 
 def normalise_upn(expr: pl.Expr) -> pl.Expr:
@@ -122,30 +178,40 @@ def upn_check_letter(body: str) -> str:
     return UPN_ALPHABET[total % 23]
 
 
+UPN_PATTERN = r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$"  # a temporary UPN ends in a letter
+# Characters 2-12 (digits) by their position, as bytes: the dot product is the check sum of the
+# digits plus 48 x (2 + ... + 12) = 3696; characters 2-4 as a number plus 48 x 111 = 5328.
+_UPN_DIGIT_WEIGHTS = pl.Series([[0, *range(2, 13), 0]], dtype=pl.Array(pl.UInt16, 13))
+_UPN_LA_WEIGHTS = pl.Series([[0, 100, 10, 1, *[0] * 9]], dtype=pl.Array(pl.UInt16, 13))
+
+
+def _upn_char_value(code: pl.Expr) -> pl.Expr:
+    """The value of a UPN character from its byte (_UPN_CHAR_VALUE: digits 0-9, letters by their
+    place in UPN_ALPHABET, which skips I, O and S). Meaningful for UPN_PATTERN's characters only."""
+    code = code.cast(pl.Int32)
+    letter = code - 65 - (code > 73).cast(pl.Int32) - (code > 79).cast(pl.Int32) - (code > 83).cast(pl.Int32)
+    return pl.when(code < 65).then(code - 48).otherwise(letter)
+
+
+def upn_code(normalised: pl.Expr) -> pl.Expr:
+    """0 valid, 1 format, 2 la_number, 3 check_letter; null stays null."""
+    b = _bytes(normalised, 13)
+    la = b.arr.dot(pl.lit(_UPN_LA_WEIGHTS).first()) - 5328
+    total = b.arr.dot(pl.lit(_UPN_DIGIT_WEIGHTS).first()) - 3696 + 13 * _upn_char_value(b.arr.get(12))
+    return _code(normalised, pl.when(~normalised.str.contains(UPN_PATTERN)).then(1)
+                 .when(~la.is_in(sorted(UPN_LA_NUMBERS))).then(2)
+                 .when(total % 23 != _upn_char_value(b.arr.get(0))).then(3).otherwise(0))
+
+
 def upn_is_valid(normalised: pl.Expr) -> pl.Expr:
-    """Format, LA number and check letter. A temporary UPN ends in a letter."""
-    well_formed = normalised.str.contains(r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$")
-    total = pl.sum_horizontal(
-        [normalised.str.slice(i, 1).cast(pl.Int32, strict=False) * (i + 1) for i in range(1, 12)]
-        + [normalised.str.slice(12, 1).replace_strict(_UPN_CHAR_VALUE, default=None, return_dtype=pl.Int32) * 13]
-    )
-    expected = (total % 23).replace_strict(_UPN_CHECK_LETTER, default=None, return_dtype=pl.String)
-    la_ok = normalised.str.slice(1, 3).cast(pl.Int32, strict=False).is_in(sorted(UPN_LA_NUMBERS))
-    ok = well_formed & la_ok.fill_null(False) & (expected == normalised.str.slice(0, 1)).fill_null(False)
-    return pl.when(normalised.is_null()).then(None).otherwise(ok)
+    """Format, LA number and check letter."""
+    return upn_code(normalised) == 0
 
 
 def upn_failure(normalised: pl.Expr) -> pl.Expr:
     """Why a UPN fails (format, la_number, check_letter), null when it is valid or null."""
-    well_formed = normalised.str.contains(r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$")
-    la_ok = normalised.str.slice(1, 3).cast(pl.Int32, strict=False).is_in(sorted(UPN_LA_NUMBERS))
-    return (
-        pl.when(normalised.is_null()).then(None)
-        .when(~well_formed).then(pl.lit("format"))
-        .when(~la_ok.fill_null(False)).then(pl.lit("la_number"))
-        .when(~upn_is_valid(normalised)).then(pl.lit("check_letter"))
-        .otherwise(None)
-    )
+    return upn_code(normalised).replace_strict(
+        {i: name for i, name in enumerate(FAILURES["upn"], start=1)}, default=None, return_dtype=pl.String)
 
 
 def clean_upn(expr: pl.Expr) -> pl.Expr:
@@ -157,7 +223,7 @@ def upn_scalar(value: str | None) -> str | None:
     if value is None:
         return None
     n = re.sub(r"\s+", "", value.upper())
-    if not re.fullmatch(r"[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]", n):
+    if not re.fullmatch(UPN_PATTERN, n):
         return None
     if int(n[1:4]) not in UPN_LA_NUMBERS or upn_check_letter(n[1:]) != n[0]:
         return None
@@ -185,8 +251,14 @@ def normalise_postcode(expr: pl.Expr) -> pl.Expr:
     )
 
 
+def postcode_code(normalised: pl.Expr) -> pl.Expr:
+    """0 valid, 1 format; null stays null."""
+    valid = normalised.str.contains(POSTCODE_PATTERN) | normalised.str.contains(POSTCODE_SPECIAL_PATTERN)
+    return _code(normalised, pl.when(valid).then(0).otherwise(1))
+
+
 def postcode_is_valid(normalised: pl.Expr) -> pl.Expr:
-    return normalised.str.contains(POSTCODE_PATTERN) | normalised.str.contains(POSTCODE_SPECIAL_PATTERN)
+    return postcode_code(normalised) == 0
 
 
 def clean_postcode(expr: pl.Expr) -> pl.Expr:
@@ -259,6 +331,12 @@ NORMALISERS = {
     "upn": normalise_upn,
     "nhs_number": normalise_nhs_number,
     "postcode": normalise_postcode,
+}
+CODES = {
+    "nino": nino_code,
+    "upn": upn_code,
+    "nhs_number": nhs_number_code,
+    "postcode": postcode_code,
 }
 VALIDATORS = {
     "nino": nino_is_valid,

@@ -88,6 +88,7 @@ class _Check:
     # Boolean per row out. They run after the row-local rules, on the typed values.
     flags: Callable[[pl.DataFrame], pl.Series] | None = None
     reads: tuple[str, ...] = ()  # the typed columns `flags` reads
+    after_pass: bool = False  # `fails` reads an identifier's failure code, final only after the pass
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,9 @@ def validate(
     columns = match_columns(raw, schema)
     distinct = _Distinct(raw.frame, columns, schema)
     checks = _field_checks(schema, columns, today, distinct, raw) + _rule_checks(schema, columns)
+    # NI numbers, UPNs and NHS numbers are checked on their raw text in the pass; rows whose raw
+    # text breaks the format are normalised and checked again afterwards (_recheck_identifiers).
+    rechecked = [f for f in schema.fields if f.name in columns.fields and f.identifier and f.name not in distinct]
 
     lf = raw.frame.lazy().with_columns(
         distinct.text(f.name).alias(_t(f.name)) if f.name in distinct
@@ -194,22 +198,24 @@ def validate(
         else pl.lit(None, dtype=pl.String).alias(_t(f.name))
         for f in schema.fields
     )
-    lf = lf.with_columns(_typed(f, distinct).alias(_v(f.name)) for f in schema.fields)
-    identifier_fields = [f for f in schema.fields if f.identifier and f.name in columns.fields]
-    parts = [part for f in identifier_fields for part in _identifier_parts(f)]
-    if parts:  # intermediate columns, computed once and shared by the failure expressions
-        lf = lf.with_columns(parts)
-    lf = lf.with_columns(_failure(f, distinct).alias(_f(f.name)) for f in identifier_fields)
-    row_local = [i for i, c in enumerate(checks) if c.fails is not None]
-    lf = lf.with_columns(checks[i].fails.alias(_c(i)) for i in row_local)
+    lf = lf.with_columns(_typed(f, distinct).alias(_v(f.name)) for f in schema.fields if f not in rechecked)
+    lf = lf.with_columns(
+        _failure_code(f, distinct, columns).alias(_f(f.name))
+        for f in schema.fields if f.identifier and f.name in columns.fields
+    )
+    in_pass = [i for i, c in enumerate(checks) if c.fails is not None and not c.after_pass]
+    lf = lf.with_columns(checks[i].fails.alias(_c(i)) for i in in_pass)
     # Row-local rules run in one streaming pass (morsels: both cores busy, small intermediates).
     # The collected frame holds typed values and rule flags only; raw text stays in `raw`, whose
     # rows line up one to one, and is gathered for the failing rows alone.
     grouped = {name for c in checks if c.flags is not None for name in c.reads}
-    kept = [_v(f.name) for f in schema.fields if keep_valid or _v(f.name) in grouped]
+    kept = [_v(f.name) for f in schema.fields if f not in rechecked and (keep_valid or _v(f.name) in grouped)]
     typed = lf.select(
-        [*kept, pl.col(SOURCE_LINE), *(pl.col(_c(i)) for i in row_local)]
+        [*kept, pl.col(SOURCE_LINE), *(pl.col(_f(f.name)) for f in rechecked), *(pl.col(_c(i)) for i in in_pass)]
     ).collect(engine="streaming")
+    typed = _recheck_identifiers(typed, raw, columns, rechecked,
+                                 values={f.name for f in rechecked if keep_valid or _v(f.name) in grouped})
+    typed = typed.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks) if c.after_pass)
     # Rules over groups of rows then run on the typed values, their columns in one chunk each
     # (the streaming result has one per morsel: slower to work on, but copying it all costs more).
     if grouped:
@@ -370,81 +376,33 @@ def _typed(f: Field, distinct: _Distinct) -> pl.Expr:
     return t
 
 
-def _p(name: str, part: str) -> str:
-    return f"__part_{name}_{part}"
+def _failure_code(f: Field, distinct: _Distinct, columns: ColumnMatch) -> pl.Expr:
+    """The identifier's failure code (tfkit.identifiers.CODES; 0 valid or blank). Postcodes: exact,
+    once per distinct value. The others: judged on the raw text, which is exact unless the code is
+    FORMAT (the text may only need normalising); _recheck_identifiers settles those rows."""
+    code = identifiers.CODES[f.identifier]
+    if f.name in distinct:
+        return distinct.map(f.name, pl.col(_t(f.name)), lambda text: code(identifiers.NORMALISERS[f.identifier](text)), pl.UInt8()).fill_null(0)
+    return code(pl.col(columns.fields[f.name])).fill_null(0)
 
 
-_UPN_FORMAT = r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$"
-
-
-def _identifier_parts(f: Field) -> list[pl.Expr]:
-    """Numbers the NHS-number and UPN rules are computed from, one pass over the normalised text.
-
-    Check digits are then integer arithmetic on these columns rather than a string slice and cast
-    per character (the same rules as tfkit.identifiers, whose expressions the tests compare with).
-    """
-    v = pl.col(_v(f.name))
-    if f.identifier == "nhs_number":
-        # the 10 digits as one integer; null where not exactly 10 ASCII digits
-        return [pl.when(v.str.contains(r"^[0-9]{10}$")).then(v.cast(pl.Int64, strict=False)).alias(_p(f.name, "n"))]
-    if f.identifier == "upn":
-        return [
-            # characters 2-12 (11 digits) as one integer; null where the UPN is malformed
-            pl.when(v.str.contains(_UPN_FORMAT)).then(v.str.slice(1, 11).cast(pl.Int64, strict=False)).alias(_p(f.name, "n")),
-            _upn_char_value(v.str.slice(12, 1)).alias(_p(f.name, "last")),
-            _upn_char_value(v.str.slice(0, 1)).alias(_p(f.name, "first")),
-        ]
-    return []
-
-
-def _upn_char_value(char: pl.Expr) -> pl.Expr:
-    """A UPN character's value (identifiers._UPN_CHAR_VALUE: digits 0-9, letters by their place in
-    UPN_ALPHABET, which skips I, O and S), from its byte: cheaper than a lookup by string. Only
-    meaningful for the characters of a well-formed UPN; the rule reads it for those alone."""
-    code = char.cast(pl.Binary).bin.reinterpret(dtype=pl.UInt8).cast(pl.Int64)
-    letter = code - 65 - (code > 73).cast(pl.Int64) - (code > 79).cast(pl.Int64) - (code > 83).cast(pl.Int64)
-    return pl.when(code < 65).then(code - 48).otherwise(letter)
-
-
-def _digit(number: pl.Expr, position: int, width: int) -> pl.Expr:
-    """Decimal digit `position` (0 = leftmost) of a `width`-digit number."""
-    return (number // 10 ** (width - 1 - position)) % 10
-
-
-def _failure(f: Field, distinct: _Distinct) -> pl.Expr:
-    if f.identifier == "postcode" and f.name in distinct:
-        def parse(text: pl.Expr) -> pl.Expr:
-            return _identifier_failure("postcode", identifiers.normalise_postcode(text))
-        return distinct.map(f.name, pl.col(_t(f.name)), parse, pl.String())
-    v = pl.col(_v(f.name))
-    if f.identifier == "nhs_number":
-        n = pl.col(_p(f.name, "n"))
-        first_nine = (n // 10).cast(pl.Int32)  # (32-bit division is cheaper than 64-bit)
-        total = pl.sum_horizontal(_digit(first_nine, i, 9) * w for i, w in enumerate(identifiers.NHS_WEIGHTS))
-        # 11 - remainder, with 11 read as 0; 10 means no valid number and never equals a digit.
-        # (Arithmetic, not when/then, which would compute the weighted sum twice.)
-        check = (11 - total % 11) % 11
-        return (
-            pl.when(v.is_null()).then(None)
-            .when(n.is_null()).then(pl.lit("invalid_nhs_number"))
-            .when(check != n % 10).then(pl.lit("nhs_number_check_digit"))
-            .otherwise(None)
-        )
-    if f.identifier == "upn":
-        n, last, first = (pl.col(_p(f.name, part)) for part in ("n", "last", "first"))
-        # Digits 2-6 and 7-12 as two 32-bit numbers (32-bit division is cheaper than 64-bit).
-        high, low = (n // 10 ** 6).cast(pl.Int32), (n % 10 ** 6).cast(pl.Int32)
-        total = pl.sum_horizontal(
-            [_digit(high, i, 5) * (i + 2) for i in range(5)] + [_digit(low, i, 6) * (i + 7) for i in range(6)] + [last * 13]
-        )
-        return (
-            pl.when(v.is_null()).then(None)
-            .when(n.is_null()).then(pl.lit("invalid_upn"))
-            .when(~(high // 100).is_in(sorted(identifiers.UPN_LA_NUMBERS))).then(pl.lit("upn_la_number"))
-            .when(total % 23 != first).then(pl.lit("upn_check_letter"))
-            .otherwise(None)
-        )
-    return _identifier_failure(f.identifier, v)
+def _recheck_identifiers(typed: pl.DataFrame, raw: RawTable, columns: ColumnMatch, fields: list[Field],
+                         values: set[str]) -> pl.DataFrame:
+    """Settle the identifiers whose raw text broke the format: trimmed, normalised and checked again
+    (these rows are usually few). For the fields in `values`, also add the typed value: the raw text,
+    which is already normalised wherever the format held, with the rechecked rows' values put in."""
+    out = []
+    for f in fields:
+        source = raw.frame[columns.fields[f.name]]
+        codes = typed[_f(f.name)]
+        rows = (codes == identifiers.FORMAT).arg_true()
+        value = identifiers.NORMALISERS[f.identifier](_text(source.name))
+        again = source.gather(rows).to_frame().select(
+            identifiers.CODES[f.identifier](value).fill_null(0).alias("code"), value.alias("value"))
+        out.append(codes.scatter(rows, again["code"]))
+        if f.name in values:
+            out.append(source.scatter(rows, again["value"]).alias(_v(f.name)))
+    return typed.with_columns(out)
 
 
 def _output_value(f: Field, checks: list[_Check]) -> pl.Expr:
@@ -500,12 +458,13 @@ def _field_checks(
                                      msg + wrong_schema_hint))
             continue
 
-        def add(code: str, fails: pl.Expr, *, soft: bool = True, **values: object) -> None:
+        def add(code: str, fails: pl.Expr, *, soft: bool = True, after_pass: bool = False, **values: object) -> None:
             _, msg = _describe(code, field=f.name, **values)
             blanking = soft and f.on_invalid == "null"
             checks.append(_Check(
                 code, f.name, source, "warning" if blanking else "error", fails.fill_null(False),
                 example, f.personal, msg + (_BLANKED if blanking else ""), f.name if blanking else None,
+                after_pass=after_pass,
             ))
 
         present = t.is_not_null()
@@ -543,8 +502,8 @@ def _field_checks(
         elif f.type == "string":
             if f.identifier:
                 failure = pl.col(_f(f.name))
-                for code in IDENTIFIER_CODES[f.identifier]:
-                    add(code, present & (failure == code))
+                for i, code in enumerate(IDENTIFIER_CODES[f.identifier], start=1):
+                    add(code, failure == i, after_pass=f.name not in distinct)
             if f.pattern:
                 add("pattern_mismatch", present & ~t.str.contains(f.pattern), pattern=f.pattern)
             if f.max_length:
@@ -562,12 +521,6 @@ IDENTIFIER_CODES = {
     "nhs_number": ("invalid_nhs_number", "nhs_number_check_digit"),
     "postcode": ("invalid_postcode",),
 }
-
-
-def _identifier_failure(kind: str, normalised: pl.Expr) -> pl.Expr:
-    """The failing rule code for a normalised NI number or postcode (String), null when valid or
-    blank. NHS numbers and UPNs have their own integer-arithmetic path in `_failure`."""
-    return pl.when(~identifiers.VALIDATORS[kind](normalised)).then(pl.lit(f"invalid_{kind}"))
 
 
 def _exact(frame: pl.DataFrame, candidates: pl.Series, rule: pl.Expr) -> pl.Series:
