@@ -63,7 +63,7 @@ def _general_outcome(path: Path, monkeypatch: pytest.MonkeyPatch):
     import tfkit.io
 
     with monkeypatch.context() as m:
-        m.setattr(tfkit.io, "_read_csv_mapped", lambda path: None)
+        m.setattr(tfkit.io, "_read_csv_mapped", lambda path, codes=None: None)
         return _outcome(path)
 
 

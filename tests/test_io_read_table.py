@@ -182,3 +182,15 @@ def test_xlsx_header_below_blank_rows_keeps_sheet_row_numbers(tmp_path):
     assert raw.columns == ("Person ID", "Forename")
     assert raw.frame.rows() == [("P1", "Ann", 4), ("P2", "Bob", 6)]
     assert raw.blank_lines == 1
+
+
+def test_codes_are_read_as_categorical_from_a_plain_csv_only(tmp_path):
+    plain = tmp_path / "plain.csv"
+    plain.write_text("flag,id\nY,1\nN,2\n,3\n", encoding="utf-8")
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('flag,id\n"Y",1\nN,2\n', encoding="utf-8")
+    codes = lambda header: {"flag"}  # noqa: E731
+    table = read_table(plain, codes=codes)
+    assert table.frame.schema["flag"] == pl.Categorical and table.frame.schema["id"] == pl.String
+    assert table.frame["flag"].cast(pl.String).to_list() == ["Y", "N", None]
+    assert read_table(quoted, codes=codes).frame.schema["flag"] == pl.String  # the general path: text

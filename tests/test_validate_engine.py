@@ -216,3 +216,29 @@ def test_keep_valid_false_gives_the_same_report_and_quarantine(tmp_path):
     assert full.valid.height == full.report.rows_valid
     with pytest.raises(AttributeError, match="keep_valid"):
         lean.valid
+
+
+def test_code_columns_read_as_categorical_give_the_same_result(tmp_path):
+    """Flag and code columns read as Categorical (read_table's `codes`) validate exactly as text:
+    the demo's recording errors, blanks and padded values, and a flag column with more distinct
+    values than the equality-test path handles."""
+    from tfkit.demo import write_demo
+    from tfkit.schemas import code_columns
+
+    paths = write_demo(tmp_path / "demo", n_people=2000, seed=5, force=True)
+    frame = pl.read_csv(paths["cohort"], infer_schema=False)
+    junk = pl.Series([f" x{i} " if i % 3 else ("  " if i % 2 else None) for i in range(40)])
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) < 40).then(junk.extend_constant(None, frame.height - 40)).otherwise(pl.col("Health")).alias("Health"),
+        pl.when(pl.int_range(pl.len()) % 97 == 0).then(pl.lit(" f ")).otherwise(pl.col("Gender")).alias("Gender"),
+    )
+    path = tmp_path / "cohort.csv"
+    frame.write_csv(path)
+    as_text, as_codes = read_table(path), read_table(path, codes=code_columns(NIS))
+    assert as_codes.frame.schema["Health"] == pl.Categorical and as_codes.frame.schema["Surname"] == pl.String
+    assert as_text.frame.schema["Health"] == pl.String
+    text, codes = validate(as_text, NIS, today=TODAY), validate(as_codes, NIS, today=TODAY)
+    assert codes.report.to_dict() == text.report.to_dict()
+    assert codes.quarantine.equals(text.quarantine)
+    assert codes.valid.equals(text.valid)
+    assert text.report.rows_quarantined > 40

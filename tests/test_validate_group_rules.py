@@ -1,6 +1,7 @@
 """Rules over groups of rows (uniqueness, person in several families, headline problems per family)
 run as hash candidates plus an exact check on the candidates: they must flag exactly the rows the
-plain window definitions flag, nulls and repeated keys included."""
+plain window definitions flag, nulls and repeated keys included. The frames hold typed values under
+the engine's column names (`_v(field)`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfkit.schemas.engine import _repeated, _several_families
+from tfkit.schemas.engine import _repeated, _several_families, _too_few_problems, _v
 
 VALUES = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "ab", "ba", ""]))
 
@@ -16,38 +17,49 @@ VALUES = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "ab", "ba", ""]))
 def frames(columns: int):
     row = st.tuples(*[VALUES] * columns)
     return st.lists(row, min_size=0, max_size=40).map(
-        lambda rows: pl.DataFrame(rows, schema={f"k{i}": pl.String for i in range(columns)}, orient="row")
+        lambda rows: pl.DataFrame(rows, schema={_v(f"k{i}"): pl.String for i in range(columns)}, orient="row")
     )
 
 
 @settings(max_examples=200, deadline=None)
 @given(frames(3))
 def test_repeated_matches_the_window_definition(frame):
-    keys = [pl.col("k0"), pl.col("k1"), pl.col("k2")]
+    keys = [pl.col(_v("k0")), pl.col(_v("k1")), pl.col(_v("k2"))]
     expected = frame.select(
         (pl.all_horizontal(k.is_not_null() for k in keys) & (pl.len().over(keys) > 1)).fill_null(False)
     ).to_series()
-    assert _repeated(keys)(frame).to_list() == expected.to_list()
-    single = frame.select((pl.col("k0").is_not_null() & (pl.len().over("k0") > 1)).fill_null(False)).to_series()
-    assert _repeated([pl.col("k0")])(frame).to_list() == single.to_list()
+    assert _repeated(("k0", "k1", "k2")).run(frame).to_list() == expected.to_list()
+    single = frame.select((keys[0].is_not_null() & (pl.len().over(keys[0]) > 1)).fill_null(False)).to_series()
+    assert _repeated(("k0",)).run(frame).to_list() == single.to_list()
 
 
 @settings(max_examples=200, deadline=None)
 @given(frames(2))
 def test_several_families_matches_the_window_definition(frame):
-    person, family = pl.col("k0"), pl.col("k1")
+    person, family = pl.col(_v("k0")), pl.col(_v("k1"))
     expected = frame.select(
         (person.is_not_null() & (family.drop_nulls().n_unique().over(person) > 1)).fill_null(False)
     ).to_series()
-    assert _several_families(person, family)(frame).to_list() == expected.to_list()
+    assert _several_families("k0", "k1").run(frame).to_list() == expected.to_list()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(VALUES, st.booleans(), st.booleans(), st.booleans()), max_size=40))
+def test_too_few_problems_matches_the_window_definition(rows):
+    frame = pl.DataFrame(rows, schema={_v("family"): pl.String, _v("a"): pl.Boolean, _v("b"): pl.Boolean,
+                                       _v("c"): pl.Boolean}, orient="row")
+    family = pl.col(_v("family"))
+    met = pl.sum_horizontal(pl.col(_v(p)).any().over(family).cast(pl.Int32) for p in "abc")
+    expected = frame.select((family.is_not_null() & (met < 2)).fill_null(False)).to_series()
+    assert _too_few_problems("family", ["a", "b", "c"], 2).run(frame).to_list() == expected.to_list()
 
 
 def test_swapped_values_are_different_keys():
-    frame = pl.DataFrame({"k0": ["a", "b"], "k1": ["b", "a"]})
-    assert _repeated([pl.col("k0"), pl.col("k1")])(frame).to_list() == [False, False]
+    frame = pl.DataFrame({_v("k0"): ["a", "b"], _v("k1"): ["b", "a"]})
+    assert _repeated(("k0", "k1")).run(frame).to_list() == [False, False]
 
 
 def test_chunked_frames_give_the_same_flags():
-    frame = pl.concat([pl.DataFrame({"k0": ["x", "y"]}), pl.DataFrame({"k0": ["x", None]})], rechunk=False)
+    frame = pl.concat([pl.DataFrame({_v("k0"): ["x", "y"]}), pl.DataFrame({_v("k0"): ["x", None]})], rechunk=False)
     assert frame.n_chunks() == 2
-    assert _repeated([pl.col("k0")])(frame).to_list() == [True, False, True, False]
+    assert _repeated(("k0",)).run(frame).to_list() == [True, False, True, False]

@@ -2,10 +2,13 @@
 
 Public API::
 
-    read_table(path, *, encoding=None, sheet=None) -> RawTable
+    read_table(path, *, encoding=None, sheet=None, codes=None) -> RawTable
 
 Every cell comes back as text (polars String, null for an empty cell), exactly as the file holds it:
-typing, trimming and normalising are the schema's job (tfkit.schemas.validate). Each row keeps the
+typing, trimming and normalising are the schema's job (tfkit.schemas.validate). Columns the caller
+names as `codes` (flags and code lists: a handful of distinct values) may come back as polars
+Categorical instead, the same text held once per distinct value: smaller and quicker to read. Each
+row keeps the
 place it came from in `_source_line` so every later report can point a person at the right line:
 
 * CSV: the physical line in the file, header = line 1 (a quoted value spanning lines counts every line);
@@ -28,6 +31,7 @@ import io
 import mmap
 import re
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +87,10 @@ class RawTable:
         return self.frame.height
 
 
-def read_table(path: str | Path, *, encoding: str | None = None, sheet: str | int | None = None) -> RawTable:
+def read_table(
+    path: str | Path, *, encoding: str | None = None, sheet: str | int | None = None,
+    codes: Callable[[tuple[str, ...]], Collection[str]] | None = None,
+) -> RawTable:
     """Read a CSV, .xlsx or Parquet file as a RawTable of text columns.
 
     The format is recognised from the file's content (a zip is a workbook, `PAR1` is Parquet,
@@ -94,6 +101,8 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet: str | in
         encoding: CSV text encoding to use instead of detection (any Python codec name, e.g.
             "windows-1252", "utf-8", "latin-1"). Ignored for .xlsx and Parquet.
         sheet: worksheet name or 0-based index for .xlsx (default: the first sheet).
+        codes: given the header, the columns that hold codes; a plain UTF-8 CSV reads them as
+            Categorical (other files, and other columns, as String).
 
     Raises:
         InputFileError: the file cannot be read as a table; the message names the file, the line
@@ -123,7 +132,7 @@ def read_table(path: str | Path, *, encoding: str | None = None, sheet: str | in
             f"is named {path.suffix} but its content is not a {path.suffix} file",
             hint="re-export the file, or rename it to .csv if it is text", file=path,
         )
-    return _read_csv(path, encoding)
+    return _read_csv(path, encoding, codes=codes)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -237,9 +246,10 @@ def _check_header(path: Path, header: list[str], *, row_label: str = "line", row
         )
 
 
-def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = False) -> RawTable:
+def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = False,
+              codes: Callable[[tuple[str, ...]], Collection[str]] | None = None) -> RawTable:
     if encoding is None and not check_utf8_first:
-        table = _read_csv_mapped(path)
+        table = _read_csv_mapped(path, codes)
         if table is not None:
             return table
     try:
@@ -300,7 +310,7 @@ def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = Fals
     )
 
 
-def _read_csv_mapped(path: Path) -> RawTable | None:
+def _read_csv_mapped(path: Path, codes: Callable[[tuple[str, ...]], Collection[str]] | None = None) -> RawTable | None:
     """The common case without reading the file into Python: a UTF-8 (or ASCII) file with no BOM,
     an ASCII header, no quote characters, no NUL bytes, and a value in the last column of every
     row. Polars parses the file from disk (memory-mapped); None sends the file down the general
@@ -332,9 +342,11 @@ def _read_csv_mapped(path: Path) -> RawTable | None:
     if len(header) < 2 or len(set(header)) != len(header):
         return None
     names = _internal_names(header)
+    categorical = set(codes(tuple(header))) if codes else set()
     try:
         frame = pl.read_csv(
-            path, has_header=False, skip_lines=1, schema={n: pl.String for n in names}, separator=separator,
+            path, has_header=False, skip_lines=1, separator=separator,
+            schema={n: pl.Categorical if h in categorical else pl.String for n, h in zip(names, header, strict=True)},
             quote_char=None, truncate_ragged_lines=False, raise_if_empty=False,
         )
     except pl.exceptions.PolarsError:

@@ -13,7 +13,7 @@ from rich.table import Table
 from tfkit import console
 from tfkit.errors import DataCheckFailed, InputFileError
 from tfkit.io import read_table
-from tfkit.schemas import Schema, list_schemas, load_schema, validate
+from tfkit.schemas import Schema, code_columns, list_schemas, load_schema, validate
 from tfkit.validation.report import reports_to_dict, write_json
 
 schemas_app = typer.Typer(help="List and show extract schemas (built-in names or TOML files).", no_args_is_help=True)
@@ -49,7 +49,7 @@ def validate_command(
         task = bar.add_task("validate", total=2 * len(extracts))
         for path in extracts:
             bar.update(task, description=f"reading {path.name}")
-            raw = read_table(path, encoding=encoding, sheet=_sheet(sheet))
+            raw = read_table(path, encoding=encoding, sheet=_sheet(sheet), codes=code_columns(chosen))
             bar.update(task, advance=1, description=f"checking {path.name}")
             # the valid rows are only kept to be written with --quarantine
             result = validate(raw, chosen, show_values=show_values, keep_valid=quarantine is not None)

@@ -34,10 +34,10 @@ from tfkit.schemas.model import (
     schema_from_file,
     schema_from_toml,
 )
-from tfkit.schemas.engine import RULES, ColumnMatch, ValidationResult, match_columns, validate
+from tfkit.schemas.engine import RULES, ColumnMatch, ValidationResult, code_columns, match_columns, validate
 
 __all__ = [
-    "FIELD_TYPES", "HEADLINE_PROBLEM", "RULE_TYPES", "RULES", "ColumnMatch", "Field", "Schema", "TableRule",
+    "FIELD_TYPES", "HEADLINE_PROBLEM", "RULE_TYPES", "RULES", "ColumnMatch", "code_columns", "Field", "Schema", "TableRule",
     "ValidationResult", "builtin_schema_names", "header_key", "list_schemas", "load_schema", "match_columns",
     "schema_from_file", "schema_from_toml", "validate", "validate_file",
 ]
@@ -84,4 +84,5 @@ def validate_file(path, schema: Schema | str, *, encoding: str | None = None, sh
 
     if not isinstance(schema, Schema):
         schema = load_schema(schema)
-    return validate(read_table(path, encoding=encoding, sheet=sheet), schema, show_values=show_values)
+    return validate(read_table(path, encoding=encoding, sheet=sheet, codes=code_columns(schema)), schema,
+                    show_values=show_values)

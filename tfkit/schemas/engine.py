@@ -84,11 +84,48 @@ class _Check:
     masked: bool
     message: str
     blanks: str | None = None  # field whose value is set to null where the check fails
-    # Rules over groups of rows (uniqueness, families) instead of `fails`: the typed frame in, one
-    # Boolean per row out. They run after the row-local rules, on the typed values.
-    flags: Callable[[pl.DataFrame], pl.Series] | None = None
-    reads: tuple[str, ...] = ()  # the typed columns `flags` reads
+    group: _GroupRule | None = None  # a rule over groups of rows (uniqueness, families) instead of `fails`
     after_pass: bool = False  # `fails` reads an identifier's failure code, final only after the pass
+
+
+@dataclass(frozen=True)
+class _GroupRule:
+    """A rule over groups of rows, run once the pass is done.
+
+    With a `key`, the pass computes a 64-bit hash of the key's typed values for every row; the rows
+    whose hash repeats are the candidates (equal keys share a hash and a collision only adds
+    candidates, so every row of every repeated key is among them), and `exact` is evaluated on the
+    candidates' typed values alone, computed again from their raw text. Without a key, `exact` is
+    a function of every row's typed values of `reads`, kept from the pass.
+    """
+
+    reads: tuple[str, ...]  # the fields `exact` reads
+    exact: pl.Expr | Callable[[pl.DataFrame], pl.Series]  # True where a row breaks the rule
+    key: tuple[pl.Expr, ...] = ()
+
+    @property
+    def hash(self) -> pl.Expr:
+        """One 64-bit hash per row of the key (a different seed per position, so swapped values
+        hash differently). Rows with equal keys always share it."""
+        hashed = [k.hash(seed=i) for i, k in enumerate(self.key)]
+        return hashed[0] if len(hashed) == 1 else pl.reduce(lambda a, b: a ^ b, hashed)
+
+    def flags(self, hashes: pl.Series | None, typed_rows: Callable[[pl.Series | None], pl.DataFrame]) -> pl.Series:
+        """One Boolean per row. `typed_rows(rows)` gives the typed values of `reads` for the rows
+        where the Boolean Series `rows` is True, or for every row when it is None."""
+        if not self.key:
+            return self.exact(typed_rows(None))
+        candidates = _repeats(hashes)
+        rows = candidates.arg_true()
+        if rows.len() == 0:
+            return candidates
+        exact = typed_rows(candidates).select(self.exact.fill_null(False)).to_series()
+        return candidates.scatter(rows.filter(~exact), False)
+
+    def run(self, frame: pl.DataFrame) -> pl.Series:
+        """The rule on one frame holding every row's typed values."""
+        hashes = frame.select(self.hash).to_series() if self.key else None
+        return self.flags(hashes, lambda rows: frame if rows is None else frame.filter(rows))
 
 
 @dataclass(frozen=True)
@@ -166,6 +203,13 @@ def match_columns(raw: RawTable, schema: Schema) -> ColumnMatch:
     return ColumnMatch(fields=fields, unmatched=tuple(unmatched), absent=absent)
 
 
+def code_columns(schema: Schema) -> Callable[[tuple[str, ...]], set[str]]:
+    """For tfkit.io.read_table(codes=...): given a header, the columns that match the schema's flag
+    and code-list fields (read as Categorical: a handful of values each)."""
+    keys = {key for f in schema.fields if f.type in ("boolean", "code") for key in f.header_keys}
+    return lambda header: {h for h in header if header_key(h) in keys}
+
+
 def validate(
     raw: RawTable, schema: Schema, *, show_values: bool = False, today: dt.date | None = None,
     keep_valid: bool = True,
@@ -192,36 +236,37 @@ def validate(
     # text breaks the format are normalised and checked again afterwards (_recheck_identifiers).
     rechecked = [f for f in schema.fields if f.name in columns.fields and f.identifier and f.name not in distinct]
 
-    lf = raw.frame.lazy().with_columns(
-        distinct.text(f.name).alias(_t(f.name)) if f.name in distinct
-        else _text(columns.fields[f.name]).alias(_t(f.name)) if f.name in columns.fields
-        else pl.lit(None, dtype=pl.String).alias(_t(f.name))
-        for f in schema.fields
-    )
-    lf = lf.with_columns(_typed(f, distinct).alias(_v(f.name)) for f in schema.fields if f not in rechecked)
+    text = {f.name: _text_column(f, distinct, columns).alias(_t(f.name)) for f in schema.fields}
+    value = {f.name: _typed(f, distinct).alias(_v(f.name)) for f in schema.fields}
+    # (Every field's typed value is defined; the query computes only those something reads.)
+    lf = raw.frame.lazy().with_columns(text.values()).with_columns(value.values())
     lf = lf.with_columns(
         _failure_code(f, distinct, columns).alias(_f(f.name))
         for f in schema.fields if f.identifier and f.name in columns.fields
     )
     in_pass = [i for i, c in enumerate(checks) if c.fails is not None and not c.after_pass]
+    groups = [(i, c.group) for i, c in enumerate(checks) if c.group is not None]
     lf = lf.with_columns(checks[i].fails.alias(_c(i)) for i in in_pass)
     # Row-local rules run in one streaming pass (morsels: both cores busy, small intermediates).
-    # The collected frame holds typed values and rule flags only; raw text stays in `raw`, whose
-    # rows line up one to one, and is gathered for the failing rows alone.
-    grouped = {name for c in checks if c.flags is not None for name in c.reads}
-    kept = [_v(f.name) for f in schema.fields if f not in rechecked and (keep_valid or _v(f.name) in grouped)]
+    # The collected frame holds typed values, rule flags and key hashes only; raw text stays in
+    # `raw`, whose rows line up one to one, and is gathered for the failing rows alone.
+    read_by_groups = {n for _, g in groups if not g.key for n in g.reads}
+    kept = [f.name for f in schema.fields if (keep_valid and f not in rechecked) or f.name in read_by_groups]
     typed = lf.select(
-        [*kept, pl.col(SOURCE_LINE), *(pl.col(_f(f.name)) for f in rechecked), *(pl.col(_c(i)) for i in in_pass)]
+        [*(pl.col(_v(n)) for n in kept), pl.col(SOURCE_LINE), *(pl.col(_f(f.name)) for f in rechecked),
+         *(pl.col(_c(i)) for i in in_pass), *(g.hash.alias(_h(i)) for i, g in groups if g.key)]
     ).collect(engine="streaming")
-    typed = _recheck_identifiers(typed, raw, columns, rechecked,
-                                 values={f.name for f in rechecked if keep_valid or _v(f.name) in grouped})
+    typed = _recheck_identifiers(typed, raw, columns, rechecked, values={f.name for f in rechecked if keep_valid})
     typed = typed.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks) if c.after_pass)
-    # Rules over groups of rows then run on the typed values, their columns in one chunk each
-    # (the streaming result has one per morsel: slower to work on, but copying it all costs more).
-    if grouped:
-        typed = typed.with_columns(typed.select(sorted(grouped)).rechunk())
+
+    def typed_rows(rows: pl.Series | None, names: tuple[str, ...]) -> pl.DataFrame:
+        if rows is None:
+            return typed.select(_v(n) for n in names)
+        return raw.frame.filter(rows).lazy().with_columns(text[n] for n in names).select(value[n] for n in names).collect()
+
     typed = typed.with_columns(
-        c.flags(typed).alias(_c(i)) for i, c in enumerate(checks) if c.flags is not None
+        g.flags(typed[_h(i)] if g.key else None, lambda rows, g=g: typed_rows(rows, g.reads)).alias(_c(i))
+        for i, g in groups
     )
     quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
     failed = pl.any_horizontal(pl.col(_c(i)) for i in quarantining) if quarantining else pl.lit(False)
@@ -241,7 +286,7 @@ def validate(
         separator=_REASON_SEPARATOR, ignore_nulls=True,
     ) if quarantining else pl.lit("")
     quarantine = raw.frame.filter(failing).select([*raw.columns, SOURCE_LINE]).with_columns(
-        df.filter(failing).select(reasons.alias(REASONS)).to_series()
+        pl.col(pl.Categorical).cast(pl.String), df.filter(failing).select(reasons.alias(REASONS)).to_series()
     )
     if typed is not None:
         _check_dtypes(typed, schema)
@@ -275,6 +320,20 @@ def _c(index: int) -> str:
     return f"__check_{index}"
 
 
+def _h(index: int) -> str:
+    return f"__key_hash_{index}"
+
+
+def _text_column(f: Field, distinct: _Distinct, columns: ColumnMatch) -> pl.Expr:
+    """The field's text: raw for distinct-value fields (see _Distinct), else trimmed; null when blank
+    or when the file has no column for the field."""
+    if f.name in distinct:
+        return distinct.text(f.name)
+    if f.name in columns.fields:
+        return _text(columns.fields[f.name])
+    return pl.lit(None, dtype=pl.String)
+
+
 def _text(source: str) -> pl.Expr:
     """Trimmed text, null when blank."""
     # (`replace`, not when/then: polars would trim twice, once for the test and once for the value)
@@ -289,7 +348,8 @@ class _Distinct:
 
     The distinct values are the raw ones (trimming a million values costs more than finding the
     distinct ones); parsers see them trimmed. So these columns skip the trimming pass: their
-    text is the raw value, null where blank.
+    text is the raw value, null where blank. A column read as Categorical (tfkit.io's `codes`)
+    holds its distinct values already; the text is then Categorical too.
     """
 
     FEW = 16
@@ -299,16 +359,18 @@ class _Distinct:
         wanted = [f.name for f in schema.fields if f.name in columns.fields and (
             f.type in ("date", "boolean", "code") or f.identifier == "postcode")]
         self.sources = {n: columns.fields[n] for n in wanted}
+        self.categorical = {n for n in wanted if frame.schema[self.sources[n]] == pl.Categorical}
         self.values: dict[str, pl.Series] = {}
         self.blanks: dict[str, list[str]] = {}
         if not wanted:
             return
         # Flags and codes: the values seen in a sample are usually all there are, and proving it
         # (a few equality tests per row) is cheaper than finding the distinct values of a column.
+        guessed = [n for n in wanted if n not in self.categorical]
         sample = frame.gather_every(max(1, frame.height // self.SAMPLE)).select(
-            pl.col(self.sources[n]).unique().implode().alias(n) for n in wanted
+            pl.col(self.sources[n]).unique().implode().alias(n) for n in guessed
         )
-        guesses = {n: sample[n][0].drop_nulls() for n in wanted}
+        guesses = {n: sample[n][0].drop_nulls() for n in guessed}
         guesses = {n: v for n, v in guesses.items() if 0 < len(v) <= self.FEW}
         if guesses:
             covered = frame.select(
@@ -319,7 +381,8 @@ class _Distinct:
             self.values.update((n, guesses[n]) for n in guesses if covered[n])
         rest = [n for n in wanted if n not in self.values]
         if rest:
-            distinct = frame.lazy().select(pl.col(self.sources[n]).unique().implode().alias(n) for n in rest).collect()
+            distinct = frame.lazy().select(
+                pl.col(self.sources[n]).unique().cast(pl.String).implode().alias(n) for n in rest).collect()
             self.values.update((n, distinct[n][0].drop_nulls()) for n in rest)
         for n in wanted:
             values = self.values[n]
@@ -346,6 +409,8 @@ class _Distinct:
         old = self.values[name]
         new = pl.DataFrame({"v": old}).select(parse(pl.col("v").str.strip_chars())).to_series().cast(dtype)
         if len(old) > self.FEW:
+            if name in self.categorical:
+                text = text.cast(pl.String)
             return text.replace_strict(old, new, default=None, return_dtype=dtype)
         mapped = pl.lit(None, dtype=dtype)
         for before, after in zip(old.to_list(), new.to_list(), strict=True):
@@ -511,7 +576,7 @@ def _field_checks(
         if f.unique:
             _, msg = _describe("duplicate_value", field=f.name)
             checks.append(_Check("duplicate_value", f.name, source, "error", None, example, f.personal, msg,
-                                 flags=_repeated([v]), reads=(_v(f.name),)))
+                                 group=_repeated((f.name,))))
     return checks
 
 
@@ -523,51 +588,44 @@ IDENTIFIER_CODES = {
 }
 
 
-def _exact(frame: pl.DataFrame, candidates: pl.Series, rule: pl.Expr) -> pl.Series:
-    """`rule` evaluated on the candidate rows only (False elsewhere). The candidates must include
-    every row of any group the rule looks at, so a window over them sees the whole group."""
-    rows = candidates.arg_true()
-    if rows.len() == 0:
-        return candidates
-    subset = frame.select(list(dict.fromkeys(rule.meta.root_names()))).filter(candidates)  # (no gather: no rechunk)
-    exact = subset.select(rule.fill_null(False)).to_series()
-    return candidates.scatter(rows.filter(~exact), False)
-
-
-def _key_hash(keys: list[pl.Expr]) -> pl.Expr:
-    """One 64-bit hash per row of the key columns (a different seed per position, so swapped
-    values hash differently). Rows with equal keys always share it."""
-    hashed = [k.hash(seed=i) for i, k in enumerate(keys)]
-    return hashed[0] if len(hashed) == 1 else pl.reduce(lambda a, b: a ^ b, hashed)
-
-
-def _repeats(frame: pl.DataFrame, keys: list[pl.Expr]) -> pl.Series:
-    """Candidates for a repeated key: True on every row whose key hash appears more than once.
-    Equal keys share a hash and a collision only adds candidates, so an exact rule evaluated on
-    the candidates alone sees every row of every repeated key. (A sort of the hashes and a lookup
+def _repeats(hashes: pl.Series) -> pl.Series:
+    """True on every row whose key hash appears more than once. (A sort of the hashes and a lookup
     of the few repeated ones: several times cheaper than a window over the key's string columns.)"""
-    hashes = frame.select(_key_hash(keys)).to_series()
     ordered = hashes.sort()
     repeated = ordered.filter(ordered == ordered.shift(1))
     return hashes.is_in(repeated.implode())
 
 
-def _repeated(keys: list[pl.Expr]) -> Callable[[pl.DataFrame], pl.Series]:
-    """True where every key is set and the combination appears on more than one row."""
+def _repeated(fields: tuple[str, ...]) -> _GroupRule:
+    """True where every field is set and the combination appears on more than one row."""
+    keys = [pl.col(_v(n)) for n in fields]
     present = pl.all_horizontal(k.is_not_null() for k in keys)
-
-    def flags(frame: pl.DataFrame) -> pl.Series:
-        return _exact(frame, _repeats(frame, keys), present & (pl.len().over(keys) > 1))
-    return flags
+    return _GroupRule(reads=fields, exact=present & (pl.len().over(keys) > 1), key=tuple(keys))
 
 
-def _several_families(person: pl.Expr, family: pl.Expr) -> Callable[[pl.DataFrame], pl.Series]:
-    """True where a person appears with more than one (non-null) family."""
-    def flags(frame: pl.DataFrame) -> pl.Series:
-        # Only a person on several rows can be in several families.
-        several = person.is_not_null() & (family.drop_nulls().n_unique().over(person) > 1)
-        return _exact(frame, _repeats(frame, [person]), several)
-    return flags
+def _several_families(person_field: str, family_field: str) -> _GroupRule:
+    """True where a person appears with more than one (non-null) family. Only a person on several
+    rows can be in several families: the candidates are the rows whose person repeats."""
+    person, family = pl.col(_v(person_field)), pl.col(_v(family_field))
+    several = person.is_not_null() & (family.drop_nulls().n_unique().over(person) > 1)
+    return _GroupRule(reads=(person_field, family_field), exact=several, key=(person,))
+
+
+def _too_few_problems(family_field: str, problems: list[str], minimum: int) -> _GroupRule:
+    """True on every row of a family that meets fewer than `minimum` of the problems over all its rows."""
+    family = pl.col(_v(family_field))
+    # One bit per problem, OR-ed over each family, then counted.
+    bits = pl.sum_horizontal(pl.col(_v(p)).fill_null(False).cast(pl.Int64) * (1 << i) for i, p in enumerate(problems))
+
+    def too_few(frame: pl.DataFrame) -> pl.Series:
+        short = (
+            frame.lazy().filter(family.is_not_null()).group_by(family.alias("family"))
+            .agg(bits.bitwise_or().bitwise_count_ones().alias("met"))
+            .filter(pl.col("met") < minimum).select("family").collect()
+        )
+        return frame.select(family.is_in(short["family"].implode()).fill_null(False)).to_series()
+
+    return _GroupRule(reads=(family_field, *problems), exact=too_few)
 
 
 def _rule_checks(schema: Schema, columns: ColumnMatch) -> list[_Check]:
@@ -584,25 +642,23 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
     values = [pl.col(_v(n)) for n in names]
     label = "+".join(names)
     masked = any(schema.field(n).personal for n in names)
-    example = pl.concat_str([pl.col(columns.fields[n]) for n in names], separator=" | ")
+    example = pl.concat_str([pl.col(columns.fields[n]).cast(pl.String) for n in names], separator=" | ")
 
-    def check(code: str, fails: pl.Expr | Callable[[pl.DataFrame], pl.Series], target: str, column: str | None,
-              **values_: object) -> _Check:
+    def check(code: str, fails: pl.Expr | _GroupRule, target: str, column: str | None, **values_: object) -> _Check:
         _, msg = _describe(code, **values_)
         if isinstance(fails, pl.Expr):
             return _Check(code, target, column, rule.severity, fails.fill_null(False), example, masked, msg)
-        return _Check(code, target, column, rule.severity, None, example, masked, msg, flags=fails,
-                      reads=tuple(_v(n) for n in names))
+        return _Check(code, target, column, rule.severity, None, example, masked, msg, group=fails)
 
     if rule.type == "unique":
         code = "duplicate_key" if rule.severity == "error" else "possible_duplicate"
-        return [check(code, _repeated(values), label, None, field=label)]
+        return [check(code, _repeated(names), label, None, field=label)]
     if rule.type == "family_membership":
         person, family = values
         out = []
         if not schema.field(names[1]).required:
             out.append(check("no_family", person.is_not_null() & family.is_null(), names[1], columns.fields[names[1]], family=names[1]))
-        out.append(check("person_in_several_families", _several_families(person, family), label, None,
+        out.append(check("person_in_several_families", _several_families(*names), label, None,
                          person=names[0], family=names[1]))
         return out
     if rule.type == "date_order":
@@ -613,23 +669,11 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
         problems = [f.name for f in schema.headline_problems if f.name in columns.fields]
         if not problems:
             return []
-        family = values[0]
-        # One bit per problem, OR-ed over each family, then counted.
-        bits = pl.sum_horizontal(pl.col(_v(p)).fill_null(False).cast(pl.Int64) * (1 << i) for i, p in enumerate(problems))
-
-        def too_few(frame: pl.DataFrame) -> pl.Series:
-            short = (
-                frame.lazy().filter(family.is_not_null()).group_by(family.alias("family"))
-                .agg(bits.bitwise_or().bitwise_count_ones().alias("met"))
-                .filter(pl.col("met") < minimum).select("family").collect()
-            )
-            return frame.select(family.is_in(short["family"].implode()).fill_null(False)).to_series()
-
         return [_Check(
             "too_few_headline_problems", names[0], columns.fields[names[0]], rule.severity, None,
             pl.col(columns.fields[names[0]]), schema.field(names[0]).personal,
             _describe("too_few_headline_problems", minimum=minimum, problems=", ".join(problems))[1],
-            flags=too_few, reads=(_v(names[0]), *(_v(p) for p in problems)),
+            group=_too_few_problems(names[0], problems, minimum),
         )]
     raise AssertionError(f"unhandled rule type {rule.type}")
 
