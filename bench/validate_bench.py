@@ -126,6 +126,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="tfkit runs; the median is reported")
     args = parser.parse_args()
 
+    # Byte-compile tfkit first, as `pip install` does for a regular install: an editable install under
+    # PYTHONDONTWRITEBYTECODE=1 (as on this machine) would otherwise compile tfkit's modules on every run.
+    import compileall
+
+    import tfkit
+
+    compileall.compile_dir(Path(tfkit.__file__).parent, quiet=1)
     full = make_cohort(args.rows, args.seed)
     n_full = count_rows(full)
     whole = args.sample is None or args.sample >= n_full

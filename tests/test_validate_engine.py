@@ -242,3 +242,28 @@ def test_code_columns_read_as_categorical_give_the_same_result(tmp_path):
     assert codes.quarantine.equals(text.quarantine)
     assert codes.valid.equals(text.valid)
     assert text.report.rows_quarantined > 40
+
+
+def test_few_value_and_many_value_paths_agree(tmp_path, monkeypatch):
+    """Fields with a few values are judged once per value through equality tests (an LA code,
+    flags, codes), others by lookup or row by row: forcing every field down the general path
+    (_Distinct.FEW = 0) must give the same report, quarantine and typed rows."""
+    from tfkit.demo import write_demo
+    from tfkit.schemas import code_columns
+    from tfkit.schemas.engine import _Distinct
+
+    paths = write_demo(tmp_path / "demo", n_people=1500, seed=9, force=True)
+    frame = pl.read_csv(paths["cohort"], infer_schema=False)
+    odd = {0: " E09000031 ", 1: "e09000031", 2: "   ", 3: "E0900003", 4: "X09000031", 5: "E09000031 "}
+    frame = frame.with_columns(
+        pl.int_range(pl.len()).replace_strict(odd, default=None).fill_null(pl.col("LA Code")).alias("LA Code"))
+    path = tmp_path / "cohort.csv"
+    frame.write_csv(path)
+    raw = read_table(path, codes=code_columns(NIS))
+    few = validate(raw, NIS, today=TODAY)
+    monkeypatch.setattr(_Distinct, "FEW", 0)
+    general = validate(raw, NIS, today=TODAY)
+    assert few.report.to_dict() == general.report.to_dict()
+    assert few.quarantine.equals(general.quarantine)
+    assert few.valid.equals(general.valid)
+    assert {"pattern_mismatch", "missing_value"} <= {p.code for p in few.report.problems if p.field == "la_code"}

@@ -356,8 +356,12 @@ class _Distinct:
     SAMPLE = 2048  # rows sampled to guess a column's few values
 
     def __init__(self, frame: pl.DataFrame, columns: ColumnMatch, schema: Schema):
-        wanted = [f.name for f in schema.fields if f.name in columns.fields and (
+        always = [f.name for f in schema.fields if f.name in columns.fields and (
             f.type in ("date", "boolean", "code") or f.identifier == "postcode")]
+        # Plain text fields join when a sample shows only a few values and they prove to be all
+        # there are (an LA code, say): trimming and any pattern are then judged once per value.
+        texts = [f.name for f in schema.fields if f.name in columns.fields and f.type == "string" and not f.identifier]
+        wanted = always + texts
         self.sources = {n: columns.fields[n] for n in wanted}
         self.categorical = {n for n in wanted if frame.schema[self.sources[n]] == pl.Categorical}
         self.values: dict[str, pl.Series] = {}
@@ -379,13 +383,12 @@ class _Distinct:
                 for n, values in guesses.items()
             ).row(0, named=True)
             self.values.update((n, guesses[n]) for n in guesses if covered[n])
-        rest = [n for n in wanted if n not in self.values]
+        rest = [n for n in always if n not in self.values]
         if rest:
             distinct = frame.lazy().select(
                 pl.col(self.sources[n]).unique().cast(pl.String).implode().alias(n) for n in rest).collect()
             self.values.update((n, distinct[n][0].drop_nulls()) for n in rest)
-        for n in wanted:
-            values = self.values[n]
+        for n, values in self.values.items():
             self.blanks[n] = values.filter(values.str.strip_chars() == "").to_list()
 
     def __contains__(self, name: str) -> bool:
@@ -438,6 +441,8 @@ def _typed(f: Field, distinct: _Distinct) -> pl.Expr:
         return distinct.map(f.name, t, parse_code, pl.String()) if f.name in distinct else parse_code(t)
     if f.identifier:
         return identifiers.NORMALISERS[f.identifier](t)
+    if f.name in distinct:  # a plain text field with a few values: trimmed once per value
+        return distinct.map(f.name, t, lambda text: text, pl.String())
     return t
 
 
@@ -569,10 +574,13 @@ def _field_checks(
                 failure = pl.col(_f(f.name))
                 for i, code in enumerate(IDENTIFIER_CODES[f.identifier], start=1):
                     add(code, failure == i, after_pass=f.name not in distinct)
+            # (A field in `distinct` has raw text: its rules are judged once per trimmed value.)
+            def judged(rule):
+                return distinct.matches(f.name, t, rule) if f.name in distinct else rule(t)
             if f.pattern:
-                add("pattern_mismatch", present & ~t.str.contains(f.pattern), pattern=f.pattern)
+                add("pattern_mismatch", present & judged(lambda text: ~text.str.contains(f.pattern)), pattern=f.pattern)
             if f.max_length:
-                add("too_long", t.str.len_chars() > f.max_length, max_length=f.max_length)
+                add("too_long", judged(lambda text: text.str.len_chars() > f.max_length), max_length=f.max_length)
         if f.unique:
             _, msg = _describe("duplicate_value", field=f.name)
             checks.append(_Check("duplicate_value", f.name, source, "error", None, example, f.personal, msg,
