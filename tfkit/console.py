@@ -12,10 +12,11 @@ import datetime as dt
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+if TYPE_CHECKING:  # rich is imported when something is drawn: a cron run that logs plain lines never loads it
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 @dataclass
@@ -38,10 +39,14 @@ def configure(*, quiet: bool = False, log_format: str = "text") -> None:
 
 def stderr_console() -> Console:
     # Created per call so CliRunner's captured streams are honoured.
+    from rich.console import Console
+
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stdout, highlight=False, soft_wrap=True)
 
 
@@ -66,6 +71,10 @@ def log(event: str, message: str = "", *, level: str = "info", **fields: Any) ->
     if MODE.quiet and level not in ("warning", "error"):
         return
     if message:
+        if _LIVE_CONSOLE is None and not sys.stderr.isatty():  # no colour off a terminal: the plain line
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+            return
         style = {"warning": "yellow", "error": "bold red"}.get(level)
         (_LIVE_CONSOLE or stderr_console()).print(message, style=style, markup=False)
 
@@ -91,6 +100,8 @@ def progress() -> Iterator[Progress | _NoProgress]:
     if _LIVE_BAR is not None:  # nested: share the live display (rich allows one at a time)
         yield _LIVE_BAR
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

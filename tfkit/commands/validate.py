@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from tfkit import console
 from tfkit.errors import DataCheckFailed, InputFileError
@@ -92,6 +91,8 @@ def schemas_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the built-in schemas."""
+    from rich.table import Table
+
     schemas = list_schemas()
     if as_json:
         typer.echo(json.dumps([{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)} for s in schemas], indent=2))
@@ -118,6 +119,8 @@ def schemas_show(
 
 
 def _render_schema(schema: Schema) -> None:
+    from rich.table import Table
+
     out = console.stdout_console()
     out.print(f"[bold]{schema.name}[/] v{schema.version}: {schema.title}")
     if schema.description:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported to draw a report, not to build or write one
+    from rich.console import Console
 
 REPORT_FORMAT = "tfkit.validation-report"
 REPORT_VERSION = 1
@@ -125,6 +123,10 @@ class ValidationReport:
 
     def render(self, console: Console) -> None:
         """Print the report for a person: a one-line summary, then one table row per problem."""
+        from rich.markup import escape
+        from rich.table import Table
+        from rich.text import Text
+
         state = "[green]valid[/]" if self.ok else "[red]rows failed[/]"
         console.print(
             f"[bold]{escape(self.file)}[/] ({escape(self.schema)} schema): {self.rows_in:,} rows, "
