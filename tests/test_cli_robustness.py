@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import tfkit
 from tfkit.cli import app
 
 runner = CliRunner()
@@ -472,8 +475,23 @@ def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(monkeypatch, cap
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tfkit.cli, "main", interrupted)
-    with pytest.raises(SystemExit) as exit_info:
-        entry.main()
-    assert exit_info.value.code == 130
+    assert entry.run() == 130
     err = capsys.readouterr().err
     assert err == "interrupted\n" and "Traceback" not in err
+
+
+def test_console_script_exit_codes_and_flushed_output(tmp_path):
+    """The console script leaves without the interpreter's teardown: exit statuses and everything
+    written to stdout, stderr and files must still arrive."""
+    script = [sys.executable, "-c", "from tfkit.entry import main; main()"]
+    version = subprocess.run([*script, "--version"], capture_output=True, text=True)
+    assert (version.returncode, version.stdout.strip()) == (0, f"tfkit {tfkit.__version__}")
+    extract = tmp_path / "cohort.csv"
+    extract.write_text("a,b\n1,2\n", encoding="utf-8")
+    failed = subprocess.run([*script, "validate", str(extract), "--schema", "nis", "--json", "-"],
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and "error:" in failed.stderr
+    assert json.loads(failed.stdout)["summary"]["rows_in"] == 1
+    usage = subprocess.run([*script, "validate", str(tmp_path / "missing.csv"), "--schema", "nis"],
+                           capture_output=True, text=True)
+    assert usage.returncode == 2 and "file not found" in usage.stderr
