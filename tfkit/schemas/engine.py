@@ -16,6 +16,8 @@ they appear in `_reasons`, in the JSON report and in docs/validation-report.md.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,8 +109,8 @@ class _GroupRule:
     def hash(self) -> pl.Expr:
         """One 64-bit hash per row of the key (a different seed per position, so swapped values
         hash differently). Rows with equal keys always share it."""
-        hashed = [k.hash(seed=i) for i, k in enumerate(self.key)]
-        return hashed[0] if len(hashed) == 1 else pl.reduce(lambda a, b: a ^ b, hashed)
+        # (Folded with the expression's own `^`: pl.reduce would call back into Python per morsel.)
+        return functools.reduce(operator.xor, (k.hash(seed=i) for i, k in enumerate(self.key)))
 
     def flags(self, hashes: pl.Series | None, typed_rows: Callable[[pl.Series | None], pl.DataFrame]) -> pl.Series:
         """One Boolean per row. `typed_rows(rows)` gives the typed values of `reads` for the rows
@@ -376,20 +378,25 @@ class _Distinct:
         )
         guesses = {n: sample[n][0].drop_nulls() for n in guessed}
         guesses = {n: v for n, v in guesses.items() if 0 < len(v) <= self.FEW}
-        if guesses:
-            covered = frame.select(
-                (pl.col(self.sources[n]).is_null() | pl.any_horizontal(pl.col(self.sources[n]) == v for v in values))
-                .all().alias(n)
-                for n, values in guesses.items()
-            ).row(0, named=True)
-            self.values.update((n, guesses[n]) for n in guesses if covered[n])
+        # One query proves the guesses and finds the distinct values of the other fields (in
+        # parallel); a field whose guess fails has its distinct values found afterwards.
+        many = [n for n in always if n not in guesses]
+        found = frame.select(
+            *((pl.col(self.sources[n]).is_null() | pl.any_horizontal(pl.col(self.sources[n]) == v for v in values))
+              .all().alias(n) for n, values in guesses.items()),
+            *(pl.col(self.sources[n]).unique().cast(pl.String).implode().alias(n) for n in many),
+        ) if guesses or many else pl.DataFrame()
+        self.values.update((n, guesses[n]) for n in guesses if found[n][0])
+        self.values.update((n, found[n][0].drop_nulls()) for n in many)
         rest = [n for n in always if n not in self.values]
         if rest:
-            distinct = frame.lazy().select(
-                pl.col(self.sources[n]).unique().cast(pl.String).implode().alias(n) for n in rest).collect()
+            distinct = frame.select(pl.col(self.sources[n]).unique().cast(pl.String).implode().alias(n) for n in rest)
             self.values.update((n, distinct[n][0].drop_nulls()) for n in rest)
         for n, values in self.values.items():
             self.blanks[n] = values.filter(values.str.strip_chars() == "").to_list()
+        # What each rule needs of a value, for every field's distinct values in one parallel query.
+        names = list(self.values)
+        self.tables = dict(zip(names, pl.collect_all([_per_value(schema.field(n), self.values[n]) for n in names]), strict=True))
 
     def __contains__(self, name: str) -> bool:
         return name in self.values
@@ -400,60 +407,75 @@ class _Distinct:
         blanks = self.blanks[name]
         return pl.when(raw.is_in(blanks)).then(None).otherwise(raw) if blanks else raw
 
-    def matches(self, name: str, text: pl.Expr, predicate) -> pl.Expr:
-        """Boolean: `predicate` holds for the value of `text` (this field's raw text). The values it
-        holds for are usually few (say, the month-first dates), so this is a set lookup."""
-        old = self.values[name]
-        hits = old.filter(pl.DataFrame({"v": old}).select(predicate(pl.col("v").str.strip_chars()).fill_null(False)).to_series())
-        return text.is_in(hits.implode()).fill_null(False) if len(hits) else pl.lit(False)
+    def matches(self, name: str, key: str) -> pl.Expr:
+        """Boolean: the row's value has the derived flag `key` (see _per_value). The values that do
+        are usually few (say, the month-first dates), so this is a set lookup."""
+        table = self.tables[name]
+        hits = table.filter(pl.col(key).fill_null(False))["v"]
+        return pl.col(_t(name)).is_in(hits.implode()).fill_null(False) if len(hits) else pl.lit(False)
 
-    def map(self, name: str, text: pl.Expr, parse, dtype: pl.DataType) -> pl.Expr:
-        """`parse` applied to every value of `text` (this field's raw text), via its distinct values."""
-        old = self.values[name]
-        new = pl.DataFrame({"v": old}).select(parse(pl.col("v").str.strip_chars())).to_series().cast(dtype)
+    def lookup(self, name: str, key: str) -> pl.Expr:
+        """The derived `key` of each row's value (see _per_value): equality tests against a few
+        values, a hash lookup among many; null where the text is null (blank)."""
+        table = self.tables[name]
+        old, new = table["v"], table[key]
+        text = pl.col(_t(name))
         if len(old) > self.FEW:
             if name in self.categorical:
                 text = text.cast(pl.String)
-            return text.replace_strict(old, new, default=None, return_dtype=dtype)
-        mapped = pl.lit(None, dtype=dtype)
+            return text.replace_strict(old, new, default=None, return_dtype=new.dtype)
+        mapped = pl.lit(None, dtype=new.dtype)
         for before, after in zip(old.to_list(), new.to_list(), strict=True):
-            mapped = pl.when(text == before).then(pl.lit(after, dtype=dtype)).otherwise(mapped)
+            mapped = pl.when(text == before).then(pl.lit(after, dtype=new.dtype)).otherwise(mapped)
         return mapped
 
 
-def _typed(f: Field, distinct: _Distinct) -> pl.Expr:
-    t = pl.col(_t(f.name))
+def _per_value(f: Field, values: pl.Series) -> pl.LazyFrame:
+    """One row per distinct raw value `v` of a field: its typed `value` (as _parser gives it, from
+    the trimmed text) and whatever else its rules read: `month_first` (dates), `code` (an
+    identifier's failure code), `pattern_mismatch` and `too_long` (text fields)."""
+    text = pl.col("v").str.strip_chars()
+    extra = []
     if f.type == "date":
-        if f.name in distinct:
-            return distinct.map(f.name, t, parsing.parse_date, pl.Date())
-        return parsing.parse_date(t)
-    if f.identifier == "postcode" and f.name in distinct:
-        return distinct.map(f.name, t, identifiers.normalise_postcode, pl.String())
-    if f.type == "integer":
-        return parsing.parse_integer(t)
-    if f.type == "boolean":
-        def parse_boolean(text: pl.Expr) -> pl.Expr:
-            return parsing.parse_boolean(text, f.true_values, f.false_values)
-        return distinct.map(f.name, t, parse_boolean, pl.Boolean()) if f.name in distinct else parse_boolean(t)
-    if f.type == "code":
-        def parse_code(text: pl.Expr) -> pl.Expr:
-            return parsing.parse_code(text, f.code_mapping)
-        return distinct.map(f.name, t, parse_code, pl.String()) if f.name in distinct else parse_code(t)
+        extra.append(parsing.looks_month_first(text).fill_null(False).alias("month_first"))
     if f.identifier:
-        return identifiers.NORMALISERS[f.identifier](t)
-    if f.name in distinct:  # a plain text field with a few values: trimmed once per value
-        return distinct.map(f.name, t, lambda text: text, pl.String())
-    return t
+        extra.append(identifiers.CODES[f.identifier](pl.col("value")).alias("code"))
+    if f.type == "string" and f.pattern:
+        extra.append((~text.str.contains(f.pattern)).alias("pattern_mismatch"))
+    if f.type == "string" and f.max_length:
+        extra.append((text.str.len_chars() > f.max_length).alias("too_long"))
+    return pl.LazyFrame({"v": values}).with_columns(_parser(f)(text).cast(f.dtype).alias("value")).with_columns(extra)
+
+
+def _parser(f: Field) -> Callable[[pl.Expr], pl.Expr]:
+    """The field's text (trimmed, null for blank) to its typed value."""
+    if f.type == "date":
+        return parsing.parse_date
+    if f.type == "integer":
+        return parsing.parse_integer
+    if f.type == "boolean":
+        return lambda text: parsing.parse_boolean(text, f.true_values, f.false_values)
+    if f.type == "code":
+        return lambda text: parsing.parse_code(text, f.code_mapping)
+    if f.identifier:
+        return identifiers.NORMALISERS[f.identifier]
+    return lambda text: text
+
+
+def _typed(f: Field, distinct: _Distinct) -> pl.Expr:
+    """The field's typed value: once per distinct value where `distinct` has the field."""
+    if f.name in distinct:
+        return distinct.lookup(f.name, "value")
+    return _parser(f)(pl.col(_t(f.name)))
 
 
 def _failure_code(f: Field, distinct: _Distinct, columns: ColumnMatch) -> pl.Expr:
     """The identifier's failure code (tfkit.identifiers.CODES; 0 valid or blank). Postcodes: exact,
     once per distinct value. The others: judged on the raw text, which is exact unless the code is
     FORMAT (the text may only need normalising); _recheck_identifiers settles those rows."""
-    code = identifiers.CODES[f.identifier]
     if f.name in distinct:
-        return distinct.map(f.name, pl.col(_t(f.name)), lambda text: code(identifiers.NORMALISERS[f.identifier](text)), pl.UInt8()).fill_null(0)
-    return code(pl.col(columns.fields[f.name])).fill_null(0)
+        return distinct.lookup(f.name, "code").fill_null(0)
+    return identifiers.CODES[f.identifier](pl.col(columns.fields[f.name])).fill_null(0)
 
 
 def _recheck_identifiers(typed: pl.DataFrame, raw: RawTable, columns: ColumnMatch, fields: list[Field],
@@ -558,7 +580,7 @@ def _field_checks(
             add("invalid_code", unparsed, codes=", ".join(f.codes))
         elif f.type == "date":
             if f.name in distinct:  # judged once per distinct value, like the parse itself
-                month_first = distinct.matches(f.name, t, parsing.looks_month_first)
+                month_first = distinct.matches(f.name, "month_first")
             else:
                 month_first = parsing.looks_month_first(pl.when(unparsed).then(t).str.strip_chars())
             add("month_first_date", unparsed & month_first)
@@ -575,12 +597,12 @@ def _field_checks(
                 for i, code in enumerate(IDENTIFIER_CODES[f.identifier], start=1):
                     add(code, failure == i, after_pass=f.name not in distinct)
             # (A field in `distinct` has raw text: its rules are judged once per trimmed value.)
-            def judged(rule):
-                return distinct.matches(f.name, t, rule) if f.name in distinct else rule(t)
             if f.pattern:
-                add("pattern_mismatch", present & judged(lambda text: ~text.str.contains(f.pattern)), pattern=f.pattern)
+                mismatch = distinct.matches(f.name, "pattern_mismatch") if f.name in distinct else ~t.str.contains(f.pattern)
+                add("pattern_mismatch", present & mismatch, pattern=f.pattern)
             if f.max_length:
-                add("too_long", judged(lambda text: text.str.len_chars() > f.max_length), max_length=f.max_length)
+                too_long = distinct.matches(f.name, "too_long") if f.name in distinct else t.str.len_chars() > f.max_length
+                add("too_long", too_long, max_length=f.max_length)
         if f.unique:
             _, msg = _describe("duplicate_value", field=f.name)
             checks.append(_Check("duplicate_value", f.name, source, "error", None, example, f.personal, msg,
