@@ -63,3 +63,14 @@ def test_chunked_frames_give_the_same_flags():
     frame = pl.concat([pl.DataFrame({_v("k0"): ["x", "y"]}), pl.DataFrame({_v("k0"): ["x", None]})], rechunk=False)
     assert frame.n_chunks() == 2
     assert _repeated(("k0",)).run(frame).to_list() == [True, False, True, False]
+
+
+def test_too_few_problems_counts_beyond_one_byte_and_one_word():
+    """Ten outcomes (Supporting Families) take a 64-bit word; seventy take two."""
+    for n in (10, 70):
+        names = [f"p{i}" for i in range(n)]
+        rows = {_v("family"): ["a", "a", "b", "b", None]}
+        # family a: problems 0 and n-1 (one per member); family b: problem 5 twice
+        rows |= {_v(p): [i == 0, i == n - 1, i == 5, i == 5, True] for i, p in enumerate(names)}
+        frame = pl.DataFrame(rows)
+        assert _too_few_problems("family", names, 2).run(frame).to_list() == [False, False, True, True, False]

@@ -98,12 +98,14 @@ class _GroupRule:
     whose hash repeats are the candidates (equal keys share a hash and a collision only adds
     candidates, so every row of every repeated key is among them), and `exact` is evaluated on the
     candidates' typed values alone, computed again from their raw text. Without a key, `exact` is
-    a function of every row's typed values of `reads`, kept from the pass.
+    a function of every row's typed values of `reads` and of the `columns` computed in the pass,
+    kept from it.
     """
 
     reads: tuple[str, ...]  # the fields `exact` reads
     exact: pl.Expr | Callable[[pl.DataFrame], pl.Series]  # True where a row breaks the rule
     key: tuple[pl.Expr, ...] = ()
+    columns: tuple[pl.Expr, ...] = ()  # (without a key) named expressions the pass computes for `exact`
 
     @property
     def hash(self) -> pl.Expr:
@@ -116,7 +118,7 @@ class _GroupRule:
         """One Boolean per row. `typed_rows(rows)` gives the typed values of `reads` for the rows
         where the Boolean Series `rows` is True, or for every row when it is None."""
         if not self.key:
-            return self.exact(typed_rows(None))
+            return self.exact(typed_rows(None))  # (the frame holds `columns` too)
         candidates = _repeats(hashes)
         rows = candidates.arg_true()
         if rows.len() == 0:
@@ -127,6 +129,7 @@ class _GroupRule:
     def run(self, frame: pl.DataFrame) -> pl.Series:
         """The rule on one frame holding every row's typed values."""
         hashes = frame.select(self.hash).to_series() if self.key else None
+        frame = frame.with_columns(self.columns)
         return self.flags(hashes, lambda rows: frame if rows is None else frame.filter(rows))
 
 
@@ -253,17 +256,18 @@ def validate(
     # The collected frame holds typed values, rule flags and key hashes only; raw text stays in
     # `raw`, whose rows line up one to one, and is gathered for the failing rows alone.
     read_by_groups = {n for _, g in groups if not g.key for n in g.reads}
+    group_columns = [e for _, g in groups for e in g.columns]
     kept = [f.name for f in schema.fields if (keep_valid and f not in rechecked) or f.name in read_by_groups]
     typed = lf.select(
         [*(pl.col(_v(n)) for n in kept), pl.col(SOURCE_LINE), *(pl.col(_f(f.name)) for f in rechecked),
-         *(pl.col(_c(i)) for i in in_pass), *(g.hash.alias(_h(i)) for i, g in groups if g.key)]
+         *(pl.col(_c(i)) for i in in_pass), *(g.hash.alias(_h(i)) for i, g in groups if g.key), *group_columns]
     ).collect(engine="streaming")
     typed = _recheck_identifiers(typed, raw, columns, rechecked, values={f.name for f in rechecked if keep_valid})
     typed = typed.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks) if c.after_pass)
 
     def typed_rows(rows: pl.Series | None, names: tuple[str, ...]) -> pl.DataFrame:
         if rows is None:
-            return typed.select(_v(n) for n in names)
+            return typed.select(*(_v(n) for n in names), *(e.meta.output_name() for e in group_columns))
         return raw.frame.filter(rows).lazy().with_columns(text[n] for n in names).select(value[n] for n in names).collect()
 
     typed = typed.with_columns(
@@ -644,18 +648,22 @@ def _several_families(person_field: str, family_field: str) -> _GroupRule:
 def _too_few_problems(family_field: str, problems: list[str], minimum: int) -> _GroupRule:
     """True on every row of a family that meets fewer than `minimum` of the problems over all its rows."""
     family = pl.col(_v(family_field))
-    # One bit per problem, OR-ed over each family, then counted.
-    bits = pl.sum_horizontal(pl.col(_v(p)).fill_null(False).cast(pl.Int64) * (1 << i) for i, p in enumerate(problems))
+    # One bit per problem (in 64-bit words), computed in the pass; OR-ed over each family, then counted.
+    words = [
+        pl.sum_horizontal(pl.col(_v(p)).fill_null(False).cast(pl.UInt64) * (1 << i) for i, p in enumerate(problems[at:at + 64]))
+        .cast(pl.UInt8 if len(problems[at:]) <= 8 else pl.UInt64).alias(f"__problem_bits_{family_field}_{at}")
+        for at in range(0, len(problems), 64)
+    ]
 
     def too_few(frame: pl.DataFrame) -> pl.Series:
+        met = pl.sum_horizontal(pl.col(w.meta.output_name()).bitwise_or().bitwise_count_ones() for w in words)
         short = (
             frame.lazy().filter(family.is_not_null()).group_by(family.alias("family"))
-            .agg(bits.bitwise_or().bitwise_count_ones().alias("met"))
-            .filter(pl.col("met") < minimum).select("family").collect()
+            .agg(met.alias("met")).filter(pl.col("met") < minimum).select("family").collect()
         )
         return frame.select(family.is_in(short["family"].implode()).fill_null(False)).to_series()
 
-    return _GroupRule(reads=(family_field, *problems), exact=too_few)
+    return _GroupRule(reads=(family_field,), exact=too_few, columns=tuple(words))
 
 
 def _rule_checks(schema: Schema, columns: ColumnMatch) -> list[_Check]:
