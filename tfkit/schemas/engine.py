@@ -492,12 +492,14 @@ def _recheck_identifiers(typed: pl.DataFrame, raw: RawTable, columns: ColumnMatc
         source = raw.frame[columns.fields[f.name]]
         codes = typed[_f(f.name)]
         rows = (codes == identifiers.FORMAT).arg_true()
-        value = identifiers.NORMALISERS[f.identifier](_text(source.name))
-        again = source.gather(rows).to_frame().select(
-            identifiers.CODES[f.identifier](value).fill_null(0).alias("code"), value.alias("value"))
-        out.append(codes.scatter(rows, again["code"]))
+        if rows.len():
+            value = identifiers.NORMALISERS[f.identifier](_text(source.name))
+            again = source.gather(rows).to_frame().select(
+                identifiers.CODES[f.identifier](value).fill_null(0).alias("code"), value.alias("value"))
+            codes, source = codes.scatter(rows, again["code"]), source.scatter(rows, again["value"])
+        out.append(codes)
         if f.name in values:
-            out.append(source.scatter(rows, again["value"]).alias(_v(f.name)))
+            out.append(source.alias(_v(f.name)))
     return typed.with_columns(out)
 
 
