@@ -18,20 +18,39 @@ from tfkit.errors import ConfigError
 # --------------------------------------------------------------------------- reading and validation
 
 
-def read_source(path: Path, encoding: str | None):
-    """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame`."""
+def read_source(path: Path, encoding: str | None, schema: str | None = None):
+    """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame`. With a
+    schema, its flag and code columns may be read as Categorical (less memory; validate reads both)."""
     from tfkit.io import read_table
 
-    return read_table(path, encoding=encoding)
+    if schema is None:
+        return read_table(path, encoding=encoding)
+    from tfkit.schemas import code_columns, load_schema
+
+    return read_table(path, encoding=encoding, codes=code_columns(load_schema(schema)))
 
 
 @dataclass
 class Validated:
-    valid: pl.DataFrame  # typed, canonical column names (+ _source_line)
-    quarantine: pl.DataFrame  # failing rows, the file's own headers, raw text + _source_line, _reasons
+    result: Any  # the validation area's ValidationResult
     canonical_names: dict[str, str] = field(default_factory=dict)  # quarantine header -> canonical field
     summary: dict[str, Any] = field(default_factory=dict)  # masked, JSON-ready
-    report: Any = None  # the validation area's ValidationReport (for report.html)
+
+    @property
+    def valid(self) -> pl.DataFrame:
+        """Typed, canonical column names (+ _source_line). Taken once the raw text is let go: the
+        valid rows are filtered on first use, and the raw copy need not be alive then."""
+        return self.result.valid
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        """Failing rows, the file's own headers, raw text + _source_line, _reasons."""
+        return self.result.quarantine
+
+    @property
+    def report(self) -> Any:
+        """The validation area's ValidationReport (for report.html)."""
+        return self.result.report
 
 
 def validate_source(raw, schema: str) -> Validated:
@@ -40,7 +59,7 @@ def validate_source(raw, schema: str) -> Validated:
     loaded = load_schema(schema)
     result = validate(raw, loaded)
     headers = {header: name for name, header in match_columns(raw, loaded).fields.items()}
-    return Validated(result.valid, result.quarantine, headers, result.report.to_dict(), result.report)
+    return Validated(result, headers, result.report.to_dict())
 
 
 # --------------------------------------------------------------------------- pseudonymisation

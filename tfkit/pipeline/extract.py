@@ -131,18 +131,19 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         headers: dict[str, dict[str, str]] = {}
         for source in config.sources:
             with timer("read"):
-                raw = adapters.read_source(source.path, source.encoding)
+                raw = adapters.read_source(source.path, source.encoding, source.schema)
             digest = bag.sha256_file(source.path)
             inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
             console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
                         source=source.name, rows=raw.n_rows, sha256=digest)
             with timer("validate"):
                 checked = adapters.validate_source(raw, source.schema)
-            valid[source.name], quarantined[source.name] = checked.valid, checked.quarantine
+                del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
+                valid[source.name], quarantined[source.name] = checked.valid, checked.quarantine
             headers[source.name] = checked.canonical_names
-            runs.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, raw.n_rows),
+            runs.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
                                   validation=checked.summary))
-            del raw, checked  # the text copy of the file is no longer needed: keep peak memory down
+            del checked
         bad = {name: q.height for name, q in quarantined.items() if q.height}
         # A source with no valid row at all is the wrong file or schema: never sign an empty return.
         rejected = [name for name, q in quarantined.items() if q.height and not valid[name].height]

@@ -166,7 +166,11 @@ class ValidationResult:
         # Filtered on first use.
         if self._typed is None:
             raise AttributeError("validate(..., keep_valid=False) keeps no valid rows: call it with keep_valid=True")
-        return self._typed.filter(~self._failing)
+        # Column by column, each unfiltered column let go once filtered: the two copies of the
+        # whole frame never coexist.
+        typed, keep = self._typed, ~self._failing
+        object.__setattr__(self, "_typed", None)
+        return pl.DataFrame([typed.drop_in_place(name).filter(keep) for name in list(typed.columns)])
 
     def write(self, directory: str | Path, stem: str | None = None) -> tuple[Path, Path]:
         """Write `<stem>.valid.parquet` (deterministic; min/max statistics only for non-personal
