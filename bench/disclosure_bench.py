@@ -1,8 +1,8 @@
 """Benchmark: `tfkit disclosure check` and `tfkit summarise` on a 1,000,000-person package-shaped table,
 side by side with a plain pandas groupby of the same k-anonymity count (and pycanon on a sample).
 
-    /work/venv/bin/python bench/disclosure_bench.py                     # 1,000,000 people
-    /work/venv/bin/python bench/disclosure_bench.py --people 200000 --sample 50000
+    .venv/bin/python bench/disclosure_bench.py                     # 1,000,000 people
+    .venv/bin/python bench/disclosure_bench.py --people 200000 --sample 50000
 
 What runs (each side in its own subprocess; wall time and peak RSS of that subprocess):
   1. tfkit CLI:  tfkit --quiet disclosure check person.parquet --json check.json

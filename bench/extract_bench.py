@@ -1,6 +1,6 @@
 """Benchmark: `tfkit extract` end to end vs the plain pandas + hmac script, and verify's hashing.
 
-    /work/venv/bin/python bench/extract_bench.py [--people 1000000]
+    .venv/bin/python bench/extract_bench.py [--people 1000000]
 
 1. Generates a 1,000,000-person NIS return with tfkit.demo (cached in bench/out/extract/).
 2. Runs, each in its own subprocess (wall time and that process's peak RSS):

@@ -1,8 +1,8 @@
 """tfkit link vs Splink (DuckDB backend): F1, wall time and peak memory on the same data and fields.
 
-    /work/venv/bin/python bench/linkage_bench.py                      # demo 100k x 100k + FEBRL4
-    /work/venv/bin/python bench/linkage_bench.py --data demo --size 10000
-    /work/venv/bin/python bench/linkage_bench.py --data demo --size 1000000 --tools tfkit
+    .venv/bin/python bench/linkage_bench.py                      # demo 100k x 100k + FEBRL4
+    .venv/bin/python bench/linkage_bench.py --data demo --size 10000
+    .venv/bin/python bench/linkage_bench.py --data demo --size 1000000 --tools tfkit
 
 Each tool runs in its own subprocess (`--worker`), reads the same two Parquet files (canonical
 columns, raw text as the extracts hold it, dates parsed), standardises them its own way, trains its

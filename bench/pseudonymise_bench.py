@@ -1,6 +1,6 @@
 """Pseudonymisation throughput: tfkit's vectorised HMAC vs a plain Python `hmac` loop, in one run.
 
-    /work/venv/bin/python bench/pseudonymise_bench.py [--values 10000000] [--loop-values 1000000]
+    .venv/bin/python bench/pseudonymise_bench.py [--values 10000000] [--loop-values 1000000]
 
 Cases (each in its own subprocess, wall time and peak RSS from os.wait4):
   kernel          MasterKey.pseudonym_expr on already-normalised values, polars streaming engine

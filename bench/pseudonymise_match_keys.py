@@ -1,6 +1,6 @@
 """Precision and recall of tfkit's hierarchical match-key linkage against the generator's truth.
 
-    /work/venv/bin/python bench/pseudonymise_match_keys.py [--people 20000] [--seed 7] [--json]
+    .venv/bin/python bench/pseudonymise_match_keys.py [--people 20000] [--seed 7] [--json]
 
 Cohort vs police, school attendance and DWP: both sides validated, pseudonymised under one key
 and project (nothing in the clear reaches the linker), linked with `link_on_match_keys`, and the

@@ -1,7 +1,7 @@
 """Benchmark: `tfkit validate` against frictionless-py on a generated NIS cohort, the same file.
 
-    /work/venv/bin/python bench/validate_bench.py                      # 1,000,000 rows, both on the full file
-    /work/venv/bin/python bench/validate_bench.py --sample 50000       # quicker: frictionless on the first 50,000
+    .venv/bin/python bench/validate_bench.py                      # 1,000,000 rows, both on the full file
+    .venv/bin/python bench/validate_bench.py --sample 50000       # quicker: frictionless on the first 50,000
 
 What runs (each side in its own subprocess; wall time, CPU time and peak RSS of that subprocess):
   1. tfkit CLI, full file:  tfkit --quiet validate cohort.csv --schema nis --json report.json
