@@ -17,7 +17,6 @@ Field kinds:
 from __future__ import annotations
 
 import csv
-import functools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -116,28 +115,12 @@ def _parse_variants(text: str) -> dict[str, str]:
     return canonical
 
 
-@functools.cache
-def _double_metaphone():
-    try:
-        from doublemetaphone import doublemetaphone
-    except ImportError:  # pragma: no cover - declared dependency
-        return None
-    return doublemetaphone
-
-
 def phonetic(names: pl.Series) -> pl.Series:
-    """Primary Double Metaphone code per distinct name (the `doublemetaphone` C++ wrapper).
+    """Primary Double Metaphone code per distinct name (the `doublemetaphone` C++ wrapper, a core
+    dependency). Called on distinct values only."""
+    from doublemetaphone import doublemetaphone
 
-    Falls back to Soundex from jellyfish if the wrapper is missing. Called on distinct values only.
-    """
-    dm = _double_metaphone()
-    values = names.to_list()
-    if dm is not None:
-        codes = [dm(v)[0] or None if v else None for v in values]
-    else:  # pragma: no cover
-        import jellyfish
-
-        codes = [jellyfish.soundex(v) if v else None for v in values]
+    codes = [doublemetaphone(v)[0] or None if v else None for v in names.to_list()]
     return pl.Series(names.name, codes, dtype=pl.String)
 
 
