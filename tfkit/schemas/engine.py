@@ -269,13 +269,13 @@ def validate(
     typed = _recheck_identifiers(typed, raw, columns, rechecked, values={f.name for f in rechecked if keep_valid})
     typed = typed.with_columns(c.fails.alias(_c(i)) for i, c in enumerate(checks) if c.after_pass)
 
-    def typed_rows(rows: pl.Series | None, names: tuple[str, ...]) -> pl.DataFrame:
-        if rows is None:
-            return typed.select(*(_v(n) for n in names), *(e.meta.output_name() for e in group_columns))
-        return raw.frame.filter(rows).lazy().with_columns(text[n] for n in names).select(value[n] for n in names).collect()
+    def typed_rows(rows: pl.Series | None, g: _GroupRule) -> pl.DataFrame:
+        if rows is None:  # every row: kept from the pass
+            return typed.select(*(_v(n) for n in g.reads), *(e.meta.output_name() for e in g.columns))
+        return raw.frame.filter(rows).lazy().with_columns(text[n] for n in g.reads).select(value[n] for n in g.reads).collect()
 
     typed = typed.with_columns(
-        g.flags(typed[_h(i)] if g.key else None, lambda rows, g=g: typed_rows(rows, g.reads)).alias(_c(i))
+        g.flags(typed[_h(i)] if g.key else None, lambda rows, g=g: typed_rows(rows, g)).alias(_c(i))
         for i, g in groups
     )
     quarantining = [i for i, c in enumerate(checks) if c.severity == "error"]
