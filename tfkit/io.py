@@ -7,7 +7,7 @@ Public API::
 Every cell comes back as text (polars String, null for an empty cell), exactly as the file holds it:
 typing, trimming and normalising are the schema's job (tfkit.schemas.validate). Columns the caller
 names as `codes` (flags and code lists: a handful of distinct values) may come back as polars
-Categorical instead, the same text held once per distinct value: smaller and quicker to read. Each
+Categorical instead, the same text held once per distinct value (smaller in memory). Each
 row keeps the
 place it came from in `_source_line` so every later report can point a person at the right line:
 

@@ -18,16 +18,23 @@ from tfkit.errors import ConfigError
 # --------------------------------------------------------------------------- reading and validation
 
 
-def read_source(path: Path, encoding: str | None, schema: str | None = None):
+def load_source_schema(schema: str):
+    """The validation area's Schema for a source's `schema` setting (a built-in name or a file)."""
+    from tfkit.schemas import load_schema
+
+    return load_schema(schema)
+
+
+def read_source(path: Path, encoding: str | None, schema=None):
     """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame`. With a
-    schema, its flag and code columns may be read as Categorical (less memory; validate reads both)."""
+    Schema, its flag and code columns may be read as Categorical (less memory; validate reads both)."""
     from tfkit.io import read_table
 
     if schema is None:
         return read_table(path, encoding=encoding)
-    from tfkit.schemas import code_columns, load_schema
+    from tfkit.schemas import code_columns
 
-    return read_table(path, encoding=encoding, codes=code_columns(load_schema(schema)))
+    return read_table(path, encoding=encoding, codes=code_columns(schema))
 
 
 @dataclass
@@ -53,12 +60,12 @@ class Validated:
         return self.result.report
 
 
-def validate_source(raw, schema: str) -> Validated:
-    from tfkit.schemas import load_schema, match_columns, validate
+def validate_source(raw, schema) -> Validated:
+    """`raw` checked against `schema` (from load_source_schema)."""
+    from tfkit.schemas import match_columns, validate
 
-    loaded = load_schema(schema)
-    result = validate(raw, loaded)
-    headers = {header: name for name, header in match_columns(raw, loaded).fields.items()}
+    result = validate(raw, schema)
+    headers = {header: name for name, header in match_columns(raw, schema).fields.items()}
     return Validated(result, headers, result.report.to_dict())
 
 

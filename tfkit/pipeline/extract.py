@@ -130,14 +130,15 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         quarantined: dict[str, pl.DataFrame] = {}
         headers: dict[str, dict[str, str]] = {}
         for source in config.sources:
+            schema = adapters.load_source_schema(source.schema)
             with timer("read"):
-                raw = adapters.read_source(source.path, source.encoding, source.schema)
+                raw = adapters.read_source(source.path, source.encoding, schema)
             digest = bag.sha256_file(source.path)
             inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
             console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
                         source=source.name, rows=raw.n_rows, sha256=digest)
             with timer("validate"):
-                checked = adapters.validate_source(raw, source.schema)
+                checked = adapters.validate_source(raw, schema)
                 del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
                 valid[source.name], quarantined[source.name] = checked.valid, checked.quarantine
             headers[source.name] = checked.canonical_names
