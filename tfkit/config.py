@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tfkit.engine import EngineSettings, engine_from_table
 from tfkit.errors import ConfigError
 
 RETURNS = ("nis", "fpd")
@@ -56,6 +57,7 @@ class Config:
     # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
     disclosure_settings: dict[str, Any] = field(default_factory=dict)
     demo: bool = False
+    engine: EngineSettings = field(default_factory=EngineSettings)  # [engine]: polars, or Spark and its master
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -155,7 +157,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
                      sha256: str | None = None) -> Config:
     r = _Reader(data, file)
     r.unknown({"la_code", "return", "period", "demo", "sources", "validation", "linkage", "pseudonymise",
-               "signing", "consent", "output", "retention", "disclosure"})
+               "signing", "consent", "output", "retention", "disclosure", "engine"})
     la_code = r.get("la_code", str, hint='the LA\'s GSS code, e.g. la_code = "E09000031"')
     if not LA_CODE_RE.match(la_code):
         raise r.fail("la_code", f"{la_code!r} is not a GSS code (a letter E/W/S/N then 8 digits)",
@@ -235,6 +237,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         disclosure_policy=disclosure_policy,
         disclosure_settings=disclosure_settings,
         demo=r.get("demo", bool, False),
+        engine=engine_from_table(data.get("engine", {}), file=file),
         raw=data,
     )
 

@@ -14,6 +14,13 @@ from tfkit import console
 from tfkit.commands.keys import KeyOption
 from tfkit.errors import InputFileError
 
+# Shared by the commands that can run on Spark (pseudonymise, link-keys, link).
+EngineOption = Annotated[Optional[str], typer.Option(
+    "--engine", metavar="polars|spark",
+    help="Engine: polars (embedded, the default) or spark (a cluster or local[*]; needs the spark extra of tfkit and Java 17).")]
+EngineConfigOption = Annotated[Optional[Path], typer.Option(
+    "--config", metavar="FILE", help="TOML file (e.g. tfkit.toml) whose engine table sets the engine, master and Spark settings.")]
+
 
 def pseudonymise_command(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet.")],
@@ -60,35 +67,23 @@ def pseudonymise_command(
 
 
 def link_keys_command(
-    a: Annotated[Path, typer.Argument(metavar="A", help="Pseudonymised extract (Parquet) with mk_ columns.")],
-    b: Annotated[Path, typer.Argument(metavar="B", help="Pseudonymised extract (Parquet) with mk_ columns.")],
-    out: Annotated[Path, typer.Option("--out", help="Pairs Parquet: a_row, b_row, a_id, b_id, match_key.")],
+    a: Annotated[str, typer.Argument(metavar="A", help="Pseudonymised extract with mk_ columns: Parquet file or folder (with Spark, any Hadoop path).")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Pseudonymised extract with mk_ columns: Parquet file or folder (with Spark, any Hadoop path).")],
+    out: Annotated[str, typer.Option("--out", metavar="PATH", help="Pairs Parquet: a_row, b_row, a_id, b_id, match_key (a folder of part files with Spark).")],
     keys: Annotated[Optional[str], typer.Option("--keys", metavar="KEY,KEY", help="Comma-separated match-key names in the order to try (default: the documented order).")] = None,
     one_to_many: Annotated[bool, typer.Option("--one-to-many", help="B holds several records per person (e.g. police): a key unique in A pairs with every B record holding it.")] = False,
+    engine: EngineOption = None,
+    config: EngineConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print per-key counts as JSON.")] = False,
 ) -> None:
     """Link two pseudonymised extracts on hashed match keys, hierarchically; report pairs per key."""
-    from tfkit.parquet import write_parquet
-    from tfkit.pseudonymise import link_on_match_keys
+    from tfkit.engine import choose_engine
+    from tfkit.pseudonymise.link_keys import link_keys_files
 
-    frames = []
-    for p in (a, b):
-        if not p.is_file():
-            raise InputFileError("file not found", file=p)
-        if out.resolve() == p.resolve():
-            raise InputFileError("the output would overwrite the input", file=out, hint="choose another --out")
-        try:
-            frames.append(pl.read_parquet(p))
-        except Exception:  # pyarrow/polars raise several types for junk
-            raise InputFileError("not a readable Parquet file", file=p,
-                                 hint="link-keys takes the output of tfkit pseudonymise") from None
     names = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
-    pairs, counts = link_on_match_keys(frames[0], frames[1], names, one_to_many=one_to_many)
-    write_parquet(pairs, out, statistics=["a_row", "b_row", "match_key"])
-    result = {"a": str(a), "b": str(b), "out": str(out), "one_to_many": one_to_many,
-              "rows_a": frames[0].height, "rows_b": frames[1].height, "pairs": pairs.height,
-              "keys": [c.as_dict() for c in counts]}
-    console.log("linked", "", a=str(a), b=str(b), out=str(out), pairs=pairs.height)
+    run = link_keys_files(a, b, out, names, one_to_many=one_to_many, engine=choose_engine(engine, config))
+    result = run.to_dict()
+    console.log("linked", "", a=str(a), b=str(b), out=str(out), pairs=run.pairs, engine=run.engine)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -97,11 +92,11 @@ def link_keys_command(
     table = Table(box=None, header_style="bold", pad_edge=False)
     for heading in ("match key", "offered A", "offered B", "pairs", "ambiguous values"):
         table.add_column(heading, justify="left" if heading == "match key" else "right")
-    for c in counts:
+    for c in run.keys:
         table.add_row(c.match_key, f"{c.offered_a:,}", f"{c.offered_b:,}", f"{c.pairs:,}", f"{c.ambiguous_values:,}")
     out_console = console.stdout_console()
     out_console.print(table)
-    out_console.print(f"{pairs.height:,} pairs written to {out}", markup=False)
+    out_console.print(f"{run.pairs:,} pairs written to {out}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
