@@ -23,22 +23,31 @@ EngineConfigOption = Annotated[Optional[Path], typer.Option(
 
 
 def pseudonymise_command(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet.")],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet (with --engine spark: validated Parquet rows, file or folder, any Hadoop path).")],
     schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name or a schema .toml file.")],
     project: Annotated[str, typer.Option("--project", metavar="NAME", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
-    out: Annotated[Path, typer.Option("--out", help="Output Parquet file (written atomically, deterministic).")],
+    out: Annotated[str, typer.Option("--out", metavar="PATH", help="Output Parquet file (written atomically, deterministic; a folder of part files with Spark).")],
     key: KeyOption = None,
     policy: Annotated[Optional[Path], typer.Option("--policy", help="TOML policy file overriding the schema's built-in policy.")] = None,
     la_code: Annotated[Optional[str], typer.Option("--la-code", metavar="GSS", help="GSS code of the LA, when the input has no la_code column.")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR", help="Set invalid rows aside in DIR (raw values: keep DIR apart from outputs). Without it, any invalid row stops the run.")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect).")] = None,
+    engine: EngineOption = None,
+    config: EngineConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Validate an extract and replace its identifiers by keyed pseudonyms, as the policy says."""
     from tfkit.pseudonymise import load_key_file, load_policy
     from tfkit.pseudonymise.files import pseudonymise_file
     from tfkit.pseudonymise.policy import builtin_policy_names
+    from tfkit.engine import choose_engine
 
+    settings = choose_engine(engine, config)
+    if settings.is_spark:
+        _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
+                               settings, as_json)
+        return
+    input_path, out = Path(input_path), Path(out)
     if not input_path.is_file():
         raise InputFileError("file not found", file=input_path, hint="check the path and the file name")
     master = load_key_file(key)
@@ -64,6 +73,31 @@ def pseudonymise_command(
     out_console.print(f"  match keys: {len(summary.match_key_coverage)}", markup=False)
     if summary.quarantine_file:
         out_console.print(f"  quarantined rows: {summary.quarantine_file}", markup=False)
+
+
+def _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
+                           settings, as_json) -> None:
+    from tfkit.engine.spark.pseudonymise import pseudonymise_job
+    from tfkit.errors import UsageError
+    from tfkit.pseudonymise import load_key_file, load_policy
+    from tfkit.pseudonymise.policy import builtin_policy_names
+
+    if quarantine is not None or encoding is not None:
+        raise UsageError("--quarantine and --encoding are for the polars engine, which validates raw extracts",
+                         hint="with --engine spark, give validated rows: tfkit validate FILE --schema S --quarantine DIR "
+                              "writes them as <stem>.valid.parquet")
+    master = load_key_file(key)
+    chosen = load_policy(schema if schema in builtin_policy_names() else None, policy)
+    run = pseudonymise_job(str(input_path), str(out), key=master, project=project, policy=chosen, la_code=la_code,
+                           settings=settings)
+    data = run.to_dict()
+    console.log("pseudonymised", "", **{k: v for k, v in data.items() if k != "columns"})
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    elif not (console.MODE.quiet or console.MODE.log_format == "json"):
+        console.stdout_console().print(
+            f"wrote {run.output}: {run.rows_out:,} of {run.rows_in:,} rows on Spark, key {run.key_fingerprint}, "
+            f"project {run.project}", markup=False)
 
 
 def link_keys_command(
