@@ -23,7 +23,7 @@ EngineConfigOption = Annotated[Optional[Path], typer.Option(
 
 
 def pseudonymise_command(
-    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet (with --engine spark: validated Parquet rows, file or folder, any Hadoop path).")],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet (on the Spark engine: validated Parquet rows, a file or folder on any Hadoop path).")],
     schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name or a schema .toml file.")],
     project: Annotated[str, typer.Option("--project", metavar="NAME", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
     out: Annotated[str, typer.Option("--out", metavar="PATH", help="Output Parquet file (written atomically, deterministic; a folder of part files with Spark).")],
