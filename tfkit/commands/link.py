@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from tfkit import console
+from tfkit.commands.pseudonymise import EngineConfigOption, EngineOption
 
 
 class Mode(str, enum.Enum):
@@ -33,9 +34,12 @@ def link_command(
     one_to_one: Annotated[bool, typer.Option("--one-to-one", help="Link mode: each record links to at most one record per other source.")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.", metavar="FILE.html")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed for random sampling (same seed, same output bytes).")] = None,
+    engine: EngineOption = None,
+    config: EngineConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job summary as JSON on stdout.")] = False,
 ) -> None:
     """Link person records across sources (or find duplicates) with a Fellegi-Sunter model."""
+    from tfkit.engine import choose_engine
     from tfkit.errors import UsageError
     from tfkit.linkage import LinkageModel, link
     from tfkit.linkage.inputs import parse_map, read_sources
@@ -45,8 +49,26 @@ def link_command(
     if train_on_labels and not truth:
         raise UsageError("--train-on-labels needs --truth COLUMN")
     linkage_model = LinkageModel.load(model)
+    settings = choose_engine(engine, config)
+    if settings.is_spark and (truth or one_to_one or report):
+        raise UsageError("--truth, --train-on-labels, --one-to-one and --report are for the polars engine",
+                         hint="evaluate and report on a sample with the polars engine; drop them with --engine spark")
     tables = read_sources(sources, schemas=schema, mapping=parse_map(map_), keep=(truth,) if truth else ())
     frames = {t.name: t.frame for t in tables}
+    if settings.is_spark:
+        from tfkit.engine.spark.link import link_job
+
+        summary = link_job(frames, str(out), linkage_model, mode=chosen, threshold=threshold,
+                           review_lower=review_lower, seed=seed, settings=settings)
+        console.log("linked", "", **{k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
+        if as_json:
+            sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+        elif not console.MODE.quiet and console.MODE.log_format == "text":
+            console.stdout_console().print(
+                f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
+                f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
+                f"wrote {', '.join(summary['outputs'])}", markup=False)
+        return
     result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
                   truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed)
     written = write_outputs(result, out, tables)
