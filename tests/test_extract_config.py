@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tfkit.config import STARTER_CONFIG, load_config
-from tfkit.errors import ConfigError
+from tfkit.errors import ConfigError, UsageError
 
 BASE = '''
 la_code = "E09000031"
@@ -66,7 +66,7 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_period_override_checked(tmp_path):
-    with pytest.raises(ConfigError, match="not a period"):
+    with pytest.raises(UsageError, match="not a period"):
         load(tmp_path, BASE).with_period("2019/20")
 
 

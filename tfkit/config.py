@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfkit.errors import ConfigError
+from tfkit.errors import ConfigError, UsageError
 
 RETURNS = ("nis", "fpd")
 PERIOD_RE = re.compile(r"^20[0-9]{2}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")  # 2000-2099: 0000 or 2109 is a typo
@@ -69,7 +69,9 @@ class Config:
     def with_period(self, period: str | None) -> "Config":
         if period is None:
             return self
-        _check_period(period, self.path, "--period")
+        if not PERIOD_RE.match(period):  # the command line's mistake, not the config file's
+            raise UsageError(f"--period {period!r} is not a period like 2019-H2, 2020-Q1, 2020-06 or 2020",
+                             hint="write the period as YYYY-H1/H2, YYYY-Qn, YYYY-MM or YYYY")
         from dataclasses import replace
         return replace(self, period=period)
 
