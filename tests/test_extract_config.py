@@ -39,7 +39,7 @@ def test_defaults_and_relative_paths(tmp_path):
     (BASE.replace('"E09000031"', '"Hackney"'), "la_code", "not a GSS code"),
     (BASE.replace('"nis"\nperiod', '"xyz"\nperiod'), "return", "unknown return"),
     (BASE.replace('"2019-H2"', '"autumn"'), "period", "is not a period"),
-    (BASE + "\n[retention]\ndays = \"five years\"\n", "retention.days", "must be int"),
+    (BASE + "\n[retention]\ndays = \"five years\"\n", "retention.days", "must be a whole number"),
     (BASE + "\n[output]\nroot = \"out\"\nquarantine_dir = \"out/q\"\n", "output.quarantine_dir", "must not be inside"),
     ("colour = \"blue\"\n" + BASE, "colour", "unknown key"),
     (BASE.replace('schema = "nis"', ''), "sources[1].schema", "required key is missing"),
@@ -54,7 +54,7 @@ def test_defaults_and_relative_paths(tmp_path):
 def test_errors_name_file_and_key(tmp_path, text, key, words):
     with pytest.raises(ConfigError) as err:
         load(tmp_path, text)
-    assert err.value.column == key and words in err.value.message
+    assert err.value.key == key and words in err.value.message
     assert str(tmp_path / "tfkit.toml") in str(err.value)
 
 

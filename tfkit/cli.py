@@ -148,7 +148,7 @@ def _os_error(err: OSError) -> UsageError:
 def report_error(err: TfkitError) -> None:
     fields = {
         k: str(v) for k, v in
-        {"file": err.file, "row": err.row, "column": err.column, "hint": err.hint}.items()
+        {"file": err.file, "row": err.row, "column": err.column, "key": err.key, "hint": err.hint}.items()
         if v is not None
     }
     console.log(

@@ -104,11 +104,11 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     target = config.package_dir
     # 1. keys, and the cheap refusals, before any work
     if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
-        raise KeyFileError("no master key configured", file=config.path, column="pseudonymise.key_file",
+        raise KeyFileError("no master key configured", file=config.path, key="pseudonymise.key_file",
                            hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
     master = load_key_file(config.key_file)
     if config.signing_key is None:
-        raise KeyFileError("no signing key configured", file=config.path, column="signing.key_file",
+        raise KeyFileError("no signing key configured", file=config.path, key="signing.key_file",
                            hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
     signing_key = load_signing_key(config.signing_key)
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
