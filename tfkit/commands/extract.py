@@ -100,8 +100,9 @@ def verify(
 
     Exit 0 when it verifies, 1 when a check fails, 2 for a path or key that cannot be used.
     """
-    from tfkit.package.verify import verify_package
+    from tfkit.package.verify import refuse_output_inside, verify_package
 
+    refuse_output_inside(package, json_out)
     report = verify_package(package, public_key=public_key, expect_key_fingerprint=expect_key_fingerprint)
     _write_json(json_out, report.to_dict())
     for check in report.checks:
