@@ -55,6 +55,7 @@ class Config:
     disclosure_policy: str = "warn"
     # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
     disclosure_settings: dict[str, Any] = field(default_factory=dict)
+    consent_unmatched: str = "warn"  # "fail": withdrawal-list entries that match nothing stop the run
     demo: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -137,7 +138,10 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     linkage = r.table("linkage", {"enabled", "model"})
     pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
     signing = r.table("signing", {"key_file"})
-    consent = r.table("consent", {"withdrawals"})
+    consent = r.table("consent", {"withdrawals", "unmatched"})
+    unmatched = consent.get("unmatched", str, "warn")
+    if unmatched not in ("warn", "fail"):
+        raise consent.fail("unmatched", f"unknown setting {unmatched!r}", 'use "warn" or "fail"')
     output = r.table("output", {"root", "quarantine_dir", "audit_log"})
     retention = r.table("retention", {"days"})
     disclosure = r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})
@@ -178,6 +182,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         linkage_model=linkage.path("model", base, None),
         disclosure_policy=disclosure_policy,
         disclosure_settings=disclosure_settings,
+        consent_unmatched=unmatched,
         demo=r.get("demo", bool, False),
         raw=data,
     )
@@ -257,7 +262,8 @@ key_file = "keys/master.key" # or set TFKIT_KEY_FILE; make one with: tfkit keys 
 key_file = "keys/signing.key"  # make a pair with: tfkit keys generate --signing --out FILE
 
 [consent]
-withdrawals = "extracts/consent_withdrawals.csv"  # person_id, nino, nhs_number (any may be blank)
+withdrawals = "extracts/consent_withdrawals.csv"  # person_id, nino, nhs_number, upn, or forename + surname + dob
+unmatched = "fail"           # entries matching no record stop the run ("warn": listed, masked, in the run report)
 
 [output]
 root = "packages"            # packages are written to <root>/<la_code>_<return>_<period>/
