@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tfkit import tomlfile
+from tfkit.engine import EngineSettings, engine_from_table
 from tfkit.errors import ConfigError, UsageError
 
 RETURNS = ("nis", "fpd")
@@ -57,6 +58,7 @@ class Config:
     disclosure_settings: dict[str, Any] = field(default_factory=dict)
     consent_unmatched: str = "warn"  # "fail": withdrawal-list entries that match nothing stop the run
     demo: bool = False
+    engine: EngineSettings = field(default_factory=EngineSettings)  # [engine]: polars, or Spark and its master
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -102,7 +104,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
                      sha256: str | None = None) -> Config:
     r = tomlfile.Table(data, file)
     r.unknown({"la_code", "return", "period", "demo", "sources", "validation", "linkage", "pseudonymise",
-               "signing", "consent", "output", "retention", "disclosure"})
+               "signing", "consent", "output", "retention", "disclosure", "engine"})
     la_code = r.get("la_code", str, hint='the LA\'s GSS code, e.g. la_code = "E09000031"')
     if not LA_CODE_RE.match(la_code):
         raise r.fail("la_code", f"{la_code!r} is not a GSS code (a letter E/W/S/N then 8 digits)",
@@ -184,6 +186,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         disclosure_settings=disclosure_settings,
         consent_unmatched=unmatched,
         demo=r.get("demo", bool, False),
+        engine=engine_from_table(data.get("engine", {}), file=file),
         raw=data,
     )
 

@@ -44,6 +44,15 @@ KeyOpt = Annotated[
                  help="Master key file (64 hex characters, mode 0600). Make one with: tfkit keys generate."),
 ]
 
+# The commands that can run on Apache Spark (link-keys, link, pseudonymise); [engine] in --config sets
+# the master and Spark settings.
+EngineOpt = Annotated[
+    Optional[str],
+    typer.Option("--engine", metavar="polars|spark",
+                 help="Engine: polars (embedded, the default) or spark (a cluster or local[*]; needs the spark "
+                      "extra of tfkit and Java 17)."),
+]
+
 
 def out_option(help: str, metavar: str = "DIR") -> Any:
     """`--out/-o`, required, with the command's own description of what goes there."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
-import polars as pl
 import typer
 
-from tfkit.commands.options import JsonOpt, KeyOpt, check_json_target, emit, out_option
+from tfkit.commands.options import ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
 from tfkit.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -74,11 +73,13 @@ def _render_summary(out_console: "Console", summary) -> None:
 
 
 def link_keys_command(
-    a: Annotated[Path, typer.Argument(metavar="A", help="Pseudonymised extract (Parquet) with mk_ columns.")],
-    b: Annotated[Path, typer.Argument(metavar="B", help="Pseudonymised extract (Parquet) with mk_ columns.")],
-    out: Annotated[Path, out_option("Pairs Parquet: a_row, b_row, a_id, b_id, match_key.", metavar="FILE")],
+    a: Annotated[str, typer.Argument(metavar="A", help="Pseudonymised extract with mk_ columns: Parquet file or folder (with Spark, any Hadoop path).")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Pseudonymised extract with mk_ columns: Parquet file or folder (with Spark, any Hadoop path).")],
+    out: Annotated[str, out_option("Pairs Parquet: a_row, b_row, a_id, b_id, match_key (a folder of part files with Spark).", metavar="PATH")],
     keys: Annotated[Optional[str], typer.Option("--keys", metavar="KEY,KEY", help="Comma-separated match-key names in the order to try (default: the documented order).")] = None,
     one_to_many: Annotated[bool, typer.Option("--one-to-many", help="B holds several records per person (e.g. police): a key unique in A pairs with every B record holding it.")] = False,
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
     """Link two pseudonymised extracts on hashed match keys, hierarchically; report pairs per key.
@@ -87,41 +88,28 @@ def link_keys_command(
     Examples:
       tfkit link-keys cohort.parquet school.parquet --out pairs.parquet
       tfkit link-keys cohort.parquet police.parquet --one-to-many -o pairs.parquet --json -
+      tfkit link-keys la/ national/ -o pairs/ --engine spark --config tfkit.toml
     """
-    from tfkit.parquet import write_parquet
-    from tfkit.pseudonymise import link_on_match_keys
+    from tfkit.engine import choose_engine
+    from tfkit.pseudonymise.link_keys import link_keys_files
 
-    frames = []
-    check_json_target(json_out, inputs=[a, b])
-    for p in (a, b):
-        _input_file(p)
-        if out.resolve() == p.resolve():
-            raise InputFileError("the output would overwrite the input", file=out, hint="choose another --out")
-        try:
-            frames.append(pl.read_parquet(p))
-        except Exception:  # pyarrow/polars raise several types for junk
-            raise InputFileError("not a readable Parquet file", file=p,
-                                 hint="link-keys takes the output of tfkit pseudonymise") from None
+    check_json_target(json_out, inputs=[Path(a), Path(b)])
     names = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
-    pairs, counts = link_on_match_keys(frames[0], frames[1], names, one_to_many=one_to_many)
-    write_parquet(pairs, out, statistics=["a_row", "b_row", "match_key"])
-    result = {"a": str(a), "b": str(b), "out": str(out), "one_to_many": one_to_many,
-              "rows_a": frames[0].height, "rows_b": frames[1].height, "pairs": pairs.height,
-              "keys": [c.as_dict() for c in counts]}
-    emit(result, json_out, event="linked", render=lambda con: _render_counts(con, counts, pairs.height, out),
-         log_fields={"a": str(a), "b": str(b), "out": str(out), "pairs": pairs.height})
+    run = link_keys_files(a, b, out, names, one_to_many=one_to_many, engine=choose_engine(engine, config))
+    emit(run, json_out, event="linked", render=lambda con: _render_counts(con, run, out),
+         log_fields={"a": str(a), "b": str(b), "out": str(out), "pairs": run.pairs, "engine": run.engine})
 
 
-def _render_counts(out_console: "Console", counts, pairs: int, out: Path) -> None:
+def _render_counts(out_console: "Console", run, out: str) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for heading in ("match key", "offered A", "offered B", "pairs", "ambiguous values"):
         table.add_column(heading, justify="left" if heading == "match key" else "right")
-    for c in counts:
+    for c in run.keys:
         table.add_row(c.match_key, f"{c.offered_a:,}", f"{c.offered_b:,}", f"{c.pairs:,}", f"{c.ambiguous_values:,}")
     out_console.print(table)
-    out_console.print(f"{pairs:,} pairs written to {out}", markup=False)
+    out_console.print(f"{run.pairs:,} pairs written to {out}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
