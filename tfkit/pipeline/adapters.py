@@ -108,17 +108,28 @@ LINKED_PERSON = "linked_person_id"
 
 
 def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
-                 model_path: Path | None) -> tuple[dict[str, pl.Series], dict[str, Any]]:
+                 model_path: Path | None, *, clean: tuple[str, ...] | None = None,
+                 review_folder: Path | None = None, decisions_store: Path | None = None,
+                 ) -> tuple[dict[str, pl.Series], dict[str, Any]]:
     """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links).
 
+    `clean`: sources with one record per person (default: the person table). A reviewer's decisions
+    in `decisions_store` are applied; pairs left to review are written to `review_folder` (0700).
     Returns, per source, the person-table `person_id` each row belongs to (null where no link), in
     the frame's row order, and the linkage summary (counts only) for the manifest.
     """
+    from tfkit import console
     from tfkit.linkage import LinkageModel, link
+    from tfkit.linkage.review import load_decisions, review_table, write_review_files
 
     model = LinkageModel.load(model_path)
     inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()}
-    result = link(inputs, model, mode="link", one_to_one=True)
+    result = link(inputs, model, mode="link", one_to_one=True,
+                  clean=(person_source,) if clean is None else clean,
+                  decisions=load_decisions(decisions_store) if decisions_store else None)
+    if review_folder is not None:
+        for path in write_review_files(review_table(result), review_folder):
+            console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
     clusters = result.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id")
     person_of_cluster = (clusters.filter(pl.col("source") == person_source)
                          .group_by("cluster_id").agg(pl.col("record_id").min().alias(LINKED_PERSON)))
@@ -132,6 +143,7 @@ def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
                         .get_column(LINKED_PERSON))
     summary = {k: v for k, v in result.summary().items() if k in ("mode", "sources", "candidate_pairs", "links",
                                                                   "review_pairs", "clusters", "threshold")}
+    summary.update({k: v for k, v in result.link_stats.to_dict().items() if k != "links_above_threshold"})
     summary["linked_to_person"] = {name: int(s.is_not_null().sum()) for name, s in linked.items() if name != person_source}
     return linked, summary
 

@@ -166,7 +166,12 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         person_source = config.sources[0].name
         if config.linkage:
             with timer("link"):
-                linked, linkage_summary = adapters.link_sources(valid, person_source, config.linkage_model)
+                from tfkit.linkage.review import extract_store
+
+                linked, linkage_summary = adapters.link_sources(
+                    valid, person_source, config.linkage_model, clean=config.linkage_clean,
+                    review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
+                    decisions_store=extract_store(config.quarantine_dir))
             console.log("linked", "linked to persons: " + ", ".join(
                 f"{n}: {c:,}" for n, c in linkage_summary["linked_to_person"].items()), **linkage_summary["linked_to_person"])
         # a withdrawn person's linked records in other sources are withdrawn with them
