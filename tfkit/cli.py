@@ -33,7 +33,7 @@ COMMAND_AREAS = {
     "validate": "validate", "schemas": "validate",
     "keys": "keys",
     "pseudonymise": "pseudonymise", "link-keys": "pseudonymise",
-    "link": "link",
+    "link": "link", "review": "review",
     "extract": "extract", "init": "extract", "verify": "extract", "audit": "extract", "retention": "extract",
     "disclosure": "disclosure", "summarise": "disclosure",
 }

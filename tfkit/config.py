@@ -53,6 +53,8 @@ class Config:
     fail_on_invalid: bool = False
     linkage: bool = False
     linkage_model: Path | None = None  # None: tfkit.linkage's default model
+    # Sources holding one record per person ([linkage] clean; default: the first source, the cohort)
+    linkage_clean: tuple[str, ...] = ()
     disclosure_policy: str = "warn"
     # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
     disclosure_settings: dict[str, Any] = field(default_factory=dict)
@@ -137,7 +139,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
                               policy=_file_ref(s.get("policy", str, None), base)))
 
     validation = r.table("validation", {"fail_on_invalid"})
-    linkage = r.table("linkage", {"enabled", "model"})
+    linkage = r.table("linkage", {"enabled", "model", "clean"})
     pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
     signing = r.table("signing", {"key_file"})
     consent = r.table("consent", {"withdrawals", "unmatched"})
@@ -159,6 +161,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     disclosure_settings = _disclosure_settings(disclosure)
     if linkage.get("enabled", bool, "model" in linkage.data) and len(sources) < 2:
         raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
+    clean = _linkage_clean(linkage, [s.name for s in sources])
     quarantine = output.path("quarantine_dir", base, "quarantine")
     if _inside(quarantine, root):
         raise output.fail("quarantine_dir", "the quarantine folder holds raw rows and must not be inside the output root",
@@ -182,6 +185,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         fail_on_invalid=validation.get("fail_on_invalid", bool, False),
         linkage=linkage.get("enabled", bool, "model" in linkage.data),
         linkage_model=linkage.path("model", base, None),
+        linkage_clean=clean,
         disclosure_policy=disclosure_policy,
         disclosure_settings=disclosure_settings,
         consent_unmatched=unmatched,
@@ -225,6 +229,18 @@ def _disclosure_settings(d: tomlfile.Table) -> dict[str, Any]:
     return settings
 
 
+def _linkage_clean(linkage: "_Reader", names: list[str]) -> tuple[str, ...]:
+    """[linkage] clean: sources with one record per person; the cohort (first source) by default."""
+    clean = linkage.get("clean", list, names[:1], hint=f'e.g. clean = ["{names[0]}"]')
+    if not all(isinstance(c, str) for c in clean):
+        raise linkage.fail("clean", "must be a list of source names", f'e.g. clean = ["{names[0]}"]')
+    unknown = [c for c in clean if c not in names]
+    if unknown:
+        raise linkage.fail("clean", f"names source {unknown[0]!r}, which is not a [[sources]] name",
+                           f"sources: {', '.join(names)}")
+    return tuple(dict.fromkeys(clean))
+
+
 def _inside(child: Path, parent: Path) -> bool:
     try:
         child.resolve().relative_to(parent.resolve())
@@ -255,6 +271,7 @@ fail_on_invalid = false      # true: stop the run when any row fails; false: qua
 # [linkage]                  # link every other source to the person table before pseudonymising:
 # enabled = true             # linked rows get the person's person_id_pseudonym, and a withdrawn
 # model = "linkage.toml"     # person's linked records are withdrawn too (model: default if omitted)
+# clean = ["cohort"]         # sources with one record per person (default: the first source)
 
 [pseudonymise]
 project = "nis"              # pseudonyms differ between projects, by design

@@ -32,6 +32,7 @@ def link_command(
     truth: Annotated[Optional[str], typer.Option("--truth", metavar="COLUMN", help="Column holding the true entity id: report precision, recall and F1.")] = None,
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
     one_to_one: Annotated[bool, typer.Option("--one-to-one", help="Link mode: each record links to at most one record per other source.")] = False,
+    clean: Annotated[Optional[list[str]], typer.Option("--clean", metavar="SOURCE", help="A source with one record per person (repeatable; named after its file, e.g. cohort): no cluster holds two of its records, and each other record links to at most one of them.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.", metavar="FILE.html")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, metavar="N", help="Seed for random sampling (same seed, same output bytes).")] = None,
     json_out: JsonOpt = None,
@@ -51,6 +52,7 @@ def link_command(
     from tfkit.linkage import LinkageModel, link
     from tfkit.linkage.inputs import parse_map, read_sources
     from tfkit.linkage.outputs import write_outputs
+    from tfkit.linkage.review import STORE_NAME, link_review_folder, load_decisions
 
     check_json_target(json_out, inputs=sources)
     chosen = mode.value if mode else ("link" if len(sources) > 1 else "dedupe")
@@ -60,7 +62,8 @@ def link_command(
     tables = read_sources(sources, schemas=schema, mapping=parse_map(map_), keep=(truth,) if truth else ())
     frames = {t.name: t.frame for t in tables}
     result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
-                  truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed)
+                  truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed,
+                  clean=tuple(clean or ()), decisions=load_decisions(link_review_folder(out) / STORE_NAME))
     written = write_outputs(result, out, tables)
     if report:
         written.append(result.linker.visualisations.report(report, result.scored, metrics=result.metrics,
@@ -87,6 +90,14 @@ def _render(out: "Console", summary: dict) -> None:
     table.add_row("links (p ≥ threshold)", f"{summary['links']:,}")
     table.add_row("clerical review pairs", f"{summary['review_pairs']:,}")
     table.add_row("clusters", f"{summary['clusters']:,}")
+    constraints = summary.get("constraints") or {}
+    if constraints.get("clean_sources"):
+        table.add_row("clean sources", ", ".join(constraints["clean_sources"]))
+        table.add_row("  clusters with two of a clean source's records", f"{constraints['clusters_with_two_clean_records']:,}")
+        table.add_row("  conflicting links dropped", f"{constraints['conflicts_resolved']:,}")
+    if constraints.get("forced_links") or constraints.get("forced_non_links"):
+        table.add_row("review decisions applied", f"{constraints['forced_links']:,} accepted, "
+                      f"{constraints['forced_non_links']:,} rejected")
     metrics = summary.get("metrics")
     if metrics:
         at, best = metrics["at_threshold"], metrics["best_f1"]

@@ -168,7 +168,12 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         person_source = config.sources[0].name
         if config.linkage:
             with timer("link"):
-                linkage = adapters.link_sources(valid, person_source, config.linkage_model)
+                from tfkit.linkage.review import extract_store
+
+                linkage = adapters.link_sources(
+                    valid, person_source, config.linkage_model, clean=config.linkage_clean,
+                    review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
+                    decisions_store=extract_store(config.quarantine_dir))
                 linked = linkage.linked
         # 5. withdraw: a withdrawn person's rows in every source, through every identifier and link of theirs
         gone = withdrawals.resolve(_source_rows(config, valid, quarantined, headers, linkage),
