@@ -190,3 +190,26 @@ def test_model_file_may_override_only_settings_and_is_validated():
                        ("[[blocking]]\non = []", "non-empty list")]:
         with pytest.raises(ConfigError, match=words):
             LinkageModel.from_toml(bad, source="m.toml")
+
+
+def _febrl_like(n: int = 40, seed: int = 3) -> dict[str, pl.DataFrame]:
+    """Two small sources with FEBRL's shape: no sex column, yyyymmdd text dates, Australian postcodes."""
+    rng = np.random.default_rng(seed)
+    forenames = ["ANNA", "BEN", "CHLOE", "DAVID", "ELLA", "FINN", "GRACE", "HARRY", "ISLA", "JACK"]
+    surnames = ["SMITH", "JONES", "TAYLOR", "BROWN", "WILLIAMS", "WILSON", "JOHNSON", "DAVIES", "ROBINSON", "WRIGHT"]
+    rows = [(f"{i}", forenames[rng.integers(10)], surnames[rng.integers(10)],
+             f"19{rng.integers(40, 99)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}", f"{rng.integers(2000, 7000)}")
+            for i in range(n)]
+    a = pl.DataFrame(rows, schema=["record_id", "forename", "surname", "dob", "postcode"], orient="row")
+    b = a.with_columns(pl.format("b{}", "record_id").alias("record_id"))
+    return {"a": a.with_columns(pl.col("record_id").alias("key")), "b": b.with_columns(pl.col("record_id").str.slice(1).alias("key"))}
+
+
+def test_optional_comparison_no_source_has_is_dropped_with_a_warning():
+    from tfkit.linkage import link
+
+    result = link(_febrl_like(), LinkageModel.default(), mode="link", truth_column="key")
+    assert "sex" not in [c.name for c in result.model.comparisons]
+    codes = [w["code"] for w in result.summary()["warnings"]]
+    assert "optional_comparison_dropped" in codes
+    assert result.metrics["at_threshold"]["recall"] > 0.9

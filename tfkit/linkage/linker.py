@@ -82,6 +82,8 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
                         level="warning", source=source, column=c)
         out[source] = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in absent])
     for c in columns:
+        if c in optional:
+            continue  # the Linker drops an optional comparison no source has, with a warning
         if all(frame.get_column(c).null_count() == frame.height for frame in out.values()):
             raise InputFileError(f"column {c!r} is empty (null) in every source, so it carries no evidence",
                                  column=c, hint="fix the extract, or remove the comparison from the model")
@@ -208,6 +210,7 @@ class Linker:
         self.truth_column = truth_column
         frames = check_inputs(frames, self.model.input_columns(), self.mode, truth_column,
                               optional=self.model.optional_columns())
+        self.model = self.model.without_absent_optional(frames)
         sources = list(frames)
         frames_list = [f.with_columns(pl.col(_id_column(f, s, id_column)).alias("_id")) for s, f in frames.items()]
         variants = NameVariants.load(self.model.settings.name_variants)
@@ -276,6 +279,7 @@ class LinkResult:
             "prior": self.model.prior,
             "blocking": self.blocking.to_dict(),
             "training": self.model.training_log,
+            "warnings": self.model.warnings,
             "metrics": None if self.metrics is None else {k: v for k, v in self.metrics.items() if k != "curve"},
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }

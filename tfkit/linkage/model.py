@@ -12,14 +12,17 @@ level's u replaced by the frequency of the value itself (common names weigh less
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
+import polars as pl
 
 from tfkit.errors import ConfigError
 
@@ -59,6 +62,7 @@ class LinkageModel:
     u: dict[str, np.ndarray] = field(default_factory=dict)
     prior: float | None = None
     training_log: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
 
     # ------------------------------------------------------------------ loading
 
@@ -169,6 +173,35 @@ class LinkageModel:
         required = {c.column for c in self.comparisons if c.required}
         return tuple(c.column for c in self.comparisons if not c.required and c.column not in required)
 
+    def warn(self, code: str, message: str, **details) -> None:
+        """Record a warning for the summary and say it on the console now."""
+        from tfkit import console
+
+        self.warnings.append({"code": code, "message": message, **details})
+        console.log(code, f"warning: {message}", level="warning", **details)
+
+    def without_absent_optional(self, frames: Mapping[str, pl.DataFrame]) -> "LinkageModel":
+        """A copy without the optional comparisons (`required = false`) whose column is missing or
+        empty in every source: they could carry no evidence, so they are dropped with a warning
+        (FEBRL and DWP-style extracts carry no sex). Blocking rules on their columns go too."""
+        absent = {c.column for c in self.comparisons if not c.required
+                  and all(c.column not in f.columns or f.get_column(c.column).null_count() == f.height
+                          for f in frames.values())}
+        if not absent:
+            return self
+        model = copy.copy(self)
+        model.comparisons = [c for c in self.comparisons if c.column not in absent]
+        model.blocking = [r for r in self.blocking if not _uses(r, absent)]
+        model.training = [r for r in self.training if not _uses(r, absent)]
+        model.warnings = list(self.warnings)
+        for column in sorted(absent):
+            names = [c.name for c in self.comparisons if c.column == column]
+            model.warn("optional_comparison_dropped",
+                       f"no source has values in {column!r}; comparison {', '.join(names)} dropped", column=column)
+        if not model.comparisons:
+            raise ConfigError("every comparison of the model is optional and no source has its column", file=self.source)
+        return model
+
     # ------------------------------------------------------------------ scoring
 
     @property
@@ -206,3 +239,7 @@ class LinkageModel:
 
     def to_json(self) -> str:
         return json.dumps(self.parameters(), indent=2, sort_keys=False)
+
+
+def _uses(rule: BlockingRule, columns: set[str]) -> bool:
+    return any(col == c or col.startswith(c + "_") for col in rule.on for c in columns)
