@@ -31,7 +31,7 @@ from . import predict as predict_stage
 from . import training as training_stage
 from .comparisons import comparison_levels
 from .model import LinkageModel
-from .standardise import NameVariants, Prepared, prepare
+from .standardise import MAX_CHARS, NameVariants, Prepared, prepare
 
 ID_COLUMNS = ("record_id", "person_id")
 
@@ -219,6 +219,9 @@ class Linker:
         self.prepared: Prepared = prepare(frames_list, sources, self.model.field_kinds(), id_column="_id",
                                           variants=variants, keep=(truth_column,) if truth_column else ())
         self.timings["standardise"] = time.perf_counter() - t
+        for column, records in self.prepared.truncated.items():
+            self.model.warn("values_truncated", f"{records:,} value(s) of {column!r} longer than "
+                            f"{MAX_CHARS} characters compared on their first {MAX_CHARS}", column=column, records=records)
         self._candidates: pl.DataFrame | None = None
         self._blocking_report: blocking_stage.BlockingReport | None = None
         self._levels: dict[str, np.ndarray] | None = None
@@ -234,7 +237,12 @@ class Linker:
         if self._candidates is None:
             t = time.perf_counter()
             self._candidates, self._blocking_report = blocking_stage.candidate_pairs(
-                self.prepared, self.model.blocking, self.mode)
+                self.prepared, self.model.blocking, self.mode, max_block_pairs=self.model.settings.max_block_pairs)
+            for r in self._blocking_report.rules:
+                if r.blocks_skipped:
+                    self.model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
+                                    f"block(s) skipped ({r.pairs_skipped:,} pairs); other rules still reach them",
+                                    rule=r.rule, blocks=r.blocks_skipped, pairs=r.pairs_skipped)
             self.timings["block"] = time.perf_counter() - t
         return self._candidates
 

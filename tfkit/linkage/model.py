@@ -48,6 +48,7 @@ class Settings:
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
     batch_pairs: int = 100_000
+    max_block_pairs: int = 250_000  # a blocking rule's block making more pairs is skipped (warned)
 
 
 @dataclass
@@ -123,7 +124,7 @@ class LinkageModel:
         if not 0 < settings.deterministic_recall <= 1:
             raise ConfigError("settings.deterministic_recall must be in (0, 1]", file=source,
                               hint="the share of true matches the deterministic rules catch, e.g. 0.85")
-        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations"):
+        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations", "max_block_pairs"):
             if getattr(settings, key) < 1:
                 raise ConfigError(f"settings.{key} must be at least 1", file=source)
         if settings.seed < 0:
@@ -242,4 +243,4 @@ class LinkageModel:
 
 
 def _uses(rule: BlockingRule, columns: set[str]) -> bool:
-    return any(col == c or col.startswith(c + "_") for col in rule.on for c in columns)
+    return any(col == c or col.startswith(c + "_") for col in rule.columns for c in columns)
