@@ -67,7 +67,7 @@ def test_link_keys_cli_spark_writes_a_parquet_folder(spark, extracts, tmp_path):
     d, a, b = extracts
     out = tmp_path / "pairs"
     res = runner.invoke(app, ["link-keys", str(d / "a.parquet"), str(d / "b"), "--out", str(out),
-                              "--keys", ",".join(KEYS), "--engine", "spark", "--json"])
+                              "--keys", ",".join(KEYS), "--engine", "spark", "--json", "-"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     want, _ = link_on_match_keys(a, b, KEYS)

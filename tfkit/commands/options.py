@@ -92,16 +92,16 @@ def check_json_target(json_target: str | None, *, inputs: Iterable[Path] = (), i
     if json_target in (None, "-"):
         return
     target = Path(json_target)
+    resolved = target.resolve()
+    if inside is not None and resolved.is_relative_to(inside.resolve()):
+        raise UsageError("--json points inside the package being checked; writing there would change it",
+                         file=target, hint="write the report elsewhere, e.g. --json verify.json, or to stdout with --json -")
     if target.is_dir():
         raise UsageError("--json names a folder", file=target, hint="give a file name, e.g. report.json, or '-'")
-    resolved = target.resolve()
     for path in inputs:
         if path.exists() and resolved == path.resolve():
             raise UsageError("--json would overwrite an input with the report", file=target,
                              hint="give --json a new file name, e.g. report.json")
-    if inside is not None and resolved.is_relative_to(inside.resolve()):
-        raise UsageError("--json points inside the folder being checked; writing there would change it",
-                         file=target, hint="write the report elsewhere, e.g. --json verify.json")
 
 
 def write_json(data: Any, json_target: str) -> None:
