@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tfkit.cli import app
 from tfkit.demo import generate_frames
 from tfkit.linkage import LinkageModel, link
-from tfkit.linkage.demo_frames import cohort_and_partners
+from tests.fixtures.demo_frames import cohort_and_partners
 
 runner = CliRunner()
 
