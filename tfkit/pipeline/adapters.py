@@ -214,8 +214,10 @@ def disclosure_check(table: pl.DataFrame, policy: str, settings: dict[str, Any] 
     from tfkit.disclosure import apply_policy
 
     # policy "fail" raises DisclosureRiskTooHigh (exit 1)
+    from tfkit.disclosure.verification import published_summary
+
     published, outcome = apply_policy(table, policy, **(settings or {}))
-    return published, outcome.to_dict()
+    return published, {**outcome.to_dict(), "published": published_summary(policy, outcome.after, outcome.l)}
 
 
 def render_report(path: Path, context: dict[str, Any]) -> Path:

@@ -333,6 +333,11 @@ def _disclosure_section(disclosure: Any) -> tuple[str, str, str]:
         policy = disclosure.get("policy")
         passed = bool(disclosure.get("passed", after.get("passed")))
         body = _DISCLOSURE_EXPLAINED.format(k=escape(_text(before.get("k") or after.get("k"))))
+        if not passed:
+            share = (after.get("records_at_risk") or 0) / (after.get("records") or 1)
+            body = (f'<p class="banner fail">NOT SAFE TO SEND: {share:.1%} of records are in equivalence classes '
+                    f'smaller than k={escape(_text(after.get("k")))} (policy {escape(_text(policy))}). '
+                    'Set [disclosure] policy = "generalise" and rerun.</p>') + body
         body += _facts([
             ("Policy", policy, ""),
             ("Result", "k-anonymous over the quasi-identifiers" if passed else "records remain in small classes", ""),
