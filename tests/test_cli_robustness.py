@@ -261,17 +261,19 @@ def test_validate_json_never_overwrites_the_extract(workdir, tmp_path):
 
 
 def test_retention_purge_destroys_report_and_quarantine_too(workdir):
+    import datetime as dt
+
+    from tfkit.config import load_config
+    from tfkit.pipeline import run_extract
+
     cfg = config(workdir, "purge.toml", ("days = 1826", "days = 1"))
-    assert invoke("extract", "-c", cfg, "--period", "2003").exit_code == 0
+    # made in 2020 with one day's retention: due now, by its signed date
+    run_extract(load_config(cfg).with_period("2003"), now=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
     name = "E09000031_nis_2003"
     package, quarantine = workdir / "packages" / name, workdir / "quarantine" / name
     assert package.with_name(f"{name}.report.html").is_file()
     quarantine.mkdir(parents=True, exist_ok=True)  # 40 clean people may quarantine no row
     (quarantine / "cohort.quarantine.csv").write_text("raw rows\n")
-    manifest = package / "manifest.json"
-    data = json.loads(manifest.read_text())
-    data["retention"]["destroy_after"] = "2020-01-01"
-    manifest.write_text(json.dumps(data))
     result = invoke("retention", "purge", "-c", cfg, "--yes")
     assert result.exit_code == 0, result.output
     assert not package.exists() and not quarantine.exists()

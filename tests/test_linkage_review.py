@@ -189,7 +189,9 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         rows[0]["decision"] = "accept"
         rows[1]["decision"] = " Reject "
         decided = _write_rows(rows, tmp_path / "decided.csv")
-        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out), "--json", "-"])
+        assert runner.invoke(app, ["keys", "generate", "--signing", "-o", str(tmp_path / "k" / "signing.key")]).exit_code == 0
+        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out), "--json", "-",
+                                "--signing-key", str(tmp_path / "k" / "signing.key")])
         assert r.exit_code == 0, r.output
         applied = json.loads(r.stdout)
         assert (applied["accepted"], applied["rejected"]) == (1, 1)

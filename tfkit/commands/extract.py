@@ -167,7 +167,12 @@ def _render_verify(con: "Console", report) -> None:
 # --------------------------------------------------------------------------- audit
 
 
-audit_app = typer.Typer(help="The hash-chained audit log of runs.", no_args_is_help=True)
+audit_app = typer.Typer(help="The signed, hash-chained audit log of runs: verify it, or show its entries.",
+                        no_args_is_help=True)
+LogArg = Annotated[Optional[Path], typer.Argument(metavar="LOG", help="The audit log (default: from --config).")]
+PublicKeyOpt = Annotated[Optional[Path], typer.Option(
+    "--public-key", metavar="FILE",
+    help="The signer's public key, held independently (default: the .pub beside --config's signing key).")]
 
 
 def _audit_log_path(log: Path | None, config: Path | None) -> Path:
@@ -179,19 +184,33 @@ def _audit_log_path(log: Path | None, config: Path | None) -> Path:
     raise UsageError("no audit log given", hint="pass the log's path, or --config tfkit.toml")
 
 
+def _signer_public_key(public_key: Path | None, config: Path | None) -> Path | None:
+    if public_key is not None or config is None:
+        return public_key
+    from tfkit.config import load_config
+    from tfkit.package.signing import public_key_path_for
+
+    signing = load_config(config).signing_key
+    pub = public_key_path_for(signing) if signing is not None else None
+    return pub if pub is not None and pub.is_file() else None
+
+
 @audit_app.command("verify")
 def audit_verify(
-    log: Annotated[Optional[Path], typer.Argument(metavar="LOG", help="The audit log (default: from --config).")] = None,
+    log: LogArg = None,
     config: ConfigOpt = None,
     root: Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="Also check every package under this folder has its entry.")] = None,
+    public_key: PublicKeyOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """Detect edited, removed or reordered audit entries.
+    """Detect edited, forged, removed, reordered or truncated audit entries.
+
+    With the signer's public key every entry's signature and the signed checkpoint are checked too.
 
     \b
     Examples:
       tfkit audit verify --config tfkit.toml
-      tfkit audit verify packages/audit.jsonl --root packages --json -
+      tfkit audit verify packages/audit.jsonl --root packages --public-key keys/signing.pub --json -
     """
     from tfkit.package.audit import verify_log
 
@@ -199,13 +218,17 @@ def audit_verify(
     if root is None and config is not None:
         from tfkit.config import load_config
         root = load_config(config).output_root
-    report = verify_log(path, packages_root=root)
+    report = verify_log(path, packages_root=root, public_key=_signer_public_key(public_key, config))
     for p in report.problems:
         console.log("audit_problem", f"{p.message}", level="error", code=p.code, line=p.line)
+    if not report.authenticated:
+        console.log("audit_unauthenticated", "warning: signatures not checked (no --public-key): forged entries "
+                    "cannot be ruled out", level="warning")
 
     def render(con: "Console") -> None:
         if report.ok:
-            con.print(f"[green]audit log intact[/green]: {report.entries} entries, chain head {report.head[:16]}...")
+            con.print(f"[green]audit log intact[/green]: {report.entries} entries, chain head {report.head[:16]}..."
+                      + ("" if report.authenticated else " (signatures not checked)"))
         else:
             con.print(f"[bold red]audit log FAILED[/bold red]: {len(report.problems)} problem(s) in {report.entries} entries")
 
@@ -214,10 +237,43 @@ def audit_verify(
         raise typer.Exit(EXIT_DATA)
 
 
+@audit_app.command("show")
+def audit_show(log: LogArg = None, config: ConfigOpt = None, json_out: JsonOpt = None) -> None:
+    """List the audit log's entries (tfkit audit verify checks them).
+
+    \b
+    Examples:
+      tfkit audit show --config tfkit.toml
+      tfkit audit show packages/audit.jsonl --json -
+    """
+    from tfkit.errors import InputFileError
+    from tfkit.package.audit import read_entries
+
+    path = _audit_log_path(log, config)
+    if not path.is_file():
+        raise InputFileError("audit log not found", file=path, hint="pass the log's path, or --config")
+    entries = read_entries(path)
+
+    def render(con: "Console") -> None:
+        from rich.table import Table
+
+        table = Table(title=f"tfkit audit show {path}")
+        for column in ("seq", "time", "event", "package", "user", "hash"):
+            table.add_column(column)
+        for e in entries:
+            table.add_row(str(e.get("seq")), str(e.get("time")), str(e.get("event")), str(e.get("package", "")),
+                          str(e.get("user", "")), str(e.get("hash", ""))[:16])
+        con.print(table)
+
+    emit({"path": str(path), "entries": entries}, json_out, event="audit_shown", render=render,
+         log_fields={"entries": len(entries)})
+
+
 # --------------------------------------------------------------------------- retention
 
 
 retention_app = typer.Typer(invoke_without_command=True)
+RootOpt = Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="The output root holding packages.")]
 
 
 def _retention_paths(root: Path | None, config: Path | None) -> tuple[Path, Path]:
@@ -230,7 +286,10 @@ def _retention_paths(root: Path | None, config: Path | None) -> tuple[Path, Path
     return root, root / "audit.jsonl"
 
 
-RootOpt = Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="The output root holding packages.")]
+def _render_unverifiable(unverifiable) -> None:
+    for p in unverifiable:
+        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n  hint: {p.hint}",
+                    level="warning", package=p.path.name)
 
 
 @retention_app.callback()
@@ -238,9 +297,11 @@ def retention_list(
     ctx: typer.Context,
     root: RootOpt = None,
     config: ConfigOpt = None,
+    public_key: PublicKeyOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """List packages past their destroy_after date (`tfkit retention purge --yes` deletes them).
+    """List packages past their signed destroy_after date, and those that do not verify
+    (`tfkit retention purge --yes` deletes the verified ones).
 
     \b
     Examples:
@@ -252,36 +313,51 @@ def retention_list(
     from tfkit.package.retention import due_packages
 
     root_path, _ = _retention_paths(root, config)
-    due = due_packages(root_path)
+    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
 
     def render(con: "Console") -> None:
         if not due:
-            con.print(f"no package under {root_path} is past its destroy_after date", markup=False)
+            con.print(f"no verified package under {root_path} is past its destroy_after date", markup=False)
         for p in due:
             con.print(f"{p.path.name}  destroy_after {p.destroy_after}" + ("  (demo)" if p.demo else ""), markup=False)
+        for p in unverifiable:
+            con.print(f"{p.path.name}  unverifiable: {p.problem}", markup=False)
 
-    emit({"root": str(root_path), "due": [p.to_dict() for p in due]}, json_out, event="retention_listed",
-         render=render, log_fields={"due": len(due)})
+    emit({"root": str(root_path), "due": [p.to_dict() for p in due],
+          "unverifiable": [p.to_dict() for p in unverifiable]}, json_out, event="retention_listed",
+         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
 
 
 @retention_app.command("purge")
 def retention_purge(
     root: RootOpt = None,
     config: ConfigOpt = None,
+    public_key: PublicKeyOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete without asking (required when not at a terminal).")] = False,
 ) -> None:
-    """Delete packages past their destroy_after date and record each deletion in the audit log.
+    """Delete verified packages past their signed destroy_after date, recording each in the audit log.
+
+    Needs --config: its signing key signs the audit entries. Packages that do not verify are never deleted.
 
     \b
     Examples:
       tfkit retention purge --config tfkit.toml
-      tfkit retention purge --config tfkit.toml --yes
+      tfkit retention purge --config tfkit.toml --yes    # from cron
     """
+    from tfkit.config import load_config
     from tfkit.package.publish import output_lock
     from tfkit.package.retention import due_packages, purge
 
+    if config is None:
+        raise UsageError("retention purge needs --config: the signing key it names signs each deletion's audit entry",
+                         hint="rerun with --config tfkit.toml")
+    cfg = load_config(config)
+    if cfg.signing_key is None:
+        raise UsageError("no signing key configured: each deletion's audit entry must be signed", file=config,
+                         key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
-    due = due_packages(root_path)
+    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
+    _render_unverifiable(unverifiable)
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return
@@ -293,19 +369,10 @@ def retention_purge(
         if not typer.confirm(f"Delete {len(due)} package(s): {names}?"):
             console.log("retention", "nothing deleted")
             return
-    # The quarantine folder (raw rows) is only known from the config: without it, say what stays behind.
-    quarantine_root = None
-    if config is not None:
-        from tfkit.config import load_config
-        quarantine_root = load_config(config).quarantine_dir
-    else:
-        console.log("retention_quarantine_kept",
-                    "warning: without --config the packages' quarantine folders (raw rows) are not found and "
-                    "not deleted; rerun with --config tfkit.toml, or delete them by hand", level="warning")
     purged = []
     for entry in due:
         with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
-            purged += purge([entry], audit_log, quarantine_root)
+            purged += purge([entry], audit_log, cfg.signing_key, cfg.quarantine_dir)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
 
 

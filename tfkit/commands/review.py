@@ -19,6 +19,7 @@ def apply(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="DIR", help="The tfkit link output folder the review file came from.")] = None,
     config: ConfigOpt = None,
     audit_log: Annotated[Optional[Path], typer.Option("--audit-log", metavar="FILE", help="Audit log to record the decisions in (default: the config's, or DIR/audit.jsonl).")] = None,
+    signing_key: Annotated[Optional[Path], typer.Option("--signing-key", metavar="FILE", help="Signing key for the audit entry (default: the config's [signing] key_file).")] = None,
     json_out: JsonOpt = None,
 ) -> None:
     """Record accept/reject decisions: the next `tfkit link` (same --out) and `tfkit extract` apply
@@ -26,13 +27,13 @@ def apply(
 
     \b
     Examples:
-      tfkit review apply linked/review/review.xlsx --out linked/
+      tfkit review apply linked/review/review.xlsx --out linked/ --signing-key keys/signing.key
       tfkit review apply quarantine/E09000031_nis_2019-H2/review.csv --config tfkit.toml
     """
     from tfkit.linkage.review import apply_review
 
     check_json_target(json_out, inputs=[decisions])
-    summary = apply_review(decisions, out=out, config=config, audit_log=audit_log)
+    summary = apply_review(decisions, out=out, config=config, audit_log=audit_log, signing_key=signing_key)
     emit(summary, json_out, event="review_applied",
          render=lambda con: con.print(
              f"recorded {summary['accepted']:,} accepted and {summary['rejected']:,} rejected pair(s); "

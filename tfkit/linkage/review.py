@@ -2,7 +2,7 @@
 
     table = review_table(result)                      # one row per pair, both records side by side
     write_review_files(table, folder)                 # review.csv and review.xlsx, LA-internal
-    apply_decisions("review.xlsx", store, audit_log)  # accept/reject -> the decisions store
+    apply_decisions("review.xlsx", store, audit_log, signing_key)  # accept/reject -> the decisions store
     load_decisions(store)                             # -> link(..., decisions=...)
 
 The review files hold names, dates of birth and postcodes as given: they are LA-internal, written
@@ -207,13 +207,20 @@ def load_decisions(store: str | Path) -> pl.DataFrame | None:
     return pl.read_csv(store, infer_schema=False)
 
 
-def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | Path) -> dict[str, Any]:
+def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | Path,
+                    signing_key: str | Path | None) -> dict[str, Any]:
     """Merge a filled-in review file into the decisions store (a later decision on a pair replaces
     an earlier one), write the store 0600 atomically, and record counts and hashes in the audit log."""
     from tfkit.package import audit
 
+    from tfkit.errors import UsageError
+
     store = Path(store)
     new = _oriented(read_decisions(decisions))
+    if signing_key is None:
+        raise UsageError("the decisions are recorded in the signed audit log: a signing key is needed",
+                         hint="pass --signing-key keys/signing.key (make a pair with: tfkit keys generate --signing "
+                              "--out keys/signing.key), or --config with [signing] key_file")
     old = load_decisions(store)
     merged = new if old is None else pl.concat([_oriented(old), new])
     merged = merged.unique(list(KEYS), keep="last", maintain_order=True).sort(list(KEYS))
@@ -231,7 +238,7 @@ def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | P
         "decisions_sha256": hashlib.sha256(Path(decisions).read_bytes()).hexdigest(),
         "store_sha256": hashlib.sha256(store.read_bytes()).hexdigest(),
     }
-    audit.append(audit_log, "review_decisions", **{k: v for k, v in summary.items() if k != "store"})
+    audit.append(audit_log, "review_decisions", signing_key, **{k: v for k, v in summary.items() if k != "store"})
     return summary
 
 
@@ -249,20 +256,22 @@ def extract_store(quarantine_dir: str | Path) -> Path:
 
 
 def apply_review(decisions: str | Path, *, out: str | Path | None = None, config: str | Path | None = None,
-                 audit_log: str | Path | None = None) -> dict[str, Any]:
-    """`tfkit review apply`: into a link job's folder (`out`) or the extract config's store."""
+                 audit_log: str | Path | None = None, signing_key: str | Path | None = None) -> dict[str, Any]:
+    """`tfkit review apply`: into a link job's folder (`out`) or the extract config's store. The
+    audit entry is signed with `signing_key` (default: the config's signing key)."""
     from tfkit.errors import UsageError
 
     if (out is None) == (config is None):
         raise UsageError("give either --out DIR (a tfkit link output folder) or --config tfkit.toml (extract)",
-                         hint="tfkit review apply review.xlsx --out linked/")
+                         hint="tfkit review apply review.xlsx --out linked/ --signing-key keys/signing.key")
     if config is not None:
         from tfkit.config import load_config
 
         cfg = load_config(config)
         store, log = extract_store(cfg.quarantine_dir), cfg.audit_log
+        signing_key = signing_key or cfg.signing_key
     else:
         if not Path(out).is_dir():
             raise UsageError("not a tfkit link output folder", file=out, hint="give the --out folder of tfkit link")
         store, log = link_review_folder(out) / STORE_NAME, Path(out) / "audit.jsonl"
-    return apply_decisions(decisions, store, audit_log or log)
+    return apply_decisions(decisions, store, audit_log or log, signing_key)

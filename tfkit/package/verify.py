@@ -156,7 +156,7 @@ def _staging(root: Path, report: VerifyReport) -> None:
         report.add("package.staging", FAIL,
                    f"unpublished staging folder: it holds {bag.STAGING_MARKER}, so the run that wrote it never "
                    "published it (it was interrupted); it is not a package",
-                   [f"rerun tfkit extract: it removes stale staging folders"])
+                   ["rerun tfkit extract: it removes stale staging folders"])
     else:
         report.add("package.staging", PASS, "a published package, not a staging folder")
 
