@@ -75,9 +75,9 @@ def spark_session(settings: EngineSettings):
     _check_master(master)
     builder = SparkSession.builder.master(master).appName(settings.app_name)
     conf = dict(DEFAULT_CONF)
-    if master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+    if master.startswith("local") and "spark.pyspark.python" not in settings.conf:
         # Local workers run this interpreter (the one with tfkit, polars and pyarrow installed).
-        conf["spark.pyspark.python"] = sys.executable
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf.update(settings.conf)
     for k, v in conf.items():
         builder = builder.config(k, v)
