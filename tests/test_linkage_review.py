@@ -188,7 +188,7 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
     try:
         out = tmp_path / "out"
         args = ["link", str(files / "cohort.csv"), str(files / "partners.csv"), "-o", str(out), "--clean", "cohort",
-                "--review-lower", "0.05", "--json"]
+                "--review-lower", "0.05", "--json", "-"]
         r = runner.invoke(app, args)
         assert r.exit_code == 0, r.output
         folder = out / "review"
@@ -200,7 +200,7 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         rows[0]["decision"] = "accept"
         rows[1]["decision"] = " Reject "
         decided = _write_rows(rows, tmp_path / "decided.csv")
-        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out), "--json"])
+        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out), "--json", "-"])
         assert r.exit_code == 0, r.output
         applied = json.loads(r.stdout)
         assert (applied["accepted"], applied["rejected"]) == (1, 1)

@@ -31,7 +31,7 @@ from . import predict as predict_stage
 from . import training as training_stage
 from .comparisons import comparison_levels
 from .model import LinkageModel
-from .standardise import NameVariants, Prepared, prepare
+from .standardise import MAX_CHARS, NameVariants, Prepared, prepare
 
 ID_COLUMNS = ("record_id", "person_id")
 
@@ -82,6 +82,8 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
                         level="warning", source=source, column=c)
         out[source] = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in absent])
     for c in columns:
+        if c in optional:
+            continue  # the Linker drops an optional comparison no source has, with a warning
         if all(frame.get_column(c).null_count() == frame.height for frame in out.values()):
             raise InputFileError(f"column {c!r} is empty (null) in every source, so it carries no evidence",
                                  column=c, hint="fix the extract, or remove the comparison from the model")
@@ -208,6 +210,7 @@ class Linker:
         self.truth_column = truth_column
         frames = check_inputs(frames, self.model.input_columns(), self.mode, truth_column,
                               optional=self.model.optional_columns())
+        self.model = self.model.without_absent_optional(frames)
         sources = list(frames)
         frames_list = [f.with_columns(pl.col(_id_column(f, s, id_column)).alias("_id")) for s, f in frames.items()]
         self.inputs = frames_list  # values as given, by row position (clerical review shows them)
@@ -217,6 +220,9 @@ class Linker:
         self.prepared: Prepared = prepare(frames_list, sources, self.model.field_kinds(), id_column="_id",
                                           variants=variants, keep=(truth_column,) if truth_column else ())
         self.timings["standardise"] = time.perf_counter() - t
+        for column, records in self.prepared.truncated.items():
+            self.model.warn("values_truncated", f"{records:,} value(s) of {column!r} longer than "
+                            f"{MAX_CHARS} characters compared on their first {MAX_CHARS}", column=column, records=records)
         self._candidates: pl.DataFrame | None = None
         self._blocking_report: blocking_stage.BlockingReport | None = None
         self._levels: dict[str, np.ndarray] | None = None
@@ -232,7 +238,12 @@ class Linker:
         if self._candidates is None:
             t = time.perf_counter()
             self._candidates, self._blocking_report = blocking_stage.candidate_pairs(
-                self.prepared, self.model.blocking, self.mode)
+                self.prepared, self.model.blocking, self.mode, max_block_pairs=self.model.settings.max_block_pairs)
+            for r in self._blocking_report.rules:
+                if r.blocks_skipped:
+                    self.model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
+                                    f"block(s) skipped ({r.pairs_skipped:,} pairs); other rules still reach them",
+                                    rule=r.rule, blocks=r.blocks_skipped, pairs=r.pairs_skipped)
             self.timings["block"] = time.perf_counter() - t
         return self._candidates
 
@@ -279,6 +290,7 @@ class LinkResult:
             "blocking": self.blocking.to_dict(),
             "training": self.model.training_log,
             "constraints": self.link_stats.to_dict() if self.link_stats else None,
+            "warnings": self.model.warnings,
             "metrics": None if self.metrics is None else {k: v for k, v in self.metrics.items() if k != "curve"},
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tfkit.errors import InputFileError, UsageError
-from tfkit.package.bag import fsync_dir, fsync_tree
+from tfkit.package.bag import STAGING_MARKER, fsync_dir, fsync_tree, write_text
 
 LOCK_SUFFIX = ".lock"
 STAGING_PREFIX = ".tmp-"
@@ -70,8 +70,12 @@ def clean_stale_staging(root: Path, name: str) -> list[Path]:
 
 
 def new_staging_dir(root: Path, name: str) -> Path:
+    """A fresh staging folder holding the staging marker: verify fails it until publish removes it."""
     path = root / f"{STAGING_PREFIX}{name}-{secrets.token_hex(4)}"
     path.mkdir(mode=0o755)
+    write_text(path / STAGING_MARKER, f"This folder is tfkit's unfinished staging copy of package {name}. "
+                                      "It is not a package: tfkit verify fails it, and the next tfkit extract "
+                                      "for this package removes it.\n")
     return path
 
 
@@ -88,8 +92,9 @@ def check_target(target: Path, force: bool) -> None:
 
 def publish(staging: Path, target: Path, force: bool) -> None:
     """fsync the staged bag and rename it into place; with force, atomically replace an existing one."""
-    fsync_tree(staging)
     check_target(target, force)
+    (staging / STAGING_MARKER).unlink(missing_ok=True)  # last change: from here on it is a package
+    fsync_tree(staging)
     if target.exists():
         _replace_dir(staging, target)
     else:

@@ -37,7 +37,7 @@ from tfkit.package.manifest import InputFile, Reconciliation
 from tfkit.package.publish import check_target, clean_stale_staging, new_staging_dir, output_lock, publish
 from tfkit.package.signing import load_signing_key, public_key_fingerprint, public_key_path_for
 from tfkit.pipeline import adapters
-from tfkit.pipeline.consent import load_withdrawals
+from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
 from tfkit.validation.quarantine import write_quarantine_csv
 
@@ -104,11 +104,11 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     target = config.package_dir
     # 1. keys, and the cheap refusals, before any work
     if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
-        raise KeyFileError("no master key configured", file=config.path, column="pseudonymise.key_file",
+        raise KeyFileError("no master key configured", file=config.path, key="pseudonymise.key_file",
                            hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
     master = load_key_file(config.key_file)
     if config.signing_key is None:
-        raise KeyFileError("no signing key configured", file=config.path, column="signing.key_file",
+        raise KeyFileError("no signing key configured", file=config.path, key="signing.key_file",
                            hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
     signing_key = load_signing_key(config.signing_key)
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
@@ -149,8 +149,10 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         # A source with no valid row at all is the wrong file or schema: never sign an empty return.
         rejected = [name for name, q in quarantined.items() if q.height and not valid[name].height]
         if (config.fail_on_invalid and bad) or rejected:
+            gone = withdrawals.resolve(_source_rows(config, valid, quarantined, headers))
             for run in runs:
-                run.quarantine_file = _write_quarantine(config, run.source, withdrawals.split(quarantined[run.source], headers[run.source])[0])
+                run.quarantine_file = _write_quarantine(config, run.source,
+                                                        quarantined[run.source].filter(~gone.quarantine[run.source]))
             if rejected and not (config.fail_on_invalid and bad):
                 raise DataCheckFailed(
                     f"every row of {', '.join(rejected)} failed validation: no package written",
@@ -162,23 +164,25 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
                 file=config.path, hint=f"see the quarantine files in {config.quarantine_dir}, fix the extracts and rerun")
 
         # 4. link every source to the person table (the first source)
-        linkage_summary, linked = None, {}
+        linkage, linked = None, {}
         person_source = config.sources[0].name
         if config.linkage:
             with timer("link"):
                 from tfkit.linkage.review import extract_store
 
-                linked, linkage_summary = adapters.link_sources(
+                linkage = adapters.link_sources(
                     valid, person_source, config.linkage_model, clean=config.linkage_clean,
                     review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
                     decisions_store=extract_store(config.quarantine_dir))
+                linked = linkage.linked
+        # 5. withdraw: a withdrawn person's rows in every source, through every identifier and link of theirs
+        gone = withdrawals.resolve(_source_rows(config, valid, quarantined, headers, linkage),
+                                   near=linkage.near_pairs() if linkage else None)
+        check_unmatched(gone, config.consent_unmatched, config.withdrawals)
+        linkage_summary = linkage.summary(gone.valid) if linkage else None
+        if linkage_summary:
             console.log("linked", "linked to persons: " + ", ".join(
                 f"{n}: {c:,}" for n, c in linkage_summary["linked_to_person"].items()), **linkage_summary["linked_to_person"])
-        # a withdrawn person's linked records in other sources are withdrawn with them
-        withdrawn_people = pl.Series("w", [], pl.String)
-        if linked and withdrawals.entries:
-            person = valid[person_source]
-            withdrawn_people = person.filter(withdrawals.mask(person)).get_column("person_id").cast(pl.String)
 
         # 5-6. withdraw, then pseudonymise
         tables: dict[str, pl.DataFrame] = {}
@@ -188,11 +192,11 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
             frame = valid.pop(source.name)
             if source.name in linked:
                 frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
-            kept, withdrawn_valid = withdrawals.split(frame, also=(adapters.LINKED_PERSON, withdrawn_people))
+            kept = frame.filter(~gone.valid[source.name])
             del frame
-            q_kept, withdrawn_q = withdrawals.split(quarantined.pop(source.name), headers[source.name])
+            q_kept = quarantined.pop(source.name).filter(~gone.quarantine[source.name])
             rec = run.reconciliation
-            rec.withdrawn, rec.quarantined = withdrawn_valid + withdrawn_q, q_kept.height
+            rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
             run.quarantine_file = _write_quarantine(config, source.name, q_kept)
             policy = adapters.load_policy(source.schema, source.policy or config.policy)
             policies[source.name] = adapters.policy_summary(policy)
@@ -222,16 +226,16 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
             if tables["person"].height != before:  # suppression nulls values; it must never drop rows
                 raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {tables['person'].height}")
 
-        unmatched = withdrawals.unmatched_entries()
-        if unmatched:
+        if unmatched := len(gone.unmatched):
             console.log("consent_unmatched",
                         f"{unmatched:,} consent-withdrawal entr{'y' if unmatched == 1 else 'ies'} matched no record in any "
-                        "source: check the list for typos (entries are never listed)", level="warning",
+                        "source: check the list for typos (listed, masked, in the run report)", level="warning",
                         unmatched_entries=unmatched)
 
         # 8. package
         head = audit.chain_head(config.audit_log)
-        manifest = _manifest(config, runs, policies, withdrawals, disclosure, linkage_summary, master.fingerprint, head, now)
+        manifest = _manifest(config, runs, policies, withdrawals, len(gone.unmatched), disclosure, linkage_summary,
+                             master.fingerprint, head, now)
         manifest["run_sha256"] = run_sha256
         staging = new_staging_dir(config.output_root, config.package_name)
         try:
@@ -255,6 +259,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     adapters.render_report(report_path, {
         "package": target.name, "manifest": built.manifest,
         "validation": {r.source: r.validation for r in runs}, "disclosure": disclosure, "linkage": linkage_summary,
+        "consent_unmatched": gone.unmatched,
     })
     timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in timings.items()}
@@ -279,6 +284,15 @@ def _timer(timings: dict[str, float], progress=None):
             if progress is not None:
                 progress[0].advance(progress[1])
     return timer
+
+
+def _source_rows(config: Config, valid: dict[str, pl.DataFrame], quarantined: dict[str, pl.DataFrame],
+                 headers: dict[str, dict[str, str]], linkage=None) -> dict[str, SourceRows]:
+    person_source = config.sources[0].name
+    linked = linkage.linked if linkage else {}
+    record_ids = linkage.record_ids if linkage else {}
+    return {name: SourceRows(valid[name], quarantined[name], headers[name], linked.get(name),
+                             person_table=name == person_source, record_ids=record_ids.get(name)) for name in valid}
 
 
 def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path | None:
@@ -356,7 +370,7 @@ def _current_package(config: Config, target: Path, run_sha256: str) -> ExtractRe
     )
 
 
-def _manifest(config: Config, runs: list[SourceRun], policies: dict[str, Any], withdrawals, disclosure,
+def _manifest(config: Config, runs: list[SourceRun], policies: dict[str, Any], withdrawals, unmatched: int, disclosure,
               linkage_summary, key_fp: str, chain_head: str, now: dt.datetime) -> dict[str, Any]:
     return {
         "format": manifest_mod.MANIFEST_FORMAT,
@@ -375,7 +389,7 @@ def _manifest(config: Config, runs: list[SourceRun], policies: dict[str, Any], w
         "config_sha256": config.sha256,
         "inputs": [r.input.__dict__ for r in runs],
         "consent_withdrawals": {"list_sha256": withdrawals.sha256, "list_entries": withdrawals.entries,
-                                "unmatched_entries": withdrawals.unmatched_entries(),
+                                "unmatched_entries": unmatched,
                                 "withdrawn_rows": {r.source: r.reconciliation.withdrawn for r in runs}},
         "reconciliation": [r.reconciliation.to_dict() for r in runs],
         "pseudonymisation": {"policies": policies},
