@@ -100,7 +100,7 @@ def test_link_report_renders_in_headless_chromium_without_errors(tmp_path):
 
     from tests.test_linkage_cli import small_model
     from tfkit.demo import generate_frames
-    from tfkit.linkage.demo_frames import cohort_and_partners
+    from tests.fixtures.demo_frames import cohort_and_partners
 
     frames = cohort_and_partners(generate_frames(400, seed=5), n_right=400, seed=0)
     result = link(frames, small_model(), truth_column="person_key", clean=("cohort",))
