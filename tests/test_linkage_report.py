@@ -99,3 +99,11 @@ def test_nice_ticks_cover_the_range(lo, hi):
     assert ticks[0] <= lo and ticks[-1] >= hi and 2 <= len(ticks) <= 12
     steps = np.diff(ticks)
     assert np.allclose(steps, steps[0])
+
+
+def test_training_problems_reach_the_summary(result):
+    found = weights_out_of_order(result.model)
+    codes = [w["code"] for w in result.summary()["warnings"]]
+    assert codes.count("weights_out_of_order") == len(found)
+    not_converged = [t for t in result.model.training_log if t.get("converged") is False]
+    assert codes.count("em_not_converged") == len(not_converged)

@@ -23,7 +23,7 @@ import polars as pl
 from tfkit.report.html import facts, render_page, section, table, write_page
 from tfkit.report.svg import BAD, GOOD, bar_chart, column_chart, line_chart, log_bars, signed_bars, waterfall, zoom
 
-from .evaluate import weights_out_of_order
+from .evaluate import training_problems
 
 if TYPE_CHECKING:
     from .linker import Linker, LinkResult
@@ -48,16 +48,10 @@ def sample_pairs(scored: pl.DataFrame, threshold: float, k: int = 6) -> pl.DataF
 
 
 def _warnings(linker: "Linker") -> list[str]:
-    out = []
-    for t in linker.model.training_log:
-        if t.get("converged") is False:
-            what = f"{t.get('step', 'EM')}" + (f" ({t['session']})" if t.get("session") else "")
-            out.append(f"{what} stopped at {t.get('iterations', 'its maximum')} iterations without converging: "
-                       "its m values may be off; check the weights below or train on labels")
-    for w in weights_out_of_order(linker.model):
-        out.append(f"{w['comparison']}: '{w['closer']}' weighs {w['closer_weight']:+.2f}, less than the looser "
-                   f"'{w['looser']}' at {w['looser_weight']:+.2f}; a closer agreement should count for more")
-    return out
+    """The model's warnings (recorded by the job), and the training problems for a model trained
+    outside `link()`."""
+    messages = [w["message"] for w in linker.model.warnings]
+    return messages + [p["message"] for p in training_problems(linker.model) if p["message"] not in messages]
 
 
 def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float) -> tuple[str, str, str]:
