@@ -80,7 +80,7 @@ def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
     review = pl.read_parquet(outs[0] / "review.parquet")
     assert review["match_probability"].is_between(0.5, 0.9, closed="left").all()
     page = (outs[0] / "report.html").read_text()
-    assert "<svg" in page and "http" not in page.replace("http://www.w3.org", "")
+    assert "<svg" in page and "https:" not in page and "http:" not in page.replace("http://www.w3.org", "")
 
 
 def test_cli_missing_mapped_column_is_exit_2(tmp_path, demo_files):

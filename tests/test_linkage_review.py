@@ -87,6 +87,17 @@ def test_decisions_force_links_and_non_links():
     assert (stats.forced_links, stats.forced_non_links) == (1, 1)
 
 
+def test_rejected_pair_with_a_clean_record_stays_apart_through_other_records():
+    # rows: 0 cohort (clean); 1 police; 2 school. Police 1 ~ cohort 0 rejected by a reviewer, but
+    # police 1 ~ school 2 ~ cohort 0 would bring it back through the school record.
+    prepared = _prepared([0, 1, 2])
+    pairs = _pairs([(1, 0, 10.0), (1, 2, 9.0), (2, 0, 8.0)])
+    decisions = pl.DataFrame({"source_l": ["cohort"], "record_id_l": ["r0"], "source_r": ["police"],
+                              "record_id_r": ["r1"], "decision": ["reject"]})
+    links, _ = select_links(prepared, pairs, 0.9, clean=("cohort",), decisions=decisions)
+    assert _groups(links, 3) == [{0, 2}, {1}]
+
+
 def test_twins_are_not_merged_through_a_partner_record(frames):
     """Twins: same surname, DOB and address; different forename and sex. The boy's police record
     may score against his sister too, but joins him alone, and the twins stay apart."""

@@ -66,8 +66,9 @@ def link_command(
                   clean=tuple(clean or ()), decisions=load_decisions(link_review_folder(out) / STORE_NAME))
     written = write_outputs(result, out, tables)
     if report:
-        written.append(result.linker.visualisations.report(report, result.scored, metrics=result.metrics,
-                                                            threshold=result.threshold))
+        from tfkit.linkage.report import write_link_report
+
+        written.append(write_link_report(report, result))
     summary = result.summary()
     summary["inputs"] = [{"source": t.name, "file": str(t.path), "rows_read": t.rows_read,
                           "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded} for t in tables]

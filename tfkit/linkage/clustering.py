@@ -130,10 +130,14 @@ def _pair_keys(prepared: Prepared, decided: pl.DataFrame) -> pl.DataFrame:
                     "decision").filter(pl.col("rid_l") != pl.col("rid_r")).unique(["rid_l", "rid_r"], keep="last")
 
 
+NO_PAIRS = pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
+
+
 def _apply_decisions(links: pl.DataFrame, prepared: Prepared, decisions: pl.DataFrame | None,
-                     stats: LinkStats) -> pl.DataFrame:
+                     stats: LinkStats) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Links with accepted pairs added and rejected ones removed; and the rejected pairs."""
     if decisions is None or decisions.height == 0:
-        return links
+        return links, NO_PAIRS
     keyed = _pair_keys(prepared, decisions)
     reject = keyed.filter(pl.col("decision") == "reject").select("rid_l", "rid_r")
     accept = keyed.filter(pl.col("decision") == "accept").select(
@@ -142,7 +146,7 @@ def _apply_decisions(links: pl.DataFrame, prepared: Prepared, decisions: pl.Data
                            pl.max_horizontal("rid_l", "rid_r").alias("rid_r"), "match_weight")
     stats.forced_non_links, stats.forced_links = reject.height, accept.height
     kept = ordered.join(reject, on=["rid_l", "rid_r"], how="anti").join(accept, on=["rid_l", "rid_r"], how="anti")
-    return pl.concat([kept, accept.cast(kept.schema)]).sort("rid_l", "rid_r")
+    return pl.concat([kept, accept.cast(kept.schema)]).sort("rid_l", "rid_r"), reject.cast(NO_PAIRS.schema)
 
 
 def _best_towards_clean(edges: pl.DataFrame, clean_mask: np.ndarray) -> pl.DataFrame:
@@ -164,8 +168,9 @@ def _best_towards_clean(edges: pl.DataFrame, clean_mask: np.ndarray) -> pl.DataF
 
 
 def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int], n: int,
-                       stats: LinkStats) -> pl.DataFrame:
-    """Links such that no component holds two records of one clean source (see `select_links`)."""
+                       stats: LinkStats, rejected: pl.DataFrame = NO_PAIRS) -> pl.DataFrame:
+    """Links such that no component holds two records of one clean source (see `select_links`).
+    A rejected pair with one clean record never ends in one cluster, even through other records."""
     clean_mask = np.isin(sources, clean)
     edges = links.with_columns(pl.Series("src_l", sources[links["rid_l"].to_numpy()]),
                                pl.Series("src_r", sources[links["rid_r"].to_numpy()]))
@@ -189,8 +194,11 @@ def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int
     u, v = np.concatenate([a, b]), np.concatenate([b, a])
     w = np.tile(rest["match_weight"].to_numpy(), 2)
     label = np.where(clean_mask, seed, -1)
+    forbidden = _forbidden_labels(rejected, clean_mask, seed, n)
     while True:
         open_ = (label[u] < 0) & (label[v] >= 0)
+        if len(forbidden):
+            open_ &= ~np.isin(u * (n + 1) + label[v], forbidden)
         if not open_.any():
             break
         cu, cv, cw = u[open_], v[open_], w[open_]
@@ -202,6 +210,15 @@ def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int
     kept = pl.concat([between, rest.filter(pl.Series(same)).select("rid_l", "rid_r", "match_weight")])
     stats.conflicts_resolved = links.height - kept.height
     return kept
+
+
+def _forbidden_labels(rejected: pl.DataFrame, clean_mask: np.ndarray, seed: np.ndarray, n: int) -> np.ndarray:
+    """Keys record * (n + 1) + label: the clean records' labels each record must not take (a reviewer
+    rejected the pair)."""
+    a, b = rejected["rid_l"].to_numpy(), rejected["rid_r"].to_numpy()
+    keys = [a[clean_mask[b] & ~clean_mask[a]] * (n + 1) + seed[b[clean_mask[b] & ~clean_mask[a]]],
+            b[clean_mask[a] & ~clean_mask[b]] * (n + 1) + seed[a[clean_mask[a] & ~clean_mask[b]]]]
+    return np.unique(np.concatenate(keys)).astype(np.int64)
 
 
 def _clusters_with_two_clean(labels: np.ndarray, sources: np.ndarray, clean_mask: np.ndarray) -> np.ndarray:
@@ -226,13 +243,13 @@ def select_links(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, o
     stats = LinkStats(clean_sources=list(clean))
     links = pairs.filter(pl.col("match_probability") >= threshold).select("rid_l", "rid_r", "match_weight")
     stats.links_above_threshold = links.height
-    links = _apply_decisions(links, prepared, decisions, stats)
+    links, rejected = _apply_decisions(links, prepared, decisions, stats)
     sources = prepared.frame.get_column("_source").to_numpy().astype(np.int64)
     if one_to_one:
         links = best_links(links, sources)
     clean_idx = check_clean_sources(prepared, clean)
     if clean_idx:
-        links = _clean_constrained(links, sources, clean_idx, prepared.n, stats)
+        links = _clean_constrained(links, sources, clean_idx, prepared.n, stats, rejected)
     return links, stats
 
 
