@@ -7,7 +7,8 @@
 tfkit gets column mapping only: the corpus' columns renamed to forename, surname, dob, postcode
 (and sex where the corpus has it), raw text as shipped, `LinkageModel.default()`, no per-corpus
 setting. Splink gets what an expert would write for the same fields, on input cleaned the usual way
-(lower case, letters only, dates parsed): one blocking rule per field, `NameComparison` on both
+(lower case, letters only, dates parsed): one blocking rule per field (pairs of fields above 20,000
+records, where single fields make ~10^8 pairs), `NameComparison` on both
 names, `DateOfBirthComparison`, Levenshtein <= 1 on postcode (exact on sex), the prior from the same
 deterministic rules, u by random sampling, EM sessions blocked on dob and on surname.
 
@@ -154,7 +155,17 @@ def run_splink(folder: Path, mode: str) -> None:
     ]
     if has_sex:
         comparisons.append(cl.ExactMatch("sex"))
-    blocking = [block_on("forename"), block_on("surname"), block_on("dob"), block_on("postcode")]
+    n_records = sum(con.execute(f"SELECT count(*) FROM tbl_{n}").fetchall()[0][0] for n in names)
+    if n_records <= 20_000:
+        blocking = [block_on("forename"), block_on("surname"), block_on("dob"), block_on("postcode")]
+    else:
+        # One rule per field makes ~10^8 pairs at 100k x 100k (15 GiB and counting, measured): at
+        # that size an expert pairs the fields up, as the issue's first measurement did.
+        outward = "regexp_extract(postcode, '^(.+)...$', 1)"
+        blocking = [block_on("surname", "dob"), block_on("forename", "dob"),
+                    block_on("forename", "surname", outward), block_on("dob", outward),
+                    block_on("postcode", "surname"),
+                    block_on("substr(forename, 1, 2)", "substr(surname, 1, 3)", "year(dob)")]
     settings = SettingsCreator(link_type="link_only" if mode == "link" else "dedupe_only", comparisons=comparisons,
                                blocking_rules_to_generate_predictions=blocking, retain_matching_columns=False)
     linker = Linker([db_api.register(f"tbl_{n}") for n in names], settings, log_level=30)
