@@ -14,6 +14,7 @@ import typer
 
 from tfkit import console
 from tfkit.errors import EXIT_DATA, ConfigError, UsageError
+from tfkit.commands.keys import AllowTestKeyOption
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="The run's tfkit.toml.")]
 JsonOpt = Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write a JSON result summary to FILE, or '-' for stdout.")]
@@ -43,6 +44,7 @@ def extract(
     demo: Annotated[bool, typer.Option("--demo", help="Run everything on generated demo data with demo keys.")] = False,
     out: Annotated[Path, typer.Option("--out", help="With --demo: the folder for demo inputs, keys and package.")] = Path("demo-output"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing package (atomically).")] = False,
+    allow_test_key: AllowTestKeyOption = False,
     json_out: JsonOpt = None,
 ) -> None:
     """Validate, pseudonymise and package a return as a signed BagIt bag (safe to run from cron)."""
@@ -56,7 +58,7 @@ def extract(
     else:
         if config is None:
             raise UsageError("no config given", hint="pass --config tfkit.toml (make one with: tfkit init), or try --demo")
-        result = run_extract(load_config(config).with_period(period), force=force)
+        result = run_extract(load_config(config).with_period(period), force=force, allow_test_key=allow_test_key)
     _write_json(json_out, result.to_dict())
     if _human(json_out):
         con = console.stdout_console()
@@ -116,7 +118,10 @@ def verify(
     """
     from tfkit.package.verify import verify_package
 
-    report = verify_package(package, public_key=public_key, expect_key_fingerprint=expect_key_fingerprint)
+    from tfkit.keys import parse_fingerprint
+
+    report = verify_package(package, public_key=public_key,
+                            expect_key_fingerprint=parse_fingerprint(expect_key_fingerprint))
     _write_json(json_out, report.to_dict())
     for check in report.checks:
         level = {"fail": "error", "warn": "warning"}.get(check.status, "info")

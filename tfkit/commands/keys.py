@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tfkit.errors import KeyFileError
-from tfkit.pseudonymise.contract import KEY_ENV_VAR, generate_key_file, load_key_file
+from tfkit.keys import KEY_ENV_VAR, generate_key_file, generate_signing_key_pair, key_fingerprint
 
 keys_app = typer.Typer(no_args_is_help=True, help="Make master and signing keys; print key fingerprints.")
 
@@ -19,18 +18,21 @@ KeyOption = Annotated[
     typer.Option("--key", envvar=KEY_ENV_VAR, show_envvar=True,
                  help="Master key file (64 hex characters, mode 0600). Make one with: tfkit keys generate."),
 ]
+AllowTestKeyOption = Annotated[
+    bool,
+    typer.Option("--allow-test-key", help="Accept a master key with obviously low entropy (a test vector, one byte "
+                                          "repeated): for tests only, never for a real return."),
+]
 
 
 @keys_app.command("generate")
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the new key (refuses to overwrite).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the new key (refuses to overwrite; a missing folder is made, mode 0700).")],
     signing: Annotated[bool, typer.Option("--signing", help="Make an Ed25519 signing key pair (OUT and OUT's .pub).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Make a new master key (32 random bytes, mode 0600) or, with --signing, an Ed25519 key pair."""
     if signing:
-        from tfkit.package.signing import generate_signing_key_pair
-
         private, public, fp = generate_signing_key_pair(out)
         result = {"kind": "signing", "private_key_file": str(private), "public_key_file": str(public),
                   "fingerprint": fp}
@@ -50,22 +52,6 @@ def fingerprint(
     """Print a key's fingerprint (for a signing key or .pub: the public key's fingerprint)."""
     kind, fp = key_fingerprint(file)
     typer.echo(json.dumps({"file": str(file), "kind": kind, "fingerprint": fp}) if as_json else fp)
-
-
-def key_fingerprint(path: Path) -> tuple[str, str]:
-    """(kind, fingerprint) of a master key, signing key or public key file, told apart by content."""
-    from tfkit.package import signing
-
-    if path.is_dir():
-        raise KeyFileError("is a folder, not a key file", file=path, hint="give the key file itself, e.g. keys/master.key")
-    if not path.is_file():
-        raise KeyFileError("key file not found", file=path, hint="check the path, or make one with tfkit keys generate")
-    head = path.read_bytes()[:64]
-    if head.startswith(b"-----BEGIN PUBLIC KEY"):
-        return "public", signing.public_key_fingerprint(signing.load_public_key(path))
-    if head.startswith(b"-----BEGIN"):
-        return "signing", signing.public_key_fingerprint(signing.load_signing_key(path).public_key())
-    return "master", load_key_file(path).fingerprint
 
 
 def register(app: typer.Typer) -> None:

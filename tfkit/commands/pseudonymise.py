@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from tfkit import console
-from tfkit.commands.keys import KeyOption
+from tfkit.commands.keys import AllowTestKeyOption, KeyOption
 from tfkit.errors import InputFileError
 
 
@@ -21,6 +21,7 @@ def pseudonymise_command(
     project: Annotated[str, typer.Option("--project", metavar="NAME", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
     out: Annotated[Path, typer.Option("--out", help="Output Parquet file (written atomically, deterministic).")],
     key: KeyOption = None,
+    allow_test_key: AllowTestKeyOption = False,
     policy: Annotated[Optional[Path], typer.Option("--policy", help="TOML policy file overriding the schema's built-in policy.")] = None,
     la_code: Annotated[Optional[str], typer.Option("--la-code", metavar="GSS", help="GSS code of the LA, when the input has no la_code column.")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR", help="Set invalid rows aside in DIR (raw values: keep DIR apart from outputs). Without it, any invalid row stops the run.")] = None,
@@ -34,7 +35,7 @@ def pseudonymise_command(
 
     if not input_path.is_file():
         raise InputFileError("file not found", file=input_path, hint="check the path and the file name")
-    master = load_key_file(key)
+    master = load_key_file(key, allow_test_key=allow_test_key)
     schema_name = schema if schema in builtin_policy_names() else None
     chosen = load_policy(schema_name, policy)
     summary = pseudonymise_file(input_path, schema=schema, key=master, project=project, out=out, policy=chosen,
