@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tfkit import console
-from tfkit.commands.options import ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit
+from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit
 from tfkit.errors import EXIT_DATA, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def extract(
     demo: Annotated[bool, typer.Option("--demo", help="Run everything on generated demo data with demo keys.")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="With --demo: the folder for demo inputs, keys and package.")] = Path("demo-output"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing package (atomically).")] = False,
+    allow_test_key: AllowTestKeyOpt = False,
     json_out: JsonOpt = None,
 ) -> None:
     """The six-monthly return: validate, link, withdraw consent, pseudonymise, check disclosure, and
@@ -57,7 +58,7 @@ def extract(
     else:
         if config is None:
             raise UsageError("no config given", hint="pass --config tfkit.toml (make one with: tfkit init), or try --demo")
-        result = run_extract(load_config(config).with_period(period), force=force)
+        result = run_extract(load_config(config).with_period(period), force=force, allow_test_key=allow_test_key)
     emit(result, json_out, event="extract_done", render=lambda con: _render_extract(con, result),
          log_fields={"package": str(result.package), "up_to_date": result.up_to_date})
 

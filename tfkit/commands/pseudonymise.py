@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tfkit.commands.options import ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
+from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
 from tfkit.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ def pseudonymise_command(
     project: Annotated[str, typer.Option("--project", metavar="NAME", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
     out: Annotated[str, out_option("Output Parquet file (written atomically, deterministic; a folder of part files with Spark).", metavar="PATH")],
     key: KeyOpt = None,
+    allow_test_key: AllowTestKeyOpt = False,
     policy: Annotated[Optional[Path], typer.Option("--policy", metavar="FILE", help="TOML policy file overriding the schema's built-in policy.")] = None,
     la_code: Annotated[Optional[str], typer.Option("--la-code", metavar="GSS", help="GSS code of the LA, when the input has no la_code column.")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR", help="Set invalid rows aside in DIR (raw values: keep DIR apart from outputs). Without it, any invalid row stops the run.")] = None,
@@ -47,12 +48,12 @@ def pseudonymise_command(
     settings = choose_engine(engine, config)
     if settings.is_spark:
         _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
-                               settings, json_out)
+                               settings, json_out, allow_test_key)
         return
     input_path, out = Path(input_path), Path(out)
     _input_file(input_path)
     check_json_target(json_out, inputs=[input_path])
-    master = load_key_file(key)
+    master = load_key_file(key, allow_test_key=allow_test_key)
     schema_name = schema if schema in builtin_policy_names() else None
     chosen = load_policy(schema_name, policy)
     summary = pseudonymise_file(input_path, schema=schema, key=master, project=project, out=out, policy=chosen,
@@ -83,7 +84,7 @@ def _render_summary(out_console: "Console", summary) -> None:
 
 
 def _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
-                           settings, json_out) -> None:
+                           settings, json_out, allow_test_key: bool) -> None:
     from tfkit.engine.spark.pseudonymise import pseudonymise_job
     from tfkit.errors import UsageError
     from tfkit.pseudonymise import load_key_file, load_policy
@@ -93,7 +94,7 @@ def _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_cod
         raise UsageError("--quarantine and --encoding are for the polars engine, which validates raw extracts",
                          hint="with --engine spark, give validated rows: tfkit validate FILE --schema S --quarantine DIR "
                               "writes them as <stem>.valid.parquet")
-    master = load_key_file(key)
+    master = load_key_file(key, allow_test_key=allow_test_key)
     chosen = load_policy(schema if schema in builtin_policy_names() else None, policy)
     run = pseudonymise_job(str(input_path), str(out), key=master, project=project, policy=chosen, la_code=la_code,
                            settings=settings)

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from tfkit.errors import InputFileError, UsageError
+from tfkit.masking import safe_headers
 
 from . import blocking as blocking_stage
 from . import clustering as clustering_stage
@@ -70,7 +71,7 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
             raise InputFileError(
                 f"missing column(s) the model compares: {', '.join(missing)}", file=source, column=missing[0],
                 hint=f"map them with --map 'Old name={missing[0]}' or use --schema; columns present: "
-                     + ", ".join(frame.columns[:12]),
+                     + ", ".join(safe_headers(frame.columns[:12])),
             )
         if truth_column and truth_column not in frame.columns:
             raise InputFileError(f"no truth column {truth_column!r}", file=source, column=truth_column)

@@ -86,21 +86,23 @@ class ExtractResult:
         }
 
 
-def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None = None) -> ExtractResult:
+def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None = None,
+                allow_test_key: bool = False) -> ExtractResult:
     """Run the whole pipeline. At a terminal a progress bar follows its stages (nothing in cron)."""
     with console.progress() as bar:
         # read, validate and pseudonymise each source, then link, disclosure and package
         task = bar.add_task("extract", total=3 * len(config.sources) + 3)
-        result = _run_extract(config, force=force, now=now, progress=(bar, task))
+        result = _run_extract(config, force=force, now=now, progress=(bar, task), allow_test_key=allow_test_key)
         bar.update(task, completed=3 * len(config.sources) + 3)
     return result
 
 
-def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progress) -> ExtractResult:
+def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progress,
+                 allow_test_key: bool = False) -> ExtractResult:
     now = now or dt.datetime.now(dt.timezone.utc)
     run = _Run(config, now, timer=_timer({}, progress))
     started = time.perf_counter()
-    master, signing_key = _load_keys(config)  # 1. keys, and the cheap refusals, before any work
+    master, signing_key = _load_keys(config, allow_test_key)  # 1. keys, and the cheap refusals, before any work
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
     if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
         return current
@@ -154,11 +156,11 @@ class _Run:
         return self.timer.timings
 
 
-def _load_keys(config: Config):
+def _load_keys(config: Config, allow_test_key: bool = False):
     if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
         raise KeyFileError("no master key configured", file=config.path, key="pseudonymise.key_file",
                            hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
-    master = load_key_file(config.key_file)
+    master = load_key_file(config.key_file, allow_test_key=allow_test_key)
     if config.signing_key is None:
         raise KeyFileError("no signing key configured", file=config.path, key="signing.key_file",
                            hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
