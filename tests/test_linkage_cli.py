@@ -69,7 +69,7 @@ def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
     for run in ("one", "two"):
         out = tmp_path / run
         res = runner.invoke(app, ["link", *map(str, demo_files), "--out", str(out), "--map", "First Name=forename",
-                                  "--truth", "person_key", "--seed", "3", "--json",
+                                  "--truth", "person_key", "--seed", "3", "--json", "-",
                                   "--report", str(out / "report.html")])
         assert res.exit_code == 0, res.output
         outs.append(out)

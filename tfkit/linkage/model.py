@@ -12,14 +12,17 @@ level's u replaced by the frequency of the value itself (common names weigh less
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
+import polars as pl
 
 from tfkit.errors import ConfigError
 
@@ -45,6 +48,7 @@ class Settings:
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
     batch_pairs: int = 100_000
+    max_block_pairs: int = 250_000  # a blocking rule's block making more pairs is skipped (warned)
 
 
 @dataclass
@@ -59,6 +63,7 @@ class LinkageModel:
     u: dict[str, np.ndarray] = field(default_factory=dict)
     prior: float | None = None
     training_log: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
 
     # ------------------------------------------------------------------ loading
 
@@ -119,7 +124,7 @@ class LinkageModel:
         if not 0 < settings.deterministic_recall <= 1:
             raise ConfigError("settings.deterministic_recall must be in (0, 1]", file=source,
                               hint="the share of true matches the deterministic rules catch, e.g. 0.85")
-        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations"):
+        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations", "max_block_pairs"):
             if getattr(settings, key) < 1:
                 raise ConfigError(f"settings.{key} must be at least 1", file=source)
         if settings.seed < 0:
@@ -169,6 +174,35 @@ class LinkageModel:
         required = {c.column for c in self.comparisons if c.required}
         return tuple(c.column for c in self.comparisons if not c.required and c.column not in required)
 
+    def warn(self, code: str, message: str, **details) -> None:
+        """Record a warning for the summary and say it on the console now."""
+        from tfkit import console
+
+        self.warnings.append({"code": code, "message": message, **details})
+        console.log(code, f"warning: {message}", level="warning", **details)
+
+    def without_absent_optional(self, frames: Mapping[str, pl.DataFrame]) -> "LinkageModel":
+        """A copy without the optional comparisons (`required = false`) whose column is missing or
+        empty in every source: they could carry no evidence, so they are dropped with a warning
+        (FEBRL and DWP-style extracts carry no sex). Blocking rules on their columns go too."""
+        absent = {c.column for c in self.comparisons if not c.required
+                  and all(c.column not in f.columns or f.get_column(c.column).null_count() == f.height
+                          for f in frames.values())}
+        if not absent:
+            return self
+        model = copy.copy(self)
+        model.comparisons = [c for c in self.comparisons if c.column not in absent]
+        model.blocking = [r for r in self.blocking if not _uses(r, absent)]
+        model.training = [r for r in self.training if not _uses(r, absent)]
+        model.warnings = list(self.warnings)
+        for column in sorted(absent):
+            names = [c.name for c in self.comparisons if c.column == column]
+            model.warn("optional_comparison_dropped",
+                       f"no source has values in {column!r}; comparison {', '.join(names)} dropped", column=column)
+        if not model.comparisons:
+            raise ConfigError("every comparison of the model is optional and no source has its column", file=self.source)
+        return model
+
     # ------------------------------------------------------------------ scoring
 
     @property
@@ -206,3 +240,7 @@ class LinkageModel:
 
     def to_json(self) -> str:
         return json.dumps(self.parameters(), indent=2, sort_keys=False)
+
+
+def _uses(rule: BlockingRule, columns: set[str]) -> bool:
+    return any(col == c or col.startswith(c + "_") for col in rule.columns for c in columns)

@@ -186,7 +186,7 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
         pairs = rule_pairs(prepared, rule, mode)
         if pairs.height > s.em_max_pairs:
             pairs = pairs.sample(s.em_max_pairs, seed=seed + k, shuffle=False)
-        fixed = comparisons_in_rule(model, rule.on)
+        fixed = comparisons_in_rule(model, rule.columns)
         free = [c for c in model.comparisons if c.name not in fixed]
         log = {"step": "m", "method": "expectation maximisation", "session": rule.name, "pairs": pairs.height,
                "estimated": [c.name for c in free]}

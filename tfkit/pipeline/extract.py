@@ -37,7 +37,7 @@ from tfkit.package.publish import (PackageRequest, Published, check_target, clea
                                    report_path_for, write_package)
 from tfkit.package.signing import load_signing_key, public_key_fingerprint, public_key_path_for
 from tfkit.pipeline import adapters
-from tfkit.pipeline.consent import load_withdrawals
+from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
 from tfkit.validation.quarantine import write_quarantine_csv
 
@@ -115,10 +115,11 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _read_and_validate(run)                    # 2-3
         _refuse_invalid(run)
         _link(run)                                 # 4
-        _withdraw_and_pseudonymise(run, master)    # 5-7
+        _withdraw(run)                             # 5
+        _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
-        _warn_unmatched(run.withdrawals)
-        published = _package(run, master, signing_key, run_sha256, force)  # 8-9
+        _warn_unmatched(run)
+        published = _package(run, master, signing_key, run_sha256, force)  # 8
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
@@ -140,9 +141,9 @@ class _Run:
     valid: dict[str, pl.DataFrame] = field(default_factory=dict)
     quarantined: dict[str, pl.DataFrame] = field(default_factory=dict)
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    linked: dict[str, pl.Series] = field(default_factory=dict)
+    linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
+    gone: Any = None  # the withdrawals resolved against every source's rows
     linkage_summary: dict[str, Any] | None = None
-    withdrawn_people: pl.Series = field(default_factory=lambda: pl.Series("w", [], pl.String))
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -152,14 +153,18 @@ class _Run:
     def timings(self) -> dict[str, float]:
         return self.timer.timings
 
+    @property
+    def person_source(self) -> str:
+        return self.config.sources[0].name
+
 
 def _load_keys(config: Config):
     if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
-        raise KeyFileError("no master key configured", file=config.path, column="pseudonymise.key_file",
+        raise KeyFileError("no master key configured", file=config.path, key="pseudonymise.key_file",
                            hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
     master = load_key_file(config.key_file)
     if config.signing_key is None:
-        raise KeyFileError("no signing key configured", file=config.path, column="signing.key_file",
+        raise KeyFileError("no signing key configured", file=config.path, key="signing.key_file",
                            hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
     return master, load_signing_key(config.signing_key)
 
@@ -186,15 +191,16 @@ def _read_and_validate(run: _Run) -> None:
 
 def _refuse_invalid(run: _Run) -> None:
     """fail_on_invalid with failing rows, or a source with no valid row at all (the wrong file or
-    schema: never sign an empty return): quarantine files written, no package."""
+    schema: never sign an empty return): quarantine files written (less withdrawn people), no package."""
     config = run.config
     bad = {name: q.height for name, q in run.quarantined.items() if q.height}
     rejected = [name for name, q in run.quarantined.items() if q.height and not run.valid[name].height]
     if not ((config.fail_on_invalid and bad) or rejected):
         return
+    gone = run.withdrawals.resolve(_source_rows(run))
     for src in run.sources:
-        kept = run.withdrawals.split(run.quarantined[src.source], run.headers[src.source])[0]
-        src.quarantine_file = _write_quarantine(config, src.source, kept)
+        src.quarantine_file = _write_quarantine(config, src.source,
+                                                run.quarantined[src.source].filter(~gone.quarantine[src.source]))
     if rejected and not (config.fail_on_invalid and bad):
         raise DataCheckFailed(
             f"every row of {', '.join(rejected)} failed validation: no package written",
@@ -207,33 +213,43 @@ def _refuse_invalid(run: _Run) -> None:
 
 
 def _link(run: _Run) -> None:
-    """4. Every source linked to the person table (the first source); a withdrawn person's linked
-    records in other sources are withdrawn with them."""
-    if not run.config.linkage:
-        return
-    person_source = run.config.sources[0].name
-    with run.timer("link"):
-        run.linked, run.linkage_summary = adapters.link_sources(run.valid, person_source, run.config.linkage_model)
-    counts = run.linkage_summary["linked_to_person"]
-    console.log("linked", "linked to persons: " + ", ".join(f"{n}: {c:,}" for n, c in counts.items()), **counts)
-    if run.linked and run.withdrawals.entries:
-        person = run.valid[person_source]
-        run.withdrawn_people = person.filter(run.withdrawals.mask(person)).get_column("person_id").cast(pl.String)
-
-
-def _withdraw_and_pseudonymise(run: _Run, master) -> None:
-    """5-7. Withdrawals removed, rows pseudonymised by policy, each source reconciled."""
+    """4. Every source linked to the person table (the first source), when [linkage] is on."""
     config = run.config
-    person_source = config.sources[0].name
+    if not config.linkage:
+        return
+    with run.timer("link"):
+        from tfkit.linkage.review import extract_store
+
+        run.linkage = adapters.link_sources(
+            run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
+            review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
+            decisions_store=extract_store(config.quarantine_dir))
+
+
+def _withdraw(run: _Run) -> None:
+    """5. A withdrawn person's rows in every source, through every identifier and link of theirs."""
+    linkage = run.linkage
+    run.gone = run.withdrawals.resolve(_source_rows(run), near=linkage.near_pairs() if linkage else None)
+    check_unmatched(run.gone, run.config.consent_unmatched, run.config.withdrawals)
+    run.linkage_summary = linkage.summary(run.gone.valid) if linkage else None
+    if run.linkage_summary:
+        counts = run.linkage_summary["linked_to_person"]
+        console.log("linked", "linked to persons: " + ", ".join(f"{n}: {c:,}" for n, c in counts.items()), **counts)
+
+
+def _pseudonymise(run: _Run, master) -> None:
+    """6-7. Withdrawn rows left out, the rest pseudonymised by policy; each source reconciled."""
+    config, gone = run.config, run.gone
+    linked = run.linkage.linked if run.linkage else {}
     for src, source in zip(run.sources, config.sources, strict=True):
         frame = run.valid.pop(source.name)
-        if source.name in run.linked:
-            frame = frame.with_columns(run.linked[source.name].alias(adapters.LINKED_PERSON))
-        kept, withdrawn_valid = run.withdrawals.split(frame, also=(adapters.LINKED_PERSON, run.withdrawn_people))
+        if source.name in linked:
+            frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
+        kept = frame.filter(~gone.valid[source.name])
         del frame
-        q_kept, withdrawn_q = run.withdrawals.split(run.quarantined.pop(source.name), run.headers[source.name])
+        q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])
         rec = src.reconciliation
-        rec.withdrawn, rec.quarantined = withdrawn_valid + withdrawn_q, q_kept.height
+        rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
         src.quarantine_file = _write_quarantine(config, source.name, q_kept)
         policy = adapters.load_policy(source.schema, source.policy or config.policy)
         run.policies[source.name] = adapters.policy_summary(policy)
@@ -242,7 +258,7 @@ def _withdraw_and_pseudonymise(run: _Run, master) -> None:
         with run.timer("pseudonymise"):
             out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
                                         project=config.project, policy=policy, la_code=config.la_code)
-        if link_ids is not None and source.name != person_source:
+        if link_ids is not None and source.name != run.person_source:
             out = out.with_columns(adapters.linked_person_pseudonym(master, config.project, config.la_code, link_ids))
         del kept
         rec.rows_out = out.height
@@ -265,17 +281,16 @@ def _disclosure(run: _Run) -> None:
         raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {run.tables['person'].height}")
 
 
-def _warn_unmatched(withdrawals) -> None:
-    unmatched = withdrawals.unmatched_entries()
-    if unmatched:
+def _warn_unmatched(run: _Run) -> None:
+    if unmatched := len(run.gone.unmatched):
         console.log("consent_unmatched",
                     f"{unmatched:,} consent-withdrawal entr{'y' if unmatched == 1 else 'ies'} matched no record in any "
-                    "source: check the list for typos (entries are never listed)", level="warning",
+                    "source: check the list for typos (listed, masked, in the run report)", level="warning",
                     unmatched_entries=unmatched)
 
 
 def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Published:
-    """8-9. The package written, audited, reported and published as one step (tfkit.package.publish)."""
+    """8. The package written, audited, reported and published as one step (tfkit.package.publish)."""
     config = run.config
     request = PackageRequest(
         root=config.output_root, tables=run.tables, manifest=_manifest(run, master.fingerprint, run_sha256),
@@ -289,7 +304,7 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
         render_report=lambda path, manifest: adapters.render_report(path, {
             "package": config.package_name, "manifest": manifest,
             "validation": {r.source: r.validation for r in run.sources}, "disclosure": run.disclosure,
-            "linkage": run.linkage_summary}),
+            "linkage": run.linkage_summary, "consent_unmatched": run.gone.unmatched}),
     )
     with run.timer("package"):
         return write_package(request)
@@ -310,6 +325,14 @@ def _timer(timings: dict[str, float], progress=None):
                 progress[0].advance(progress[1])
     timer.timings = timings  # type: ignore[attr-defined]
     return timer
+
+
+def _source_rows(run: _Run) -> dict[str, SourceRows]:
+    linked = run.linkage.linked if run.linkage else {}
+    record_ids = run.linkage.record_ids if run.linkage else {}
+    return {name: SourceRows(run.valid[name], run.quarantined[name], run.headers[name], linked.get(name),
+                             person_table=name == run.person_source, record_ids=record_ids.get(name))
+            for name in run.valid}
 
 
 def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path | None:
@@ -410,7 +433,7 @@ def _manifest(run: _Run, key_fp: str, run_sha256: str) -> Manifest:
         demo=config.demo, created=run.now, retention_days=config.retention_days, key_fingerprint=key_fp,
         config_sha256=config.sha256, contract_version=CONTRACT_VERSION, inputs=[r.input for r in run.sources],
         consent_withdrawals={"list_sha256": withdrawals.sha256, "list_entries": withdrawals.entries,
-                             "unmatched_entries": withdrawals.unmatched_entries(),
+                             "unmatched_entries": len(run.gone.unmatched),
                              "withdrawn_rows": {r.source: r.reconciliation.withdrawn for r in run.sources}},
         reconciliation=[r.reconciliation for r in run.sources],
         pseudonymisation={"policies": run.policies},

@@ -24,6 +24,7 @@ library's objects (anything with `to_dict()`) or their dicts:
                    match weights histogram, matches by level, cluster sizes). Default manifest["linkage"].
 ``disclosure``     DisclosureOutcome.to_dict() (policy, before, after, changes) or RiskReport.to_dict(),
                    or {"status": text}. Default manifest["disclosure"].
+``consent_unmatched`` list of {line, values{field: masked value}}: withdrawal entries that matched nothing.
 ``summaries``      Summary.to_dict() from tfkit summarise (optional).
 ``generated_at``   str, shown in the footer (omit it for byte-identical pages).
 ``title``          str, default "tfkit run report: <package>".
@@ -116,7 +117,7 @@ def _not_run(anchor: str, title: str, why: str | None = None) -> tuple[str, str,
 # --------------------------------------------------------------------------- sections
 
 
-def _package_section(package: str | None, manifest: dict[str, Any]) -> tuple[str, str, str]:
+def _package_section(package: str | None, manifest: dict[str, Any], unmatched: Any = None) -> tuple[str, str, str]:
     if not manifest:
         return _not_run("package", "Package", "No manifest was given: the package was not written.")
     signer = manifest.get("signer") or {}
@@ -156,6 +157,7 @@ def _package_section(package: str | None, manifest: dict[str, Any]) -> tuple[str
         [[o.get("path"), o.get("rows"), o.get("bytes"), o.get("sha256")] for o in outputs],
         kinds=["", "num", "num", "hash"],
     )
+    body += _unmatched_withdrawals(unmatched)
     return _section("package", "Package", "warn" if manifest.get("demo") else "pass", body)
 
 
@@ -360,6 +362,17 @@ def _disclosure_section(disclosure: Any) -> tuple[str, str, str]:
     return _section("disclosure", "Disclosure control", "warn", body)
 
 
+def _unmatched_withdrawals(unmatched: Any) -> str:
+    """Withdrawals are counted, never listed; entries that matched nothing are listed masked, so the
+    list's owner can find and correct them (a typo leaves a withdrawn person in the return)."""
+    if not unmatched:
+        return ""
+    return ("<h3>Consent-withdrawal entries that matched no record (masked)</h3>" + _table(
+        ["line in the list", "values (masked)"],
+        [[u.get("line"), ", ".join(f"{k} {v if '*' in str(v) else mask(v)}" for k, v in (u.get("values") or {}).items())
+          or "no identifier"] for u in unmatched], kinds=["num", ""]))
+
+
 def _summaries_section(summaries: Any) -> tuple[str, str, str] | None:
     if not summaries:
         return None
@@ -383,7 +396,7 @@ def render_run_report(context: Mapping[str, Any]) -> str:
     manifest = ctx.get("manifest") or {}
     package = ctx.get("package") or manifest.get("package")
     sections = [
-        _package_section(package, manifest),
+        _package_section(package, manifest, ctx.get("consent_unmatched")),
         _validation_section(ctx.get("validation")),
         _reconciliation_section(ctx.get("reconciliation") or manifest.get("reconciliation")),
         _linkage_section(ctx.get("linkage") if "linkage" in ctx else manifest.get("linkage")),
