@@ -136,7 +136,26 @@ def test_unsigned_entry_is_refused(tmp_path, keys):
     entry = {"seq": 1, "time": "t", "event": "extract", "prev": audit.GENESIS}
     entry["hash"] = audit.entry_hash(entry)
     write_lines(log, [json.dumps(entry)])
-    assert "bad_signature" in codes(audit.verify_log(log))
+    assert "bad_signature" in codes(audit.verify_log(log, public_key=keys[1]))
+    assert not audit.verify_log(log).ok  # and no checkpoint either
+
+
+def test_stripped_signature_in_a_signed_log(log, keys):
+    lines = lines_of(log)
+    entry = json.loads(lines[1])
+    entry["sig"] = None
+    lines[1] = json.dumps(entry)
+    write_lines(log, lines)
+    both(log, keys[1], "bad_signature")
+
+
+def test_unsigned_log_of_a_link_job_is_checked_as_a_chain(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    for i in range(3):
+        audit.append(log, "review_decisions", accepted=i)
+    assert audit.verify_log(log).ok
+    write_lines(log, lines_of(log)[:2])
+    assert "truncated" in codes(audit.verify_log(log))
 
 
 def test_append_refuses_a_log_that_lost_its_tail(log, keys):

@@ -307,6 +307,7 @@ def retention_list(
     \b
     Examples:
       tfkit retention --config tfkit.toml
+      tfkit retention --root packages --public-key keys/signing.pub
       tfkit retention purge --config tfkit.toml --yes    # from cron
     """
     if ctx.invoked_subcommand is not None:
@@ -322,7 +323,7 @@ def retention_list(
         for p in due:
             con.print(f"{p.path.name}  destroy_after {p.destroy_after}" + ("  (demo)" if p.demo else ""), markup=False)
         for p in unverifiable:
-            con.print(f"{p.path.name}  unverifiable: {p.problem}", markup=False)
+            con.print(f"{p.path.name}  unverifiable: {p.problem}\n  hint: {p.hint}", markup=False)
 
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
           "unverifiable": [p.to_dict() for p in unverifiable]}, json_out, event="retention_listed",
@@ -358,7 +359,9 @@ def retention_purge(
                          key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
-    _render_unverifiable(unverifiable)
+    for p in unverifiable:
+        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
+                    f"  hint: {p.hint}", level="warning", package=p.path.name)
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return

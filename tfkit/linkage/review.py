@@ -208,19 +208,13 @@ def load_decisions(store: str | Path) -> pl.DataFrame | None:
 
 
 def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | Path,
-                    signing_key: str | Path | None) -> dict[str, Any]:
+                    signing_key: str | Path | None = None) -> dict[str, Any]:
     """Merge a filled-in review file into the decisions store (a later decision on a pair replaces
     an earlier one), write the store 0600 atomically, and record counts and hashes in the audit log."""
     from tfkit.package import audit
 
-    from tfkit.errors import UsageError
-
     store = Path(store)
     new = _oriented(read_decisions(decisions))
-    if signing_key is None:
-        raise UsageError("the decisions are recorded in the signed audit log: a signing key is needed",
-                         hint="pass --signing-key keys/signing.key (make a pair with: tfkit keys generate --signing "
-                              "--out keys/signing.key), or --config with [signing] key_file")
     old = load_decisions(store)
     merged = new if old is None else pl.concat([_oriented(old), new])
     merged = merged.unique(list(KEYS), keep="last", maintain_order=True).sort(list(KEYS))

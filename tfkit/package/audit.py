@@ -136,13 +136,13 @@ def read_checkpoint(log: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def _write_checkpoint(log: Path, entries: int, head: str, key: Ed25519PrivateKey) -> None:
+def _write_checkpoint(log: Path, entries: int, head: str, key: Ed25519PrivateKey | None) -> None:
     from tfkit.package.bag import fsync_dir
     from tfkit.package.signing import public_key_fingerprint
 
     body = {"format": CHECKPOINT_FORMAT, "log": log.name, "entries": entries, "head": head,
-            "signer": public_key_fingerprint(key.public_key())}
-    body["sig"] = _b64(key.sign(_canonical(body)))
+            "signer": public_key_fingerprint(key.public_key()) if key else None}
+    body["sig"] = _b64(key.sign(_canonical(body))) if key else None
     _atomic_write(checkpoint_path(log), json.dumps(body, sort_keys=True) + "\n")
     fsync_dir(log.parent)
 
@@ -189,11 +189,13 @@ def _check_against_checkpoint(path: Path, lines: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def pending(path: str | Path, event: str, key: Ed25519PrivateKey | str | Path, **fields: Any) -> Iterator[dict[str, Any]]:
+def pending(path: str | Path, event: str, key: Ed25519PrivateKey | str | Path | None = None,
+            **fields: Any) -> Iterator[dict[str, Any]]:
     """Write one signed entry (and the checkpoint) under an exclusive flock held until the block
-    ends. If the block raises, the entry and the checkpoint are taken back before the lock is released."""
+    ends. If the block raises, the entry and the checkpoint are taken back before the lock is released.
+    `key` None (a link job's own log, where no signing key exists) writes an unsigned entry: see verify_log."""
     path = Path(path)
-    signer = _private_key(key)
+    signer = _private_key(key) if key is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
     with os.fdopen(fd, "r+", encoding="utf-8") as fh:
@@ -212,10 +214,10 @@ def pending(path: str | Path, event: str, key: Ed25519PrivateKey | str | Path, *
             **_actor(),
             **fields,
             "prev": prev,
-            "signer": public_key_fingerprint(signer.public_key()),
+            "signer": public_key_fingerprint(signer.public_key()) if signer else None,
         }
         entry["hash"] = entry_hash(entry)
-        entry["sig"] = _b64(signer.sign(entry["hash"].encode()))
+        entry["sig"] = _b64(signer.sign(entry["hash"].encode())) if signer else None
         cp = checkpoint_path(path)
         old_checkpoint = cp.read_bytes() if cp.is_file() else None
         try:
@@ -234,8 +236,9 @@ def pending(path: str | Path, event: str, key: Ed25519PrivateKey | str | Path, *
             raise
 
 
-def append(path: str | Path, event: str, key: Ed25519PrivateKey | str | Path, **fields: Any) -> dict[str, Any]:
-    """Append one entry signed with `key` (the signing key, or its file) and return it.
+def append(path: str | Path, event: str, key: Ed25519PrivateKey | str | Path | None = None, **fields: Any) -> dict[str, Any]:
+    """Append one entry signed with `key` (the signing key, or its file) and return it. Pass the key
+    whenever the run has one: an unsigned entry in a log holding signed ones fails `audit verify`.
     Fields must hold fingerprints, hashes, names and counts only: never a key or an identifier."""
     with pending(path, event, key, **fields) as entry:
         return entry
@@ -291,6 +294,9 @@ def _check_entries(path: Path, public: Ed25519PublicKey | None, report: AuditRep
     prev, expected_seq = GENESIS, 1
     hashes: list[tuple[int, str]] = []
     lines = _read_lines(path) if path.is_file() else []
+    # A log holding any signed entry (or checked with a key) must be signed throughout; a wholly
+    # unsigned log (a link job's, written without a signing key) is checked as a chain only.
+    signed_log = public is not None or any(e.get("sig") for e in read_entries(path))
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -303,8 +309,10 @@ def _check_entries(path: Path, public: Ed25519PublicKey | None, report: AuditRep
         report.entries += 1
         if entry_hash(entry) != stored:
             report.problem(number, "hash_mismatch", f"entry {seq} (line {number}) was edited: its hash does not match its content")
-        if "sig" not in entry:
-            report.problem(number, "bad_signature", f"entry {seq} (line {number}) is unsigned: it was not written by tfkit's audit log")
+        if not entry.get("sig"):
+            if signed_log:
+                report.problem(number, "bad_signature", f"entry {seq} (line {number}) is unsigned in a signed log: "
+                                                        "it was forged or its signature removed")
         elif public is not None and not _signed_ok(public, entry.get("sig"), str(stored).encode()):
             report.problem(number, "bad_signature", f"entry {seq} (line {number}) is forged or edited: its signature "
                                                     "does not verify under the signing key")

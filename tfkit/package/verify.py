@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tfkit.disclosure.verification import verify_published
-from tfkit.errors import InputFileError, UsageError
+from tfkit.errors import InputFileError
 from tfkit.package import bag
 from tfkit.package.manifest import footer_metadata, parquet_facts
 from tfkit.package.scan import scan_bag
@@ -135,17 +135,6 @@ def verify_package(
     if scan_identifiers:
         _identifiers(root, report)
     return report
-
-
-def refuse_output_inside(package: str | Path, output: str | Path | None) -> None:
-    """verify never writes inside the package it checks: the file would make the next verify fail."""
-    if output is None or str(output) == "-":
-        return
-    pkg = Path(os.path.realpath(package))
-    out = Path(os.path.realpath(output))
-    if out == pkg or out.is_relative_to(pkg):
-        raise UsageError("refusing to write inside the package being verified (it would no longer verify)",
-                         file=output, hint="write the JSON beside the package, e.g. --json verify.json, or to stdout with --json -")
 
 
 # --------------------------------------------------------------------------- checks

@@ -117,11 +117,11 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _read_and_validate(run)                    # 2-3
         _refuse_invalid(run)
         _link(run)                                 # 4
-        _resolve_withdrawals(run)                  # 5
+        _withdraw(run)                             # 5
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        published = _package(run, master, signing_key, run_sha256, force)  # 8-9
+        published = _package(run, master, signing_key, run_sha256, force)  # 8
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
@@ -143,9 +143,9 @@ class _Run:
     valid: dict[str, pl.DataFrame] = field(default_factory=dict)
     quarantined: dict[str, pl.DataFrame] = field(default_factory=dict)
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    linkage: Any = None  # adapters.LinkedSources, when [linkage] is on
+    linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
+    gone: Any = None  # the withdrawals resolved against every source's rows
     linkage_summary: dict[str, Any] | None = None
-    gone: Any = None  # consent.Resolved: the withdrawn rows of every source
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -154,6 +154,10 @@ class _Run:
     @property
     def timings(self) -> dict[str, float]:
         return self.timer.timings
+
+    @property
+    def person_source(self) -> str:
+        return self.config.sources[0].name
 
 
 def _load_keys(config: Config, allow_test_key: bool = False):
@@ -189,7 +193,7 @@ def _read_and_validate(run: _Run) -> None:
 
 def _refuse_invalid(run: _Run) -> None:
     """fail_on_invalid with failing rows, or a source with no valid row at all (the wrong file or
-    schema: never sign an empty return): quarantine files written, no package."""
+    schema: never sign an empty return): quarantine files written (less withdrawn people), no package."""
     config = run.config
     bad = {name: q.height for name, q in run.quarantined.items() if q.height}
     rejected = [name for name, q in run.quarantined.items() if q.height and not run.valid[name].height]
@@ -197,8 +201,8 @@ def _refuse_invalid(run: _Run) -> None:
         return
     gone = run.withdrawals.resolve(_source_rows(run))
     for src in run.sources:
-        kept = run.quarantined[src.source].filter(~gone.quarantine[src.source])
-        src.quarantine_file = _write_quarantine(config, src.source, kept)
+        src.quarantine_file = _write_quarantine(config, src.source,
+                                                run.quarantined[src.source].filter(~gone.quarantine[src.source]))
     if rejected and not (config.fail_on_invalid and bad):
         raise DataCheckFailed(
             f"every row of {', '.join(rejected)} failed validation: no package written",
@@ -211,45 +215,33 @@ def _refuse_invalid(run: _Run) -> None:
 
 
 def _link(run: _Run) -> None:
-    """4. Every source linked to the person table (the first source, clean by default); pairs left
-    for clerical review written beside the quarantine files; a reviewer's decisions applied."""
+    """4. Every source linked to the person table (the first source), when [linkage] is on."""
     config = run.config
     if not config.linkage:
         return
-    from tfkit.linkage.review import extract_store
-
     with run.timer("link"):
+        from tfkit.linkage.review import extract_store
+
         run.linkage = adapters.link_sources(
-            run.valid, config.sources[0].name, config.linkage_model, clean=config.linkage_clean,
+            run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
             review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
             decisions_store=extract_store(config.quarantine_dir))
 
 
-def _resolve_withdrawals(run: _Run) -> None:
-    """5. A withdrawn person's rows in every source, found through every identifier and link of
-    theirs (quarantined rows included); linkage counts leave them out."""
+def _withdraw(run: _Run) -> None:
+    """5. A withdrawn person's rows in every source, through every identifier and link of theirs."""
     linkage = run.linkage
     run.gone = run.withdrawals.resolve(_source_rows(run), near=linkage.near_pairs() if linkage else None)
     check_unmatched(run.gone, run.config.consent_unmatched, run.config.withdrawals)
-    if linkage is not None:
-        run.linkage_summary = linkage.summary(run.gone.valid)
+    run.linkage_summary = linkage.summary(run.gone.valid) if linkage else None
+    if run.linkage_summary:
         counts = run.linkage_summary["linked_to_person"]
         console.log("linked", "linked to persons: " + ", ".join(f"{n}: {c:,}" for n, c in counts.items()), **counts)
 
 
-def _source_rows(run: _Run) -> dict[str, SourceRows]:
-    person_source = run.config.sources[0].name
-    linked = run.linkage.linked if run.linkage else {}
-    record_ids = run.linkage.record_ids if run.linkage else {}
-    return {name: SourceRows(run.valid[name], run.quarantined[name], run.headers[name], linked.get(name),
-                             person_table=name == person_source, record_ids=record_ids.get(name))
-            for name in run.valid}
-
-
 def _pseudonymise(run: _Run, master) -> None:
-    """6-7. Withdrawn rows removed, the rest pseudonymised by policy, each source reconciled."""
+    """6-7. Withdrawn rows left out, the rest pseudonymised by policy; each source reconciled."""
     config, gone = run.config, run.gone
-    person_source = config.sources[0].name
     linked = run.linkage.linked if run.linkage else {}
     for src, source in zip(run.sources, config.sources, strict=True):
         frame = run.valid.pop(source.name)
@@ -268,7 +260,7 @@ def _pseudonymise(run: _Run, master) -> None:
         with run.timer("pseudonymise"):
             out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
                                         project=config.project, policy=policy, la_code=config.la_code)
-        if link_ids is not None and source.name != person_source:
+        if link_ids is not None and source.name != run.person_source:
             out = out.with_columns(adapters.linked_person_pseudonym(master, config.project, config.la_code, link_ids))
         del kept
         rec.rows_out = out.height
@@ -300,7 +292,7 @@ def _warn_unmatched(run: _Run) -> None:
 
 
 def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Published:
-    """8-9. The package written, audited, reported and published as one step (tfkit.package.publish)."""
+    """8. The package written, audited, reported and published as one step (tfkit.package.publish)."""
     config = run.config
     request = PackageRequest(
         root=config.output_root, tables=run.tables, manifest=_manifest(run, master.fingerprint, run_sha256),
@@ -335,6 +327,14 @@ def _timer(timings: dict[str, float], progress=None):
                 progress[0].advance(progress[1])
     timer.timings = timings  # type: ignore[attr-defined]
     return timer
+
+
+def _source_rows(run: _Run) -> dict[str, SourceRows]:
+    linked = run.linkage.linked if run.linkage else {}
+    record_ids = run.linkage.record_ids if run.linkage else {}
+    return {name: SourceRows(run.valid[name], run.quarantined[name], run.headers[name], linked.get(name),
+                             person_table=name == run.person_source, record_ids=record_ids.get(name))
+            for name in run.valid}
 
 
 def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path | None:
