@@ -270,11 +270,15 @@ def weights_out_of_order(model: LinkageModel) -> list[dict]:
     return found
 
 
+def order_message(f: dict) -> str:
+    return (f"{f['comparison']}: level {f['looser']!r} weighs {f['looser_weight']} bits, "
+            f"more than the closer {f['closer']!r} ({f['closer_weight']})")
+
+
 def check_training(model: LinkageModel) -> None:
     """Warn (summary and console) about weights that run against their ladder's order."""
     for f in weights_out_of_order(model):
-        model.warn("weights_out_of_order", f"{f['comparison']}: level {f['looser']!r} weighs {f['looser_weight']} bits, "
-                   f"more than the closer {f['closer']!r} ({f['closer_weight']})", **f)
+        model.warn("weights_out_of_order", order_message(f), **f)
 
 
 def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:
