@@ -170,16 +170,17 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
             with timer("link"):
                 from tfkit.linkage.review import extract_store
 
-                linkage = adapters.link_sources(
-                    valid, person_source, config.linkage_model, clean=config.linkage_clean,
-                    review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
-                    decisions_store=extract_store(config.quarantine_dir))
+                linkage = adapters.link_sources(valid, person_source, config.linkage_model,
+                                                clean=config.linkage_clean,
+                                                decisions_store=extract_store(config.quarantine_dir))
                 linked = linkage.linked
         # 5. withdraw: a withdrawn person's rows in every source, through every identifier and link of theirs
         gone = withdrawals.resolve(_source_rows(config, valid, quarantined, headers, linkage),
                                    near=linkage.near_pairs() if linkage else None)
         check_unmatched(gone, config.consent_unmatched, config.withdrawals)
         linkage_summary = linkage.summary(gone.valid) if linkage else None
+        if linkage:  # beside the quarantine files, without withdrawn people (as they are)
+            linkage.write_review(config.quarantine_dir / config.package_name, gone.valid)
         if linkage_summary:
             console.log("linked", "linked to persons: " + ", ".join(
                 f"{n}: {c:,}" for n, c in linkage_summary["linked_to_person"].items()), **linkage_summary["linked_to_person"])
