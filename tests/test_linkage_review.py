@@ -283,6 +283,10 @@ def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(conf
     decided = _write_rows(rows, tmp_path / "decided.csv")
     r = runner.invoke(app, ["review", "apply", str(decided), "--config", str(config)])
     assert r.exit_code == 0, r.output
+    from tfkit.package.publish import PackageExists
+
+    with pytest.raises(PackageExists):  # new decisions are new inputs: not "up to date", so refused
+        run_extract(cfg)
     again = run_extract(cfg, force=True)
     assert again.manifest["linkage"]["forced_non_links"] == 1
     assert again.manifest["linkage"]["review_pairs"] == linkage["review_pairs"] - 1

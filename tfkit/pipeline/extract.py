@@ -327,10 +327,15 @@ def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
 def run_fingerprint(config: Config, key_fingerprint: str, signer_fingerprint: str) -> str:
     """SHA-256 over everything a package is made from: tfkit and its dependencies' versions, the
     pseudonym contract, the config, the period, the master and signing keys (fingerprints), and the
-    content of every file read (extracts, consent list, schema, policy and linkage-model files).
+    content of every file read (extracts, consent list, schema, policy and linkage-model files, and
+    the clerical review decisions when linking).
     Equal fingerprints mean a rerun would write the same data files (they are deterministic)."""
     files: dict[str, str] = {}
     referenced = [s.path for s in config.sources] + [config.withdrawals, config.linkage_model]
+    if config.linkage:
+        from tfkit.linkage.review import extract_store
+
+        referenced.append(extract_store(config.quarantine_dir))
     referenced += [Path(ref) for s in config.sources for ref in (s.schema, s.policy) if ref]
     referenced += [Path(config.policy)] if config.policy else []
     for path in referenced:
