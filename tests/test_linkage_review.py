@@ -278,6 +278,7 @@ def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(conf
     folder = cfg.quarantine_dir / cfg.package_name
     assert linkage["review_pairs"] > 0
     assert _mode(folder / "review.csv") == 0o600 and _mode(folder) == 0o700
+    assert result.to_dict()["review_files"] == [str(folder / "review.csv"), str(folder / "review.xlsx")]
     rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
     rows[0]["decision"] = "reject"
     decided = _write_rows(rows, tmp_path / "decided.csv")

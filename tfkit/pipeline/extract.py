@@ -63,6 +63,7 @@ class ExtractResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in the manifest)
     # True when the package already existed, made from exactly these inputs: nothing was rewritten.
     up_to_date: bool = False
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
 
     @property
     def verify_command(self) -> str:
@@ -81,6 +82,7 @@ class ExtractResult:
             "reconciliation": self.manifest.get("reconciliation"),
             "outputs": [{k: o[k] for k in ("path", "rows", "bytes", "sha256")} for o in self.manifest.get("outputs", [])],
             "quarantine_files": [str(s.quarantine_file) for s in self.sources if s.quarantine_file],
+            "review_files": [str(p) for p in self.review_files],
             "verify_command": self.verify_command,
             "seconds": self.timings,
         }
@@ -179,8 +181,9 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
                                    near=linkage.near_pairs() if linkage else None)
         check_unmatched(gone, config.consent_unmatched, config.withdrawals)
         linkage_summary = linkage.summary(gone.valid) if linkage else None
-        if linkage:  # beside the quarantine files, without withdrawn people (as they are)
-            linkage.write_review(config.quarantine_dir / config.package_name, gone.valid)
+        review_files = []  # beside the quarantine files, without withdrawn people (as they are)
+        if linkage:
+            review_files = linkage.write_review(config.quarantine_dir / config.package_name, gone.valid)
         if linkage_summary:
             console.log("linked", "linked to persons: " + ", ".join(
                 f"{n}: {c:,}" for n, c in linkage_summary["linked_to_person"].items()), **linkage_summary["linked_to_person"])
@@ -268,7 +271,8 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
                 demo=config.demo, seconds=timings)
     pub = public_key_path_for(config.signing_key)
     return ExtractResult(target, report_path, built.manifest, runs, config.demo,
-                         signer_public_key=pub if pub.is_file() else None, timings=timings)
+                         signer_public_key=pub if pub.is_file() else None, timings=timings,
+                         review_files=review_files)
 
 
 def _timer(timings: dict[str, float], progress=None):
