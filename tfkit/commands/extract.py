@@ -75,6 +75,8 @@ def _render_extract(con: "Console", result) -> None:
     for s in result.sources:
         if s.quarantine_file:
             con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
+    for path in result.review_files:
+        con.print(f"  pairs for clerical review (LA-internal, do not send): {path}", markup=False)
     con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
 
 

@@ -63,6 +63,7 @@ class ExtractResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in the manifest)
     # True when the package already existed, made from exactly these inputs: nothing was rewritten.
     up_to_date: bool = False
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
 
     @property
     def verify_command(self) -> str:
@@ -81,6 +82,7 @@ class ExtractResult:
             "reconciliation": self.manifest.get("reconciliation"),
             "outputs": [{k: o[k] for k in ("path", "rows", "bytes", "sha256")} for o in self.manifest.get("outputs", [])],
             "quarantine_files": [str(s.quarantine_file) for s in self.sources if s.quarantine_file],
+            "review_files": [str(p) for p in self.review_files],
             "verify_command": self.verify_command,
             "seconds": self.timings,
         }
@@ -128,7 +130,8 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
                 report=str(published.report), demo=config.demo, seconds=timings)
     pub = public_key_path_for(config.signing_key)
     return ExtractResult(published.package, published.report, published.built.manifest, run.sources, config.demo,
-                         signer_public_key=pub if pub.is_file() else None, timings=timings)
+                         signer_public_key=pub if pub.is_file() else None, timings=timings,
+                         review_files=run.review_files)
 
 
 @dataclass
@@ -145,6 +148,7 @@ class _Run:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
@@ -224,7 +228,6 @@ def _link(run: _Run) -> None:
 
         run.linkage = adapters.link_sources(
             run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
-            review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
             decisions_store=extract_store(config.quarantine_dir))
 
 
@@ -234,6 +237,8 @@ def _withdraw(run: _Run) -> None:
     run.gone = run.withdrawals.resolve(_source_rows(run), near=linkage.near_pairs() if linkage else None)
     check_unmatched(run.gone, run.config.consent_unmatched, run.config.withdrawals)
     run.linkage_summary = linkage.summary(run.gone.valid) if linkage else None
+    if linkage:  # beside the quarantine files, without withdrawn people (as they are)
+        run.review_files = linkage.write_review(run.config.quarantine_dir / run.config.package_name, run.gone.valid)
     if run.linkage_summary:
         counts = run.linkage_summary["linked_to_person"]
         console.log("linked", "linked to persons: " + ", ".join(f"{n}: {c:,}" for n, c in counts.items()), **counts)
@@ -368,10 +373,15 @@ def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
 def run_fingerprint(config: Config, key_fingerprint: str, signer_fingerprint: str) -> str:
     """SHA-256 over everything a package is made from: tfkit and its dependencies' versions, the
     pseudonym contract, the config, the period, the master and signing keys (fingerprints), and the
-    content of every file read (extracts, consent list, schema, policy and linkage-model files).
+    content of every file read (extracts, consent list, schema, policy and linkage-model files, and
+    the clerical review decisions when linking).
     Equal fingerprints mean a rerun would write the same data files (they are deterministic)."""
     files: dict[str, str] = {}
     referenced = [s.path for s in config.sources] + [config.withdrawals, config.linkage_model]
+    if config.linkage:
+        from tfkit.linkage.review import extract_store
+
+        referenced.append(extract_store(config.quarantine_dir))
     referenced += [Path(ref) for s in config.sources for ref in (s.schema, s.policy) if ref]
     referenced += [Path(config.policy)] if config.policy else []
     for path in referenced:
