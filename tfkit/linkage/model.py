@@ -67,6 +67,7 @@ class LinkageModel:
     prior: float | None = None
     training_log: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
+    u_counts: dict[str, np.ndarray] = field(default_factory=dict)  # random pairs seen at each level
 
     # ------------------------------------------------------------------ loading
 

@@ -66,6 +66,7 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
                 counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
+    model.u_counts = counts
     model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn,
                                "records_sampled": [len(r) for r in sample], "seed": seed})
     return u
@@ -247,9 +248,9 @@ def _warn_not_converged(model: LinkageModel, session: str, result: EMResult) -> 
                iterations=result.iterations)
 
 
-# A level whose u is below this was (almost) never seen among random pairs: its weight is the
-# pseudo-count's, not evidence, so it is not held against the ladder's order.
-UNSEEN_U = 1e-5
+# Levels seen fewer times than this among the random pairs weigh what the pseudo-count says, not
+# evidence, so they are not held against the ladder's order.
+UNSEEN_COUNT = 5
 ORDER_TOLERANCE_BITS = 0.5
 
 
@@ -261,7 +262,8 @@ def weights_out_of_order(model: LinkageModel) -> list[dict]:
         if c.name not in model.m:
             continue
         w = model.level_weights(c.name)[1:]
-        seen = [i for i in range(c.n_levels) if model.u[c.name][i] >= UNSEEN_U]
+        counts = model.u_counts.get(c.name)
+        seen = [i for i in range(c.n_levels) if counts is None or counts[i] >= UNSEEN_COUNT]
         for k, i in enumerate(seen):
             for j in seen[k + 1:]:
                 if w[j] > w[i] + ORDER_TOLERANCE_BITS:
