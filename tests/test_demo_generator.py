@@ -240,7 +240,7 @@ def test_cli_writes_files_and_refuses_non_empty_dir(tmp_path):
     assert quiet.exit_code == 0
     assert quiet.output == ""
     assert (out / "cohort.csv").read_text().splitlines()[1].startswith("E08000025,")
-    machine = runner.invoke(app, ["demo-data", "--out", str(tmp_path / "j"), "--people", "50", "--json"])
+    machine = runner.invoke(app, ["demo-data", "--out", str(tmp_path / "j"), "--people", "50", "--json", "-"])
     assert machine.exit_code == 0
     summary = json.loads(machine.stdout)
     assert summary["files"]["cohort"]["rows"] == 50 and summary["seed"] == 42

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from tfkit.errors import InputFileError, UsageError
+from tfkit.masking import safe_headers
 
 from . import blocking as blocking_stage
 from . import clustering as clustering_stage
@@ -70,7 +71,7 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
             raise InputFileError(
                 f"missing column(s) the model compares: {', '.join(missing)}", file=source, column=missing[0],
                 hint=f"map them with --map 'Old name={missing[0]}' or use --schema; columns present: "
-                     + ", ".join(frame.columns[:12]),
+                     + ", ".join(safe_headers(frame.columns[:12])),
             )
         if truth_column and truth_column not in frame.columns:
             raise InputFileError(f"no truth column {truth_column!r}", file=source, column=truth_column)
@@ -220,6 +221,7 @@ class Linker:
         self.model = self.model.without_absent_optional(frames)
         sources = list(frames)
         frames_list = [f.with_columns(pl.col(_id_column(f, s, id_column)).alias("_id")) for s, f in frames.items()]
+        self.inputs = frames_list  # values as given, by row position (clerical review shows them)
         variants = NameVariants.load(self.model.settings.name_variants)
         self.timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -281,6 +283,7 @@ class LinkResult:
     timings: dict[str, float] = field(default_factory=dict)
     linker: Linker | None = None
     scored: pl.DataFrame | None = None  # pairs by row position (for the report)
+    link_stats: clustering_stage.LinkStats | None = None  # clean-source constraints and decisions
 
     def summary(self) -> dict:
         return {
@@ -295,6 +298,7 @@ class LinkResult:
             "prior": self.model.prior,
             "blocking": self.blocking.to_dict(),
             "training": self.model.training_log,
+            "constraints": self.link_stats.to_dict() if self.link_stats else None,
             "warnings": self.model.warnings,
             "metrics": None if self.metrics is None else {k: v for k, v in self.metrics.items() if k != "curve"},
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
@@ -304,25 +308,36 @@ class LinkResult:
 def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, *, mode: str | None = None,
          threshold: float | None = None, review_lower: float | None = None, truth_column: str | None = None,
          train_on_labels: bool = False, one_to_one: bool = False, seed: int | None = None,
-         id_column: str | None = None) -> LinkResult:
-    """The whole job: standardise, block, compare, train, predict, cluster, (evaluate)."""
+         id_column: str | None = None, clean: tuple[str, ...] = (),
+         decisions: pl.DataFrame | None = None) -> LinkResult:
+    """The whole job: standardise, block, compare, train, predict, cluster, (evaluate).
+
+    `clean`: sources holding one record per person (see clustering.select_links); `decisions`: a
+    reviewer's accepted and rejected pairs (tfkit.linkage.review), applied as forced links and non-links.
+    """
     linker = Linker(frames, model, mode=mode, id_column=id_column, truth_column=truth_column, seed=seed)
     s = linker.model.settings
     threshold = s.threshold if threshold is None else threshold
     review_lower = s.review_lower if review_lower is None else review_lower
     if not 0 < review_lower <= threshold < 1:
         raise UsageError(f"need 0 < review lower ({review_lower}) <= threshold ({threshold}) < 1")
+    clustering_stage.check_clean_sources(linker.prepared, clean)  # before the work: exit 2 at once
     if one_to_one and linker.mode != "link":
         raise UsageError("one-to-one best links apply to link mode only", hint="drop --one-to-one or use --mode link")
     linker.levels  # noqa: B018 - block and compare (timed)
     t = time.perf_counter()
     linker.training.train(truth_column if train_on_labels else None)
+    for problem in evaluate_stage.training_problems(linker.model):  # in the summary, the console and the report
+        linker.model.warn(**problem)
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = linker.inference.predict()
     linker.timings["predict"] = time.perf_counter() - t
     t = time.perf_counter()
-    clusters = clustering_stage.cluster(linker.prepared, scored, threshold, one_to_one=one_to_one)
+    links, link_stats = clustering_stage.select_links(linker.prepared, scored, threshold, one_to_one=one_to_one,
+                                                      clean=clean, decisions=decisions)
+    clusters = clustering_stage.cluster_frame(linker.prepared, links)
+    link_stats.clusters_with_two_clean_records = clustering_stage.count_clean_conflicts(linker.prepared, clusters, clean)
     linker.timings["cluster"] = time.perf_counter() - t
     metrics = None
     report = linker._blocking_report
@@ -334,5 +349,10 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
         linker.timings["evaluate"] = time.perf_counter() - t
     pairs = predict_stage.with_record_ids(linker.prepared, scored)
     review = pairs.filter(pl.col("match_probability").is_between(review_lower, threshold, closed="left"))
+    if decisions is not None and decisions.height:  # a decided pair is not asked about again
+        keys = ["source_l", "record_id_l", "source_r", "record_id_r"]
+        decided = decisions.select(pl.col(keys).cast(pl.String))
+        swapped = decided.select(pl.col(k).alias(k[:-1] + ("r" if k.endswith("l") else "l")) for k in keys)
+        review = review.join(pl.concat([decided, swapped.select(keys)]), on=keys, how="anti")
     return LinkResult(pairs, clusters, review, report, linker.model, threshold, review_lower, metrics,
-                      linker.timings, linker, scored)
+                      linker.timings, linker, scored, link_stats)
