@@ -157,6 +157,10 @@ class Training(_Stage):
             self.estimate_m_from_labels(truth_column)
         else:
             self.estimate_m_using_expectation_maximisation()
+        lk = self.linker
+        if lk.model.settings.refine_prior:
+            training_stage.refine_prior(lk.model, lk.levels, blocking_stage.comparisons_possible(
+                lk.prepared.source_sizes(), lk.mode))
         training_stage.check_training(self.linker.model)
         return self.linker.model
 
