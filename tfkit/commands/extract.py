@@ -231,15 +231,21 @@ def retention_list(
         return
     from tfkit.package.retention import due_packages
 
+    from tfkit.validation import ledger
+
     root_path, _ = _retention_paths(root, config)
     due = due_packages(root_path)
-    _write_json(json_out, {"root": str(root_path), "due": [p.to_dict() for p in due]})
+    quarantines = ledger.due(root_path)  # raw rows failed runs left behind
+    _write_json(json_out, {"root": str(root_path), "due": [p.to_dict() for p in due],
+                           "quarantine_due": [q.to_dict() for q in quarantines]})
     if _human(json_out):
         con = console.stdout_console()
         if not due:
             con.print(f"no package under {root_path} is past its destroy_after date")
         for p in due:
             con.print(f"{p.path.name}  destroy_after {p.destroy_after}" + ("  (demo)" if p.demo else ""), markup=False)
+        for q in quarantines:
+            con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
 
 @retention_app.command("purge")
@@ -252,8 +258,20 @@ def retention_purge(
     from tfkit.package.publish import output_lock
     from tfkit.package.retention import due_packages, purge
 
+    from tfkit.validation import ledger
+
     root_path, audit_log = _retention_paths(root, config)
     due = due_packages(root_path)
+    quarantines = ledger.due(root_path)
+    if quarantines and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
+                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
+        quarantines = quarantines if typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?") else []
+    if quarantines:
+        for q in ledger.purge_due(root_path, audit_log):
+            console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)",
+                        folder=str(q.folder))
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return

@@ -39,7 +39,8 @@ from tfkit.package.signing import load_signing_key, public_key_fingerprint, publ
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
-from tfkit.validation.quarantine import write_quarantine_csv
+from tfkit.validation import ledger
+from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 
 
 @dataclass
@@ -155,6 +156,8 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
             for run in runs:
                 run.quarantine_file = _write_quarantine(config, run.source,
                                                         quarantined[run.source].filter(~gone.quarantine[run.source]))
+            # no package will own these raw rows: the ledger makes retention destroy them
+            ledger.record(config.output_root, config.quarantine_dir / config.package_name, config.package_name)
             if rejected and not (config.fail_on_invalid and bad):
                 raise DataCheckFailed(
                     f"every row of {', '.join(rejected)} failed validation: no package written",
@@ -185,6 +188,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         tables: dict[str, pl.DataFrame] = {}
         policies: dict[str, Any] = {}
         footers: dict[str, dict[str, str]] = {}
+        staged_quarantine: dict[str, pl.DataFrame] = {}
         for run, source in zip(runs, config.sources, strict=True):
             frame = valid.pop(source.name)
             if source.name in linked:
@@ -194,7 +198,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
             q_kept = quarantined.pop(source.name).filter(~gone.quarantine[source.name])
             rec = run.reconciliation
             rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
-            run.quarantine_file = _write_quarantine(config, source.name, q_kept)
+            staged_quarantine[source.name] = q_kept  # written once the package is published
             policy = adapters.load_policy(source.schema, source.policy or config.policy)
             policies[source.name] = adapters.policy_summary(policy)
             footers[source.table] = adapters.footer_metadata(master, config.project, policy)
@@ -243,6 +247,9 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+        for run in runs:  # the package is published: its quarantine files go with it (retention purges both)
+            run.quarantine_file = _write_quarantine(config, run.source, staged_quarantine.pop(run.source))
 
         # 9. audit and report
         audit.append(
@@ -299,9 +306,8 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
     if rows.height == 0:
         path.unlink(missing_ok=True)
         return None
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(config.quarantine_dir, 0o700)
-    return write_quarantine_csv(rows, path, private=True)
+    private_folder(config.quarantine_dir)
+    return write_quarantine_csv(rows, path)  # 0600 in a 0700 folder
 
 
 def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
