@@ -16,6 +16,7 @@ they appear in `_reasons`, in the JSON report and in docs/validation-report.md.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import functools
 import operator
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from tfkit.masking import header_looks_like_data, identifier_shaped, mask, safe_
 from tfkit.parquet import write_parquet
 from tfkit.schemas import parsing
 from tfkit.schemas.model import Field, Schema, TableRule, header_key
-from tfkit.validation.quarantine import write_quarantine_csv
+from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 from tfkit.validation.report import Problem, ValidationReport
 
 REASONS = "_reasons"
@@ -175,7 +176,7 @@ class ValidationResult:
         columns) and `<stem>.quarantine.csv` (UTF-8 with BOM for Excel; always written, header
         only when nothing failed). Returns the two paths. `stem` defaults to the input file's stem.
         """
-        directory = Path(directory)
+        directory = private_folder(directory)  # raw rows and identifiers: 0700, files 0600
         stem = stem or Path(self.report.file).stem
         personal = set(self.schema.personal_fields)
         stats = [c for c in self.valid.columns if c not in personal]
@@ -183,6 +184,7 @@ class ValidationResult:
             self.valid, directory / f"{stem}.valid.parquet", statistics=stats,
             metadata={"tfkit.schema": self.schema.name, "tfkit.schema_version": str(self.schema.version)},
         )
+        os.chmod(valid_path, 0o600)  # (written 0600 already: mkstemp)
         quarantine_path = write_quarantine_csv(self.quarantine, directory / f"{stem}.quarantine.csv")
         return valid_path, quarantine_path
 
