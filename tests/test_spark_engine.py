@@ -67,7 +67,7 @@ def test_link_keys_cli_spark_writes_a_parquet_folder(spark, extracts, tmp_path):
     d, a, b = extracts
     out = tmp_path / "pairs"
     res = runner.invoke(app, ["link-keys", str(d / "a.parquet"), str(d / "b"), "--out", str(out),
-                              "--keys", ",".join(KEYS), "--engine", "spark", "--json"])
+                              "--keys", ",".join(KEYS), "--engine", "spark", "--json", "-"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     want, _ = link_on_match_keys(a, b, KEYS)
@@ -172,7 +172,7 @@ def test_pseudonymise_cli_spark_equals_polars(spark, tmp_path, contract_key_file
     valid_path, _ = validate(read_table(demo["cohort"]), load_schema("nis")).write(tmp_path / "v", "cohort")
     out = tmp_path / "cohort_spark"
     res = runner.invoke(app, ["pseudonymise", str(valid_path), "--schema", "nis", "--project", "nis",
-                              "--key", str(contract_key_file), "--out", str(out), "--engine", "spark", "--json"])
+                              "--key", str(contract_key_file), "--allow-test-key", "--out", str(out), "--engine", "spark", "--json", "-"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["key_fingerprint"] == "180a39191bd3ca09"
     want = pseudonymise(pl.read_parquet(valid_path), key=MasterKey(bytes.fromhex(CONTRACT_KEY_HEX)), project="nis",
@@ -214,7 +214,7 @@ def _assert_link_engines_agree(spark, frames, tmp_path, **kw):
 
 def test_link_spark_equals_polars_on_generated_data(spark, tmp_path):
     from tfkit.demo import generate_frames
-    from tfkit.linkage.demo_frames import cohort_and_partners
+    from tests.fixtures.demo_frames import cohort_and_partners
 
     frames = cohort_and_partners(generate_frames(400, seed=5), n_right=500, seed=0)
     frames = {k: v.drop("person_key") for k, v in frames.items()}
@@ -233,21 +233,12 @@ def test_link_spark_equals_polars_on_febrl4(spark, tmp_path):
         frames[name] = f.select(
             pl.col("rec_id").alias("record_id"), pl.col("given_name").alias("forename"),
             pl.col("surname"), pl.col("date_of_birth").alias("dob"), pl.col("postcode"))
-    # FEBRL has no sex: the default model's comparisons without it (blocking and training as default).
-    from importlib import resources
-
-    from tfkit.linkage.model import LinkageModel
-
-    text = resources.files("tfkit.linkage").joinpath("data/default_model.toml").read_text("utf-8")
-    start = text.index('[[comparison]]\nname = "sex"')
-    text = text[:start] + text[text.index("\n\n", start):]
-    model = LinkageModel.from_toml(text, source="default without sex")
-    _assert_link_engines_agree(spark, frames, tmp_path, seed=1, model=model)
+    _assert_link_engines_agree(spark, frames, tmp_path, seed=1)  # no sex column: the Linker drops that comparison
 
 
 def test_link_cli_spark_writes_the_polars_outputs(spark, tmp_path):
     from tfkit.demo import generate_frames
-    from tfkit.linkage.demo_frames import cohort_and_partners
+    from tests.fixtures.demo_frames import cohort_and_partners
 
     frames = cohort_and_partners(generate_frames(200, seed=8), n_right=250, seed=0)
     paths = []
@@ -256,7 +247,7 @@ def test_link_cli_spark_writes_the_polars_outputs(spark, tmp_path):
         frame.drop("person_key").write_csv(paths[-1])
     common = ["link", *map(str, paths), "--seed", "2"]
     assert runner.invoke(app, [*common, "--out", str(tmp_path / "p")]).exit_code == 0
-    res = runner.invoke(app, [*common, "--out", str(tmp_path / "s"), "--engine", "spark", "--json"])
+    res = runner.invoke(app, [*common, "--out", str(tmp_path / "s"), "--engine", "spark", "--json", "-"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["engine"] == "spark" and not (tmp_path / "s" / ".checkpoints").exists()

@@ -47,6 +47,42 @@ def _bytes(text: pl.Expr, width: int) -> pl.Expr:
     return text.cast(pl.Binary).bin.reinterpret(dtype=pl.Array(pl.UInt8, width)).cast(pl.Array(pl.UInt16, width))
 
 
+# --------------------------------------------------------------------------- numbers as Excel writes them
+
+# A whole number a spreadsheet turned into a float: `11695896.0`, or `9.998857619E+09`.
+_EXCEL_FLOAT = r"^([0-9]+)\.0+$"
+_SCIENTIFIC = r"^([0-9])(?:\.([0-9]+))?[eE]\+?([0-9]{1,2})$"
+
+
+def undo_excel_number(expr: pl.Expr) -> pl.Expr:
+    """The digits of a whole number that a spreadsheet wrote as a float (`11695896.0` -> `11695896`)
+    or in scientific notation (`9.998857619E+09` -> `9998857619`). Scientific notation is undone only
+    when it is exact: every digit is shown (`9.99885762E+09` may have been rounded, and is left as it
+    is, so it matches nothing rather than the wrong person). Other text is returned unchanged."""
+    text = expr.cast(pl.String)
+    sci = text.str.extract_groups(_SCIENTIFIC)
+    lead, fraction = sci.struct.field("1"), sci.struct.field("2").fill_null("")
+    exponent = sci.struct.field("3").cast(pl.Int64)
+    exact = (fraction.str.len_chars() >= exponent) & fraction.str.slice(exponent).str.contains(r"^0*$")
+    return (
+        pl.when(text.str.contains(_EXCEL_FLOAT)).then(text.str.extract(_EXCEL_FLOAT, 1))
+        .when(lead.is_not_null() & exact).then(lead + fraction.str.slice(0, exponent))
+        .otherwise(text)
+    )
+
+
+def undo_excel_number_scalar(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if m := re.fullmatch(_EXCEL_FLOAT, value):
+        return m.group(1)
+    if m := re.fullmatch(_SCIENTIFIC, value):
+        lead, fraction, exponent = m.group(1), m.group(2) or "", int(m.group(3))
+        if len(fraction) >= exponent and set(fraction[exponent:]) <= {"0"}:
+            return lead + fraction[:exponent]
+    return value
+
+
 # --------------------------------------------------------------------------- NI number
 
 NINO_PATTERN = r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$"

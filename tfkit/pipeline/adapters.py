@@ -107,33 +107,108 @@ def policy_summary(policy) -> dict[str, Any]:
 LINKED_PERSON = "linked_person_id"
 
 
+@dataclass
+class LinkedSources:
+    """Every source linked to the person table. `linked[source]`: per row (in the frame's order) the
+    person-table person_id it belongs to, null where no link."""
+
+    linked: dict[str, pl.Series]
+    person_source: str
+    result: Any = field(repr=False)  # the linkage area's LinkResult
+    record_ids: dict[str, pl.Series] = field(default_factory=dict, repr=False)  # per source, in row order
+
+    def _gone(self, withdrawn: dict[str, pl.Series] | None) -> pl.DataFrame:
+        """(source, record_id) of the withdrawn rows (`withdrawn[source]`: a boolean per row)."""
+        gone = pl.DataFrame(schema={"source": pl.String, "record_id": pl.String})
+        if withdrawn:
+            gone = pl.concat([pl.DataFrame({"source": name, "record_id": ids.filter(withdrawn[name])})
+                              for name, ids in self.record_ids.items() if name in withdrawn] or [gone])
+        return gone
+
+    @staticmethod
+    def _kept_pairs(pairs: pl.DataFrame, gone: pl.DataFrame) -> pl.DataFrame:
+        for side in ("l", "r"):
+            pairs = pairs.join(gone, left_on=[f"source_{side}", f"record_id_{side}"],
+                               right_on=["source", "record_id"], how="anti")
+        return pairs
+
+    def write_review(self, folder: Path, withdrawn: dict[str, pl.Series] | None = None) -> list[Path]:
+        """The clerical review files (LA-internal, 0600 in a 0700 folder), without withdrawn people."""
+        from tfkit import console
+        from tfkit.linkage.review import review_table, write_review_files
+
+        table = self._kept_pairs(review_table(self.result), self._gone(withdrawn))
+        paths = write_review_files(table, folder)
+        for path in paths:
+            console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
+        return paths
+
+    def summary(self, withdrawn: dict[str, pl.Series] | None = None) -> dict[str, Any]:
+        """The linkage counts for the manifest, leaving out withdrawn rows (`withdrawn[source]`: a
+        boolean per row): a withdrawn person is not counted in a record, a pair, a link or a cluster."""
+        gone = self._gone(withdrawn)
+        r = self.result
+
+        def kept_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+            return self._kept_pairs(pairs, gone)
+
+        pairs = kept_pairs(r.pairs)
+        clusters = r.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id").join(
+            gone, on=["source", "record_id"], how="anti")
+        sizes = dict(clusters.group_by("source").len().iter_rows())
+        kept_linked = {name: s.filter(~withdrawn[name]) if withdrawn and name in withdrawn else s
+                       for name, s in self.linked.items()}
+        return {
+            "mode": "link",
+            "sources": {name: sizes.get(name, 0) for name in self.record_ids},
+            "candidate_pairs": pairs.height,
+            "links": int((pairs["match_probability"] >= r.threshold).sum()),
+            "review_pairs": kept_pairs(r.review).height,
+            "clusters": int(clusters["cluster_id"].n_unique()),
+            "threshold": r.threshold,
+            **{k: v for k, v in r.link_stats.to_dict().items() if k != "links_above_threshold"},
+            "linked_to_person": {name: int(s.is_not_null().sum()) for name, s in kept_linked.items()
+                                 if name != self.person_source},
+        }
+
+    def near_pairs(self) -> pl.DataFrame:
+        """Pairs the linkage scored as possibly one person (at or above the review threshold), as
+        columns a, b: "<source>\x1f<record id>"."""
+        pairs = self.result.pairs.filter(pl.col("match_probability") >= self.result.review_lower)
+        return pairs.select((pl.col("source_l") + "\x1f" + pl.col("record_id_l").cast(pl.String)).alias("a"),
+                            (pl.col("source_r") + "\x1f" + pl.col("record_id_r").cast(pl.String)).alias("b"))
+
+
 def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
-                 model_path: Path | None) -> tuple[dict[str, pl.Series], dict[str, Any]]:
+                 model_path: Path | None, *, clean: tuple[str, ...] | None = None,
+                 decisions_store: Path | None = None) -> LinkedSources:
     """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links).
 
-    Returns, per source, the person-table `person_id` each row belongs to (null where no link), in
-    the frame's row order, and the linkage summary (counts only) for the manifest.
+    `clean`: sources with one record per person (default: the person table). A reviewer's decisions
+    in `decisions_store` are applied; `LinkedSources.write_review` writes the pairs left to review.
     """
     from tfkit.linkage import LinkageModel, link
+    from tfkit.linkage.review import load_decisions
 
     model = LinkageModel.load(model_path)
     inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()}
-    result = link(inputs, model, mode="link", one_to_one=True)
+    result = link(inputs, model, mode="link", one_to_one=True,
+                  clean=(person_source,) if clean is None else clean,
+                  decisions=load_decisions(decisions_store) if decisions_store else None)
     clusters = result.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id")
     person_of_cluster = (clusters.filter(pl.col("source") == person_source)
                          .group_by("cluster_id").agg(pl.col("record_id").min().alias(LINKED_PERSON)))
     linked: dict[str, pl.Series] = {}
+    record_ids: dict[str, pl.Series] = {}
     for name, frame in frames.items():
         id_column = "person_id" if name == person_source else ("record_id" if "record_id" in frame.columns else "person_id")
+        record_ids[name] = frame.get_column(id_column).cast(pl.String).alias("record_id")
         mine = (clusters.filter(pl.col("source") == name).drop("source")
                 .unique("record_id", keep="first").join(person_of_cluster, on="cluster_id", how="left"))
-        linked[name] = (frame.select(pl.col(id_column).cast(pl.String).alias("record_id"))
+        linked[name] = (record_ids[name].to_frame()
                         .join(mine, on="record_id", how="left", maintain_order="left")
                         .get_column(LINKED_PERSON))
-    summary = {k: v for k, v in result.summary().items() if k in ("mode", "sources", "candidate_pairs", "links",
-                                                                  "review_pairs", "clusters", "threshold")}
-    summary["linked_to_person"] = {name: int(s.is_not_null().sum()) for name, s in linked.items() if name != person_source}
-    return linked, summary
+    return LinkedSources(linked, person_source, result, record_ids)
 
 
 def linked_person_pseudonym(key, project: str, la_code: str, linked: pl.Series) -> pl.Series:
@@ -155,8 +230,10 @@ def disclosure_check(table: pl.DataFrame, policy: str, settings: dict[str, Any] 
     from tfkit.disclosure import apply_policy
 
     # policy "fail" raises DisclosureRiskTooHigh (exit 1)
+    from tfkit.disclosure.verification import published_summary
+
     published, outcome = apply_policy(table, policy, **(settings or {}))
-    return published, outcome.to_dict()
+    return published, {**outcome.to_dict(), "published": published_summary(policy, outcome.after, outcome.l)}
 
 
 def render_report(path: Path, context: dict[str, Any]) -> Path:
