@@ -195,8 +195,13 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         folder = out / "review"
         assert _mode(folder) == 0o700
         assert _mode(folder / "review.csv") == 0o600 and _mode(folder / "review.xlsx") == 0o600
-        read_back = pl.read_excel(folder / "review.xlsx")
+        read_back = pl.read_excel(folder / "review.xlsx", sheet_name="review")
         assert "forename (left)" in read_back.columns and read_back.height > 1
+        from openpyxl import load_workbook
+
+        book = load_workbook(folder / "review.xlsx")
+        assert book.sheetnames == ["review", "how to"] and "tfkit review apply" in book["how to"]["A4"].value
+        assert book["review"].data_validations.dataValidation[0].formula1 == '"accept,reject"'
         rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
         rows[0]["decision"] = "accept"
         rows[1]["decision"] = " Reject "
@@ -237,7 +242,7 @@ def test_review_file_neutralises_formulas(tmp_path, frames):
     paths = write_review_files(table.with_columns(pl.lit("=1+1").alias("forename (left)")), tmp_path / "r")
     text = paths[0].read_text(encoding="utf-8-sig")
     assert "'=1+1" in text and ",=1+1" not in text
-    assert pl.read_excel(paths[1])["forename (left)"][0] == "'=1+1"
+    assert pl.read_excel(paths[1], sheet_name="review")["forename (left)"][0] == "'=1+1"
 
 
 def test_bad_decision_is_a_clear_exit_2(tmp_path):
@@ -251,6 +256,23 @@ def test_bad_decision_is_a_clear_exit_2(tmp_path):
     assert r.exit_code == 2 and "not a tfkit review file" in r.output
     r = runner.invoke(app, ["review", "apply", str(path)])
     assert r.exit_code == 2 and "--out" in r.output
+
+
+def test_decisions_from_the_filled_in_workbook(tmp_path, frames):
+    from openpyxl import load_workbook
+
+    from tfkit.linkage.review import write_review_files
+
+    result = link(frames, small_model(), review_lower=0.05, clean=("cohort",))
+    xlsx = write_review_files(review_table(result), tmp_path / "r")[1]
+    book = load_workbook(xlsx)
+    sheet = book["review"]
+    sheet["B2"], sheet["B3"] = "Accept", "reject"  # column B: decision
+    book.save(xlsx)
+    decided = read_decisions(xlsx)
+    assert decided["decision"].to_list() == ["accept", "reject"]
+    table = review_table(result)
+    assert decided.select("record_id_l").to_series().to_list() == table["record_id_l"].head(2).to_list()
 
 
 def test_decision_values_read_back_unescaped(tmp_path):
