@@ -80,12 +80,12 @@ def test_clean_source_never_holds_two_records_in_one_cluster():
 def test_decisions_force_links_and_non_links():
     prepared = _prepared([0, 0, 1, 1, 2])
     pairs = _pairs([(2, 0, 10.0), (3, 1, 9.0)])
-    decisions = pl.DataFrame({"source_l": ["police", "cohort"], "record_id_l": ["r2", "r1"],
-                              "source_r": ["cohort", "school"], "record_id_r": ["r0", "r4"],
-                              "decision": ["reject", "accept"]})
+    decisions = pl.DataFrame({"source_l": ["police", "cohort", "cohort"], "record_id_l": ["r2", "r1", "r9"],
+                              "source_r": ["cohort", "school", "school"], "record_id_r": ["r0", "r4", "r4"],
+                              "decision": ["reject", "accept", "accept"]})
     links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",), decisions=decisions)
     assert _groups(links, 5) == [{0}, {1, 3, 4}, {2}]
-    assert (stats.forced_links, stats.forced_non_links) == (1, 1)
+    assert (stats.forced_links, stats.forced_non_links, stats.decisions_unmatched) == (1, 1, 1)
 
 
 def test_rejected_pair_with_a_clean_record_stays_apart_through_other_records():

@@ -88,6 +88,7 @@ class LinkStats:
     links_above_threshold: int = 0
     forced_links: int = 0
     forced_non_links: int = 0
+    decisions_unmatched: int = 0  # decided pairs naming a record this job does not hold (another job's?)
     conflicts_resolved: int = 0  # links above the threshold dropped so clean sources stay clean
     clusters_with_two_clean_records: int = 0  # 0 by design; counted on the output, not assumed
 
@@ -116,18 +117,23 @@ def check_clean_sources(prepared: Prepared, clean: Sequence[str]) -> list[int]:
     return indexes
 
 
-def _pair_keys(prepared: Prepared, decided: pl.DataFrame) -> pl.DataFrame:
-    """Decisions (source_l, record_id_l, source_r, record_id_r, decision) as row positions (rid_l < rid_r)."""
+def _pair_keys(prepared: Prepared, decided: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Decisions (source_l, record_id_l, source_r, record_id_r, decision) as row positions (rid_l <
+    rid_r), and how many decisions name a record this job does not hold."""
     ids = prepared.frame.select(
         "_rid", pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
                                                  return_dtype=pl.String).alias("_s"), "_record_id")
     d = decided.select(pl.col("source_l").cast(pl.String), pl.col("record_id_l").cast(pl.String),
                        pl.col("source_r").cast(pl.String), pl.col("record_id_r").cast(pl.String), "decision")
     d = (d.join(ids.rename({"_s": "source_l", "_record_id": "record_id_l", "_rid": "a"}),
-                on=["source_l", "record_id_l"])
-         .join(ids.rename({"_s": "source_r", "_record_id": "record_id_r", "_rid": "b"}), on=["source_r", "record_id_r"]))
-    return d.select(pl.min_horizontal("a", "b").alias("rid_l"), pl.max_horizontal("a", "b").alias("rid_r"),
-                    "decision").filter(pl.col("rid_l") != pl.col("rid_r")).unique(["rid_l", "rid_r"], keep="last")
+                on=["source_l", "record_id_l"], how="left", maintain_order="left")
+         .join(ids.rename({"_s": "source_r", "_record_id": "record_id_r", "_rid": "b"}),
+               on=["source_r", "record_id_r"], how="left", maintain_order="left"))
+    unmatched = d.filter(pl.col("a").is_null() | pl.col("b").is_null()).select(
+        "source_l", "record_id_l", "source_r", "record_id_r").unique().height
+    keyed = d.drop_nulls(["a", "b"]).select(
+        pl.min_horizontal("a", "b").alias("rid_l"), pl.max_horizontal("a", "b").alias("rid_r"), "decision")
+    return keyed.filter(pl.col("rid_l") != pl.col("rid_r")).unique(["rid_l", "rid_r"], keep="last"), unmatched
 
 
 NO_PAIRS = pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
@@ -138,7 +144,7 @@ def _apply_decisions(links: pl.DataFrame, prepared: Prepared, decisions: pl.Data
     """Links with accepted pairs added and rejected ones removed; and the rejected pairs."""
     if decisions is None or decisions.height == 0:
         return links, NO_PAIRS
-    keyed = _pair_keys(prepared, decisions)
+    keyed, stats.decisions_unmatched = _pair_keys(prepared, decisions)
     reject = keyed.filter(pl.col("decision") == "reject").select("rid_l", "rid_r")
     accept = keyed.filter(pl.col("decision") == "accept").select(
         "rid_l", "rid_r", pl.lit(FORCED_WEIGHT).alias("match_weight"))
