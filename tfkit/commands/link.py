@@ -119,6 +119,8 @@ def _render(out: "Console", summary: dict) -> None:
     if constraints.get("forced_links") or constraints.get("forced_non_links"):
         table.add_row("review decisions applied", f"{constraints['forced_links']:,} accepted, "
                       f"{constraints['forced_non_links']:,} rejected")
+    if constraints.get("decisions_unmatched"):
+        table.add_row("review decisions naming no record here", f"{constraints['decisions_unmatched']:,}")
     metrics = summary.get("metrics")
     if metrics:
         at, best = metrics["at_threshold"], metrics["best_f1"]
