@@ -22,3 +22,16 @@ def contract_key_file(tmp_path):
     path.write_text(CONTRACT_KEY_HEX + "\n")
     os.chmod(path, 0o600)
     return path
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One small local[2] SparkSession for every Spark test (started once: ~10 s)."""
+    from tfkit.engine import EngineSettings
+    from tfkit.engine.spark.session import spark_session
+
+    session = spark_session(EngineSettings(kind="spark", master="local[2]", conf={
+        "spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2",
+        "spark.ui.enabled": "false", "spark.driver.memory": "1g"}))
+    yield session
+    session.stop()

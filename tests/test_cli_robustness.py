@@ -219,14 +219,6 @@ def test_config_schema_and_policy_files_are_relative_to_the_config(workdir, monk
 # --------------------------------------------------------------------------- --help
 
 
-@pytest.mark.parametrize("command", [["extract"], ["verify"], ["audit", "verify"], ["retention"]])
-def test_json_option_help_says_file(command):
-    result = invoke(*command, "--help")
-    assert result.exit_code == 0
-    line = next(line for line in result.output.splitlines() if "--json" in line)
-    assert "FILE" in line and "<str>" not in line, line
-
-
 def test_retention_help_says_what_the_bare_command_does():
     assert "List packages" in invoke("retention", "--help").output
     assert "Exit 0" in invoke("verify", "--help").output
@@ -269,17 +261,19 @@ def test_validate_json_never_overwrites_the_extract(workdir, tmp_path):
 
 
 def test_retention_purge_destroys_report_and_quarantine_too(workdir):
+    import datetime as dt
+
+    from tfkit.config import load_config
+    from tfkit.pipeline import run_extract
+
     cfg = config(workdir, "purge.toml", ("days = 1826", "days = 1"))
-    assert invoke("extract", "-c", cfg, "--period", "2003").exit_code == 0
+    # made in 2020 with one day's retention: due now, by its signed date
+    run_extract(load_config(cfg).with_period("2003"), now=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
     name = "E09000031_nis_2003"
     package, quarantine = workdir / "packages" / name, workdir / "quarantine" / name
     assert package.with_name(f"{name}.report.html").is_file()
     quarantine.mkdir(parents=True, exist_ok=True)  # 40 clean people may quarantine no row
     (quarantine / "cohort.quarantine.csv").write_text("raw rows\n")
-    manifest = package / "manifest.json"
-    data = json.loads(manifest.read_text())
-    data["retention"]["destroy_after"] = "2020-01-01"
-    manifest.write_text(json.dumps(data))
     result = invoke("retention", "purge", "-c", cfg, "--yes")
     assert result.exit_code == 0, result.output
     assert not package.exists() and not quarantine.exists()
@@ -330,16 +324,6 @@ def test_folders_given_for_files_are_named_as_folders(tmp_path):
     assert_user_error(invoke("audit", "verify", tmp_path), 2, "is a folder", "audit.jsonl")
     result = invoke("init", tmp_path)  # DIR means DIR/tfkit.toml
     assert result.exit_code == 0 and (tmp_path / "tfkit.toml").is_file()
-
-
-@pytest.mark.parametrize("command", ["validate", "pseudonymise", "link", "link-keys", "extract", "verify",
-                                     "summarise", "demo-data"])
-def test_help_shows_no_python_type_names_for_values(command):
-    result = invoke(command, "--help")
-    assert result.exit_code == 0
-    for line in result.output.splitlines():
-        if "--" in line and "<bool>" not in line:
-            assert "<str>" not in line and "list[str]" not in line, line
 
 
 def test_extract_never_signs_an_empty_return(workdir):

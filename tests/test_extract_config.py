@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tfkit.config import STARTER_CONFIG, load_config
-from tfkit.errors import ConfigError
+from tfkit.errors import ConfigError, UsageError
 
 BASE = '''
 la_code = "E09000031"
@@ -39,7 +39,7 @@ def test_defaults_and_relative_paths(tmp_path):
     (BASE.replace('"E09000031"', '"Hackney"'), "la_code", "not a GSS code"),
     (BASE.replace('"nis"\nperiod', '"xyz"\nperiod'), "return", "unknown return"),
     (BASE.replace('"2019-H2"', '"autumn"'), "period", "is not a period"),
-    (BASE + "\n[retention]\ndays = \"five years\"\n", "retention.days", "must be int"),
+    (BASE + "\n[retention]\ndays = \"five years\"\n", "retention.days", "must be a whole number"),
     (BASE + "\n[output]\nroot = \"out\"\nquarantine_dir = \"out/q\"\n", "output.quarantine_dir", "must not be inside"),
     ("colour = \"blue\"\n" + BASE, "colour", "unknown key"),
     (BASE.replace('schema = "nis"', ''), "sources[1].schema", "required key is missing"),
@@ -54,7 +54,7 @@ def test_defaults_and_relative_paths(tmp_path):
 def test_errors_name_file_and_key(tmp_path, text, key, words):
     with pytest.raises(ConfigError) as err:
         load(tmp_path, text)
-    assert err.value.column == key and words in err.value.message
+    assert err.value.key == key and words in err.value.message
     assert str(tmp_path / "tfkit.toml") in str(err.value)
 
 
@@ -66,7 +66,7 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_period_override_checked(tmp_path):
-    with pytest.raises(ConfigError, match="not a period"):
+    with pytest.raises(UsageError, match="not a period"):
         load(tmp_path, BASE).with_period("2019/20")
 
 

@@ -19,7 +19,7 @@ def invoke(*args, env=None):
 
 def test_generate_and_fingerprint(tmp_path):
     key = tmp_path / "master.key"
-    res = invoke("keys", "generate", "--out", str(key), "--json")
+    res = invoke("keys", "generate", "--out", str(key), "--json", "-")
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)
     assert os.stat(key).st_mode & 0o777 == 0o600
@@ -44,7 +44,7 @@ def test_signing_pair(tmp_path):
     fp = res.stdout.strip().splitlines()[-1].split(": ")[1]
     assert os.stat(tmp_path / "sign.key").st_mode & 0o777 == 0o600
     for f in ("sign.key", "sign.pub"):
-        res = invoke("keys", "fingerprint", str(tmp_path / f), "--json")
+        res = invoke("keys", "fingerprint", str(tmp_path / f), "--json", "-")
         assert json.loads(res.stdout)["fingerprint"] == fp
     assert "PRIVATE" not in invoke("keys", "fingerprint", str(tmp_path / "sign.key")).output
 
@@ -83,7 +83,7 @@ def test_malformed_and_too_open_keys(demo_csv, tmp_path, contract_key_file):
 
 
 def test_key_from_environment(demo_csv, tmp_path, contract_key_file):
-    res = invoke(*pseudonymise_args(demo_csv, tmp_path), "--json", env={"TFKIT_KEY_FILE": str(contract_key_file)})
+    res = invoke(*pseudonymise_args(demo_csv, tmp_path), "--json", "-", env={"TFKIT_KEY_FILE": str(contract_key_file)})
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["key_fingerprint"] == "180a39191bd3ca09"
     assert CONTRACT_KEY_HEX not in res.output

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tfkit.cli import app
 from tfkit.demo import generate_frames
 from tfkit.linkage import LinkageModel, link
-from tfkit.linkage.demo_frames import cohort_and_partners
+from tests.fixtures.demo_frames import cohort_and_partners
 
 runner = CliRunner()
 
@@ -69,7 +69,7 @@ def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
     for run in ("one", "two"):
         out = tmp_path / run
         res = runner.invoke(app, ["link", *map(str, demo_files), "--out", str(out), "--map", "First Name=forename",
-                                  "--truth", "person_key", "--seed", "3", "--json",
+                                  "--truth", "person_key", "--seed", "3", "--json", "-",
                                   "--report", str(out / "report.html")])
         assert res.exit_code == 0, res.output
         outs.append(out)
@@ -80,7 +80,7 @@ def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
     review = pl.read_parquet(outs[0] / "review.parquet")
     assert review["match_probability"].is_between(0.5, 0.9, closed="left").all()
     page = (outs[0] / "report.html").read_text()
-    assert "<svg" in page and "http" not in page.replace("http://www.w3.org", "")
+    assert "<svg" in page and "https:" not in page and "http:" not in page.replace("http://www.w3.org", "")
 
 
 def test_cli_missing_mapped_column_is_exit_2(tmp_path, demo_files):

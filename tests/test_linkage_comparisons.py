@@ -103,10 +103,28 @@ def test_dob_text_formats_are_read():
 
 
 def test_postcode_ladder_every_level():
+    # Issue 11 added the "one edit" level (so the levels below sector moved down one) and text
+    # comparison of postcodes that are not UK postcodes (they were null before).
     c = postcode_comparison("postcode", "postcode")
-    left = [{"postcode": "e17 5la"}] * 6
-    right = [{"postcode": p} for p in ("E175LA", "E17 5QT", "E17 9AB", "E10 5PD", "SW1A 1AA", None)]
-    assert levels_for(c, left, right) == [0, 1, 2, 3, 4, -1]
+    left = [{"postcode": "e17 5la"}] * 7
+    right = [{"postcode": p} for p in ("E175LA", "E17 5QT", "E11 5LA", "E17 9AB", "E10 5PD", "SW1A 1AA", None)]
+    assert levels_for(c, left, right) == [0, 1, 2, 3, 4, 5, -1]
+
+
+def test_postcode_that_is_not_uk_is_compared_as_text():
+    c = postcode_comparison("postcode", "postcode")
+    left = [{"postcode": p} for p in ("2000", "3212", "4011", "ABCDEFG", "4011", "\u200b\u200d")]
+    right = [{"postcode": p} for p in ("2000", "3221", "4811", "ABCDEXY", "7250", "4011")]
+    # exact, transposition = one edit, one edit, Jaro-Winkler >= 0.88, else, invisible-only = missing
+    assert levels_for(c, left, right) == [0, 2, 2, 4, 5, -1]
+
+
+def test_dob_with_missing_or_impossible_parts_carries_no_evidence_but_digits_count():
+    c = dob_comparison("dob", "dob")
+    left = [{"dob": "19450403"}, {"dob": "19900720"}, {"dob": "19900700"}, {"dob": "1990"}]
+    right = [{"dob": "19450493"}, {"dob": "19900720"}, {"dob": "19900701"}, {"dob": "19900101"}]
+    # 19450493 is no date, but its digits differ from 19450403 in one place; day 00 is a missing part.
+    assert levels_for(c, left, right) == [2, 0, -1, -1]
 
 
 def test_sex_exact_and_unknown_is_null():

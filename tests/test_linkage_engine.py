@@ -190,3 +190,105 @@ def test_model_file_may_override_only_settings_and_is_validated():
                        ("[[blocking]]\non = []", "non-empty list")]:
         with pytest.raises(ConfigError, match=words):
             LinkageModel.from_toml(bad, source="m.toml")
+
+
+def _febrl_like(n: int = 40, seed: int = 3) -> dict[str, pl.DataFrame]:
+    """Two small sources with FEBRL's shape: no sex column, yyyymmdd text dates, Australian postcodes."""
+    rng = np.random.default_rng(seed)
+    forenames = ["ANNA", "BEN", "CHLOE", "DAVID", "ELLA", "FINN", "GRACE", "HARRY", "ISLA", "JACK"]
+    surnames = ["SMITH", "JONES", "TAYLOR", "BROWN", "WILLIAMS", "WILSON", "JOHNSON", "DAVIES", "ROBINSON", "WRIGHT"]
+    rows = [(f"{i}", forenames[rng.integers(10)], surnames[rng.integers(10)],
+             f"19{rng.integers(40, 99)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}", f"{rng.integers(2000, 7000)}")
+            for i in range(n)]
+    a = pl.DataFrame(rows, schema=["record_id", "forename", "surname", "dob", "postcode"], orient="row")
+    b = a.with_columns(pl.format("b{}", "record_id").alias("record_id"))
+    return {"a": a.with_columns(pl.col("record_id").alias("key")), "b": b.with_columns(pl.col("record_id").str.slice(1).alias("key"))}
+
+
+def test_optional_comparison_no_source_has_is_dropped_with_a_warning():
+    from tfkit.linkage import link
+
+    result = link(_febrl_like(), LinkageModel.default(), mode="link", truth_column="key")
+    assert "sex" not in [c.name for c in result.model.comparisons]
+    codes = [w["code"] for w in result.summary()["warnings"]]
+    assert "optional_comparison_dropped" in codes
+    assert result.metrics["at_threshold"]["recall"] > 0.9
+
+
+def test_blocking_plan_counts_pairs_from_block_sizes_and_skips_oversized_blocks():
+    # Ten SMITHs on each side (a 100-pair block) and one LEE each: the plan counts 101 pairs; with
+    # a limit of 50 pairs per block the SMITH block is skipped, and the report says so.
+    a = people([(f"a{i}", "Ann", "Smith", None, None, i) for i in range(10)] + [("a10", "Bo", "Lee", None, None, 10)])
+    b = people([(f"b{i}", "Ann", "Smith", None, None, i) for i in range(10)] + [("b10", "Bo", "Lee", None, None, 10)])
+    prepared = prepare([a, b], ["a", "b"], FIELDS, id_column="record_id", keep=("key",))
+    pairs, report = candidate_pairs(prepared, [BlockingRule("surname", ("surname",))], "link", max_block_pairs=1000)
+    assert pairs.height == 101 and report.rules[0].pairs_planned == 101 and report.rules[0].blocks_skipped == 0
+    pairs, report = candidate_pairs(prepared, [BlockingRule("surname", ("surname",))], "link", max_block_pairs=50)
+    r = report.rules[0]
+    assert pairs.height == 1 and (r.pairs_planned, r.blocks_skipped, r.pairs_skipped) == (1, 1, 100)
+    assert report.to_dict()["cumulative_pairs_planned"] == [1]
+    # dedupe counts pairs within a source: 10 SMITHs make 45
+    _, report = candidate_pairs(prepared, [BlockingRule("surname", ("surname",))], "dedupe")
+    assert report.rules[0].pairs_planned == 45 * 2
+
+
+def test_blocking_rules_survive_swapped_names_and_one_wrong_date_part():
+    a = people([("a1", "Abby", "Sporn", "19830505", "2340", 1), ("a2", "Lia", "Maynard", "19250717", "3169", 2)])
+    b = people([("b1", "Sporn", "Abbie", None, "2340", 1), ("b2", "Lia", "Maymard", "19250917", "9999", 2)])
+    prepared = prepare([a, b], ["a", "b"], FIELDS, id_column="record_id", keep=("key",))
+    swapped = BlockingRule.from_spec({"on": ["postcode"], "cross": ["forename_dm", "surname_dm"]})
+    pairs, _ = candidate_pairs(prepared, [swapped], "link")
+    assert list(zip(pairs["rid_l"], pairs["rid_r"])) == [(0, 2)]
+    partial = BlockingRule("forename, year+day", ("forename", "dob_yd"))
+    pairs, _ = candidate_pairs(prepared, [partial], "link")
+    assert list(zip(pairs["rid_l"], pairs["rid_r"])) == [(1, 3)]
+
+
+def test_default_blocking_rules_are_equi_joins_on_prepared_columns():
+    model = LinkageModel.default()
+    prepared = prepare([people([("a1", "Ann", "Lee", "19900101", "E17 5LA", 1)])], ["a"], FIELDS,
+                       id_column="record_id")
+    for rule in model.blocking:
+        assert set(rule.columns) <= set(prepared.frame.columns), rule.name
+
+
+def test_invisible_values_are_missing_and_long_values_truncated_and_counted():
+    a = people([("a1", "\u200d\u200b", "Lee", "19900101", "\u2060", 1), ("a2", "A" * 5000, "Lee", "19900101", None, 2)])
+    prepared = prepare([a], ["a"], FIELDS, id_column="record_id")
+    assert prepared.codes("forename")[0] < -2**30 and prepared.codes("postcode")[0] < -2**30  # NULL
+    assert prepared.truncated == {"forename": 1}
+    assert prepared.vocab["forename"].str.len_chars().max() <= 200
+
+
+def test_relatives_with_another_forename_and_sex_are_non_links():
+    from tfkit.linkage import link
+
+    frames = _febrl_like(60)
+    a, b = frames["a"], frames["b"]
+    sexes = pl.Series(["F", "M"] * 30)
+    a, b = a.with_columns(sexes.alias("sex")), b.with_columns(sexes.alias("sex"))
+    twin = a.head(1).with_columns(pl.lit("t1").alias("record_id"), pl.lit("ZACHARY").alias("forename"),
+                                  pl.lit("M" if a["sex"][0] == "F" else "F").alias("sex"), pl.lit("twin").alias("key"))
+    result = link({"a": pl.concat([a, twin]), "b": b}, LinkageModel.default(), mode="link", truth_column="key")
+    pair = result.pairs.filter((pl.col("record_id_l") == "t1") & (pl.col("record_id_r") == "b0"))
+    assert pair.height == 1 and pair["match_probability"][0] == 0.0 and pair["non_link_rule"][0]
+    assert result.pairs.filter(pl.col("record_id_l") == "0", pl.col("record_id_r") == "b0")["match_probability"][0] > 0.9
+
+
+def test_em_that_does_not_converge_says_so_and_out_of_order_weights_are_flagged():
+    from tfkit.linkage.linker import Linker
+    from tfkit.linkage.training import weights_out_of_order
+
+    model = LinkageModel.default()
+    model.settings.em_max_iterations = 1
+    linker = Linker(_febrl_like(), model, mode="link")
+    linker.training.train()
+    codes = [w["code"] for w in linker.model.warnings]
+    assert "em_not_converged" in codes
+    assert any(t.get("converged") is False for t in linker.model.training_log)
+    # A looser level weighing more than a closer one is flagged, exact-level TF aside.
+    m = linker.model
+    m.m["dob"] = np.array([0.5, 0.01, 0.01, 0.01, 0.4, 0.07])
+    m.u["dob"] = np.array([0.001, 0.0001, 0.001, 0.002, 0.0001, 0.9958])
+    flagged = [(f["closer"], f["looser"]) for f in weights_out_of_order(m) if f["comparison"] == "dob"]
+    assert ("exact", "within a year") in flagged

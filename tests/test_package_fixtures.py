@@ -22,6 +22,9 @@ PERSON = pl.DataFrame({
 })
 
 
+NAME = "E09000031_nis_2019-H2"  # the package id manifest_for describes: make_bag's folder must be named so
+
+
 def manifest_for(rows_out: int = 4) -> dict:
     return {
         "contract_version": "v1", "key_fingerprint": "180a39191bd3ca09", "demo": False,
@@ -46,6 +49,7 @@ def make_bag(path: Path, key: Ed25519PrivateKey, table: pl.DataFrame = PERSON, m
         from tfkit.disclosure.verification import published_summary
 
         manifest["disclosure"] = {"published": published_summary("warn", check(table), 2)}
+    external = "_".join(str(manifest.get(k)) for k in ("la_code", "return", "period"))
     build_bag(path, tables={"person": table}, manifest=manifest,
-              bag_info=[("Source-Organization", "E09000031")], signing_key=key)
+              bag_info=[("Source-Organization", "E09000031"), ("External-Identifier", external)], signing_key=key)
     return path

@@ -71,37 +71,57 @@ def test_stale_staging_dirs_are_cleaned_under_the_lock(tmp_path):
 
 
 def _package(root, name, destroy_after, key):
+    la, ret, period = name.split("_")
     m = manifest_for()
     m["retention"]["destroy_after"] = destroy_after
+    m["period"] = period
     return make_bag(root / name, key, manifest=m)
 
 
 def test_retention_lists_and_purges_with_audit(tmp_path):
-    key, _ = signing_pair(tmp_path / "keys")
+    key, pub = signing_pair(tmp_path / "keys")
     root = tmp_path / "out"
     old = _package(root, "E09000031_nis_2015-H1", "2020-01-01", key)
     new = _package(root, "E09000031_nis_2019-H2", "2099-01-01", key)
-    due = retention.due_packages(root, today=dt.date(2026, 1, 1))
-    assert [p.path for p in due] == [old]
+    due, unverifiable = retention.due_packages(root, today=dt.date(2026, 1, 1), public_key=pub)
+    assert [p.path for p in due] == [old] and unverifiable == []
     log = root / "audit.jsonl"
-    assert retention.purge(due, log) == [old.name]
+    assert retention.purge(due, log, key) == [old.name]
     assert not old.exists() and new.exists()
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["event"] == "retention_purge" and entry["package"] == old.name
-    assert audit.verify_log(log).ok
+    assert audit.verify_log(log, public_key=pub).ok
 
 
-def test_retention_cli_requires_yes_without_a_terminal(tmp_path):
-    key, _ = signing_pair(tmp_path / "keys")
+def test_retention_never_trusts_an_unverified_date(tmp_path):
+    key, pub = signing_pair(tmp_path / "keys")
+    root = tmp_path / "out"
+    edited = _package(root, "E09000031_nis_2015-H1", "2031-01-01", key)
+    m = json.loads((edited / "manifest.json").read_text())
+    m["retention"]["destroy_after"] = "2000-01-01"  # due in 2031, edited to be due now
+    (edited / "manifest.json").write_text(json.dumps(m))
+    resigned = _package(root, "E09000031_nis_2016-H1", "2000-01-01", signing_pair(tmp_path / "evil")[0])
+    due, unverifiable = retention.due_packages(root, public_key=pub)
+    assert due == []
+    problems = {p.path.name: p.problem for p in unverifiable}
+    assert "fails verification" in problems[edited.name] and "fails verification" in problems[resigned.name]
+    assert all(p.hint for p in unverifiable)
+    due, unverifiable = retention.due_packages(root)  # no key: nothing can be trusted
+    assert due == [] and all("no signer's public key" in p.problem for p in unverifiable)
+    with pytest.raises(ValueError):
+        retention.purge(unverifiable, root / "audit.jsonl", key)
+    assert edited.exists() and resigned.exists()
+
+
+def test_retention_cli_lists_unverifiable_and_purge_needs_a_config(tmp_path):
+    key, pub = signing_pair(tmp_path / "keys")
     root = tmp_path / "out"
     old = _package(root, "E09000031_nis_2015-H1", "2020-01-01", key)
     runner = CliRunner()
-    listed = runner.invoke(app, ["retention", "--root", str(root), "--json", "-"])
+    listed = runner.invoke(app, ["retention", "--root", str(root), "--public-key", str(pub), "--json", "-"])
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout)["due"][0]["package"] == old.name
-    refused = runner.invoke(app, ["retention", "purge", "--root", str(root)])
-    assert refused.exit_code == 2 and "--yes" in refused.output and old.exists()
-    done = runner.invoke(app, ["retention", "purge", "--root", str(root), "--yes"])
-    assert done.exit_code == 0, done.output
-    assert not old.exists()
-    assert json.loads((root / "audit.jsonl").read_text().splitlines()[-1])["event"] == "retention_purge"
+    unkeyed = runner.invoke(app, ["retention", "--root", str(root), "--json", "-"])
+    assert json.loads(unkeyed.stdout)["unverifiable"][0]["package"] == old.name
+    refused = runner.invoke(app, ["retention", "purge", "--root", str(root), "--yes"])
+    assert refused.exit_code == 2 and "--config" in refused.output and old.exists()

@@ -29,7 +29,7 @@ def test_invalid_rows_refuse_or_quarantine(demo, tmp_path, contract_key_file):
     assert res.exit_code == 1
     assert "failed validation" in res.output and "tfkit validate" in res.output and "--quarantine" in res.output
     assert not out.exists()
-    res = run(*base, "--quarantine", tmp_path / "q", "--json")
+    res = run(*base, "--quarantine", tmp_path / "q", "--json", "-")
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["rows_in"] == 300 == summary["rows_out"] + summary["rows_quarantined"]
@@ -59,7 +59,7 @@ def test_link_keys(demo, tmp_path, contract_key_file):
                   "--out", tmp_path / f"{name}.parquet", "--quarantine", tmp_path / "q")
         assert res.exit_code == 0, res.output
     res = run("link-keys", tmp_path / "cohort.parquet", tmp_path / "police.parquet", "--out", tmp_path / "pairs.parquet",
-              "--one-to-many", "--json")
+              "--one-to-many", "--json", "-")
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
     pairs = pl.read_parquet(tmp_path / "pairs.parquet")

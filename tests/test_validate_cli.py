@@ -126,7 +126,7 @@ def test_schemas_list_and_show():
         assert name in listed.output
     shown = invoke("schemas", "show", "nis")
     assert shown.exit_code == 0 and "problem_crime" in shown.output and "Crime/ASB" in shown.output
-    as_json = json.loads(invoke("schemas", "show", "school_attendance", "--json").output)
+    as_json = json.loads(invoke("schemas", "show", "school_attendance", "--json", "-").output)
     assert next(f for f in as_json["fields"] if f["name"] == "forename")["aliases"][0] == "GIVEN_NAME"
     assert invoke("schemas", "show", "nope").exit_code == 2
 

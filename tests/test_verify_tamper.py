@@ -9,7 +9,7 @@ import bagit
 import polars as pl
 import pytest
 
-from tests.test_package_fixtures import PERSON, make_bag, manifest_for, signing_pair
+from tests.test_package_fixtures import NAME, PERSON, make_bag, manifest_for, signing_pair
 from tfkit.package import bag
 from tfkit.package.signing import load_signing_key, sign
 from tfkit.package.verify import verify_package
@@ -19,13 +19,13 @@ from tfkit.package.verify import verify_package
 def signed(tmp_path_factory):
     root = tmp_path_factory.mktemp("signed")
     key, pub = signing_pair(root / "keys")
-    return make_bag(root / "pkg", key), pub, key
+    return make_bag(root / NAME, key), pub, key
 
 
 @pytest.fixture
 def pkg(signed, tmp_path):
     src, pub, key = signed
-    dst = tmp_path / "pkg"
+    dst = tmp_path / NAME
     shutil.copytree(src, dst)
     return dst, pub, key
 
@@ -148,7 +148,7 @@ def test_reconciliation_that_does_not_add_up(tmp_path):
     key, pub = signing_pair(tmp_path / "keys")
     m = manifest_for()
     m["reconciliation"][0]["rows_in"] += 5  # signed, but the arithmetic is wrong
-    path = make_bag(tmp_path / "pkg", key, manifest=m)
+    path = make_bag(tmp_path / NAME, key, manifest=m)
     assert "reconciliation does not add up for source 'cohort'" in failing(verify_package(path, public_key=pub), "reconciliation")
 
 
@@ -157,7 +157,7 @@ def test_reconciliation_rows_out_disagree_with_table(tmp_path):
     m = manifest_for()
     m["reconciliation"][0]["rows_out"] -= 1
     m["reconciliation"][0]["quarantined"] += 1
-    path = make_bag(tmp_path / "pkg", key, manifest=m)
+    path = make_bag(tmp_path / NAME, key, manifest=m)
     assert "for table 'person'" in failing(verify_package(path, public_key=pub), "reconciliation")
 
 
@@ -165,7 +165,7 @@ def test_unknown_contract_version(tmp_path):
     key, pub = signing_pair(tmp_path / "keys")
     m = manifest_for()
     m["contract_version"] = "v9"
-    path = make_bag(tmp_path / "pkg", key, manifest=m)
+    path = make_bag(tmp_path / NAME, key, manifest=m)
     assert "unknown pseudonym contract version 'v9'" in failing(verify_package(path, public_key=pub), "contract")
 
 
@@ -179,7 +179,7 @@ def test_planted_nhs_numbers_and_name_column(tmp_path):
         pc=pl.Series(["sw1a1aa", "E1", None, None]),
         upn=pl.Series(["B801200005001", None, None, None]),
     )
-    path = make_bag(tmp_path / "pkg", key, table=planted)
+    path = make_bag(tmp_path / NAME, key, table=planted)
     report = verify_package(path, public_key=pub)
     text = failing(report, "identifiers")
     assert "column 'nhs' holds 2 value(s) shaped like raw NHS numbers" in text

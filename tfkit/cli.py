@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from tfkit import __version__, console
+from tfkit.commands import options  # noqa: F401  (how every command's help shows its parameters)
 from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError
 
 
@@ -32,7 +33,7 @@ COMMAND_AREAS = {
     "validate": "validate", "schemas": "validate",
     "keys": "keys",
     "pseudonymise": "pseudonymise", "link-keys": "pseudonymise",
-    "link": "link",
+    "link": "link", "review": "review",
     "extract": "extract", "init": "extract", "verify": "extract", "audit": "extract", "retention": "extract",
     "disclosure": "disclosure", "summarise": "disclosure",
 }
@@ -150,7 +151,7 @@ def _os_error(err: OSError) -> UsageError:
 def report_error(err: TfkitError) -> None:
     fields = {
         k: str(v) for k, v in
-        {"file": err.file, "row": err.row, "column": err.column, "hint": err.hint}.items()
+        {"file": err.file, "row": err.row, "column": err.column, "key": err.key, "hint": err.hint}.items()
         if v is not None
     }
     console.log(
@@ -198,7 +199,30 @@ def main_options(
 
 
 def main() -> None:
-    app(prog_name="tfkit")
+    stdout = _stdout_identity()
+    try:
+        app(prog_name="tfkit")
+    except SystemExit as done:
+        # rich (tables, and Typer's own help) meets a closed pipe by pointing stdout at /dev/null
+        # and exiting 1, which tfkit uses for "the data failed a check". `tfkit ... | head` is no
+        # failure: say 141 (128 + SIGPIPE), as a shell does and as the BrokenPipeError path above.
+        if done.code == 1 and stdout is not None and _stdout_identity() not in (stdout, None) \
+                and _stdout_identity() == _devnull_identity():
+            raise SystemExit(141) from None
+        raise
+
+
+def _stdout_identity() -> tuple[int, int] | None:
+    try:
+        st = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (CliRunner, a closed stream)
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _devnull_identity() -> tuple[int, int]:
+    st = os.stat(os.devnull)
+    return st.st_dev, st.st_ino
 
 
 if __name__ == "__main__":

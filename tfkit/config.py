@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfkit.errors import ConfigError
+from tfkit import tomlfile
+from tfkit.engine import EngineSettings, engine_from_table
+from tfkit.errors import ConfigError, UsageError
 
 RETURNS = ("nis", "fpd")
 PERIOD_RE = re.compile(r"^20[0-9]{2}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")  # 2000-2099: 0000 or 2109 is a typo
@@ -52,11 +53,14 @@ class Config:
     fail_on_invalid: bool = False
     linkage: bool = False
     linkage_model: Path | None = None  # None: tfkit.linkage's default model
+    # Sources holding one record per person ([linkage] clean; default: the first source, the cohort)
+    linkage_clean: tuple[str, ...] = ()
     disclosure_policy: str = "generalise"
     # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
     disclosure_settings: dict[str, Any] = field(default_factory=dict)
     consent_unmatched: str = "warn"  # "fail": withdrawal-list entries that match nothing stop the run
     demo: bool = False
+    engine: EngineSettings = field(default_factory=EngineSettings)  # [engine]: polars, or Spark and its master
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -70,7 +74,9 @@ class Config:
     def with_period(self, period: str | None) -> "Config":
         if period is None:
             return self
-        _check_period(period, self.path, "--period")
+        if not PERIOD_RE.match(period):  # the command line's mistake, not the config file's
+            raise UsageError(f"--period {period!r} is not a period like 2019-H2, 2020-Q1, 2020-06 or 2020",
+                             hint="write the period as YYYY-H1/H2, YYYY-Qn, YYYY-MM or YYYY")
         from dataclasses import replace
         return replace(self, period=period)
 
@@ -78,49 +84,7 @@ class Config:
 def _check_period(period: str, file: Path | None, key: str) -> None:
     if not PERIOD_RE.match(period):
         raise ConfigError(f"period {period!r} is not a period like 2019-H2, 2020-Q1, 2020-06 or 2020",
-                          file=file, column=key, hint="write the period as YYYY-H1/H2, YYYY-Qn, YYYY-MM or YYYY")
-
-
-class _Reader:
-    """Typed access to a TOML table with errors that name the file and the dotted key."""
-
-    def __init__(self, data: dict[str, Any], file: Path | None, prefix: str = "") -> None:
-        self.data, self.file, self.prefix = data, file, prefix
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    def fail(self, name: str, message: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(message, file=self.file, column=self.key(name), hint=hint)
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., hint: str | None = None) -> Any:
-        if name not in self.data:
-            if default is ...:
-                raise self.fail(name, "required key is missing", hint or f"add `{name} = ...` to the config")
-            return default
-        value = self.data[name]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.fail(name, f"must be {want}, not {type(value).__name__} {value!r}", hint)
-        return value
-
-    def table(self, name: str, allowed: set[str]) -> "_Reader":
-        """The sub-table `name` (empty when absent), refusing keys not in `allowed`."""
-        sub = _Reader(self.get(name, dict, {}), self.file, f"{self.prefix}{name}.")
-        sub.unknown(allowed)
-        return sub
-
-    def path(self, name: str, base: Path, default: Any = ...) -> Path | None:
-        value = self.get(name, str, default)
-        if value is None or value == "":
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (base / p)
-
-    def unknown(self, allowed: set[str]) -> None:
-        extra = sorted(set(self.data) - allowed)
-        if extra:
-            raise self.fail(extra[0], "unknown key", f"allowed keys here: {', '.join(sorted(allowed))}")
+                          file=file, key=key, hint="write the period as YYYY-H1/H2, YYYY-Qn, YYYY-MM or YYYY")
 
 
 def _file_ref(value: str | None, base: Path) -> str | None:
@@ -134,29 +98,15 @@ def _file_ref(value: str | None, base: Path) -> str | None:
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError("is a folder, not a config file", file=path, hint=f"give the file, e.g. {path / 'tfkit.toml'}")
-    if not path.is_file():
-        raise ConfigError("config file not found", file=path, hint="make one with: tfkit init")
-    raw_bytes = path.read_bytes()
-    try:
-        data = tomllib.loads(raw_bytes.decode("utf-8-sig"))  # Notepad may add a BOM
-    except UnicodeDecodeError:
-        raise ConfigError("config file is not UTF-8 text", file=path) from None
-    except tomllib.TOMLDecodeError as err:
-        hint = "fix the syntax at the line shown"
-        if "'\\'" in str(err):  # a Windows path in double quotes
-            hint = "write Windows paths in single quotes ('C:\\data\\cohort.csv') or with forward slashes"
-        raise ConfigError(f"not valid TOML: {err}", file=path, hint=hint) from None
-    return config_from_dict(data, base=path.parent.resolve(), file=path,
-                            sha256=hashlib.sha256(raw_bytes).hexdigest())
+    doc = tomlfile.read(path, what="config file", missing_hint="make one with: tfkit init")
+    return config_from_dict(doc.table.data, base=path.parent.resolve(), file=path, sha256=doc.sha256)
 
 
 def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = None,
                      sha256: str | None = None) -> Config:
-    r = _Reader(data, file)
+    r = tomlfile.Table(data, file)
     r.unknown({"la_code", "return", "period", "demo", "sources", "validation", "linkage", "pseudonymise",
-               "signing", "consent", "output", "retention", "disclosure"})
+               "signing", "consent", "output", "retention", "disclosure", "engine"})
     la_code = r.get("la_code", str, hint='the LA\'s GSS code, e.g. la_code = "E09000031"')
     if not LA_CODE_RE.match(la_code):
         raise r.fail("la_code", f"{la_code!r} is not a GSS code (a letter E/W/S/N then 8 digits)",
@@ -167,14 +117,12 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     period = r.get("period", str)
     _check_period(period, file, "period")
 
-    sources_raw = r.get("sources", list, hint="add at least one [[sources]] table with name, path and schema")
+    sources_raw = r.tables("sources", default=tomlfile.REQUIRED,
+                           hint="add at least one [[sources]] table with name, path and schema")
     if not sources_raw:
         raise r.fail("sources", "no sources configured", "add at least one [[sources]] table")
     sources, names, tables = [], set(), set()
-    for i, item in enumerate(sources_raw):
-        if not isinstance(item, dict):
-            raise r.fail("sources", f"entry {i + 1} must be a table ([[sources]])")
-        s = _Reader(item, file, f"sources[{i + 1}].")
+    for i, s in enumerate(sources_raw):
         s.unknown({"name", "path", "schema", "table", "encoding", "policy"})
         name = s.get("name", str)
         if name in names:
@@ -191,7 +139,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
                               policy=_file_ref(s.get("policy", str, None), base)))
 
     validation = r.table("validation", {"fail_on_invalid"})
-    linkage = r.table("linkage", {"enabled", "model"})
+    linkage = r.table("linkage", {"enabled", "model", "clean"})
     pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
     signing = r.table("signing", {"key_file"})
     consent = r.table("consent", {"withdrawals", "unmatched"})
@@ -213,6 +161,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     disclosure_settings = _disclosure_settings(disclosure)
     if linkage.get("enabled", bool, "model" in linkage.data) and len(sources) < 2:
         raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
+    clean = _linkage_clean(linkage, [s.name for s in sources])
     quarantine = output.path("quarantine_dir", base, "quarantine")
     if _inside(quarantine, root):
         raise output.fail("quarantine_dir", "the quarantine folder holds raw rows and must not be inside the output root",
@@ -236,15 +185,17 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         fail_on_invalid=validation.get("fail_on_invalid", bool, False),
         linkage=linkage.get("enabled", bool, "model" in linkage.data),
         linkage_model=linkage.path("model", base, None),
+        linkage_clean=clean,
         disclosure_policy=disclosure_policy,
         disclosure_settings=disclosure_settings,
         consent_unmatched=unmatched,
         demo=r.get("demo", bool, False),
+        engine=engine_from_table(data.get("engine", {}), file=file),
         raw=data,
     )
 
 
-def _disclosure_settings(d: "_Reader") -> dict[str, Any]:
+def _disclosure_settings(d: tomlfile.Table) -> dict[str, Any]:
     """k, quasi_identifiers, sensitive, l and max_suppression from [disclosure], checked; absent keys
     keep tfkit.disclosure's defaults (k = 10 over year of birth, sex and postcode district)."""
     settings: dict[str, Any] = {}
@@ -278,6 +229,18 @@ def _disclosure_settings(d: "_Reader") -> dict[str, Any]:
     return settings
 
 
+def _linkage_clean(linkage: "_Reader", names: list[str]) -> tuple[str, ...]:
+    """[linkage] clean: sources with one record per person; the cohort (first source) by default."""
+    clean = linkage.get("clean", list, names[:1], hint=f'e.g. clean = ["{names[0]}"]')
+    if not all(isinstance(c, str) for c in clean):
+        raise linkage.fail("clean", "must be a list of source names", f'e.g. clean = ["{names[0]}"]')
+    unknown = [c for c in clean if c not in names]
+    if unknown:
+        raise linkage.fail("clean", f"names source {unknown[0]!r}, which is not a [[sources]] name",
+                           f"sources: {', '.join(names)}")
+    return tuple(dict.fromkeys(clean))
+
+
 def _inside(child: Path, parent: Path) -> bool:
     try:
         child.resolve().relative_to(parent.resolve())
@@ -308,6 +271,7 @@ fail_on_invalid = false      # true: stop the run when any row fails; false: qua
 # [linkage]                  # link every other source to the person table before pseudonymising:
 # enabled = true             # linked rows get the person's person_id_pseudonym, and a withdrawn
 # model = "linkage.toml"     # person's linked records are withdrawn too (model: default if omitted)
+# clean = ["cohort"]         # sources with one record per person (default: the first source)
 
 [pseudonymise]
 project = "nis"              # pseudonyms differ between projects, by design

@@ -27,6 +27,7 @@ class TfkitError(Exception):
     file: str | Path | None = None
     row: int | None = None
     column: str | None = None
+    key: str | None = None  # the dotted key in a TOML file (config, schema, model, policy)
     exit_code: int = field(default=EXIT_USAGE, init=False)
 
     def __post_init__(self) -> None:
@@ -42,9 +43,9 @@ class TfkitError(Exception):
         if self.row is not None:
             where.append(f"line {self.row}")
         if self.column is not None:
-            # In a TOML file (config, schema, policy) the "column" is a key.
-            label = "key" if str(self.file or "").endswith(".toml") else "column"
-            where.append(f"{label} {self.column!r}")
+            where.append(f"column {self.column!r}")
+        if self.key is not None:
+            where.append(f"key {self.key!r}")
         text = (": ".join([", ".join(where), self.message]) if where else self.message)
         if self.hint:
             text += f"\n  hint: {self.hint}"

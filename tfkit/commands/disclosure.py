@@ -3,56 +3,44 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from tfkit import console
+from tfkit.commands.options import JsonOpt, check_json_target, emit, out_option
 from tfkit.disclosure import DEFAULT_QUASI_IDENTIFIERS, check, open_person_table, summarise
-from tfkit.errors import InputFileError, UsageError
+from tfkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 disclosure_app = typer.Typer(help="Record-level disclosure risk of a package or table.", no_args_is_help=True)
 
 
-def _write_json(data: Any, target: str) -> None:
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        return
-    path = Path(target)
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise InputFileError(f"cannot write the JSON report: {err.strerror}", file=path) from None
-
-
-def _show() -> bool:
-    return not console.MODE.quiet and console.MODE.log_format == "text"
-
-
 @disclosure_app.command("check")
 def check_command(
-    source: Annotated[Path, typer.Argument(help="A package directory, or a .parquet / .csv person table.", show_default=False)],
+    source: Annotated[Path, typer.Argument(metavar="PACKAGE|FILE", help="A package directory, or a .parquet / .csv person table.", show_default=False)],
     qi: Annotated[Optional[list[str]], typer.Option("--qi", help="A quasi-identifier column (repeat for each). Default: dob_year sex postcode_district.", metavar="COL")] = None,
-    k: Annotated[int, typer.Option("--k", help="Smallest allowed equivalence class.", min=1)] = 10,
+    k: Annotated[int, typer.Option("--k", metavar="K", help="Smallest allowed equivalence class.", min=1)] = 10,
     sensitive: Annotated[Optional[list[str]], typer.Option("--sensitive", help="A sensitive column for l-diversity (repeatable).", metavar="COL")] = None,
-    l: Annotated[int, typer.Option("--l", help="Distinct sensitive values each class must hold.", min=1)] = 2,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the report as JSON to FILE ('-' for stdout).", metavar="FILE")] = None,
+    l: Annotated[int, typer.Option("--l", metavar="L", help="Distinct sensitive values each class must hold.", min=1)] = 2,
+    json_path: JsonOpt = None,
 ) -> None:
-    """k-anonymity (and l-diversity) check: exit 0 when it passes, 1 when records sit in classes smaller than k."""
+    """k-anonymity (and l-diversity) check: exit 0 when it passes, 1 when records sit in classes smaller than k.
+
+    \b
+    Examples:
+      tfkit disclosure check packages/E09000031_nis_2019-H2
+      tfkit disclosure check people.parquet --qi dob_year --qi sex --k 5 --sensitive problem_crime --json -
+    """
+    check_json_target(json_path, inputs=[source], inside=source if source.is_dir() else None)
     person = open_person_table(source)
     report = check(person.frame, tuple(qi) if qi else DEFAULT_QUASI_IDENTIFIERS, k=k, sensitive=sensitive or None, l=l)
-    data = {"source": str(source), **report.to_dict()}
-    if json_path is not None:
-        _write_json(data, json_path)
-    if json_path != "-" and _show():
-        report.render(console.stdout_console())
-    console.log("disclosure_checked", "", source=str(source), passed=report.passed, records=report.records,
-                records_below_k=report.records_below_k, records_at_risk=report.records_at_risk, k=k)
+    emit({"source": str(source), **report.to_dict()}, json_path, event="disclosure_checked", render=report.render,
+         log_fields={"source": str(source), "passed": report.passed, "records": report.records,
+                     "records_below_k": report.records_below_k, "records_at_risk": report.records_at_risk, "k": k})
     if not report.passed:
         console.log("disclosure_failed",
                     f"disclosure check failed: {report.records_at_risk:,} of {report.records:,} records at risk (k={k})",
@@ -61,14 +49,20 @@ def check_command(
 
 
 def summarise_command(
-    packages: Annotated[list[Path], typer.Argument(help="Package directories (or .parquet person tables); one row per period.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the CSV files, notes.txt and summaries.xlsx.", metavar="DIR")],
+    packages: Annotated[list[Path], typer.Argument(metavar="PACKAGE...", help="Package directories (or .parquet person tables); one row per period.", show_default=False)],
+    out: Annotated[Path, out_option("Folder for the CSV files, notes.txt and summaries.xlsx.")],
     threshold: Annotated[int, typer.Option("--threshold", help="Counts below this (zeros included) are suppressed.", min=1)] = 10,
     round_to: Annotated[Optional[int], typer.Option("--round", help="Round published counts to the nearest BASE (e.g. 5).", metavar="BASE", min=1)] = None,
     reference_date: Annotated[Optional[str], typer.Option("--reference-date", help="Date for ages (YYYY-MM-DD). Default: the end of the latest period in the manifests.", metavar="DATE")] = None,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the published tables as JSON to FILE ('-' for stdout).", metavar="FILE")] = None,
+    json_path: JsonOpt = None,
 ) -> None:
-    """Publishable tables with small-cell and secondary suppression (and optional rounding)."""
+    """Publishable tables with small-cell and secondary suppression (and optional rounding).
+
+    \b
+    Examples:
+      tfkit summarise packages/E09000031_nis_2019-H2 --out summaries
+      tfkit summarise packages/*_nis_* -o summaries --threshold 10 --round 5 --json -
+    """
     ref = None
     if reference_date is not None:
         try:
@@ -84,12 +78,13 @@ def summarise_command(
         if p.is_dir() and out.resolve().is_relative_to(p.resolve()):
             raise UsageError("--out is inside this package: the tables would break its signed contents",
                              file=p, hint="write the summaries to a folder of their own, e.g. --out summaries")
+    check_json_target(json_path, inputs=packages)
     summary = summarise([open_person_table(p) for p in packages], threshold=threshold, rounding=round_to, reference_date=ref)
     written = summary.write(out)
-    if json_path is not None:
-        _write_json(summary.to_dict(), json_path)
-    if json_path != "-" and _show():
-        con = console.stdout_console()
+
+    def render(con: "Console") -> None:
+        from rich.table import Table
+
         table = Table(title=f"Summaries (threshold {threshold}" + (f", rounded to {round_to}" if round_to else "") + ")",
                       title_justify="left")
         for col, justify in (("table", "left"), ("cells", "right"), ("primary", "right"), ("secondary", "right")):
@@ -102,8 +97,10 @@ def summarise_command(
             con.print(f"  wrote {path}", markup=False, highlight=False)
         if summary.demo:
             con.print("DEMO data: not for publication", style="yellow")
-    console.log("summarised", "", out=str(out), files=[str(p) for p in written], threshold=threshold,
-                rounding=round_to, demo=summary.demo)
+
+    emit(summary, json_path, event="summarised", render=render,
+         log_fields={"out": str(out), "files": [str(p) for p in written], "threshold": threshold,
+                     "rounding": round_to, "demo": summary.demo})
 
 
 def register(app: typer.Typer) -> None:

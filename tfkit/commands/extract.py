@@ -5,34 +5,18 @@ Thin: parse arguments, call tfkit.pipeline / tfkit.package, render the result.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from tfkit import console
+from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit
 from tfkit.errors import EXIT_DATA, ConfigError, UsageError
-from tfkit.commands.keys import AllowTestKeyOption
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="The run's tfkit.toml.")]
-JsonOpt = Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write a JSON result summary to FILE, or '-' for stdout.")]
-
-
-def _write_json(target: str | None, data: dict[str, Any]) -> None:
-    if target is None:
-        return
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-    else:
-        Path(target).write_text(text, encoding="utf-8")
-
-
-def _human(json_target: str | None) -> bool:
-    """Human output on stdout unless JSON goes there or --quiet is given."""
-    return json_target != "-" and not console.MODE.quiet
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 # --------------------------------------------------------------------------- extract, init
@@ -42,15 +26,31 @@ def extract(
     config: ConfigOpt = None,
     period: Annotated[Optional[str], typer.Option("--period", metavar="PERIOD", help="Override the config's period, e.g. 2019-H2.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Run everything on generated demo data with demo keys.")] = False,
-    out: Annotated[Path, typer.Option("--out", help="With --demo: the folder for demo inputs, keys and package.")] = Path("demo-output"),
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="With --demo: the folder for demo inputs, keys and package.")] = Path("demo-output"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing package (atomically).")] = False,
-    allow_test_key: AllowTestKeyOption = False,
+    allow_test_key: AllowTestKeyOpt = False,
     json_out: JsonOpt = None,
 ) -> None:
-    """Validate, pseudonymise and package a return as a signed BagIt bag (safe to run from cron)."""
+    """The six-monthly return: validate, link, withdraw consent, pseudonymise, check disclosure, and
+    package it as a signed BagIt bag (safe to run from cron).
+
+    Each source is validated against its schema (invalid rows go to a private quarantine folder with
+    their reasons); sources are linked to the cohort when [linkage] is on; people on the withdrawal
+    list are removed from every source; identifiers become keyed pseudonyms and match keys; the
+    [disclosure] policy generalises, warns or fails on records in classes smaller than k; the package
+    is written atomically, signed, logged in the audit chain, and a report is written beside it.
+    A rerun with the same inputs finds the package up to date; changed inputs need --force.
+
+    \b
+    Examples:
+      tfkit extract --demo --out demo-output
+      tfkit extract --config tfkit.toml --period 2019-H2
+      tfkit --log-format json extract -c tfkit.toml --json run.json    # from cron
+    """
     from tfkit.config import load_config
     from tfkit.pipeline import run_demo, run_extract
 
+    check_json_target(json_out, inputs=[config] if config else ())
     if demo:
         if config is not None:
             raise UsageError("--demo runs on generated data: do not pass --config with it")
@@ -59,21 +59,23 @@ def extract(
         if config is None:
             raise UsageError("no config given", hint="pass --config tfkit.toml (make one with: tfkit init), or try --demo")
         result = run_extract(load_config(config).with_period(period), force=force, allow_test_key=allow_test_key)
-    _write_json(json_out, result.to_dict())
-    if _human(json_out):
-        con = console.stdout_console()
-        if result.demo:
-            con.print("[yellow]DEMO package: synthetic data and demo keys, not for submission.[/yellow]")
-        con.print(f"Package: {result.package}" + (" (already up to date: nothing rewritten)" if result.up_to_date else ""))
-        con.print(f"Report:  {result.report}")
-        for rec in result.manifest["reconciliation"]:
-            con.print(f"  {rec['source']}: {rec['rows_in']:,} rows in = {rec['rows_out']:,} out + "
-                      f"{rec['quarantined']:,} quarantined + {rec['withdrawn']:,} withdrawn", markup=False)
-        _print_disclosure(con, (result.manifest.get("disclosure") or {}).get("published"))
-        for s in result.sources:
-            if s.quarantine_file:
-                con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
-        con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
+    emit(result, json_out, event="extract_done", render=lambda con: _render_extract(con, result),
+         log_fields={"package": str(result.package), "up_to_date": result.up_to_date})
+
+
+def _render_extract(con: "Console", result) -> None:
+    if result.demo:
+        con.print("[yellow]DEMO package: synthetic data and demo keys, not for submission.[/yellow]")
+    con.print(f"Package: {result.package}" + (" (already up to date: nothing rewritten)" if result.up_to_date else ""))
+    con.print(f"Report:  {result.report}")
+    for rec in result.manifest["reconciliation"]:
+        con.print(f"  {rec['source']}: {rec['rows_in']:,} rows in = {rec['rows_out']:,} out + "
+                  f"{rec['quarantined']:,} quarantined + {rec['withdrawn']:,} withdrawn", markup=False)
+    _print_disclosure(con, (result.manifest.get("disclosure") or {}).get("published"))
+    for s in result.sources:
+        if s.quarantine_file:
+            con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
+    con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
 
 
 def _print_disclosure(con, published: dict | None) -> None:
@@ -90,9 +92,15 @@ def _print_disclosure(con, published: dict | None) -> None:
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the config (a folder means FOLDER/tfkit.toml).")] = Path("tfkit.toml"),
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the config (a folder means FOLDER/tfkit.toml).")] = Path("tfkit.toml"),
 ) -> None:
-    """Write a commented starting config for tfkit extract."""
+    """Write a commented starting config for tfkit extract.
+
+    \b
+    Examples:
+      tfkit init
+      tfkit init returns/2019-H2/tfkit.toml
+    """
     from tfkit.config import STARTER_CONFIG
 
     if path.is_dir():
@@ -107,36 +115,37 @@ def init(
 
 
 def verify(
-    package: Annotated[Path, typer.Argument(help="The package folder (a BagIt bag).")],
-    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="The signer's public key, held independently of the package.")] = None,
-    expect_key_fingerprint: Annotated[Optional[str], typer.Option("--expect-key-fingerprint", metavar="FINGERPRINT", help="The master-key fingerprint the package must have been made with.")] = None,
+    package: Annotated[Path, typer.Argument(metavar="PACKAGE", help="The package folder (a BagIt bag).")],
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", metavar="FILE", help="The signer's public key, held independently of the package.")] = None,
+    expect_key_fingerprint: FingerprintOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
     """Check a package: checksums, completeness, signature, manifest, reconciliation, no raw identifiers.
 
     Exit 0 when it verifies, 1 when a check fails, 2 for a path or key that cannot be used.
+
+    \b
+    Examples:
+      tfkit verify packages/E09000031_nis_2019-H2 --public-key keys/signing.pub
+      tfkit verify PACKAGE --public-key signing.pub --expect-key-fingerprint FINGERPRINT --json verify.json
     """
     from tfkit.package.verify import verify_package
 
-    from tfkit.keys import parse_fingerprint
-
-    report = verify_package(package, public_key=public_key,
-                            expect_key_fingerprint=parse_fingerprint(expect_key_fingerprint))
-    _write_json(json_out, report.to_dict())
-    for check in report.checks:
-        level = {"fail": "error", "warn": "warning"}.get(check.status, "info")
-        if console.MODE.log_format == "json":
+    check_json_target(json_out, inside=package)
+    report = verify_package(package, public_key=public_key, expect_key_fingerprint=expect_key_fingerprint)
+    if console.MODE.log_format == "json":
+        for check in report.checks:
+            level = {"fail": "error", "warn": "warning"}.get(check.status, "info")
             console.log("verify_check", level=level, code=check.code, status=check.status, check_message=check.message)
-    if _human(json_out):
-        _render_verify(report)
+    emit(report, json_out, event="verified", render=lambda con: _render_verify(con, report),
+         log_fields={"package": str(package), "ok": report.ok})
     if not report.ok:
         raise typer.Exit(EXIT_DATA)
 
 
-def _render_verify(report) -> None:
+def _render_verify(con: "Console", report) -> None:
     from rich.table import Table
 
-    con = console.stdout_console()
     table = Table(title=f"tfkit verify {report.package}", show_lines=False)
     table.add_column("check")
     table.add_column("result")
@@ -159,7 +168,12 @@ def _render_verify(report) -> None:
 # --------------------------------------------------------------------------- audit
 
 
-audit_app = typer.Typer(help="The hash-chained audit log of runs.", no_args_is_help=True)
+audit_app = typer.Typer(help="The signed, hash-chained audit log of runs: verify it, or show its entries.",
+                        no_args_is_help=True)
+LogArg = Annotated[Optional[Path], typer.Argument(metavar="LOG", help="The audit log (default: from --config).")]
+PublicKeyOpt = Annotated[Optional[Path], typer.Option(
+    "--public-key", metavar="FILE",
+    help="The signer's public key, held independently (default: the .pub beside --config's signing key).")]
 
 
 def _audit_log_path(log: Path | None, config: Path | None) -> Path:
@@ -171,39 +185,96 @@ def _audit_log_path(log: Path | None, config: Path | None) -> Path:
     raise UsageError("no audit log given", hint="pass the log's path, or --config tfkit.toml")
 
 
+def _signer_public_key(public_key: Path | None, config: Path | None) -> Path | None:
+    if public_key is not None or config is None:
+        return public_key
+    from tfkit.config import load_config
+    from tfkit.package.signing import public_key_path_for
+
+    signing = load_config(config).signing_key
+    pub = public_key_path_for(signing) if signing is not None else None
+    return pub if pub is not None and pub.is_file() else None
+
+
 @audit_app.command("verify")
 def audit_verify(
-    log: Annotated[Optional[Path], typer.Argument(help="The audit log (default: from --config).")] = None,
+    log: LogArg = None,
     config: ConfigOpt = None,
-    root: Annotated[Optional[Path], typer.Option("--root", help="Also check every package under this folder has its entry.")] = None,
+    root: Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="Also check every package under this folder has its entry.")] = None,
+    public_key: PublicKeyOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """Detect edited, removed or reordered audit entries."""
+    """Detect edited, forged, removed, reordered or truncated audit entries.
+
+    With the signer's public key every entry's signature and the signed checkpoint are checked too.
+
+    \b
+    Examples:
+      tfkit audit verify --config tfkit.toml
+      tfkit audit verify packages/audit.jsonl --root packages --public-key keys/signing.pub --json -
+    """
     from tfkit.package.audit import verify_log
 
     path = _audit_log_path(log, config)
     if root is None and config is not None:
         from tfkit.config import load_config
         root = load_config(config).output_root
-    report = verify_log(path, packages_root=root)
-    _write_json(json_out, report.to_dict())
+    report = verify_log(path, packages_root=root, public_key=_signer_public_key(public_key, config))
     for p in report.problems:
         console.log("audit_problem", f"{p.message}", level="error", code=p.code, line=p.line)
-    if _human(json_out):
-        con = console.stdout_console()
+    if not report.authenticated:
+        console.log("audit_unauthenticated", "warning: signatures not checked (no --public-key): forged entries "
+                    "cannot be ruled out", level="warning")
+
+    def render(con: "Console") -> None:
         if report.ok:
-            con.print(f"[green]audit log intact[/green]: {report.entries} entries, chain head {report.head[:16]}...")
+            con.print(f"[green]audit log intact[/green]: {report.entries} entries, chain head {report.head[:16]}..."
+                      + ("" if report.authenticated else " (signatures not checked)"))
         else:
             con.print(f"[bold red]audit log FAILED[/bold red]: {len(report.problems)} problem(s) in {report.entries} entries")
+
+    emit(report, json_out, event="audit_verified", render=render, log_fields={"ok": report.ok})
     if not report.ok:
         raise typer.Exit(EXIT_DATA)
+
+
+@audit_app.command("show")
+def audit_show(log: LogArg = None, config: ConfigOpt = None, json_out: JsonOpt = None) -> None:
+    """List the audit log's entries (tfkit audit verify checks them).
+
+    \b
+    Examples:
+      tfkit audit show --config tfkit.toml
+      tfkit audit show packages/audit.jsonl --json -
+    """
+    from tfkit.errors import InputFileError
+    from tfkit.package.audit import read_entries
+
+    path = _audit_log_path(log, config)
+    if not path.is_file():
+        raise InputFileError("audit log not found", file=path, hint="pass the log's path, or --config")
+    entries = read_entries(path)
+
+    def render(con: "Console") -> None:
+        from rich.table import Table
+
+        table = Table(title=f"tfkit audit show {path}")
+        for column in ("seq", "time", "event", "package", "user", "hash"):
+            table.add_column(column)
+        for e in entries:
+            table.add_row(str(e.get("seq")), str(e.get("time")), str(e.get("event")), str(e.get("package", "")),
+                          str(e.get("user", "")), str(e.get("hash", ""))[:16])
+        con.print(table)
+
+    emit({"path": str(path), "entries": entries}, json_out, event="audit_shown", render=render,
+         log_fields={"entries": len(entries)})
 
 
 # --------------------------------------------------------------------------- retention
 
 
-retention_app = typer.Typer(help="List packages past their destroy_after date (`tfkit retention purge --yes` deletes them).",
-                            invoke_without_command=True)
+retention_app = typer.Typer(invoke_without_command=True)
+RootOpt = Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="The output root holding packages.")]
 
 
 def _retention_paths(root: Path | None, config: Path | None) -> tuple[Path, Path]:
@@ -216,7 +287,10 @@ def _retention_paths(root: Path | None, config: Path | None) -> tuple[Path, Path
     return root, root / "audit.jsonl"
 
 
-RootOpt = Annotated[Optional[Path], typer.Option("--root", help="The output root holding packages.")]
+def _render_unverifiable(unverifiable) -> None:
+    for p in unverifiable:
+        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n  hint: {p.hint}",
+                    level="warning", package=p.path.name)
 
 
 @retention_app.callback()
@@ -224,9 +298,18 @@ def retention_list(
     ctx: typer.Context,
     root: RootOpt = None,
     config: ConfigOpt = None,
+    public_key: PublicKeyOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """List packages past their destroy_after date (`tfkit retention purge --yes` deletes them)."""
+    """List packages past their signed destroy_after date, and those that do not verify
+    (`tfkit retention purge --yes` deletes the verified ones).
+
+    \b
+    Examples:
+      tfkit retention --config tfkit.toml
+      tfkit retention --root packages --public-key keys/signing.pub
+      tfkit retention purge --config tfkit.toml --yes    # from cron
+    """
     if ctx.invoked_subcommand is not None:
         return
     from tfkit.package.retention import due_packages
@@ -234,44 +317,58 @@ def retention_list(
     from tfkit.validation import ledger
 
     root_path, _ = _retention_paths(root, config)
-    due = due_packages(root_path)
-    quarantines = ledger.due(root_path)  # raw rows failed runs left behind
-    _write_json(json_out, {"root": str(root_path), "due": [p.to_dict() for p in due],
-                           "quarantine_due": [q.to_dict() for q in quarantines]})
-    if _human(json_out):
-        con = console.stdout_console()
+    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
+    quarantines = ledger.due(root_path)  # raw rows that failed runs had to leave behind
+
+    def render(con: "Console") -> None:
         if not due:
-            con.print(f"no package under {root_path} is past its destroy_after date")
+            con.print(f"no verified package under {root_path} is past its destroy_after date", markup=False)
         for p in due:
             con.print(f"{p.path.name}  destroy_after {p.destroy_after}" + ("  (demo)" if p.demo else ""), markup=False)
+        for p in unverifiable:
+            con.print(f"{p.path.name}  unverifiable: {p.problem}\n  hint: {p.hint}", markup=False)
         for q in quarantines:
             con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
+
+    emit({"root": str(root_path), "due": [p.to_dict() for p in due],
+          "unverifiable": [p.to_dict() for p in unverifiable],
+          "quarantine_due": [q.to_dict() for q in quarantines]}, json_out, event="retention_listed",
+         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
 
 
 @retention_app.command("purge")
 def retention_purge(
     root: RootOpt = None,
     config: ConfigOpt = None,
+    public_key: PublicKeyOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete without asking (required when not at a terminal).")] = False,
 ) -> None:
-    """Delete packages past their destroy_after date and record each deletion in the audit log."""
+    """Delete verified packages past their signed destroy_after date, recording each in the audit log.
+
+    Needs --config: its signing key signs the audit entries. Packages that do not verify are never deleted.
+
+    \b
+    Examples:
+      tfkit retention purge --config tfkit.toml
+      tfkit retention purge --config tfkit.toml --yes    # from cron
+    """
+    from tfkit.config import load_config
     from tfkit.package.publish import output_lock
     from tfkit.package.retention import due_packages, purge
 
-    from tfkit.validation import ledger
-
+    if config is None:
+        raise UsageError("retention purge needs --config: the signing key it names signs each deletion's audit entry",
+                         hint="rerun with --config tfkit.toml")
+    cfg = load_config(config)
+    if cfg.signing_key is None:
+        raise UsageError("no signing key configured: each deletion's audit entry must be signed", file=config,
+                         key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
-    due = due_packages(root_path)
-    quarantines = ledger.due(root_path)
-    if quarantines and not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
-                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
-        quarantines = quarantines if typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?") else []
-    if quarantines:
-        for q in ledger.purge_due(root_path, audit_log):
-            console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)",
-                        folder=str(q.folder))
+    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
+    for p in unverifiable:
+        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
+                    f"  hint: {p.hint}", level="warning", package=p.path.name)
+    _purge_failed_run_quarantines(root_path, audit_log, cfg.signing_key, yes)
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return
@@ -283,20 +380,26 @@ def retention_purge(
         if not typer.confirm(f"Delete {len(due)} package(s): {names}?"):
             console.log("retention", "nothing deleted")
             return
-    # The quarantine folder (raw rows) is only known from the config: without it, say what stays behind.
-    quarantine_root = None
-    if config is not None:
-        from tfkit.config import load_config
-        quarantine_root = load_config(config).quarantine_dir
-    else:
-        console.log("retention_quarantine_kept",
-                    "warning: without --config the packages' quarantine folders (raw rows) are not found and "
-                    "not deleted; rerun with --config tfkit.toml, or delete them by hand", level="warning")
     purged = []
     for entry in due:
         with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
-            purged += purge([entry], audit_log, quarantine_root)
+            purged += purge([entry], audit_log, cfg.signing_key, cfg.quarantine_dir)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
+
+
+def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
+    """The quarantine ledger's due folders (raw rows of failed runs), deleted with --yes or on confirmation."""
+    from tfkit.validation import ledger
+
+    quarantines = ledger.due(root_path)
+    if quarantines and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
+                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
+        if not typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
+            return
+    for q in ledger.purge_due(root_path, audit_log, signing_key) if quarantines else []:
+        console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tfkit.keys import KEY_ENV_VAR, generate_key_file, generate_signing_key_pair, key_fingerprint
+from tfkit.commands.options import JsonOpt, emit, out_option
+from tfkit.keys import generate_key_file, generate_signing_key_pair, key_fingerprint
 
 keys_app = typer.Typer(no_args_is_help=True, help="Make master and signing keys; print key fingerprints.")
-
-# Shared by every command that takes a master key.
-KeyOption = Annotated[
-    Path | None,
-    typer.Option("--key", envvar=KEY_ENV_VAR, show_envvar=True,
-                 help="Master key file (64 hex characters, mode 0600). Make one with: tfkit keys generate."),
-]
-AllowTestKeyOption = Annotated[
-    bool,
-    typer.Option("--allow-test-key", help="Accept a master key with obviously low entropy (a test vector, one byte "
-                                          "repeated): for tests only, never for a real return."),
-]
 
 
 @keys_app.command("generate")
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the new key (refuses to overwrite; a missing folder is made, mode 0700).")],
-    signing: Annotated[bool, typer.Option("--signing", help="Make an Ed25519 signing key pair (OUT and OUT's .pub).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    out: Annotated[Path, out_option("Where to write the new key file (refuses to overwrite; a missing folder "
+                                    "is made with mode 0700).", metavar="FILE")],
+    signing: Annotated[bool, typer.Option("--signing", help="Make an Ed25519 signing key pair (FILE and FILE.pub).")] = False,
+    json_out: JsonOpt = None,
 ) -> None:
-    """Make a new master key (32 random bytes, mode 0600) or, with --signing, an Ed25519 key pair."""
+    """Make a new master key (32 random bytes, mode 0600) or, with --signing, an Ed25519 key pair.
+
+    \b
+    Examples:
+      tfkit keys generate --out keys/master.key
+      tfkit keys generate --signing --out keys/signing.key   # share keys/signing.pub with ONS
+    """
     if signing:
         private, public, fp = generate_signing_key_pair(out)
         result = {"kind": "signing", "private_key_file": str(private), "public_key_file": str(public),
@@ -41,17 +36,26 @@ def generate(
         key = generate_key_file(out)
         result = {"kind": "master", "key_file": str(out), "fingerprint": key.fingerprint}
         text = f"wrote master key {out} (mode 0600)\nfingerprint: {key.fingerprint}"
-    typer.echo(json.dumps(result) if as_json else text)
+    emit(result, json_out, event="key_generated", answer=text, log_fields={"kind": result["kind"]})
 
 
 @keys_app.command("fingerprint")
 def fingerprint(
-    file: Annotated[Path, typer.Argument(help="A master key, an Ed25519 signing key, or a .pub public key.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    file: Annotated[Path, typer.Argument(metavar="KEYFILE", help="A master key, an Ed25519 signing key, or a .pub public key.")],
+    json_out: JsonOpt = None,
 ) -> None:
-    """Print a key's fingerprint (for a signing key or .pub: the public key's fingerprint)."""
+    """Print a key's fingerprint (for a signing key or .pub: the public key's fingerprint).
+
+    Fingerprints are safe to share; keys never are.
+
+    \b
+    Examples:
+      tfkit keys fingerprint keys/master.key
+      tfkit verify PACKAGE --expect-key-fingerprint "$(tfkit keys fingerprint keys/master.key)"
+    """
     kind, fp = key_fingerprint(file)
-    typer.echo(json.dumps({"file": str(file), "kind": kind, "fingerprint": fp}) if as_json else fp)
+    emit({"file": str(file), "kind": kind, "fingerprint": fp}, json_out, event="key_fingerprint", answer=fp,
+         log_fields={"kind": kind})
 
 
 def register(app: typer.Typer) -> None:

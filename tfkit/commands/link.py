@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import enum
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tfkit import console
+from tfkit.commands.options import JsonOpt, check_json_target, emit, out_option
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Mode(str, enum.Enum):
@@ -20,27 +21,40 @@ class Mode(str, enum.Enum):
 
 
 def link_command(
-    sources: Annotated[list[Path], typer.Argument(help="Source files (CSV, .xlsx, Parquet): LEFT [RIGHT ...].", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for pairs.parquet, clusters.parquet, review.parquet, model.json.")],
+    sources: Annotated[list[Path], typer.Argument(metavar="SOURCE...", help="Source files (CSV, .xlsx, Parquet): LEFT [RIGHT ...].", show_default=False)],
+    out: Annotated[Path, out_option("Directory for pairs.parquet, clusters.parquet, review.parquet, model.json.")],
     schema: Annotated[Optional[list[str]], typer.Option("--schema", "-s", metavar="NAME|FILE", help="Schema per file (or one for all): validate and map to canonical columns.")] = None,
     map_: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD=NEW", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Model TOML (default: the built-in model for English person data).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", metavar="FILE", help="Model TOML (default: the built-in model for English person data).")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Match probability at or above which a pair links (default 0.9).")] = None,
-    review_lower: Annotated[Optional[float], typer.Option("--review-lower", help="Pairs from this probability up to the threshold go to clerical review (default 0.5).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default 0.9).")] = None,
+    review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default 0.5).")] = None,
     truth: Annotated[Optional[str], typer.Option("--truth", metavar="COLUMN", help="Column holding the true entity id: report precision, recall and F1.")] = None,
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
     one_to_one: Annotated[bool, typer.Option("--one-to-one", help="Link mode: each record links to at most one record per other source.")] = False,
+    clean: Annotated[Optional[list[str]], typer.Option("--clean", metavar="SOURCE", help="A source with one record per person (repeatable; named after its file, e.g. cohort): no cluster holds two of its records, and each other record links to at most one of them.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.", metavar="FILE.html")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed for random sampling (same seed, same output bytes).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the job summary as JSON on stdout.")] = False,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, metavar="N", help="Seed for random sampling (same seed, same output bytes).")] = None,
+    json_out: JsonOpt = None,
 ) -> None:
-    """Link person records across sources (or find duplicates) with a Fellegi-Sunter model."""
+    """Link person records across sources (or find duplicates) with a Fellegi-Sunter model.
+
+    Blocking, comparison ladders, EM training and clustering follow the model (docs/linkage.md).
+    Outputs hold raw record ids: keep --out inside the LA.
+
+    \b
+    Examples:
+      tfkit link cohort.csv police.csv --schema nis --schema police --out linked/
+      tfkit link people.csv --mode dedupe --map 'First Name=forename' -o dedupe/ --report dedupe.html
+      tfkit link a.csv b.csv -o out/ --truth person_key --json -
+    """
     from tfkit.errors import UsageError
     from tfkit.linkage import LinkageModel, link
     from tfkit.linkage.inputs import parse_map, read_sources
     from tfkit.linkage.outputs import write_outputs
+    from tfkit.linkage.review import STORE_NAME, link_review_folder, load_decisions
 
+    check_json_target(json_out, inputs=sources)
     chosen = mode.value if mode else ("link" if len(sources) > 1 else "dedupe")
     if train_on_labels and not truth:
         raise UsageError("--train-on-labels needs --truth COLUMN")
@@ -48,26 +62,24 @@ def link_command(
     tables = read_sources(sources, schemas=schema, mapping=parse_map(map_), keep=(truth,) if truth else ())
     frames = {t.name: t.frame for t in tables}
     result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
-                  truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed)
+                  truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed,
+                  clean=tuple(clean or ()), decisions=load_decisions(link_review_folder(out) / STORE_NAME))
     written = write_outputs(result, out, tables)
     if report:
-        written.append(result.linker.visualisations.report(report, result.scored, metrics=result.metrics,
-                                                            threshold=result.threshold))
+        from tfkit.linkage.report import write_link_report
+
+        written.append(write_link_report(report, result))
     summary = result.summary()
     summary["inputs"] = [{"source": t.name, "file": str(t.path), "rows_read": t.rows_read,
                           "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded} for t in tables]
     summary["outputs"] = [str(p) for p in written]
-    console.log("linked", "", **{k: summary[k] for k in ("mode", "candidate_pairs", "links", "review_pairs", "clusters")})
-    if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
-    elif not console.MODE.quiet and console.MODE.log_format == "text":
-        _render(summary)
+    emit(summary, json_out, event="linked", render=lambda con: _render(con, summary),
+         log_fields={k: summary[k] for k in ("mode", "candidate_pairs", "links", "review_pairs", "clusters")})
 
 
-def _render(summary: dict) -> None:
+def _render(out: "Console", summary: dict) -> None:
     from rich.table import Table
 
-    out = console.stdout_console()
     table = Table(title="tfkit link", show_header=False)
     table.add_row("mode", str(summary["mode"]))
     for row in summary["inputs"]:
@@ -79,6 +91,14 @@ def _render(summary: dict) -> None:
     table.add_row("links (p ≥ threshold)", f"{summary['links']:,}")
     table.add_row("clerical review pairs", f"{summary['review_pairs']:,}")
     table.add_row("clusters", f"{summary['clusters']:,}")
+    constraints = summary.get("constraints") or {}
+    if constraints.get("clean_sources"):
+        table.add_row("clean sources", ", ".join(constraints["clean_sources"]))
+        table.add_row("  clusters with two of a clean source's records", f"{constraints['clusters_with_two_clean_records']:,}")
+        table.add_row("  conflicting links dropped", f"{constraints['conflicts_resolved']:,}")
+    if constraints.get("forced_links") or constraints.get("forced_non_links"):
+        table.add_row("review decisions applied", f"{constraints['forced_links']:,} accepted, "
+                      f"{constraints['forced_non_links']:,} rejected")
     metrics = summary.get("metrics")
     if metrics:
         at, best = metrics["at_threshold"], metrics["best_f1"]

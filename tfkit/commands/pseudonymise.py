@@ -2,52 +2,75 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import polars as pl
 import typer
-from rich.table import Table
 
-from tfkit import console
-from tfkit.commands.keys import AllowTestKeyOption, KeyOption
+from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
 from tfkit.errors import InputFileError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def pseudonymise_command(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet.")],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet (on the Spark engine: validated Parquet rows, a file or folder on any Hadoop path).")],
     schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name or a schema .toml file.")],
     project: Annotated[str, typer.Option("--project", metavar="NAME", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
-    out: Annotated[Path, typer.Option("--out", help="Output Parquet file (written atomically, deterministic).")],
-    key: KeyOption = None,
-    allow_test_key: AllowTestKeyOption = False,
-    policy: Annotated[Optional[Path], typer.Option("--policy", help="TOML policy file overriding the schema's built-in policy.")] = None,
+    out: Annotated[str, out_option("Output Parquet file (written atomically, deterministic; a folder of part files with Spark).", metavar="PATH")],
+    key: KeyOpt = None,
+    allow_test_key: AllowTestKeyOpt = False,
+    policy: Annotated[Optional[Path], typer.Option("--policy", metavar="FILE", help="TOML policy file overriding the schema's built-in policy.")] = None,
     la_code: Annotated[Optional[str], typer.Option("--la-code", metavar="GSS", help="GSS code of the LA, when the input has no la_code column.")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR", help="Set invalid rows aside in DIR (raw values: keep DIR apart from outputs). Without it, any invalid row stops the run.")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = None,
 ) -> None:
-    """Validate an extract and replace its identifiers by keyed pseudonyms, as the policy says."""
+    """Validate an extract and replace its identifiers by keyed pseudonyms, as the policy says.
+
+    Without --quarantine any invalid row stops the run (exit 1); with it, invalid rows are set
+    aside with their reasons in a private (0600) CSV and the valid rows are pseudonymised.
+
+    \b
+    Examples:
+      tfkit pseudonymise cohort.csv --schema nis --project nis --key keys/master.key --out cohort.parquet
+      tfkit pseudonymise police.xlsx -s police --project nis --quarantine checks/ -o police.parquet --json -
+      tfkit pseudonymise valid/ -s nis --project nis -o pseudonymised/ --engine spark --config tfkit.toml
+    """
     from tfkit.pseudonymise import load_key_file, load_policy
     from tfkit.pseudonymise.files import pseudonymise_file
     from tfkit.pseudonymise.policy import builtin_policy_names
+    from tfkit.engine import choose_engine
 
-    if not input_path.is_file():
-        raise InputFileError("file not found", file=input_path, hint="check the path and the file name")
+    settings = choose_engine(engine, config)
+    if settings.is_spark:
+        _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
+                               settings, json_out, allow_test_key)
+        return
+    input_path, out = Path(input_path), Path(out)
+    _input_file(input_path)
+    check_json_target(json_out, inputs=[input_path])
     master = load_key_file(key, allow_test_key=allow_test_key)
     schema_name = schema if schema in builtin_policy_names() else None
     chosen = load_policy(schema_name, policy)
     summary = pseudonymise_file(input_path, schema=schema, key=master, project=project, out=out, policy=chosen,
                                 la_code=la_code, quarantine_dir=quarantine, encoding=encoding)
     data = summary.to_dict()
-    console.log("pseudonymised", "", **{k: v for k, v in data.items() if k not in ("columns", "match_key_coverage")})
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    if console.MODE.quiet or console.MODE.log_format == "json":
-        return
-    out_console = console.stdout_console()
+    emit(data, json_out, event="pseudonymised", render=lambda con: _render_summary(con, summary),
+         log_fields={k: v for k, v in data.items() if k not in ("columns", "match_key_coverage")})
+
+
+def _input_file(path: Path) -> None:
+    if path.is_dir():
+        raise InputFileError("is a folder, not an extract file", file=path, hint="give the extract file itself")
+    if not path.exists():
+        raise InputFileError("file not found", file=path, hint="check the path and the file name")
+
+
+def _render_summary(out_console: "Console", summary) -> None:
     out_console.print(
         f"wrote {summary.output}: {summary.rows_out:,} of {summary.rows_in:,} rows "
         f"({summary.rows_quarantined:,} quarantined), key {summary.key_fingerprint}, project {summary.project}",
@@ -60,49 +83,66 @@ def pseudonymise_command(
         out_console.print(f"  quarantined rows: {summary.quarantine_file}", markup=False)
 
 
+def _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
+                           settings, json_out, allow_test_key: bool) -> None:
+    from tfkit.engine.spark.pseudonymise import pseudonymise_job
+    from tfkit.errors import UsageError
+    from tfkit.pseudonymise import load_key_file, load_policy
+    from tfkit.pseudonymise.policy import builtin_policy_names
+
+    if quarantine is not None or encoding is not None:
+        raise UsageError("--quarantine and --encoding are for the polars engine, which validates raw extracts",
+                         hint="with --engine spark, give validated rows: tfkit validate FILE --schema S --quarantine DIR "
+                              "writes them as <stem>.valid.parquet")
+    master = load_key_file(key, allow_test_key=allow_test_key)
+    chosen = load_policy(schema if schema in builtin_policy_names() else None, policy)
+    run = pseudonymise_job(str(input_path), str(out), key=master, project=project, policy=chosen, la_code=la_code,
+                           settings=settings)
+    data = run.to_dict()
+    emit(data, json_out, event="pseudonymised", log_fields={k: v for k, v in data.items() if k != "columns"},
+         render=lambda con: con.print(
+             f"wrote {run.output}: {run.rows_out:,} of {run.rows_in:,} rows on Spark, key {run.key_fingerprint}, "
+             f"project {run.project}", markup=False))
+
+
 def link_keys_command(
-    a: Annotated[Path, typer.Argument(metavar="A", help="Pseudonymised extract (Parquet) with mk_ columns.")],
-    b: Annotated[Path, typer.Argument(metavar="B", help="Pseudonymised extract (Parquet) with mk_ columns.")],
-    out: Annotated[Path, typer.Option("--out", help="Pairs Parquet: a_row, b_row, a_id, b_id, match_key.")],
+    a: Annotated[str, typer.Argument(metavar="A", help="Pseudonymised extract with mk_ columns: Parquet file or folder (with Spark, any Hadoop path).")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Pseudonymised extract with mk_ columns: Parquet file or folder (with Spark, any Hadoop path).")],
+    out: Annotated[str, out_option("Pairs Parquet: a_row, b_row, a_id, b_id, match_key (a folder of part files with Spark).", metavar="PATH")],
     keys: Annotated[Optional[str], typer.Option("--keys", metavar="KEY,KEY", help="Comma-separated match-key names in the order to try (default: the documented order).")] = None,
     one_to_many: Annotated[bool, typer.Option("--one-to-many", help="B holds several records per person (e.g. police): a key unique in A pairs with every B record holding it.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print per-key counts as JSON.")] = False,
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = None,
 ) -> None:
-    """Link two pseudonymised extracts on hashed match keys, hierarchically; report pairs per key."""
-    from tfkit.parquet import write_parquet
-    from tfkit.pseudonymise import link_on_match_keys
+    """Link two pseudonymised extracts on hashed match keys, hierarchically; report pairs per key.
 
-    frames = []
-    for p in (a, b):
-        if not p.is_file():
-            raise InputFileError("file not found", file=p)
-        if out.resolve() == p.resolve():
-            raise InputFileError("the output would overwrite the input", file=out, hint="choose another --out")
-        try:
-            frames.append(pl.read_parquet(p))
-        except Exception:  # pyarrow/polars raise several types for junk
-            raise InputFileError("not a readable Parquet file", file=p,
-                                 hint="link-keys takes the output of tfkit pseudonymise") from None
+    \b
+    Examples:
+      tfkit link-keys cohort.parquet school.parquet --out pairs.parquet
+      tfkit link-keys cohort.parquet police.parquet --one-to-many -o pairs.parquet --json -
+      tfkit link-keys la/ national/ -o pairs/ --engine spark --config tfkit.toml
+    """
+    from tfkit.engine import choose_engine
+    from tfkit.pseudonymise.link_keys import link_keys_files
+
+    check_json_target(json_out, inputs=[Path(a), Path(b)])
     names = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
-    pairs, counts = link_on_match_keys(frames[0], frames[1], names, one_to_many=one_to_many)
-    write_parquet(pairs, out, statistics=["a_row", "b_row", "match_key"])
-    result = {"a": str(a), "b": str(b), "out": str(out), "one_to_many": one_to_many,
-              "rows_a": frames[0].height, "rows_b": frames[1].height, "pairs": pairs.height,
-              "keys": [c.as_dict() for c in counts]}
-    console.log("linked", "", a=str(a), b=str(b), out=str(out), pairs=pairs.height)
-    if as_json:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    if console.MODE.quiet or console.MODE.log_format == "json":
-        return
+    run = link_keys_files(a, b, out, names, one_to_many=one_to_many, engine=choose_engine(engine, config))
+    emit(run, json_out, event="linked", render=lambda con: _render_counts(con, run, out),
+         log_fields={"a": str(a), "b": str(b), "out": str(out), "pairs": run.pairs, "engine": run.engine})
+
+
+def _render_counts(out_console: "Console", run, out: str) -> None:
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for heading in ("match key", "offered A", "offered B", "pairs", "ambiguous values"):
         table.add_column(heading, justify="left" if heading == "match key" else "right")
-    for c in counts:
+    for c in run.keys:
         table.add_row(c.match_key, f"{c.offered_a:,}", f"{c.offered_b:,}", f"{c.pairs:,}", f"{c.ambiguous_values:,}")
-    out_console = console.stdout_console()
     out_console.print(table)
-    out_console.print(f"{pairs.height:,} pairs written to {out}", markup=False)
+    out_console.print(f"{run.pairs:,} pairs written to {out}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,39 +2,48 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from tfkit import console
+from tfkit.commands.options import JsonOpt, check_json_target, emit, wants_text
 from tfkit.errors import DataCheckFailed, InputFileError
 from tfkit.io import read_table
 from tfkit.schemas import Schema, code_columns, list_schemas, load_schema, validate
-from tfkit.validation.report import reports_to_dict, write_json
+from tfkit.validation.report import reports_to_dict
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 schemas_app = typer.Typer(help="List and show extract schemas (built-in names or TOML files).", no_args_is_help=True)
 
 
 def validate_command(
-    extracts: Annotated[list[Path], typer.Argument(help="Extract files: CSV, .xlsx or Parquet.", show_default=False, metavar="EXTRACT")],
+    extracts: Annotated[list[Path], typer.Argument(help="Extract files: CSV, .xlsx or Parquet.", show_default=False, metavar="EXTRACT...")],
     schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name (tfkit schemas list) or a schema .toml file.")],
     encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect UTF-8, UTF-8 with BOM or Windows-1252).")] = None,
     sheet: Annotated[Optional[str], typer.Option("--sheet", metavar="SHEET", help="Worksheet name or 0-based index for .xlsx files (default: the first).")] = None,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the JSON report to FILE ('-' for stdout; see docs/validation-report.md).", metavar="FILE")] = None,
+    json_path: JsonOpt = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", help="Write <stem>.valid.parquet and <stem>.quarantine.csv for each extract into DIR.", metavar="DIR")] = None,
     show_values: Annotated[bool, typer.Option("--show-values", help="Show raw example values in reports (masked by default).")] = False,
 ) -> None:
-    """Check extracts against a schema: exit 0 when every row is valid, 1 when any row fails, 2 for a bad file."""
+    """Check extracts against a schema: exit 0 when every row is valid, 1 when any row fails, 2 for a bad file.
+
+    The JSON report is described in docs/validation-report.md. Values are masked unless --show-values.
+
+    \b
+    Examples:
+      tfkit validate cohort.csv --schema nis
+      tfkit validate police.xlsx --schema police --sheet Offences --quarantine checks/
+      tfkit validate cohort.csv -s my-schema.toml --json report.json
+    """
     chosen = load_schema(schema)
     for path in extracts:  # a typo in the last path should not cost a long run first
         if not path.exists():
             raise InputFileError("file not found", hint="check the path and the file name", file=path)
-        if json_path not in (None, "-") and Path(json_path).resolve() == path.resolve():
-            raise InputFileError("--json would overwrite this extract with the report", file=path,
-                                 hint="give --json a new file name, e.g. report.json")
+    check_json_target(json_path, inputs=extracts)
     stems = [p.stem for p in extracts]
     if quarantine is not None and len(set(stems)) != len(stems):
         raise InputFileError(
@@ -65,20 +74,20 @@ def validate_command(
             problems=[{"code": p.code, "field": p.field, "count": p.count} for p in report.problems],
             outputs=[str(p) for p in written],
         )
-        if json_path != "-" and not console.MODE.quiet and console.MODE.log_format == "text":
+        if wants_text(json_path):
             report.render(console.stdout_console())
             for p in written:
                 console.stdout_console().print(f"  wrote {p}", markup=False, highlight=False)
-    if json_path == "-":
-        sys.stdout.write(json.dumps(reports_to_dict(reports), ensure_ascii=False, indent=2) + "\n")
-    elif json_path is not None:
-        write_json(reports, json_path)
+    emit(reports_to_dict(reports), json_path, event="validate_done",
+         log_fields={"files": len(reports), "failed": sum(not r.ok for r in reports)})
     failed = [r for r in reports if not r.ok]
     if failed:
         rows = sum(r.rows_quarantined for r in failed)
         raise DataCheckFailed(
             f"{rows:,} row(s) failed validation in {len(failed)} of {len(reports)} file(s)",
-            hint="fix them in the source system, or set them aside with --quarantine DIR",
+            hint=("they are set aside in the quarantine folder with their reasons: fix them in the source system"
+                  if quarantine is not None else
+                  "fix them in the source system, or set them aside with --quarantine DIR"),
         )
 
 
@@ -87,41 +96,49 @@ def _sheet(sheet: str | None) -> str | int | None:
 
 
 @schemas_app.command("list")
-def schemas_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """List the built-in schemas."""
-    from rich.table import Table
+def schemas_list(json_out: JsonOpt = None) -> None:
+    """List the built-in schemas.
 
+    \b
+    Examples:
+      tfkit schemas list
+      tfkit schemas list --json -
+    """
     schemas = list_schemas()
-    if as_json:
-        typer.echo(json.dumps([{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)} for s in schemas], indent=2))
-        return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for heading in ("name", "version", "fields", "title"):
-        table.add_column(heading)
-    for s in schemas:
-        table.add_row(s.name, str(s.version), str(len(s.fields)), s.title)
-    console.stdout_console().print(table)
+    data = [{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)} for s in schemas]
+
+    def render(con: "Console") -> None:
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for heading in ("name", "version", "fields", "title"):
+            table.add_column(heading)
+        for s in schemas:
+            table.add_row(s.name, str(s.version), str(len(s.fields)), s.title)
+        con.print(table)
+
+    emit(data, json_out, event="schemas_listed", render=render)
 
 
 @schemas_app.command("show")
 def schemas_show(
-    name: Annotated[str, typer.Argument(help="Built-in schema name or a schema .toml file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="Built-in schema name or a schema .toml file.")],
+    json_out: JsonOpt = None,
 ) -> None:
-    """Show a schema's fields, types, rules and column aliases."""
+    """Show a schema's fields, types, rules and column aliases.
+
+    \b
+    Examples:
+      tfkit schemas show nis
+      tfkit schemas show my-schema.toml --json -
+    """
     schema = load_schema(name)
-    if as_json:
-        typer.echo(json.dumps(schema.to_dict(), indent=2, ensure_ascii=False))
-        return
-    _render_schema(schema)
+    emit(schema.to_dict(), json_out, event="schema_shown", render=lambda con: _render_schema(con, schema))
 
 
-def _render_schema(schema: Schema) -> None:
+def _render_schema(out: "Console", schema: Schema) -> None:
     from rich.table import Table
 
-    out = console.stdout_console()
     out.print(f"[bold]{schema.name}[/] v{schema.version}: {schema.title}")
     if schema.description:
         out.print(schema.description, markup=False)

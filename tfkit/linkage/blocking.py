@@ -21,26 +21,60 @@ from tfkit.errors import ConfigError
 from .standardise import NULL, Prepared
 
 MODES = ("link", "dedupe", "both")
+# A block making more pairs than this is left out of its rule (with a warning): one common value
+# (SMITH, 01/01/1980, a hostel's postcode) must not swamp the union. Other rules still reach it.
+DEFAULT_MAX_BLOCK_PAIRS = 250_000
 
 
 @dataclass(frozen=True)
 class BlockingRule:
+    """Records agree on every `on` column; with `cross` = (a, b), also one record's `a` equals the
+    other's `b` (forename and surname swapped): still an equi-join, on different columns each side."""
+
     name: str
     on: tuple[str, ...]
+    cross: tuple[str, str] | None = None
+    max_block_pairs: int | None = None  # this rule's own limit (else settings.max_block_pairs)
 
     @classmethod
     def from_spec(cls, spec: dict, where: str = "blocking") -> "BlockingRule":
-        on = spec.get("on")
-        if not on or not isinstance(on, list) or not all(isinstance(c, str) for c in on):
+        on = spec.get("on", [])
+        cross = spec.get("cross")
+        if not isinstance(on, list) or not all(isinstance(c, str) for c in on) or not (on or cross):
             raise ConfigError(f"{where}: `on` must be a non-empty list of column names",
                               hint='e.g. on = ["surname_dm", "dob"]')
-        return cls(name=str(spec.get("name") or " & ".join(on)), on=tuple(on))
+        if cross is not None and not (isinstance(cross, list) and len(cross) == 2
+                                      and all(isinstance(c, str) for c in cross)):
+            raise ConfigError(f"{where}: `cross` must be a list of two column names",
+                              hint='e.g. cross = ["forename_dm", "surname_dm"]')
+        limit = spec.get("max_block_pairs")
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"{where}: `max_block_pairs` must be a whole number of at least 1")
+        unknown = set(spec) - {"name", "on", "cross", "max_block_pairs"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+                              hint="a rule has name, on, cross and max_block_pairs")
+        name = spec.get("name") or " & ".join(on + ([f"{cross[0]}~{cross[1]}"] if cross else []))
+        return cls(name=str(name), on=tuple(on), cross=tuple(cross) if cross else None, max_block_pairs=limit)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.on + (self.cross or ())
 
 
 @dataclass
 class RuleCount:
     rule: str
     pairs_added: int
+    pairs_planned: int = 0        # from block sizes, before earlier rules' pairs are taken out
+    blocks_skipped: int = 0       # blocks over the rule's max_block_pairs, left out
+    pairs_skipped: int = 0
+    largest_block_pairs: int = 0  # the largest block kept
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "pairs_added": self.pairs_added, "pairs_planned": self.pairs_planned,
+                "blocks_skipped": self.blocks_skipped, "pairs_skipped": self.pairs_skipped,
+                "largest_block_pairs": self.largest_block_pairs}
 
 
 @dataclass
@@ -63,7 +97,8 @@ class BlockingReport:
 
     def to_dict(self) -> dict:
         return {
-            "rules": [{"rule": r.rule, "pairs_added": r.pairs_added} for r in self.rules],
+            "rules": [r.to_dict() for r in self.rules],
+            "cumulative_pairs_planned": [int(x) for x in np.cumsum([r.pairs_planned for r in self.rules])],
             "total_pairs": self.total_pairs,
             "comparisons_possible": self.comparisons_possible,
             "reduction_ratio": self.reduction_ratio,
@@ -82,7 +117,7 @@ def comparisons_possible(sizes: list[int], mode: str) -> int:
 
 def check_rules(prepared: Prepared, rules: list[BlockingRule]) -> None:
     for rule in rules:
-        missing = [c for c in rule.on if c not in prepared.frame.columns]
+        missing = [c for c in rule.columns if c not in prepared.frame.columns]
         if missing:
             raise ConfigError(
                 f"blocking rule {rule.name!r} uses {', '.join(missing)}, which the comparisons do not produce",
@@ -95,9 +130,47 @@ def _mode_filter(mode: str) -> pl.Expr:
     return {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
 
 
-def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:
-    """Every pair (rid_l < rid_r) in the mode's scope that agrees on all of the rule's columns."""
+def _block_pairs(mode: str) -> pl.Expr:
+    """Pairs within each block from its per-source record counts (`n` per block and `_source`)."""
+    total, squares = pl.col("n").sum(), (pl.col("n") * pl.col("n")).sum()
+    within = (pl.col("n") * (pl.col("n") - 1) // 2).sum()
+    return {"link": (total * total - squares) // 2, "dedupe": within, "both": total * (total - 1) // 2}[mode]
+
+
+def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs: int
+              ) -> tuple[RuleCount, pl.DataFrame | None]:
+    """Count the pairs each block of the rule would make, from block sizes alone (no join), as
+    Splink's cumulative-comparisons chart does; blocks over `max_block_pairs` are left out.
+    Returns the count and the blocks to keep (None: keep every block)."""
+    limit = rule.max_block_pairs or max_block_pairs
+    frame = prepared.frame
+    if rule.cross:  # a one-sided estimate: records holding a value in a times records holding it in b
+        a, b = rule.cross
+        sides = [frame.select(*rule.on, pl.col(c).alias("_k")).drop_nulls().group_by([*rule.on, "_k"]).len(name=f"n{i}")
+                 for i, c in enumerate((a, b))]
+        blocks = sides[0].join(sides[1], on=[*rule.on, "_k"]).with_columns(
+            (pl.col("n0").cast(pl.Int64) * pl.col("n1")).alias("pairs"))
+        keys = [*rule.on, "_k"]
+    else:
+        keys = list(rule.on)
+        blocks = (frame.select("_source", *keys).drop_nulls()
+                  .group_by([*keys, "_source"]).len(name="n").with_columns(pl.col("n").cast(pl.Int64))
+                  .group_by(keys).agg(_block_pairs(mode).alias("pairs")))
+    over = blocks.filter(pl.col("pairs") > limit)
+    kept = blocks.filter((pl.col("pairs") <= limit) & (pl.col("pairs") > 0))
+    count = RuleCount(rule.name, 0, int(kept["pairs"].sum()), over.height, int(over["pairs"].sum()),
+                      int(kept["pairs"].max() or 0))
+    return count, (kept.select(keys) if over.height else None)
+
+
+def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every pair (rid_l < rid_r) in the mode's scope that agrees on all of the rule's columns
+    (only in the blocks `keep` lists, when given)."""
+    if rule.cross:
+        return _cross_pairs(prepared, rule, mode, keep)
     keys = prepared.frame.select("_rid", "_source", *rule.on).drop_nulls(list(rule.on))
+    if keep is not None:
+        keys = keys.join(keep, on=list(rule.on), how="semi")
     if mode == "link":
         # Join each source with the later sources only: no mirrored pairs to throw away.
         parts = []
@@ -121,6 +194,24 @@ def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFram
     )
 
 
+def _cross_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.DataFrame | None) -> pl.DataFrame:
+    """Pairs where one record's cross[0] equals the other's cross[1] (either way round) and the
+    `on` columns agree: one join of the records with themselves on (on, a) = (on, b)."""
+    a, b = rule.cross
+    keys = prepared.frame.select("_rid", "_source", *rule.on, a, b).drop_nulls(list(rule.on))
+    left = keys.lazy().select("_rid", "_source", *rule.on, pl.col(a).alias("_k")).drop_nulls("_k")
+    right = keys.lazy().select("_rid", "_source", *rule.on, pl.col(b).alias("_k")).drop_nulls("_k")
+    if keep is not None:
+        left = left.join(keep.lazy(), on=[*rule.on, "_k"], how="semi")
+    return (
+        left.join(right, on=[*rule.on, "_k"], how="inner", suffix="_r")
+        .filter((pl.col("_rid") != pl.col("_rid_r")) & _mode_filter(mode))
+        .select(pl.min_horizontal("_rid", "_rid_r").alias("rid_l"), pl.max_horizontal("_rid", "_rid_r").alias("rid_r"))
+        .unique()
+        .collect()
+    )
+
+
 def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
     """Whether each pair satisfies `rule` (all its columns equal and non-null)."""
     hit = np.ones(len(rid_l), dtype=bool)
@@ -128,17 +219,23 @@ def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_
         codes = prepared.codes(column)
         left = codes[rid_l]
         hit &= (left == codes[rid_r]) & (left != NULL)
+    if rule.cross:
+        a, b = (prepared.codes(c) for c in rule.cross)
+        hit &= (((a[rid_l] == b[rid_r]) & (a[rid_l] != NULL)) | ((b[rid_l] == a[rid_r]) & (b[rid_l] != NULL)))
     return hit
 
 
-def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str) -> tuple[pl.DataFrame, BlockingReport]:
-    """All candidate pairs (rid_l, rid_r, rule index), sorted, and how many pairs each rule added."""
+def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
+                    max_block_pairs: int = DEFAULT_MAX_BLOCK_PAIRS) -> tuple[pl.DataFrame, BlockingReport]:
+    """All candidate pairs (rid_l, rid_r, rule index), sorted, and the plan: pairs each rule would
+    make from block sizes, blocks skipped as oversized, pairs each rule added to the union."""
     if mode not in MODES:
         raise ConfigError(f"unknown link mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
     check_rules(prepared, rules)
     parts, counts = [], []
     for k, rule in enumerate(rules):
-        pairs = rule_pairs(prepared, rule, mode)
+        count, keep = plan_rule(prepared, rule, mode, max_block_pairs)
+        pairs = rule_pairs(prepared, rule, mode, keep)
         rid_l = pairs["rid_l"].to_numpy()
         rid_r = pairs["rid_r"].to_numpy()
         keep = np.ones(len(rid_l), dtype=bool)
@@ -146,7 +243,8 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str) ->
             keep &= ~_produced_by(prepared, earlier, rid_l, rid_r)
         added = pairs.filter(pl.Series(keep)).with_columns(pl.lit(k, dtype=pl.Int8).alias("rule"))
         parts.append(added)
-        counts.append(RuleCount(rule.name, added.height))
+        count.pairs_added = added.height
+        counts.append(count)
     schema = {"rid_l": pl.Int64, "rid_r": pl.Int64, "rule": pl.Int8}
     pairs = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
     pairs = pairs.sort("rid_l", "rid_r")

@@ -7,8 +7,14 @@ edges that are each end's best remaining edge", each round a few polars group-by
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
 import numpy as np
 import polars as pl
+
+from tfkit.errors import InputFileError, UsageError
+
 from .standardise import Prepared
 
 
@@ -71,11 +77,184 @@ def best_links(pairs: pl.DataFrame, sources: np.ndarray) -> pl.DataFrame:
     return pl.concat(accepted).sort("rid_l", "rid_r")
 
 
-def cluster(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, one_to_one: bool = False) -> pl.DataFrame:
-    """Every input record with its cluster id (nothing dropped): source, record_id, cluster_id, cluster_size."""
-    links = pairs.filter(pl.col("match_probability") >= threshold)
+FORCED_WEIGHT = 1e6  # a reviewer's accepted pair outweighs any scored pair
+
+
+@dataclass
+class LinkStats:
+    """What the link constraints did: counts only (the summary and the report show them)."""
+
+    clean_sources: list[str] = field(default_factory=list)
+    links_above_threshold: int = 0
+    forced_links: int = 0
+    forced_non_links: int = 0
+    conflicts_resolved: int = 0  # links above the threshold dropped so clean sources stay clean
+    clusters_with_two_clean_records: int = 0  # 0 by design; counted on the output, not assumed
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_clean_sources(prepared: Prepared, clean: Sequence[str]) -> list[int]:
+    """Source indexes of the clean sources; a clean source must exist and hold each record id once."""
+    unknown = [s for s in clean if s not in prepared.sources]
+    if unknown:
+        raise UsageError(f"--clean names source {unknown[0]!r}, which is not an input",
+                         hint=f"sources are named after their files: {', '.join(prepared.sources)}")
+    indexes = sorted({prepared.sources.index(s) for s in clean})
+    if not indexes:
+        return indexes
+    ids = prepared.frame.filter(pl.col("_source").is_in(indexes)).select("_source", "_record_id")
+    repeated = ids.filter(pl.len().over("_source", "_record_id") > 1)
+    if repeated.height:
+        source = prepared.sources[int(repeated["_source"][0])]
+        rows = repeated.filter(pl.col("_source") == repeated["_source"][0]).height
+        # Row counts only: the ids themselves are identifiers and stay out of messages.
+        raise InputFileError(f"source {source!r} is declared clean (one record per person) but {rows:,} of its "
+                             "records share a record id with another", file=source, column="record_id",
+                             hint="deduplicate the extract at source, or drop it from --clean / [linkage] clean")
+    return indexes
+
+
+def _pair_keys(prepared: Prepared, decided: pl.DataFrame) -> pl.DataFrame:
+    """Decisions (source_l, record_id_l, source_r, record_id_r, decision) as row positions (rid_l < rid_r)."""
+    ids = prepared.frame.select(
+        "_rid", pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
+                                                 return_dtype=pl.String).alias("_s"), "_record_id")
+    d = decided.select(pl.col("source_l").cast(pl.String), pl.col("record_id_l").cast(pl.String),
+                       pl.col("source_r").cast(pl.String), pl.col("record_id_r").cast(pl.String), "decision")
+    d = (d.join(ids.rename({"_s": "source_l", "_record_id": "record_id_l", "_rid": "a"}),
+                on=["source_l", "record_id_l"])
+         .join(ids.rename({"_s": "source_r", "_record_id": "record_id_r", "_rid": "b"}), on=["source_r", "record_id_r"]))
+    return d.select(pl.min_horizontal("a", "b").alias("rid_l"), pl.max_horizontal("a", "b").alias("rid_r"),
+                    "decision").filter(pl.col("rid_l") != pl.col("rid_r")).unique(["rid_l", "rid_r"], keep="last")
+
+
+NO_PAIRS = pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
+
+
+def _apply_decisions(links: pl.DataFrame, prepared: Prepared, decisions: pl.DataFrame | None,
+                     stats: LinkStats) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Links with accepted pairs added and rejected ones removed; and the rejected pairs."""
+    if decisions is None or decisions.height == 0:
+        return links, NO_PAIRS
+    keyed = _pair_keys(prepared, decisions)
+    reject = keyed.filter(pl.col("decision") == "reject").select("rid_l", "rid_r")
+    accept = keyed.filter(pl.col("decision") == "accept").select(
+        "rid_l", "rid_r", pl.lit(FORCED_WEIGHT).alias("match_weight"))
+    ordered = links.select(pl.min_horizontal("rid_l", "rid_r").alias("rid_l"),
+                           pl.max_horizontal("rid_l", "rid_r").alias("rid_r"), "match_weight")
+    stats.forced_non_links, stats.forced_links = reject.height, accept.height
+    kept = ordered.join(reject, on=["rid_l", "rid_r"], how="anti").join(accept, on=["rid_l", "rid_r"], how="anti")
+    return pl.concat([kept, accept.cast(kept.schema)]).sort("rid_l", "rid_r"), reject.cast(NO_PAIRS.schema)
+
+
+def _best_towards_clean(edges: pl.DataFrame, clean_mask: np.ndarray) -> pl.DataFrame:
+    """Each record of another source keeps only its heaviest edge towards each clean source."""
+    left, right = edges["rid_l"].to_numpy(), edges["rid_r"].to_numpy()
+    # One row per (record of another source, clean record it links to), both edge directions.
+    directed = pl.concat([
+        edges.filter(pl.Series(~clean_mask[left] & clean_mask[right])).select(
+            pl.col("rid_l").alias("rec"), pl.col("rid_r").alias("to"), pl.col("src_r").alias("to_src"),
+            "rid_l", "rid_r", "match_weight"),
+        edges.filter(pl.Series(clean_mask[left] & ~clean_mask[right])).select(
+            pl.col("rid_r").alias("rec"), pl.col("rid_l").alias("to"), pl.col("src_l").alias("to_src"),
+            "rid_l", "rid_r", "match_weight"),
+    ])
+    losers = (directed.sort(["match_weight", "to"], descending=[True, False])
+              .with_columns(pl.int_range(pl.len()).over("rec", "to_src").alias("_rank"))
+              .filter(pl.col("_rank") > 0).select("rid_l", "rid_r"))
+    return edges.join(losers, on=["rid_l", "rid_r"], how="anti")
+
+
+def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int], n: int,
+                       stats: LinkStats, rejected: pl.DataFrame = NO_PAIRS) -> pl.DataFrame:
+    """Links such that no component holds two records of one clean source (see `select_links`).
+    A rejected pair with one clean record never ends in one cluster, even through other records."""
+    clean_mask = np.isin(sources, clean)
+    edges = links.with_columns(pl.Series("src_l", sources[links["rid_l"].to_numpy()]),
+                               pl.Series("src_r", sources[links["rid_r"].to_numpy()]))
+    # 1. Never two records of one clean source: no edge inside a clean source.
+    edges = edges.filter(~((pl.col("src_l") == pl.col("src_r")) & pl.col("src_l").is_in(clean)))
+    # 2. Another source's record links to at most one record of each clean source: its best.
+    edges = _best_towards_clean(edges, clean_mask)
+    both_clean = pl.Series(clean_mask[edges["rid_l"].to_numpy()] & clean_mask[edges["rid_r"].to_numpy()])
+    # 3. Between clean sources: one-to-one (mutual best rounds); a chain through three or more clean
+    #    sources that reaches two records of one of them is cut (all its clean-to-clean edges go).
+    between = best_links(edges.filter(both_clean).select("rid_l", "rid_r", "match_weight"), sources)
+    seed = components(n, between["rid_l"].to_numpy(), between["rid_r"].to_numpy())
+    bad = _clusters_with_two_clean(seed, sources, clean_mask)
+    between = between.filter(~pl.Series(np.isin(seed[between["rid_l"].to_numpy()], bad)))
+    seed = components(n, between["rid_l"].to_numpy(), between["rid_r"].to_numpy())
+    # 4. The other sources' records join the clean record they are most strongly tied to: rounds of
+    #    "each unlabelled record takes the label of its heaviest labelled neighbour" (a loop over
+    #    rounds, as deep as the longest chain, never over records).
+    rest = edges.filter(~both_clean)
+    a, b = rest["rid_l"].to_numpy(), rest["rid_r"].to_numpy()
+    u, v = np.concatenate([a, b]), np.concatenate([b, a])
+    w = np.tile(rest["match_weight"].to_numpy(), 2)
+    label = np.where(clean_mask, seed, -1)
+    forbidden = _forbidden_labels(rejected, clean_mask, seed, n)
+    while True:
+        open_ = (label[u] < 0) & (label[v] >= 0)
+        if len(forbidden):
+            open_ &= ~np.isin(u * (n + 1) + label[v], forbidden)
+        if not open_.any():
+            break
+        cu, cv, cw = u[open_], v[open_], w[open_]
+        order = np.lexsort((cv, -cw, cu))  # by record, heaviest first, then by position
+        first = np.unique(cu[order], return_index=True)[1]
+        label[cu[order][first]] = label[cv[order][first]]
+    # Keep edges whose two ends went the same way (or that touch no clean record at all).
+    same = label[a] == label[b]
+    kept = pl.concat([between, rest.filter(pl.Series(same)).select("rid_l", "rid_r", "match_weight")])
+    stats.conflicts_resolved = links.height - kept.height
+    return kept
+
+
+def _forbidden_labels(rejected: pl.DataFrame, clean_mask: np.ndarray, seed: np.ndarray, n: int) -> np.ndarray:
+    """Keys record * (n + 1) + label: the clean records' labels each record must not take (a reviewer
+    rejected the pair)."""
+    a, b = rejected["rid_l"].to_numpy(), rejected["rid_r"].to_numpy()
+    keys = [a[clean_mask[b] & ~clean_mask[a]] * (n + 1) + seed[b[clean_mask[b] & ~clean_mask[a]]],
+            b[clean_mask[a] & ~clean_mask[b]] * (n + 1) + seed[a[clean_mask[a] & ~clean_mask[b]]]]
+    return np.unique(np.concatenate(keys)).astype(np.int64)
+
+
+def _clusters_with_two_clean(labels: np.ndarray, sources: np.ndarray, clean_mask: np.ndarray) -> np.ndarray:
+    """Cluster ids holding two records of one clean source."""
+    if not clean_mask.any():
+        return np.array([], dtype=np.int64)
+    frame = pl.DataFrame({"c": labels[clean_mask], "s": sources[clean_mask]})
+    return frame.group_by("c", "s").len().filter(pl.col("len") > 1)["c"].unique().to_numpy()
+
+
+def select_links(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, one_to_one: bool = False,
+                 clean: Sequence[str] = (), decisions: pl.DataFrame | None = None
+                 ) -> tuple[pl.DataFrame, LinkStats]:
+    """The edges clustering joins: pairs at or above the threshold, then
+
+    - a reviewer's decisions: accepted pairs become links, rejected ones never link;
+    - one-to-one best links, when asked for;
+    - clean sources (one record per person, e.g. the cohort): no cluster holds two of a clean
+      source's records, and another source's record joins at most one of them, its best match.
+      A link that would break this is dropped and counted (`conflicts_resolved`).
+    """
+    stats = LinkStats(clean_sources=list(clean))
+    links = pairs.filter(pl.col("match_probability") >= threshold).select("rid_l", "rid_r", "match_weight")
+    stats.links_above_threshold = links.height
+    links, rejected = _apply_decisions(links, prepared, decisions, stats)
+    sources = prepared.frame.get_column("_source").to_numpy().astype(np.int64)
     if one_to_one:
-        links = best_links(links, prepared.frame.get_column("_source").to_numpy())
+        links = best_links(links, sources)
+    clean_idx = check_clean_sources(prepared, clean)
+    if clean_idx:
+        links = _clean_constrained(links, sources, clean_idx, prepared.n, stats, rejected)
+    return links, stats
+
+
+def cluster_frame(prepared: Prepared, links: pl.DataFrame) -> pl.DataFrame:
+    """Every input record with its cluster id (nothing dropped): source, record_id, cluster_id, cluster_size."""
     labels = components(prepared.n, links["rid_l"].to_numpy(), links["rid_r"].to_numpy())
     frame = prepared.frame.select(
         "_rid",
@@ -87,3 +266,18 @@ def cluster(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, one_to
         frame.with_columns(pl.len().over("cluster_id").cast(pl.Int64).alias("cluster_size"))
         .sort("_rid").drop("_rid")
     )
+
+
+def count_clean_conflicts(prepared: Prepared, clusters: pl.DataFrame, clean: Sequence[str]) -> int:
+    """Clusters holding two records of one clean source (the output checked, not the design trusted)."""
+    if not clean:
+        return 0
+    return (clusters.filter(pl.col("source").is_in(list(clean)))
+            .group_by("cluster_id", "source").len().filter(pl.col("len") > 1)["cluster_id"].n_unique())
+
+
+def cluster(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, one_to_one: bool = False,
+            clean: Sequence[str] = (), decisions: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every input record with its cluster id: see `select_links` and `cluster_frame`."""
+    links, _ = select_links(prepared, pairs, threshold, one_to_one=one_to_one, clean=clean, decisions=decisions)
+    return cluster_frame(prepared, links)

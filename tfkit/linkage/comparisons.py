@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from tfkit.errors import ConfigError
 
@@ -84,6 +84,24 @@ class PairContext:
             sim[todo] = jaro_winkler_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
         return sim
 
+    def edit_distance(self, column: str) -> np.ndarray:
+        """Optimal string alignment distance per pair (a transposition is one edit), capped at
+        EDIT_CAP; 0 where equal, EDIT_CAP where either is null. Computed once per distinct pair."""
+        key = (column, "osa")
+        if key not in self._jw:
+            left, right = self.pair(column)
+            dist = np.full(len(left), EDIT_CAP, dtype=np.int8)
+            dist[(left == right) & (left != NULL)] = 0
+            todo = (left != NULL) & (right != NULL) & (left != right)
+            if todo.any():
+                pairs = np.stack([left[todo], right[todo]], axis=1)
+                distinct, inverse = np.unique(pairs, axis=0, return_inverse=True)
+                vocab = self.prepared.vocab[column]
+                d = edit_distance_kernel(vocab.gather(distinct[:, 0]).to_list(), vocab.gather(distinct[:, 1]).to_list())
+                dist[todo] = d[inverse.ravel()]
+            self._jw[key] = dist
+        return self._jw[key]
+
     def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
         (once, twice, thrice), lengths = self.prepared.char_planes(column)
         la, lb = lengths[left], lengths[right]
@@ -108,9 +126,10 @@ class SimilarityTable:
         self.records = (left, right)
         self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def table(self, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(matrix, row of each left record, column of each right record), in `records` order."""
-        if column not in self._tables:
+    def table(self, column: str, metric: str = "jw") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(matrix, row of each left record, column of each right record), in `records` order.
+        `metric`: "jw" (Jaro-Winkler, 0 on null) or "osa" (edit distance capped, EDIT_CAP on null)."""
+        if (column, metric) not in self._tables:
             codes = self.prepared.codes(column)
             vocab = self.prepared.vocab[column]
             positions, distinct = [], []
@@ -120,11 +139,17 @@ class SimilarityTable:
                     values, inverse = values[1:], np.where(inverse == 0, len(values) - 1, inverse - 1)
                 positions.append(inverse.astype(np.int32))
                 distinct.append(vocab.gather(values).to_list() + [""])  # "": the null row/column
-            matrix = jaro_winkler_matrix(*distinct)
-            matrix[-1, :] = 0.0
-            matrix[:, -1] = 0.0
-            self._tables[column] = (matrix, *positions)
-        return self._tables[column]
+            if metric == "osa":
+                matrix = process.cdist(*distinct, scorer=OSA.distance, score_cutoff=EDIT_CAP, dtype=np.int8,
+                                       workers=-1)
+                matrix = np.minimum(matrix, EDIT_CAP).astype(np.int8)
+                null = EDIT_CAP
+            else:
+                matrix, null = jaro_winkler_matrix(*distinct), 0.0
+            matrix[-1, :] = null
+            matrix[:, -1] = null
+            self._tables[(column, metric)] = (matrix, *positions)
+        return self._tables[(column, metric)]
 
 
 class GridPairs(PairContext):
@@ -154,7 +179,13 @@ class GridPairs(PairContext):
         return self._pairs[column]
 
     def _jaro_winkler(self, column: str, floor: float) -> np.ndarray:
-        matrix, at_left, at_right = self.table.table(column)
+        return self._from_table(column, "jw")
+
+    def edit_distance(self, column: str) -> np.ndarray:
+        return self._from_table(column, "osa")
+
+    def _from_table(self, column: str, metric: str) -> np.ndarray:
+        matrix, at_left, at_right = self.table.table(column, metric)
         return self._grid(matrix.take(at_left[self.rows], axis=0).take(at_right, axis=1))
 
 
@@ -165,6 +196,15 @@ def jaro_winkler_matrix(left: list[str], right: list[str]) -> np.ndarray:
     pairs as aligned columns: 0.15 s); the values are identical to `jaro_winkler_kernel`'s.
     """
     return process.cdist(left, right, scorer=JaroWinkler.normalized_similarity, dtype=np.float32, workers=-1)
+
+
+EDIT_CAP = 2  # edit distances are only ever compared with 0 and 1: anything larger is "2"
+
+
+def edit_distance_kernel(left: list[str], right: list[str]) -> np.ndarray:
+    """Optimal string alignment distance of aligned strings (rapidfuzz), capped at EDIT_CAP, int8."""
+    d = process.cpdist(left, right, scorer=OSA.distance, score_cutoff=EDIT_CAP, dtype=np.int32, workers=-1)
+    return np.minimum(d, EDIT_CAP).astype(np.int8)
 
 
 SMALL_KERNEL_CALL = 20_000  # pairs: below this rapidfuzz is as fast, and polars-ds need not load
@@ -271,24 +311,32 @@ def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     yl, yr = ctx.pair(f"{col}_year")
     ml, mr = ctx.pair(f"{col}_month")
     dl, dr = ctx.pair(f"{col}_day")
-    gap = np.abs(days_l.astype(np.int64) - days_r.astype(np.int64))
+    real = (days_l != NULL) & (days_r != NULL)  # both real dates: the gap in days means something
+    gap = np.where(real, np.abs(days_l.astype(np.int64) - days_r.astype(np.int64)), 1 << 40)
     swapped = (yl == yr) & (ml == dr) & (dl == mr) & (ml != dl)
     # Digits of YYYYMMDD that differ: one 4-bit nibble per digit, packed per record at standardisation.
     pl_, pr_ = ctx.pair(f"{col}_digits")
     x = (pl_ ^ pr_).view(np.uint32)
     nonzero = (x | (x >> 1) | (x >> 2) | (x >> 3)) & np.uint32(0x11111111)
     differing = np.bitwise_count(nonzero)
-    conditions = [gap == 0, swapped, (differing <= 1) | (gap <= 1), gap <= 31, gap <= 366]
-    return ladder(ctx.null(col), conditions)
+    conditions = [differing == 0, swapped, (differing <= 1) | (gap <= 1), gap <= 31, gap <= 366]
+    # Null (no evidence) unless both records have a year, month and day: a missing part says nothing.
+    return ladder(ctx.null(f"{col}_digits"), conditions)
 
 
 def postcode_comparison(name: str, column: str, *, term_frequency: bool = True) -> Comparison:
-    return Comparison(name, column, "postcode", ("full", "sector", "district", "area", "else"), term_frequency)
+    labels = ("full", "sector", "one edit", "district", "area or Jaro-Winkler >= 0.88", "else")
+    return Comparison(name, column, "postcode", labels, term_frequency)
 
 
 def _postcode_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
+    """UK postcodes by their parts; any postcode (a foreign or malformed one, held as text) by one
+    edit and, where either is not a UK postcode, Jaro-Winkler."""
     col = c.column
-    conditions = [ctx.equal(col)] + [ctx.equal(f"{col}_{p}") for p in ("sector", "district", "area")]
+    text = ctx.null(f"{col}_sector")  # either side is not a UK postcode
+    conditions = [ctx.equal(col), ctx.equal(f"{col}_sector"), ctx.edit_distance(col) <= 1,
+                  ctx.equal(f"{col}_district"),
+                  ctx.equal(f"{col}_area") | (text & (ctx.jaro_winkler(col, 0.88) >= 0.88))]
     return ladder(ctx.null(col), conditions)
 
 

@@ -32,7 +32,7 @@ from . import predict as predict_stage
 from . import training as training_stage
 from .comparisons import comparison_levels
 from .model import LinkageModel
-from .standardise import NameVariants, Prepared, prepare
+from .standardise import MAX_CHARS, NameVariants, Prepared, prepare
 
 ID_COLUMNS = ("record_id", "person_id")
 
@@ -77,12 +77,16 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
             raise InputFileError(f"no truth column {truth_column!r}", file=source, column=truth_column)
         absent = [c for c in optional if c in columns and c not in frame.columns]
         for c in absent:
+            if not any(c in f.columns for f in frames.values()):
+                continue  # in no source: the Linker drops the comparison, with one warning
             from tfkit import console
 
             console.log("optional_column_missing", f"warning: {source} has no {c!r} column; compared as unknown",
                         level="warning", source=source, column=c)
         out[source] = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in absent])
     for c in columns:
+        if c in optional:
+            continue  # the Linker drops an optional comparison no source has, with a warning
         if all(frame.get_column(c).null_count() == frame.height for frame in out.values()):
             raise InputFileError(f"column {c!r} is empty (null) in every source, so it carries no evidence",
                                  column=c, hint="fix the extract, or remove the comparison from the model")
@@ -153,6 +157,7 @@ class Training(_Stage):
             self.estimate_m_from_labels(truth_column)
         else:
             self.estimate_m_using_expectation_maximisation()
+        training_stage.check_training(self.linker.model)
         return self.linker.model
 
 
@@ -209,14 +214,19 @@ class Linker:
         self.truth_column = truth_column
         frames = check_inputs(frames, self.model.input_columns(), self.mode, truth_column,
                               optional=self.model.optional_columns())
+        self.model = self.model.without_absent_optional(frames)
         sources = list(frames)
         frames_list = [f.with_columns(pl.col(_id_column(f, s, id_column)).alias("_id")) for s, f in frames.items()]
+        self.inputs = frames_list  # values as given, by row position (clerical review shows them)
         variants = NameVariants.load(self.model.settings.name_variants)
         self.timings: dict[str, float] = {}
         t = time.perf_counter()
         self.prepared: Prepared = prepare(frames_list, sources, self.model.field_kinds(), id_column="_id",
                                           variants=variants, keep=(truth_column,) if truth_column else ())
         self.timings["standardise"] = time.perf_counter() - t
+        for column, records in self.prepared.truncated.items():
+            self.model.warn("values_truncated", f"{records:,} value(s) of {column!r} longer than "
+                            f"{MAX_CHARS} characters compared on their first {MAX_CHARS}", column=column, records=records)
         self._candidates: pl.DataFrame | None = None
         self._blocking_report: blocking_stage.BlockingReport | None = None
         self._levels: dict[str, np.ndarray] | None = None
@@ -232,7 +242,13 @@ class Linker:
         if self._candidates is None:
             t = time.perf_counter()
             self._candidates, self._blocking_report = blocking_stage.candidate_pairs(
-                self.prepared, self.model.blocking, self.mode)
+                self.prepared, self.model.blocking, self.mode, max_block_pairs=self.model.settings.max_block_pairs)
+            own_limit = {r.name for r in self.model.blocking if r.max_block_pairs}
+            for r in self._blocking_report.rules:
+                if r.blocks_skipped and r.rule not in own_limit:  # a rule's own limit skips by design
+                    self.model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
+                                    f"block(s) skipped ({r.pairs_skipped:,} pairs); other rules still reach them",
+                                    rule=r.rule, blocks=r.blocks_skipped, pairs=r.pairs_skipped)
             self.timings["block"] = time.perf_counter() - t
         return self._candidates
 
@@ -263,6 +279,7 @@ class LinkResult:
     timings: dict[str, float] = field(default_factory=dict)
     linker: Linker | None = None
     scored: pl.DataFrame | None = None  # pairs by row position (for the report)
+    link_stats: clustering_stage.LinkStats | None = None  # clean-source constraints and decisions
 
     def summary(self) -> dict:
         return {
@@ -277,6 +294,8 @@ class LinkResult:
             "prior": self.model.prior,
             "blocking": self.blocking.to_dict(),
             "training": self.model.training_log,
+            "constraints": self.link_stats.to_dict() if self.link_stats else None,
+            "warnings": self.model.warnings,
             "metrics": None if self.metrics is None else {k: v for k, v in self.metrics.items() if k != "curve"},
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -285,25 +304,36 @@ class LinkResult:
 def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, *, mode: str | None = None,
          threshold: float | None = None, review_lower: float | None = None, truth_column: str | None = None,
          train_on_labels: bool = False, one_to_one: bool = False, seed: int | None = None,
-         id_column: str | None = None) -> LinkResult:
-    """The whole job: standardise, block, compare, train, predict, cluster, (evaluate)."""
+         id_column: str | None = None, clean: tuple[str, ...] = (),
+         decisions: pl.DataFrame | None = None) -> LinkResult:
+    """The whole job: standardise, block, compare, train, predict, cluster, (evaluate).
+
+    `clean`: sources holding one record per person (see clustering.select_links); `decisions`: a
+    reviewer's accepted and rejected pairs (tfkit.linkage.review), applied as forced links and non-links.
+    """
     linker = Linker(frames, model, mode=mode, id_column=id_column, truth_column=truth_column, seed=seed)
     s = linker.model.settings
     threshold = s.threshold if threshold is None else threshold
     review_lower = s.review_lower if review_lower is None else review_lower
     if not 0 < review_lower <= threshold < 1:
         raise UsageError(f"need 0 < review lower ({review_lower}) <= threshold ({threshold}) < 1")
+    clustering_stage.check_clean_sources(linker.prepared, clean)  # before the work: exit 2 at once
     if one_to_one and linker.mode != "link":
         raise UsageError("one-to-one best links apply to link mode only", hint="drop --one-to-one or use --mode link")
     linker.levels  # noqa: B018 - block and compare (timed)
     t = time.perf_counter()
     linker.training.train(truth_column if train_on_labels else None)
+    for problem in evaluate_stage.training_problems(linker.model):  # in the summary, the console and the report
+        linker.model.warn(**problem)
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = linker.inference.predict()
     linker.timings["predict"] = time.perf_counter() - t
     t = time.perf_counter()
-    clusters = clustering_stage.cluster(linker.prepared, scored, threshold, one_to_one=one_to_one)
+    links, link_stats = clustering_stage.select_links(linker.prepared, scored, threshold, one_to_one=one_to_one,
+                                                      clean=clean, decisions=decisions)
+    clusters = clustering_stage.cluster_frame(linker.prepared, links)
+    link_stats.clusters_with_two_clean_records = clustering_stage.count_clean_conflicts(linker.prepared, clusters, clean)
     linker.timings["cluster"] = time.perf_counter() - t
     metrics = None
     report = linker._blocking_report
@@ -315,5 +345,10 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
         linker.timings["evaluate"] = time.perf_counter() - t
     pairs = predict_stage.with_record_ids(linker.prepared, scored)
     review = pairs.filter(pl.col("match_probability").is_between(review_lower, threshold, closed="left"))
+    if decisions is not None and decisions.height:  # a decided pair is not asked about again
+        keys = ["source_l", "record_id_l", "source_r", "record_id_r"]
+        decided = decisions.select(pl.col(keys).cast(pl.String))
+        swapped = decided.select(pl.col(k).alias(k[:-1] + ("r" if k.endswith("l") else "l")) for k in keys)
+        review = review.join(pl.concat([decided, swapped.select(keys)]), on=keys, how="anti")
     return LinkResult(pairs, clusters, review, report, linker.model, threshold, review_lower, metrics,
-                      linker.timings, linker, scored)
+                      linker.timings, linker, scored, link_stats)

@@ -12,14 +12,17 @@ level's u replaced by the frequency of the value itself (common names weigh less
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
+import polars as pl
 
 from tfkit.errors import ConfigError
 
@@ -45,6 +48,10 @@ class Settings:
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
     batch_pairs: int = 100_000
+    max_block_pairs: int = 250_000  # a blocking rule's block making more pairs is skipped (warned)
+    # Level patterns that make a pair a non-link whatever its weight, each a list of
+    # "comparison=level label" (all must hold). A rule naming a comparison the model lacks is idle.
+    non_link_when: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -59,6 +66,7 @@ class LinkageModel:
     u: dict[str, np.ndarray] = field(default_factory=dict)
     prior: float | None = None
     training_log: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
 
     # ------------------------------------------------------------------ loading
 
@@ -119,7 +127,7 @@ class LinkageModel:
         if not 0 < settings.deterministic_recall <= 1:
             raise ConfigError("settings.deterministic_recall must be in (0, 1]", file=source,
                               hint="the share of true matches the deterministic rules catch, e.g. 0.85")
-        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations"):
+        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations", "max_block_pairs"):
             if getattr(settings, key) < 1:
                 raise ConfigError(f"settings.{key} must be at least 1", file=source)
         if settings.seed < 0:
@@ -142,6 +150,15 @@ class LinkageModel:
             raise
         if not comparisons:
             raise ConfigError("the model declares no [[comparison]]", file=source)
+        labels = {c.name: c.labels for c in comparisons}
+        for rule in settings.non_link_when:
+            for term in rule:
+                name, _, label = str(term).partition("=")
+                if name not in labels or label not in labels[name]:
+                    raise ConfigError(f"settings.non_link_when: {term!r} is not comparison=level", file=source,
+                                      hint=f"e.g. \"forename=else\"; levels of {name}: "
+                                           + ", ".join(labels.get(name, ())) if name in labels else
+                                           f"comparisons: {', '.join(labels)}")
         if not blocking:
             raise ConfigError("the model declares no [[blocking]] rule", file=source)
         names = [c.name for c in comparisons]
@@ -169,7 +186,46 @@ class LinkageModel:
         required = {c.column for c in self.comparisons if c.required}
         return tuple(c.column for c in self.comparisons if not c.required and c.column not in required)
 
+    def warn(self, code: str, message: str, **details) -> None:
+        """Record a warning for the summary and say it on the console now."""
+        from tfkit import console
+
+        self.warnings.append({"code": code, "message": message, **details})
+        console.log(code, f"warning: {message}", level="warning", **details)
+
+    def without_absent_optional(self, frames: Mapping[str, pl.DataFrame]) -> "LinkageModel":
+        """A copy without the optional comparisons (`required = false`) whose column is missing or
+        empty in every source: they could carry no evidence, so they are dropped with a warning
+        (FEBRL and DWP-style extracts carry no sex). Blocking rules on their columns go too."""
+        absent = {c.column for c in self.comparisons if not c.required
+                  and all(c.column not in f.columns or f.get_column(c.column).null_count() == f.height
+                          for f in frames.values())}
+        if not absent:
+            return self
+        model = copy.copy(self)
+        model.comparisons = [c for c in self.comparisons if c.column not in absent]
+        model.blocking = [r for r in self.blocking if not _uses(r, absent)]
+        model.training = [r for r in self.training if not _uses(r, absent)]
+        model.warnings = list(self.warnings)
+        for column in sorted(absent):
+            names = [c.name for c in self.comparisons if c.column == column]
+            model.warn("optional_comparison_dropped",
+                       f"no source has values in {column!r}; comparison {', '.join(names)} dropped", column=column)
+        if not model.comparisons:
+            raise ConfigError("every comparison of the model is optional and no source has its column", file=self.source)
+        return model
+
     # ------------------------------------------------------------------ scoring
+
+    def non_link_rules(self) -> list[list[tuple[str, int]]]:
+        """settings.non_link_when as (comparison, level index) lists; rules on absent comparisons drop."""
+        index = {c.name: c for c in self.comparisons}
+        out = []
+        for rule in self.settings.non_link_when:
+            terms = [str(t).partition("=")[::2] for t in rule]
+            if all(name in index for name, _ in terms):
+                out.append([(name, index[name].labels.index(label)) for name, label in terms])
+        return out
 
     @property
     def trained(self) -> bool:
@@ -206,3 +262,7 @@ class LinkageModel:
 
     def to_json(self) -> str:
         return json.dumps(self.parameters(), indent=2, sort_keys=False)
+
+
+def _uses(rule: BlockingRule, columns: set[str]) -> bool:
+    return any(col == c or col.startswith(c + "_") for col in rule.columns for c in columns)

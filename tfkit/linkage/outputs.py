@@ -46,4 +46,8 @@ def write_outputs(result: LinkResult, out: str | Path, tables: list | None = Non
     written.append(_write_json(summary, out / "summary.json"))
     if result.metrics is not None:
         written.append(_write_json(result.metrics, out / "metrics.json"))
+    if result.linker is not None:  # names and dates side by side: LA-internal, 0600 in a 0700 folder
+        from .review import link_review_folder, review_table, write_review_files
+
+        written += write_review_files(review_table(result), link_review_folder(out))
     return written

@@ -35,6 +35,12 @@ TITLES = (
 _TITLE_RE = r"^(?:(?:" + "|".join(TITLES) + r")\s+)+"
 _SUFFIX_RE = r"\s+(?:JR|SNR|SR|JNR|II|III)$"
 UNKNOWN_SEX = ("U", "UNKNOWN", "NOT KNOWN", "NOT STATED", "X", "9", "0")
+# Longer values are compared on their first MAX_CHARS characters (and counted): no real name or
+# postcode is that long, and a 10 MB forename must not make every string kernel crawl.
+MAX_CHARS = 200
+# Invisible characters: format controls (zero-width space/joiners, BOM, bidi marks), other controls
+# and the Hangul fillers. A value made only of these (and white space) is missing.
+_INVISIBLE_RE = r"[\p{Cf}\p{Cc}\x{115F}\x{1160}\x{3164}\x{FFA0}\x{034F}]"
 KINDS = ("name", "surname", "date", "postcode", "category", "string")
 NULL = np.iinfo(np.int32).min  # sentinel for a missing value in code arrays
 
@@ -65,13 +71,24 @@ def surname_whole(cleaned: pl.Expr) -> pl.Expr:
     return cleaned.str.replace_all(" ", "")
 
 
+def visible(expr: pl.Expr) -> pl.Expr:
+    """Text without invisible characters (zero-width joiners, BOMs, controls)."""
+    return expr.cast(pl.String).str.replace_all(_INVISIBLE_RE, "")
+
+
 def clean_category(expr: pl.Expr, unknown: tuple[str, ...] = UNKNOWN_SEX) -> pl.Expr:
-    s = expr.cast(pl.String).str.strip_chars().str.to_uppercase()
+    s = visible(expr).str.strip_chars().str.to_uppercase()
     return pl.when((s == "") | s.is_in(list(unknown))).then(None).otherwise(s)
 
 
 def clean_string(expr: pl.Expr) -> pl.Expr:
-    s = expr.cast(pl.String).str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    s = visible(expr).str.to_uppercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    return pl.when(s == "").then(None).otherwise(s)
+
+
+def clean_postcode_text(expr: pl.Expr) -> pl.Expr:
+    """A postcode that is not a UK postcode, as text: upper case, letters and digits only."""
+    s = visible(expr).str.to_uppercase().str.replace_all(r"[^0-9A-Z]", "")
     return pl.when(s == "").then(None).otherwise(s)
 
 
@@ -139,6 +156,7 @@ class Prepared:
     frame: pl.DataFrame
     sources: list[str]
     vocab: dict[str, pl.Series] = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)  # column -> records over MAX_CHARS
     tf: dict[str, np.ndarray] = field(default_factory=dict)
     _char_planes: dict[str, tuple] = field(default_factory=dict, repr=False)
     _codes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -211,6 +229,12 @@ def prepare(
     raw = raw.with_row_index("_rid").with_columns(pl.col("_rid").cast(pl.Int64))
     prepared = Prepared(frame=raw.select("_rid", "_source", "_record_id", *[c for c in keep if c not in fields]),
                         sources=list(sources))
+    for column in fields:
+        values = raw.get_column(column)
+        if values.dtype == pl.String:
+            long = int((values.str.len_chars() > MAX_CHARS).sum())
+            if long:
+                prepared.truncated[column] = long
     out: dict[str, pl.Series] = {}
     name_columns = [c for c, k in fields.items() if k in ("name", "surname")]
     if name_columns:
@@ -231,7 +255,7 @@ def _distinct(raw: pl.DataFrame, column: str) -> tuple[pl.DataFrame, pl.Series]:
     """
     values = raw.get_column(column)
     if values.dtype != pl.Date:
-        values = values.cast(pl.String)
+        values = values.cast(pl.String).str.slice(0, MAX_CHARS)
     present = values.drop_nulls().unique().sort()
     index = present.search_sorted(values).cast(pl.UInt32)
     if values.null_count():
@@ -276,7 +300,7 @@ def _prepare_names(raw: pl.DataFrame, kinds: dict[str, str], variants: NameVaria
         pl.concat([t[c].rename("v") for t, _ in tables.values() for c in t.columns])
         .drop_nulls().unique().sort()
     )
-    derived = {"dm": phonetic(vocab), "canon": variants.canonical_of(vocab)}
+    derived = {"dm": phonetic(vocab), "canon": variants.canonical_of(vocab), "initial": vocab.str.slice(0, 1)}
     derived_codes = {suffix: _encode(d.rename(suffix)) for suffix, d in derived.items()}
     out: dict[str, pl.Series] = {}
     for column, (table, index) in tables.items():
@@ -288,6 +312,15 @@ def _prepare_names(raw: pl.DataFrame, kinds: dict[str, str], variants: NameVaria
             name = f"{column}_{suffix}"
             out[name] = dcodes.gather(out[column]).rename(name)  # null code where a name has no phonetic code
             prepared.vocab[name] = dvocab.rename(name)
+    forenames = [c for c, k in kinds.items() if k == "name"]
+    surnames = [c for c, k in kinds.items() if k == "surname"]
+    if forenames and surnames:
+        # The two names as an unordered pair: equal when forename and surname were swapped.
+        a, b = out[forenames[0]], out[surnames[0]]
+        low = pl.select(pl.min_horizontal(a, b)).to_series().cast(pl.Int64)
+        high = pl.select(pl.max_horizontal(a, b)).to_series().cast(pl.Int64)
+        pair = (low * vocab.len() + high).rank("dense").cast(pl.Int32) - 1
+        out["names_unordered"] = pair.rename("names_unordered")
     return out
 
 
@@ -296,30 +329,21 @@ def _prepare_field(raw: pl.DataFrame, column: str, kind: str, prepared: Prepared
     distinct, index = _distinct(raw, column)
     src = pl.col("_raw")
     if kind == "date":
-        raw = distinct["_raw"]
-        d = raw if raw.dtype == pl.Date else distinct.select(_as_date(src).alias("d"))["d"]
-        year, month, day = (x.to_numpy() for x in (d.dt.year(), d.dt.month(), d.dt.day()))
-        valid = ~d.is_null().to_numpy() & (year >= 0) & (year <= 9999)
-        # YYYYMMDD as eight 4-bit nibbles, so 'digits that differ' is an XOR and a bit count.
-        packed = np.zeros(len(d), dtype=np.int64)
-        for value, width in ((year, 4), (month, 2), (day, 2)):
-            v = np.where(valid, value, 0).astype(np.int64)
-            for k in range(width - 1, -1, -1):  # a loop over the eight digit places, not over values
-                packed = packed * 16 + (v // 10 ** k) % 10
-        digits = pl.Series(packed.astype(np.uint32).view(np.int32)).scatter(np.flatnonzero(~valid), None)
-        parts = {
-            column: d.cast(pl.Int32), f"{column}_year": d.dt.year().cast(pl.Int32),
-            f"{column}_month": d.dt.month().cast(pl.Int32), f"{column}_day": d.dt.day().cast(pl.Int32),
-            f"{column}_digits": digits,
-        }
-        for name, values in parts.items():
-            out[name] = values.gather(index).rename(name)
+        out.update(_date_columns(distinct, column, index))
     elif kind == "postcode":
-        pc = identifiers.clean_postcode(src.cast(pl.String))
-        cleaned = distinct.select(pc.alias(column)).with_columns(
-            identifiers.postcode_sector(pl.col(column)).alias(f"{column}_sector"),
-            identifiers.postcode_district(pl.col(column)).alias(f"{column}_district"),
-            identifiers.postcode_area(pl.col(column)).alias(f"{column}_area"),
+        src = visible(src)
+        uk = identifiers.clean_postcode(src)
+        # Not a UK postcode (FEBRL's Australian ones, a foreign address): compared as text, not null.
+        cleaned = distinct.select(
+            pl.coalesce(uk, clean_postcode_text(src)).alias(column),
+            identifiers.postcode_sector(uk).alias(f"{column}_sector"),
+            identifiers.postcode_district(uk).alias(f"{column}_district"),
+            identifiers.postcode_area(uk).alias(f"{column}_area"),
+        ).with_columns(
+            # A blocking key for "near the same address": the UK sector, else the whole text.
+            pl.coalesce(f"{column}_sector", column).alias(f"{column}_block"),
+            # The characters in order: the same for a postcode keyed with two characters swapped.
+            pl.col(column).str.replace_all(" ", "").str.split("").list.sort().list.join("").alias(f"{column}_sorted"),
         )
         _coded_columns(prepared, out, cleaned, index, tf_columns=(column,))
     elif kind == "category":
@@ -332,10 +356,63 @@ def _prepare_field(raw: pl.DataFrame, column: str, kind: str, prepared: Prepared
     return out
 
 
+def _date_columns(distinct: pl.DataFrame, column: str, index: pl.Series) -> dict[str, pl.Series]:
+    """Days since 1970 (null unless a real date), the year, month and day (each kept when it is
+    plausible even if the date is not: 19450493 keeps 1945 and 04), the derived partial keys
+    year+month, month+day, year+day (blocking that survives one wrong part), and the eight digits."""
+    raw = distinct["_raw"]
+    if raw.dtype == pl.Date:
+        d = raw
+        parts = pl.DataFrame({"y": d.dt.year(), "m": d.dt.month(), "d": d.dt.day()}).cast(pl.Int32)
+    else:
+        d = distinct.select(_as_date(pl.col("_raw")).alias("d"))["d"]
+        parts = distinct.select(_date_parts(pl.col("_raw"))).with_columns(
+            pl.coalesce(d.dt.year().cast(pl.Int32), "y").alias("y"),
+            pl.coalesce(d.dt.month().cast(pl.Int32), "m").alias("m"),
+            pl.coalesce(d.dt.day().cast(pl.Int32), "d").alias("d"),
+            *[pl.coalesce(part.cast(pl.Int32), f"{c}_text").alias(f"{c}_text")
+              for part, c in ((d.dt.year(), "y"), (d.dt.month(), "m"), (d.dt.day(), "d"))],
+        )
+    year, month, day = (parts[c] for c in ("y", "m", "d"))
+    # Digits as written (a day of 93 is a typo of a real day, so its digits still count); a part
+    # of 00 or missing means unknown.
+    written = [parts[f"{c}_text"] if f"{c}_text" in parts.columns else parts[c] for c in ("y", "m", "d")]
+    complete = np.logical_and.reduce([(w.fill_null(0) > 0).to_numpy() for w in written])
+    # YYYYMMDD as eight 4-bit nibbles, so 'digits that differ' is an XOR and a bit count.
+    packed = np.zeros(len(d), dtype=np.int64)
+    for value, width in zip(written, (4, 2, 2)):
+        v = value.fill_null(0).to_numpy().astype(np.int64)
+        for k in range(width - 1, -1, -1):  # a loop over the eight digit places, not over values
+            packed = packed * 16 + (v // 10 ** k) % 10
+    digits = pl.Series(packed.astype(np.uint32).view(np.int32)).scatter(np.flatnonzero(~complete), None)
+    columns = {
+        column: d.cast(pl.Int32), f"{column}_year": year, f"{column}_month": month, f"{column}_day": day,
+        f"{column}_ym": year * 100 + month, f"{column}_md": month * 100 + day, f"{column}_yd": year * 100 + day,
+        f"{column}_digits": digits,
+    }
+    return {name: values.gather(index).rename(name) for name, values in columns.items()}
+
+
+def _date_parts(expr: pl.Expr) -> list[pl.Expr]:
+    """Year, month and day read from text (yyyymmdd, yyyy-mm-dd, dd/mm/yyyy), each null when out of
+    range on its own: a wrong day does not lose the year and month."""
+    s = expr.cast(pl.String).str.strip_chars()
+    iso = s.str.extract_groups(r"^(\d{4})-?(\d{2})-?(\d{2})$")
+    uk = s.str.extract_groups(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+    y = pl.coalesce(iso.struct.field("1"), uk.struct.field("3")).cast(pl.Int32, strict=False)
+    m = pl.coalesce(iso.struct.field("2"), uk.struct.field("2")).cast(pl.Int32, strict=False)
+    d = pl.coalesce(iso.struct.field("3"), uk.struct.field("1")).cast(pl.Int32, strict=False)
+    return [pl.when(y.is_between(1850, 2100)).then(y).alias("y"),
+            pl.when(m.is_between(1, 12)).then(m).alias("m"),
+            pl.when(d.is_between(1, 31)).then(d).alias("d"),
+            y.alias("y_text"), m.alias("m_text"), d.alias("d_text")]
+
+
 def _as_date(expr: pl.Expr) -> pl.Expr:
     """Dates pass through; text is read as ISO, dd/mm/yyyy, yyyymmdd or an Excel serial; else null."""
     s = expr.cast(pl.String).str.strip_chars()
-    serial = pl.when(s.str.contains(r"^[0-9]{4,5}$")).then(s.cast(pl.Int32, strict=False))
+    # Five digits only: a four-digit serial is a date before 1928, while "1990" is a year on its own.
+    serial = pl.when(s.str.contains(r"^[0-9]{5}$")).then(s.cast(pl.Int32, strict=False))
     return pl.coalesce(
         s.str.to_date("%Y-%m-%d", strict=False),
         s.str.to_date("%d/%m/%Y", strict=False),

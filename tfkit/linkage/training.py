@@ -186,7 +186,7 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
         pairs = rule_pairs(prepared, rule, mode)
         if pairs.height > s.em_max_pairs:
             pairs = pairs.sample(s.em_max_pairs, seed=seed + k, shuffle=False)
-        fixed = comparisons_in_rule(model, rule.on)
+        fixed = comparisons_in_rule(model, rule.columns)
         free = [c for c in model.comparisons if c.name not in fixed]
         log = {"step": "m", "method": "expectation maximisation", "session": rule.name, "pairs": pairs.height,
                "estimated": [c.name for c in free]}
@@ -203,6 +203,8 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
             estimates[c.name].append(result.m[c.name])
         model.training_log.append({**log, "patterns": len(counts), "iterations": result.iterations,
                                    "converged": result.converged, "match_share": result.match_share})
+        if not result.converged:
+            _warn_not_converged(model, rule.name, result)
     missing = [name for name, v in estimates.items() if not v]
     if missing:
         # No pairs to learn from (sources that share no one, or rules fixing every column): keep the
@@ -233,7 +235,46 @@ def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResul
     model.training_log.append({"step": "m", "method": "expectation maximisation", "patterns": len(counts),
                                "pairs": int(counts.sum()), "iterations": result.iterations,
                                "converged": result.converged, "match_share_in_candidates": result.match_share})
+    if not result.converged:
+        _warn_not_converged(model, "all candidate pairs", result)
     return result
+
+
+def _warn_not_converged(model: LinkageModel, session: str, result: EMResult) -> None:
+    model.warn("em_not_converged", f"EM session {session!r} stopped after {result.iterations} iterations without "
+               f"converging (tolerance {model.settings.em_tolerance:g}); its m estimates may be unreliable "
+               "(raise settings.em_max_iterations, or train on labels)", session=session,
+               iterations=result.iterations)
+
+
+# A level whose u is below this was (almost) never seen among random pairs: its weight is the
+# pseudo-count's, not evidence, so it is not held against the ladder's order.
+UNSEEN_U = 1e-5
+ORDER_TOLERANCE_BITS = 0.5
+
+
+def weights_out_of_order(model: LinkageModel) -> list[dict]:
+    """Levels that weigh more than a closer level of the same ladder (term-frequency adjustments
+    aside: only the levels' own m/u weights are compared). 'else' is included."""
+    found = []
+    for c in model.comparisons:
+        if c.name not in model.m:
+            continue
+        w = model.level_weights(c.name)[1:]
+        seen = [i for i in range(c.n_levels) if model.u[c.name][i] >= UNSEEN_U]
+        for k, i in enumerate(seen):
+            for j in seen[k + 1:]:
+                if w[j] > w[i] + ORDER_TOLERANCE_BITS:
+                    found.append({"comparison": c.name, "closer": c.labels[i], "closer_weight": round(float(w[i]), 2),
+                                  "looser": c.labels[j], "looser_weight": round(float(w[j]), 2)})
+    return found
+
+
+def check_training(model: LinkageModel) -> None:
+    """Warn (summary and console) about weights that run against their ladder's order."""
+    for f in weights_out_of_order(model):
+        model.warn("weights_out_of_order", f"{f['comparison']}: level {f['looser']!r} weighs {f['looser_weight']} bits, "
+                   f"more than the closer {f['closer']!r} ({f['closer_weight']})", **f)
 
 
 def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,9 @@ SIGNATURE = "signature.ed25519"
 TAG_FILES = (BAGIT_TXT, BAG_INFO, PAYLOAD_MANIFEST, MANIFEST_JSON, SIGNER_PUB)
 # Files allowed at the top of a bag besides those in the tag manifest.
 UNLISTED_TOP_LEVEL = (TAG_MANIFEST, SIGNATURE)
+# Written into every staging folder when it is made and removed by publish just before the rename:
+# a folder holding it is an unfinished package, and verify fails it (see tfkit.package.publish).
+STAGING_MARKER = "UNPUBLISHED-STAGING-FOLDER.txt"
 
 _CHUNK = 1 << 20
 
@@ -59,14 +63,70 @@ def digest_file(bag_dir: Path, rel: str) -> FileDigest:
     return FileDigest(rel, sha256_file(full), full.stat().st_size)
 
 
+def is_regular(path: Path) -> bool:
+    """A regular file itself, not a symlink to one (never follows a link, never opens a FIFO)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def is_real_dir(path: Path) -> bool:
+    """A directory itself, not a symlink to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def payload_paths(bag_dir: Path) -> list[str]:
-    """Every file under data/, relative to the bag, sorted (the order manifests are written in)."""
-    root = bag_dir / PAYLOAD_DIR
-    found = []
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            found.append((Path(dirpath) / name).relative_to(bag_dir).as_posix())
+    """Every regular file under data/, relative to the bag, sorted (the order manifests are written in).
+    Links are never followed and anything that is not a regular file is left out: verify's
+    `bag.files` check reports those (a bag's payload is regular files only)."""
+    found: list[str] = []
+
+    def walk(folder: Path) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    walk(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append(Path(entry.path).relative_to(bag_dir).as_posix())
+
+    if is_real_dir(bag_dir / PAYLOAD_DIR):
+        walk(bag_dir / PAYLOAD_DIR)
     return sorted(found)
+
+
+def foreign_entries(bag_dir: Path) -> list[str]:
+    """Everything in a bag that a tfkit package never holds, one message each: a symlink anywhere
+    (the bag's own folder included), a FIFO, socket or device, and any folder but data/ (empty ones
+    too; data/ holds files only). Uses lstat throughout: nothing is followed or opened."""
+    problems: list[str] = []
+    kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+             stat.S_IFBLK: "a block device"}
+
+    def describe(rel: str, full: Path, allowed_dir: bool) -> bool:
+        """A problem message for `rel`, or True when it is a folder to walk into."""
+        mode = os.lstat(full).st_mode
+        if stat.S_ISLNK(mode):
+            problems.append(f"symlink: {rel} points to {os.readlink(full)} (a package holds regular files only)")
+        elif stat.S_ISDIR(mode):
+            if allowed_dir:
+                return True
+            problems.append(f"unexpected folder: {rel}/ (a package has one folder, {PAYLOAD_DIR}/, holding files only)")
+        elif not stat.S_ISREG(mode):
+            problems.append(f"{kinds.get(stat.S_IFMT(mode), 'not a regular file')}: {rel} (a package holds regular files only)")
+        return False
+
+    if os.path.islink(bag_dir):
+        problems.append(f"symlink: the package folder {bag_dir.name} points to {os.readlink(bag_dir)}")
+        return problems
+    for name in sorted(os.listdir(bag_dir)):
+        if describe(name, bag_dir / name, allowed_dir=name == PAYLOAD_DIR):
+            for inner in sorted(os.listdir(bag_dir / name)):
+                describe(f"{name}/{inner}", bag_dir / name / inner, allowed_dir=False)
+    return problems
 
 
 def manifest_text(digests: list[FileDigest]) -> str:

@@ -37,6 +37,7 @@ def write_tables(bag_dir: Path, tables: dict[str, pl.DataFrame],
                  metadata: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """One deterministic Parquet file per table; `metadata` adds footer key-values per table
     (fingerprints and names only: the footer is plaintext)."""
+    (bag_dir / bag.PAYLOAD_DIR).mkdir(parents=True, exist_ok=True)
     outputs = []
     for table, df in sorted(tables.items()):
         rel = f"{bag.PAYLOAD_DIR}/{table}.parquet"
@@ -61,8 +62,21 @@ def build_bag(
     table_metadata: dict[str, dict[str, str]] | None = None,
 ) -> BuiltBag:
     """Write the payload and every tag file, then sign. `manifest` gets `outputs` and `signer` filled in."""
-    (bag_dir / bag.PAYLOAD_DIR).mkdir(parents=True, exist_ok=True)
     outputs = write_tables(bag_dir, tables, table_metadata)
+    return finish_bag(bag_dir, outputs, manifest=manifest, bag_info=bag_info, signing_key=signing_key,
+                      bagging_date=bagging_date)
+
+
+def finish_bag(
+    bag_dir: Path,
+    outputs: list[dict[str, Any]],
+    *,
+    manifest: dict[str, Any],
+    bag_info: list[tuple[str, str]],
+    signing_key: Ed25519PrivateKey,
+    bagging_date: dt.date | None = None,
+) -> BuiltBag:
+    """The tag files over payload already written by write_tables, then the signature."""
     payload = [bag.digest_file(bag_dir, rel) for rel in bag.payload_paths(bag_dir)]
     bag.write_text(bag_dir / bag.PAYLOAD_MANIFEST, bag.manifest_text(payload))
     bag.write_text(bag_dir / bag.BAGIT_TXT, bag.bagit_txt())

@@ -67,6 +67,71 @@ class InputFile:
     rows: int
 
 
+@dataclass
+class Manifest:
+    """What a package says about itself, typed. `to_dict` gives manifest.json's fields in their
+    fixed order (build adds `outputs` and `signer`); tfkit.package.publish fills in `audit`."""
+
+    project: str
+    la_code: str
+    return_type: str
+    period: str
+    demo: bool
+    created: dt.datetime
+    retention_days: int
+    key_fingerprint: str
+    config_sha256: str
+    contract_version: str
+    inputs: list[InputFile]
+    consent_withdrawals: dict[str, Any]
+    reconciliation: list[Reconciliation]
+    pseudonymisation: dict[str, Any]
+    linkage: dict[str, Any] | None
+    disclosure: dict[str, Any]
+    run_sha256: str
+    audit_log: str = "audit.jsonl"
+    audit_entry_hash: str | None = None  # the hash of the package's own audit entry (written before publish)
+    audit_entry_seq: int | None = None
+
+    @property
+    def package_id(self) -> str:
+        return package_id(self.la_code, self.return_type, self.period)
+
+    @property
+    def destroy_after(self) -> str:
+        return destroy_after(self.created, self.retention_days)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "tool": {"name": "tfkit", "version": __version__},
+            "dependencies": dependency_versions(),
+            "contract_version": self.contract_version,
+            "project": self.project,
+            "la_code": self.la_code,
+            "return": self.return_type,
+            "period": self.period,
+            "demo": self.demo,
+            "created": self.created.isoformat(timespec="seconds"),
+            "retention": {"days": self.retention_days, "destroy_after": self.destroy_after},
+            "key_fingerprint": self.key_fingerprint,
+            "config_sha256": self.config_sha256,
+            "inputs": [asdict(i) for i in self.inputs],
+            "consent_withdrawals": self.consent_withdrawals,
+            "reconciliation": [r.to_dict() for r in self.reconciliation],
+            "pseudonymisation": self.pseudonymisation,
+            "linkage": self.linkage,
+            "disclosure": self.disclosure,
+            "audit": {"log": self.audit_log, "chain_head": self.audit_entry_hash, "entry_seq": self.audit_entry_seq},
+            "run_sha256": self.run_sha256,
+        }
+
+
+def package_id(la_code: str, return_type: str, period: str) -> str:
+    """A package's name: its folder, bag-info's External-Identifier and the manifest's LA, return and period."""
+    return f"{la_code}_{return_type}_{period}"
+
+
 def parquet_facts(path: Path) -> dict[str, Any]:
     """Rows and schema from a Parquet footer (no data read)."""
     md = pq.read_metadata(path)

@@ -1,4 +1,10 @@
-"""Retention: packages past their `destroy_after` date, and their recorded destruction."""
+"""Retention: packages past their signed `destroy_after` date, and their recorded destruction.
+
+A package's date is trusted only when the whole package verifies against the signer's public key
+held outside it (tfkit verify): an edited manifest.json, or one re-signed with another key, could
+otherwise have any package purged early. Packages that do not verify are never purged; they are
+listed as unverifiable with the reason and what to do.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from tfkit import console
 from tfkit.package import audit
-from tfkit.package.bag import MANIFEST_JSON, TAG_MANIFEST, sha256_file
+from tfkit.package.bag import MANIFEST_JSON, TAG_MANIFEST, is_real_dir, is_regular, sha256_file
+
+NO_KEY_HINT = "pass the signer's public key (--public-key, or --config whose signing key has its .pub beside it)"
 
 
 @dataclass(frozen=True)
@@ -18,60 +28,79 @@ class PackageEntry:
     path: Path
     destroy_after: dt.date | None
     demo: bool
+    verified: bool = False  # the package verifies against the signer's public key held outside it
+    problem: str | None = None  # why it is unverifiable
+    hint: str | None = None
 
     def due(self, today: dt.date) -> bool:
-        return self.destroy_after is not None and self.destroy_after < today
+        return self.verified and self.destroy_after is not None and self.destroy_after < today
 
     def to_dict(self) -> dict:
         return {"package": self.path.name, "path": str(self.path),
-                "destroy_after": self.destroy_after.isoformat() if self.destroy_after else None, "demo": self.demo}
+                "destroy_after": self.destroy_after.isoformat() if self.destroy_after else None, "demo": self.demo,
+                "verified": self.verified, "problem": self.problem, "hint": self.hint}
 
 
-def list_packages(root: str | Path) -> list[PackageEntry]:
+def list_packages(root: str | Path, public_key: str | Path | None = None) -> list[PackageEntry]:
+    """Every package under root, each verified (signature, checksums, manifest) before its date is read."""
     root = Path(root)
     audit.check_output_root(root)
-    found = []
-    for manifest_path in sorted(root.glob(f"*/{MANIFEST_JSON}")):
-        if manifest_path.parent.name.startswith("."):
-            continue  # staging directories are not packages
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            raw = (manifest.get("retention") or {}).get("destroy_after")
-            date = dt.date.fromisoformat(raw) if raw else None
-        except (ValueError, AttributeError):
-            date = None
-            manifest = {}
-        if date is None:
-            # Such a package would silently never be purged: say so every time retention looks.
-            console.log("retention_unreadable",
-                        f"warning: {manifest_path}: no readable retention.destroy_after, so this package is "
-                        "never due for destruction; check the package (tfkit verify) and delete it by hand "
-                        "when its time is up", level="warning", package=manifest_path.parent.name,
-                        file=str(manifest_path))
-        found.append(PackageEntry(manifest_path.parent, date, bool(manifest.get("demo"))))
-    return found
+    return [_entry(folder, public_key) for folder in sorted(root.iterdir())
+            if not folder.name.startswith(".") and is_real_dir(folder) and (folder / MANIFEST_JSON).exists()]
 
 
-def due_packages(root: str | Path, today: dt.date | None = None) -> list[PackageEntry]:
+def _entry(folder: Path, public_key: str | Path | None) -> PackageEntry:
+    from tfkit.package.verify import verify_package
+
+    if public_key is None:
+        return _unverifiable(folder, "not verified: no signer's public key given", NO_KEY_HINT)
+    report = verify_package(folder, public_key=public_key, scan_identifiers=False)
+    if not report.ok:
+        first = report.failures[0]
+        return _unverifiable(folder, f"fails verification ({first.code}: {first.message})",
+                             f"run: tfkit verify {folder} --public-key KEY; restore it from backup or delete it by hand")
+    manifest = json.loads((folder / MANIFEST_JSON).read_text(encoding="utf-8"))
+    try:
+        date = dt.date.fromisoformat((manifest.get("retention") or {}).get("destroy_after"))
+    except (TypeError, ValueError):
+        return _unverifiable(folder, "its signed manifest has no readable retention.destroy_after",
+                             "delete it by hand when its time is up")
+    return PackageEntry(folder, date, bool(manifest.get("demo")), verified=True)
+
+
+def _unverifiable(folder: Path, problem: str, hint: str) -> PackageEntry:
+    console.log("retention_unverifiable", f"warning: {folder.name}: unverifiable, never purged: {problem}",
+                level="warning", package=folder.name, problem=problem, hint=hint)
+    return PackageEntry(folder, None, False, verified=False, problem=problem, hint=hint)
+
+
+def due_packages(root: str | Path, today: dt.date | None = None,
+                 public_key: str | Path | None = None) -> tuple[list[PackageEntry], list[PackageEntry]]:
+    """(due, unverifiable): verified packages past their signed destroy_after, and those that do not verify."""
     today = today or dt.date.today()
-    return [p for p in list_packages(root) if p.due(today)]
+    found = list_packages(root, public_key)
+    return [p for p in found if p.due(today)], [p for p in found if not p.verified]
 
 
-def purge(entries: list[PackageEntry], audit_log: Path, quarantine_root: Path | None = None) -> list[str]:
-    """Delete each package, the report.html beside it and (given `quarantine_root`) its quarantine folder
-    of raw rows, and record it (by name and tag-manifest hash) in the audit log."""
+def purge(entries: list[PackageEntry], audit_log: Path, signing_key: Ed25519PrivateKey | str | Path,
+          quarantine_root: Path | None = None) -> list[str]:
+    """Delete each verified package, the report.html beside it and (given `quarantine_root`) its
+    quarantine folder of raw rows, and record it (name and tag-manifest hash) in the audit log."""
     purged = []
     for entry in entries:
+        if not entry.verified:
+            raise ValueError(f"refusing to purge unverified package {entry.path}")  # a caller's bug
         tag = entry.path / TAG_MANIFEST
-        tag_sha = sha256_file(tag) if tag.is_file() else None
-        shutil.rmtree(entry.path)
-        entry.path.with_name(f"{entry.path.name}.report.html").unlink(missing_ok=True)
+        tag_sha = sha256_file(tag) if is_regular(tag) else None
         quarantine = quarantine_root / entry.path.name if quarantine_root is not None else None
         quarantine_deleted = quarantine is not None and quarantine.is_dir()
+        # The entry first (taken back if the deletion fails): no package ever disappears unrecorded.
+        with audit.pending(audit_log, "retention_purge", signing_key, package=entry.path.name,
+                           tagmanifest_sha256=tag_sha, destroy_after=entry.destroy_after.isoformat()
+                           if entry.destroy_after else None, quarantine_deleted=quarantine_deleted):
+            shutil.rmtree(entry.path)
+        entry.path.with_name(f"{entry.path.name}.report.html").unlink(missing_ok=True)
         if quarantine_deleted:
             shutil.rmtree(quarantine)
-        audit.append(audit_log, "retention_purge", package=entry.path.name, tagmanifest_sha256=tag_sha,
-                     destroy_after=entry.destroy_after.isoformat() if entry.destroy_after else None,
-                     quarantine_deleted=quarantine_deleted)
         purged.append(entry.path.name)
     return purged

@@ -127,10 +127,10 @@ def scan_file(path: Path, rel: str) -> list[Finding]:
 
 def scan_bag(bag_dir: Path) -> list[Finding]:
     findings: list[Finding] = []
-    for path in sorted((bag_dir / "data").rglob("*")):
-        if not path.is_file():
-            continue
-        rel = path.relative_to(bag_dir).as_posix()
+    from tfkit.package.bag import payload_paths
+
+    for rel in payload_paths(bag_dir):  # regular files only: links are never followed
+        path = bag_dir / rel
         try:
             findings.extend(scan_file(path, rel))
         except Exception as err:  # corrupt or non-Parquet data cannot be shown free of identifiers

@@ -1,12 +1,15 @@
 """`tfkit verify`: everything an auditor needs to trust a package, as a typed report.
 
 Checks (each a `Check` with a code, a status and a message naming what broke):
+  bag.files          regular files only: no symlink, FIFO, device or socket anywhere, no folder but data/
+  package.staging    not an unpublished staging folder (publish removes the staging marker last)
   bag.structure      bagit.txt, bag-info.txt, manifests and data/ present and well formed
   bag.payload        every payload file listed, present and matching its SHA-256; nothing extra; Payload-Oxum
   bag.tags           every tag file matching the tag manifest; nothing at the top level but the signature
   signature          the Ed25519 signature over tagmanifest-sha256.txt
   signer.key         the key it was checked with: an independently held --public-key, or only the embedded one
   manifest.signer    manifest.json's signer fingerprint is the key that signed
+  package.name       the folder's name is the package id (LA_return_period) in manifest.json and bag-info.txt
   manifest.outputs   each data file's hash, size, rows and schema as manifest.json says; no undescribed file
   reconciliation     rows_in = rows_out + quarantined + withdrawn + excluded per source; tables add up
   contract           a pseudonym contract version this tfkit knows
@@ -106,6 +109,8 @@ def verify_package(
     report = VerifyReport(str(root))
     trusted_key = load_public_key(public_key) if public_key else None  # a bad path is the user's error (exit 2)
 
+    report.conclude("bag.files", bag.foreign_entries(root), "regular files only, and no folder but data/")
+    _staging(root, report)
     if not _structure(root, report):
         return report
     payload_hashes = _payload(root, report)
@@ -117,6 +122,7 @@ def verify_package(
     report.demo = bool(manifest.get("demo"))
     report.key_fingerprint = manifest.get("key_fingerprint")
     _manifest_signer(manifest, embedded_fp, report)
+    _name(root, manifest, report)
     _outputs(root, manifest, payload_hashes, report)
     _reconciliation(manifest, report)
     _contract(manifest, report)
@@ -134,14 +140,43 @@ def verify_package(
 # --------------------------------------------------------------------------- checks
 
 
+def _staging(root: Path, report: VerifyReport) -> None:
+    if os.path.lexists(root / bag.STAGING_MARKER):
+        report.add("package.staging", FAIL,
+                   f"unpublished staging folder: it holds {bag.STAGING_MARKER}, so the run that wrote it never "
+                   "published it (it was interrupted); it is not a package",
+                   ["rerun tfkit extract: it removes stale staging folders"])
+    else:
+        report.add("package.staging", PASS, "a published package, not a staging folder")
+
+
+def _name(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:
+    folder = Path(os.path.abspath(root)).name
+    fields = [manifest.get(k) for k in ("la_code", "return", "period")]
+    expected = "_".join(str(f) for f in fields) if all(isinstance(f, str) and f for f in fields) else None
+    external = bag.parse_bag_info(_text(root / bag.BAG_INFO)).get("External-Identifier")
+    problems = []
+    if expected is None:
+        problems.append("manifest.json does not name the package: la_code, return and period are needed")
+    elif folder != expected:
+        problems.append(f"renamed package: the folder is {folder}, but manifest.json says the package is {expected}")
+    if external != expected:
+        problems.append(f"bag-info.txt's External-Identifier is {external!r}, manifest.json says {expected!r}")
+    report.conclude("package.name", problems, f"folder, manifest.json and bag-info.txt agree: {expected}")
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if bag.is_regular(path) else ""
+
+
 def _structure(root: Path, report: VerifyReport) -> bool:
     problems = []
     for name in (bag.BAGIT_TXT, bag.BAG_INFO, bag.PAYLOAD_MANIFEST, bag.TAG_MANIFEST):
-        if not (root / name).is_file():
+        if not bag.is_regular(root / name):
             problems.append(f"{name} is missing")
-    if not (root / bag.PAYLOAD_DIR).is_dir():
+    if not bag.is_real_dir(root / bag.PAYLOAD_DIR):
         problems.append("data/ is missing")
-    if (root / bag.BAGIT_TXT).is_file():
+    if bag.is_regular(root / bag.BAGIT_TXT):
         text = (root / bag.BAGIT_TXT).read_bytes()
         info = bag.parse_bag_info(text.decode("utf-8", "replace"))
         if text.startswith(b"\xef\xbb\xbf") or "BagIt-Version" not in info or "Tag-File-Character-Encoding" not in info:
@@ -178,7 +213,7 @@ def _payload(root: Path, report: VerifyReport) -> dict[str, str]:
             problems.append(f"checksum mismatch: {rel} has SHA-256 {actual[:16]}..., the manifest says {expected[:16]}...")
     for rel in sorted(on_disk - set(entries)):
         problems.append(f"added file: {rel} is not listed in {bag.PAYLOAD_MANIFEST}")
-    oxum = bag.parse_bag_info((root / bag.BAG_INFO).read_text(encoding="utf-8", errors="replace")).get("Payload-Oxum")
+    oxum = bag.parse_bag_info(_text(root / bag.BAG_INFO)).get("Payload-Oxum")
     if oxum:
         actual_oxum = f"{sum((root / r).stat().st_size for r in on_disk)}.{len(on_disk)}"
         if oxum != actual_oxum:
@@ -197,20 +232,20 @@ def _tags(root: Path, report: VerifyReport) -> None:
             problems.append(f"{name} is not listed in {bag.TAG_MANIFEST}")
     for rel, expected in sorted(entries.items()):
         path = root / rel
-        if not path.is_file():
+        if not bag.is_regular(path):
             problems.append(f"removed file: {rel} is listed in {bag.TAG_MANIFEST} but missing")
         elif bag.sha256_file(path) != expected:
             problems.append(f"checksum mismatch: {rel} was changed after the package was signed")
     allowed = set(entries) | set(bag.UNLISTED_TOP_LEVEL) | {bag.PAYLOAD_DIR}
     for name in sorted(os.listdir(root)):
-        if name not in allowed:
+        if name not in allowed and name != bag.STAGING_MARKER:  # the marker has its own check
             problems.append(f"added file: {name} is not part of the package")
     report.conclude("bag.tags", problems, f"{len(entries)} tag file(s) match {bag.TAG_MANIFEST}")
 
 
 def _load_manifest(root: Path, report: VerifyReport) -> dict[str, Any] | None:
     path = root / bag.MANIFEST_JSON
-    if not path.is_file():
+    if not bag.is_regular(path):
         report.add("manifest.outputs", FAIL, "removed file: manifest.json is missing")
         return None
     try:
@@ -227,7 +262,7 @@ def _signature(root: Path, report: VerifyReport, trusted_key) -> str | None:
     """Check the signature; returns the embedded signer.pub's fingerprint (None when unreadable)."""
     embedded = None
     embedded_fp = None
-    if (root / bag.SIGNER_PUB).is_file():
+    if bag.is_regular(root / bag.SIGNER_PUB):
         try:
             embedded = load_public_key(root / bag.SIGNER_PUB)
             embedded_fp = public_key_fingerprint(embedded)
@@ -235,7 +270,7 @@ def _signature(root: Path, report: VerifyReport, trusted_key) -> str | None:
             embedded = None
     report.signer_fingerprint = embedded_fp
     sig_path = root / bag.SIGNATURE
-    if not sig_path.is_file():
+    if not bag.is_regular(sig_path):
         report.add("signature", FAIL, f"removed file: {bag.SIGNATURE} is missing: the package is unsigned")
     key = trusted_key or embedded
     if trusted_key is not None:
@@ -253,7 +288,7 @@ def _signature(root: Path, report: VerifyReport, trusted_key) -> str | None:
                    "integrity, not who signed it; pass --public-key with the signer's key obtained separately")
     else:
         report.add("signer.key", FAIL, f"{bag.SIGNER_PUB} is missing or not an Ed25519 public key, and no --public-key was given")
-    if key is not None and sig_path.is_file():
+    if key is not None and bag.is_regular(sig_path):
         signed = (root / bag.TAG_MANIFEST).read_bytes()
         if verify_signature(key, sig_path.read_bytes(), signed):
             report.add("signature", PASS, f"Ed25519 signature over {bag.TAG_MANIFEST} is valid")
@@ -280,11 +315,12 @@ def _outputs(root: Path, manifest: dict[str, Any], payload_hashes: dict[str, str
         report.add("manifest.outputs", FAIL, "manifest.json has no outputs list")
         return
     problems, described = [], set()
+    on_disk = set(bag.payload_paths(root))
     for out in outputs:
         rel = out.get("path", "?")
         described.add(rel)
         path = root / rel
-        if not path.is_file():
+        if not isinstance(rel, str) or not bag.is_regular(path) or rel not in on_disk:
             problems.append(f"removed file: {rel} is described in manifest.json but missing")
             continue
         sha = payload_hashes.get(rel) or bag.sha256_file(path)
@@ -305,7 +341,7 @@ def _outputs(root: Path, manifest: dict[str, Any], payload_hashes: dict[str, str
         if footer_fp is not None and footer_fp != manifest.get("key_fingerprint"):
             problems.append(f"{rel}: its footer says key fingerprint {footer_fp}, manifest.json says "
                             f"{manifest.get('key_fingerprint')}")
-    for rel in bag.payload_paths(root):
+    for rel in sorted(on_disk):
         if rel not in described:
             problems.append(f"added file: {rel} is not described in manifest.json")
     report.conclude("manifest.outputs", problems, f"{len(outputs)} data file(s) match manifest.json (hash, bytes, rows, schema)")

@@ -146,10 +146,10 @@ class LinkedSources:
             "review_pairs": kept_pairs(r.review).height,
             "clusters": int(clusters["cluster_id"].n_unique()),
             "threshold": r.threshold,
+            **{k: v for k, v in r.link_stats.to_dict().items() if k != "links_above_threshold"},
             "linked_to_person": {name: int(s.is_not_null().sum()) for name, s in kept_linked.items()
                                  if name != self.person_source},
         }
-
 
     def near_pairs(self) -> pl.DataFrame:
         """Pairs the linkage scored as possibly one person (at or above the review threshold), as
@@ -159,13 +159,26 @@ class LinkedSources:
                             (pl.col("source_r") + "\x1f" + pl.col("record_id_r").cast(pl.String)).alias("b"))
 
 
-def link_sources(frames: dict[str, pl.DataFrame], person_source: str, model_path: Path | None) -> LinkedSources:
-    """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links)."""
+def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
+                 model_path: Path | None, *, clean: tuple[str, ...] | None = None,
+                 review_folder: Path | None = None, decisions_store: Path | None = None) -> LinkedSources:
+    """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links).
+
+    `clean`: sources with one record per person (default: the person table). A reviewer's decisions
+    in `decisions_store` are applied; pairs left to review are written to `review_folder` (0700).
+    """
+    from tfkit import console
     from tfkit.linkage import LinkageModel, link
+    from tfkit.linkage.review import load_decisions, review_table, write_review_files
 
     model = LinkageModel.load(model_path)
     inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()}
-    result = link(inputs, model, mode="link", one_to_one=True)
+    result = link(inputs, model, mode="link", one_to_one=True,
+                  clean=(person_source,) if clean is None else clean,
+                  decisions=load_decisions(decisions_store) if decisions_store else None)
+    if review_folder is not None:
+        for path in write_review_files(review_table(result), review_folder):
+            console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
     clusters = result.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id")
     person_of_cluster = (clusters.filter(pl.col("source") == person_source)
                          .group_by("cluster_id").agg(pl.col("record_id").min().alias(LINKED_PERSON)))

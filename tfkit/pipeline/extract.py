@@ -8,8 +8,9 @@ Stages, in order (each a function below):
   5. withdraw    consent withdrawals removed, by any identifier, before pseudonymisation; counted only
   6. pseudonymise by policy, under the master key and project
   7. reconcile   rows_in = rows_out + quarantined + withdrawn (+ excluded), asserted per source
-  8. package     bag written in a staging directory, signed, fsynced, renamed into place under a lock
-  9. audit       an entry appended to the hash-chained audit log; report.html written beside the bag
+  8. package     one step (tfkit.package.publish.write_package): the bag staged under a lock, its
+                 signed audit entry written (the manifest records its hash), signed, report.html
+                 written beside it, renamed into place; any failure takes all of it back
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import hashlib
 import json
 import os
 import time
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,12 @@ import polars as pl
 
 from tfkit import __version__, console
 from tfkit.config import Config
-from tfkit.errors import DataCheckFailed, KeyFileError
+from tfkit.errors import DataCheckFailed, KeyFileError, UsageError
 from tfkit.package import audit, bag
 from tfkit.package import manifest as manifest_mod
-from tfkit.package.build import build_bag
-from tfkit.package.manifest import InputFile, Reconciliation
-from tfkit.package.publish import check_target, clean_stale_staging, new_staging_dir, output_lock, publish
+from tfkit.package.manifest import InputFile, Manifest, Reconciliation
+from tfkit.package.publish import (PackageRequest, Published, check_target, clean_stale_staging, output_lock,
+                                   report_path_for, write_package)
 from tfkit.package.signing import load_signing_key, public_key_fingerprint, public_key_path_for
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
@@ -101,177 +101,220 @@ def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None 
 def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progress,
                  allow_test_key: bool = False) -> ExtractResult:
     now = now or dt.datetime.now(dt.timezone.utc)
-    timings: dict[str, float] = {}
-    timer = _timer(timings, progress)
+    run = _Run(config, now, timer=_timer({}, progress))
     started = time.perf_counter()
-    target = config.package_dir
-    # 1. keys, and the cheap refusals, before any work
-    if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
-        raise KeyFileError("no master key configured", file=config.path, column="pseudonymise.key_file",
-                           hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
-    master = load_key_file(config.key_file, allow_test_key=allow_test_key)
-    if config.signing_key is None:
-        raise KeyFileError("no signing key configured", file=config.path, column="signing.key_file",
-                           hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
-    signing_key = load_signing_key(config.signing_key)
+    master, signing_key = _load_keys(config, allow_test_key)  # 1. keys, and the cheap refusals, before any work
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
-    if not force and (current := _current_package(config, target, run_sha256)) is not None:
+    if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
         return current
-    check_target(target, force)
-
+    check_target(config.package_dir, force)
     with output_lock(config.output_root, config.package_name):
         for stale in clean_stale_staging(config.output_root, config.package_name):
             console.log("staging_removed", f"removed {stale.name}, left by an interrupted run", stale=stale.name)
-        if not force and (current := _current_package(config, target, run_sha256)) is not None:
+        if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
             return current  # another run made it while this one waited for the lock
-        check_target(target, force)
-        withdrawals = load_withdrawals(config.withdrawals)
-
-        # 2-3. read and validate
-        runs: list[SourceRun] = []
-        valid: dict[str, pl.DataFrame] = {}
-        quarantined: dict[str, pl.DataFrame] = {}
-        headers: dict[str, dict[str, str]] = {}
-        for source in config.sources:
-            schema = adapters.load_source_schema(source.schema)
-            with timer("read"):
-                raw = adapters.read_source(source.path, source.encoding, schema)
-            digest = bag.sha256_file(source.path)
-            inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
-            console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
-                        source=source.name, rows=raw.n_rows, sha256=digest)
-            with timer("validate"):
-                checked = adapters.validate_source(raw, schema)
-                del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
-                valid[source.name], quarantined[source.name] = checked.valid, checked.quarantine
-            headers[source.name] = checked.canonical_names
-            runs.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
-                                  validation=checked.summary))
-            del checked
-        bad = {name: q.height for name, q in quarantined.items() if q.height}
-        # A source with no valid row at all is the wrong file or schema: never sign an empty return.
-        rejected = [name for name, q in quarantined.items() if q.height and not valid[name].height]
-        if (config.fail_on_invalid and bad) or rejected:
-            gone = withdrawals.resolve(_source_rows(config, valid, quarantined, headers))
-            for run in runs:
-                run.quarantine_file = _write_quarantine(config, run.source,
-                                                        quarantined[run.source].filter(~gone.quarantine[run.source]))
-            # no package will own these raw rows: the ledger makes retention destroy them
-            ledger.record(config.output_root, config.quarantine_dir / config.package_name, config.package_name)
-            if rejected and not (config.fail_on_invalid and bad):
-                raise DataCheckFailed(
-                    f"every row of {', '.join(rejected)} failed validation: no package written",
-                    file=config.path, hint=f"check the source's path and schema in the config; the reasons are in "
-                    f"the quarantine files in {config.quarantine_dir}")
-            raise DataCheckFailed(
-                "rows failed validation and fail_on_invalid = true: no package written ("
-                + ", ".join(f"{n}: {c:,}" for n, c in bad.items()) + ")",
-                file=config.path, hint=f"see the quarantine files in {config.quarantine_dir}, fix the extracts and rerun")
-
-        # 4. link every source to the person table (the first source)
-        linkage, linked = None, {}
-        person_source = config.sources[0].name
-        if config.linkage:
-            with timer("link"):
-                linkage = adapters.link_sources(valid, person_source, config.linkage_model)
-                linked = linkage.linked
-        # 5. withdraw: a withdrawn person's rows in every source, through every identifier and link of theirs
-        gone = withdrawals.resolve(_source_rows(config, valid, quarantined, headers, linkage),
-                                   near=linkage.near_pairs() if linkage else None)
-        check_unmatched(gone, config.consent_unmatched, config.withdrawals)
-        linkage_summary = linkage.summary(gone.valid) if linkage else None
-        if linkage_summary:
-            console.log("linked", "linked to persons: " + ", ".join(
-                f"{n}: {c:,}" for n, c in linkage_summary["linked_to_person"].items()), **linkage_summary["linked_to_person"])
-
-        # 5-6. withdraw, then pseudonymise
-        tables: dict[str, pl.DataFrame] = {}
-        policies: dict[str, Any] = {}
-        footers: dict[str, dict[str, str]] = {}
-        staged_quarantine: dict[str, pl.DataFrame] = {}
-        for run, source in zip(runs, config.sources, strict=True):
-            frame = valid.pop(source.name)
-            if source.name in linked:
-                frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
-            kept = frame.filter(~gone.valid[source.name])
-            del frame
-            q_kept = quarantined.pop(source.name).filter(~gone.quarantine[source.name])
-            rec = run.reconciliation
-            rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
-            staged_quarantine[source.name] = q_kept  # written once the package is published
-            policy = adapters.load_policy(source.schema, source.policy or config.policy)
-            policies[source.name] = adapters.policy_summary(policy)
-            footers[source.table] = adapters.footer_metadata(master, config.project, policy)
-            link_ids = kept.get_column(adapters.LINKED_PERSON) if adapters.LINKED_PERSON in kept.columns else None
-            with timer("pseudonymise"):
-                out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
-                                            project=config.project, policy=policy, la_code=config.la_code)
-            if link_ids is not None and source.name != person_source:
-                out = out.with_columns(adapters.linked_person_pseudonym(master, config.project, config.la_code, link_ids))
-            del kept
-            rec.rows_out = out.height
-            # 7. reconcile: a mismatch is a bug in tfkit, never silently written
-            rec.check()
-            tables[source.table] = out
-            console.log("source_done",
-                        f"{source.name}: {rec.rows_in:,} in = {rec.rows_out:,} out + {rec.quarantined:,} quarantined "
-                        f"+ {rec.withdrawn:,} withdrawn", source=source.name, **{k: v for k, v in rec.to_dict().items()
-                                                                               if k not in ("source", "table")})
-
-        disclosure: dict[str, Any] = {}
-        if "person" in tables:
-            before = tables["person"].height
-            with timer("disclosure"):
-                tables["person"], disclosure = adapters.disclosure_check(tables["person"], config.disclosure_policy,
-                                                                                 config.disclosure_settings)
-            if tables["person"].height != before:  # suppression nulls values; it must never drop rows
-                raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {tables['person'].height}")
-
-        if unmatched := len(gone.unmatched):
-            console.log("consent_unmatched",
-                        f"{unmatched:,} consent-withdrawal entr{'y' if unmatched == 1 else 'ies'} matched no record in any "
-                        "source: check the list for typos (listed, masked, in the run report)", level="warning",
-                        unmatched_entries=unmatched)
-
-        # 8. package
-        head = audit.chain_head(config.audit_log)
-        manifest = _manifest(config, runs, policies, withdrawals, len(gone.unmatched), disclosure, linkage_summary,
-                             master.fingerprint, head, now)
-        manifest["run_sha256"] = run_sha256
-        staging = new_staging_dir(config.output_root, config.package_name)
-        try:
-            with timer("package"):
-                built = build_bag(staging, tables=tables, manifest=manifest, bag_info=_bag_info(config, master.fingerprint),
-                                  signing_key=signing_key, bagging_date=now.date(), table_metadata=footers)
-                publish(staging, target, force)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-
-        for run in runs:  # the package is published: its quarantine files go with it (retention purges both)
-            run.quarantine_file = _write_quarantine(config, run.source, staged_quarantine.pop(run.source))
-
-        # 9. audit and report
-        audit.append(
-            config.audit_log, "extract", package=target.name, tagmanifest_sha256=built.tagmanifest_sha256,
-            key_fingerprint=master.fingerprint, signer_fingerprint=built.manifest["signer"]["fingerprint"],
-            config_sha256=config.sha256, demo=config.demo,
-            inputs=[{"source": r.input.source, "sha256": r.input.sha256, "rows": r.input.rows} for r in runs],
-            outputs=[{"path": o["path"], "sha256": o["sha256"], "rows": o["rows"]} for o in built.outputs],
-        )
-    report_path = target.parent / f"{target.name}.report.html"
-    adapters.render_report(report_path, {
-        "package": target.name, "manifest": built.manifest,
-        "validation": {r.source: r.validation for r in runs}, "disclosure": disclosure, "linkage": linkage_summary,
-        "consent_unmatched": gone.unmatched,
-    })
-    timings["total"] = time.perf_counter() - started
-    timings = {k: round(v, 3) for k, v in timings.items()}
-    console.log("package_written", f"package written: {target}", package=str(target), report=str(report_path),
-                demo=config.demo, seconds=timings)
+        check_target(config.package_dir, force)
+        run.withdrawals = load_withdrawals(config.withdrawals)
+        _read_and_validate(run)                    # 2-3
+        _refuse_invalid(run)
+        _link(run)                                 # 4
+        _withdraw(run)                             # 5
+        _pseudonymise(run, master)                 # 6-7
+        _disclosure(run)
+        _warn_unmatched(run)
+        published = _package(run, master, signing_key, run_sha256, force)  # 8
+        _publish_quarantine(run)
+    run.timings["total"] = time.perf_counter() - started
+    timings = {k: round(v, 3) for k, v in run.timings.items()}
+    console.log("package_written", f"package written: {published.package}", package=str(published.package),
+                report=str(published.report), demo=config.demo, seconds=timings)
     pub = public_key_path_for(config.signing_key)
-    return ExtractResult(target, report_path, built.manifest, runs, config.demo,
+    return ExtractResult(published.package, published.report, published.built.manifest, run.sources, config.demo,
                          signer_public_key=pub if pub.is_file() else None, timings=timings)
+
+
+@dataclass
+class _Run:
+    """One extract's working state, passed from stage to stage."""
+
+    config: Config
+    now: dt.datetime
+    timer: Any
+    withdrawals: Any = None
+    sources: list[SourceRun] = field(default_factory=list)
+    valid: dict[str, pl.DataFrame] = field(default_factory=dict)
+    quarantined: dict[str, pl.DataFrame] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
+    gone: Any = None  # the withdrawals resolved against every source's rows
+    linkage_summary: dict[str, Any] | None = None
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    policies: dict[str, Any] = field(default_factory=dict)
+    footers: dict[str, dict[str, str]] = field(default_factory=dict)
+    disclosure: dict[str, Any] = field(default_factory=dict)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.timer.timings
+
+    @property
+    def person_source(self) -> str:
+        return self.config.sources[0].name
+
+
+def _load_keys(config: Config, allow_test_key: bool = False):
+    if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
+        raise KeyFileError("no master key configured", file=config.path, key="pseudonymise.key_file",
+                           hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
+    master = load_key_file(config.key_file, allow_test_key=allow_test_key)
+    if config.signing_key is None:
+        raise KeyFileError("no signing key configured", file=config.path, key="signing.key_file",
+                           hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
+    return master, load_signing_key(config.signing_key)
+
+
+def _read_and_validate(run: _Run) -> None:
+    """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
+    for source in run.config.sources:
+        schema = adapters.load_source_schema(source.schema)
+        with run.timer("read"):
+            raw = adapters.read_source(source.path, source.encoding, schema)
+        digest = bag.sha256_file(source.path)
+        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
+        console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
+                    source=source.name, rows=raw.n_rows, sha256=digest)
+        with run.timer("validate"):
+            checked = adapters.validate_source(raw, schema)
+            del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
+            run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
+        run.headers[source.name] = checked.canonical_names
+        run.sources.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
+                                     validation=checked.summary))
+        del checked
+
+
+def _refuse_invalid(run: _Run) -> None:
+    """fail_on_invalid with failing rows, or a source with no valid row at all (the wrong file or
+    schema: never sign an empty return): quarantine files written (less withdrawn people), no package."""
+    config = run.config
+    bad = {name: q.height for name, q in run.quarantined.items() if q.height}
+    rejected = [name for name, q in run.quarantined.items() if q.height and not run.valid[name].height]
+    if not ((config.fail_on_invalid and bad) or rejected):
+        return
+    gone = run.withdrawals.resolve(_source_rows(run))
+    for src in run.sources:
+        src.quarantine_file = _write_quarantine(config, src.source,
+                                                run.quarantined[src.source].filter(~gone.quarantine[src.source]))
+    # no package will own these raw rows: the ledger makes retention destroy them
+    ledger.record(config.output_root, config.quarantine_dir / config.package_name, config.package_name)
+    if rejected and not (config.fail_on_invalid and bad):
+        raise DataCheckFailed(
+            f"every row of {', '.join(rejected)} failed validation: no package written",
+            file=config.path, hint=f"check the source's path and schema in the config; the reasons are in "
+            f"the quarantine files in {config.quarantine_dir}")
+    raise DataCheckFailed(
+        "rows failed validation and fail_on_invalid = true: no package written ("
+        + ", ".join(f"{n}: {c:,}" for n, c in bad.items()) + ")",
+        file=config.path, hint=f"see the quarantine files in {config.quarantine_dir}, fix the extracts and rerun")
+
+
+def _link(run: _Run) -> None:
+    """4. Every source linked to the person table (the first source), when [linkage] is on."""
+    config = run.config
+    if not config.linkage:
+        return
+    with run.timer("link"):
+        from tfkit.linkage.review import extract_store
+
+        run.linkage = adapters.link_sources(
+            run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
+            review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
+            decisions_store=extract_store(config.quarantine_dir))
+
+
+def _withdraw(run: _Run) -> None:
+    """5. A withdrawn person's rows in every source, through every identifier and link of theirs."""
+    linkage = run.linkage
+    run.gone = run.withdrawals.resolve(_source_rows(run), near=linkage.near_pairs() if linkage else None)
+    check_unmatched(run.gone, run.config.consent_unmatched, run.config.withdrawals)
+    run.linkage_summary = linkage.summary(run.gone.valid) if linkage else None
+    if run.linkage_summary:
+        counts = run.linkage_summary["linked_to_person"]
+        console.log("linked", "linked to persons: " + ", ".join(f"{n}: {c:,}" for n, c in counts.items()), **counts)
+
+
+def _pseudonymise(run: _Run, master) -> None:
+    """6-7. Withdrawn rows left out, the rest pseudonymised by policy; each source reconciled."""
+    config, gone = run.config, run.gone
+    linked = run.linkage.linked if run.linkage else {}
+    for src, source in zip(run.sources, config.sources, strict=True):
+        frame = run.valid.pop(source.name)
+        if source.name in linked:
+            frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
+        kept = frame.filter(~gone.valid[source.name])
+        del frame
+        q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])
+        rec = src.reconciliation
+        rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
+        run.staged_quarantine[source.name] = q_kept  # written once the package is published
+        policy = adapters.load_policy(source.schema, source.policy or config.policy)
+        run.policies[source.name] = adapters.policy_summary(policy)
+        run.footers[source.table] = adapters.footer_metadata(master, config.project, policy)
+        link_ids = kept.get_column(adapters.LINKED_PERSON) if adapters.LINKED_PERSON in kept.columns else None
+        with run.timer("pseudonymise"):
+            out = adapters.pseudonymise(kept.drop(adapters.LINKED_PERSON, strict=False), key=master,
+                                        project=config.project, policy=policy, la_code=config.la_code)
+        if link_ids is not None and source.name != run.person_source:
+            out = out.with_columns(adapters.linked_person_pseudonym(master, config.project, config.la_code, link_ids))
+        del kept
+        rec.rows_out = out.height
+        rec.check()  # 7. reconcile: a mismatch is a bug in tfkit, never silently written
+        run.tables[source.table] = out
+        console.log("source_done",
+                    f"{source.name}: {rec.rows_in:,} in = {rec.rows_out:,} out + {rec.quarantined:,} quarantined "
+                    f"+ {rec.withdrawn:,} withdrawn", source=source.name,
+                    **{k: v for k, v in rec.to_dict().items() if k not in ("source", "table")})
+
+
+def _disclosure(run: _Run) -> None:
+    if "person" not in run.tables:
+        return
+    before = run.tables["person"].height
+    with run.timer("disclosure"):
+        run.tables["person"], run.disclosure = adapters.disclosure_check(
+            run.tables["person"], run.config.disclosure_policy, run.config.disclosure_settings)
+    if run.tables["person"].height != before:  # suppression nulls values; it must never drop rows
+        raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {run.tables['person'].height}")
+
+
+def _warn_unmatched(run: _Run) -> None:
+    if unmatched := len(run.gone.unmatched):
+        console.log("consent_unmatched",
+                    f"{unmatched:,} consent-withdrawal entr{'y' if unmatched == 1 else 'ies'} matched no record in any "
+                    "source: check the list for typos (listed, masked, in the run report)", level="warning",
+                    unmatched_entries=unmatched)
+
+
+def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Published:
+    """8. The package written, audited, reported and published as one step (tfkit.package.publish)."""
+    config = run.config
+    request = PackageRequest(
+        root=config.output_root, tables=run.tables, manifest=_manifest(run, master.fingerprint, run_sha256),
+        bag_info=_bag_info(config, master.fingerprint), signing_key=signing_key, audit_log=config.audit_log,
+        audit_fields={"key_fingerprint": master.fingerprint,
+                      "signer_fingerprint": public_key_fingerprint(signing_key.public_key()),
+                      "config_sha256": config.sha256, "run_sha256": run_sha256, "demo": config.demo,
+                      "inputs": [{"source": r.input.source, "sha256": r.input.sha256, "rows": r.input.rows}
+                                 for r in run.sources]},
+        table_metadata=run.footers, bagging_date=run.now.date(), force=force,
+        render_report=lambda path, manifest: adapters.render_report(path, {
+            "package": config.package_name, "manifest": manifest,
+            "validation": {r.source: r.validation for r in run.sources}, "disclosure": run.disclosure,
+            "linkage": run.linkage_summary, "consent_unmatched": run.gone.unmatched}),
+    )
+    with run.timer("package"):
+        return write_package(request)
 
 
 def _timer(timings: dict[str, float], progress=None):
@@ -287,16 +330,16 @@ def _timer(timings: dict[str, float], progress=None):
             timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
             if progress is not None:
                 progress[0].advance(progress[1])
+    timer.timings = timings  # type: ignore[attr-defined]
     return timer
 
 
-def _source_rows(config: Config, valid: dict[str, pl.DataFrame], quarantined: dict[str, pl.DataFrame],
-                 headers: dict[str, dict[str, str]], linkage=None) -> dict[str, SourceRows]:
-    person_source = config.sources[0].name
-    linked = linkage.linked if linkage else {}
-    record_ids = linkage.record_ids if linkage else {}
-    return {name: SourceRows(valid[name], quarantined[name], headers[name], linked.get(name),
-                             person_table=name == person_source, record_ids=record_ids.get(name)) for name in valid}
+def _source_rows(run: _Run) -> dict[str, SourceRows]:
+    linked = run.linkage.linked if run.linkage else {}
+    record_ids = run.linkage.record_ids if run.linkage else {}
+    return {name: SourceRows(run.valid[name], run.quarantined[name], run.headers[name], linked.get(name),
+                             person_table=name == run.person_source, record_ids=record_ids.get(name))
+            for name in run.valid}
 
 
 def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path | None:
@@ -308,6 +351,13 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
         return None
     private_folder(config.quarantine_dir)
     return write_quarantine_csv(rows, path)  # 0600 in a 0700 folder
+
+
+def _publish_quarantine(run: _Run) -> None:
+    """The quarantine files, once the package is published: they go with it (retention purges
+    both), and a run that fails before publishing leaves no raw rows behind."""
+    for src in run.sources:
+        src.quarantine_file = _write_quarantine(run.config, src.source, run.staged_quarantine.pop(src.source))
 
 
 def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
@@ -363,40 +413,43 @@ def _current_package(config: Config, target: Path, run_sha256: str) -> ExtractRe
         console.log("package_damaged", f"{target.name} was made from these inputs but fails verification "
                     f"(tfkit verify {target} shows why)", level="warning", package=str(target))
         return None
+    _require_complete(config, target, existing)
     console.log("package_up_to_date",
                 f"{target.name} is up to date: it was made from these same inputs, config and keys; nothing to do "
                 "(--force rebuilds it)", package=str(target))
     return ExtractResult(
-        package=target, report=target.parent / f"{target.name}.report.html", manifest=existing, sources=[],
+        package=target, report=report_path_for(target), manifest=existing, sources=[],
         demo=bool(existing.get("demo")), up_to_date=True,
         signer_public_key=pub if (pub := public_key_path_for(config.signing_key)).is_file() else None,
     )
 
 
-def _manifest(config: Config, runs: list[SourceRun], policies: dict[str, Any], withdrawals, unmatched: int, disclosure,
-              linkage_summary, key_fp: str, chain_head: str, now: dt.datetime) -> dict[str, Any]:
-    return {
-        "format": manifest_mod.MANIFEST_FORMAT,
-        "tool": {"name": "tfkit", "version": __version__},
-        "dependencies": manifest_mod.dependency_versions(),
-        "contract_version": CONTRACT_VERSION,
-        "project": config.project,
-        "la_code": config.la_code,
-        "return": config.return_type,
-        "period": config.period,
-        "demo": config.demo,
-        "created": now.isoformat(timespec="seconds"),
-        "retention": {"days": config.retention_days,
-                      "destroy_after": manifest_mod.destroy_after(now, config.retention_days)},
-        "key_fingerprint": key_fp,
-        "config_sha256": config.sha256,
-        "inputs": [r.input.__dict__ for r in runs],
-        "consent_withdrawals": {"list_sha256": withdrawals.sha256, "list_entries": withdrawals.entries,
-                                "unmatched_entries": unmatched,
-                                "withdrawn_rows": {r.source: r.reconciliation.withdrawn for r in runs}},
-        "reconciliation": [r.reconciliation.to_dict() for r in runs],
-        "pseudonymisation": {"policies": policies},
-        "linkage": linkage_summary,
-        "disclosure": disclosure,
-        "audit": {"log": config.audit_log.name, "chain_head": chain_head},
-    }
+def _require_complete(config: Config, target: Path, manifest: dict[str, Any]) -> None:
+    """A current package is only "up to date" when its audit entry and report are there too."""
+    missing = []
+    anchor = (manifest.get("audit") or {}).get("chain_head")
+    logged = {e.get("hash") for e in audit.read_entries(config.audit_log)} if config.audit_log.is_file() else set()
+    if not anchor or anchor not in logged:
+        missing.append(f"its audit entry ({(anchor or 'none recorded')[:16]}...) is not in {config.audit_log}")
+    if not report_path_for(target).is_file():
+        missing.append(f"its report {report_path_for(target)} is missing")
+    if missing:
+        raise UsageError(f"package {target.name} was made from these inputs, but " + "; and ".join(missing),
+                         file=target, hint="rerun with --force to rebuild it, which writes a new audit entry and "
+                         "report (and check tfkit audit verify: the log may have been altered)")
+
+
+def _manifest(run: _Run, key_fp: str, run_sha256: str) -> Manifest:
+    config, withdrawals = run.config, run.withdrawals
+    return Manifest(
+        project=config.project, la_code=config.la_code, return_type=config.return_type, period=config.period,
+        demo=config.demo, created=run.now, retention_days=config.retention_days, key_fingerprint=key_fp,
+        config_sha256=config.sha256, contract_version=CONTRACT_VERSION, inputs=[r.input for r in run.sources],
+        consent_withdrawals={"list_sha256": withdrawals.sha256, "list_entries": withdrawals.entries,
+                             "unmatched_entries": len(run.gone.unmatched),
+                             "withdrawn_rows": {r.source: r.reconciliation.withdrawn for r in run.sources}},
+        reconciliation=[r.reconciliation for r in run.sources],
+        pseudonymisation={"policies": run.policies},
+        linkage=run.linkage_summary, disclosure=run.disclosure, run_sha256=run_sha256,
+        audit_log=config.audit_log.name,
+    )

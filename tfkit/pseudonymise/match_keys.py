@@ -7,7 +7,6 @@ is empty, hashed under the domain `mk/<name>` into the column `mk_<name>`.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -15,6 +14,7 @@ from typing import Callable
 
 import polars as pl
 
+from tfkit import tomlfile
 from tfkit.errors import ConfigError
 from tfkit.identifiers import (
     clean_nhs_number,
@@ -143,23 +143,24 @@ COMPONENT_SOURCES: dict[str, tuple[str, ...]] = {
 # --------------------------------------------------------------------------- definitions
 
 
-def parse_match_keys(data: dict, source: str = "match keys") -> tuple[MatchKey, ...]:
+def parse_match_keys(doc: tomlfile.Table) -> tuple[MatchKey, ...]:
     keys = []
-    for i, entry in enumerate(data.get("key", [])):
-        name = entry.get("name")
-        comps = entry.get("components")
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ConfigError(f"match key {i + 1} needs a name made of letters, digits and _", file=source)
-        if not isinstance(comps, list) or not comps:
-            raise ConfigError(f"match key {name!r} needs a list of components", file=source)
+    for i, entry in enumerate(doc.tables("key")):
+        name = entry.get("name", str)
+        if not name.isidentifier():
+            raise entry.fail("name", f"match key {i + 1} needs a name made of letters, digits and _")
+        comps = entry.strings("components")
+        if not comps:
+            raise entry.fail("components", f"match key {name!r} needs a list of components")
         unknown = [c for c in comps if c not in COMPONENT_SOURCES]
         if unknown:
-            raise ConfigError(f"match key {name!r} has unknown component {unknown[0]!r}", file=source,
-                              hint=f"components: {', '.join(COMPONENT_SOURCES)}")
-        keys.append(MatchKey(name, tuple(comps), entry.get("why", "")))
+            raise entry.fail("components", f"match key {name!r} has unknown component {unknown[0]!r}",
+                             f"components: {', '.join(COMPONENT_SOURCES)}")
+        keys.append(MatchKey(name, comps, entry.get("why", str, "")))
+        entry.check_unknown()
     names = [k.name for k in keys]
     if len(set(names)) != len(names):
-        raise ConfigError("match key names must be unique", file=source)
+        raise doc.fail("key", "match key names must be unique")
     return tuple(keys)
 
 
@@ -167,7 +168,7 @@ def parse_match_keys(data: dict, source: str = "match keys") -> tuple[MatchKey, 
 def default_match_keys() -> tuple[MatchKey, ...]:
     """The documented, ordered list shipped with tfkit."""
     text = (resources.files("tfkit.pseudonymise") / "data" / "match_keys.toml").read_text(encoding="utf-8")
-    return parse_match_keys(tomllib.loads(text), "built-in match keys")
+    return parse_match_keys(tomlfile.parse(text, file="built-in match keys"))
 
 
 def match_key(name: str) -> MatchKey:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from tfkit import tomlfile
 from tfkit.errors import ConfigError
 
 # Canonical fields that identify a person on their own: a policy may never "keep" them.
@@ -123,7 +123,7 @@ def parse_rule(text: object, *, column: str, source: str | None) -> ColumnRule:
     def bad(why: str) -> ConfigError:
         return ConfigError(
             f"policy rule for {column!r} is {text!r}: {why}",
-            file=source, column=column,
+            file=source, column=column, key=f"columns.{column}",
             hint='use "keep", "hash", "drop", "generalise:year_month", "generalise:year", '
                  '"generalise:age_at:YYYY-MM-DD", "generalise:sector", "generalise:district" or "generalise:area"',
         )
@@ -148,37 +148,32 @@ def parse_rule(text: object, *, column: str, source: str | None) -> ColumnRule:
     return ColumnRule("generalise", to)
 
 
-def parse_policy(data: dict, *, name: str, source: str | None = None) -> Policy:
+def parse_policy(doc: tomlfile.Table | dict, *, name: str) -> Policy:
+    if isinstance(doc, dict):  # a policy built in code
+        doc = tomlfile.Table(doc, None)
     known = {"schema", "match_keys", "columns", "description"}
-    extra = sorted(set(data) - known)
+    extra = sorted(set(doc.data) - known)
     if extra:
-        raise ConfigError(f"unknown policy setting {extra[0]!r}", file=source,
-                          hint=f"a policy file has only: {', '.join(sorted(known))}")
-    columns = data.get("columns", {})
-    if not isinstance(columns, dict):
-        raise ConfigError("[columns] must be a table of column = rule", file=source)
+        raise doc.fail(extra[0], f"unknown policy setting {extra[0]!r}",
+                       f"a policy file has only: {', '.join(sorted(known))}")
+    source = None if doc.file is None else str(doc.file)
+    columns = doc.get("columns", dict, {}, hint="write [columns] with one column = rule per line")
     rules = {col: parse_rule(text, column=col, source=source) for col, text in columns.items()}
-    mk = data.get("match_keys", "default")
+    mk = doc.get("match_keys", (str, list), "default")
     if mk == "none":
         mk = ()
     elif isinstance(mk, list) and all(isinstance(m, str) for m in mk):
         mk = tuple(m.removeprefix("mk_") for m in mk)
     elif mk != "default":
-        raise ConfigError(f"match_keys is {mk!r}", file=source,
-                          hint='use "default", "none", or a list of match-key names (see docs/match-keys.md)')
-    return Policy(name=str(data.get("schema", name)), rules=rules, match_keys=mk, source=source,
-                  explicit_match_keys="match_keys" in data, _patterns=_patterns_of(rules))
+        raise doc.fail("match_keys", f"match_keys is {mk!r}",
+                       'use "default", "none", or a list of match-key names (see docs/match-keys.md)')
+    return Policy(name=str(doc.get("schema", str, name)), rules=rules, match_keys=mk, source=source,
+                  explicit_match_keys="match_keys" in doc, _patterns=_patterns_of(rules))
 
 
 def load_policy_file(path: str | Path) -> Policy:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("policy file not found", file=path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad may add a BOM
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"policy file is not valid TOML: {err}", file=path) from None
-    return parse_policy(data, name=path.stem, source=str(path))
+    doc = tomlfile.read(path, what="policy file")
+    return parse_policy(doc.table, name=Path(path).stem)
 
 
 def builtin_policy_names() -> list[str]:
@@ -194,8 +189,8 @@ def builtin_policy(schema: str) -> Policy:
             f"no built-in pseudonymisation policy for schema {schema!r}",
             hint=f"built-in policies: {', '.join(builtin_policy_names())}; or pass --policy FILE",
         )
-    return parse_policy(tomllib.loads(res.read_text(encoding="utf-8")), name=schema,
-                        source=f"built-in policy {schema}")
+    return parse_policy(tomlfile.parse(res.read_text(encoding="utf-8"), file=f"built-in policy {schema}"),
+                        name=schema)
 
 
 def load_policy(schema: str | None = None, override: str | Path | None = None) -> Policy:

@@ -67,8 +67,13 @@ def load_schema(name_or_path: str | Path) -> Schema:
         return _load_builtin(text)
     if Path(text).is_file():
         return schema_from_file(text)
+    import difflib
+
+    close = difflib.get_close_matches(text.lower(), names, n=1, cutoff=0.6)
+    suggestion = f"did you mean {close[0]!r}? " if close else ""
     raise ConfigError(
-        f"unknown schema {text!r}", hint=f"use a built-in schema ({', '.join(names)}) or the path to a .toml file"
+        f"unknown schema {text!r}",
+        hint=f"{suggestion}built-in schemas: {', '.join(names)} (tfkit schemas list); or give the path to a .toml file",
     )
 
 

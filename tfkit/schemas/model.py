@@ -38,14 +38,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from tfkit import tomlfile
 from tfkit.errors import ConfigError
+from tfkit.tomlfile import Table
 from tfkit.identifiers import IDENTIFIER_KINDS
 
 FIELD_TYPES = ("string", "integer", "boolean", "date", "code")
@@ -226,117 +227,66 @@ class Schema:
 # --------------------------------------------------------------------------- loading
 
 
-class _Reader:
-    """Typed access to one TOML table, raising ConfigError that names file, key and fix."""
-
-    def __init__(self, file: str, prefix: str, table: dict[str, Any]):
-        self.file, self.prefix, self.table = file, prefix, table
-        self.used: set[str] = set()
-
-    def error(self, key: str, message: str, hint: str) -> ConfigError:
-        return ConfigError(f"key {self.prefix}{key}: {message}", hint=hint, file=self.file)
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, *, hint: str = "") -> Any:
-        self.used.add(key)
-        if key not in self.table:
-            return default
-        value = self.table[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.error(key, f"must be {_article(names)}, not {type(value).__name__} {value!r}", hint or f"set {key} to {_article(names)}")
-        return value
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.get(key, list, [])
-        if not all(isinstance(v, str) for v in value):
-            raise self.error(key, "must be a list of strings", f'write it as {key} = ["...", "..."]')
-        return tuple(value)
-
-    def date(self, key: str) -> dt.date | None:
-        value = self.get(key, (str, dt.date))
-        if value is None or isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            raise self.error(key, f"{value!r} is not a date", f'write it as {key} = "YYYY-MM-DD"') from None
-
-    def check_unknown(self, allowed: str) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.error(unknown[0], "is not a known key", f"use one of: {allowed}")
-
-
-def _article(name: str) -> str:
-    return ("an " if name[:1] in "aeiou" else "a ") + name
-
-
-_FIELD_KEYS = (
-    "type, required, aliases, title, description, identifier, pattern, max_length, codes, code_aliases, "
-    "minimum, maximum, true_values, false_values, not_future, earliest, latest, unique, personal, on_invalid, group"
-)
-
-
 def _parse_field(file: str, name: str, table: Any) -> Field:
     if not isinstance(table, dict):
-        raise ConfigError(f"key fields.{name}: must be a table", hint=f"write it as [fields.{name}] with a type = line", file=file)
+        raise ConfigError("must be a table", key=f"fields.{name}", hint=f"write it as [fields.{name}] with a type = line", file=file)
     if not _NAME_RE.match(name):
-        raise ConfigError(f"key fields.{name}: field names must be lower-case letters, digits and _", hint="rename the field, e.g. first_name", file=file)
-    r = _Reader(file, f"fields.{name}.", table)
-    ftype = r.get("type", str, hint=f"one of {', '.join(FIELD_TYPES)}")
+        raise ConfigError("field names must be lower-case letters, digits and _", key=f"fields.{name}", hint="rename the field, e.g. first_name", file=file)
+    r = Table(table, file, f"fields.{name}.")
+    ftype = r.get("type", str, None, hint=f"one of {', '.join(FIELD_TYPES)}")
     if ftype is None:
-        raise r.error("type", "is missing", f"add type = \"string\" (or {', '.join(FIELD_TYPES[1:])})")
+        raise r.fail("type", "is missing", f"add type = \"string\" (or {', '.join(FIELD_TYPES[1:])})")
     if ftype not in FIELD_TYPES:
-        raise r.error("type", f"unknown type {ftype!r}", f"use one of {', '.join(FIELD_TYPES)}")
-    identifier = r.get("identifier", str)
+        raise r.fail("type", f"unknown type {ftype!r}", f"use one of {', '.join(FIELD_TYPES)}")
+    identifier = r.get("identifier", str, None)
     if identifier is not None:
         if identifier not in IDENTIFIER_KINDS:
-            raise r.error("identifier", f"unknown identifier rule {identifier!r}", f"use one of {', '.join(IDENTIFIER_KINDS)}")
+            raise r.fail("identifier", f"unknown identifier rule {identifier!r}", f"use one of {', '.join(IDENTIFIER_KINDS)}")
         if ftype != "string":
-            raise r.error("identifier", f"needs type = \"string\", not {ftype!r}", 'set type = "string"')
-    pattern = r.get("pattern", str)
+            raise r.fail("identifier", f"needs type = \"string\", not {ftype!r}", 'set type = "string"')
+    pattern = r.get("pattern", str, None)
     if pattern is not None:
         try:
             re.compile(pattern)
             pl.select(pl.lit("x").str.contains(pattern))
         except (re.error, pl.exceptions.PolarsError) as err:
-            raise r.error("pattern", f"is not a valid regular expression ({err})", "fix the pattern (Rust regex syntax)") from None
+            raise r.fail("pattern", f"is not a valid regular expression ({err})", "fix the pattern (Rust regex syntax)") from None
     codes = r.strings("codes")
     code_aliases = r.get("code_aliases", dict, {})
     if ftype == "code" and not codes:
-        raise r.error("codes", "is missing: a code field needs its code list", 'add codes = ["A", "B"]')
+        raise r.fail("codes", "is missing: a code field needs its code list", 'add codes = ["A", "B"]')
     keys: dict[str, str] = {}
     for value, target in [(c, c) for c in codes] + list(code_aliases.items()):
         if target not in codes:
-            raise r.error(f"code_aliases.{value}", f"maps to {target!r}, which is not in codes", f"use one of {list(codes)}")
+            raise r.fail(f"code_aliases.{value}", f"maps to {target!r}, which is not in codes", f"use one of {list(codes)}")
         key = header_key(value)
         if keys.get(key, target) != target:
-            raise r.error(
+            raise r.fail(
                 "codes", f"{value!r} and {keys[key]!r} look the same (codes match ignoring case and punctuation)",
                 "make the codes and code aliases distinct",
             )
         keys[key] = target
     on_invalid = r.get("on_invalid", str, "quarantine")
     if on_invalid not in ("quarantine", "null"):
-        raise r.error("on_invalid", f"unknown action {on_invalid!r}", 'use "quarantine" or "null"')
+        raise r.fail("on_invalid", f"unknown action {on_invalid!r}", 'use "quarantine" or "null"')
     required = r.get("required", bool, False)
     if required and on_invalid == "null":
-        raise r.error("on_invalid", '"null" cannot apply to a required field', 'use on_invalid = "quarantine" or required = false')
+        raise r.fail("on_invalid", '"null" cannot apply to a required field', 'use on_invalid = "quarantine" or required = false')
     earliest, latest = r.date("earliest"), r.date("latest")
     f = Field(
         name=name, type=ftype, required=required,
-        aliases=r.strings("aliases"), title=r.get("title", str), description=r.get("description", str),
-        identifier=identifier, pattern=pattern, max_length=r.get("max_length", int),
+        aliases=r.strings("aliases"), title=r.get("title", str, None), description=r.get("description", str, None),
+        identifier=identifier, pattern=pattern, max_length=r.get("max_length", int, None),
         codes=codes, code_aliases=dict(code_aliases),
-        minimum=r.get("minimum", int), maximum=r.get("maximum", int),
+        minimum=r.get("minimum", int, None), maximum=r.get("maximum", int, None),
         true_values=tuple(v.upper() for v in r.strings("true_values")) or DEFAULT_TRUE,
         false_values=tuple(v.upper() for v in r.strings("false_values")) or DEFAULT_FALSE,
         not_future=r.get("not_future", bool, False), earliest=earliest, latest=latest,
         unique=r.get("unique", bool, False),
         personal=r.get("personal", bool, ftype in ("string", "date", "integer")),
-        on_invalid=on_invalid, group=r.get("group", str),
+        on_invalid=on_invalid, group=r.get("group", str, None),
     )
-    r.check_unknown(_FIELD_KEYS)
+    r.check_unknown()
     type_specific = {
         "identifier": "string", "pattern": "string", "max_length": "string", "codes": "code", "code_aliases": "code",
         "minimum": "integer", "maximum": "integer", "true_values": "boolean", "false_values": "boolean",
@@ -344,96 +294,83 @@ def _parse_field(file: str, name: str, table: Any) -> Field:
     }
     for key, needs in type_specific.items():
         if key in table and ftype != needs:
-            raise r.error(key, f"applies to {needs} fields, but this field is {ftype}", f"remove {key} or set type = \"{needs}\"")
+            raise r.fail(key, f"applies to {needs} fields, but this field is {ftype}", f"remove {key} or set type = \"{needs}\"")
     if f.group == HEADLINE_PROBLEM and ftype != "boolean":
-        raise r.error("group", "headline problems must be boolean flags", 'set type = "boolean"')
+        raise r.fail("group", "headline problems must be boolean flags", 'set type = "boolean"')
     if set(f.true_values) & set(f.false_values):
-        raise r.error("true_values", "shares values with false_values", "make the two lists disjoint")
+        raise r.fail("true_values", "shares values with false_values", "make the two lists disjoint")
     return f
 
 
-def _parse_rule(file: str, index: int, table: Any, fields: dict[str, Field]) -> TableRule:
-    prefix = f"rules[{index}]."
-    if not isinstance(table, dict):
-        raise ConfigError(f"key rules[{index}]: must be a table", hint="write each rule as a [[rules]] table", file=file)
-    r = _Reader(file, prefix, table)
-    rtype = r.get("type", str)
+def _parse_rule(r: Table, fields: dict[str, Field]) -> TableRule:
+    rtype = r.get("type", str, None)
     if rtype not in RULE_TYPES:
-        raise r.error("type", f"unknown rule type {rtype!r}", f"use one of {', '.join(RULE_TYPES)}")
+        raise r.fail("type", f"unknown rule type {rtype!r}", f"use one of {', '.join(RULE_TYPES)}")
     names = r.strings("fields")
     expected = {"unique": None, "family_membership": 2, "date_order": 2, "headline_problem_minimum": 1}[rtype]
     if not names or expected is not None and len(names) != expected:
         shape = {"family_membership": '["person_id", "family_id"]', "date_order": '["start", "end"]',
                  "headline_problem_minimum": '["family_id"]', "unique": '["person_id"]'}[rtype]
-        raise r.error("fields", f"a {rtype} rule needs {expected or 'one or more'} field name(s)", f"write fields = {shape}")
+        raise r.fail("fields", f"a {rtype} rule needs {expected or 'one or more'} field name(s)", f"write fields = {shape}")
     for n in names:
         if n not in fields:
-            raise r.error("fields", f"names {n!r}, which is not a field of this schema", f"use one of {', '.join(fields)}")
+            raise r.fail("fields", f"names {n!r}, which is not a field of this schema", f"use one of {', '.join(fields)}")
     if rtype == "date_order" and any(fields[n].type != "date" for n in names):
-        raise r.error("fields", "date_order compares date fields only", "name two fields with type = \"date\"")
+        raise r.fail("fields", "date_order compares date fields only", "name two fields with type = \"date\"")
     severity = r.get("severity", str, "warning" if rtype == "headline_problem_minimum" else "error")
     if severity not in ("error", "warning"):
-        raise r.error("severity", f"unknown severity {severity!r}", 'use "error" (quarantine rows) or "warning" (report only)')
-    minimum = r.get("minimum", int)
-    r.check_unknown("type, fields, minimum, severity")
+        raise r.fail("severity", f"unknown severity {severity!r}", 'use "error" (quarantine rows) or "warning" (report only)')
+    minimum = r.get("minimum", int, None)
+    r.check_unknown()
     return TableRule(type=rtype, fields=names, minimum=minimum, severity=severity)
 
 
 def schema_from_toml(text: str, *, file: str = "<schema>", source: str | None = None) -> Schema:
     """Parse schema TOML text. Raises ConfigError naming the file, the key and the fix."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"is not valid TOML: {err}", hint="fix the TOML syntax at the position shown", file=file) from None
-    unknown = sorted(set(doc) - {"schema", "fields", "rules"})
-    if unknown:
-        raise ConfigError(f"key {unknown[0]}: is not a known section", hint="use [schema], [fields.NAME] and [[rules]]", file=file)
-    head = _Reader(file, "schema.", doc.get("schema", {}))
-    name = head.get("name", str)
+    return _schema(tomlfile.parse(text, file=file), source=source or file)
+
+
+def _schema(doc: Table, *, source: str) -> Schema:
+    file = doc.file
+    extra = sorted(set(doc.data) - {"schema", "fields", "rules"})
+    if extra:
+        raise doc.fail(extra[0], "is not a known section", "use [schema], [fields.NAME] and [[rules]]")
+    head = doc.table("schema")
+    name = head.get("name", str, None)
     if not name or not _NAME_RE.match(name):
-        raise head.error("name", "is missing or not lower-case letters, digits and _", 'add name = "my_extract" under [schema]')
+        raise head.fail("name", "is missing or not lower-case letters, digits and _", 'add name = "my_extract" under [schema]')
     title = head.get("title", str, name)
     version = head.get("version", int, 1)
-    description = head.get("description", str)
-    minimum = head.get("headline_problem_minimum", int)
-    head.check_unknown("name, title, version, description, headline_problem_minimum")
-    raw_fields = doc.get("fields")
-    if not isinstance(raw_fields, dict) or not raw_fields:
-        raise ConfigError("key fields: the schema declares no fields", hint="add at least one [fields.NAME] table", file=file)
+    description = head.get("description", str, None)
+    minimum = head.get("headline_problem_minimum", int, None)
+    head.check_unknown()
+    raw_fields = doc.get("fields", dict, {}, hint="add at least one [fields.NAME] table")
+    if not raw_fields:
+        raise doc.fail("fields", "the schema declares no fields", "add at least one [fields.NAME] table")
     fields = {n: _parse_field(file, n, t) for n, t in raw_fields.items()}
     seen: dict[str, str] = {}
     for f in fields.values():
         for key in f.header_keys:
             if key in seen and seen[key] != f.name:
                 raise ConfigError(
-                    f"key fields.{f.name}.aliases: {key!r} also matches field {seen[key]!r}",
+                    f"{key!r} also matches field {seen[key]!r}", key=f"fields.{f.name}.aliases",
                     hint="headers are matched ignoring case, spaces and punctuation: give each field distinct aliases",
                     file=file,
                 )
             seen[key] = f.name
-    raw_rules = doc.get("rules", [])
-    if not isinstance(raw_rules, list):
-        raise ConfigError("key rules: must be an array of tables", hint="write each rule as a [[rules]] table", file=file)
-    rules = tuple(_parse_rule(file, i, t, fields) for i, t in enumerate(raw_rules))
+    rules = tuple(_parse_rule(t, fields) for t in doc.tables("rules", hint="write each rule as a [[rules]] table"))
     if minimum is not None and not any(f.group == HEADLINE_PROBLEM for f in fields.values()):
-        raise head.error("headline_problem_minimum", "is set but no field has group = \"headline_problem\"", "mark the problem flags with group = \"headline_problem\"")
+        raise head.fail("headline_problem_minimum", "is set but no field has group = \"headline_problem\"", "mark the problem flags with group = \"headline_problem\"")
     for r in rules:
         if r.type == "headline_problem_minimum" and (r.minimum or minimum) is None:
-            raise ConfigError(f"key rules: a headline_problem_minimum rule needs a minimum", hint="set minimum = 2 in the rule or headline_problem_minimum under [schema]", file=file)
+            raise doc.fail("rules", "a headline_problem_minimum rule needs a minimum",
+                           "set minimum = 2 in the rule or headline_problem_minimum under [schema]")
     return Schema(
         name=name, title=title, version=version, fields=tuple(fields.values()), rules=rules,
-        description=description, headline_problem_minimum=minimum, source=source or file,
+        description=description, headline_problem_minimum=minimum, source=source,
     )
 
 
 def schema_from_file(path: str | Path) -> Schema:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # Notepad may add a BOM
-    except FileNotFoundError:
-        raise ConfigError("schema file not found", hint="check the path, or use a built-in name (tfkit schemas list)", file=path) from None
-    except IsADirectoryError:
-        raise ConfigError("is a folder, not a schema file", hint="give the schema's .toml file", file=path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"schema file cannot be read: {err}", hint="save it as UTF-8 text", file=path) from None
-    return schema_from_toml(text, file=str(path))
+    doc = tomlfile.read(path, what="schema file", missing_hint="check the path, or use a built-in name (tfkit schemas list)")
+    return _schema(doc.table, source=str(path))

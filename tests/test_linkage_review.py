@@ -1,0 +1,290 @@
+"""Clean sources, clerical review files and `tfkit review apply` (issue 11, items 4 and 5)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tfkit.cli import app
+from tfkit.config import load_config
+from tfkit.linkage import link
+from tfkit.linkage.clustering import select_links
+from tfkit.linkage.review import read_decisions, review_table
+from tfkit.linkage.standardise import Prepared
+
+from tests.test_extract_pipeline import config, demo_dir  # noqa: F401 - fixtures
+from tests.test_linkage_cli import demo_frames as frames  # noqa: F401 - fixture
+from tests.test_linkage_cli import small_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, frames):
+    folder = tmp_path_factory.mktemp("review")
+    for name, frame in frames.items():
+        frame.write_csv(folder / f"{name}.csv")
+    return folder
+
+
+# --------------------------------------------------------------------------- clean sources
+
+
+def _prepared(sources: list[int]) -> Prepared:
+    frame = pl.DataFrame({"_rid": list(range(len(sources))), "_source": pl.Series(sources, dtype=pl.UInt16),
+                          "_record_id": [f"r{i}" for i in range(len(sources))]})
+    return Prepared(frame=frame, sources=["cohort", "police", "school"])
+
+
+def _pairs(edges: list[tuple[int, int, float]]) -> pl.DataFrame:
+    return pl.DataFrame({"rid_l": [a for a, _, _ in edges], "rid_r": [b for _, b, _ in edges],
+                         "match_weight": [w for _, _, w in edges], "match_probability": [0.99] * len(edges)})
+
+
+def _groups(links: pl.DataFrame, n: int) -> list[set[int]]:
+    from tfkit.linkage.clustering import components
+
+    labels = components(n, links["rid_l"].to_numpy(), links["rid_r"].to_numpy())
+    out: dict[int, set[int]] = {}
+    for rid, label in enumerate(labels):
+        out.setdefault(int(label), set()).add(rid)
+    return sorted(out.values(), key=min)
+
+
+def test_clean_source_never_holds_two_records_in_one_cluster():
+    # rows: 0, 1 cohort (clean); 2, 3 police; 4 school
+    prepared = _prepared([0, 0, 1, 1, 2])
+    pairs = _pairs([
+        (0, 1, 12.0),   # inside the clean source: never a link
+        (2, 0, 10.0),   # police 2's best cohort record ...
+        (2, 1, 8.0),    # ... so not this one
+        (3, 1, 9.0),
+        (3, 4, 5.0),    # police 3 and school 4 would bridge cohort 0 and cohort 1
+        (4, 0, 7.0),
+    ])
+    links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",))
+    assert _groups(links, 5) == [{0, 2, 4}, {1, 3}]
+    assert stats.links_above_threshold == 6 and stats.conflicts_resolved == 3
+    # Without the constraint, everything is one cluster.
+    unconstrained, _ = select_links(prepared, pairs, 0.9)
+    assert _groups(unconstrained, 5) == [{0, 1, 2, 3, 4}]
+
+
+def test_decisions_force_links_and_non_links():
+    prepared = _prepared([0, 0, 1, 1, 2])
+    pairs = _pairs([(2, 0, 10.0), (3, 1, 9.0)])
+    decisions = pl.DataFrame({"source_l": ["police", "cohort"], "record_id_l": ["r2", "r1"],
+                              "source_r": ["cohort", "school"], "record_id_r": ["r0", "r4"],
+                              "decision": ["reject", "accept"]})
+    links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",), decisions=decisions)
+    assert _groups(links, 5) == [{0}, {1, 3, 4}, {2}]
+    assert (stats.forced_links, stats.forced_non_links) == (1, 1)
+
+
+def test_rejected_pair_with_a_clean_record_stays_apart_through_other_records():
+    # rows: 0 cohort (clean); 1 police; 2 school. Police 1 ~ cohort 0 rejected by a reviewer, but
+    # police 1 ~ school 2 ~ cohort 0 would bring it back through the school record.
+    prepared = _prepared([0, 1, 2])
+    pairs = _pairs([(1, 0, 10.0), (1, 2, 9.0), (2, 0, 8.0)])
+    decisions = pl.DataFrame({"source_l": ["cohort"], "record_id_l": ["r0"], "source_r": ["police"],
+                              "record_id_r": ["r1"], "decision": ["reject"]})
+    links, _ = select_links(prepared, pairs, 0.9, clean=("cohort",), decisions=decisions)
+    assert _groups(links, 3) == [{0, 2}, {1}]
+
+
+def test_twins_are_not_merged_through_a_partner_record(frames):
+    """Twins: same surname, DOB and address; different forename and sex. The boy's police record
+    may score against his sister too, but joins him alone, and the twins stay apart."""
+    cohort, partners = frames["cohort"], frames["partners"]
+    twin = {"surname": "Kowalski", "dob": "2011-03-14", "postcode": "E17 4QP", "person_key": None}
+    extra_cohort = pl.DataFrame([
+        {"record_id": "T-GIRL", "forename": "Zofia", "sex": "F", **twin},
+        {"record_id": "T-BOY", "forename": "Jakub", "sex": "M", **twin},
+    ], schema=cohort.schema)
+    extra_police = pl.DataFrame([{"record_id": "police:T-BOY", "forename": "Jakub", "sex": "M", **twin}],
+                                schema=partners.schema)
+    data = {"cohort": pl.concat([cohort, extra_cohort]), "partners": pl.concat([partners, extra_police])}
+    result = link(data, small_model(), threshold=0.5, clean=("cohort",))
+    clusters = result.clusters
+    boy = clusters.filter(pl.col("record_id") == "police:T-BOY")["cluster_id"][0]
+    members = set(clusters.filter(pl.col("cluster_id") == boy)["record_id"])
+    assert members == {"T-BOY", "police:T-BOY"}
+    assert result.link_stats.clusters_with_two_clean_records == 0
+    # No cluster anywhere holds two cohort records.
+    per_cluster = clusters.filter(pl.col("source") == "cohort").group_by("cluster_id").len()
+    assert per_cluster["len"].max() == 1
+
+
+def test_clean_source_summary_counts(frames):
+    result = link(frames, small_model(), mode="both", clean=("cohort",))
+    constraints = result.summary()["constraints"]
+    assert constraints["clean_sources"] == ["cohort"]
+    assert constraints["clusters_with_two_clean_records"] == 0
+    assert constraints["conflicts_resolved"] >= 0
+
+
+def test_cli_clean_duplicate_ids_and_unknown_source_exit_2(tmp_path, frames):
+    dup = frames["cohort"].with_columns(pl.lit("DUPID7").alias("record_id"))
+    dup.write_csv(tmp_path / "cohort.csv")
+    frames["partners"].write_csv(tmp_path / "partners.csv")
+    args = ["link", str(tmp_path / "cohort.csv"), str(tmp_path / "partners.csv"), "--out", str(tmp_path / "o")]
+    r = runner.invoke(app, [*args, "--clean", "cohort"])
+    assert r.exit_code == 2, r.output
+    assert "declared clean" in r.output and "share a record id" in r.output and "DUPID7" not in r.output
+    r = runner.invoke(app, [*args, "--clean", "kohort"])
+    assert r.exit_code == 2 and "cohort, partners" in r.output
+
+
+def test_config_clean_defaults_to_the_cohort_and_checks_names(config):  # noqa: F811
+    assert load_config(config).linkage_clean == ("cohort",)
+    text = config.read_text()
+    head, tail = text.split("[pseudonymise]", 1)
+    config.write_text(head + '\n[linkage]\nclean = ["nobody"]\n\n[pseudonymise]' + tail)
+    r = runner.invoke(app, ["extract", "--config", str(config)])
+    assert r.exit_code == 2 and "nobody" in r.output
+
+
+# --------------------------------------------------------------------------- review files and decisions
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _write_rows(rows: list[dict], path):
+    """A review file as a reviewer saves it after filling in decisions."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_review_table_side_by_side_in_words(frames):
+    result = link(frames, small_model(), review_lower=0.05, clean=("cohort",))
+    table = review_table(result)
+    assert table.height == result.review.height > 0
+    for column in ("decision", "match_probability", "match_weight", "main reasons", "forename (left)",
+                   "forename (right)", "forename standardised (left)", "dob standardised (right)",
+                   "dob level", "dob weight", "postcode level"):
+        assert column in table.columns, column
+    row = table.row(0, named=True)
+    assert row["forename standardised (left)"] is None or row["forename standardised (left)"].isupper()
+    levels = set(table["dob level"].drop_nulls())
+    assert levels <= {"exact", "day and month swapped", "one digit or one day off", "within a month",
+                      "within a year", "else", "missing (no evidence)"}
+    assert all(";" in r or "(" in r for r in table["main reasons"])
+    assert table["match_probability"].is_sorted(descending=True)
+
+
+def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out"
+        args = ["link", str(files / "cohort.csv"), str(files / "partners.csv"), "-o", str(out), "--clean", "cohort",
+                "--review-lower", "0.05", "--json", "-"]
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        folder = out / "review"
+        assert _mode(folder) == 0o700
+        assert _mode(folder / "review.csv") == 0o600 and _mode(folder / "review.xlsx") == 0o600
+        read_back = pl.read_excel(folder / "review.xlsx")
+        assert "forename (left)" in read_back.columns and read_back.height > 1
+        rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
+        rows[0]["decision"] = "accept"
+        rows[1]["decision"] = " Reject "
+        decided = _write_rows(rows, tmp_path / "decided.csv")
+        assert runner.invoke(app, ["keys", "generate", "--signing", "-o", str(tmp_path / "k" / "signing.key")]).exit_code == 0
+        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out), "--json", "-",
+                                "--signing-key", str(tmp_path / "k" / "signing.key")])
+        assert r.exit_code == 0, r.output
+        applied = json.loads(r.stdout)
+        assert (applied["accepted"], applied["rejected"]) == (1, 1)
+        assert _mode(folder / "review_decisions.csv") == 0o600
+        log = (out / "audit.jsonl").read_text()
+        assert '"event": "review_decisions"' in log
+        assert rows[0]["record_id_l"] not in log and rows[0]["forename (left)"] not in log  # counts only
+        r = runner.invoke(app, args)
+        summary = json.loads(r.stdout)
+        assert summary["constraints"]["forced_links"] == 1 and summary["constraints"]["forced_non_links"] == 1
+        # The accepted pair is linked, the rejected one is not, and neither is asked about again.
+        clusters = pl.read_parquet(out / "clusters.parquet")
+
+        def cluster_of(source, record_id):
+            return clusters.filter((pl.col("source") == source) & (pl.col("record_id") == record_id))["cluster_id"][0]
+        a, b = rows[0], rows[1]
+        assert cluster_of(a["source_l"], a["record_id_l"]) == cluster_of(a["source_r"], a["record_id_r"])
+        assert cluster_of(b["source_l"], b["record_id_l"]) != cluster_of(b["source_r"], b["record_id_r"])
+        assert summary["review_pairs"] == len(rows) - 2
+    finally:
+        os.umask(old)
+
+
+def test_review_file_neutralises_formulas(tmp_path, frames):
+    cohort = frames["cohort"].with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("=HYPERLINK(\"x\")")).otherwise(pl.col("forename")).alias("forename"))
+    result = link({"cohort": cohort, "partners": frames["partners"]}, small_model(), review_lower=0.01)
+    table = review_table(result)
+    from tfkit.linkage.review import write_review_files
+
+    paths = write_review_files(table.with_columns(pl.lit("=1+1").alias("forename (left)")), tmp_path / "r")
+    text = paths[0].read_text(encoding="utf-8-sig")
+    assert "'=1+1" in text and ",=1+1" not in text
+    assert pl.read_excel(paths[1])["forename (left)"][0] == "'=1+1"
+
+
+def test_bad_decision_is_a_clear_exit_2(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("source_l,record_id_l,source_r,record_id_r,decision\na,1,b,2,accept\na,3,b,4,maybe\n")
+    (tmp_path / "out").mkdir()
+    r = runner.invoke(app, ["review", "apply", str(path), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "'maybe' is not accept or reject" in r.output and "line 3" in r.output
+    path.write_text("a,b\n1,2\n")
+    r = runner.invoke(app, ["review", "apply", str(path), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "not a tfkit review file" in r.output
+    r = runner.invoke(app, ["review", "apply", str(path)])
+    assert r.exit_code == 2 and "--out" in r.output
+
+
+def test_decision_values_read_back_unescaped(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("source_l,record_id_l,source_r,record_id_r,decision\na,'-17,b,2,ACCEPT\na,3,b,4,\n")
+    d = read_decisions(path)
+    assert d.rows() == [("a", "-17", "b", "2", "accept")]
+
+
+def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(config, demo_dir, tmp_path):  # noqa: F811
+    text = config.read_text()
+    partners = f'\n[[sources]]\nname = "police"\npath = "{demo_dir}/inputs/police.csv"\nschema = "police"\n'
+    head, tail = text.split("[pseudonymise]", 1)
+    model = tmp_path / "linkage.toml"
+    model.write_text("[settings]\nthreshold = 0.99999999\nreview_lower = 0.0001\nu_sample_pairs = 100000\n")  # some pairs to review
+    config.write_text(head + partners + f'\n[linkage]\nenabled = true\nmodel = "{model}"\n\n[pseudonymise]' + tail)
+    cfg = load_config(config)
+    from tfkit.pipeline import run_extract
+
+    old = os.umask(0o022)
+    try:
+        result = run_extract(cfg)
+    finally:
+        os.umask(old)
+    linkage = result.manifest["linkage"]
+    assert linkage["clean_sources"] == ["cohort"] and linkage["clusters_with_two_clean_records"] == 0
+    folder = cfg.quarantine_dir / cfg.package_name
+    assert linkage["review_pairs"] > 0
+    assert _mode(folder / "review.csv") == 0o600 and _mode(folder) == 0o700
+    rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
+    rows[0]["decision"] = "reject"
+    decided = _write_rows(rows, tmp_path / "decided.csv")
+    r = runner.invoke(app, ["review", "apply", str(decided), "--config", str(config)])
+    assert r.exit_code == 0, r.output
+    again = run_extract(cfg, force=True)
+    assert again.manifest["linkage"]["forced_non_links"] == 1
+    assert again.manifest["linkage"]["review_pairs"] == linkage["review_pairs"] - 1
+    assert "review_decisions" in cfg.audit_log.read_text()

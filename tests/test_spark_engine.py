@@ -1,0 +1,183 @@
+"""The Spark engine (local[2]) gives the polars engine's results; Spark never loads for polars jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tfkit.cli import app
+from tfkit.engine import EngineSettings, choose_engine, engine_from_table
+from tfkit.errors import ConfigError
+from tfkit.pseudonymise.link_keys import link_on_match_keys
+
+runner = CliRunner()
+KEYS = ["k1", "k2", "k3"]
+
+
+def extract(n: int, seed: int, prefix: str, people: int = 1000) -> pl.DataFrame:
+    """Match-key columns drawn from a small population, so values repeat on a side (ambiguous keys),
+    some are null, and later keys resolve what earlier ones left."""
+    rng = np.random.default_rng(seed)
+    person = rng.integers(0, people, n)
+    cols = {"person_id_pseudonym": [f"{prefix}{i}" for i in range(n)]}
+    for j, k in enumerate(KEYS):
+        coarse = person // (2 ** j)  # k1 is the finest key; k3 the coarsest (most ambiguous)
+        v = np.where(rng.random(n) < 0.1, None, [f"{k}:{x}" for x in coarse]).tolist()
+        cols[f"mk_{k}"] = v
+    return pl.DataFrame(cols, schema={c: pl.String for c in cols})
+
+
+@pytest.fixture(scope="module")
+def extracts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("extracts")
+    a, b = extract(300, 1, "a"), extract(900, 2, "b")
+    a.write_parquet(d / "a.parquet")
+    (d / "b").mkdir()  # B as a folder of parts, numbered in path order by both engines
+    for i, part in enumerate((b[:400], b[400:])):
+        part.write_parquet(d / "b" / f"part-{i:05d}.parquet")
+    return d, a, b
+
+
+@pytest.mark.parametrize("one_to_many", [False, True])
+def test_link_keys_spark_equals_polars(spark, extracts, tmp_path, one_to_many):
+    from tfkit.engine.spark.link_keys import link_on_match_keys_spark
+
+    d, a, b = extracts
+    want, want_counts = link_on_match_keys(a, b, KEYS, one_to_many=one_to_many)
+    streamed, streamed_counts = link_on_match_keys(d / "a.parquet", d / "b", KEYS, one_to_many=one_to_many)
+    got_df, got_counts = link_on_match_keys_spark(spark, str(d / "a.parquet"), str(d / "b"), KEYS,
+                                                  checkpoint_dir=str(tmp_path / "ck"), one_to_many=one_to_many)
+    got = pl.from_arrow(got_df.toArrow())
+    assert want.height > 50 and any(c.ambiguous_values for c in want_counts)
+    assert streamed.equals(want) and streamed_counts == want_counts
+    assert got.schema == want.schema
+    assert got.equals(want)
+    assert got_counts == want_counts
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir())[:2] == ["pass_00_input", "pass_01_k1"]
+
+
+def test_link_keys_cli_spark_writes_a_parquet_folder(spark, extracts, tmp_path):
+    d, a, b = extracts
+    out = tmp_path / "pairs"
+    res = runner.invoke(app, ["link-keys", str(d / "a.parquet"), str(d / "b"), "--out", str(out),
+                              "--keys", ",".join(KEYS), "--engine", "spark", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    want, _ = link_on_match_keys(a, b, KEYS)
+    assert summary["engine"] == "spark" and summary["pairs"] == want.height and summary["rows_b"] == 900
+    assert out.is_dir() and not (tmp_path / "pairs.checkpoints").exists()
+    assert pl.read_parquet(out / "*.parquet").equals(want)  # part files in order = the polars output
+
+
+def test_polars_and_import_tfkit_never_import_pyspark(extracts, tmp_path):
+    d, _, _ = extracts
+    code = (
+        "import sys, tfkit, tfkit.cli, tfkit.engine\n"
+        "from typer.testing import CliRunner\n"
+        f"r = CliRunner().invoke(tfkit.cli.app, ['link-keys', {str(d / 'a.parquet')!r}, {str(d / 'b')!r}, "
+        f"'--out', {str(tmp_path / 'p.parquet')!r}, '--keys', 'k1,k2,k3'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert not [m for m in sys.modules if m.startswith(('pyspark', 'py4j'))], 'pyspark imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TFKIT_KEY_FILE": ""})
+
+
+def test_engine_settings_from_config(tmp_path):
+    cfg = tmp_path / "tfkit.toml"
+    cfg.write_text('la_code = "E09000031"\n[engine]\nkind = "spark"\nmaster = "local[2]"\n'
+                   '[engine.spark]\n"spark.sql.shuffle.partitions" = 8\n"spark.sql.adaptive.enabled" = true\n')
+    s = choose_engine(None, cfg)
+    assert s == EngineSettings(kind="spark", master="local[2]",
+                               conf={"spark.sql.shuffle.partitions": "8", "spark.sql.adaptive.enabled": "true"})
+    assert choose_engine("polars", cfg).kind == "polars"  # --engine wins
+    assert choose_engine(None, None).kind == "polars"
+    with pytest.raises(ConfigError, match="unknown engine"):
+        engine_from_table({"kind": "dask"})
+    with pytest.raises(ConfigError, match="unknown key"):
+        engine_from_table({"kind": "spark", "masters": "yarn"})
+
+
+@pytest.mark.parametrize("master,message", [
+    ("spark://127.0.0.1:1", "no Spark master answers"),
+    ("nonsense://x", "unknown master URL"),
+])
+def test_spark_that_cannot_start_is_one_clear_message_exit_2(tmp_path, master, message):
+    cfg = tmp_path / "engine.toml"
+    cfg.write_text(f'[engine]\nkind = "spark"\nmaster = "{master}"\n')
+    res = runner.invoke(app, ["link-keys", "a", "b", "--out", str(tmp_path / "o"), "--config", str(cfg)])
+    assert res.exit_code == 2, res.output
+    assert "the Spark engine cannot start" in res.output and message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_no_java_is_one_clear_message(monkeypatch):
+    from tfkit.engine.spark.session import SparkUnavailable, spark_session
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SparkUnavailable, match="no Java found"):
+        spark_session(EngineSettings(kind="spark", master="local[1]"))
+
+
+# --------------------------------------------------------------------------- pseudonymise
+
+
+def test_pseudonymise_spark_gives_the_contract_vectors(spark, tmp_path):
+    import datetime as dt
+
+    from tfkit.engine.spark.pseudonymise import pseudonymised_frame
+    from tfkit.pseudonymise import MasterKey
+    from tfkit.pseudonymise.policy import ColumnRule, Policy
+
+    from .conftest import CONTRACT_KEY_HEX
+    from .test_contract import VECTORS
+
+    key = MasterKey(bytes.fromhex(CONTRACT_KEY_HEX))
+    rows = pl.DataFrame({"la_code": ["E09000031", "E09000031"], "person_id": ["12345", " "],
+                         "nino": ["AB123456C", None], "nhs_number": ["9434765919", "123"],
+                         "upn": ["B801200005001", ""], "forename": ["Siân", None], "surname": ["O'Brien-Smith", "X"],
+                         "dob": [dt.date(1984, 1, 2), None], "postcode": ["SW1A 1AA", None]})
+    policy = Policy("vectors", {c: ColumnRule("hash") for c in ("person_id", "nino", "nhs_number", "upn")}
+                    | {"la_code": ColumnRule("keep")} | {c: ColumnRule("drop") for c in ("forename", "surname", "dob", "postcode")},
+                    match_keys=("forename_surname_dob_postcode",))
+    plan, df = pseudonymised_frame(spark.createDataFrame(rows.to_arrow()), key=key, project="nis", policy=policy)
+    got = pl.from_arrow(df.toArrow())
+    want = {f: v for p, f, _, v in VECTORS if p == "nis"}
+    assert got.row(0, named=True) == {"la_code": "E09000031", "person_id_pseudonym": want["person_id"],
+                                      "nino_pseudonym": want["nino"], "nhs_number_pseudonym": want["nhs_number"],
+                                      "upn_pseudonym": want["upn"],
+                                      "mk_forename_surname_dob_postcode": want["mk/forename_surname_dob_postcode"]}
+    assert got.row(1)[1:] == (None,) * 5  # empty or invalid values: null pseudonyms, never a hash of ""
+    plan_text = df._jdf.queryExecution().toString() + repr(plan)
+    secrets = [CONTRACT_KEY_HEX] + [key.hmac_key_text("nis", f) for f in want]
+    assert not any(s in plan_text for s in secrets)
+
+
+def test_pseudonymise_cli_spark_equals_polars(spark, tmp_path, contract_key_file):
+    from tfkit.demo import write_demo
+    from tfkit.io import read_table
+    from tfkit.pseudonymise import MasterKey, load_policy, pseudonymise
+    from tfkit.schemas import load_schema, validate
+
+    from .conftest import CONTRACT_KEY_HEX
+
+    demo = write_demo(tmp_path / "demo", 300, seed=9)
+    valid_path, _ = validate(read_table(demo["cohort"]), load_schema("nis")).write(tmp_path / "v", "cohort")
+    out = tmp_path / "cohort_spark"
+    res = runner.invoke(app, ["pseudonymise", str(valid_path), "--schema", "nis", "--project", "nis",
+                              "--key", str(contract_key_file), "--allow-test-key", "--out", str(out), "--engine", "spark", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["key_fingerprint"] == "180a39191bd3ca09"
+    want = pseudonymise(pl.read_parquet(valid_path), key=MasterKey(bytes.fromhex(CONTRACT_KEY_HEX)), project="nis",
+                        policy=load_policy("nis"))
+    got = pl.read_parquet(out / "*.parquet")
+    assert got.columns == want.columns and got.height == want.height > 250
+    assert got.equals(want.cast(got.schema)), (got.schema, want.schema)
+    assert "mk_nino" in got.columns and got["mk_nino"].drop_nulls().str.len_chars().unique().to_list() == [64]

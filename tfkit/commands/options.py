@@ -1,0 +1,172 @@
+"""What every command shares: option sets, how the help shows them, and one way to emit a result.
+
+An option means the same in every command:
+  --json FILE|-   the result as JSON, to FILE or ('-') to stdout (then nothing else goes to stdout);
+  --config/-c     the run's tfkit.toml;  --key  the master key file (or TFKIT_KEY_FILE);
+  --out/-o        where the command writes.
+`emit()` renders a result for a person (a table on stdout at a terminal or in a pipe), writes its
+JSON and logs one record, honouring the global --quiet and --log-format json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Optional
+
+import typer
+from typer import core as typer_core
+
+from tfkit import console
+from tfkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+KEY_ENV_VAR = "TFKIT_KEY_FILE"  # tfkit.keys.KEY_ENV_VAR (not imported here: it loads cryptography for every command)
+
+JsonOpt = Annotated[
+    Optional[str],
+    typer.Option("--json", metavar="FILE|-", help="Write the result as JSON to FILE, or to stdout with '-'."),
+]
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", metavar="FILE", help="The run's tfkit.toml (make one with: tfkit init)."),
+]
+KeyOpt = Annotated[
+    Optional[Path],
+    typer.Option("--key", envvar=KEY_ENV_VAR, show_envvar=True, metavar="FILE",
+                 help="Master key file (64 hex characters, mode 0600). Make one with: tfkit keys generate."),
+]
+
+# The commands that can run on Apache Spark (link-keys, link, pseudonymise); [engine] in --config sets
+# the master and Spark settings.
+EngineOpt = Annotated[
+    Optional[str],
+    typer.Option("--engine", metavar="polars|spark",
+                 help="Engine: polars (embedded, the default) or spark (a cluster or local[*]; needs the spark "
+                      "extra of tfkit and Java 17)."),
+]
+
+AllowTestKeyOpt = Annotated[
+    bool,
+    typer.Option("--allow-test-key", help="Accept a master key with obviously low entropy (a test vector, one byte "
+                                          "repeated): for tests only, never for a real return."),
+]
+
+
+def out_option(help: str, metavar: str = "DIR") -> Any:
+    """`--out/-o`, required, with the command's own description of what goes there."""
+    return typer.Option("--out", "-o", metavar=metavar, help=help)
+
+
+def _check_fingerprint(value: str | None) -> str | None:
+    from tfkit.keys import parse_fingerprint  # one rule, which never echoes a value shaped like a key
+
+    return parse_fingerprint(value)
+
+
+FingerprintOpt = Annotated[
+    Optional[str],
+    typer.Option("--expect-key-fingerprint", metavar="FINGERPRINT", callback=_check_fingerprint,
+                 help="The master-key fingerprint the package must have been made with "
+                      "(as printed by: tfkit keys fingerprint KEYFILE)."),
+]
+
+
+# --------------------------------------------------------------------------- emitting results
+
+
+def wants_text(json_target: str | None) -> bool:
+    """Human output on stdout: not when JSON goes there, nor with --quiet or --log-format json."""
+    return json_target != "-" and not console.MODE.quiet and console.MODE.log_format == "text"
+
+
+def check_json_target(json_target: str | None, *, inputs: Iterable[Path] = (), inside: Path | None = None) -> None:
+    """Refuse a --json FILE that would overwrite an input or land inside a folder that must not
+    change (a package being verified). Called before the work starts, so a mistake costs nothing."""
+    if json_target in (None, "-"):
+        return
+    target = Path(json_target)
+    resolved = target.resolve()
+    if inside is not None and resolved.is_relative_to(inside.resolve()):
+        raise UsageError("--json points inside the package being checked; writing there would change it",
+                         file=target, hint="write the report elsewhere, e.g. --json verify.json, or to stdout with --json -")
+    if target.is_dir():
+        raise UsageError("--json names a folder", file=target, hint="give a file name, e.g. report.json, or '-'")
+    for path in inputs:
+        if path.exists() and resolved == path.resolve():
+            raise UsageError("--json would overwrite an input with the report", file=target,
+                             hint="give --json a new file name, e.g. report.json")
+
+
+def write_json(data: Any, json_target: str) -> None:
+    """JSON to stdout ('-') or to a file, written whole or not at all."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    if json_target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    target = Path(json_target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def emit(data: Any, json_target: str | None = None, *, event: str,
+         render: Callable[["Console"], None] | None = None, answer: str | None = None,
+         log_fields: dict[str, Any] | None = None) -> None:
+    """Give a command's result to whoever asked: JSON (--json), one log record, and for a person
+    either the rendered tables (`render`) or, for a command whose output is itself the answer (a
+    fingerprint), `answer`, which is printed on stdout whatever --quiet says."""
+    payload = data.to_dict() if hasattr(data, "to_dict") else data
+    if json_target is not None:
+        write_json(payload, json_target)
+    console.log(event, "", **(log_fields or {}))
+    if json_target == "-":
+        return
+    if answer is not None:
+        sys.stdout.write(answer + "\n")
+    elif render is not None and wants_text(json_target):
+        render(console.stdout_console())
+
+
+# --------------------------------------------------------------------------- help display
+# Typer 0.29 shows every parameter's Python type (<bool>, <list[Path]>, <str>) and lower-case
+# argument names in braces ({package}). tfkit's help shows what a user types instead: flags take no
+# value, options show their metavar (FILE, DIR, NAME|FILE), arguments are upper-case names.
+
+
+def _display_type(self: Any, ctx: Any) -> str | None:
+    if isinstance(self, typer_core.TyperArgument) or getattr(self, "is_flag", False):
+        return None
+    shown = _original_display_type(self, ctx)
+    return shown.strip("<>").upper() if shown else shown
+
+
+def _display_name_raw(self: Any) -> str:
+    if self.metavar is not None:
+        return self.metavar
+    return self.name.upper() if isinstance(self, typer_core.TyperArgument) else self.name
+
+
+def _usage_display_name(self: Any) -> str:
+    name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+_original_display_type = typer_core._TyperParameter.display_type
+typer_core._TyperParameter.display_type = _display_type
+typer_core._TyperParameter.display_name_raw = property(_display_name_raw)
+typer_core.TyperArgument._usage_display_name = _usage_display_name
+

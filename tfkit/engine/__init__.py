@@ -1,0 +1,94 @@
+"""Choosing the engine a job runs on: the embedded polars engine (default) or Apache Spark.
+
+This module is pure configuration and never imports pyspark: `import tfkit` and every polars code
+path stay free of it. The Spark engine lives in `tfkit.engine.spark` and is imported only when a
+job asks for it (`--engine spark` or `[engine] kind = "spark"` in the config).
+
+    [engine]
+    kind = "spark"                  # or "polars" (the default)
+    master = "local[*]"             # local[N] | spark://host:7077 | yarn | k8s://...
+    checkpoint_dir = "hdfs:///tmp/tfkit"   # where each link-keys pass is checkpointed (optional)
+    [engine.spark]                  # any Spark setting, passed through unchanged
+    "spark.executor.memory" = "8g"
+    "spark.sql.shuffle.partitions" = 400
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tfkit.errors import ConfigError
+
+ENGINES = ("polars", "spark")
+ENGINE_KEYS = {"kind", "master", "app_name", "checkpoint_dir", "spark"}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Which engine runs a job and, for Spark, where and with which settings."""
+
+    kind: str = "polars"
+    master: str | None = None  # None: spark-submit's or the environment's master, else local[*]
+    app_name: str = "tfkit"
+    checkpoint_dir: str | None = None  # None: a folder next to the output
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_spark(self) -> bool:
+        return self.kind == "spark"
+
+
+def engine_from_table(table: dict[str, Any], *, file: str | Path | None = None) -> EngineSettings:
+    """Check and type an `[engine]` TOML table (errors name the file and the dotted key)."""
+    if not isinstance(table, dict):
+        raise ConfigError("[engine] must be a table", file=file, column="engine")
+    extra = sorted(set(table) - ENGINE_KEYS)
+    if extra:
+        raise ConfigError("unknown key", file=file, column=f"engine.{extra[0]}",
+                          hint=f"allowed keys here: {', '.join(sorted(ENGINE_KEYS))}")
+
+    def text(name: str, default: str | None) -> str | None:
+        value = table.get(name, default)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"must be a string, not {type(value).__name__}", file=file, column=f"engine.{name}")
+        return value
+
+    kind = text("kind", "polars")
+    if kind not in ENGINES:
+        raise ConfigError(f"unknown engine {kind!r}", file=file, column="engine.kind",
+                          hint=f"use one of: {', '.join(ENGINES)}")
+    conf = table.get("spark", {})
+    if not isinstance(conf, dict) or any(isinstance(v, (dict, list)) for v in conf.values()):
+        raise ConfigError("[engine.spark] must be a table of Spark settings (name = value)", file=file,
+                          column="engine.spark", hint='e.g. "spark.executor.memory" = "8g"')
+    return EngineSettings(
+        kind=kind, master=text("master", None), app_name=text("app_name", "tfkit"),
+        checkpoint_dir=text("checkpoint_dir", None),
+        conf={str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()},
+    )
+
+
+def engine_from_file(path: str | Path) -> EngineSettings:
+    """The `[engine]` table of a TOML file (the run config `tfkit.toml`, or a file holding only it);
+    other tables are left to their own readers."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", file=path, hint="give the tfkit.toml that holds the [engine] table")
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"not valid TOML: {err}", file=path) from None
+    return engine_from_table(data.get("engine", {}), file=path)
+
+
+def choose_engine(engine: str | None, config: str | Path | None) -> EngineSettings:
+    """The engine for a command: `--engine` wins over the config's `[engine] kind`; default polars."""
+    settings = engine_from_file(config) if config is not None else EngineSettings()
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown engine {engine!r}", hint=f"use --engine {' or --engine '.join(ENGINES)}")
+        settings = replace(settings, kind=engine)
+    return settings

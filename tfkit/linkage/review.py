@@ -1,0 +1,271 @@
+"""Clerical review: pairs a person decides, and the decisions the next run applies.
+
+    table = review_table(result)                      # one row per pair, both records side by side
+    write_review_files(table, folder)                 # review.csv and review.xlsx, LA-internal
+    apply_decisions("review.xlsx", store, audit_log, signing_key)  # accept/reject -> the decisions store
+    load_decisions(store)                             # -> link(..., decisions=...)
+
+The review files hold names, dates of birth and postcodes as given: they are LA-internal, written
+0600 in a 0700 folder whatever the umask (as quarantine files are), with spreadsheet formulas
+neutralised. The decisions store holds record ids only, also 0600; the audit log gets counts and a
+hash, never an id.
+
+A reviewer fills the `decision` column of the review file with `accept` or `reject` (blank: not
+decided yet) and passes the file back to `tfkit review apply`. Accepted pairs become forced links,
+rejected ones forced non-links, in the next `tfkit link` (same --out) and `tfkit extract`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from tfkit.errors import InputFileError
+from tfkit.validation.quarantine import FORMULA_START, neutralise_formulas, write_quarantine_csv
+
+if TYPE_CHECKING:
+    from .linker import LinkResult
+
+KEYS = ("source_l", "record_id_l", "source_r", "record_id_r")
+DECISIONS = ("accept", "reject")
+STORE_NAME = "review_decisions.csv"
+REVIEW_STEM = "review"
+MISSING = "missing (no evidence)"
+REASONS = 3  # the comparisons that weigh most, in words, per pair
+
+
+# --------------------------------------------------------------------------- the review table
+
+
+def _given(result: "LinkResult", column: str) -> pl.Series:
+    """The column's values as the sources gave them, by row position."""
+    return pl.concat([f.get_column(column).cast(pl.String) for f in result.linker.inputs])
+
+
+def _standardised(result: "LinkResult", column: str) -> pl.Series:
+    """The column's values after standardisation (what was compared), by row position."""
+    prepared = result.linker.prepared
+    codes = prepared.frame.get_column(column)
+    if column in prepared.vocab:
+        return prepared.vocab[column].gather(codes.cast(pl.UInt32)).cast(pl.String)
+    return codes.cast(pl.Date).cast(pl.String) if codes.dtype == pl.Int32 else codes.cast(pl.String)
+
+
+def review_table(result: "LinkResult") -> pl.DataFrame:
+    """One row per review pair: the decision to make, the score and its main reasons, then per
+    comparison both records' values as given and standardised, the level in words and its weight."""
+    linker, model = result.linker, result.model
+    scored = result.scored.filter(pl.col("match_probability").is_between(
+        result.review_lower, result.threshold, closed="left"))
+    from .predict import with_record_ids
+
+    pairs = with_record_ids(linker.prepared, scored.with_columns(
+        pl.col("rid_l").alias("_l"), pl.col("rid_r").alias("_r")))
+    pairs = pairs.join(result.review.select(KEYS), on=list(KEYS), how="semi", maintain_order="left")
+    pairs = pairs.sort(["match_probability", "source_l", "record_id_l", "source_r", "record_id_r"],
+                       descending=[True, False, False, False, False]).with_row_index("pair", offset=1)
+    left, right = pairs["_l"].to_numpy(), pairs["_r"].to_numpy()
+    fields: list[pl.Series] = []
+    terms = []
+    for c in model.comparisons:
+        given, std = _given(result, c.column), _standardised(result, c.column)
+        level = pairs[f"{c.name}_level"].cast(pl.Int64)
+        weight = pl.Series(model.level_weights(c.name))[level + 1]
+        if f"{c.name}_tf_adjustment" in pairs.columns:
+            weight = weight + pairs[f"{c.name}_tf_adjustment"].cast(pl.Float64)
+        words = level.replace_strict(list(range(-1, c.n_levels)), [MISSING, *c.labels], return_dtype=pl.String)
+        fields += [
+            given.gather(left).alias(f"{c.name} (left)"), given.gather(right).alias(f"{c.name} (right)"),
+            std.gather(left).alias(f"{c.name} standardised (left)"),
+            std.gather(right).alias(f"{c.name} standardised (right)"),
+            words.alias(f"{c.name} level"), weight.round(2).alias(f"{c.name} weight"),
+        ]
+        terms.append(pl.DataFrame({"pair": pairs["pair"], "w": weight, "text": _reason_text(c.name, words, weight)}))
+    reasons = (pl.concat(terms).filter(pl.col("w") != 0)
+               .sort(["pair", pl.col("w").abs()], descending=[False, True])
+               .group_by("pair", maintain_order=True).agg(pl.col("text").head(REASONS).str.join("; ").alias("main reasons")))
+    head = pairs.select("pair", pl.lit("", dtype=pl.String).alias("decision"),
+                        pl.col("match_probability").round(4), pl.col("match_weight").round(2), *KEYS)
+    table = head.join(reasons, on="pair", how="left", maintain_order="left").with_columns(fields)
+    return table.select("pair", "decision", "match_probability", "match_weight", "main reasons", *KEYS,
+                        *[s.name for s in fields])
+
+
+def _reason_text(name: str, words: pl.Series, weight: pl.Series) -> pl.Series:
+    sign = pl.Series(np.where(weight.to_numpy() >= 0, "+", "-"))
+    magnitude = weight.abs().round(1).cast(pl.String)
+    return pl.DataFrame({"w": words, "s": sign, "m": magnitude}).select(
+        pl.format(f"{name} {{}} ({{}}{{}})", "w", "s", "m")).to_series()
+
+
+# --------------------------------------------------------------------------- private files
+
+
+def private_folder(folder: str | Path) -> Path:
+    """`folder`, created if need be, mode 0700 whatever the umask."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def write_private_xlsx(rows: pl.DataFrame, path: Path, sheet: str = "review") -> Path:
+    """An .xlsx of `rows` (formulas neutralised, header bold and frozen), 0600, written atomically."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    ws = book.active
+    ws.title = sheet
+    ws.append(list(rows.columns))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for row in neutralise_formulas(rows).iter_rows():
+        ws.append(list(row))
+    ws.freeze_panes = "B2"
+    for i, name in enumerate(rows.columns, start=1):
+        ws.column_dimensions[ws.cell(1, i).column_letter].width = min(max(len(name), 10) + 2, 40)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600 already
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o600)
+        book.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_review_files(table: pl.DataFrame, folder: str | Path, stem: str = REVIEW_STEM) -> list[Path]:
+    """review.csv and review.xlsx in `folder` (0700), each 0600. No pair to review: old files go."""
+    folder = Path(folder)
+    paths = [folder / f"{stem}.csv", folder / f"{stem}.xlsx"]
+    if table.height == 0:
+        for p in paths:
+            p.unlink(missing_ok=True)
+        return []
+    private_folder(folder)
+    return [write_quarantine_csv(table, paths[0], private=True), write_private_xlsx(table, paths[1])]
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _unescape(column: str) -> pl.Expr:
+    """Undo the apostrophe the review file put before a formula-like value."""
+    c = pl.col(column).str.strip_chars()
+    return pl.when(c.str.contains("^'" + FORMULA_START[1:])).then(c.str.slice(1)).otherwise(c).alias(column)
+
+
+def read_decisions(path: str | Path) -> pl.DataFrame:
+    """A filled-in review file (CSV or .xlsx): decided rows as KEYS + decision (accept | reject)."""
+    from tfkit.io import read_table
+
+    raw = read_table(path)
+    frame = raw.frame
+    missing = [c for c in (*KEYS, "decision") if c not in frame.columns]
+    if missing:
+        raise InputFileError(f"no {missing[0]!r} column: not a tfkit review file", file=path, column=missing[0],
+                             hint="fill in the decision column of the review.csv or review.xlsx tfkit wrote")
+    frame = frame.select(*[_unescape(c) for c in KEYS], pl.col("decision").str.strip_chars().str.to_lowercase(),
+                         "_source_line").filter(pl.col("decision").fill_null("") != "")
+    bad = frame.filter(~pl.col("decision").is_in(DECISIONS))
+    if bad.height:
+        raise InputFileError(f"decision {bad['decision'][0]!r} is not accept or reject", file=path,
+                             row=int(bad["_source_line"][0]), column="decision",
+                             hint="write accept or reject, or leave the cell blank for pairs not decided yet")
+    blank = frame.filter(pl.any_horizontal(pl.col(KEYS).is_null() | (pl.col(KEYS) == "")))
+    if blank.height:
+        raise InputFileError("a decided row has no record ids", file=path, row=int(blank["_source_line"][0]),
+                             hint="keep the source_l, record_id_l, source_r and record_id_r cells as tfkit wrote them")
+    return frame.drop("_source_line")
+
+
+def _oriented(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each pair written one way round (the smaller (source, id) on the left), so a pair has one key."""
+    swap = (pl.col("source_l") > pl.col("source_r")) | (
+        (pl.col("source_l") == pl.col("source_r")) & (pl.col("record_id_l") > pl.col("record_id_r")))
+    return frame.select(
+        *[pl.when(swap).then(pl.col(k.replace("_l", "_r") if k.endswith("_l") else k.replace("_r", "_l")))
+          .otherwise(pl.col(k)).alias(k) for k in KEYS],
+        "decision",
+    )
+
+
+def load_decisions(store: str | Path) -> pl.DataFrame | None:
+    """The decisions store (None when there is none yet)."""
+    store = Path(store)
+    if not store.is_file():
+        return None
+    return pl.read_csv(store, infer_schema=False)
+
+
+def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | Path,
+                    signing_key: str | Path | None = None) -> dict[str, Any]:
+    """Merge a filled-in review file into the decisions store (a later decision on a pair replaces
+    an earlier one), write the store 0600 atomically, and record counts and hashes in the audit log."""
+    from tfkit.package import audit
+
+    store = Path(store)
+    new = _oriented(read_decisions(decisions))
+    old = load_decisions(store)
+    merged = new if old is None else pl.concat([_oriented(old), new])
+    merged = merged.unique(list(KEYS), keep="last", maintain_order=True).sort(list(KEYS))
+    private_folder(store.parent)
+    write_quarantine_csv(merged, store, private=True)
+    counts = merged.group_by("decision").len()
+    summary = {
+        "decisions_read": new.height,
+        "accepted": int(new.filter(pl.col("decision") == "accept").height),
+        "rejected": int(new.filter(pl.col("decision") == "reject").height),
+        "store": str(store),
+        "store_pairs": merged.height,
+        "store_forced_links": int(counts.filter(pl.col("decision") == "accept")["len"].sum()),
+        "store_forced_non_links": int(counts.filter(pl.col("decision") == "reject")["len"].sum()),
+        "decisions_sha256": hashlib.sha256(Path(decisions).read_bytes()).hexdigest(),
+        "store_sha256": hashlib.sha256(store.read_bytes()).hexdigest(),
+    }
+    audit.append(audit_log, "review_decisions", signing_key, **{k: v for k, v in summary.items() if k != "store"})
+    return summary
+
+
+# --------------------------------------------------------------------------- where files go
+
+
+def link_review_folder(out: str | Path) -> Path:
+    """`tfkit link --out DIR`: review files and the decisions store in DIR/review/ (0700)."""
+    return Path(out) / "review"
+
+
+def extract_store(quarantine_dir: str | Path) -> Path:
+    """`tfkit extract`: the LA's standing decisions store, in its quarantine folder (LA-internal)."""
+    return Path(quarantine_dir) / STORE_NAME
+
+
+def apply_review(decisions: str | Path, *, out: str | Path | None = None, config: str | Path | None = None,
+                 audit_log: str | Path | None = None, signing_key: str | Path | None = None) -> dict[str, Any]:
+    """`tfkit review apply`: into a link job's folder (`out`) or the extract config's store. The
+    audit entry is signed with `signing_key` (default: the config's signing key)."""
+    from tfkit.errors import UsageError
+
+    if (out is None) == (config is None):
+        raise UsageError("give either --out DIR (a tfkit link output folder) or --config tfkit.toml (extract)",
+                         hint="tfkit review apply review.xlsx --out linked/ --signing-key keys/signing.key")
+    if config is not None:
+        from tfkit.config import load_config
+
+        cfg = load_config(config)
+        store, log = extract_store(cfg.quarantine_dir), cfg.audit_log
+        signing_key = signing_key or cfg.signing_key
+    else:
+        if not Path(out).is_dir():
+            raise UsageError("not a tfkit link output folder", file=out, hint="give the --out folder of tfkit link")
+        store, log = link_review_folder(out) / STORE_NAME, Path(out) / "audit.jsonl"
+    return apply_decisions(decisions, store, audit_log or log, signing_key)
