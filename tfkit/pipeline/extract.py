@@ -178,19 +178,16 @@ def _read_and_validate(run: _Run) -> None:
     """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
-        with run.timer("read"):
-            raw = adapters.read_source(source.path, source.encoding, schema)
+        with run.timer("read and validate"):
+            checked = adapters.read_validated(source.path, source.encoding, schema)
         digest = bag.sha256_file(source.path)
-        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
-        console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
-                    source=source.name, rows=raw.n_rows, sha256=digest)
-        with run.timer("validate"):
-            checked = adapters.validate_source(raw, schema)
-            del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
-            run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
+        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
+        console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",
+                    source=source.name, rows=checked.rows_in, sha256=digest)
+        run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
         run.headers[source.name] = checked.canonical_names
         run.sources.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
-                                     validation=checked.summary))
+                                     validation=checked.report.to_dict()))
         del checked
 
 
