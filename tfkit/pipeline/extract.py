@@ -151,12 +151,12 @@ class _Run:
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
     review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
-    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
 
     @property
     def timings(self) -> dict[str, float]:
@@ -182,19 +182,16 @@ def _read_and_validate(run: _Run) -> None:
     """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
-        with run.timer("read"):
-            raw = adapters.read_source(source.path, source.encoding, schema)
+        with run.timer("read and validate"):
+            checked = adapters.read_validated(source.path, source.encoding, schema)
         digest = bag.sha256_file(source.path)
-        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
-        console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
-                    source=source.name, rows=raw.n_rows, sha256=digest)
-        with run.timer("validate"):
-            checked = adapters.validate_source(raw, schema)
-            del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
-            run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
+        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
+        console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",
+                    source=source.name, rows=checked.rows_in, sha256=digest)
+        run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
         run.headers[source.name] = checked.canonical_names
         run.sources.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
-                                     validation=checked.summary))
+                                     validation=checked.report.to_dict()))
         del checked
 
 
