@@ -57,8 +57,6 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
     out = []
     used: set[str] = set()
     for i, (path, name) in enumerate(zip(paths, source_names(paths))):
-        if not path.exists():
-            raise InputFileError("file not found", file=path, hint="check the path and the file name")
         schema = schemas[i] if len(schemas) == len(paths) else (schemas[0] if schemas else None)
         if schema:
             from tfkit.validation.source import read_validated

@@ -124,8 +124,12 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        published = _package(run, master, signing_key, run_sha256, force)  # 8
-        _write_la_internal(run)                    # 9
+        _write_la_internal(run)                    # 8
+        try:
+            published = _package(run, master, signing_key, run_sha256, force)  # 9
+        except BaseException:
+            _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
+            raise
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
@@ -318,14 +322,20 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
 
 
 def _write_la_internal(run: _Run) -> None:
-    """9. Once the package is published: the quarantine files and the clerical-review files (raw
-    values, LA-internal, 0600 in a 0700 folder), which retention destroys with the package. A run
-    that fails before this leaves no raw rows behind (or records them in the ledger)."""
+    """8. The quarantine files and the clerical-review files (raw values, LA-internal, 0600 in a
+    0700 folder), written before the package so a full disk fails the run, not the record of its
+    rows; retention destroys them with the package. If packaging then fails they are removed."""
     config = run.config
     for src in run.sources:
         src.quarantine_file = _write_quarantine(config, src.source, run.staged_quarantine.pop(src.source))
     if run.linkage:  # without withdrawn people, as the quarantine files are
         run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+
+
+def _remove_la_internal(run: _Run) -> None:
+    for path in [s.quarantine_file for s in run.sources] + list(run.review_files):
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
 
 
 def _timer(timings: dict[str, float], progress=None):
