@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from tfkit import tomlfile
+from tfkit.disclosure.settings import DEFAULT_POLICY, DisclosureSettings
+from tfkit.disclosure.settings import POLICIES as DISCLOSURE_POLICIES
 from tfkit.engine import EngineSettings, engine_from_table
 from tfkit.errors import ConfigError, UsageError
 
 RETURNS = ("nis", "fpd")
 PERIOD_RE = re.compile(r"^20[0-9]{2}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")  # 2000-2099: 0000 or 2109 is a typo
 LA_CODE_RE = re.compile(r"^[ENSW][0-9]{8}$")
-DISCLOSURE_POLICIES = ("warn", "fail", "generalise")
 DEFAULT_RETENTION_DAYS = 5 * 365 + 1
 
 
@@ -55,9 +56,7 @@ class Config:
     linkage_model: Path | None = None  # None: tfkit.linkage's default model
     # Sources holding one record per person ([linkage] clean; default: the first source, the cohort)
     linkage_clean: tuple[str, ...] = ()
-    disclosure_policy: str = "generalise"
-    # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
-    disclosure_settings: dict[str, Any] = field(default_factory=dict)
+    disclosure: DisclosureSettings = field(default_factory=DisclosureSettings)  # [disclosure]
     consent_unmatched: str = "warn"  # "fail": withdrawal-list entries that match nothing stop the run
     demo: bool = False
     engine: EngineSettings = field(default_factory=EngineSettings)  # [engine]: polars, or Spark and its master
@@ -154,11 +153,6 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
     if days < 1:
         raise retention.fail("days", "retention must be at least 1 day")
-    disclosure_policy = disclosure.get("policy", str, "generalise")
-    if disclosure_policy not in DISCLOSURE_POLICIES:
-        raise disclosure.fail("policy", f"unknown policy {disclosure_policy!r}",
-                              f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
-    disclosure_settings = _disclosure_settings(disclosure)
     if linkage.get("enabled", bool, "model" in linkage.data) and len(sources) < 2:
         raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
     clean = _linkage_clean(linkage, [s.name for s in sources])
@@ -186,8 +180,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         linkage=linkage.get("enabled", bool, "model" in linkage.data),
         linkage_model=linkage.path("model", base, None),
         linkage_clean=clean,
-        disclosure_policy=disclosure_policy,
-        disclosure_settings=disclosure_settings,
+        disclosure=_disclosure_settings(disclosure),
         consent_unmatched=unmatched,
         demo=r.get("demo", bool, False),
         engine=engine_from_table(data.get("engine", {}), file=file),
@@ -195,38 +188,41 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     )
 
 
-def _disclosure_settings(d: tomlfile.Table) -> dict[str, Any]:
-    """k, quasi_identifiers, sensitive, l and max_suppression from [disclosure], checked; absent keys
-    keep tfkit.disclosure's defaults (k = 10 over year of birth, sex and postcode district)."""
-    settings: dict[str, Any] = {}
-    if "k" in d.data:
+def _disclosure_settings(d: tomlfile.Table) -> DisclosureSettings:
+    """[disclosure], checked; absent keys keep the defaults (policy generalise, k = 10 over year of
+    birth, sex and postcode district)."""
+    policy = d.get("policy", str, DEFAULT_POLICY)
+    if policy not in DISCLOSURE_POLICIES:
+        raise d.fail("policy", f"unknown policy {policy!r}", f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
+    settings: dict[str, Any] = {"policy": policy}
+    if "k" in d:
         settings["k"] = d.get("k", int)
         if settings["k"] < 2:
             raise d.fail("k", "k must be at least 2 (every record shares its quasi-identifiers with k - 1 others)")
-    if "quasi_identifiers" in d.data:
-        qis = d.get("quasi_identifiers", list)
-        if not qis or not all(isinstance(q, str) and q for q in qis) or len(set(qis)) != len(qis):
+    if "quasi_identifiers" in d:
+        qis = d.strings("quasi_identifiers")
+        if not qis or not all(qis) or len(set(qis)) != len(qis):
             raise d.fail("quasi_identifiers", "must be a list of distinct column names",
                          'e.g. quasi_identifiers = ["dob_year", "sex", "postcode_district"]')
-        settings["quasi_identifiers"] = tuple(qis)
-    if "sensitive" in d.data:
+        settings["quasi_identifiers"] = qis
+    if "sensitive" in d:
         sensitive = d.get("sensitive", (str, list))
         names = [sensitive] if isinstance(sensitive, str) else sensitive
         if not names or not all(isinstance(n, str) and n for n in names):
             raise d.fail("sensitive", "must be a column name or a list of them")
         settings["sensitive"] = sensitive if isinstance(sensitive, str) else tuple(sensitive)
-    if "l" in d.data:
+    if "l" in d:
         settings["l"] = d.get("l", int)
         if settings["l"] < 1:
             raise d.fail("l", "l must be at least 1")
         if "sensitive" not in settings:
             raise d.fail("l", "l-diversity needs the sensitive column(s)", 'add sensitive = "..." to [disclosure]')
-    if "max_suppression" in d.data:
+    if "max_suppression" in d:
         share = d.get("max_suppression", (int, float))
-        if isinstance(share, bool) or not 0 <= share <= 1:
+        if not 0 <= share <= 1:
             raise d.fail("max_suppression", "must be a share between 0 and 1, e.g. 0.05")
         settings["max_suppression"] = float(share)
-    return settings
+    return DisclosureSettings(**settings)
 
 
 def _linkage_clean(linkage: tomlfile.Table, names: list[str]) -> tuple[str, ...]:

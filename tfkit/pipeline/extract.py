@@ -287,7 +287,7 @@ def _disclosure(run: _Run) -> None:
     before = run.tables["person"].height
     with run.timer("disclosure"):
         run.tables["person"], run.disclosure = adapters.disclosure_check(
-            run.tables["person"], run.config.disclosure_policy, run.config.disclosure_settings)
+            run.tables["person"], run.config.disclosure)
     if run.tables["person"].height != before:  # suppression nulls values; it must never drop rows
         raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {run.tables['person'].height}")
 
