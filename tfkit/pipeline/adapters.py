@@ -205,11 +205,12 @@ def disclosure_check(table: pl.DataFrame, settings) -> tuple[pl.DataFrame, dict[
     return published, {**outcome.to_dict(), "published": published_summary(settings.policy, outcome.after, outcome.l)}
 
 
-def render_report(path: Path, context: dict[str, Any]) -> Path:
-    """report.html beside the package (tfkit.report: one self-contained page, every value escaped)."""
+def render_report(path: Path, report) -> Path:
+    """report.html beside the package (a tfkit.report.RunReport: one self-contained page, every
+    value escaped)."""
     from tfkit.report import write_run_report
 
-    return write_run_report(path, context)
+    return write_run_report(path, report)
 
 
 # --------------------------------------------------------------------------- demo data
