@@ -115,13 +115,57 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         raise r.fail("return", f"unknown return {return_type!r}", f"use one of: {', '.join(RETURNS)}")
     period = r.get("period", str)
     _check_period(period, file, "period")
+    sources = _sources(r, base)
+    pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
+    consent = r.table("consent", {"withdrawals", "unmatched"})
+    unmatched = consent.get("unmatched", str, "warn")
+    if unmatched not in ("warn", "fail"):
+        raise consent.fail("unmatched", f"unknown setting {unmatched!r}", 'use "warn" or "fail"')
+    retention = r.table("retention", {"days"})
+    days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
+    if days < 1:
+        raise retention.fail("days", "retention must be at least 1 day")
+    root, quarantine, audit_log = _output(r.table("output", {"root", "quarantine_dir", "audit_log"}), base)
+    linkage = r.table("linkage", {"enabled", "model", "clean"})
+    enabled = linkage.get("enabled", bool, "model" in linkage.data)
+    if enabled and len(sources) < 2:
+        raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
+    return Config(
+        path=file,
+        sha256=sha256 or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
+        la_code=la_code,
+        return_type=return_type,
+        period=period,
+        sources=sources,
+        project=pseud.get("project", str, return_type),
+        policy=_file_ref(pseud.get("policy", str, None), base),
+        key_file=pseud.path("key_file", base, None),
+        signing_key=r.table("signing", {"key_file"}).path("key_file", base, None),
+        withdrawals=consent.path("withdrawals", base, None),
+        output_root=root,
+        quarantine_dir=quarantine,
+        audit_log=audit_log,
+        retention_days=days,
+        fail_on_invalid=r.table("validation", {"fail_on_invalid"}).get("fail_on_invalid", bool, False),
+        linkage=enabled,
+        linkage_model=linkage.path("model", base, None),
+        linkage_clean=_linkage_clean(linkage, [s.name for s in sources]),
+        disclosure=_disclosure_settings(
+            r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})),
+        consent_unmatched=unmatched,
+        demo=r.get("demo", bool, False),
+        engine=engine_from_table(data.get("engine", {}), file=file),
+        raw=data,
+    )
 
-    sources_raw = r.tables("sources", default=tomlfile.REQUIRED,
-                           hint="add at least one [[sources]] table with name, path and schema")
-    if not sources_raw:
+
+def _sources(r: tomlfile.Table, base: Path) -> tuple[Source, ...]:
+    """[[sources]]: the first is the return itself (table person); names and tables unique."""
+    items = r.tables("sources", default=tomlfile.REQUIRED, hint="add at least one [[sources]] table with name, path and schema")
+    if not items:
         raise r.fail("sources", "no sources configured", "add at least one [[sources]] table")
     sources, names, tables = [], set(), set()
-    for i, s in enumerate(sources_raw):
+    for i, s in enumerate(items):
         s.unknown({"name", "path", "schema", "table", "encoding", "policy"})
         name = s.get("name", str)
         if name in names:
@@ -136,56 +180,18 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         sources.append(Source(name=name, path=s.path("path", base), schema=_file_ref(s.get("schema", str), base),
                               table=table, encoding=s.get("encoding", str, None),
                               policy=_file_ref(s.get("policy", str, None), base)))
+    return tuple(sources)
 
-    validation = r.table("validation", {"fail_on_invalid"})
-    linkage = r.table("linkage", {"enabled", "model", "clean"})
-    pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
-    signing = r.table("signing", {"key_file"})
-    consent = r.table("consent", {"withdrawals", "unmatched"})
-    unmatched = consent.get("unmatched", str, "warn")
-    if unmatched not in ("warn", "fail"):
-        raise consent.fail("unmatched", f"unknown setting {unmatched!r}", 'use "warn" or "fail"')
-    output = r.table("output", {"root", "quarantine_dir", "audit_log"})
-    retention = r.table("retention", {"days"})
-    disclosure = r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})
 
+def _output(output: tomlfile.Table, base: Path) -> tuple[Path, Path, Path]:
+    """[output]: the package root, the LA-internal quarantine folder (never inside the root) and the
+    audit log (default: <root>/audit.jsonl)."""
     root = output.path("root", base, "packages")
-    days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
-    if days < 1:
-        raise retention.fail("days", "retention must be at least 1 day")
-    if linkage.get("enabled", bool, "model" in linkage.data) and len(sources) < 2:
-        raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
-    clean = _linkage_clean(linkage, [s.name for s in sources])
     quarantine = output.path("quarantine_dir", base, "quarantine")
     if _inside(quarantine, root):
         raise output.fail("quarantine_dir", "the quarantine folder holds raw rows and must not be inside the output root",
                           "point it at an LA-internal folder outside output.root")
-    return Config(
-        path=file,
-        sha256=sha256 or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
-        la_code=la_code,
-        return_type=return_type,
-        period=period,
-        sources=tuple(sources),
-        project=pseud.get("project", str, return_type),
-        policy=_file_ref(pseud.get("policy", str, None), base),
-        key_file=pseud.path("key_file", base, None),
-        signing_key=signing.path("key_file", base, None),
-        withdrawals=consent.path("withdrawals", base, None),
-        output_root=root,
-        quarantine_dir=quarantine,
-        audit_log=output.path("audit_log", base, "") or root / "audit.jsonl",
-        retention_days=days,
-        fail_on_invalid=validation.get("fail_on_invalid", bool, False),
-        linkage=linkage.get("enabled", bool, "model" in linkage.data),
-        linkage_model=linkage.path("model", base, None),
-        linkage_clean=clean,
-        disclosure=_disclosure_settings(disclosure),
-        consent_unmatched=unmatched,
-        demo=r.get("demo", bool, False),
-        engine=engine_from_table(data.get("engine", {}), file=file),
-        raw=data,
-    )
+    return root, quarantine, output.path("audit_log", base, "") or root / "audit.jsonl"
 
 
 def _disclosure_settings(d: tomlfile.Table) -> DisclosureSettings:
