@@ -49,7 +49,7 @@ def link_command(
       tfkit link cohort.csv police.csv --schema nis --schema police --out linked/
       tfkit link people.csv --mode dedupe --map 'First Name=forename' -o dedupe/ --report dedupe.html
       tfkit link a.csv b.csv -o out/ --truth person_key --json -
-      tfkit link la.parquet national.parquet -o linked/ --engine spark --config tfkit.toml
+      tfkit link la.parquet national/ -o linked/ --engine spark --config tfkit.toml
     """
     from tfkit.engine import choose_engine
     from tfkit.errors import UsageError
@@ -74,11 +74,12 @@ def link_command(
 
         summary = link_job(frames, str(out), linkage_model, mode=chosen, threshold=threshold,
                            review_lower=review_lower, seed=seed, settings=settings)
-        emit(summary, json_out, event="linked", render=lambda con: con.print(
-            f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
-            f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
-            f"wrote {', '.join(summary['outputs'])}", markup=False),
-            log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
+        emit(summary, json_out, event="linked",
+             log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")},
+             render=lambda con: con.print(
+                 f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
+                 f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
+                 f"wrote {', '.join(summary['outputs'])}", markup=False))
         return
     result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
                   truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed,
@@ -118,6 +119,8 @@ def _render(out: "Console", summary: dict) -> None:
     if constraints.get("forced_links") or constraints.get("forced_non_links"):
         table.add_row("review decisions applied", f"{constraints['forced_links']:,} accepted, "
                       f"{constraints['forced_non_links']:,} rejected")
+    if constraints.get("decisions_unmatched"):
+        table.add_row("review decisions naming no record here", f"{constraints['decisions_unmatched']:,}")
     metrics = summary.get("metrics")
     if metrics:
         at, best = metrics["at_threshold"], metrics["best_f1"]
