@@ -74,7 +74,7 @@ def link_on_match_keys_spark(
         # Only B's records whose value occurs in A can pair or be ambiguous (as the polars engine).
         cb_in_a = cb.join(ga.select(col), col, "left_semi")
         gb = cb_in_a.groupBy(col).agg(F.count("*").alias("n_b"), F.min(ROW).alias("b_row"))
-        both = ga.join(gb, col, "inner")
+        both = ga.join(gb, col, "inner").persist()  # small (values of A also in B): pairs and counts read it
         unique = (F.col("n_a") == 1) & ((F.col("n_b") == 1) | F.lit(one_to_many))
         if one_to_many:
             pairs = (both.where(unique).select(col, "a_row")
@@ -90,6 +90,7 @@ def link_on_match_keys_spark(
             match_key=name, offered_a=ca.count(), offered_b=cb.count(), pairs=pairs.count(),
             ambiguous_values=int(amb["values"] or 0), ambiguous_a=int(amb["a"] or 0), ambiguous_b=int(amb["b"] or 0),
         ))
+        both.unpersist()
         taken.append(f"{pass_dir}/pairs")
         # Hierarchical: matched records are not offered to later keys.
         if not one_to_many:
