@@ -15,6 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tfkit.errors import writing
+
 FORMULA_START = r"^[=+\-@\t\r]"
 
 
@@ -31,8 +33,15 @@ def write_quarantine_csv(rows: pl.DataFrame, path: str | Path, *, private: bool 
     """Write `rows` to `path` atomically; `private` makes the file readable by its owner only."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    neutralise_formulas(rows).write_csv(tmp, include_bom=True)
-    if private:
-        os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    try:
+        if private:  # owner-only from the first byte, not after the raw rows are written
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        with writing(path):  # a full disk names the quarantine file (polars' error names none)
+            neutralise_formulas(rows).write_csv(tmp, include_bom=True)
+        if private:
+            os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave raw rows behind in a half-written temporary file
+        raise
     return path
