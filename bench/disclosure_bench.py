@@ -24,7 +24,7 @@ The data, by default, is a real package: `tfkit extract` on tfkit.demo's cohort 
 dob_year_month and postcode_district as the extract's own check sees them); about 2 % of the rows are
 quarantined or withdrawn, so the package holds ~980,000 people. It is made once (~30 s) and cached
 in bench/out/disclosure/. With --synthetic the table comes instead from
-tfkit.disclosure.synthetic.person_table (the columns of a package's
+tests.fixtures.synthetic.person_table (the columns of a package's
 data/person.parquet before the extract's disclosure policy: la_code, 64-hex person/family/nino/upn/
 nhs_number pseudonyms, sex, dob_year_month, postcode_district, six problem flags, intervention fields;
 a Zipf-like spread of districts so small classes occur). The mk_* match-key columns are left out: neither
@@ -82,7 +82,7 @@ def make_table(people: int) -> Path:
     code = (
         "import sys; from pathlib import Path\n"
         "import polars as pl, polars_hash as plh\n"
-        "from tfkit.disclosure.synthetic import person_table\n"
+        "from tests.fixtures.synthetic import person_table\n"
         "from tfkit.parquet import write_parquet\n"
         f"frame = person_table({people}, seed=7)\n"
         # the package's 64-hex pseudonyms (the synthetic table has short ones and no identifier columns)
@@ -92,7 +92,7 @@ def make_table(people: int) -> Path:
         "    *[hexed('person_id_pseudonym', f).alias(f + '_pseudonym') for f in ('nino', 'upn', 'nhs_number')])\n"
         f"write_parquet(frame, Path({str(path)!r}))\n"
     )
-    subprocess.run([PYTHON, "-c", code], check=True)
+    subprocess.run([PYTHON, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)  # tests.fixtures
     return path
 
 
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=0, help="rows given to pycanon (0: all)")
     parser.add_argument("--no-pycanon", action="store_true")
     parser.add_argument("--synthetic", action="store_true",
-                        help="use tfkit.disclosure.synthetic.person_table instead of a real extract (faster to make)")
+                        help="use tests.fixtures.synthetic.person_table instead of a real extract (faster to make)")
     args = parser.parse_args()
 
     source = make_table(args.people) if args.synthetic else make_package(args.people)

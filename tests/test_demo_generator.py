@@ -322,3 +322,23 @@ def test_cli_defaults_match_the_generator():
 
     assert (command.DEFAULT_SEED, command.DEFAULT_LA_CODE, command.DEFAULT_ERROR_RATE) == (
         demo.DEFAULT_SEED, demo.DEFAULT_LA_CODE, demo.DEFAULT_ERROR_RATE)
+
+
+def test_hard_profile_has_twins_juniors_neighbours_and_heavier_errors():
+    from tfkit.demo import generate_frames
+
+    standard = generate_frames(3000, seed=5)
+    hard = generate_frames(3000, seed=5, profile="hard")
+    kinds = hard.injected_errors.group_by("kind").len()
+    counts = dict(zip(kinds["kind"], kinds["len"]))
+    assert counts.get("forename_initial_only", 0) > 0 and counts.get("dob_wrong", 0) > 0
+    assert "forename_initial_only" not in set(standard.injected_errors["kind"])
+    moved = hard.injected_errors.filter(pl.col("kind") == "postcode_moved").height
+    assert moved > 2 * standard.injected_errors.filter(pl.col("kind") == "postcode_moved").height
+    # Juniors: a boy who shares his father's forename, surname and address.
+    cohort = hard.cohort
+    same = cohort.group_by("Family ID", "Forename", "Surname").len().filter(pl.col("len") > 1)
+    assert same.height > 0
+    # The holdout profile is another population (different seed offset and mix).
+    holdout = generate_frames(3000, seed=5, profile="holdout")
+    assert not holdout.cohort["Forename"].equals(hard.cohort["Forename"])

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tfkit.disclosure import check
 from tfkit.disclosure.risk import size_bins
-from tfkit.disclosure.synthetic import person_table
+from tests.fixtures.synthetic import person_table
 from tfkit.errors import UsageError
 
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tfkit.cli import app
-from tfkit.disclosure.synthetic import person_table
+from tests.fixtures.synthetic import person_table
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from tfkit.disclosure import DisclosureRiskTooHigh, Hierarchy, Level, apply_policy, check
-from tfkit.disclosure.synthetic import person_table
+from tests.fixtures.synthetic import person_table
 from tfkit.errors import EXIT_DATA, UsageError
 
 

@@ -154,8 +154,8 @@ def test_read_only_output_root(config, tmp_path):  # noqa: F811
 
 # Where extract is killed: each a function it calls at that stage (patched to SIGKILL the process).
 STAGES = {
-    "read": "tfkit.pipeline.adapters.read_source",
-    "validate": "tfkit.pipeline.adapters.validate_source",
+    "read": "tfkit.io.read_table",
+    "validate": "tfkit.validation.engine.validate",
     "pseudonymise": "tfkit.pipeline.adapters.pseudonymise",
     "write_tables": "tfkit.package.publish.write_tables",
     "audit_entry": "tfkit.package.audit._write_checkpoint",
@@ -227,7 +227,7 @@ def test_full_disk_in_the_other_writing_commands(demo_dir, tmp_path, monkeypatch
     monkeypatch.setattr("polars.DataFrame.write_csv", _polars_write_full)
     cohort = demo_dir / "inputs" / "cohort.csv"
     args = {
-        "pseudonymise": ["pseudonymise", cohort, "--schema", "nis", "--project", "nis", "--key", contract_key_file,
+        "pseudonymise": ["pseudonymise", cohort, "--schema", "nis", "--project", "nis", "--key", contract_key_file, "--allow-test-key",
                          "--out", tmp_path / "out.parquet", "--quarantine", tmp_path / "q"],
         "validate_quarantine": ["validate", cohort, "--schema", "nis", "--quarantine", tmp_path / "q"],
         "link": ["link", cohort, cohort, "--schema", "nis", "--out", tmp_path / "linked"],

@@ -57,7 +57,7 @@ def demo_csv(tmp_path):
 
 
 def pseudonymise_args(demo_csv, tmp_path):
-    return ["pseudonymise", str(demo_csv), "--schema", "police", "--project", "nis",
+    return ["pseudonymise", str(demo_csv), "--schema", "police", "--project", "nis", "--allow-test-key",
             "--out", str(tmp_path / "out.parquet")]
 
 

@@ -258,3 +258,49 @@ def test_invisible_values_are_missing_and_long_values_truncated_and_counted():
     assert prepared.codes("forename")[0] < -2**30 and prepared.codes("postcode")[0] < -2**30  # NULL
     assert prepared.truncated == {"forename": 1}
     assert prepared.vocab["forename"].str.len_chars().max() <= 200
+
+
+def test_relatives_with_another_forename_and_sex_are_non_links():
+    from tfkit.linkage import link
+
+    frames = _febrl_like(60)
+    a, b = frames["a"], frames["b"]
+    sexes = pl.Series(["F", "M"] * 30)
+    a, b = a.with_columns(sexes.alias("sex")), b.with_columns(sexes.alias("sex"))
+    twin = a.head(1).with_columns(pl.lit("t1").alias("record_id"), pl.lit("ZACHARY").alias("forename"),
+                                  pl.lit("M" if a["sex"][0] == "F" else "F").alias("sex"), pl.lit("twin").alias("key"))
+    result = link({"a": pl.concat([a, twin]), "b": b}, LinkageModel.default(), mode="link", truth_column="key")
+    pair = result.pairs.filter((pl.col("record_id_l") == "t1") & (pl.col("record_id_r") == "b0"))
+    assert pair.height == 1 and pair["match_probability"][0] == 0.0 and pair["non_link_rule"][0]
+    assert result.pairs.filter(pl.col("record_id_l") == "0", pl.col("record_id_r") == "b0")["match_probability"][0] > 0.9
+
+
+def test_em_that_does_not_converge_says_so_and_out_of_order_weights_are_flagged():
+    from tfkit.linkage.linker import Linker
+    from tfkit.linkage.training import weights_out_of_order
+
+    model = LinkageModel.default()
+    model.settings.em_max_iterations = 1
+    linker = Linker(_febrl_like(), model, mode="link")
+    linker.training.train()
+    codes = [w["code"] for w in linker.model.warnings]
+    assert "em_not_converged" in codes
+    assert any(t.get("converged") is False for t in linker.model.training_log)
+    # A looser level weighing more than a closer one is flagged, exact-level TF aside.
+    m = linker.model
+    m.m["dob"] = np.array([0.5, 0.01, 0.01, 0.01, 0.4, 0.03, 0.04])
+    m.u["dob"] = np.array([0.001, 0.0001, 0.001, 0.002, 0.0001, 0.01, 0.9858])
+    m.u_counts["dob"] = np.full(7, 100.0)
+    flagged = [(f["closer"], f["looser"]) for f in weights_out_of_order(m) if f["comparison"] == "dob"]
+    assert ("exact", "within a year") in flagged
+
+
+def test_prior_is_refined_on_the_candidates_once_m_and_u_are_trained():
+    from tfkit.linkage.linker import Linker
+
+    linker = Linker(_febrl_like(), LinkageModel.default(), mode="link")
+    linker.training.train()
+    steps = [t for t in linker.model.training_log if t["step"] == "prior"]
+    assert steps[0]["method"] == "deterministic rules" and steps[-1]["method"].startswith("fixed point")
+    # 40 true pairs among 40 x 40: the refined prior lands near 1/40, whatever the rules' assumed recall.
+    assert 0.5 / 40 < linker.model.prior < 2 / 40

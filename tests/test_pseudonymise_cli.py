@@ -23,7 +23,7 @@ def run(*args):
 
 def test_invalid_rows_refuse_or_quarantine(demo, tmp_path, contract_key_file):
     out = tmp_path / "cohort.parquet"
-    base = ("pseudonymise", demo["cohort"], "--schema", "nis", "--project", "nis", "--key", contract_key_file,
+    base = ("pseudonymise", demo["cohort"], "--schema", "nis", "--project", "nis", "--key", contract_key_file, "--allow-test-key",
             "--out", out)
     res = run(*base)
     assert res.exit_code == 1
@@ -45,17 +45,17 @@ def test_invalid_rows_refuse_or_quarantine(demo, tmp_path, contract_key_file):
 def test_policy_refuses_unknown_column(demo, tmp_path, contract_key_file):
     policy = tmp_path / "p.toml"
     policy.write_text('[columns]\nrecord_id = "hash"\n')
-    res = run("pseudonymise", demo["police"], "--schema", "police", "--project", "nis", "--key", contract_key_file,
+    res = run("pseudonymise", demo["police"], "--schema", "police", "--project", "nis", "--key", contract_key_file, "--allow-test-key",
               "--out", tmp_path / "o.parquet", "--policy", policy)
     assert res.exit_code == 0  # built-in police policy + override
     res = run("pseudonymise", demo["police"], "--schema", tmp_path / "nope.toml", "--project", "nis",
-              "--key", contract_key_file, "--out", tmp_path / "o.parquet")
+              "--key", contract_key_file, "--allow-test-key", "--out", tmp_path / "o.parquet")
     assert res.exit_code == 2
 
 
 def test_link_keys(demo, tmp_path, contract_key_file):
     for name, schema in (("cohort", "nis"), ("police", "police")):
-        res = run("pseudonymise", demo[name], "--schema", schema, "--project", "nis", "--key", contract_key_file,
+        res = run("pseudonymise", demo[name], "--schema", schema, "--project", "nis", "--key", contract_key_file, "--allow-test-key",
                   "--out", tmp_path / f"{name}.parquet", "--quarantine", tmp_path / "q")
         assert res.exit_code == 0, res.output
     res = run("link-keys", tmp_path / "cohort.parquet", tmp_path / "police.parquet", "--out", tmp_path / "pairs.parquet",

@@ -76,7 +76,7 @@ def outputs(tmp_path_factory):
         for source, schema in SOURCES.items():
             out = root / run / f"{source}.parquet"
             res = runner.invoke(app, ["pseudonymise", str(paths[source]), "--schema", schema, "--project", "nis",
-                                      "--key", str(key), "--out", str(out)])
+                                      "--key", str(key), "--allow-test-key", "--out", str(out)])
             assert res.exit_code == 0, res.output
             written.append(out)
         pairs = root / run / "pairs.parquet"

@@ -92,3 +92,22 @@ def test_the_checker_catches_a_broken_page(tmp_path):
     _, log = open_in_chromium(page, tmp_path)
     errors = "\n".join(_console_errors(log))
     assert "example.invalid" in errors and "script" in errors
+
+
+def test_link_report_renders_in_headless_chromium_without_errors(tmp_path):
+    from tfkit.linkage import link
+    from tfkit.linkage.report import write_link_report
+
+    from tests.test_linkage_cli import small_model
+    from tfkit.demo import generate_frames
+    from tests.fixtures.demo_frames import cohort_and_partners
+
+    frames = cohort_and_partners(generate_frames(400, seed=5), n_right=400, seed=0)
+    result = link(frames, small_model(), truth_column="person_key", clean=("cohort",))
+    page = write_link_report(tmp_path / "link.html", result)
+    dom, log = open_in_chromium(page, tmp_path)
+    assert not _console_errors(log), _console_errors(log)
+    headings = [h.strip() for h in re.findall(r"<h2>([^<]+)<span", dom)]
+    assert headings == ["Summary", "Blocking", "Model: m, u and weights", "Match weights", "Cluster sizes",
+                        "Accuracy against the truth column", "Waterfalls for sample pairs"]
+    assert dom.count("<svg") >= 15 and dom.count('class="tick"') > 100

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from tfkit.cli import app
 from tfkit.disclosure import open_person_table, summarise
 from tfkit.disclosure.summaries import period_end
-from tfkit.disclosure.synthetic import person_table
+from tests.fixtures.synthetic import person_table
 from tfkit.disclosure.tables import SUPPRESSED
 
 from tests.test_summarise_suppression import assert_safe

@@ -69,6 +69,9 @@ class TfkitGroup(TyperGroup):
             report_error(err)
             raise typer.Exit(err.exit_code) from None
         except ClickException as err:
+            from tfkit.masking import hide_keys
+
+            err.message = hide_keys(err.message)  # click quotes what was typed: a key pasted as a path
             # An unknown command fails before the root callback has set the mode: read the option.
             if getattr(ctx.params.get("log_format"), "value", None) != "json":
                 raise

@@ -55,7 +55,7 @@ class Config:
     linkage_model: Path | None = None  # None: tfkit.linkage's default model
     # Sources holding one record per person ([linkage] clean; default: the first source, the cohort)
     linkage_clean: tuple[str, ...] = ()
-    disclosure_policy: str = "warn"
+    disclosure_policy: str = "generalise"
     # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
     disclosure_settings: dict[str, Any] = field(default_factory=dict)
     consent_unmatched: str = "warn"  # "fail": withdrawal-list entries that match nothing stop the run
@@ -154,7 +154,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
     if days < 1:
         raise retention.fail("days", "retention must be at least 1 day")
-    disclosure_policy = disclosure.get("policy", str, "warn")
+    disclosure_policy = disclosure.get("policy", str, "generalise")
     if disclosure_policy not in DISCLOSURE_POLICIES:
         raise disclosure.fail("policy", f"unknown policy {disclosure_policy!r}",
                               f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
@@ -229,7 +229,7 @@ def _disclosure_settings(d: tomlfile.Table) -> dict[str, Any]:
     return settings
 
 
-def _linkage_clean(linkage: "_Reader", names: list[str]) -> tuple[str, ...]:
+def _linkage_clean(linkage: tomlfile.Table, names: list[str]) -> tuple[str, ...]:
     """[linkage] clean: sources with one record per person; the cohort (first source) by default."""
     clean = linkage.get("clean", list, names[:1], hint=f'e.g. clean = ["{names[0]}"]')
     if not all(isinstance(c, str) for c in clean):
@@ -294,7 +294,8 @@ quarantine_dir = "quarantine"  # LA-internal: failing rows with raw values; neve
 days = 1826                  # destroy_after = creation date + days; see: tfkit retention
 
 [disclosure]
-policy = "warn"              # warn, fail or generalise (k-anonymity over year of birth, sex, district)
+policy = "generalise"        # generalise (widen quasi-identifiers until k-anonymous), fail, or warn
+                             # (warn sends records in small classes: verify flags such a package)
 # k = 10                     # smallest equivalence class allowed
 # quasi_identifiers = ["dob_year", "sex", "postcode_district"]
 # sensitive = "problem_health"  # with l: l-diversity of this column within every class

@@ -35,6 +35,9 @@ class TfkitError(Exception):
     exit_code: int = field(default=EXIT_USAGE, init=False)
 
     def __post_init__(self) -> None:
+        from tfkit.masking import shown_path
+
+        self.file = shown_path(self.file)  # a key given where a path belongs is never echoed
         super().__init__(self.message)
 
     def __str__(self) -> str:

@@ -84,6 +84,9 @@ class RawTable:
     sheet: str | None = None
     blank_lines: int = 0
     line_label: str = "line"
+    # Columns the file stored as floating-point numbers (Parquet): their text is the float's
+    # ("10131752.0"), so an identifier among them is refused by validation (digits may be lost).
+    float_columns: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
@@ -261,10 +264,18 @@ def _parse_header(path: Path, header_line: str, separator: str) -> list[str]:
 
 
 def _check_header(path: Path, header: list[str], *, row_label: str = "line", row: int = 1) -> None:
+    from tfkit.masking import header_looks_like_data, safe_headers
+
+    if header_looks_like_data(header):  # never print it: it is a person's record
+        raise InputFileError(
+            f"the first {row_label} looks like data, not a header: it holds values shaped like identifiers "
+            f"(NI or NHS numbers, ids, dates, postcodes; not shown)",
+            hint="add the header row the schema expects as the first line (see: tfkit schemas show NAME)",
+            file=path, row=row)
     duplicates = [name for name, n in Counter(h for h in header if h).items() if n > 1]
     if duplicates:
         raise InputFileError(
-            f"the header names column(s) more than once: {', '.join(repr(d) for d in duplicates)}",
+            f"the header names column(s) more than once: {', '.join(repr(d) for d in safe_headers(duplicates))}",
             hint="rename or delete the duplicate column(s) so each header is unique", file=path, row=row,
         )
 
@@ -659,7 +670,8 @@ def _read_parquet(path: Path) -> RawTable:
         raise InputFileError("has columns but no data rows", hint="check the export selected any records", file=path)
     _check_header(path, list(frame.columns))
     text = []
-    for name, dtype in frame.schema.items():
+    raw_schema = frame.schema
+    for name, dtype in raw_schema.items():
         col = pl.col(name)
         if dtype == pl.Date:
             text.append(col.dt.strftime("%Y-%m-%d").alias(name))
@@ -681,4 +693,6 @@ def _read_parquet(path: Path) -> RawTable:
             text.append(col.cast(pl.String).alias(name))
     frame = frame.select(text).rename({SOURCE_LINE: SOURCE_LINE_IN_FILE}, strict=False).with_columns(
         pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(SOURCE_LINE))
-    return RawTable(path=path, frame=frame, columns=tuple(frame.columns[:-1]), format="parquet", line_label="row")
+    floats = tuple(name for name, dtype in raw_schema.items() if dtype.is_float())
+    return RawTable(path=path, frame=frame, columns=tuple(frame.columns[:-1]), format="parquet", line_label="row",
+                    float_columns=floats)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tfkit import console
-from tfkit.commands.options import ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit
+from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit
 from tfkit.errors import EXIT_DATA, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def extract(
     demo: Annotated[bool, typer.Option("--demo", help="Run everything on generated demo data with demo keys.")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="With --demo: the folder for demo inputs, keys and package.")] = Path("demo-output"),
     force: Annotated[bool, typer.Option("--force", help="Replace an existing package (atomically).")] = False,
+    allow_test_key: AllowTestKeyOpt = False,
     json_out: JsonOpt = None,
 ) -> None:
     """The six-monthly return: validate, link, withdraw consent, pseudonymise, check disclosure, and
@@ -57,7 +58,7 @@ def extract(
     else:
         if config is None:
             raise UsageError("no config given", hint="pass --config tfkit.toml (make one with: tfkit init), or try --demo")
-        result = run_extract(load_config(config).with_period(period), force=force)
+        result = run_extract(load_config(config).with_period(period), force=force, allow_test_key=allow_test_key)
     emit(result, json_out, event="extract_done", render=lambda con: _render_extract(con, result),
          log_fields={"package": str(result.package), "up_to_date": result.up_to_date})
 
@@ -70,10 +71,26 @@ def _render_extract(con: "Console", result) -> None:
     for rec in result.manifest["reconciliation"]:
         con.print(f"  {rec['source']}: {rec['rows_in']:,} rows in = {rec['rows_out']:,} out + "
                   f"{rec['quarantined']:,} quarantined + {rec['withdrawn']:,} withdrawn", markup=False)
+    _print_disclosure(con, (result.manifest.get("disclosure") or {}).get("published"))
     for s in result.sources:
         if s.quarantine_file:
             con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
+    for path in result.review_files:
+        con.print(f"  pairs for clerical review (LA-internal, do not send): {path}", markup=False)
     con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
+
+
+def _print_disclosure(con, published: dict | None) -> None:
+    """One line on the person table's disclosure check; a failure (policy warn) in bold red."""
+    if not published:
+        return
+    facts = (f"k={published['k']} over {', '.join(published['quasi_identifiers'])}: smallest class "
+             f"{published['smallest_class']}, {published['share_below_k']:.1%} of records in classes below k")
+    if published.get("k_anonymous"):
+        con.print(f"  disclosure: k-anonymous ({facts})", markup=False)
+    else:
+        con.print(f"[bold red]  DISCLOSURE CHECK FAILED (policy {published['policy']}): {facts}. "
+                  "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.[/bold red]")
 
 
 def init(
@@ -153,7 +170,12 @@ def _render_verify(con: "Console", report) -> None:
 # --------------------------------------------------------------------------- audit
 
 
-audit_app = typer.Typer(help="The hash-chained audit log of runs.", no_args_is_help=True)
+audit_app = typer.Typer(help="The signed, hash-chained audit log of runs: verify it, or show its entries.",
+                        no_args_is_help=True)
+LogArg = Annotated[Optional[Path], typer.Argument(metavar="LOG", help="The audit log (default: from --config).")]
+PublicKeyOpt = Annotated[Optional[Path], typer.Option(
+    "--public-key", metavar="FILE",
+    help="The signer's public key, held independently (default: the .pub beside --config's signing key).")]
 
 
 def _audit_log_path(log: Path | None, config: Path | None) -> Path:
@@ -163,11 +185,6 @@ def _audit_log_path(log: Path | None, config: Path | None) -> Path:
         from tfkit.config import load_config
         return load_config(config).audit_log
     raise UsageError("no audit log given", hint="pass the log's path, or --config tfkit.toml")
-
-
-PublicKeyOpt = Annotated[Optional[Path], typer.Option(
-    "--public-key", metavar="FILE",
-    help="The signer's public key, held independently (default: the .pub beside --config's signing key).")]
 
 
 def _signer_public_key(public_key: Path | None, config: Path | None) -> Path | None:
@@ -183,7 +200,7 @@ def _signer_public_key(public_key: Path | None, config: Path | None) -> Path | N
 
 @audit_app.command("verify")
 def audit_verify(
-    log: Annotated[Optional[Path], typer.Argument(metavar="LOG", help="The audit log (default: from --config).")] = None,
+    log: LogArg = None,
     config: ConfigOpt = None,
     root: Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="Also check every package under this folder has its entry.")] = None,
     public_key: PublicKeyOpt = None,
@@ -224,11 +241,7 @@ def audit_verify(
 
 
 @audit_app.command("show")
-def audit_show(
-    log: Annotated[Optional[Path], typer.Argument(metavar="LOG", help="The audit log (default: from --config).")] = None,
-    config: ConfigOpt = None,
-    json_out: JsonOpt = None,
-) -> None:
+def audit_show(log: LogArg = None, config: ConfigOpt = None, json_out: JsonOpt = None) -> None:
     """List the audit log's entries (tfkit audit verify checks them).
 
     \b
@@ -251,8 +264,8 @@ def audit_show(
         for column in ("seq", "time", "event", "package", "user", "hash"):
             table.add_column(column)
         for e in entries:
-            table.add_row(*(str(e.get(k, "")) for k in ("seq", "time", "event", "package", "user")),
-                          str(e.get("hash", ""))[:16])
+            table.add_row(str(e.get("seq")), str(e.get("time")), str(e.get("event")), str(e.get("package", "")),
+                          str(e.get("user", "")), str(e.get("hash", ""))[:16])
         con.print(table)
 
     emit({"path": str(path), "entries": entries}, json_out, event="audit_shown", render=render,
@@ -263,6 +276,7 @@ def audit_show(
 
 
 retention_app = typer.Typer(invoke_without_command=True)
+RootOpt = Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="The output root holding packages.")]
 
 
 def _retention_paths(root: Path | None, config: Path | None) -> tuple[Path, Path]:
@@ -275,7 +289,10 @@ def _retention_paths(root: Path | None, config: Path | None) -> tuple[Path, Path
     return root, root / "audit.jsonl"
 
 
-RootOpt = Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="The output root holding packages.")]
+def _render_unverifiable(unverifiable) -> None:
+    for p in unverifiable:
+        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n  hint: {p.hint}",
+                    level="warning", package=p.path.name)
 
 
 @retention_app.callback()
@@ -286,8 +303,8 @@ def retention_list(
     public_key: PublicKeyOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """List packages past their signed destroy_after date (`tfkit retention purge --yes` deletes
-    them), and any package that does not verify (never purged).
+    """List packages past their signed destroy_after date, and those that do not verify
+    (`tfkit retention purge --yes` deletes the verified ones).
 
     \b
     Examples:
@@ -299,8 +316,11 @@ def retention_list(
         return
     from tfkit.package.retention import due_packages
 
+    from tfkit.validation import ledger
+
     root_path, _ = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
+    quarantines = ledger.due(root_path)  # raw rows that failed runs had to leave behind
 
     def render(con: "Console") -> None:
         if not due:
@@ -309,9 +329,13 @@ def retention_list(
             con.print(f"{p.path.name}  destroy_after {p.destroy_after}" + ("  (demo)" if p.demo else ""), markup=False)
         for p in unverifiable:
             con.print(f"{p.path.name}  unverifiable: {p.problem}\n  hint: {p.hint}", markup=False)
+        for q in quarantines:
+            con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
-    emit({"root": str(root_path), "due": [p.to_dict() for p in due], "unverifiable": [p.to_dict() for p in unverifiable]},
-         json_out, event="retention_listed", render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
+    emit({"root": str(root_path), "due": [p.to_dict() for p in due],
+          "unverifiable": [p.to_dict() for p in unverifiable],
+          "quarantine_due": [q.to_dict() for q in quarantines]}, json_out, event="retention_listed",
+         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
 
 
 @retention_app.command("purge")
@@ -323,13 +347,12 @@ def retention_purge(
 ) -> None:
     """Delete verified packages past their signed destroy_after date, recording each in the audit log.
 
-    Needs --config: its signing key signs each deletion's audit entry. Packages that do not verify
-    against the signer's public key are never deleted (they are listed as unverifiable).
+    Needs --config: its signing key signs the audit entries. Packages that do not verify are never deleted.
 
     \b
     Examples:
       tfkit retention purge --config tfkit.toml
-      tfkit retention purge --config tfkit.toml --yes
+      tfkit retention purge --config tfkit.toml --yes    # from cron
     """
     from tfkit.config import load_config
     from tfkit.package.publish import output_lock
@@ -341,12 +364,13 @@ def retention_purge(
     cfg = load_config(config)
     if cfg.signing_key is None:
         raise UsageError("no signing key configured: each deletion's audit entry must be signed", file=config,
-                         column="signing.key_file", hint="set [signing] key_file")
+                         key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
     for p in unverifiable:
         console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
                     f"  hint: {p.hint}", level="warning", package=p.path.name)
+    _purge_failed_run_quarantines(root_path, audit_log, cfg.signing_key, yes)
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return
@@ -363,6 +387,21 @@ def retention_purge(
         with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
             purged += purge([entry], audit_log, cfg.signing_key, cfg.quarantine_dir)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
+
+
+def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
+    """The quarantine ledger's due folders (raw rows of failed runs), deleted with --yes or on confirmation."""
+    from tfkit.validation import ledger
+
+    quarantines = ledger.due(root_path)
+    if quarantines and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
+                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
+        if not typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
+            return
+    for q in ledger.purge_due(root_path, audit_log, signing_key) if quarantines else []:
+        console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
 
 
 def register(app: typer.Typer) -> None:

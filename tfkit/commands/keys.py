@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tfkit.commands.options import JsonOpt, emit, out_option
-from tfkit.errors import KeyFileError
-from tfkit.pseudonymise.contract import generate_key_file, load_key_file
+from tfkit.keys import generate_key_file, generate_signing_key_pair, key_fingerprint
 
 keys_app = typer.Typer(no_args_is_help=True, help="Make master and signing keys; print key fingerprints.")
-
-
-def _key_folder(out: Path) -> None:
-    """The key's folder: an existing folder given as the key's path is a mistake worth naming; a
-    missing folder is made, private (0700), as `keys generate --out keys/master.key` expects."""
-    if out.is_dir():
-        raise KeyFileError("is a folder: give the path of the new key file inside it", file=out,
-                           hint=f"e.g. --out {out / 'master.key'}")
-    if not out.parent.exists():
-        out.parent.mkdir(parents=True, mode=0o700)
-        os.chmod(out.parent, 0o700)  # mkdir's mode is filtered by the umask
 
 
 @keys_app.command("generate")
@@ -40,10 +27,7 @@ def generate(
       tfkit keys generate --out keys/master.key
       tfkit keys generate --signing --out keys/signing.key   # share keys/signing.pub with ONS
     """
-    _key_folder(out)
     if signing:
-        from tfkit.package.signing import generate_signing_key_pair
-
         private, public, fp = generate_signing_key_pair(out)
         result = {"kind": "signing", "private_key_file": str(private), "public_key_file": str(public),
                   "fingerprint": fp}
@@ -72,22 +56,6 @@ def fingerprint(
     kind, fp = key_fingerprint(file)
     emit({"file": str(file), "kind": kind, "fingerprint": fp}, json_out, event="key_fingerprint", answer=fp,
          log_fields={"kind": kind})
-
-
-def key_fingerprint(path: Path) -> tuple[str, str]:
-    """(kind, fingerprint) of a master key, signing key or public key file, told apart by content."""
-    from tfkit.package import signing
-
-    if path.is_dir():
-        raise KeyFileError("is a folder, not a key file", file=path, hint="give the key file itself, e.g. keys/master.key")
-    if not path.is_file():
-        raise KeyFileError("key file not found", file=path, hint="check the path, or make one with tfkit keys generate")
-    head = path.read_bytes()[:64]
-    if head.startswith(b"-----BEGIN PUBLIC KEY"):
-        return "public", signing.public_key_fingerprint(signing.load_public_key(path))
-    if head.startswith(b"-----BEGIN"):
-        return "signing", signing.public_key_fingerprint(signing.load_signing_key(path).public_key())
-    return "master", load_key_file(path).fingerprint
 
 
 def register(app: typer.Typer) -> None:

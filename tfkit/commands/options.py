@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,8 +26,7 @@ from tfkit.errors import UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
-KEY_ENV_VAR = "TFKIT_KEY_FILE"
-FINGERPRINT_RE = re.compile(r"^(sha256:)?[0-9a-f]{16,64}$")
+KEY_ENV_VAR = "TFKIT_KEY_FILE"  # tfkit.keys.KEY_ENV_VAR (not imported here: it loads cryptography for every command)
 
 JsonOpt = Annotated[
     Optional[str],
@@ -53,6 +51,12 @@ EngineOpt = Annotated[
                       "extra of tfkit and Java 17)."),
 ]
 
+AllowTestKeyOpt = Annotated[
+    bool,
+    typer.Option("--allow-test-key", help="Accept a master key with obviously low entropy (a test vector, one byte "
+                                          "repeated): for tests only, never for a real return."),
+]
+
 
 def out_option(help: str, metavar: str = "DIR") -> Any:
     """`--out/-o`, required, with the command's own description of what goes there."""
@@ -60,14 +64,9 @@ def out_option(help: str, metavar: str = "DIR") -> Any:
 
 
 def _check_fingerprint(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not FINGERPRINT_RE.match(value.strip().lower()):
-        # Never echo the value: a key pasted here by mistake must not reach the log.
-        raise typer.BadParameter(
-            f"not a key fingerprint ({len(value)} characters); expected hex as printed by "
-            "'tfkit keys fingerprint KEYFILE'")
-    return value.strip().lower()
+    from tfkit.keys import parse_fingerprint  # one rule, which never echoes a value shaped like a key
+
+    return parse_fingerprint(value)
 
 
 FingerprintOpt = Annotated[
@@ -92,16 +91,16 @@ def check_json_target(json_target: str | None, *, inputs: Iterable[Path] = (), i
     if json_target in (None, "-"):
         return
     target = Path(json_target)
+    resolved = target.resolve()
+    if inside is not None and resolved.is_relative_to(inside.resolve()):
+        raise UsageError("--json points inside the package being checked; writing there would change it",
+                         file=target, hint="write the report elsewhere, e.g. --json verify.json, or to stdout with --json -")
     if target.is_dir():
         raise UsageError("--json names a folder", file=target, hint="give a file name, e.g. report.json, or '-'")
-    resolved = target.resolve()
     for path in inputs:
         if path.exists() and resolved == path.resolve():
             raise UsageError("--json would overwrite an input with the report", file=target,
                              hint="give --json a new file name, e.g. report.json")
-    if inside is not None and resolved.is_relative_to(inside.resolve()):
-        raise UsageError("--json points inside the folder being checked; writing there would change it",
-                         file=target, hint="write the report elsewhere, e.g. --json verify.json")
 
 
 def write_json(data: Any, json_target: str) -> None:

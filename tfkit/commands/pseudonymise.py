@@ -7,22 +7,25 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tfkit.commands.options import ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
+from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
 def pseudonymise_command(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet.")],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="Extract file: CSV, .xlsx or Parquet (on the Spark engine: validated Parquet rows, a file or folder on any Hadoop path).")],
     schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name or a schema .toml file.")],
     project: Annotated[str, typer.Option("--project", metavar="NAME", help="Project name: same key + project = same pseudonyms (e.g. nis).")],
-    out: Annotated[Path, out_option("Output Parquet file (written atomically, deterministic).", metavar="FILE")],
+    out: Annotated[str, out_option("Output Parquet file (written atomically, deterministic; a folder of part files with Spark).", metavar="PATH")],
     key: KeyOpt = None,
+    allow_test_key: AllowTestKeyOpt = False,
     policy: Annotated[Optional[Path], typer.Option("--policy", metavar="FILE", help="TOML policy file overriding the schema's built-in policy.")] = None,
     la_code: Annotated[Optional[str], typer.Option("--la-code", metavar="GSS", help="GSS code of the LA, when the input has no la_code column.")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR", help="Set invalid rows aside in DIR (raw values: keep DIR apart from outputs). Without it, any invalid row stops the run.")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect).")] = None,
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
     """Validate an extract and replace its identifiers by keyed pseudonyms, as the policy says.
@@ -34,14 +37,22 @@ def pseudonymise_command(
     Examples:
       tfkit pseudonymise cohort.csv --schema nis --project nis --key keys/master.key --out cohort.parquet
       tfkit pseudonymise police.xlsx -s police --project nis --quarantine checks/ -o police.parquet --json -
+      tfkit pseudonymise valid/ -s nis --project nis -o pseudonymised/ --engine spark --config tfkit.toml
     """
     from tfkit.pseudonymise import load_key_file, load_policy
     from tfkit.pseudonymise.files import pseudonymise_file
     from tfkit.pseudonymise.policy import builtin_policy_names
+    from tfkit.engine import choose_engine
 
+    settings = choose_engine(engine, config)
+    if settings.is_spark:
+        _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
+                               settings, json_out, allow_test_key)
+        return
+    input_path, out = Path(input_path), Path(out)
     _input_file(input_path)
     check_json_target(json_out, inputs=[input_path])
-    master = load_key_file(key)
+    master = load_key_file(key, allow_test_key=allow_test_key)
     schema_name = schema if schema in builtin_policy_names() else None
     chosen = load_policy(schema_name, policy)
     summary = pseudonymise_file(input_path, schema=schema, key=master, project=project, out=out, policy=chosen,
@@ -68,6 +79,28 @@ def _render_summary(out_console: "Console", summary) -> None:
     out_console.print(f"  match keys: {len(summary.match_key_coverage)}", markup=False)
     if summary.quarantine_file:
         out_console.print(f"  quarantined rows: {summary.quarantine_file}", markup=False)
+
+
+def _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
+                           settings, json_out, allow_test_key: bool) -> None:
+    from tfkit.engine.spark.pseudonymise import pseudonymise_job
+    from tfkit.errors import UsageError
+    from tfkit.pseudonymise import load_key_file, load_policy
+    from tfkit.pseudonymise.policy import builtin_policy_names
+
+    if quarantine is not None or encoding is not None:
+        raise UsageError("--quarantine and --encoding are for the polars engine, which validates raw extracts",
+                         hint="with --engine spark, give validated rows: tfkit validate FILE --schema S --quarantine DIR "
+                              "writes them as <stem>.valid.parquet")
+    master = load_key_file(key, allow_test_key=allow_test_key)
+    chosen = load_policy(schema if schema in builtin_policy_names() else None, policy)
+    run = pseudonymise_job(str(input_path), str(out), key=master, project=project, policy=chosen, la_code=la_code,
+                           settings=settings)
+    data = run.to_dict()
+    emit(data, json_out, event="pseudonymised", log_fields={k: v for k, v in data.items() if k != "columns"},
+         render=lambda con: con.print(
+             f"wrote {run.output}: {run.rows_out:,} of {run.rows_in:,} rows on Spark, key {run.key_fingerprint}, "
+             f"project {run.project}", markup=False))
 
 
 def link_keys_command(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from tfkit import console
+from tfkit.commands.options import ConfigOpt, JsonOpt, check_json_target, emit
 
 review_app = typer.Typer(help="Clerical review of uncertain pairs: record decisions for the next run.",
                          no_args_is_help=True)
@@ -19,27 +17,28 @@ review_app = typer.Typer(help="Clerical review of uncertain pairs: record decisi
 def apply(
     decisions: Annotated[Path, typer.Argument(metavar="DECISIONS", help="The review.csv or review.xlsx tfkit wrote, with its decision column filled in (accept or reject; blank: not decided).", show_default=False)],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="DIR", help="The tfkit link output folder the review file came from.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", metavar="FILE", help="The extract config (tfkit.toml): decisions for tfkit extract.")] = None,
+    config: ConfigOpt = None,
     audit_log: Annotated[Optional[Path], typer.Option("--audit-log", metavar="FILE", help="Audit log to record the decisions in (default: the config's, or DIR/audit.jsonl).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    signing_key: Annotated[Optional[Path], typer.Option("--signing-key", metavar="FILE", help="Signing key for the audit entry (default: the config's [signing] key_file).")] = None,
+    json_out: JsonOpt = None,
 ) -> None:
     """Record accept/reject decisions: the next `tfkit link` (same --out) and `tfkit extract` apply
     them as forced links and forced non-links.
 
+    \b
     Examples:
-
-      tfkit review apply linked/review/review.xlsx --out linked/
-
+      tfkit review apply linked/review/review.xlsx --out linked/ --signing-key keys/signing.key
       tfkit review apply quarantine/E09000031_nis_2019-H2/review.csv --config tfkit.toml
     """
     from tfkit.linkage.review import apply_review
 
-    summary = apply_review(decisions, out=out, config=config, audit_log=audit_log)
-    console.log("review_applied", f"recorded {summary['accepted']:,} accepted and {summary['rejected']:,} rejected "
-                f"pair(s); {summary['store_pairs']:,} decisions in {summary['store']}",
-                **{k: summary[k] for k in ("accepted", "rejected", "store_pairs")})
-    if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    check_json_target(json_out, inputs=[decisions])
+    summary = apply_review(decisions, out=out, config=config, audit_log=audit_log, signing_key=signing_key)
+    emit(summary, json_out, event="review_applied",
+         render=lambda con: con.print(
+             f"recorded {summary['accepted']:,} accepted and {summary['rejected']:,} rejected pair(s); "
+             f"{summary['store_pairs']:,} decisions in {summary['store']}", markup=False),
+         log_fields={k: summary[k] for k in ("accepted", "rejected", "store_pairs")})
 
 
 def register(app: typer.Typer) -> None:

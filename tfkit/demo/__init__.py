@@ -88,10 +88,12 @@ Records of partner files are in ascending record-id order, which says nothing ab
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from tfkit.demo import extracts, noise, population, reference
@@ -117,12 +119,55 @@ HEADERS = {
     "injected_errors": extracts.INJECTED_ERROR_COLUMNS,
 }
 
-__all__ = ["DemoData", "generate_frames", "write_demo", "FILES", "HEADERS", "REFERENCE_DATE"]
+__all__ = ["DemoData", "PROFILES", "Profile", "generate_frames", "write_demo", "FILES", "HEADERS", "REFERENCE_DATE"]
 REFERENCE_DATE = population.REFERENCE_DATE
 
 # Independent random streams per stage.
 _STREAMS = {"cohort_people": 1, "background": 2, "programme": 3, "cohort": 4, "police": 5,
             "school_attendance": 6, "dwp": 7, "consent": 8}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A population and error regime for the generator. `standard` is the documented default."""
+
+    name: str
+    community_mix: dict[str, float] | None = None  # per cent by community (else the LA's own mix)
+    twin_share: float = population.TWIN_SHARE
+    junior_share: float = 0.0      # boys with a father at home who carry his forename
+    neighbour_share: float = 0.0   # non-cohort families living at a cohort family's postcode
+    rates: dict[str, float] | None = None  # recording-error rates replacing noise.RECORDING_ERROR_RATES
+    seed_offset: int = 0
+
+
+PROFILES: dict[str, Profile] = {
+    "standard": Profile("standard"),
+    # Linkage at its hardest in an English city: whole families at one address with twins and
+    # juniors, neighbours on the same streets who are not in the cohort, a city's name mix (South
+    # Asian, Polish, Romanian, Lithuanian and Turkish names, with and without diacritics, and their
+    # transliteration variants as recording errors), and heavier errors: DOB wrong or missing in 8%
+    # of records, moved postcodes 20%, changed and hyphenated surnames, initials only.
+    "hard": Profile(
+        "hard",
+        community_mix={"british": 30, "pakistani_bangladeshi": 20, "indian": 10, "eastern_european": 18,
+                       "turkish": 10, "somali": 4, "west_african": 4, "caribbean": 4},
+        twin_share=0.10, junior_share=0.15, neighbour_share=0.30,
+        rates={"dob_missing": 0.03, "dob_wrong": 0.03, "dob_day_month_swap": 0.03, "dob_one_day_off": 0.02,
+               "postcode_moved": 0.20, "surname_change": 0.12, "forename_nickname": 0.10, "accent_dropped": 0.80,
+               "forename_initial_only": 0.03, "forename_typo": 0.04, "surname_typo": 0.04, "name_swap": 0.02},
+    ),
+    # Reported, never tuned on: another seed, mix and error regime of the same kind.
+    "holdout": Profile(
+        "holdout",
+        community_mix={"british": 38, "indian": 14, "eastern_european": 14, "west_african": 10, "caribbean": 8,
+                       "turkish": 6, "irish": 6, "pakistani_bangladeshi": 4},
+        twin_share=0.06, junior_share=0.10, neighbour_share=0.20,
+        rates={"dob_missing": 0.04, "dob_wrong": 0.02, "dob_day_month_swap": 0.02, "postcode_moved": 0.15,
+               "surname_change": 0.08, "forename_nickname": 0.07, "forename_initial_only": 0.02,
+               "forename_typo": 0.035, "surname_typo": 0.035},
+        seed_offset=7919,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -163,25 +208,38 @@ def generate_frames(
     la_code: str = DEFAULT_LA_CODE,
     error_rate: float = DEFAULT_ERROR_RATE,
     noise_scale: float = 1.0,
+    profile: str = "standard",
 ) -> DemoData:
     """Generate a cohort of `n_people` and its partner extracts, deterministically from `seed`.
 
     `error_rate` is the share of cohort rows made invalid (0: a clean cohort). `noise_scale`
     multiplies every partner recording-error rate (0: partner records agree with the cohort's
     truth, 2: twice the documented rates), for linkage benchmarks at other difficulties.
+    `profile` picks a population and error regime from PROFILES ("standard", "hard", "holdout").
     """
     la = _check_arguments(n_people, error_rate, noise_scale, la_code)
-    rates = {kind: min(1.0, rate * noise_scale) for kind, rate in noise.RECORDING_ERROR_RATES.items()}
+    if profile not in PROFILES:
+        raise UsageError(f"unknown generator profile {profile!r}", hint=f"use one of: {', '.join(PROFILES)}")
+    prof = PROFILES[profile]
+    seed += prof.seed_offset
+    if prof.community_mix:
+        shares = np.array(list(prof.community_mix.values()), dtype=np.float64)
+        la = dataclasses.replace(la, communities=tuple(prof.community_mix), community_p=shares / shares.sum())
+    base = noise.RECORDING_ERROR_RATES | noise.PROFILE_ERROR_RATES | (prof.rates or {})
+    rates = {kind: min(1.0, rate * noise_scale) for kind, rate in base.items()}
     rng = {name: population.rng_for(seed, stream) for name, stream in _STREAMS.items()}
     duplicates = int(round(n_people * error_rate * DUPLICATE_SHARE_OF_ERROR_RATE)) if n_people > 1 else 0
+    family = {"twin_share": prof.twin_share, "junior_share": prof.junior_share}
     cohort_people = population.people(
-        n_people - duplicates, la, rng["cohort_people"], size_p=population.COHORT_FAMILY_SIZE_P
+        n_people - duplicates, la, rng["cohort_people"], size_p=population.COHORT_FAMILY_SIZE_P, **family
     )
     n_background = max(int(n_people * BACKGROUND_RATIO), 50)
     background = population.people(
         n_background, la, rng["background"], size_p=population.BACKGROUND_FAMILY_SIZE_P,
-        key_offset=n_people, family_offset=int(cohort_people["family"].max()) + 1,
+        key_offset=n_people, family_offset=int(cohort_people["family"].max()) + 1, **family
     )
+    if prof.neighbour_share > 0:
+        background = _neighbours(background, cohort_people, prof.neighbour_share, population.rng_for(seed, 99))
     cohort_people = population.programme(cohort_people, rng["programme"])
 
     cohort, cohort_errors, ids = extracts.cohort(cohort_people, la, error_rate, duplicates, rng["cohort"])
@@ -208,6 +266,17 @@ def generate_frames(
         error_rate=error_rate,
         noise_scale=noise_scale,
     )
+
+
+def _neighbours(background: pl.DataFrame, cohort_people: pl.DataFrame, share: float,
+                rng: np.random.Generator) -> pl.DataFrame:
+    """`share` of non-cohort families moved to a cohort family's postcode: next door, same street."""
+    families = background["family"].unique().sort()
+    chosen = families.filter(pl.Series(rng.random(families.len()) < share))
+    homes = cohort_people.group_by("family").agg(pl.col("postcode").first()).sort("family")["postcode"]
+    new_home = pl.DataFrame({"family": chosen, "_home": homes.gather(rng.integers(0, homes.len(), chosen.len()))})
+    return (background.join(new_home, on="family", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("_home", "postcode").alias("postcode")).drop("_home"))
 
 
 def write_demo(

@@ -42,6 +42,11 @@ RECORDING_ERROR_RATES: dict[str, float] = {
     "nino_lowercase": 0.03,
     "upn_missing": 0.03,
 }
+# Kinds only the harder generator profiles use (tfkit.demo.PROFILES); never drawn at rate 0.
+PROFILE_ERROR_RATES: dict[str, float] = {
+    "forename_initial_only": 0.0,  # "J" for "James"
+    "dob_wrong": 0.0,  # another date within five years
+}
 
 # Keys next to each key on a QWERTY keyboard: where a slipped finger lands.
 _QWERTY_NEIGHBOURS = {
@@ -99,8 +104,14 @@ class ErrorInjector:
     def __init__(self, df: pl.DataFrame, rng: np.random.Generator, rates: dict[str, float] | None = None):
         self.df = df.with_row_index("_row")
         self.rng = rng
-        self.rates = RECORDING_ERROR_RATES | (rates or {})
+        self.rates = RECORDING_ERROR_RATES | PROFILE_ERROR_RATES | (rates or {})
         self.logs: list[pl.DataFrame] = []
+
+    def apply_if_rated(self, kind: str, changes: dict[str, pl.Expr], where: pl.Expr | None = None) -> None:
+        """As `apply`, for kinds only some profiles use: no random draw at rate 0, so the standard
+        profile's output stays byte-identical."""
+        if self.rates.get(kind, 0.0) > 0:
+            self.apply(kind, changes, where)
 
     def apply(
         self,
@@ -186,6 +197,8 @@ class ErrorInjector:
                    where=(pl.col("age") >= 18) & pl.col("sex").is_in(["M", "F"]) & f.is_not_null())
         self.apply("whitespace_padding", {"surname": pl.when(u("_u0") < 0.5).then(s + " ").otherwise("  " + s)})
         self.apply("forename_missing", {"forename": pl.lit(None, dtype=pl.String)})
+        self.apply_if_rated("forename_initial_only", {"forename": f.str.strip_chars().str.slice(0, 1)},
+                            where=f.is_not_null())
 
     def dob(self) -> None:
         d = pl.col("dob")
@@ -196,6 +209,9 @@ class ErrorInjector:
         self.apply("dob_one_day_off", {"dob": d + step})
         self.apply("dob_missing", {"dob": pl.lit(None, dtype=pl.Date)})
         self.apply("dob_first_of_january", {"dob": pl.date(d.dt.year(), 1, 1)})
+        # Another date altogether (a sibling's, a keying slip in the year): up to five years away.
+        shift = ((pl.col("_u0") * 3650).cast(pl.Int64) - 1825).clip(-1825, 1825)
+        self.apply_if_rated("dob_wrong", {"dob": d + pl.duration(days=pl.when(shift == 0).then(1).otherwise(shift))})
 
     def sex(self) -> None:
         self.apply("sex_wrong", {"sex": pl.col("sex").replace({"M": "F", "F": "M"})})

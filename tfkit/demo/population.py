@@ -179,8 +179,14 @@ def people(
     size_p: np.ndarray,
     key_offset: int = 0,
     family_offset: int = 0,
+    twin_share: float | None = None,
+    junior_share: float = 0.0,
 ) -> pl.DataFrame:
-    """n people in families living in the LA, with their true names, dates of birth and identifiers."""
+    """n people in families living in the LA, with their true names, dates of birth and identifiers.
+
+    `twin_share` of second and later children are twins of the child before (TWIN_SHARE by
+    default); `junior_share` of boys with a father at home carry his forename (none by default)."""
+    twin_share = TWIN_SHARE if twin_share is None else twin_share
     sizes, starts, fam, member = _family_layout(n, size_p, rng)
     nf = len(sizes)
 
@@ -214,7 +220,7 @@ def people(
     )
     is_mother, is_father, is_child = role == MOTHER, role == FATHER, role == CHILD
     # Children are spaced 1-4 years apart; the eldest is old enough for the spacing.
-    twin = (member > np_f) & (rng.random(n) < TWIN_SHARE)  # born with the sibling before them
+    twin = (member > np_f) & (rng.random(n) < twin_share)  # born with the sibling before them
     gap = np.where(member > np_f, np.where(twin, 0, rng.integers(1, 5, size=n)), 0)
     eldest = np.maximum(eldest, np.bincount(fam, weights=gap, minlength=nf).astype(np.int64))
     mother_age = np.where(has_children, eldest + mother_at_first, rng.integers(17, 62, size=nf))
@@ -247,6 +253,10 @@ def people(
         if len(repeat) == 0:
             break
         forename[repeat] = reference.forenames().draw(name_group[repeat], rng)
+    if junior_share > 0:
+        # Juniors: a son named after his father (the father is member 1 of a two-parent family).
+        junior = is_child & (sex == 1) & two & (rng.random(n) < junior_share)
+        forename[junior] = forename[starts[fam[junior]] + 1]
 
     u = rng.random(n)
     surname = np.select(

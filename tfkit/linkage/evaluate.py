@@ -84,4 +84,19 @@ def evaluate(prepared: Prepared, pairs: pl.DataFrame, truth_column: str, mode: s
         "at_threshold": at.to_dict(),
         "best_f1": best.to_dict(),
         "curve": [a.to_dict() for a in curve],
+        "calibration": calibration(probability, is_match),
     }
+
+
+def calibration(probability: np.ndarray, is_match: np.ndarray, bands: int = 10) -> list[dict]:
+    """Predicted against observed match rate per probability band ([0, 0.1), ... [0.9, 1]): the
+    pairs in the band, their mean predicted probability and the share that truly match."""
+    band = np.minimum((np.asarray(probability) * bands).astype(np.int64), bands - 1)
+    pairs = np.bincount(band, minlength=bands)
+    predicted = np.bincount(band, weights=probability, minlength=bands)
+    observed = np.bincount(band, weights=np.asarray(is_match, dtype=np.float64), minlength=bands)
+    return [{"band": f"{k / bands:.1f}–{(k + 1) / bands:.1f}", "low": k / bands, "high": (k + 1) / bands,
+             "pairs": int(pairs[k]),
+             "predicted": float(predicted[k] / pairs[k]) if pairs[k] else None,
+             "observed": float(observed[k] / pairs[k]) if pairs[k] else None}
+            for k in range(bands)]

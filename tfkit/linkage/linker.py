@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from tfkit.errors import InputFileError, UsageError
+from tfkit.masking import safe_headers
 
 from . import blocking as blocking_stage
 from . import clustering as clustering_stage
@@ -70,12 +71,14 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
             raise InputFileError(
                 f"missing column(s) the model compares: {', '.join(missing)}", file=source, column=missing[0],
                 hint=f"map them with --map 'Old name={missing[0]}' or use --schema; columns present: "
-                     + ", ".join(frame.columns[:12]),
+                     + ", ".join(safe_headers(frame.columns[:12])),
             )
         if truth_column and truth_column not in frame.columns:
             raise InputFileError(f"no truth column {truth_column!r}", file=source, column=truth_column)
         absent = [c for c in optional if c in columns and c not in frame.columns]
         for c in absent:
+            if not any(c in f.columns for f in frames.values()):
+                continue  # in no source: the Linker drops the comparison, with one warning
             from tfkit import console
 
             console.log("optional_column_missing", f"warning: {source} has no {c!r} column; compared as unknown",
@@ -154,6 +157,11 @@ class Training(_Stage):
             self.estimate_m_from_labels(truth_column)
         else:
             self.estimate_m_using_expectation_maximisation()
+        lk = self.linker
+        if lk.model.settings.refine_prior:
+            training_stage.refine_prior(lk.model, lk.levels, blocking_stage.comparisons_possible(
+                lk.prepared.source_sizes(), lk.mode))
+        training_stage.check_training(self.linker.model)
         return self.linker.model
 
 
@@ -239,8 +247,9 @@ class Linker:
             t = time.perf_counter()
             self._candidates, self._blocking_report = blocking_stage.candidate_pairs(
                 self.prepared, self.model.blocking, self.mode, max_block_pairs=self.model.settings.max_block_pairs)
+            own_limit = {r.name for r in self.model.blocking if r.max_block_pairs}
             for r in self._blocking_report.rules:
-                if r.blocks_skipped:
+                if r.blocks_skipped and r.rule not in own_limit:  # a rule's own limit skips by design
                     self.model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
                                     f"block(s) skipped ({r.pairs_skipped:,} pairs); other rules still reach them",
                                     rule=r.rule, blocks=r.blocks_skipped, pairs=r.pairs_skipped)

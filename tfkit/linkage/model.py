@@ -44,11 +44,15 @@ class Settings:
     em_max_pairs: int = 5_000_000
     deterministic_rules: list[list[str]] = field(default_factory=lambda: [["forename", "surname", "dob"]])
     deterministic_recall: float = 0.8
+    refine_prior: bool = True  # re-estimate lambda on the candidates once m and u are trained
     threshold: float = 0.9
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
     batch_pairs: int = 100_000
     max_block_pairs: int = 250_000  # a blocking rule's block making more pairs is skipped (warned)
+    # Level patterns that make a pair a non-link whatever its weight, each a list of
+    # "comparison=level label" (all must hold). A rule naming a comparison the model lacks is idle.
+    non_link_when: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class LinkageModel:
     prior: float | None = None
     training_log: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
+    u_counts: dict[str, np.ndarray] = field(default_factory=dict)  # random pairs seen at each level
 
     # ------------------------------------------------------------------ loading
 
@@ -147,6 +152,15 @@ class LinkageModel:
             raise
         if not comparisons:
             raise ConfigError("the model declares no [[comparison]]", file=source)
+        labels = {c.name: c.labels for c in comparisons}
+        for rule in settings.non_link_when:
+            for term in rule:
+                name, _, label = str(term).partition("=")
+                if name not in labels or label not in labels[name]:
+                    raise ConfigError(f"settings.non_link_when: {term!r} is not comparison=level", file=source,
+                                      hint=f"e.g. \"forename=else\"; levels of {name}: "
+                                           + ", ".join(labels.get(name, ())) if name in labels else
+                                           f"comparisons: {', '.join(labels)}")
         if not blocking:
             raise ConfigError("the model declares no [[blocking]] rule", file=source)
         names = [c.name for c in comparisons]
@@ -204,6 +218,16 @@ class LinkageModel:
         return model
 
     # ------------------------------------------------------------------ scoring
+
+    def non_link_rules(self) -> list[list[tuple[str, int]]]:
+        """settings.non_link_when as (comparison, level index) lists; rules on absent comparisons drop."""
+        index = {c.name: c for c in self.comparisons}
+        out = []
+        for rule in self.settings.non_link_when:
+            terms = [str(t).partition("=")[::2] for t in rule]
+            if all(name in index for name, _ in terms):
+                out.append([(name, index[name].labels.index(label)) for name, label in terms])
+        return out
 
     @property
     def trained(self) -> bool:

@@ -48,10 +48,22 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
             weight += adj
             columns[f"{c.name}_tf_adjustment"] = adj.astype(np.float32)
     probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+    vetoed = np.zeros(len(rid_l), dtype=bool)
+    for rule in model.non_link_rules():
+        hit = np.ones(len(rid_l), dtype=bool)
+        for name, level in rule:
+            hit &= levels[name] == level
+        vetoed |= hit
+    if vetoed.any():
+        # Relatives at one address (twins, a son named after his father's surname and DOB day...):
+        # a different forename and a different sex say "another person" whatever else agrees.
+        probability[vetoed] = 0.0
+        columns["non_link_rule"] = vetoed
     return pl.DataFrame({
         "rid_l": rid_l, "rid_r": rid_r,
         "match_weight": weight, "match_probability": probability,
-        **{k: pl.Series(k, v, dtype=pl.Int8 if k.endswith("_level") else pl.Float32) for k, v in columns.items()},
+        **{k: pl.Series(k, v, dtype=pl.Int8 if k.endswith("_level") else pl.Boolean if k == "non_link_rule"
+                        else pl.Float32) for k, v in columns.items()},
     })
 
 

@@ -1,129 +1,35 @@
-"""Visualisations: one self-contained HTML page (inline SVG and CSS, no script, no network).
+"""The link report: one self-contained HTML page on tfkit's report toolkit (tfkit.report.html for the
+page, tables and sections; tfkit.report.svg for the charts: axes, ticks and values on each).
 
-Charts a linker looks at: m and u per comparison level with the level's weight, the distribution of
-match weights over candidate pairs, and waterfalls explaining sample pairs term by term. The page
-shows record ids and comparison levels only, never names or other values.
+What a linker looks at: the job in numbers and anything to worry about (EM that did not converge,
+weights running the wrong way), blocking, m and u per comparison level with the level's weight,
+the distribution of match weights, cluster sizes, and, given a truth column, accuracy by threshold,
+precision against recall, F1 by threshold and calibration; last, waterfalls explaining sample pairs.
+
+The page names record ids in the waterfalls (never names or other values), so it is LA-internal and
+written 0600.
 """
 
 from __future__ import annotations
 
-import html
 import math
+from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
+from tfkit.report.html import facts, render_page, section, table, write_page
+from tfkit.report.svg import BAD, GOOD, bar_chart, column_chart, line_chart, log_bars, signed_bars, waterfall, zoom
+
+
 if TYPE_CHECKING:
-    from .linker import Linker
+    from .linker import Linker, LinkResult
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}.note{color:#666;font-size:.9em}
-svg text{font-size:11px;font-family:system-ui,sans-serif}
-"""
-M_COLOUR, U_COLOUR, POS, NEG = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.{digits}g}"
-
-
-def _table(header: list[str], rows: list[list[object]], left: int = 1) -> str:
-    head = "".join(f"<th class='{'l' if i < left else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
-    body = "".join(
-        "<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{_e(v)}</td>" for i, v in enumerate(r)) + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def m_u_chart(labels: list[str], m: np.ndarray, u: np.ndarray, weights: np.ndarray) -> str:
-    """Per level: m and u as bars on a log scale (1e-6..1), and the weight log2(m/u) as a signed bar."""
-    row, label_w, bar_w, wt_w = 26, 260, 300, 220
-    height = row * len(labels) + 30
-    width = label_w + bar_w + wt_w + 100  # room for the weight labels right of the longest bar
-    parts = [f"<svg width='{width}' height='{height}' role='img'>"]
-    parts.append(f"<text x='{label_w}' y='12'>m (blue) and u (orange), log scale 10⁻⁶…1</text>")
-    parts.append(f"<text x='{label_w + bar_w + 30}' y='12'>match weight log₂(m/u)</text>")
-    wmax = max(1.0, float(np.max(np.abs(weights))) if len(weights) else 1.0)
-    zero = label_w + bar_w + 30 + wt_w / 2
-    for i, label in enumerate(labels):
-        y = 22 + i * row
-        parts.append(f"<text x='{label_w - 6}' y='{y + 13}' text-anchor='end'>{_e(label)}</text>")
-        for j, (p, colour) in enumerate(((m[i], M_COLOUR), (u[i], U_COLOUR))):
-            frac = (math.log10(max(p, 1e-6)) + 6) / 6
-            parts.append(f"<rect x='{label_w}' y='{y + j * 10}' width='{frac * bar_w:.1f}' height='9' fill='{colour}'>"
-                         f"<title>{'m' if j == 0 else 'u'} = {_fmt(p)}</title></rect>")
-        w = float(weights[i])
-        length = abs(w) / wmax * (wt_w / 2)
-        x = zero if w >= 0 else zero - length
-        parts.append(f"<rect x='{x:.1f}' y='{y + 2}' width='{length:.1f}' height='14' fill='{POS if w >= 0 else NEG}'/>")
-        parts.append(f"<text x='{zero + (length + 4 if w >= 0 else -length - 4):.1f}' y='{y + 14}' "
-                     f"text-anchor='{'start' if w >= 0 else 'end'}'>{w:+.2f}</text>")
-    parts.append(f"<line x1='{zero}' x2='{zero}' y1='18' y2='{height}' stroke='#999'/></svg>")
-    return "".join(parts)
-
-
-def histogram_chart(weights: np.ndarray, threshold_weight: float) -> str:
-    if len(weights) == 0:
-        return "<p class='note'>No candidate pairs.</p>"
-    lo, hi = math.floor(float(weights.min())), math.ceil(float(weights.max()))
-    bins = np.arange(lo, hi + 1, 1.0) if hi > lo else np.array([lo, lo + 1.0])
-    counts, edges = np.histogram(weights, bins=bins)
-    width, height, pad = 900, 260, 40
-    bw = (width - 2 * pad) / len(counts)
-    top = math.log10(max(counts.max(), 1) + 1)
-    parts = [f"<svg width='{width}' height='{height + 40}' role='img'>"]
-    for i, c in enumerate(counts):
-        h = math.log10(c + 1) / top * height if top else 0
-        colour = POS if edges[i] >= threshold_weight else "#888"
-        parts.append(f"<rect x='{pad + i * bw:.1f}' y='{height - h + 10:.1f}' width='{max(bw - 1, 1):.1f}' "
-                     f"height='{h:.1f}' fill='{colour}'><title>[{edges[i]:.0f}, {edges[i + 1]:.0f}): {c:,} pairs"
-                     f"</title></rect>")
-    for i in range(0, len(edges), max(1, len(edges) // 15)):
-        parts.append(f"<text x='{pad + i * bw:.1f}' y='{height + 25}' text-anchor='middle'>{edges[i]:.0f}</text>")
-    tx = pad + (threshold_weight - lo) / max(hi - lo, 1) * (width - 2 * pad)
-    parts.append(f"<line x1='{tx:.1f}' x2='{tx:.1f}' y1='5' y2='{height + 10}' stroke='{NEG}' stroke-dasharray='4'/>")
-    parts.append(f"<text x='{tx + 4:.1f}' y='14'>threshold</text>")
-    parts.append(f"<text x='{width / 2}' y='{height + 40}' text-anchor='middle'>match weight (pair counts, log scale)</text>")
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def waterfall_chart(terms: list[tuple[str, float]], total: float) -> str:
-    """Cumulative bars: the prior, then each comparison's contribution, then the final weight."""
-    row, label_w, plot_w = 22, 300, 520
-    cum = np.cumsum([t[1] for t in terms])
-    span_lo = min(0.0, float(cum.min()), total)
-    span_hi = max(0.0, float(cum.max()), total)
-    scale = plot_w / max(span_hi - span_lo, 1e-9)
-    x0 = label_w + (0 - span_lo) * scale
-    height = row * (len(terms) + 1) + 10
-    parts = [f"<svg width='{label_w + plot_w + 80}' height='{height}' role='img'>"]
-    start = 0.0
-    for i, (label, value) in enumerate(terms + [("final match weight", None)]):
-        y = 4 + i * row
-        if value is None:
-            a, b, colour, shown = 0.0, total, "#555", total
-        else:
-            a, b, colour, shown = start, start + value, POS if value >= 0 else NEG, value
-            start += value
-        xa, xb = label_w + (min(a, b) - span_lo) * scale, label_w + (max(a, b) - span_lo) * scale
-        parts.append(f"<text x='{label_w - 6}' y='{y + 14}' text-anchor='end'>{_e(label)}</text>")
-        parts.append(f"<rect x='{xa:.1f}' y='{y}' width='{max(xb - xa, 1):.1f}' height='{row - 6}' fill='{colour}'/>")
-        parts.append(f"<text x='{xb + 4:.1f}' y='{y + 14}'>{shown:+.2f}</text>")
-    parts.append(f"<line x1='{x0:.1f}' x2='{x0:.1f}' y1='0' y2='{height}' stroke='#999'/></svg>")
-    return "".join(parts)
+PAGE_MODE = 0o600  # the page names record ids
+GREY = "#8c979f"
+SIZE_CAP = 10  # cluster sizes above this share one bar
 
 
 def sample_pairs(scored: pl.DataFrame, threshold: float, k: int = 6) -> pl.DataFrame:
@@ -137,63 +43,209 @@ def sample_pairs(scored: pl.DataFrame, threshold: float, k: int = 6) -> pl.DataF
     return picks.head(k)
 
 
-def write_report(path: str | Path, linker: "Linker", scored: pl.DataFrame, *, metrics: dict | None = None,
-                 threshold: float | None = None) -> Path:
+# --------------------------------------------------------------------------- sections
+
+
+def _warnings(linker: "Linker") -> list[str]:
+    """The model's warnings, recorded as the job ran (EM that did not converge, dropped comparisons,
+    truncated values, skipped blocks), and weights running the wrong way in the weights as they are
+    now (a model may be changed after training)."""
+    from .training import order_message, weights_out_of_order
+
+    kept = [w["message"] for w in linker.model.warnings if w["code"] != "weights_out_of_order"]
+    return kept + [order_message(f) for f in weights_out_of_order(linker.model)]
+
+
+def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float) -> tuple[str, str, str]:
     model = linker.model
-    threshold = model.settings.threshold if threshold is None else threshold
-    threshold_weight = math.log2(threshold / (1 - threshold))
-    prepared = linker.prepared
-    sizes = prepared.source_sizes()
+    pairs = [("Model", model.source, ""), ("Mode", linker.mode, ""), ("Threshold (match probability)", threshold, ""),
+             ("Seed", linker.seed, ""), ("Prior λ (weight)", f"{model.prior:.4g} ({model.prior_weight:+.2f})", "")]
+    pairs += [(f"Records in {s}", n, "") for s, n in zip(linker.prepared.sources, linker.prepared.source_sizes())]
+    pairs += [(label, result[key], "") for key, label in (
+        ("candidate_pairs", "Candidate pairs compared"), ("links", "Links (p ≥ threshold)"),
+        ("review_pairs", "Pairs for clerical review"), ("clusters", "Clusters")) if result.get(key) is not None]
+    stats = result.get("constraints") or {}
+    if stats.get("clean_sources"):
+        pairs += [("Clean sources (one record per person)", ", ".join(stats["clean_sources"]), ""),
+                  ("Clusters holding two records of a clean source", stats["clusters_with_two_clean_records"], ""),
+                  ("Conflicting links dropped", stats["conflicts_resolved"], "")]
+    if stats.get("forced_links") or stats.get("forced_non_links"):
+        pairs.append(("Review decisions applied", f"{stats['forced_links']:,} accepted, "
+                                                  f"{stats['forced_non_links']:,} rejected", ""))
+    for t in model.training_log:
+        name = f"Training: {t.get('step')}" + (f" ({t['session']})" if t.get("session") else "")
+        detail = t.get("method", "")
+        if "converged" in t:
+            detail += f"; {'converged' if t['converged'] else 'NOT converged'}"
+        if t.get("iterations") is not None:
+            detail += f" after {t['iterations']} iterations"
+        pairs.append((name, detail, ""))
+    warnings = _warnings(linker)
+    body = facts(pairs)
+    if warnings:
+        body += "<h3>Warnings</h3><ul class=\"warnings\">" + "".join(
+            f"<li>{escape(w)}</li>" for w in warnings) + "</ul>"
+    return section("summary", "Summary", "warn" if warnings else "done", body)
+
+
+def _blocking_section(linker: "Linker") -> tuple[str, str, str]:
     report = linker.blocking.report()
-    sec = [f"<h1>tfkit link report</h1><p class='note'>Model: {_e(model.source)}; mode: {_e(linker.mode)}; "
-           f"threshold {threshold}; seed {linker.seed}. Record ids only: no names or other values appear here.</p>"]
-    sec.append("<h2>Inputs and blocking</h2>")
-    sec.append(_table(["source", "records"], [[s, f"{n:,}"] for s, n in zip(prepared.sources, sizes)]))
-    rows = [[r.rule, f"{r.pairs_added:,}"] for r in report.rules]
-    rows.append(["total candidate pairs", f"{report.total_pairs:,}"])
-    rows.append(["pairs the mode could compare", f"{report.comparisons_possible:,}"])
+    rows = [[r.rule, r.pairs_added] for r in report.rules]
+    body = table(["blocking rule", "pairs added"], rows + [["total candidate pairs", report.total_pairs],
+                                                         ["pairs the mode could compare", report.comparisons_possible]],
+                 kinds=["", "num"])
     if report.recall is not None:
-        rows.append(["blocking recall (true pairs found)", f"{report.recall:.4f}"])
-    sec.append(_table(["blocking rule", "pairs added"], rows))
-    sec.append("<h2>Model: m and u per level</h2>")
-    sec.append(f"<p>Prior λ = {_fmt(model.prior)} (weight {model.prior_weight:+.2f}). "
-               + "; ".join(_e(f"{t['step']}: {t['method']}" + (f" ({t['session']})" if t.get("session") else ""))
-                           for t in model.training_log) + "</p>")
+        body += facts([("Blocking recall (true pairs found)", f"{report.recall:.4f}", "")])
+    body += bar_chart([(r.rule, float(r.pairs_added), None) for r in report.rules], "Pairs each rule adds", ticks=True)
+    return section("blocking", "Blocking", "done", body)
+
+
+def _model_section(linker: "Linker") -> tuple[str, str, str]:
+    model = linker.model
+    body = ['<p class="explain">Per comparison level: m (the share of true matches at the level) and u '
+            "(the share of non-matches), and the level's weight log₂(m/u): positive weighs for a match, "
+            "negative against.</p>"]
     for c in model.comparisons:
+        m, u = model.m[c.name], model.u[c.name]
         weights = model.level_weights(c.name)[1:]
-        sec.append(f"<h3>{_e(c.name)} <span class='note'>({_e(c.column)}"
-                   f"{', term-frequency adjusted at exact' if c.term_frequency else ''})</span></h3>")
-        sec.append(m_u_chart(list(c.labels), model.m[c.name], model.u[c.name], weights))
-    sec.append("<h2>Match weight distribution</h2>")
-    sec.append(histogram_chart(scored["match_weight"].to_numpy(), threshold_weight))
-    if metrics:
-        sec.append("<h2>Accuracy against the truth column</h2>")
-        rows = [[f"{a['threshold']:.3f}", a["true_positives"], a["false_positives"], a["false_negatives"],
-                 f"{a['precision']:.4f}", f"{a['recall']:.4f}", f"{a['f1']:.4f}"]
-                for a in [metrics["at_threshold"], metrics["best_f1"]] + metrics["curve"][::4]]
-        sec.append(_table(["threshold", "TP", "FP", "FN", "precision", "recall", "F1"], rows, left=0))
-        sec.append("<p class='note'>First row: at the chosen threshold; second: the best F1 over thresholds.</p>")
-    sec.append("<h2>Waterfalls for sample pairs</h2>")
+        tf = ", term-frequency adjusted at its exact level" if c.term_frequency else ""
+        body.append(f"<h3>{escape(c.name)} <span class='muted'>({escape(c.column)}{tf})</span></h3>")
+        body.append(table(["level", "m", "u", "weight"],
+                          [[label, f"{m[i]:.4g}", f"{u[i]:.4g}", f"{weights[i]:+.2f}"] for i, label in enumerate(c.labels)],
+                          kinds=["", "num", "num", "num"]))
+        body.append('<div class="charts">')
+        body.append(log_bars([(label, [("m", float(m[i])), ("u", float(u[i]))]) for i, label in enumerate(c.labels)],
+                             f"{c.name}: m and u per level", x_label="probability (log scale)"))
+        body.append(signed_bars([(label, float(weights[i])) for i, label in enumerate(c.labels)],
+                                f"{c.name}: weight per level", x_label="match weight log₂(m/u)"))
+        body.append("</div>")
+    return section("model", "Model: m, u and weights", "done", "".join(body))
+
+
+def _weights_section(scored: pl.DataFrame, threshold: float) -> tuple[str, str, str]:
+    weights = scored["match_weight"].to_numpy()
+    if len(weights) == 0:
+        return section("weights", "Match weights", "done", '<p class="muted">No candidate pairs.</p>')
+    threshold_weight = math.log2(threshold / (1 - threshold))
+    lo, hi = math.floor(float(weights.min())), math.ceil(float(weights.max()))
+    width = max(1, math.ceil((hi - lo) / 40))  # at most ~40 bars
+    edges = np.arange(lo, hi + width, width, dtype=np.float64)
+    if len(edges) < 2:
+        edges = np.array([lo, lo + width], dtype=np.float64)
+    counts, edges = np.histogram(weights, bins=edges)
+    items = [(f"{edges[i]:.0f}", float(c), GOOD if edges[i] >= threshold_weight else GREY) for i, c in enumerate(counts)]
+    body = (f'<p class="explain">Candidate pairs by match weight (bins {width} wide, labelled by their lower edge; '
+            f"counts on a log scale). Blue bins are at or above the threshold's weight ({threshold_weight:+.2f}).</p>")
+    body += column_chart(items, "Candidate pairs by match weight", x_label="match weight", y_label="pairs", log=True)
+    return section("weights", "Match weights", "done", body)
+
+
+def _clusters_section(clusters: pl.DataFrame | None) -> tuple[str, str, str] | None:
+    if clusters is None:
+        return None
+    sizes = clusters.group_by("cluster_id").len().get_column("len")
+    capped = sizes.clip(upper_bound=SIZE_CAP + 1).value_counts().sort("len")
+    items = [(f"{SIZE_CAP + 1}+" if s > SIZE_CAP else str(s), float(n), BAD if s > SIZE_CAP else None)
+             for s, n in capped.iter_rows()]
+    body = column_chart(items, "Clusters by number of records", x_label="records in the cluster", y_label="clusters",
+                        log=True)
+    body += facts([("Largest cluster (records)", int(sizes.max()), ""), ("Clusters", sizes.len(), "")])
+    return section("clusters", "Cluster sizes", "done", body)
+
+
+def _accuracy_section(metrics: dict | None, threshold: float) -> tuple[str, str, str] | None:
+    if not metrics:
+        return None
+    curve = {round(a["threshold"], 6): a for a in metrics["curve"]}
+    for key in ("at_threshold", "best_f1"):
+        curve.setdefault(round(metrics[key]["threshold"], 6), metrics[key])
+    ordered = [curve[t] for t in sorted(curve)]
+    chosen, best = metrics["at_threshold"]["threshold"], metrics["best_f1"]["threshold"]
+    rows = [[f"{a['threshold']:.4f}" + (" (chosen)" if a["threshold"] == chosen else "")
+             + (" (best F1)" if a["threshold"] == best else ""), a["true_positives"], a["false_positives"],
+             a["false_negatives"], f"{a['precision']:.4f}", f"{a['recall']:.4f}", f"{a['f1']:.4f}"] for a in ordered]
+    at = metrics["at_threshold"]
+    body = facts([("True pairs (by the truth column)", metrics.get("true_pairs"), ""),
+                  ("Precision / recall / F1 at the threshold", f"{at['precision']:.4f} / {at['recall']:.4f} / {at['f1']:.4f}", ""),
+                  ("Best F1 (at threshold)", f"{metrics['best_f1']['f1']:.4f} ({best:.4f})", ""),
+                  ("Blocking recall", metrics.get("blocking_recall"), "")])
+    body += '<div class="charts">'
+    body += line_chart([("precision against recall", [(a["recall"], a["precision"]) for a in ordered])],
+                       "Precision against recall (one point per threshold)", x_label="recall", y_label="precision",
+                       x_range=zoom([a["recall"] for a in ordered]), y_range=zoom([a["precision"] for a in ordered]))
+    body += line_chart([("F1", [(a["threshold"], a["f1"]) for a in ordered]),
+                        ("precision", [(a["threshold"], a["precision"]) for a in ordered]),
+                        ("recall", [(a["threshold"], a["recall"]) for a in ordered])],
+                       "F1, precision and recall by threshold", x_label="threshold (match probability)",
+                       y_label="share", marks=[("threshold", threshold)],
+                       y_range=zoom([a[k] for a in ordered for k in ("f1", "precision", "recall")]))
+    body += "</div>"
+    bands = [b for b in metrics.get("calibration") or [] if b["pairs"]]
+    if bands:
+        body += "<h3>Calibration</h3>" + line_chart(
+            [("observed match rate", [(b["predicted"], b["observed"]) for b in bands])],
+            "Observed match rate against predicted probability, per band", x_label="mean predicted probability",
+            y_label="observed match rate", diagonal=True, point_values=True)
+        body += table(["probability band", "pairs", "mean predicted", "observed"],
+                      [[b["band"], b["pairs"], f"{b['predicted']:.3f}", f"{b['observed']:.3f}"] for b in bands],
+                      kinds=["", "num", "num", "num"])
+    body += "<h3>Accuracy by threshold</h3>" + table(
+        ["threshold", "TP", "FP", "FN", "precision", "recall", "F1"], rows,
+        kinds=["", "num", "num", "num", "num", "num", "num"],
+        bad_rows=[a["threshold"] == chosen for a in ordered])
+    return section("accuracy", "Accuracy against the truth column", "done", body)
+
+
+def _waterfalls_section(linker: "Linker", scored: pl.DataFrame, threshold: float) -> tuple[str, str, str]:
+    model, prepared = linker.model, linker.prepared
     ids = prepared.frame.select("_source", "_record_id")
+    body = ['<p class="explain">How sample pairs got their weight: the prior, then each comparison\'s level, '
+            "then any term-frequency adjustment.</p>"]
     for row in sample_pairs(scored, threshold).iter_rows(named=True):
         terms: list[tuple[str, float]] = [("prior", model.prior_weight)]
         for c in model.comparisons:
             level = row[f"{c.name}_level"]
-            w = float(model.level_weights(c.name)[level + 1])
-            label = "null (no evidence)" if level < 0 else c.labels[level]
-            terms.append((f"{c.name}: {label}", w))
+            label = "missing (no evidence)" if level < 0 else c.labels[level]
+            terms.append((f"{c.name}: {label}", float(model.level_weights(c.name)[level + 1])))
             tf = row.get(f"{c.name}_tf_adjustment")
             if tf:
                 terms.append((f"{c.name}: term frequency", float(tf)))
         left, right = ids.row(row["rid_l"]), ids.row(row["rid_r"])
-        sec.append(f"<h3>{_e(prepared.sources[left[0]])} {_e(left[1])} × {_e(prepared.sources[right[0]])} "
-                   f"{_e(right[1])}: probability {row['match_probability']:.4f}</h3>")
-        sec.append(waterfall_chart(terms, row["match_weight"]))
-    page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tfkit link report</title>"
-            f"<style>{CSS}</style></head><body>{''.join(sec)}</body></html>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, "utf-8")
-    tmp.replace(path)
-    return path
+        title = (f"{prepared.sources[left[0]]} {left[1]} × {prepared.sources[right[0]]} {right[1]}: "
+                 f"probability {row['match_probability']:.4f}")
+        body.append(waterfall(terms, row["match_weight"], title, x_label="match weight"))
+    return section("waterfalls", "Waterfalls for sample pairs", "done", "".join(body))
+
+
+# --------------------------------------------------------------------------- page
+
+
+def render_report(linker: "Linker", scored: pl.DataFrame, *, metrics: dict | None = None,
+                  threshold: float | None = None, clusters: pl.DataFrame | None = None,
+                  summary: dict | None = None) -> str:
+    threshold = linker.model.settings.threshold if threshold is None else threshold
+    summary = summary or {"candidate_pairs": scored.height,
+                          "links": int((scored["match_probability"] >= threshold).sum())}
+    sections = [_summary_section(linker, summary, threshold), _blocking_section(linker), _model_section(linker),
+                _weights_section(scored, threshold), _clusters_section(clusters), _accuracy_section(metrics, threshold),
+                _waterfalls_section(linker, scored, threshold)]
+    sections = [s for s in sections if s is not None]
+    nav = "".join(f'<li><a href="#{anchor}">{escape(name)}</a></li>' for anchor, name, _ in sections)
+    return render_page(
+        title="tfkit link report", lede=f"{' × '.join(linker.prepared.sources)}: {linker.mode}", nav=nav,
+        sections="\n".join(html for _, _, html in sections),
+        footer="LA-internal: this page names record ids (in the waterfalls), never names or other values; "
+               "it is written readable by its owner only.")
+
+
+def write_report(path: str | Path, linker: "Linker", scored: pl.DataFrame, *, metrics: dict | None = None,
+                 threshold: float | None = None, clusters: pl.DataFrame | None = None,
+                 summary: dict | None = None) -> Path:
+    page = render_report(linker, scored, metrics=metrics, threshold=threshold, clusters=clusters, summary=summary)
+    return write_page(path, page, mode=PAGE_MODE)
+
+
+def write_link_report(path: str | Path, result: "LinkResult") -> Path:
+    """The report for a finished job (what `tfkit link --report` writes)."""
+    return write_report(path, result.linker, result.scored, metrics=result.metrics, threshold=result.threshold,
+                        clusters=result.clusters, summary=result.summary())

@@ -2,7 +2,7 @@
 
     table = review_table(result)                      # one row per pair, both records side by side
     write_review_files(table, folder)                 # review.csv and review.xlsx, LA-internal
-    apply_decisions("review.xlsx", store, audit_log)  # accept/reject -> the decisions store
+    apply_decisions("review.xlsx", store, audit_log, signing_key)  # accept/reject -> the decisions store
     load_decisions(store)                             # -> link(..., decisions=...)
 
 The review files hold names, dates of birth and postcodes as given: they are LA-internal, written
@@ -115,10 +115,24 @@ def private_folder(folder: str | Path) -> Path:
     return folder
 
 
+HOW_TO = (
+    "Each row of the 'review' sheet is a pair of records the model could not decide.",
+    "Compare the two records' values side by side (as given, and as tfkit standardised them); the level "
+    "columns say how each field agreed, the weights and 'main reasons' why the pair scored as it did.",
+    "Write accept (the same person) or reject (different people) in the decision column; leave it blank "
+    "when unsure. Do not change the source and record id columns.",
+    "Then record the decisions: tfkit review apply THIS-FILE --out LINK-FOLDER (tfkit link), or "
+    "tfkit review apply THIS-FILE --config tfkit.toml (tfkit extract). The next run applies them.",
+    "This file holds personal data: keep it inside the local authority; retention deletes it with the run.",
+)
+
+
 def write_private_xlsx(rows: pl.DataFrame, path: Path, sheet: str = "review") -> Path:
-    """An .xlsx of `rows` (formulas neutralised, header bold and frozen), 0600, written atomically."""
+    """An .xlsx of `rows` (formulas neutralised, header bold and frozen, the decision column limited
+    to accept/reject) and a 'how to' sheet; 0600, written atomically."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.worksheet.datavalidation import DataValidation
 
     book = Workbook()
     ws = book.active
@@ -129,6 +143,15 @@ def write_private_xlsx(rows: pl.DataFrame, path: Path, sheet: str = "review") ->
     for row in neutralise_formulas(rows).iter_rows():
         ws.append(list(row))
     ws.freeze_panes = "B2"
+    if "decision" in rows.columns and rows.height:
+        letter = ws.cell(1, rows.columns.index("decision") + 1).column_letter
+        choice = DataValidation(type="list", formula1='"accept,reject"', allow_blank=True)
+        ws.add_data_validation(choice)
+        choice.add(f"{letter}2:{letter}{rows.height + 1}")
+    notes = book.create_sheet("how to")
+    for line in HOW_TO:
+        notes.append([line])
+    notes.column_dimensions["A"].width = 120
     for i, name in enumerate(rows.columns, start=1):
         ws.column_dimensions[ws.cell(1, i).column_letter].width = min(max(len(name), 10) + 2, 40)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600 already
@@ -250,20 +273,22 @@ def extract_store(quarantine_dir: str | Path) -> Path:
 
 
 def apply_review(decisions: str | Path, *, out: str | Path | None = None, config: str | Path | None = None,
-                 audit_log: str | Path | None = None) -> dict[str, Any]:
-    """`tfkit review apply`: into a link job's folder (`out`) or the extract config's store."""
+                 audit_log: str | Path | None = None, signing_key: str | Path | None = None) -> dict[str, Any]:
+    """`tfkit review apply`: into a link job's folder (`out`) or the extract config's store. The
+    audit entry is signed with `signing_key` (default: the config's signing key)."""
     from tfkit.errors import UsageError
 
     if (out is None) == (config is None):
         raise UsageError("give either --out DIR (a tfkit link output folder) or --config tfkit.toml (extract)",
-                         hint="tfkit review apply review.xlsx --out linked/")
+                         hint="tfkit review apply review.xlsx --out linked/ --signing-key keys/signing.key")
     if config is not None:
         from tfkit.config import load_config
 
         cfg = load_config(config)
-        store, log, key = extract_store(cfg.quarantine_dir), cfg.audit_log, cfg.signing_key  # the extract log is signed
+        store, log = extract_store(cfg.quarantine_dir), cfg.audit_log
+        signing_key = signing_key or cfg.signing_key
     else:
         if not Path(out).is_dir():
             raise UsageError("not a tfkit link output folder", file=out, hint="give the --out folder of tfkit link")
-        store, log, key = link_review_folder(out) / STORE_NAME, Path(out) / "audit.jsonl", None
-    return apply_decisions(decisions, store, audit_log or log, key)
+        store, log = link_review_folder(out) / STORE_NAME, Path(out) / "audit.jsonl"
+    return apply_decisions(decisions, store, audit_log or log, signing_key)

@@ -13,6 +13,8 @@ Checks (each a `Check` with a code, a status and a message naming what broke):
   manifest.outputs   each data file's hash, size, rows and schema as manifest.json says; no undescribed file
   reconciliation     rows_in = rows_out + quarantined + withdrawn + excluded per source; tables add up
   contract           a pseudonym contract version this tfkit knows
+  disclosure         k, the smallest class and the share below k recomputed from person.parquet match
+                     the manifest; a fail/generalise policy's data is k-anonymous (tfkit.disclosure.verification)
   key.fingerprint    the master-key fingerprint, when --expect-key-fingerprint is given
   demo               demo packages are reported (a warning, not a failure)
   identifiers        no value or column in any data file shaped like a raw identifier
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tfkit.disclosure.verification import verify_published
 from tfkit.errors import InputFileError
 from tfkit.package import bag
 from tfkit.package.manifest import footer_metadata, parquet_facts
@@ -123,6 +126,7 @@ def verify_package(
     _outputs(root, manifest, payload_hashes, report)
     _reconciliation(manifest, report)
     _contract(manifest, report)
+    report.add("disclosure", *verify_published(root, manifest))  # recomputed from data/person.parquet
     _key_fingerprint(manifest, expect_key_fingerprint, report)
     if report.demo:
         report.add("demo", WARN, "DEMO package: made from synthetic data with demo keys; not for submission to ONS")

@@ -39,7 +39,8 @@ from tfkit.package.signing import load_signing_key, public_key_fingerprint, publ
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
-from tfkit.validation.quarantine import write_quarantine_csv
+from tfkit.validation import ledger
+from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 
 
 @dataclass
@@ -63,6 +64,7 @@ class ExtractResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in the manifest)
     # True when the package already existed, made from exactly these inputs: nothing was rewritten.
     up_to_date: bool = False
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
 
     @property
     def verify_command(self) -> str:
@@ -81,26 +83,29 @@ class ExtractResult:
             "reconciliation": self.manifest.get("reconciliation"),
             "outputs": [{k: o[k] for k in ("path", "rows", "bytes", "sha256")} for o in self.manifest.get("outputs", [])],
             "quarantine_files": [str(s.quarantine_file) for s in self.sources if s.quarantine_file],
+            "review_files": [str(p) for p in self.review_files],
             "verify_command": self.verify_command,
             "seconds": self.timings,
         }
 
 
-def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None = None) -> ExtractResult:
+def run_extract(config: Config, *, force: bool = False, now: dt.datetime | None = None,
+                allow_test_key: bool = False) -> ExtractResult:
     """Run the whole pipeline. At a terminal a progress bar follows its stages (nothing in cron)."""
     with console.progress() as bar:
         # read, validate and pseudonymise each source, then link, disclosure and package
         task = bar.add_task("extract", total=3 * len(config.sources) + 3)
-        result = _run_extract(config, force=force, now=now, progress=(bar, task))
+        result = _run_extract(config, force=force, now=now, progress=(bar, task), allow_test_key=allow_test_key)
         bar.update(task, completed=3 * len(config.sources) + 3)
     return result
 
 
-def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progress) -> ExtractResult:
+def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progress,
+                 allow_test_key: bool = False) -> ExtractResult:
     now = now or dt.datetime.now(dt.timezone.utc)
     run = _Run(config, now, timer=_timer({}, progress))
     started = time.perf_counter()
-    master, signing_key = _load_keys(config)  # 1. keys, and the cheap refusals, before any work
+    master, signing_key = _load_keys(config, allow_test_key)  # 1. keys, and the cheap refusals, before any work
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
     if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
         return current
@@ -119,14 +124,20 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        published = _package(run, master, signing_key, run_sha256, force)  # 8
+        _write_la_internal(run)                    # 8
+        try:
+            published = _package(run, master, signing_key, run_sha256, force)  # 9
+        except BaseException:
+            _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
+            raise
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
                 report=str(published.report), demo=config.demo, seconds=timings)
     pub = public_key_path_for(config.signing_key)
     return ExtractResult(published.package, published.report, published.built.manifest, run.sources, config.demo,
-                         signer_public_key=pub if pub.is_file() else None, timings=timings)
+                         signer_public_key=pub if pub.is_file() else None, timings=timings,
+                         review_files=run.review_files)
 
 
 @dataclass
@@ -143,11 +154,13 @@ class _Run:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
 
     @property
     def timings(self) -> dict[str, float]:
@@ -158,11 +171,11 @@ class _Run:
         return self.config.sources[0].name
 
 
-def _load_keys(config: Config):
+def _load_keys(config: Config, allow_test_key: bool = False):
     if config.key_file is None and not os.environ.get(KEY_ENV_VAR):
         raise KeyFileError("no master key configured", file=config.path, key="pseudonymise.key_file",
                            hint="set [pseudonymise] key_file (or TFKIT_KEY_FILE); make one with: tfkit keys generate --out FILE")
-    master = load_key_file(config.key_file)
+    master = load_key_file(config.key_file, allow_test_key=allow_test_key)
     if config.signing_key is None:
         raise KeyFileError("no signing key configured", file=config.path, key="signing.key_file",
                            hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
@@ -173,19 +186,16 @@ def _read_and_validate(run: _Run) -> None:
     """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
-        with run.timer("read"):
-            raw = adapters.read_source(source.path, source.encoding, schema)
+        with run.timer("read and validate"):
+            checked = adapters.read_validated(source.path, source.encoding, schema)
         digest = bag.sha256_file(source.path)
-        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
-        console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
-                    source=source.name, rows=raw.n_rows, sha256=digest)
-        with run.timer("validate"):
-            checked = adapters.validate_source(raw, schema)
-            del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
-            run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
+        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
+        console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",
+                    source=source.name, rows=checked.rows_in, sha256=digest)
+        run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
         run.headers[source.name] = checked.canonical_names
         run.sources.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
-                                     validation=checked.summary))
+                                     validation=checked.report.to_dict()))
         del checked
 
 
@@ -201,6 +211,8 @@ def _refuse_invalid(run: _Run) -> None:
     for src in run.sources:
         src.quarantine_file = _write_quarantine(config, src.source,
                                                 run.quarantined[src.source].filter(~gone.quarantine[src.source]))
+    # no package will own these raw rows: the ledger makes retention destroy them
+    ledger.record(config.output_root, config.quarantine_dir / config.package_name, config.package_name)
     if rejected and not (config.fail_on_invalid and bad):
         raise DataCheckFailed(
             f"every row of {', '.join(rejected)} failed validation: no package written",
@@ -222,7 +234,6 @@ def _link(run: _Run) -> None:
 
         run.linkage = adapters.link_sources(
             run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
-            review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
             decisions_store=extract_store(config.quarantine_dir))
 
 
@@ -250,7 +261,7 @@ def _pseudonymise(run: _Run, master) -> None:
         q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])
         rec = src.reconciliation
         rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
-        src.quarantine_file = _write_quarantine(config, source.name, q_kept)
+        run.staged_quarantine[source.name] = q_kept  # written once the package is published
         policy = adapters.load_policy(source.schema, source.policy or config.policy)
         run.policies[source.name] = adapters.policy_summary(policy)
         run.footers[source.table] = adapters.footer_metadata(master, config.project, policy)
@@ -310,6 +321,23 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
         return write_package(request)
 
 
+def _write_la_internal(run: _Run) -> None:
+    """8. The quarantine files and the clerical-review files (raw values, LA-internal, 0600 in a
+    0700 folder), written before the package so a full disk fails the run, not the record of its
+    rows; retention destroys them with the package. If packaging then fails they are removed."""
+    config = run.config
+    for src in run.sources:
+        src.quarantine_file = _write_quarantine(config, src.source, run.staged_quarantine.pop(src.source))
+    if run.linkage:  # without withdrawn people, as the quarantine files are
+        run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+
+
+def _remove_la_internal(run: _Run) -> None:
+    for path in [s.quarantine_file for s in run.sources] + list(run.review_files):
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
+
+
 def _timer(timings: dict[str, float], progress=None):
     """Times each stage (summed per stage name) and advances the progress bar, if any, past it."""
     @contextlib.contextmanager
@@ -342,9 +370,8 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
     if rows.height == 0:
         path.unlink(missing_ok=True)
         return None
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(config.quarantine_dir, 0o700)
-    return write_quarantine_csv(rows, path, private=True)
+    private_folder(config.quarantine_dir)
+    return write_quarantine_csv(rows, path)  # 0600 in a 0700 folder
 
 
 def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
@@ -366,10 +393,15 @@ def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
 def run_fingerprint(config: Config, key_fingerprint: str, signer_fingerprint: str) -> str:
     """SHA-256 over everything a package is made from: tfkit and its dependencies' versions, the
     pseudonym contract, the config, the period, the master and signing keys (fingerprints), and the
-    content of every file read (extracts, consent list, schema, policy and linkage-model files).
+    content of every file read (extracts, consent list, schema, policy and linkage-model files, and
+    the clerical review decisions when linking).
     Equal fingerprints mean a rerun would write the same data files (they are deterministic)."""
     files: dict[str, str] = {}
     referenced = [s.path for s in config.sources] + [config.withdrawals, config.linkage_model]
+    if config.linkage:
+        from tfkit.linkage.review import extract_store
+
+        referenced.append(extract_store(config.quarantine_dir))
     referenced += [Path(ref) for s in config.sources for ref in (s.schema, s.policy) if ref]
     referenced += [Path(config.policy)] if config.policy else []
     for path in referenced:

@@ -32,82 +32,21 @@ library's objects (anything with `to_dict()`) or their dicts:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from html import escape
-from importlib import resources
 from pathlib import Path
-from string import Template
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping
 
 from tfkit import __version__
 from tfkit.masking import mask
+from tfkit.report.html import as_text as _text
+from tfkit.report.html import facts as _facts
+from tfkit.report.html import plain as _plain
+from tfkit.report.html import render_page, write_page
+from tfkit.report.html import section as _section
+from tfkit.report.html import table as _table
 from tfkit.report.svg import BAD, GOOD, bar_chart, stacked_bars
 
 NOT_RUN = "not run"
-
-
-def _plain(value: Any) -> Any:
-    """Objects with to_dict() become dicts, recursively through lists and dicts."""
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        return _plain(value.to_dict())
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_text(v) for v in value) or "—"
-    if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items()) or "—"
-    return str(value)
-
-
-def _cell(value: Any, kind: str = "") -> str:
-    cls = kind or ("num" if isinstance(value, (int, float)) and not isinstance(value, bool) else "")
-    return f'<td class="{cls}">{escape(_text(value))}</td>' if cls else f"<td>{escape(_text(value))}</td>"
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, kinds: Sequence[str] = (),
-           bad_rows: Sequence[bool] = (), caption: str | None = None) -> str:
-    rows = list(rows)
-    if not rows:
-        return '<p class="muted">None.</p>'
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = []
-    for n, row in enumerate(rows):
-        cls = ' class="bad"' if n < len(bad_rows) and bad_rows[n] else ""
-        body.append(f"<tr{cls}>" + "".join(_cell(v, kinds[i] if i < len(kinds) else "") for i, v in enumerate(row)) + "</tr>")
-    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
-    return f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
-
-def _facts(pairs: Iterable[tuple[str, Any, str]]) -> str:
-    rows = "".join(
-        f"<tr><th>{escape(label)}</th>{_cell(value, kind)}</tr>" for label, value, kind in pairs
-    )
-    return f'<table class="facts"><tbody>{rows}</tbody></table>'
-
-
-def _status(state: str) -> str:
-    label = {"pass": "PASS", "fail": "FAIL", "warn": "WARNING", "done": "DONE", "notrun": "NOT RUN"}[state]
-    return f'<span class="status {state}">{label}</span>'
-
-
-def _section(anchor: str, title: str, state: str, body: str) -> tuple[str, str, str]:
-    html = f'<section id="{anchor}"><h2>{escape(title)} {_status(state)}</h2>{body}</section>'
-    return anchor, title, html
 
 
 def _not_run(anchor: str, title: str, why: str | None = None) -> tuple[str, str, str]:
@@ -244,6 +183,11 @@ _LINKAGE_TITLES = {
     "clusters": "Clusters (distinct people across sources)",
     "threshold": "Match-probability threshold",
     "linked_to_person": "Records linked to a person in the cohort, by source",
+    "clean_sources": "Clean sources (one record per person)",
+    "clusters_with_two_clean_records": "Clusters holding two records of a clean source",
+    "conflicts_resolved": "Links dropped to keep clean sources clean",
+    "forced_links": "Pairs linked by a reviewer's decision",
+    "forced_non_links": "Pairs kept apart by a reviewer's decision",
 }
 
 _LABEL_KEYS = ("label", "name", "level", "key", "rule", "match_key", "bin", "size", "weight", "source", "value")
@@ -333,6 +277,11 @@ def _disclosure_section(disclosure: Any) -> tuple[str, str, str]:
         policy = disclosure.get("policy")
         passed = bool(disclosure.get("passed", after.get("passed")))
         body = _DISCLOSURE_EXPLAINED.format(k=escape(_text(before.get("k") or after.get("k"))))
+        if not passed:
+            share = (after.get("records_at_risk") or 0) / (after.get("records") or 1)
+            body = (f'<p class="banner fail">NOT SAFE TO SEND: {share:.1%} of records are in equivalence classes '
+                    f'smaller than k={escape(_text(after.get("k")))} (policy {escape(_text(policy))}). '
+                    'Set [disclosure] policy = "generalise" and rerun.</p>') + body
         body += _facts([
             ("Policy", policy, ""),
             ("Result", "k-anonymous over the quasi-identifiers" if passed else "records remain in small classes", ""),
@@ -386,10 +335,6 @@ def _summaries_section(summaries: Any) -> tuple[str, str, str] | None:
 # --------------------------------------------------------------------------- page
 
 
-def _template(name: str) -> str:
-    return resources.files("tfkit.report").joinpath("templates", name).read_text(encoding="utf-8")
-
-
 def render_run_report(context: Mapping[str, Any]) -> str:
     """The whole page as text (see the module docstring for the context's keys)."""
     ctx = _plain(dict(context or {}))
@@ -412,29 +357,13 @@ def render_run_report(context: Mapping[str, Any]) -> str:
               "person and must not be submitted to ONS.</p>") if manifest.get("demo") else ""
     nav = "".join(f'<li><a href="#{anchor}">{escape(name)}</a></li>' for anchor, name, _ in sections)
     generated = ctx.get("generated_at")
-    return Template(_template("page.html")).substitute(
-        title=escape(str(title)),
-        css=_template("report.css"),
-        lede=escape(lede),
-        banner=banner,
-        nav=nav,
-        sections="\n".join(html for _, _, html in sections),
-        version=escape(__version__),
-        generated=escape(f" at {generated}") if generated else "",
-    )
+    return render_page(title=str(title), lede=lede, banner=banner, nav=nav,
+                       sections="\n".join(html for _, _, html in sections),
+                       footer=(f"Written by tfkit {__version__}{f' at {generated}' if generated else ''}. This page "
+                               "holds counts, hashes and fingerprints only: no identifier, no key. Values shown in "
+                               "validation examples are masked."))
 
 
 def write_run_report(path: str | Path, context: Mapping[str, Any]) -> Path:
     """Write the page atomically (temporary file, then rename) and return its path."""
-    path = Path(path)
-    page = render_run_report(context)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)  # readable like the package beside it (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_page(path, render_run_report(context), mode=0o644)  # readable like the package beside it

@@ -77,6 +77,7 @@ class ValidationReport:
     problems: tuple[Problem, ...] = field(default_factory=tuple)
     show_values: bool = False
     line_label: str = "line"
+    header_is_data: bool = False  # the first line holds identifier-shaped values: the file has no header
 
     def __post_init__(self) -> None:
         if self.rows_in != self.rows_valid + self.rows_quarantined:
@@ -113,6 +114,7 @@ class ValidationReport:
                 "matched": dict(self.columns),
                 "unmatched": list(self.unmatched_columns),
                 "absent_optional": list(self.absent_fields),
+                "header_is_data": self.header_is_data,
             },
             "values_shown": self.show_values,
             "problems": [p.to_dict() for p in self.problems],
@@ -135,7 +137,10 @@ class ValidationReport:
         notes = []
         if self.blank_lines:
             notes.append(f"{self.blank_lines:,} blank line(s) skipped")
-        if self.unmatched_columns:
+        if self.header_is_data:
+            notes.append(f"the first {self.line_label} looks like data, not a header: it holds values shaped like "
+                         "identifiers (shown masked); add the header row the schema expects (tfkit schemas show NAME)")
+        elif self.unmatched_columns:
             notes.append("columns not in the schema (ignored): " + ", ".join(self.unmatched_columns))
         if self.absent_fields:
             notes.append("optional fields with no column: " + ", ".join(self.absent_fields))

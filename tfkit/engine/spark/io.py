@@ -34,6 +34,17 @@ def read_parquet(spark, path: str, *, row_index: bool = False):
             .select((F.col("__start") + F.col("__in_file")).alias(ROW), *[F.col(c) for c in df.columns]))
 
 
-def write_parquet(df, path: str) -> None:
-    """A folder of Parquet part files, replaced whole (Spark writes `_SUCCESS` last)."""
-    df.write.mode("overwrite").option("compression", "zstd").parquet(str(path))
+def write_parquet(df, path: str, *, statistics: bool = True) -> None:
+    """A folder of Parquet part files, replaced whole (Spark writes `_SUCCESS` last). Without
+    `statistics`, no min/max in the footers (pseudonymised outputs keep their footers minimal)."""
+    writer = df.write.mode("overwrite").option("compression", "zstd")
+    if not statistics:
+        writer = writer.option("parquet.column.statistics.enabled", "false")
+    writer.parquet(str(path))
+
+
+def delete_path(spark, path: str) -> None:
+    """Remove a file or folder on any Hadoop-compatible file system (local, HDFS, S3A, ABFS)."""
+    jvm = spark.sparkContext._jvm
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(p, True)

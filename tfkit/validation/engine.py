@@ -16,9 +16,9 @@ they appear in `_reasons`, in the JSON report and in docs/validation-report.md.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import functools
 import operator
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,18 +29,17 @@ import polars as pl
 from tfkit import identifiers
 from tfkit.errors import InputFileError
 from tfkit.io import SOURCE_LINE, RawTable
-from tfkit.masking import mask
+from tfkit.masking import header_looks_like_data, identifier_shaped, mask, safe_headers
 from tfkit.parquet import write_parquet
 from tfkit.schemas import parsing
 from tfkit.schemas.model import Field, Schema, TableRule, header_key
-from tfkit.validation.quarantine import write_quarantine_csv
+from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 from tfkit.validation.report import Problem, ValidationReport
 
 REASONS = "_reasons"
 MAX_LINES = 10
 MAX_EXAMPLES = 3
 _REASON_SEPARATOR = "; "
-_IDENTIFIER_SHAPES = re.compile(r"[0-9]{6}|^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$", re.IGNORECASE)
 
 # code -> (title, what it means and what to do). {field}/{column}/... are filled per check.
 RULES: dict[str, tuple[str, str]] = {
@@ -177,7 +176,7 @@ class ValidationResult:
         columns) and `<stem>.quarantine.csv` (UTF-8 with BOM for Excel; always written, header
         only when nothing failed). Returns the two paths. `stem` defaults to the input file's stem.
         """
-        directory = Path(directory)
+        directory = private_folder(directory)  # raw rows and identifiers: 0700, files 0600
         stem = stem or Path(self.report.file).stem
         personal = set(self.schema.personal_fields)
         stats = [c for c in self.valid.columns if c not in personal]
@@ -185,6 +184,7 @@ class ValidationResult:
             self.valid, directory / f"{stem}.valid.parquet", statistics=stats,
             metadata={"tfkit.schema": self.schema.name, "tfkit.schema_version": str(self.schema.version)},
         )
+        os.chmod(valid_path, 0o600)  # (written 0600 already: mkstemp)
         quarantine_path = write_quarantine_csv(self.quarantine, directory / f"{stem}.quarantine.csv")
         return valid_path, quarantine_path
 
@@ -239,6 +239,7 @@ def validate(
     """
     today = today or dt.date.today()
     columns = match_columns(raw, schema)
+    _refuse_float_text(raw, schema, columns)
     distinct = _Distinct(raw.frame, columns, schema)
     checks = _field_checks(schema, columns, today, distinct, raw) + _rule_checks(schema, columns)
     # NI numbers, UPNs and NHS numbers are checked on their raw text in the pass; rows whose raw
@@ -304,7 +305,8 @@ def validate(
         file=str(raw.path), schema=schema.name, schema_version=schema.version, format=raw.format,
         encoding=raw.encoding, sheet=raw.sheet, rows_in=raw.n_rows, rows_valid=raw.n_rows - quarantine.height,
         rows_quarantined=quarantine.height, blank_lines=raw.blank_lines, columns=dict(columns.fields),
-        unmatched_columns=columns.unmatched,
+        unmatched_columns=safe_headers(columns.unmatched, all_headers=raw.columns),
+        header_is_data=header_looks_like_data(raw.columns),
         absent_fields=tuple(n for n in columns.absent if not schema.field(n).required),
         problems=problems, show_values=show_values, line_label=raw.line_label,
     )
@@ -522,6 +524,18 @@ def _describe(code: str, **values: object) -> tuple[str, str]:
     return title, template.format(**values)
 
 
+def _refuse_float_text(raw: RawTable, schema: Schema, columns: ColumnMatch) -> None:
+    """A text field (an identifier, an id, a code) stored as floating-point numbers may already have
+    lost digits, and reads as `10131752.0`: refused (exit 2), never pseudonymised as such."""
+    for name, header in columns.fields.items():
+        if header in raw.float_columns and schema.field(name).type in ("string", "code"):
+            raise InputFileError(
+                f"column {header!r} ({name}) is stored as floating-point numbers: an identifier as a float may "
+                "already have lost digits, and would read as '1234.0'", file=raw.path, column=header,
+                hint="export the column as text (or as whole numbers): e.g. in pandas "
+                     "df[col] = df[col].astype('Int64').astype('string'), in SQL CAST(col AS VARCHAR)")
+
+
 def suggest_schema(raw: RawTable, schema: Schema) -> str | None:
     """The built-in schema, other than `schema`, that fits `raw` best: all its required fields have a
     column, and it leaves the fewest headers unmatched (ties: most fields matched, then name)."""
@@ -726,9 +740,6 @@ def _rule_check(schema: Schema, rule: TableRule, columns: ColumnMatch) -> list[_
 # --------------------------------------------------------------------------- report
 
 
-def _identifier_shaped(value: object) -> bool:
-    """Six digits in a row (NHS number, NI number, UPN, an id, a date) or a postcode, spaces ignored."""
-    return bool(_IDENTIFIER_SHAPES.search(re.sub(r"[\s/.-]", "", str(value))))
 
 
 def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema: Schema,
@@ -757,7 +768,7 @@ def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema
         if not show_values:
             # A non-personal field (a code, a flag) shows its bad values, unless one is shaped like an
             # identifier: a shifted column can put NHS numbers or postcodes there.
-            examples = [mask(e) if c.masked or _identifier_shaped(e) else e for e in examples]
+            examples = [mask(e) if c.masked or identifier_shaped(e) else e for e in examples]
         problems.append(Problem(
             code=c.code, title=RULES[c.code][0], severity=c.severity, field=c.field, column=c.column,
             count=int(counts[i]), examples=tuple(examples),
