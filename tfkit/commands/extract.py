@@ -366,10 +366,7 @@ def retention_purge(
         raise UsageError("no signing key configured: each deletion's audit entry must be signed", file=config,
                          key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
-    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
-    for p in unverifiable:
-        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
-                    f"  hint: {p.hint}", level="warning", package=p.path.name)
+    due, _unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))  # each warned
     _purge_failed_run_quarantines(root_path, audit_log, cfg.signing_key, yes)
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
