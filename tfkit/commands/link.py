@@ -49,7 +49,7 @@ def link_command(
       tfkit link cohort.csv police.csv --schema nis --schema police --out linked/
       tfkit link people.csv --mode dedupe --map 'First Name=forename' -o dedupe/ --report dedupe.html
       tfkit link a.csv b.csv -o out/ --truth person_key --json -
-      tfkit link la.parquet national/ -o linked/ --engine spark --config tfkit.toml
+      tfkit link la.parquet national.parquet -o linked/ --engine spark --config tfkit.toml
     """
     from tfkit.engine import choose_engine
     from tfkit.errors import UsageError
@@ -74,12 +74,11 @@ def link_command(
 
         summary = link_job(frames, str(out), linkage_model, mode=chosen, threshold=threshold,
                            review_lower=review_lower, seed=seed, settings=settings)
-        emit(summary, json_out, event="linked",
-             log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")},
-             render=lambda con: con.print(
-                 f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
-                 f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
-                 f"wrote {', '.join(summary['outputs'])}", markup=False))
+        emit(summary, json_out, event="linked", render=lambda con: con.print(
+            f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
+            f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
+            f"wrote {', '.join(summary['outputs'])}", markup=False),
+            log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
         return
     result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
                   truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed,

@@ -49,8 +49,9 @@ class RuleSkew:
     rule: str
     comparisons: int          # pairs the rule's blocks hold in the mode's scope (before de-duplication)
     pairs_added: int          # pairs this rule adds (not produced by an earlier rule)
-    largest_blocks: list[int]  # sizes (records) of the largest blocks; never their values
+    largest_blocks: list[int]  # sizes (records) of the largest blocks kept; never their values
     salted_blocks: int        # blocks over the salt size, spread over several tasks
+    blocks_skipped: int = 0   # blocks over the rule's max_block_pairs, left out (as the polars engine)
 
     @property
     def warnings(self) -> list[str]:
@@ -83,6 +84,7 @@ class SparkLinkResult:
             "threshold": self.threshold, "review_lower": self.review_lower, "prior": lk.model.prior,
             "blocking": {"rules": [{"rule": s.rule, "pairs_added": s.pairs_added, "comparisons": s.comparisons,
                                     "largest_blocks": s.largest_blocks, "salted_blocks": s.salted_blocks,
+                                    "blocks_skipped": s.blocks_skipped,
                                     "warnings": s.warnings} for s in self.skew]},
             "clustering": {"method": "min-label propagation with pointer jumping",
                            "iterations": self.cluster_iterations},
@@ -108,29 +110,75 @@ def _scope(mode: str, left=F.col("_source"), right=F.col("_source_r")):
     return {"link": left != right, "dedupe": left == right, "both": F.lit(True)}[mode]
 
 
-def _rule_candidates(keys: DataFrame, rule, earlier: list, mode: str, salt_above: int,
+def _agree(c: str):
+    """Both records hold the same non-null code in column c (null-safe: a null never agrees)."""
+    return F.coalesce((F.col(f"{c}_l") == F.col(f"{c}_r")) & F.col(f"{c}_l").isNotNull(), F.lit(False))
+
+
+def _cross_agree(a: str, b: str):
+    one = F.coalesce((F.col(f"{a}_l") == F.col(f"{b}_r")) & F.col(f"{a}_l").isNotNull(), F.lit(False))
+    other = F.coalesce((F.col(f"{b}_l") == F.col(f"{a}_r")) & F.col(f"{b}_l").isNotNull(), F.lit(False))
+    return one | other
+
+
+def _produced_by(rule):
+    """A pair (columns suffixed _l/_r) meets `rule`: as `blocking._produced_by`, on the cluster."""
+    conditions = [_agree(c) for c in rule.on] + ([_cross_agree(*rule.cross)] if rule.cross else [])
+    return _all(*conditions)
+
+
+def _block_pairs(mode: str, n_sources: int):
+    """Pairs in each block in the mode's scope, from its per-source counts n0, n1, ..."""
+    total = sum(F.col(f"n{s}") for s in range(n_sources))
+    squares = sum(F.col(f"n{s}") * F.col(f"n{s}") for s in range(n_sources))
+    within = sum(F.col(f"n{s}") * (F.col(f"n{s}") - 1) / 2 for s in range(n_sources))
+    return {"link": (total * total - squares) / 2, "dedupe": within, "both": total * (total - 1) / 2}[mode]
+
+
+def _rule_candidates(keys: DataFrame, rule, mode: str, limit: int, salt_above: int,
                      n_sources: int) -> tuple[DataFrame, RuleSkew]:
+    """One rule's pairs (rid_l < rid_r), its blocks over `limit` pairs left out as the polars engine
+    does (`blocking.plan_rule`), and blocks over `salt_above` records salted (same pairs)."""
     on = list(rule.on)
-    extra = sorted({c for e in earlier for c in e.on} - set(on))
-    k = keys.where(_all(*[F.col(c).isNotNull() for c in on])).select("_rid", "_source", *on, *extra)
-    blocks = k.groupBy(*on).agg(F.count("*").alias("n"), *[
-        F.sum((F.col("_source") == s).cast("long")).alias(f"n{s}") for s in range(n_sources)])
-    same = sum(F.col(f"n{s}") * (F.col(f"n{s}") - 1) / 2 for s in range(n_sources))
-    every = F.col("n") * (F.col("n") - 1) / 2
-    in_scope = {"link": every - same, "dedupe": same, "both": every}[mode]
-    stats = blocks.agg(F.sum(in_scope).alias("c"), F.sum((F.col("n") > salt_above).cast("long")).alias("big")).first()
-    largest = [r["n"] for r in blocks.orderBy(F.desc("n")).select("n").limit(5).collect()]
-    salts = blocks.where(F.col("n") > salt_above).select(*on, F.ceil(F.col("n") / salt_above).cast("int").alias("_salts"))
-    k = k.join(F.broadcast(salts), on, "left").withColumn("_salts", F.coalesce("_salts", F.lit(1)))
-    left = k.withColumn("_salt", F.col("_rid") % F.col("_salts"))
-    right = k.withColumn("_salt", F.explode(F.sequence(F.lit(0), F.col("_salts") - 1)))
-    right = right.select(*on, "_salt", *[F.col(c).alias(f"{c}_r") for c in ("_rid", "_source", *extra)])
-    pairs = left.join(right, [*on, "_salt"]).where((F.col("_rid") < F.col("_rid_r")) & _scope(mode))
-    for e in earlier:  # keep only pairs no earlier rule produced (null-safe: a null never agrees)
-        agree = [F.lit(True) if c in on else (F.col(c) == F.col(f"{c}_r")) & F.col(c).isNotNull() for c in e.on]
-        pairs = pairs.where(~F.coalesce(_all(*agree), F.lit(False)))
-    out = pairs.select(F.col("_rid").alias("rid_l"), F.col("_rid_r").alias("rid_r"))
-    return out, RuleSkew(rule.name, int(stats["c"] or 0), 0, largest, int(stats["big"] or 0))
+    if rule.cross:
+        a, b = rule.cross
+        sides = [keys.where(_all(*[F.col(c).isNotNull() for c in [*on, col]]))
+                 .select("_rid", "_source", *on, F.col(col).alias("_k")) for col in (a, b)]
+        blocks = sides[0].groupBy(*on, "_k").agg(F.count("*").alias("n0")).join(
+            sides[1].groupBy(*on, "_k").agg(F.count("*").alias("n1")), [*on, "_k"])
+        blocks = blocks.withColumn("pairs", F.col("n0") * F.col("n1")).withColumn("n", F.col("n0") + F.col("n1"))
+        block_keys = [*on, "_k"]
+    else:
+        rows = keys.where(_all(*[F.col(c).isNotNull() for c in on])).select("_rid", "_source", *on)
+        blocks = rows.groupBy(*on).agg(F.count("*").alias("n"), *[
+            F.sum((F.col("_source") == s).cast("long")).alias(f"n{s}") for s in range(n_sources)])
+        blocks = blocks.withColumn("pairs", _block_pairs(mode, n_sources))
+        block_keys = on
+    blocks = blocks.cache()
+    over = F.col("pairs") > limit
+    stats = blocks.agg(F.sum(F.when(~over, F.col("pairs"))).alias("c"), F.sum(over.cast("long")).alias("skipped"),
+                       F.sum(((F.col("n") > salt_above) & ~over).cast("long")).alias("big")).first()
+    largest = [r["n"] for r in blocks.where(~over).orderBy(F.desc("n")).select("n").limit(5).collect()]
+    kept = blocks.where(~over & (F.col("pairs") > 0))
+    salts = kept.select(*block_keys, F.greatest(F.lit(1), F.ceil(F.col("n") / salt_above)).cast("int").alias("_salts"))
+    if rule.cross:
+        left = sides[0].join(salts, block_keys)  # only the kept blocks (as the polars engine's semi-join)
+        left = left.withColumn("_salt", F.col("_rid") % F.col("_salts"))
+        right = sides[1].join(salts, block_keys).withColumn("_salt", F.explode(F.sequence(F.lit(0), F.col("_salts") - 1)))
+        right = right.select(*block_keys, "_salt", F.col("_rid").alias("_rid_r"), F.col("_source").alias("_source_r"))
+        pairs = (left.join(right, [*block_keys, "_salt"])
+                 .where((F.col("_rid") != F.col("_rid_r")) & _scope(mode))
+                 .select(F.least("_rid", "_rid_r").alias("rid_l"), F.greatest("_rid", "_rid_r").alias("rid_r"))
+                 .distinct())
+    else:
+        k = rows.join(salts, on)  # only the kept blocks (inner join: semi on the block keys)
+        left = k.withColumn("_salt", F.col("_rid") % F.col("_salts"))
+        right = k.withColumn("_salt", F.explode(F.sequence(F.lit(0), F.col("_salts") - 1)))
+        right = right.select(*on, "_salt", F.col("_rid").alias("_rid_r"), F.col("_source").alias("_source_r"))
+        pairs = (left.join(right, [*on, "_salt"]).where((F.col("_rid") < F.col("_rid_r")) & _scope(mode))
+                 .select(F.col("_rid").alias("rid_l"), F.col("_rid_r").alias("rid_r")))
+    return pairs, RuleSkew(rule.name, int(stats["c"] or 0), 0, largest, int(stats["big"] or 0),
+                           int(stats["skipped"] or 0))
 
 
 def _all(*conditions):
@@ -140,13 +188,22 @@ def _all(*conditions):
     return out
 
 
-def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, salt_above: int,
-                          checkpoint_dir: str) -> tuple[DataFrame, list[RuleSkew]]:
+def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, max_block_pairs: int,
+                          salt_above: int, checkpoint_dir: str) -> tuple[DataFrame, list[RuleSkew]]:
+    """Every rule's pairs not produced by an earlier rule (as `blocking.candidate_pairs`), each
+    rule's pairs checkpointed to Parquet; and the skew guard's report."""
     blocking_stage.check_rules(prepared, rules)
-    keys = _codes_frame(spark, prepared, sorted({c for r in rules for c in r.on})).cache()
+    keys = _codes_frame(spark, prepared, sorted({c for r in rules for c in r.columns})).cache()
     parts, skew = [], []
     for k, rule in enumerate(rules):
-        pairs, report = _rule_candidates(keys, rule, rules[:k], mode, salt_above, len(prepared.sources))
+        limit = rule.max_block_pairs or max_block_pairs
+        pairs, report = _rule_candidates(keys, rule, mode, limit, salt_above, len(prepared.sources))
+        earlier = rules[:k]
+        if earlier:
+            cols = sorted({c for e in earlier for c in e.columns})
+            side = lambda s: keys.select(F.col("_rid").alias(f"rid_{s}"), *[F.col(c).alias(f"{c}_{s}") for c in cols])
+            pairs = (pairs.join(side("l"), "rid_l").join(side("r"), "rid_r")
+                     .where(~_any(*[_produced_by(e) for e in earlier])).select("rid_l", "rid_r"))
         path = f"{checkpoint_dir}/blocking_{k:02d}"
         pairs.withColumn("rule", F.lit(k).cast("byte")).write.mode("overwrite").parquet(path)
         parts.append(path)
@@ -156,22 +213,40 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, sa
     return spark.read.parquet(*parts), skew
 
 
+def _any(*conditions):
+    out = conditions[0]
+    for c in conditions[1:]:
+        out = out | c
+    return out
+
+
 # --------------------------------------------------------------------------- scoring
+
+
+VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed: here every partition has it
 
 
 def _scored_schema(linker: Linker):
     from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.types import BooleanType, StructField
 
     empty = np.empty(0, dtype=np.int64)
     levels = comparison_levels(linker.prepared, linker.model.comparisons, empty, empty)
-    return from_arrow_schema(predict_stage.score(linker.prepared, linker.model, empty, empty, levels).to_arrow().schema)
+    schema = from_arrow_schema(predict_stage.score(linker.prepared, linker.model, empty, empty, levels).to_arrow().schema)
+    if linker.model.non_link_rules() and VETO not in schema.names:
+        schema = schema.add(StructField(VETO, BooleanType()))
+    return schema
 
 
 def score_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> DataFrame:
     """Every candidate pair scored per partition by the polars engine's kernels."""
     shared = spark.sparkContext.broadcast((linker.prepared, linker.model))
+    schema = _scored_schema(linker)
+    veto = VETO in schema.names
 
     def score_partition(batches):
+        import polars as pl
+
         from tfkit.linkage import predict
         from tfkit.linkage.comparisons import comparison_levels
 
@@ -180,23 +255,51 @@ def score_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> D
             rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
             rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
             levels = comparison_levels(prepared, model.comparisons, rid_l, rid_r, batch_pairs=model.settings.batch_pairs)
-            yield from predict.score(prepared, model, rid_l, rid_r, levels).to_arrow().to_batches()
+            scored = predict.score(prepared, model, rid_l, rid_r, levels)
+            if veto and VETO not in scored.columns:
+                scored = scored.with_columns(pl.lit(False).alias(VETO))
+            yield from scored.to_arrow().to_batches()
 
-    return candidates.select("rid_l", "rid_r").mapInArrow(score_partition, _scored_schema(linker))
+    return candidates.select("rid_l", "rid_r").mapInArrow(score_partition, schema)
 
 
 def pattern_counts_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Distinct comparison-level vectors and their counts over every candidate pair, aggregated on
     the cluster, in `training.patterns`' order: what EM needs, whatever the number of pairs."""
+    from pyspark.sql.types import ByteType, StructField, StructType
+
     names = [c.name for c in linker.model.comparisons]
-    scored = score_spark(spark, linker, candidates)
-    rows = scored.groupBy(*[f"{n}_level" for n in names]).count().collect()
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=[*names, "len"], orient="row").sort(names)
+    shared = spark.sparkContext.broadcast((linker.prepared, linker.model.comparisons, linker.model.settings.batch_pairs))
+
+    def level_partition(batches):
+        import pyarrow as pa
+
+        from tfkit.linkage.comparisons import comparison_levels
+
+        prepared, comparisons, batch_pairs = shared.value
+        for batch in batches:
+            rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
+            rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
+            levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
+            yield pa.RecordBatch.from_pydict({n: levels[n] for n in names})
+
+    schema = StructType([StructField(n, ByteType()) for n in names])
+    rows = candidates.select("rid_l", "rid_r").mapInArrow(level_partition, schema).groupBy(*names).count().collect()
+    frame = pl.DataFrame([tuple(r) for r in rows], schema={**{n: pl.Int64 for n in names}, "len": pl.Int64},
+                         orient="row").sort(names)
     return frame.select(names).to_numpy().astype(np.int64), frame["len"].to_numpy().astype(np.float64)
 
 
+def _as_levels(gammas: np.ndarray, counts: np.ndarray, comparisons) -> dict[str, np.ndarray]:
+    """Level arrays with the same patterns and counts, for the training functions that take levels
+    (one int8 per pair and comparison on the driver; the pairs themselves never leave the cluster)."""
+    reps = counts.astype(np.int64)
+    return {c.name: np.repeat(gammas[:, k], reps).astype(np.int8) for k, c in enumerate(comparisons)}
+
+
 def train_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> None:
-    """The polars engine's training sequence, with the cluster doing what grows with the pairs."""
+    """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
+    grows with the number of pairs: selecting the prior's rule hits and counting comparison patterns."""
     model, prepared = linker.model, linker.prepared
     linker.training.estimate_u_using_random_sampling()
     # The prior needs only the candidate pairs meeting a deterministic rule: select them on the cluster.
@@ -205,28 +308,23 @@ def train_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> N
     hits = pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
     if rules and all(c in prepared.frame.columns for c in cols):  # else estimate_prior raises the clear error
         codes = _codes_frame(spark, prepared, cols)
-        left = codes.select(F.col("_rid").alias("rid_l"), *[F.col(c).alias(f"{c}_l") for c in cols])
-        right = codes.select(F.col("_rid").alias("rid_r"), *[F.col(c).alias(f"{c}_r") for c in cols])
-        meets = F.lit(False)
-        for r in rules:
-            meets = meets | F.coalesce(_all(*[(F.col(f"{c}_l") == F.col(f"{c}_r")) & F.col(f"{c}_l").isNotNull()
-                                             for c in r]), F.lit(False))
-        hits = pl.from_arrow(candidates.join(left, "rid_l").join(right, "rid_r").where(meets)
+        side = lambda s: codes.select(F.col("_rid").alias(f"rid_{s}"), *[F.col(c).alias(f"{c}_{s}") for c in cols])
+        meets = _any(*[_all(*[_agree(c) for c in r]) for r in rules])
+        hits = pl.from_arrow(candidates.join(side("l"), "rid_l").join(side("r"), "rid_r").where(meets)
                              .select("rid_l", "rid_r").toArrow())
     training_stage.estimate_prior(prepared, model, hits, mode=linker.mode)
+    s = model.settings
+    patterns = None
     if model.training:
         linker.training.estimate_m_using_expectation_maximisation()  # sampled sessions on the driver
-        return
-    s = model.settings
-    gammas, counts = pattern_counts_spark(spark, linker, candidates)
-    result = training_stage.expectation_maximisation(
-        gammas, counts, model.comparisons, {c.name: training_stage.initial_m(c) for c in model.comparisons},
-        {c.name: model.u[c.name] for c in model.comparisons}, 0.1,
-        max_iterations=s.em_max_iterations, tolerance=s.em_tolerance)
-    model.m = result.m
-    model.training_log.append({"step": "m", "method": "expectation maximisation (pattern counts on Spark)",
-                               "patterns": len(counts), "pairs": int(counts.sum()), "iterations": result.iterations,
-                               "converged": result.converged, "match_share_in_candidates": result.match_share})
+    else:
+        patterns = pattern_counts_spark(spark, linker, candidates)
+        training_stage.estimate_m_em(model, _as_levels(*patterns, model.comparisons))
+    if s.refine_prior:
+        patterns = patterns or pattern_counts_spark(spark, linker, candidates)
+        training_stage.refine_prior(model, _as_levels(*patterns, model.comparisons), blocking_stage.comparisons_possible(
+            prepared.source_sizes(), linker.mode))
+    training_stage.check_training(model)
 
 
 # --------------------------------------------------------------------------- clustering
@@ -283,13 +381,21 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
         raise UsageError(f"need 0 < review lower ({review_lower}) <= threshold ({threshold}) < 1")
     t = time.perf_counter()
     candidates, skew = candidate_pairs_spark(spark, linker.prepared, linker.model.blocking, linker.mode,
-                                             salt_above=salt_above, checkpoint_dir=checkpoint_dir)
+                                             max_block_pairs=s.max_block_pairs, salt_above=salt_above,
+                                             checkpoint_dir=checkpoint_dir)
+    own_limit = {r.name for r in linker.model.blocking if r.max_block_pairs}
+    for r in skew:  # the polars engine's warning, word for word
+        if r.blocks_skipped and r.rule not in own_limit:
+            linker.model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
+                              f"block(s) skipped; other rules still reach them", rule=r.rule, blocks=r.blocks_skipped)
     linker.timings["block"] = time.perf_counter() - t
     t = time.perf_counter()
     train_spark(spark, linker, candidates)
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = _save(score_spark(spark, linker, candidates), f"{checkpoint_dir}/scored")
+    if VETO in scored.columns and scored.where(F.col(VETO)).limit(1).count() == 0:
+        scored = scored.drop(VETO)  # the polars engine's columns: the flag only when a pair was vetoed
     linker.timings["compare_and_score"] = time.perf_counter() - t
     t = time.perf_counter()
     links = scored.where(F.col("match_probability") >= threshold).select("rid_l", "rid_r")
