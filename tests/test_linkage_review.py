@@ -178,7 +178,7 @@ def test_review_table_side_by_side_in_words(frames):
     assert row["forename standardised (left)"] is None or row["forename standardised (left)"].isupper()
     levels = set(table["dob level"].drop_nulls())
     assert levels <= {"exact", "day and month swapped", "one digit or one day off", "within a month",
-                      "within a year", "else", "missing (no evidence)"}
+                      "within a year", "within 12 years", "else", "missing (no evidence)"}  # issue 11 level
     assert all(";" in r or "(" in r for r in table["main reasons"])
     assert table["match_probability"].is_sorted(descending=True)
 

@@ -102,6 +102,11 @@ def calibration(probability: np.ndarray, is_match: np.ndarray, bands: int = 10) 
             for k in range(bands)]
 
 
+# Levels seen fewer times than this among the random pairs weigh what the pseudo-count says, not
+# evidence (FEBRL's postcodes never reach the UK sector level): they are not held against the order.
+UNSEEN_COUNT = 5
+
+
 def weights_out_of_order(model, tolerance: float = 0.01) -> list[dict]:
     """Levels weighing less than a looser level of the same comparison (a closer agreement should
     never count for less). Term-frequency adjustments aside: the levels' own weights are compared."""
@@ -109,9 +114,14 @@ def weights_out_of_order(model, tolerance: float = 0.01) -> list[dict]:
     for c in model.comparisons:
         if c.name not in model.m:
             continue
-        weights = model.level_weights(c.name)[1:]
+        weights = model.level_weights(c.name)[1:].copy()
+        seen = getattr(model, "u_counts", {}).get(c.name)
+        if seen is not None:
+            weights[np.asarray(seen) < UNSEEN_COUNT] = np.nan
         for i in range(len(weights) - 1):  # a loop over a comparison's few levels
-            j = i + 1 + int(np.argmax(weights[i + 1:]))
+            if np.isnan(weights[i]) or np.isnan(weights[i + 1:]).all():
+                continue
+            j = i + 1 + int(np.nanargmax(weights[i + 1:]))
             if weights[i] < weights[j] - tolerance:
                 found.append({"comparison": c.name, "closer": c.labels[i], "closer_weight": float(weights[i]),
                               "looser": c.labels[j], "looser_weight": float(weights[j])})

@@ -161,7 +161,6 @@ class Training(_Stage):
         if lk.model.settings.refine_prior:
             training_stage.refine_prior(lk.model, lk.levels, blocking_stage.comparisons_possible(
                 lk.prepared.source_sizes(), lk.mode))
-        training_stage.check_training(self.linker.model)
         return self.linker.model
 
 
