@@ -316,8 +316,11 @@ def retention_list(
         return
     from tfkit.package.retention import due_packages
 
+    from tfkit.validation import ledger
+
     root_path, _ = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
+    quarantines = ledger.due(root_path)  # raw rows that failed runs left behind
 
     def render(con: "Console") -> None:
         if not due:
@@ -326,10 +329,13 @@ def retention_list(
             con.print(f"{p.path.name}  destroy_after {p.destroy_after}" + ("  (demo)" if p.demo else ""), markup=False)
         for p in unverifiable:
             con.print(f"{p.path.name}  unverifiable: {p.problem}\n  hint: {p.hint}", markup=False)
+        for q in quarantines:
+            con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
-          "unverifiable": [p.to_dict() for p in unverifiable]}, json_out, event="retention_listed",
-         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
+          "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
+         json_out, event="retention_listed", render=render,
+         log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)})
 
 
 @retention_app.command("purge")
@@ -364,6 +370,18 @@ def retention_purge(
     for p in unverifiable:
         console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
                     f"  hint: {p.hint}", level="warning", package=p.path.name)
+    from tfkit.validation import ledger
+
+    quarantines = ledger.due(root_path)
+    if quarantines and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
+                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
+        quarantines = quarantines if typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?") else []
+    if quarantines:
+        for q in ledger.purge_due(root_path, audit_log, cfg.signing_key):
+            console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)",
+                        folder=str(q.folder))
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return

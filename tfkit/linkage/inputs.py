@@ -57,9 +57,7 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
     out = []
     used: set[str] = set()
     for i, (path, name) in enumerate(zip(paths, source_names(paths))):
-        if not path.exists():
-            raise InputFileError("file not found", file=path, hint="check the path and the file name")
-        raw = read_table(path)
+        raw = read_table(path)  # refuses a missing path, a folder, a FIFO or a symlink loop first
         schema = schemas[i] if len(schemas) == len(paths) else (schemas[0] if schemas else None)
         if schema:
             from tfkit.schemas import load_schema, validate

@@ -39,7 +39,8 @@ from tfkit.package.signing import load_signing_key, public_key_fingerprint, publ
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
-from tfkit.validation.quarantine import write_quarantine_csv
+from tfkit.validation import ledger
+from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 
 
 @dataclass
@@ -124,6 +125,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _disclosure(run)
         _warn_unmatched(run)
         published = _package(run, master, signing_key, run_sha256, force)  # 8
+        _write_la_internal(run)                    # 9
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
@@ -149,6 +151,7 @@ class _Run:
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
     review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
@@ -207,6 +210,8 @@ def _refuse_invalid(run: _Run) -> None:
     for src in run.sources:
         src.quarantine_file = _write_quarantine(config, src.source,
                                                 run.quarantined[src.source].filter(~gone.quarantine[src.source]))
+    # no package will own these raw rows: the ledger makes retention destroy them
+    ledger.record(config.output_root, config.quarantine_dir / config.package_name, config.package_name)
     if rejected and not (config.fail_on_invalid and bad):
         raise DataCheckFailed(
             f"every row of {', '.join(rejected)} failed validation: no package written",
@@ -237,8 +242,6 @@ def _withdraw(run: _Run) -> None:
     run.gone = run.withdrawals.resolve(_source_rows(run), near=linkage.near_pairs() if linkage else None)
     check_unmatched(run.gone, run.config.consent_unmatched, run.config.withdrawals)
     run.linkage_summary = linkage.summary(run.gone.valid) if linkage else None
-    if linkage:  # beside the quarantine files, without withdrawn people (as they are)
-        run.review_files = linkage.write_review(run.config.quarantine_dir / run.config.package_name, run.gone.valid)
     if run.linkage_summary:
         counts = run.linkage_summary["linked_to_person"]
         console.log("linked", "linked to persons: " + ", ".join(f"{n}: {c:,}" for n, c in counts.items()), **counts)
@@ -257,7 +260,7 @@ def _pseudonymise(run: _Run, master) -> None:
         q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])
         rec = src.reconciliation
         rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
-        src.quarantine_file = _write_quarantine(config, source.name, q_kept)
+        run.staged_quarantine[source.name] = q_kept  # written once the package is published
         policy = adapters.load_policy(source.schema, source.policy or config.policy)
         run.policies[source.name] = adapters.policy_summary(policy)
         run.footers[source.table] = adapters.footer_metadata(master, config.project, policy)
@@ -317,6 +320,17 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
         return write_package(request)
 
 
+def _write_la_internal(run: _Run) -> None:
+    """9. Once the package is published: the quarantine files and the clerical-review files (raw
+    values, LA-internal, 0600 in a 0700 folder), which retention destroys with the package. A run
+    that fails before this leaves no raw rows behind (or records them in the ledger)."""
+    config = run.config
+    for src in run.sources:
+        src.quarantine_file = _write_quarantine(config, src.source, run.staged_quarantine.pop(src.source))
+    if run.linkage:  # without withdrawn people, as the quarantine files are
+        run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+
+
 def _timer(timings: dict[str, float], progress=None):
     """Times each stage (summed per stage name) and advances the progress bar, if any, past it."""
     @contextlib.contextmanager
@@ -349,9 +363,8 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
     if rows.height == 0:
         path.unlink(missing_ok=True)
         return None
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(config.quarantine_dir, 0o700)
-    return write_quarantine_csv(rows, path, private=True)
+    private_folder(config.quarantine_dir)
+    return write_quarantine_csv(rows, path)  # 0600 in a 0700 folder
 
 
 def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:

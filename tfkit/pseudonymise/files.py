@@ -52,8 +52,7 @@ def write_pseudonymised(df: pl.DataFrame, path: str | Path, plan: Pseudonymisati
 def _write_quarantine(rows: pl.DataFrame, directory: Path, stem: str) -> Path:
     """Only the failing rows (raw, with reasons), as `tfkit validate --quarantine` writes them; no
     raw copy of the valid rows (unlike `ValidationResult.write`)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    return write_quarantine_csv(rows, directory / f"{stem}.quarantine.csv")
+    return write_quarantine_csv(rows, directory / f"{stem}.quarantine.csv")  # 0600 in a 0700 folder
 
 
 def pseudonymise_file(
@@ -87,14 +86,16 @@ def pseudonymise_file(
                 hint=f"see which with: tfkit validate {input_path} --schema {schema} --quarantine DIR; "
                      "fix them at source, or rerun with --quarantine DIR to set them aside",
             )
-        quarantine_file = str(_write_quarantine(result.quarantine, Path(quarantine_dir), input_path.stem))
         if not result.valid.height:  # the wrong file or schema: an empty output would look like success
+            quarantine_file = str(_write_quarantine(result.quarantine, Path(quarantine_dir), input_path.stem))
             raise DataCheckFailed(
                 f"all {rows_in:,} row(s) failed validation against schema {loaded.name!r}; no output written",
                 file=input_path, hint=f"check --schema suits this file; the reasons are in {quarantine_file}")
     plan, query = plan_and_query(result.valid, key=key, project=project, policy=policy, la_code=la_code)
     df = query.collect(engine="streaming")
     write_pseudonymised(df, out, plan, key=key, project=project, policy=policy)
+    if result.quarantine.height:  # published only once the output is written: a failed run leaves no raw rows
+        quarantine_file = str(_write_quarantine(result.quarantine, Path(quarantine_dir), input_path.stem))
     coverage = df.select([pl.col(mk.column).count() for mk in plan.match_keys]).row(0) if plan.match_keys else ()
     return PseudonymisationSummary(
         input=str(input_path), output=str(out), schema=loaded.name, policy=policy.name, project=project,
