@@ -54,8 +54,7 @@ def _valid_rows(demo: Path) -> dict[str, pl.DataFrame]:
     out = {}
     for source, schema_name in SCHEMAS.items():
         schema = adapters.load_source_schema(schema_name)
-        raw = adapters.read_source(demo / "inputs" / f"{source}.csv", None, schema)
-        out[source] = adapters.validate_source(raw, schema).valid
+        out[source] = adapters.read_validated(demo / "inputs" / f"{source}.csv", None, schema).valid
     return out
 
 

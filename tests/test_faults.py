@@ -154,8 +154,8 @@ def test_read_only_output_root(config, tmp_path):  # noqa: F811
 
 # Where extract is killed: each a function it calls at that stage (patched to SIGKILL the process).
 STAGES = {
-    "read": "tfkit.pipeline.adapters.read_source",
-    "validate": "tfkit.pipeline.adapters.validate_source",
+    "read": "tfkit.io.read_table",
+    "validate": "tfkit.validation.engine.validate",
     "pseudonymise": "tfkit.pipeline.adapters.pseudonymise",
     "write_tables": "tfkit.package.publish.write_tables",
     "audit_entry": "tfkit.package.audit._write_checkpoint",

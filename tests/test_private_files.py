@@ -111,3 +111,12 @@ def test_quarantine_of_a_failed_extract_is_in_the_ledger_and_retention_purges_it
     assert purged.exit_code == 0, purged.output
     assert not folder.exists() and not ledger.entries(cfg.output_root)
     assert "retention_purge_quarantine" in cfg.audit_log.read_text()
+
+
+def test_link_output_writer(tmp_path, demo_dir, open_umask):  # noqa: F811
+    inputs = demo_dir / "inputs"
+    res = invoke("link", inputs / "police.csv", inputs / "school_attendance.csv", "--schema", "police",
+                 "--schema", "school_attendance", "--out", tmp_path / "linked")
+    assert res.exit_code == 0, res.output
+    parquets = list((tmp_path / "linked").glob("*.parquet"))
+    assert_private(parquets, tmp_path / "linked")

@@ -172,7 +172,7 @@ def test_pseudonymise_cli_spark_equals_polars(spark, tmp_path, contract_key_file
     valid_path, _ = validate(read_table(demo["cohort"]), load_schema("nis")).write(tmp_path / "v", "cohort")
     out = tmp_path / "cohort_spark"
     res = runner.invoke(app, ["pseudonymise", str(valid_path), "--schema", "nis", "--project", "nis",
-                              "--key", str(contract_key_file), "--out", str(out), "--engine", "spark", "--json", "-"])
+                              "--key", str(contract_key_file), "--allow-test-key", "--out", str(out), "--engine", "spark", "--json", "-"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["key_fingerprint"] == "180a39191bd3ca09"
     want = pseudonymise(pl.read_parquet(valid_path), key=MasterKey(bytes.fromhex(CONTRACT_KEY_HEX)), project="nis",

@@ -250,7 +250,7 @@ def test_few_value_and_many_value_paths_agree(tmp_path, monkeypatch):
     (_Distinct.FEW = 0) must give the same report, quarantine and typed rows."""
     from tfkit.demo import write_demo
     from tfkit.schemas import code_columns
-    from tfkit.schemas.engine import _Distinct
+    from tfkit.validation.engine import _Distinct
 
     paths = write_demo(tmp_path / "demo", n_people=1500, seed=9, force=True)
     frame = pl.read_csv(paths["cohort"], infer_schema=False)

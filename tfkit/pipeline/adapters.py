@@ -25,48 +25,20 @@ def load_source_schema(schema: str):
     return load_schema(schema)
 
 
-def read_source(path: Path, encoding: str | None, schema=None):
-    """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame`. With a
-    Schema, its flag and code columns may be read as Categorical (less memory; validate reads both)."""
+def read_source(path: Path, encoding: str | None):
+    """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame` (a file
+    read without a schema, such as the consent-withdrawal list)."""
     from tfkit.io import read_table
 
-    if schema is None:
-        return read_table(path, encoding=encoding)
-    from tfkit.schemas import code_columns
-
-    return read_table(path, encoding=encoding, codes=code_columns(schema))
+    return read_table(path, encoding=encoding)
 
 
-@dataclass
-class Validated:
-    result: Any  # the validation area's ValidationResult
-    canonical_names: dict[str, str] = field(default_factory=dict)  # quarantine header -> canonical field
-    summary: dict[str, Any] = field(default_factory=dict)  # masked, JSON-ready
+def read_validated(path: Path, encoding: str | None, schema):
+    """The validation area's CheckedSource: read (the memory-saving read), validated against
+    `schema` (from load_source_schema): .valid, .quarantine, .report, .rows_in, .canonical_names."""
+    from tfkit.validation.source import read_validated as _read_validated
 
-    @property
-    def valid(self) -> pl.DataFrame:
-        """Typed, canonical column names (+ _source_line). Taken once the raw text is let go: the
-        valid rows are filtered on first use, and the raw copy need not be alive then."""
-        return self.result.valid
-
-    @property
-    def quarantine(self) -> pl.DataFrame:
-        """Failing rows, the file's own headers, raw text + _source_line, _reasons."""
-        return self.result.quarantine
-
-    @property
-    def report(self) -> Any:
-        """The validation area's ValidationReport (for report.html)."""
-        return self.result.report
-
-
-def validate_source(raw, schema) -> Validated:
-    """`raw` checked against `schema` (from load_source_schema)."""
-    from tfkit.schemas import match_columns, validate
-
-    result = validate(raw, schema)
-    headers = {header: name for name, header in match_columns(raw, schema).fields.items()}
-    return Validated(result, headers, result.report.to_dict())
+    return _read_validated(path, schema, encoding=encoding)
 
 
 # --------------------------------------------------------------------------- pseudonymisation

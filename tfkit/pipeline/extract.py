@@ -124,8 +124,12 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        published = _package(run, master, signing_key, run_sha256, force)  # 8
-        _write_la_internal(run)                    # 9
+        _write_la_internal(run)                    # 8
+        try:
+            published = _package(run, master, signing_key, run_sha256, force)  # 9
+        except BaseException:
+            _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
+            raise
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
@@ -151,12 +155,12 @@ class _Run:
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
     review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
-    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
 
     @property
     def timings(self) -> dict[str, float]:
@@ -182,19 +186,16 @@ def _read_and_validate(run: _Run) -> None:
     """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
-        with run.timer("read"):
-            raw = adapters.read_source(source.path, source.encoding, schema)
+        with run.timer("read and validate"):
+            checked = adapters.read_validated(source.path, source.encoding, schema)
         digest = bag.sha256_file(source.path)
-        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
-        console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
-                    source=source.name, rows=raw.n_rows, sha256=digest)
-        with run.timer("validate"):
-            checked = adapters.validate_source(raw, schema)
-            del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
-            run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
+        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
+        console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",
+                    source=source.name, rows=checked.rows_in, sha256=digest)
+        run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
         run.headers[source.name] = checked.canonical_names
         run.sources.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
-                                     validation=checked.summary))
+                                     validation=checked.report.to_dict()))
         del checked
 
 
@@ -321,14 +322,20 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
 
 
 def _write_la_internal(run: _Run) -> None:
-    """9. Once the package is published: the quarantine files and the clerical-review files (raw
-    values, LA-internal, 0600 in a 0700 folder), which retention destroys with the package. A run
-    that fails before this leaves no raw rows behind (or records them in the ledger)."""
+    """8. The quarantine files and the clerical-review files (raw values, LA-internal, 0600 in a
+    0700 folder), written before the package so a full disk fails the run, not the record of its
+    rows; retention destroys them with the package. If packaging then fails they are removed."""
     config = run.config
     for src in run.sources:
         src.quarantine_file = _write_quarantine(config, src.source, run.staged_quarantine.pop(src.source))
     if run.linkage:  # without withdrawn people, as the quarantine files are
         run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+
+
+def _remove_la_internal(run: _Run) -> None:
+    for path in [s.quarantine_file for s in run.sources] + list(run.review_files):
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
 
 
 def _timer(timings: dict[str, float], progress=None):
