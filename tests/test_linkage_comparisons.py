@@ -35,8 +35,9 @@ def levels_for(comparison, left: list, right: list, extra: dict | None = None) -
 
 def test_forename_ladder_every_level():
     c = name_comparison("forename", "forename", kind="name", swap_with="surname")
+    # Issue 11 added the "initial only, the same" level before "else" (initials-only records).
     assert c.labels == ("exact", "swapped with surname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.88",
-                        "phonetic or name variant", "else")
+                        "phonetic or name variant", "initial only, the same", "else")
     left = [
         {"forename": "Jonathan", "surname": "Smith"},   # exact after cleaning
         {"forename": "Khan", "surname": "Imran"},        # swapped
@@ -44,6 +45,7 @@ def test_forename_ladder_every_level():
         {"forename": "Stephen", "surname": "Smith"},     # JW 0.88..0.92
         {"forename": "Bill", "surname": "Smith"},        # name variant
         {"forename": "Mohammed", "surname": "Ali"},      # variant/phonetic
+        {"forename": "J", "surname": "Smith"},           # initial only
         {"forename": "Zoe", "surname": "Smith"},         # else
         {"forename": None, "surname": "Smith"},          # null
     ]
@@ -54,11 +56,12 @@ def test_forename_ladder_every_level():
         {"forename": "Steven", "surname": "Smith"},
         {"forename": "William", "surname": "Smith"},
         {"forename": "Muhammad", "surname": "Ali"},
+        {"forename": "James", "surname": "Smith"},
         {"forename": "Brian", "surname": "Smith"},
         {"forename": "Jon", "surname": "Smith"},
     ]
     got = levels_for(c, left, right, {"surname": "surname"})
-    assert got == [0, 1, 2, 3, 4, 4, 5, -1]
+    assert got == [0, 1, 2, 3, 4, 4, 5, 6, -1]
 
 
 def test_jaro_winkler_band_boundaries():
@@ -73,7 +76,7 @@ def test_surname_ladder_double_barrelled_and_punctuation():
     c = name_comparison("surname", "surname", kind="surname")
     left = [{"surname": "Smith-Jones"}, {"surname": "O'Brien"}, {"surname": "Jones"}, {"surname": "Smith"}]
     right = [{"surname": "SMITH JONES"}, {"surname": "obrien"}, {"surname": "Smith-Jones"}, {"surname": "Patel"}]
-    assert levels_for(c, left, right) == [0, 0, 3, 4]  # part match is level 3 without a swap level
+    assert levels_for(c, left, right) == [0, 0, 3, 5]  # part match is level 3 without a swap level (5: else)
     assert c.labels[3].startswith("phonetic")
 
 
@@ -87,12 +90,13 @@ def test_dob_ladder_every_level():
         dt.date(1985, 3, 8),        # one day off
         dt.date(1985, 3, 28),       # within a month
         dt.date(1985, 11, 29),      # within a year
-        dt.date(1990, 9, 19),       # else
+        dt.date(1990, 9, 19),       # within 12 years (added by issue 11: a wrong date ...)
+        dt.date(2010, 9, 19),       # else (... apart from another generation: a junior)
         None,                       # null
     ]
     left = [{"dob": base} for _ in others]
     right = [{"dob": d} for d in others]
-    assert levels_for(c, left, right) == [0, 1, 2, 2, 3, 4, 5, -1]
+    assert levels_for(c, left, right) == [0, 1, 2, 2, 3, 4, 5, 6, -1]
 
 
 def test_dob_text_formats_are_read():

@@ -288,7 +288,19 @@ def test_em_that_does_not_converge_says_so_and_out_of_order_weights_are_flagged(
     assert any(t.get("converged") is False for t in linker.model.training_log)
     # A looser level weighing more than a closer one is flagged, exact-level TF aside.
     m = linker.model
-    m.m["dob"] = np.array([0.5, 0.01, 0.01, 0.01, 0.4, 0.07])
-    m.u["dob"] = np.array([0.001, 0.0001, 0.001, 0.002, 0.0001, 0.9958])
+    m.m["dob"] = np.array([0.5, 0.01, 0.01, 0.01, 0.4, 0.03, 0.04])
+    m.u["dob"] = np.array([0.001, 0.0001, 0.001, 0.002, 0.0001, 0.01, 0.9858])
+    m.u_counts["dob"] = np.full(7, 100.0)
     flagged = [(f["closer"], f["looser"]) for f in weights_out_of_order(m) if f["comparison"] == "dob"]
     assert ("exact", "within a year") in flagged
+
+
+def test_prior_is_refined_on_the_candidates_once_m_and_u_are_trained():
+    from tfkit.linkage.linker import Linker
+
+    linker = Linker(_febrl_like(), LinkageModel.default(), mode="link")
+    linker.training.train()
+    steps = [t for t in linker.model.training_log if t["step"] == "prior"]
+    assert steps[0]["method"] == "deterministic rules" and steps[-1]["method"].startswith("fixed point")
+    # 40 true pairs among 40 x 40: the refined prior lands near 1/40, whatever the rules' assumed recall.
+    assert 0.5 / 40 < linker.model.prior < 2 / 40

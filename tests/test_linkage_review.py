@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import json
 import os
 import stat
@@ -177,8 +178,10 @@ def test_review_table_side_by_side_in_words(frames):
     row = table.row(0, named=True)
     assert row["forename standardised (left)"] is None or row["forename standardised (left)"].isupper()
     levels = set(table["dob level"].drop_nulls())
-    assert levels <= {"exact", "day and month swapped", "one digit or one day off", "within a month",
-                      "within a year", "else", "missing (no evidence)"}
+    from tfkit.linkage import LinkageModel
+
+    dob = next(c for c in LinkageModel.default().comparisons if c.name == "dob")
+    assert levels <= {*dob.labels, "missing (no evidence)"}
     assert all(";" in r or "(" in r for r in table["main reasons"])
     assert table["match_probability"].is_sorted(descending=True)
 
@@ -279,12 +282,28 @@ def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(conf
     folder = cfg.quarantine_dir / cfg.package_name
     assert linkage["review_pairs"] > 0
     assert _mode(folder / "review.csv") == 0o600 and _mode(folder) == 0o700
+    assert result.to_dict()["review_files"] == [str(folder / "review.csv"), str(folder / "review.xlsx")]
     rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
     rows[0]["decision"] = "reject"
     decided = _write_rows(rows, tmp_path / "decided.csv")
     r = runner.invoke(app, ["review", "apply", str(decided), "--config", str(config)])
     assert r.exit_code == 0, r.output
+    from tfkit.package.publish import PackageExists
+
+    with pytest.raises(PackageExists):  # new decisions are new inputs: not "up to date", so refused
+        run_extract(cfg)
     again = run_extract(cfg, force=True)
     assert again.manifest["linkage"]["forced_non_links"] == 1
     assert again.manifest["linkage"]["review_pairs"] == linkage["review_pairs"] - 1
     assert "review_decisions" in cfg.audit_log.read_text()
+    # A withdrawn person is left out of the review file, as out of the quarantine files.
+    cohort_side = next(r for r in rows[1:] if "cohort" in (r["source_l"], r["source_r"]))
+    person = cohort_side["record_id_l"] if cohort_side["source_l"] == "cohort" else cohort_side["record_id_r"]
+    assert f"cohort,{person}," in (folder / "review.csv").read_text(encoding="utf-8-sig")
+    withdrawals = tmp_path / "withdrawals.csv"
+    withdrawals.write_text(f"person_id,nino,nhs_number\n{person},,\n")
+    text = config.read_text()
+    config.write_text(re.sub(r'withdrawals = "[^"]*"', f'withdrawals = "{withdrawals}"', text))
+    run_extract(load_config(config), force=True)
+    review = (folder / "review.csv").read_text(encoding="utf-8-sig")
+    assert f"cohort,{person}," not in review and f",cohort,{person}" not in review

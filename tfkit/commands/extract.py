@@ -75,6 +75,8 @@ def _render_extract(con: "Console", result) -> None:
     for s in result.sources:
         if s.quarantine_file:
             con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
+    for path in result.review_files:
+        con.print(f"  pairs for clerical review (LA-internal, do not send): {path}", markup=False)
     con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
 
 
@@ -318,7 +320,7 @@ def retention_list(
 
     root_path, _ = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
-    quarantines = ledger.due(root_path)  # raw rows that failed runs had to leave behind
+    quarantines = ledger.due(root_path)  # raw rows that failed runs left behind
 
     def render(con: "Console") -> None:
         if not due:
@@ -331,9 +333,9 @@ def retention_list(
             con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
-          "unverifiable": [p.to_dict() for p in unverifiable],
-          "quarantine_due": [q.to_dict() for q in quarantines]}, json_out, event="retention_listed",
-         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
+          "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
+         json_out, event="retention_listed", render=render,
+         log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)})
 
 
 @retention_app.command("purge")
@@ -368,7 +370,18 @@ def retention_purge(
     for p in unverifiable:
         console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
                     f"  hint: {p.hint}", level="warning", package=p.path.name)
-    _purge_failed_run_quarantines(root_path, audit_log, cfg.signing_key, yes)
+    from tfkit.validation import ledger
+
+    quarantines = ledger.due(root_path)
+    if quarantines and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
+                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
+        quarantines = quarantines if typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?") else []
+    if quarantines:
+        for q in ledger.purge_due(root_path, audit_log, cfg.signing_key):
+            console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)",
+                        folder=str(q.folder))
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return
@@ -385,21 +398,6 @@ def retention_purge(
         with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
             purged += purge([entry], audit_log, cfg.signing_key, cfg.quarantine_dir)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
-
-
-def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
-    """The quarantine ledger's due folders (raw rows of failed runs), deleted with --yes or on confirmation."""
-    from tfkit.validation import ledger
-
-    quarantines = ledger.due(root_path)
-    if quarantines and not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
-                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
-        if not typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
-            return
-    for q in ledger.purge_due(root_path, audit_log, signing_key) if quarantines else []:
-        console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
 
 
 def register(app: typer.Typer) -> None:

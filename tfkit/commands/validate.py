@@ -40,9 +40,10 @@ def validate_command(
       tfkit validate cohort.csv -s my-schema.toml --json report.json
     """
     chosen = load_schema(schema)
+    from tfkit.io import check_regular_file
+
     for path in extracts:  # a typo in the last path should not cost a long run first
-        if not path.exists():
-            raise InputFileError("file not found", hint="check the path and the file name", file=path)
+        check_regular_file(path)  # missing, a folder, a FIFO (would hang), a device, a symlink loop
     check_json_target(json_path, inputs=extracts)
     stems = [p.stem for p in extracts]
     if quarantine is not None and len(set(stems)) != len(stems):

@@ -277,7 +277,8 @@ def name_comparison(name: str, column: str, *, kind: str = "name", swap_with: st
     if swap_with:
         labels.append(f"swapped with {swap_with}")
     labels += [f"Jaro-Winkler >= {t}" for t in jaro_winkler]
-    labels += ["phonetic or name variant" + (" or surname part" if kind == "surname" else ""), "else"]
+    labels += ["phonetic or name variant" + (" or surname part" if kind == "surname" else ""),
+               "initial only, the same", "else"]
     return Comparison(name, column, kind, tuple(labels), term_frequency,
                       options={"swap_with": swap_with, "jaro_winkler": tuple(jaro_winkler)})
 
@@ -296,12 +297,21 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
         for part in ("first", "last"):
             similar |= ctx.cross_equal(col, f"{col}_{part}") | ctx.cross_equal(f"{col}_{part}", col)
     conditions.append(similar)
+    # "J" against "JAMES": one record holds only an initial, and it is the other's.
+    left, right = ctx.pair(col)
+    lengths = ctx.prepared.char_planes(col)[1]
+    valid = (left != NULL) & (right != NULL)
+    one_letter = np.zeros(len(left), dtype=bool)
+    one_letter[valid] = (lengths[left[valid]] == 1) | (lengths[right[valid]] == 1)
+    conditions.append(one_letter & ctx.equal(f"{col}_initial"))
     return ladder(ctx.null(col), conditions)
 
 
 def dob_comparison(name: str, column: str) -> Comparison:
+    # "else" is another generation (more than 12 years apart: a junior and his father), kept apart
+    # from "within 12 years" (a wrong date) so EM can weigh the two differently.
     labels = ("exact", "day and month swapped", "one digit or one day off", "within a month",
-              "within a year", "else")
+              "within a year", "within 12 years", "else")
     return Comparison(name, column, "date", labels)
 
 
@@ -319,7 +329,8 @@ def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     x = (pl_ ^ pr_).view(np.uint32)
     nonzero = (x | (x >> 1) | (x >> 2) | (x >> 3)) & np.uint32(0x11111111)
     differing = np.bitwise_count(nonzero)
-    conditions = [differing == 0, swapped, (differing <= 1) | (gap <= 1), gap <= 31, gap <= 366]
+    year_gap = np.where((yl != NULL) & (yr != NULL), np.abs(yl.astype(np.int64) - yr.astype(np.int64)), 0)
+    conditions = [differing == 0, swapped, (differing <= 1) | (gap <= 1), gap <= 31, gap <= 366, year_gap <= 12]
     # Null (no evidence) unless both records have a year, month and day: a missing part says nothing.
     return ladder(ctx.null(f"{col}_digits"), conditions)
 

@@ -57,8 +57,6 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
     out = []
     used: set[str] = set()
     for i, (path, name) in enumerate(zip(paths, source_names(paths))):
-        if not path.exists():
-            raise InputFileError("file not found", file=path, hint="check the path and the file name")
         schema = schemas[i] if len(schemas) == len(paths) else (schemas[0] if schemas else None)
         if schema:
             from tfkit.validation.source import read_validated
@@ -76,7 +74,7 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
             checked.refuse_if_none_valid(f"check --schema suits this file (one per file, in order); "
                                          f"see why with: tfkit validate {path} --schema {schema}")
         else:
-            raw = read_table(path)
+            raw = read_table(path)  # refuses a missing path, a folder, a FIFO or a symlink loop first
             frame, excluded, rows_read = raw.frame, 0, raw.n_rows
         present = [old for old in mapping if old in frame.columns]
         used.update(present)

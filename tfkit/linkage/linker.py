@@ -157,6 +157,10 @@ class Training(_Stage):
             self.estimate_m_from_labels(truth_column)
         else:
             self.estimate_m_using_expectation_maximisation()
+        lk = self.linker
+        if lk.model.settings.refine_prior:
+            training_stage.refine_prior(lk.model, lk.levels, blocking_stage.comparisons_possible(
+                lk.prepared.source_sizes(), lk.mode))
         training_stage.check_training(self.linker.model)
         return self.linker.model
 
@@ -323,8 +327,6 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
     linker.levels  # noqa: B018 - block and compare (timed)
     t = time.perf_counter()
     linker.training.train(truth_column if train_on_labels else None)
-    for problem in evaluate_stage.training_problems(linker.model):  # in the summary, the console and the report
-        linker.model.warn(**problem)
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = linker.inference.predict()

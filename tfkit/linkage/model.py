@@ -44,6 +44,7 @@ class Settings:
     em_max_pairs: int = 5_000_000
     deterministic_rules: list[list[str]] = field(default_factory=lambda: [["forename", "surname", "dob"]])
     deterministic_recall: float = 0.8
+    refine_prior: bool = True  # re-estimate lambda on the candidates once m and u are trained
     threshold: float = 0.9
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
@@ -67,6 +68,7 @@ class LinkageModel:
     prior: float | None = None
     training_log: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
+    u_counts: dict[str, np.ndarray] = field(default_factory=dict)  # random pairs seen at each level
 
     # ------------------------------------------------------------------ loading
 

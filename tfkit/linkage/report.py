@@ -23,7 +23,6 @@ import polars as pl
 from tfkit.report.html import facts, render_page, section, table, write_page
 from tfkit.report.svg import BAD, GOOD, bar_chart, column_chart, line_chart, log_bars, signed_bars, waterfall, zoom
 
-from .evaluate import training_problems
 
 if TYPE_CHECKING:
     from .linker import Linker, LinkResult
@@ -48,10 +47,13 @@ def sample_pairs(scored: pl.DataFrame, threshold: float, k: int = 6) -> pl.DataF
 
 
 def _warnings(linker: "Linker") -> list[str]:
-    """The model's warnings (recorded by the job), and the training problems for a model trained
-    outside `link()`."""
-    messages = [w["message"] for w in linker.model.warnings]
-    return messages + [p["message"] for p in training_problems(linker.model) if p["message"] not in messages]
+    """The model's warnings, recorded as the job ran (EM that did not converge, dropped comparisons,
+    truncated values, skipped blocks), and weights running the wrong way in the weights as they are
+    now (a model may be changed after training)."""
+    from .training import order_message, weights_out_of_order
+
+    kept = [w["message"] for w in linker.model.warnings if w["code"] != "weights_out_of_order"]
+    return kept + [order_message(f) for f in weights_out_of_order(linker.model)]
 
 
 def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float) -> tuple[str, str, str]:

@@ -66,6 +66,7 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
                 counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
+    model.u_counts = counts
     model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn,
                                "records_sampled": [len(r) for r in sample], "seed": seed})
     return u
@@ -240,6 +241,34 @@ def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResul
     return result
 
 
+def refine_prior(model: LinkageModel, levels: dict[str, np.ndarray], possible: int, *,
+                 max_iterations: int = 200, tolerance: float = 1e-9) -> float:
+    """Re-estimate lambda with m and u fixed: the expected number of matches among the candidate
+    pairs (pairs outside them are taken as non-matches) over all pairs the mode could compare.
+
+    The deterministic-rule estimate assumes the rules catch a set share of matches (0.85); on data
+    with more errors than that (FEBRL: about 0.56) lambda came out low and every probability with
+    it. This fixed point needs no such assumption. Term-frequency adjustments are left out here.
+    """
+    gammas, counts = patterns(levels, model.comparisons)
+    base = np.zeros(len(counts))
+    for k, c in enumerate(model.comparisons):
+        base += model.level_weights(c.name)[gammas[:, k] + 1]
+    prior = model.prior
+    for iteration in range(1, max_iterations + 1):
+        weight = base + np.log2(prior / (1 - prior))
+        posterior = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+        new = float(min(max((counts * posterior).sum() / max(possible, 1), 1e-12), 0.5))
+        done = abs(new - prior) <= tolerance * max(prior, 1e-12) * 1e3
+        prior = new
+        if done:
+            break
+    model.training_log.append({"step": "prior", "method": "fixed point on candidate pairs (m, u fixed)",
+                               "start": model.prior, "prior": prior, "iterations": iteration})
+    model.prior = prior
+    return prior
+
+
 def _warn_not_converged(model: LinkageModel, session: str, result: EMResult) -> None:
     model.warn("em_not_converged", f"EM session {session!r} stopped after {result.iterations} iterations without "
                f"converging (tolerance {model.settings.em_tolerance:g}); its m estimates may be unreliable "
@@ -247,9 +276,9 @@ def _warn_not_converged(model: LinkageModel, session: str, result: EMResult) -> 
                iterations=result.iterations)
 
 
-# A level whose u is below this was (almost) never seen among random pairs: its weight is the
-# pseudo-count's, not evidence, so it is not held against the ladder's order.
-UNSEEN_U = 1e-5
+# Levels seen fewer times than this among the random pairs weigh what the pseudo-count says, not
+# evidence, so they are not held against the ladder's order.
+UNSEEN_COUNT = 5
 ORDER_TOLERANCE_BITS = 0.5
 
 
@@ -261,7 +290,8 @@ def weights_out_of_order(model: LinkageModel) -> list[dict]:
         if c.name not in model.m:
             continue
         w = model.level_weights(c.name)[1:]
-        seen = [i for i in range(c.n_levels) if model.u[c.name][i] >= UNSEEN_U]
+        counts = model.u_counts.get(c.name)
+        seen = [i for i in range(c.n_levels) if counts is None or counts[i] >= UNSEEN_COUNT]
         for k, i in enumerate(seen):
             for j in seen[k + 1:]:
                 if w[j] > w[i] + ORDER_TOLERANCE_BITS:
@@ -270,11 +300,15 @@ def weights_out_of_order(model: LinkageModel) -> list[dict]:
     return found
 
 
+def order_message(f: dict) -> str:
+    return (f"{f['comparison']}: level {f['looser']!r} weighs {f['looser_weight']} bits, "
+            f"more than the closer {f['closer']!r} ({f['closer_weight']})")
+
+
 def check_training(model: LinkageModel) -> None:
     """Warn (summary and console) about weights that run against their ladder's order."""
     for f in weights_out_of_order(model):
-        model.warn("weights_out_of_order", f"{f['comparison']}: level {f['looser']!r} weighs {f['looser_weight']} bits, "
-                   f"more than the closer {f['closer']!r} ({f['closer_weight']})", **f)
+        model.warn("weights_out_of_order", order_message(f), **f)
 
 
 def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:

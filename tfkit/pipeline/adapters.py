@@ -89,20 +89,40 @@ class LinkedSources:
     result: Any = field(repr=False)  # the linkage area's LinkResult
     record_ids: dict[str, pl.Series] = field(default_factory=dict, repr=False)  # per source, in row order
 
-    def summary(self, withdrawn: dict[str, pl.Series] | None = None) -> dict[str, Any]:
-        """The linkage counts for the manifest, leaving out withdrawn rows (`withdrawn[source]`: a
-        boolean per row): a withdrawn person is not counted in a record, a pair, a link or a cluster."""
+    def _gone(self, withdrawn: dict[str, pl.Series] | None) -> pl.DataFrame:
+        """(source, record_id) of the withdrawn rows (`withdrawn[source]`: a boolean per row)."""
         gone = pl.DataFrame(schema={"source": pl.String, "record_id": pl.String})
         if withdrawn:
             gone = pl.concat([pl.DataFrame({"source": name, "record_id": ids.filter(withdrawn[name])})
                               for name, ids in self.record_ids.items() if name in withdrawn] or [gone])
+        return gone
+
+    @staticmethod
+    def _kept_pairs(pairs: pl.DataFrame, gone: pl.DataFrame) -> pl.DataFrame:
+        for side in ("l", "r"):
+            pairs = pairs.join(gone, left_on=[f"source_{side}", f"record_id_{side}"],
+                               right_on=["source", "record_id"], how="anti")
+        return pairs
+
+    def write_review(self, folder: Path, withdrawn: dict[str, pl.Series] | None = None) -> list[Path]:
+        """The clerical review files (LA-internal, 0600 in a 0700 folder), without withdrawn people."""
+        from tfkit import console
+        from tfkit.linkage.review import review_table, write_review_files
+
+        table = self._kept_pairs(review_table(self.result), self._gone(withdrawn))
+        paths = write_review_files(table, folder)
+        for path in paths:
+            console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
+        return paths
+
+    def summary(self, withdrawn: dict[str, pl.Series] | None = None) -> dict[str, Any]:
+        """The linkage counts for the manifest, leaving out withdrawn rows (`withdrawn[source]`: a
+        boolean per row): a withdrawn person is not counted in a record, a pair, a link or a cluster."""
+        gone = self._gone(withdrawn)
         r = self.result
 
         def kept_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
-            for side in ("l", "r"):
-                pairs = pairs.join(gone, left_on=[f"source_{side}", f"record_id_{side}"],
-                                   right_on=["source", "record_id"], how="anti")
-            return pairs
+            return self._kept_pairs(pairs, gone)
 
         pairs = kept_pairs(r.pairs)
         clusters = r.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id").join(
@@ -133,24 +153,20 @@ class LinkedSources:
 
 def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
                  model_path: Path | None, *, clean: tuple[str, ...] | None = None,
-                 review_folder: Path | None = None, decisions_store: Path | None = None) -> LinkedSources:
+                 decisions_store: Path | None = None) -> LinkedSources:
     """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links).
 
     `clean`: sources with one record per person (default: the person table). A reviewer's decisions
-    in `decisions_store` are applied; pairs left to review are written to `review_folder` (0700).
+    in `decisions_store` are applied; `LinkedSources.write_review` writes the pairs left to review.
     """
-    from tfkit import console
     from tfkit.linkage import LinkageModel, link
-    from tfkit.linkage.review import load_decisions, review_table, write_review_files
+    from tfkit.linkage.review import load_decisions
 
     model = LinkageModel.load(model_path)
     inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()}
     result = link(inputs, model, mode="link", one_to_one=True,
                   clean=(person_source,) if clean is None else clean,
                   decisions=load_decisions(decisions_store) if decisions_store else None)
-    if review_folder is not None:
-        for path in write_review_files(review_table(result), review_folder):
-            console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
     clusters = result.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id")
     person_of_cluster = (clusters.filter(pl.col("source") == person_source)
                          .group_by("cluster_id").agg(pl.col("record_id").min().alias(LINKED_PERSON)))

@@ -64,6 +64,7 @@ class ExtractResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in the manifest)
     # True when the package already existed, made from exactly these inputs: nothing was rewritten.
     up_to_date: bool = False
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
 
     @property
     def verify_command(self) -> str:
@@ -82,6 +83,7 @@ class ExtractResult:
             "reconciliation": self.manifest.get("reconciliation"),
             "outputs": [{k: o[k] for k in ("path", "rows", "bytes", "sha256")} for o in self.manifest.get("outputs", [])],
             "quarantine_files": [str(s.quarantine_file) for s in self.sources if s.quarantine_file],
+            "review_files": [str(p) for p in self.review_files],
             "verify_command": self.verify_command,
             "seconds": self.timings,
         }
@@ -122,15 +124,22 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        published = _package(run, master, signing_key, run_sha256, force)  # 8
-        _publish_quarantine(run)
+        staged = _stage_quarantine(run)            # raw rows written (private) before the package...
+        try:
+            published = _package(run, master, signing_key, run_sha256, force)  # 8
+        except BaseException:
+            for path in staged.values():           # ...and removed if it is not published
+                path.unlink(missing_ok=True)
+            raise
+        _write_la_internal(run, staged)            # 9
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
                 report=str(published.report), demo=config.demo, seconds=timings)
     pub = public_key_path_for(config.signing_key)
     return ExtractResult(published.package, published.report, published.built.manifest, run.sources, config.demo,
-                         signer_public_key=pub if pub.is_file() else None, timings=timings)
+                         signer_public_key=pub if pub.is_file() else None, timings=timings,
+                         review_files=run.review_files)
 
 
 @dataclass
@@ -147,12 +156,13 @@ class _Run:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
-    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
 
     @property
     def timings(self) -> dict[str, float]:
@@ -226,7 +236,6 @@ def _link(run: _Run) -> None:
 
         run.linkage = adapters.link_sources(
             run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
-            review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
             decisions_store=extract_store(config.quarantine_dir))
 
 
@@ -314,6 +323,35 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
         return write_package(request)
 
 
+def _stage_quarantine(run: _Run) -> dict[str, Path]:
+    """Before the package: each source's quarantine rows written to a hidden staged file beside its
+    final name (a full disk fails the run before anything is published). Returns source -> staged file."""
+    staged = {}
+    for src in run.sources:
+        rows = run.staged_quarantine.pop(src.source)
+        final = run.config.quarantine_dir / run.config.package_name / f"{src.source}.quarantine.csv"
+        if rows.height:
+            private_folder(run.config.quarantine_dir)
+            staged[src.source] = write_quarantine_csv(rows, final.with_name(f".{final.name}.staged"))
+        else:
+            final.unlink(missing_ok=True)
+    return staged
+
+
+def _write_la_internal(run: _Run, staged: dict[str, Path]) -> None:
+    """9. Once the package is published: the staged quarantine files renamed into place, and the
+    clerical-review files (raw values, LA-internal, 0600 in a 0700 folder), which retention
+    destroys with the package. A run that fails before this leaves no raw rows behind (or records
+    them in the ledger)."""
+    config = run.config
+    for src in run.sources:
+        if src.source in staged:
+            src.quarantine_file = staged[src.source].replace(staged[src.source].with_name(
+                staged[src.source].name.removeprefix(".").removesuffix(".staged")))
+    if run.linkage:  # without withdrawn people, as the quarantine files are
+        run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+
+
 def _timer(timings: dict[str, float], progress=None):
     """Times each stage (summed per stage name) and advances the progress bar, if any, past it."""
     @contextlib.contextmanager
@@ -350,13 +388,6 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
     return write_quarantine_csv(rows, path)  # 0600 in a 0700 folder
 
 
-def _publish_quarantine(run: _Run) -> None:
-    """The quarantine files, once the package is published: they go with it (retention purges
-    both), and a run that fails before publishing leaves no raw rows behind."""
-    for src in run.sources:
-        src.quarantine_file = _write_quarantine(run.config, src.source, run.staged_quarantine.pop(src.source))
-
-
 def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
     return [
         ("Source-Organization", config.la_code),
@@ -376,10 +407,15 @@ def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
 def run_fingerprint(config: Config, key_fingerprint: str, signer_fingerprint: str) -> str:
     """SHA-256 over everything a package is made from: tfkit and its dependencies' versions, the
     pseudonym contract, the config, the period, the master and signing keys (fingerprints), and the
-    content of every file read (extracts, consent list, schema, policy and linkage-model files).
+    content of every file read (extracts, consent list, schema, policy and linkage-model files, and
+    the clerical review decisions when linking).
     Equal fingerprints mean a rerun would write the same data files (they are deterministic)."""
     files: dict[str, str] = {}
     referenced = [s.path for s in config.sources] + [config.withdrawals, config.linkage_model]
+    if config.linkage:
+        from tfkit.linkage.review import extract_store
+
+        referenced.append(extract_store(config.quarantine_dir))
     referenced += [Path(ref) for s in config.sources for ref in (s.schema, s.policy) if ref]
     referenced += [Path(config.policy)] if config.policy else []
     for path in referenced:

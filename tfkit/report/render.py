@@ -183,6 +183,11 @@ _LINKAGE_TITLES = {
     "clusters": "Clusters (distinct people across sources)",
     "threshold": "Match-probability threshold",
     "linked_to_person": "Records linked to a person in the cohort, by source",
+    "clean_sources": "Clean sources (one record per person)",
+    "clusters_with_two_clean_records": "Clusters holding two records of a clean source",
+    "conflicts_resolved": "Links dropped to keep clean sources clean",
+    "forced_links": "Pairs linked by a reviewer's decision",
+    "forced_non_links": "Pairs kept apart by a reviewer's decision",
 }
 
 _LABEL_KEYS = ("label", "name", "level", "key", "rule", "match_key", "bin", "size", "weight", "source", "value")

@@ -347,9 +347,10 @@ def _text_column(f: Field, distinct: _Distinct, columns: ColumnMatch) -> pl.Expr
 
 
 def _text(source: str) -> pl.Expr:
-    """Trimmed text, null when blank."""
-    # (`replace`, not when/then: polars would trim twice, once for the test and once for the value)
-    return pl.col(source).str.strip_chars().replace("", None)
+    """Trimmed text, null when blank (white space and invisible characters only: parsing.BLANK_TEXT)."""
+    # (`replace`, not when/then: polars would trim twice, once for the test and once for the value;
+    # the anchored pattern gives up at the first visible character, so a real value costs one step)
+    return pl.col(source).str.strip_chars().str.replace(parsing.BLANK_TEXT, "").replace("", None)
 
 
 class _Distinct:
@@ -403,7 +404,7 @@ class _Distinct:
             distinct = frame.select(pl.col(self.sources[n]).unique().cast(pl.String).implode().alias(n) for n in rest)
             self.values.update((n, distinct[n][0].drop_nulls()) for n in rest)
         for n, values in self.values.items():
-            self.blanks[n] = values.filter(values.str.strip_chars() == "").to_list()
+            self.blanks[n] = values.filter(values.str.contains(parsing.BLANK_TEXT)).to_list()
         # What each rule needs of a value, for every field's distinct values in one parallel query.
         names = list(self.values)
         self.tables = dict(zip(names, pl.collect_all([_per_value(schema.field(n), self.values[n]) for n in names]), strict=True))
@@ -412,7 +413,7 @@ class _Distinct:
         return name in self.values
 
     def text(self, name: str) -> pl.Expr:
-        """The field's text: raw, null where blank (whitespace only)."""
+        """The field's text: raw, null where blank (white space and invisible characters only)."""
         raw = pl.col(self.sources[name])
         blanks = self.blanks[name]
         return pl.when(raw.is_in(blanks)).then(None).otherwise(raw) if blanks else raw
