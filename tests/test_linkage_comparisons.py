@@ -236,3 +236,13 @@ def test_both_jaro_winkler_kernels_agree():
     small = comparisons._rapidfuzz_pairwise(left, right)
     np.testing.assert_array_equal(big, small)
     np.testing.assert_array_equal(comparisons.jaro_winkler_kernel(left[:100], right[:100]), small[:100])
+
+
+def test_both_edit_distance_kernels_agree():
+    from tfkit.linkage.comparisons import SMALL_KERNEL_CALL, edit_distance_kernel
+
+    left = ["E17 5LA", "2000", "3212", "ABCDEFG", "A", ""] * (SMALL_KERNEL_CALL // 6 + 1)
+    right = ["E11 5LA", "2000", "3221", "ABCDEXY", "XYZ", "Q"] * (SMALL_KERNEL_CALL // 6 + 1)
+    big = edit_distance_kernel(pl.Series(left), pl.Series(right))
+    small = edit_distance_kernel(pl.Series(left[:6]), pl.Series(right[:6]))
+    assert big[:6].tolist() == small.tolist() == [1, 0, 1, 2, 2, 1]

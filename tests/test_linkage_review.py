@@ -80,12 +80,12 @@ def test_clean_source_never_holds_two_records_in_one_cluster():
 def test_decisions_force_links_and_non_links():
     prepared = _prepared([0, 0, 1, 1, 2])
     pairs = _pairs([(2, 0, 10.0), (3, 1, 9.0)])
-    decisions = pl.DataFrame({"source_l": ["police", "cohort"], "record_id_l": ["r2", "r1"],
-                              "source_r": ["cohort", "school"], "record_id_r": ["r0", "r4"],
-                              "decision": ["reject", "accept"]})
+    decisions = pl.DataFrame({"source_l": ["police", "cohort", "cohort"], "record_id_l": ["r2", "r1", "r9"],
+                              "source_r": ["cohort", "school", "school"], "record_id_r": ["r0", "r4", "r4"],
+                              "decision": ["reject", "accept", "accept"]})
     links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",), decisions=decisions)
     assert _groups(links, 5) == [{0}, {1, 3, 4}, {2}]
-    assert (stats.forced_links, stats.forced_non_links) == (1, 1)
+    assert (stats.forced_links, stats.forced_non_links, stats.decisions_unmatched) == (1, 1, 1)
 
 
 def test_rejected_pair_with_a_clean_record_stays_apart_through_other_records():
@@ -178,10 +178,8 @@ def test_review_table_side_by_side_in_words(frames):
     row = table.row(0, named=True)
     assert row["forename standardised (left)"] is None or row["forename standardised (left)"].isupper()
     levels = set(table["dob level"].drop_nulls())
-    from tfkit.linkage import LinkageModel
-
-    dob = next(c for c in LinkageModel.default().comparisons if c.name == "dob")
-    assert levels <= {*dob.labels, "missing (no evidence)"}
+    dob = next(c for c in result.model.comparisons if c.name == "dob")
+    assert levels <= {*dob.labels, "missing (no evidence)"} and "exact" in levels
     assert all(";" in r or "(" in r for r in table["main reasons"])
     assert table["match_probability"].is_sorted(descending=True)
 
@@ -197,8 +195,13 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         folder = out / "review"
         assert _mode(folder) == 0o700
         assert _mode(folder / "review.csv") == 0o600 and _mode(folder / "review.xlsx") == 0o600
-        read_back = pl.read_excel(folder / "review.xlsx")
+        read_back = pl.read_excel(folder / "review.xlsx", sheet_name="review")
         assert "forename (left)" in read_back.columns and read_back.height > 1
+        from openpyxl import load_workbook
+
+        book = load_workbook(folder / "review.xlsx")
+        assert book.sheetnames == ["review", "how to"] and "tfkit review apply" in book["how to"]["A4"].value
+        assert book["review"].data_validations.dataValidation[0].formula1 == '"accept,reject"'
         rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
         rows[0]["decision"] = "accept"
         rows[1]["decision"] = " Reject "
@@ -239,7 +242,7 @@ def test_review_file_neutralises_formulas(tmp_path, frames):
     paths = write_review_files(table.with_columns(pl.lit("=1+1").alias("forename (left)")), tmp_path / "r")
     text = paths[0].read_text(encoding="utf-8-sig")
     assert "'=1+1" in text and ",=1+1" not in text
-    assert pl.read_excel(paths[1])["forename (left)"][0] == "'=1+1"
+    assert pl.read_excel(paths[1], sheet_name="review")["forename (left)"][0] == "'=1+1"
 
 
 def test_bad_decision_is_a_clear_exit_2(tmp_path):
@@ -253,6 +256,23 @@ def test_bad_decision_is_a_clear_exit_2(tmp_path):
     assert r.exit_code == 2 and "not a tfkit review file" in r.output
     r = runner.invoke(app, ["review", "apply", str(path)])
     assert r.exit_code == 2 and "--out" in r.output
+
+
+def test_decisions_from_the_filled_in_workbook(tmp_path, frames):
+    from openpyxl import load_workbook
+
+    from tfkit.linkage.review import write_review_files
+
+    result = link(frames, small_model(), review_lower=0.05, clean=("cohort",))
+    xlsx = write_review_files(review_table(result), tmp_path / "r")[1]
+    book = load_workbook(xlsx)
+    sheet = book["review"]
+    sheet["B2"], sheet["B3"] = "Accept", "reject"  # column B: decision
+    book.save(xlsx)
+    decided = read_decisions(xlsx)
+    assert decided["decision"].to_list() == ["accept", "reject"]
+    table = review_table(result)
+    assert decided.select("record_id_l").to_series().to_list() == table["record_id_l"].head(2).to_list()
 
 
 def test_decision_values_read_back_unescaped(tmp_path):

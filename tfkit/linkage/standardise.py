@@ -342,8 +342,10 @@ def _prepare_field(raw: pl.DataFrame, column: str, kind: str, prepared: Prepared
         ).with_columns(
             # A blocking key for "near the same address": the UK sector, else the whole text.
             pl.coalesce(f"{column}_sector", column).alias(f"{column}_block"),
-            # The characters in order: the same for a postcode keyed with two characters swapped.
-            pl.col(column).str.replace_all(" ", "").str.split("").list.sort().list.join("").alias(f"{column}_sorted"),
+            # A postcode that is not a UK one, its characters in order: the same when two were
+            # swapped in keying (a UK postcode's near neighbours are found by its sector instead).
+            pl.when(pl.col(f"{column}_sector").is_null())
+            .then(pl.col(column).str.split("").list.sort().list.join("")).alias(f"{column}_sorted"),
         )
         _coded_columns(prepared, out, cleaned, index, tf_columns=(column,))
     elif kind == "category":
