@@ -229,7 +229,7 @@ def _disclosure_settings(d: tomlfile.Table) -> dict[str, Any]:
     return settings
 
 
-def _linkage_clean(linkage: "_Reader", names: list[str]) -> tuple[str, ...]:
+def _linkage_clean(linkage: tomlfile.Table, names: list[str]) -> tuple[str, ...]:
     """[linkage] clean: sources with one record per person; the cohort (first source) by default."""
     clean = linkage.get("clean", list, names[:1], hint=f'e.g. clean = ["{names[0]}"]')
     if not all(isinstance(c, str) for c in clean):

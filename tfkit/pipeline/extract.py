@@ -124,14 +124,12 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        staged = _stage_quarantine(run)            # raw rows written (private) before the package...
+        _write_la_internal(run)                    # 8
         try:
-            published = _package(run, master, signing_key, run_sha256, force)  # 8
+            published = _package(run, master, signing_key, run_sha256, force)  # 9
         except BaseException:
-            for path in staged.values():           # ...and removed if it is not published
-                path.unlink(missing_ok=True)
+            _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
             raise
-        _write_la_internal(run, staged)            # 9
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
@@ -157,12 +155,12 @@ class _Run:
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
     review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
-    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
 
     @property
     def timings(self) -> dict[str, float]:
@@ -323,33 +321,21 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
         return write_package(request)
 
 
-def _stage_quarantine(run: _Run) -> dict[str, Path]:
-    """Before the package: each source's quarantine rows written to a hidden staged file beside its
-    final name (a full disk fails the run before anything is published). Returns source -> staged file."""
-    staged = {}
-    for src in run.sources:
-        rows = run.staged_quarantine.pop(src.source)
-        final = run.config.quarantine_dir / run.config.package_name / f"{src.source}.quarantine.csv"
-        if rows.height:
-            private_folder(run.config.quarantine_dir)
-            staged[src.source] = write_quarantine_csv(rows, final.with_name(f".{final.name}.staged"))
-        else:
-            final.unlink(missing_ok=True)
-    return staged
-
-
-def _write_la_internal(run: _Run, staged: dict[str, Path]) -> None:
-    """9. Once the package is published: the staged quarantine files renamed into place, and the
-    clerical-review files (raw values, LA-internal, 0600 in a 0700 folder), which retention
-    destroys with the package. A run that fails before this leaves no raw rows behind (or records
-    them in the ledger)."""
+def _write_la_internal(run: _Run) -> None:
+    """8. The quarantine files and the clerical-review files (raw values, LA-internal, 0600 in a
+    0700 folder), written before the package so a full disk fails the run, not the record of its
+    rows; retention destroys them with the package. If packaging then fails they are removed."""
     config = run.config
     for src in run.sources:
-        if src.source in staged:
-            src.quarantine_file = staged[src.source].replace(staged[src.source].with_name(
-                staged[src.source].name.removeprefix(".").removesuffix(".staged")))
+        src.quarantine_file = _write_quarantine(config, src.source, run.staged_quarantine.pop(src.source))
     if run.linkage:  # without withdrawn people, as the quarantine files are
         run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+
+
+def _remove_la_internal(run: _Run) -> None:
+    for path in [s.quarantine_file for s in run.sources] + list(run.review_files):
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
 
 
 def _timer(timings: dict[str, float], progress=None):
