@@ -214,7 +214,7 @@ def _assert_link_engines_agree(spark, frames, tmp_path, **kw):
 
 def test_link_spark_equals_polars_on_generated_data(spark, tmp_path):
     from tfkit.demo import generate_frames
-    from tfkit.linkage.demo_frames import cohort_and_partners
+    from tests.fixtures.demo_frames import cohort_and_partners
 
     frames = cohort_and_partners(generate_frames(400, seed=5), n_right=500, seed=0)
     frames = {k: v.drop("person_key") for k, v in frames.items()}
@@ -247,7 +247,7 @@ def test_link_spark_equals_polars_on_febrl4(spark, tmp_path):
 
 def test_link_cli_spark_writes_the_polars_outputs(spark, tmp_path):
     from tfkit.demo import generate_frames
-    from tfkit.linkage.demo_frames import cohort_and_partners
+    from tests.fixtures.demo_frames import cohort_and_partners
 
     frames = cohort_and_partners(generate_frames(200, seed=8), n_right=250, seed=0)
     paths = []

@@ -8,6 +8,8 @@ import json
 import polars as pl
 import pytest
 
+from tests.fixtures.contract import pandera_schema
+
 from tfkit.io import SOURCE_LINE, read_table
 from tfkit.schemas import load_schema, validate
 from tfkit.validation import REPORT_FORMAT
@@ -50,7 +52,7 @@ def test_clean_row_is_typed_and_normalised(tmp_path):
         "problem_health": False, "intervention_status": "in_progress", "intervention_start": dt.date(2016, 4, 1),
         "intervention_end": None, "comparison_group": False, SOURCE_LINE: 2,
     }
-    NIS.pandera_schema().validate(result.valid)  # the full pandera contract, values included
+    pandera_schema(NIS).validate(result.valid)  # the full pandera contract, values included
 
 
 RULE_CASES = [

@@ -11,7 +11,7 @@ Public API (stable; other stages call these):
 
 Schema: .name .title .version .fields (tuple[Field]) .rules .field(name) .field_names
         .headline_problems (Boolean flag fields) .group(name) .identifier_fields {field: kind}
-        .personal_fields .polars_schema .pandera_schema() .to_dict()
+        .personal_fields .polars_schema .to_dict()
 ValidationResult: .valid (typed DataFrame + _source_line) .quarantine (raw text + _source_line +
         _reasons) .report (tfkit.validation.ValidationReport) .schema .write(dir, stem=None)
 """

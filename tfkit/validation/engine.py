@@ -780,16 +780,9 @@ def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema
     return tuple(sorted(problems, key=lambda p: (p.severity != "error", order.get(p.field or "", len(order)))))
 
 
-def _check_contract(valid: pl.DataFrame, schema: Schema) -> None:
-    """The typed frame must match the schema's pandera contract (columns, order, dtypes); a
-    mismatch is a tfkit bug. Validated as a LazyFrame, pandera checks the schema, not every value:
-    the value rules are the checks above, and running them twice would double the cost."""
-    schema.pandera_schema().validate(valid.lazy(), lazy=True)
-
-
 def _check_dtypes(valid: pl.DataFrame, schema: Schema) -> None:
-    """Cheap run-time form of the contract (pandera's import alone costs a second per run; the
-    tests hold every built-in schema's output to the full pandera contract)."""
+    """The typed frame's columns and dtypes, checked on every run (the tests also hold every
+    built-in schema's output to a full pandera contract: tests/fixtures/contract.py)."""
     expected = pl.Schema({**schema.polars_schema, SOURCE_LINE: pl.Int64()})
     if valid.schema != expected:
         raise AssertionError(f"validated frame does not match schema {schema.name}: {valid.schema} != {expected}")
