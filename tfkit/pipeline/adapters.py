@@ -198,24 +198,22 @@ def linked_person_pseudonym(key, project: str, la_code: str, linked: pl.Series) 
 # --------------------------------------------------------------------------- disclosure and the run report
 
 
-def disclosure_check(table: pl.DataFrame, policy: str, settings: dict[str, Any] | None = None
-                     ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """k-anonymity check (and generalisation when policy = generalise). Returns (table, summary).
-    `settings`: the config's k, quasi_identifiers, sensitive, l and max_suppression, where given."""
+def disclosure_check(table: pl.DataFrame, settings) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """k-anonymity check (and generalisation when the policy is generalise) by the config's
+    `DisclosureSettings`. Returns (table, summary); policy fail raises DisclosureRiskTooHigh (exit 1)."""
     from tfkit.disclosure import apply_policy
-
-    # policy "fail" raises DisclosureRiskTooHigh (exit 1)
     from tfkit.disclosure.verification import published_summary
 
-    published, outcome = apply_policy(table, policy, **(settings or {}))
-    return published, {**outcome.to_dict(), "published": published_summary(policy, outcome.after, outcome.l)}
+    published, outcome = apply_policy(table, settings.policy, **settings.keywords())
+    return published, {**outcome.to_dict(), "published": published_summary(settings.policy, outcome.after, outcome.l)}
 
 
-def render_report(path: Path, context: dict[str, Any]) -> Path:
-    """report.html beside the package (tfkit.report: one self-contained page, every value escaped)."""
+def render_report(path: Path, report) -> Path:
+    """report.html beside the package (a tfkit.report.RunReport: one self-contained page, every
+    value escaped)."""
     from tfkit.report import write_run_report
 
-    return write_run_report(path, context)
+    return write_run_report(path, report)
 
 
 # --------------------------------------------------------------------------- demo data

@@ -39,6 +39,7 @@ from tfkit.package.signing import load_signing_key, public_key_fingerprint, publ
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
+from tfkit.report.render import RunReport
 from tfkit.validation import ledger
 from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 
@@ -287,7 +288,7 @@ def _disclosure(run: _Run) -> None:
     before = run.tables["person"].height
     with run.timer("disclosure"):
         run.tables["person"], run.disclosure = adapters.disclosure_check(
-            run.tables["person"], run.config.disclosure_policy, run.config.disclosure_settings)
+            run.tables["person"], run.config.disclosure)
     if run.tables["person"].height != before:  # suppression nulls values; it must never drop rows
         raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {run.tables['person'].height}")
 
@@ -312,10 +313,10 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
                       "inputs": [{"source": r.input.source, "sha256": r.input.sha256, "rows": r.input.rows}
                                  for r in run.sources]},
         table_metadata=run.footers, bagging_date=run.now.date(), force=force,
-        render_report=lambda path, manifest: adapters.render_report(path, {
-            "package": config.package_name, "manifest": manifest,
-            "validation": {r.source: r.validation for r in run.sources}, "disclosure": run.disclosure,
-            "linkage": run.linkage_summary, "consent_unmatched": run.gone.unmatched}),
+        render_report=lambda path, manifest: adapters.render_report(path, RunReport(
+            package=config.package_name, manifest=manifest,
+            validation={r.source: r.validation for r in run.sources}, disclosure=run.disclosure,
+            linkage=run.linkage_summary, consent_unmatched=run.gone.unmatched)),
     )
     with run.timer("package"):
         return write_package(request)
