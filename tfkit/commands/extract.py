@@ -320,7 +320,7 @@ def retention_list(
 
     root_path, _ = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
-    quarantines = ledger.due(root_path)  # raw rows that failed runs had to leave behind
+    quarantines = ledger.due(root_path)  # raw rows that failed runs left behind
 
     def render(con: "Console") -> None:
         if not due:
@@ -333,9 +333,9 @@ def retention_list(
             con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
-          "unverifiable": [p.to_dict() for p in unverifiable],
-          "quarantine_due": [q.to_dict() for q in quarantines]}, json_out, event="retention_listed",
-         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
+          "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
+         json_out, event="retention_listed", render=render,
+         log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)})
 
 
 @retention_app.command("purge")
@@ -384,21 +384,6 @@ def retention_purge(
         with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
             purged += purge([entry], audit_log, cfg.signing_key, cfg.quarantine_dir)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
-
-
-def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
-    """The quarantine ledger's due folders (raw rows of failed runs), deleted with --yes or on confirmation."""
-    from tfkit.validation import ledger
-
-    quarantines = ledger.due(root_path)
-    if quarantines and not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
-                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
-        if not typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
-            return
-    for q in ledger.purge_due(root_path, audit_log, signing_key) if quarantines else []:
-        console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
 
 
 def register(app: typer.Typer) -> None:
