@@ -387,8 +387,7 @@ def retention_purge(
 
 
 def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
-    """The quarantine ledger's due folders (raw rows of failed runs), deleted with --yes or on
-    confirmation, each with a signed audit entry (tfkit.validation.ledger)."""
+    """The quarantine ledger's due folders (raw rows of failed runs), deleted with --yes or on confirmation."""
     from tfkit.validation import ledger
 
     quarantines = ledger.due(root_path)
