@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,13 +100,14 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
 
 @contextlib.contextmanager
 def _progress(description: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """An advance callback for `console.progress()`'s bar; None when stderr is not a terminal, where
-    no bar can show: then rich (~40 ms and ~2 MiB to import) is not loaded by library use at all."""
-    if not sys.stderr.isatty():
-        yield None
-        return
+    """An advance callback for `console.progress()`'s bar; None where no bar shows (off a terminal,
+    --quiet, JSON logs: console.interactive() decides, for every command alike), so rich is not loaded
+    and no callback runs per batch."""
     from tfkit import console
 
+    if not console.interactive():
+        yield None
+        return
     with console.progress() as bar:
         task = bar.add_task(description, total=total)
         yield lambda k: bar.advance(task, k)
