@@ -355,7 +355,6 @@ def retention_purge(
       tfkit retention purge --config tfkit.toml --yes    # from cron
     """
     from tfkit.config import load_config
-    from tfkit.package.publish import output_lock
     from tfkit.package.retention import due_packages, purge
 
     if config is None:
@@ -371,19 +370,21 @@ def retention_purge(
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return
-    names = ", ".join(p.path.name for p in due)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{len(due)} package(s) due for destruction; refusing to delete without --yes "
-                             "when not at a terminal", hint="rerun with --yes")
-        if not typer.confirm(f"Delete {len(due)} package(s): {names}?"):
-            console.log("retention", "nothing deleted")
-            return
-    purged = []
-    for entry in due:
-        with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
-            purged += purge([entry], audit_log, cfg.signing_key, cfg.quarantine_dir)
+    if not _confirmed(yes, f"{len(due)} package(s) due for destruction", f"Delete {len(due)} package(s): "
+                      + ", ".join(p.path.name for p in due) + "?"):
+        console.log("retention", "nothing deleted")
+        return
+    purged = purge(due, audit_log, cfg.signing_key, cfg.quarantine_dir)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
+
+
+def _confirmed(yes: bool, what: str, question: str) -> bool:
+    """--yes, or a person's yes at a terminal; never a prompt in cron (exit 2 instead)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what}; refusing to delete without --yes when not at a terminal", hint="rerun with --yes")
+    return typer.confirm(question)
 
 
 def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
@@ -391,13 +392,10 @@ def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key:
     from tfkit.validation import ledger
 
     quarantines = ledger.due(root_path)
-    if quarantines and not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
-                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
-        if not typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
-            return
-    for q in ledger.purge_due(root_path, audit_log, signing_key) if quarantines else []:
+    if not quarantines or not _confirmed(yes, f"{len(quarantines)} quarantine folder(s) of failed runs due for "
+                                              "destruction", f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
+        return
+    for q in ledger.purge_due(root_path, audit_log, signing_key):
         console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
 
 
