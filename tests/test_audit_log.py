@@ -213,3 +213,22 @@ def test_cli_audit_verify_and_show(log, keys, tmp_path):
     for command in ("verify", "show"):
         missing = runner.invoke(app, ["audit", command, str(tmp_path / "nope.jsonl")])
         assert missing.exit_code == 2, missing.output
+
+
+def test_run_killed_between_entry_and_checkpoint_is_recovered(log, keys):
+    entries = lines_of(log)
+    last = json.loads(entries[-1])
+    forged_next = {"seq": 5, "time": last["time"], "event": "extract", "package": "P5", "prev": last["hash"]}
+    # what pending() leaves when killed after appending: the .next checkpoint and the entry, no swap
+    nxt = audit.append(log.with_name("scratch.jsonl"), "x", keys[0])  # (only to build a signed entry below)
+    del nxt
+    import base64
+    forged_next["signer"] = last["signer"]
+    forged_next["hash"] = audit.entry_hash(forged_next)
+    forged_next["sig"] = base64.b64encode(keys[0].sign(forged_next["hash"].encode())).decode()
+    audit._write_checkpoint(log, 5, forged_next["hash"], keys[0], audit.next_checkpoint_path(log))
+    write_lines(log, entries + [json.dumps(forged_next, sort_keys=True)])
+    assert audit.verify_log(log, public_key=keys[1]).ok  # a crash, told apart from a truncation
+    audit.append(log, "extract", keys[0], package="P6")  # promotes .next, then appends
+    assert audit.read_checkpoint(log)["entries"] == 6 and not audit.next_checkpoint_path(log).exists()
+    assert audit.verify_log(log, public_key=keys[1]).ok

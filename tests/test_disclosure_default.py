@@ -25,9 +25,9 @@ def test_init_writes_generalise_and_it_is_the_default(tmp_path):
     path = tmp_path / "tfkit.toml"
     assert CliRunner().invoke(app, ["init", str(path)]).exit_code == 0
     assert 'policy = "generalise"' in path.read_text()
-    assert load_config(path).disclosure_policy == "generalise"
+    assert load_config(path).disclosure.policy == "generalise"
     path.write_text(path.read_text().replace('policy = "generalise"', "# no policy"))
-    assert load_config(path).disclosure_policy == "generalise"
+    assert load_config(path).disclosure.policy == "generalise"
 
 
 def test_warn_policy_failure_is_plain_in_summary_report_and_verify(config):  # noqa: F811

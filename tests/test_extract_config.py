@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tfkit.config import STARTER_CONFIG, load_config
+from tfkit.disclosure.settings import DisclosureSettings
 from tfkit.errors import ConfigError, UsageError
 
 BASE = '''
@@ -76,7 +77,7 @@ def test_starter_config_loads(tmp_path):
 
 
 def test_disclosure_settings(tmp_path):
-    assert load(tmp_path, BASE).disclosure_settings == {}
+    assert load(tmp_path, BASE).disclosure == DisclosureSettings()
     cfg = load(tmp_path, BASE + """
 [disclosure]
 policy = "generalise"
@@ -86,6 +87,5 @@ sensitive = "problem_health"
 l = 2
 max_suppression = 0.1
 """)
-    assert cfg.disclosure_policy == "generalise"
-    assert cfg.disclosure_settings == {"k": 5, "quasi_identifiers": ("dob_year", "sex"), "sensitive": "problem_health",
-                                       "l": 2, "max_suppression": 0.1}
+    assert cfg.disclosure == DisclosureSettings(policy="generalise", k=5, quasi_identifiers=("dob_year", "sex"),
+                                                sensitive="problem_health", l=2, max_suppression=0.1)

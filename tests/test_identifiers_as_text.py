@@ -42,7 +42,7 @@ def test_integer_identifier_columns_read_as_decimal_text(tmp_path):
     assert raw.frame["Person ID"].to_list() == [str(GOOD["Person ID"])]
     assert raw.frame["NHS Number"].to_list() == [GOOD["NHS Number"]]
     assert not raw.float_columns
-    checked = adapters.validate_source(raw, adapters.load_source_schema("nis"))
+    checked = adapters.read_validated(path, None, adapters.load_source_schema("nis"))
     assert checked.valid["person_id"].to_list() == [GOOD["Person ID"]]
 
 

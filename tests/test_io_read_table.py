@@ -151,7 +151,7 @@ def test_bad_files_raise_one_clear_error_naming_the_file(tmp_path, case):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(InputFileError, match="file not found"):
         read_table(tmp_path / "nope.csv")
-    with pytest.raises(InputFileError, match="directory"):
+    with pytest.raises(InputFileError, match="is a folder"):
         read_table(tmp_path)
 
 

@@ -79,6 +79,8 @@ def test_weights_running_the_wrong_way_are_warned(result):
         assert any(w["comparison"] == "dob" and w["closer"] == "exact" for w in found)
         page = render_report(result.linker, result.scored, threshold=result.threshold)
         assert "less than the looser" in page and "WARNING" in page
+        dob_section = page.split("<h3>dob", 1)[1].split("<h3>", 1)[0]
+        assert dob_section.count("(weighs more than a closer level)") >= 1 and 'class="bad"' in dob_section
     finally:
         model.m.update(saved)
 

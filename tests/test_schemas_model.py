@@ -6,6 +6,8 @@ import string
 
 import polars as pl
 import pytest
+
+from tests.fixtures.contract import pandera_schema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,7 +103,7 @@ def test_pandera_contract_describes_each_builtin_output_frame():
     for schema in list_schemas():
         frame = pl.DataFrame({f.name: pl.Series([], dtype=f.dtype) for f in schema.fields}).with_columns(
             pl.lit(None, dtype=pl.Int64).alias(SOURCE_LINE))
-        schema.pandera_schema().validate(frame)
+        pandera_schema(schema).validate(frame)
 
 
 BAD_SCHEMAS = {

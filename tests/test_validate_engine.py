@@ -8,6 +8,8 @@ import json
 import polars as pl
 import pytest
 
+from tests.fixtures.contract import pandera_schema
+
 from tfkit.io import SOURCE_LINE, read_table
 from tfkit.schemas import load_schema, validate
 from tfkit.validation import REPORT_FORMAT
@@ -50,7 +52,7 @@ def test_clean_row_is_typed_and_normalised(tmp_path):
         "problem_health": False, "intervention_status": "in_progress", "intervention_start": dt.date(2016, 4, 1),
         "intervention_end": None, "comparison_group": False, SOURCE_LINE: 2,
     }
-    NIS.pandera_schema().validate(result.valid)  # the full pandera contract, values included
+    pandera_schema(NIS).validate(result.valid)  # the full pandera contract, values included
 
 
 RULE_CASES = [
@@ -250,7 +252,7 @@ def test_few_value_and_many_value_paths_agree(tmp_path, monkeypatch):
     (_Distinct.FEW = 0) must give the same report, quarantine and typed rows."""
     from tfkit.demo import write_demo
     from tfkit.schemas import code_columns
-    from tfkit.schemas.engine import _Distinct
+    from tfkit.validation.engine import _Distinct
 
     paths = write_demo(tmp_path / "demo", n_people=1500, seed=9, force=True)
     frame = pl.read_csv(paths["cohort"], infer_schema=False)

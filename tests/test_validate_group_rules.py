@@ -9,7 +9,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfkit.schemas.engine import _repeated, _several_families, _too_few_problems, _v
+from tfkit.validation.engine import _repeated, _several_families, _too_few_problems, _v
 
 VALUES = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "ab", "ba", ""]))
 

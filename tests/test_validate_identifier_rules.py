@@ -18,7 +18,7 @@ from stdnum.gb import upn as stdnum_upn
 
 from tfkit import identifiers
 from tfkit.io import SOURCE_LINE, RawTable
-from tfkit.schemas import engine
+from tfkit.validation import engine
 from tfkit.schemas.model import Field, Schema
 
 KINDS = ("nino", "upn", "nhs_number")

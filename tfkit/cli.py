@@ -22,7 +22,7 @@ from typer.exceptions import TyperException
 
 from tfkit import __version__, console
 from tfkit.commands import options  # noqa: F401  (how every command's help shows its parameters)
-from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError
+from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError, os_error_of
 
 
 # Each command's area module (tfkit/commands/<area>.py), in --help order. An area is imported when
@@ -92,15 +92,20 @@ class TfkitGroup(TyperGroup):
             console.log("interrupted", "interrupted", level="error")
             raise typer.Exit(130) from None
         except OSError as err:
-            if err.filename is None or os.environ.get("TFKIT_DEBUG"):
+            if os.environ.get("TFKIT_DEBUG"):
                 raise
             # The file system refused a path the user gave (a folder where a file goes, a missing
-            # or read-only folder, a full disk): the user must fix the path; it is not a tfkit bug.
-            report_error(_os_error(err))
+            # or read-only folder, a full disk, an I/O error): the user must fix the path or the
+            # machine; it is not a tfkit bug. tfkit's writers name the output (errors.writing).
+            report_error(_os_error(os_error_of(err) or err))
             raise typer.Exit(EXIT_USAGE) from None
         except Exception as err:  # a bug in tfkit, not a user mistake
             if os.environ.get("TFKIT_DEBUG"):
                 raise
+            if (os_err := os_error_of(err)) is not None and os_err.errno in _OS_HINTS:
+                # polars reports a full disk as ComputeError("... (os error 28)"): the machine, not tfkit
+                report_error(_os_error(os_err))
+                raise typer.Exit(EXIT_USAGE) from None
             # Not the exception's text: polars and pyarrow messages quote data values (identifiers).
             where = _tfkit_frame(err)
             console.log(
@@ -138,14 +143,20 @@ _OS_HINTS = {
     errno.EPERM: "this user may not write there: fix the permissions or choose another path",
     errno.EROFS: "the file system is read-only: choose another path",
     errno.ENOSPC: "the disk is full: free some space and rerun",
+    errno.EDQUOT: "the disk quota is used up: free some space and rerun",
+    errno.EIO: "the disk or network share failed to read or write: check it, then rerun",
+    errno.EFBIG: "the file is too large for this file system: choose another output folder",
 }
 
 
 def _os_error(err: OSError) -> UsageError:
     # For a rename, filename is tfkit's temporary file and filename2 the path the user gave.
     target = err.filename2 if err.filename2 is not None else err.filename
-    return UsageError(err.strerror or type(err).__name__, file=str(target),
-                      hint=_OS_HINTS.get(err.errno, "check the path and its permissions"))
+    reason = err.strerror or (os.strerror(err.errno) if err.errno else "the operating system refused it")
+    if target is None:  # an error from a library that names no file: say what it was, still exit 2
+        return UsageError(f"{reason} (while reading or writing a file; the library did not say which)",
+                          hint=_OS_HINTS.get(err.errno, "check the output folder, its free space and permissions"))
+    return UsageError(reason, file=str(target), hint=_OS_HINTS.get(err.errno, "check the path and its permissions"))
 
 
 def report_error(err: TfkitError) -> None:

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from tfkit import tomlfile
+from tfkit.disclosure.settings import DEFAULT_POLICY, DisclosureSettings
+from tfkit.disclosure.settings import POLICIES as DISCLOSURE_POLICIES
 from tfkit.engine import EngineSettings, engine_from_table
 from tfkit.errors import ConfigError, UsageError
 
 RETURNS = ("nis", "fpd")
 PERIOD_RE = re.compile(r"^20[0-9]{2}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?$")  # 2000-2099: 0000 or 2109 is a typo
 LA_CODE_RE = re.compile(r"^[ENSW][0-9]{8}$")
-DISCLOSURE_POLICIES = ("warn", "fail", "generalise")
 DEFAULT_RETENTION_DAYS = 5 * 365 + 1
 
 
@@ -55,9 +56,7 @@ class Config:
     linkage_model: Path | None = None  # None: tfkit.linkage's default model
     # Sources holding one record per person ([linkage] clean; default: the first source, the cohort)
     linkage_clean: tuple[str, ...] = ()
-    disclosure_policy: str = "generalise"
-    # k-anonymity / l-diversity settings for the person table (tfkit.disclosure.apply_policy's keywords)
-    disclosure_settings: dict[str, Any] = field(default_factory=dict)
+    disclosure: DisclosureSettings = field(default_factory=DisclosureSettings)  # [disclosure]
     consent_unmatched: str = "warn"  # "fail": withdrawal-list entries that match nothing stop the run
     demo: bool = False
     engine: EngineSettings = field(default_factory=EngineSettings)  # [engine]: polars, or Spark and its master
@@ -116,13 +115,57 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         raise r.fail("return", f"unknown return {return_type!r}", f"use one of: {', '.join(RETURNS)}")
     period = r.get("period", str)
     _check_period(period, file, "period")
+    sources = _sources(r, base)
+    pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
+    consent = r.table("consent", {"withdrawals", "unmatched"})
+    unmatched = consent.get("unmatched", str, "warn")
+    if unmatched not in ("warn", "fail"):
+        raise consent.fail("unmatched", f"unknown setting {unmatched!r}", 'use "warn" or "fail"')
+    retention = r.table("retention", {"days"})
+    days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
+    if days < 1:
+        raise retention.fail("days", "retention must be at least 1 day")
+    root, quarantine, audit_log = _output(r.table("output", {"root", "quarantine_dir", "audit_log"}), base)
+    linkage = r.table("linkage", {"enabled", "model", "clean"})
+    enabled = linkage.get("enabled", bool, "model" in linkage.data)
+    if enabled and len(sources) < 2:
+        raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
+    return Config(
+        path=file,
+        sha256=sha256 or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
+        la_code=la_code,
+        return_type=return_type,
+        period=period,
+        sources=sources,
+        project=pseud.get("project", str, return_type),
+        policy=_file_ref(pseud.get("policy", str, None), base),
+        key_file=pseud.path("key_file", base, None),
+        signing_key=r.table("signing", {"key_file"}).path("key_file", base, None),
+        withdrawals=consent.path("withdrawals", base, None),
+        output_root=root,
+        quarantine_dir=quarantine,
+        audit_log=audit_log,
+        retention_days=days,
+        fail_on_invalid=r.table("validation", {"fail_on_invalid"}).get("fail_on_invalid", bool, False),
+        linkage=enabled,
+        linkage_model=linkage.path("model", base, None),
+        linkage_clean=_linkage_clean(linkage, [s.name for s in sources]),
+        disclosure=_disclosure_settings(
+            r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})),
+        consent_unmatched=unmatched,
+        demo=r.get("demo", bool, False),
+        engine=engine_from_table(data.get("engine", {}), file=file),
+        raw=data,
+    )
 
-    sources_raw = r.tables("sources", default=tomlfile.REQUIRED,
-                           hint="add at least one [[sources]] table with name, path and schema")
-    if not sources_raw:
+
+def _sources(r: tomlfile.Table, base: Path) -> tuple[Source, ...]:
+    """[[sources]]: the first is the return itself (table person); names and tables unique."""
+    items = r.tables("sources", default=tomlfile.REQUIRED, hint="add at least one [[sources]] table with name, path and schema")
+    if not items:
         raise r.fail("sources", "no sources configured", "add at least one [[sources]] table")
     sources, names, tables = [], set(), set()
-    for i, s in enumerate(sources_raw):
+    for i, s in enumerate(items):
         s.unknown({"name", "path", "schema", "table", "encoding", "policy"})
         name = s.get("name", str)
         if name in names:
@@ -137,99 +180,58 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         sources.append(Source(name=name, path=s.path("path", base), schema=_file_ref(s.get("schema", str), base),
                               table=table, encoding=s.get("encoding", str, None),
                               policy=_file_ref(s.get("policy", str, None), base)))
+    return tuple(sources)
 
-    validation = r.table("validation", {"fail_on_invalid"})
-    linkage = r.table("linkage", {"enabled", "model", "clean"})
-    pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
-    signing = r.table("signing", {"key_file"})
-    consent = r.table("consent", {"withdrawals", "unmatched"})
-    unmatched = consent.get("unmatched", str, "warn")
-    if unmatched not in ("warn", "fail"):
-        raise consent.fail("unmatched", f"unknown setting {unmatched!r}", 'use "warn" or "fail"')
-    output = r.table("output", {"root", "quarantine_dir", "audit_log"})
-    retention = r.table("retention", {"days"})
-    disclosure = r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})
 
+def _output(output: tomlfile.Table, base: Path) -> tuple[Path, Path, Path]:
+    """[output]: the package root, the LA-internal quarantine folder (never inside the root) and the
+    audit log (default: <root>/audit.jsonl)."""
     root = output.path("root", base, "packages")
-    days = retention.get("days", int, DEFAULT_RETENTION_DAYS)
-    if days < 1:
-        raise retention.fail("days", "retention must be at least 1 day")
-    disclosure_policy = disclosure.get("policy", str, "generalise")
-    if disclosure_policy not in DISCLOSURE_POLICIES:
-        raise disclosure.fail("policy", f"unknown policy {disclosure_policy!r}",
-                              f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
-    disclosure_settings = _disclosure_settings(disclosure)
-    if linkage.get("enabled", bool, "model" in linkage.data) and len(sources) < 2:
-        raise linkage.fail("enabled", "linkage needs at least two sources", "add partner [[sources]] or remove [linkage]")
-    clean = _linkage_clean(linkage, [s.name for s in sources])
     quarantine = output.path("quarantine_dir", base, "quarantine")
     if _inside(quarantine, root):
         raise output.fail("quarantine_dir", "the quarantine folder holds raw rows and must not be inside the output root",
                           "point it at an LA-internal folder outside output.root")
-    return Config(
-        path=file,
-        sha256=sha256 or hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest(),
-        la_code=la_code,
-        return_type=return_type,
-        period=period,
-        sources=tuple(sources),
-        project=pseud.get("project", str, return_type),
-        policy=_file_ref(pseud.get("policy", str, None), base),
-        key_file=pseud.path("key_file", base, None),
-        signing_key=signing.path("key_file", base, None),
-        withdrawals=consent.path("withdrawals", base, None),
-        output_root=root,
-        quarantine_dir=quarantine,
-        audit_log=output.path("audit_log", base, "") or root / "audit.jsonl",
-        retention_days=days,
-        fail_on_invalid=validation.get("fail_on_invalid", bool, False),
-        linkage=linkage.get("enabled", bool, "model" in linkage.data),
-        linkage_model=linkage.path("model", base, None),
-        linkage_clean=clean,
-        disclosure_policy=disclosure_policy,
-        disclosure_settings=disclosure_settings,
-        consent_unmatched=unmatched,
-        demo=r.get("demo", bool, False),
-        engine=engine_from_table(data.get("engine", {}), file=file),
-        raw=data,
-    )
+    return root, quarantine, output.path("audit_log", base, "") or root / "audit.jsonl"
 
 
-def _disclosure_settings(d: tomlfile.Table) -> dict[str, Any]:
-    """k, quasi_identifiers, sensitive, l and max_suppression from [disclosure], checked; absent keys
-    keep tfkit.disclosure's defaults (k = 10 over year of birth, sex and postcode district)."""
-    settings: dict[str, Any] = {}
-    if "k" in d.data:
+def _disclosure_settings(d: tomlfile.Table) -> DisclosureSettings:
+    """[disclosure], checked; absent keys keep the defaults (policy generalise, k = 10 over year of
+    birth, sex and postcode district)."""
+    policy = d.get("policy", str, DEFAULT_POLICY)
+    if policy not in DISCLOSURE_POLICIES:
+        raise d.fail("policy", f"unknown policy {policy!r}", f"use one of: {', '.join(DISCLOSURE_POLICIES)}")
+    settings: dict[str, Any] = {"policy": policy}
+    if "k" in d:
         settings["k"] = d.get("k", int)
         if settings["k"] < 2:
             raise d.fail("k", "k must be at least 2 (every record shares its quasi-identifiers with k - 1 others)")
-    if "quasi_identifiers" in d.data:
-        qis = d.get("quasi_identifiers", list)
-        if not qis or not all(isinstance(q, str) and q for q in qis) or len(set(qis)) != len(qis):
+    if "quasi_identifiers" in d:
+        qis = d.strings("quasi_identifiers")
+        if not qis or not all(qis) or len(set(qis)) != len(qis):
             raise d.fail("quasi_identifiers", "must be a list of distinct column names",
                          'e.g. quasi_identifiers = ["dob_year", "sex", "postcode_district"]')
-        settings["quasi_identifiers"] = tuple(qis)
-    if "sensitive" in d.data:
+        settings["quasi_identifiers"] = qis
+    if "sensitive" in d:
         sensitive = d.get("sensitive", (str, list))
         names = [sensitive] if isinstance(sensitive, str) else sensitive
         if not names or not all(isinstance(n, str) and n for n in names):
             raise d.fail("sensitive", "must be a column name or a list of them")
         settings["sensitive"] = sensitive if isinstance(sensitive, str) else tuple(sensitive)
-    if "l" in d.data:
+    if "l" in d:
         settings["l"] = d.get("l", int)
         if settings["l"] < 1:
             raise d.fail("l", "l must be at least 1")
         if "sensitive" not in settings:
             raise d.fail("l", "l-diversity needs the sensitive column(s)", 'add sensitive = "..." to [disclosure]')
-    if "max_suppression" in d.data:
+    if "max_suppression" in d:
         share = d.get("max_suppression", (int, float))
-        if isinstance(share, bool) or not 0 <= share <= 1:
+        if not 0 <= share <= 1:
             raise d.fail("max_suppression", "must be a share between 0 and 1, e.g. 0.05")
         settings["max_suppression"] = float(share)
-    return settings
+    return DisclosureSettings(**settings)
 
 
-def _linkage_clean(linkage: "_Reader", names: list[str]) -> tuple[str, ...]:
+def _linkage_clean(linkage: tomlfile.Table, names: list[str]) -> tuple[str, ...]:
     """[linkage] clean: sources with one record per person; the cohort (first source) by default."""
     clean = linkage.get("clean", list, names[:1], hint=f'e.g. clean = ["{names[0]}"]')
     if not all(isinstance(c, str) for c in clean):

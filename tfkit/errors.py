@@ -9,8 +9,12 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 EXIT_OK = 0
 EXIT_DATA = 1
@@ -75,3 +79,33 @@ class DataCheckFailed(TfkitError):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.exit_code = EXIT_DATA
+
+
+# --------------------------------------------------------------------------- OS errors while writing
+
+_ERRNO_IN_TEXT = re.compile(r"(?:os error |\[errno )(\d+)", re.IGNORECASE)
+
+
+def os_error_of(err: BaseException) -> OSError | None:
+    """`err` as an OSError with an errno where one can be read: pyarrow raises OSErrors whose errno
+    is only in the text, and polars raises ComputeError("... (os error 28)") for a full disk."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return err
+    match = _ERRNO_IN_TEXT.search(str(err))
+    if match is None:
+        return err if isinstance(err, OSError) else None
+    number = int(match.group(1))
+    return OSError(number, os.strerror(number), getattr(err, "filename", None))
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Name `path` in any OS error raised while writing it (pyarrow's and polars' errors name no
+    file, and fsync's never do): the CLI then says which output failed (exit 2), not a traceback."""
+    try:
+        yield
+    except Exception as err:
+        os_err = os_error_of(err)
+        if os_err is None or (isinstance(err, OSError) and err.filename is not None):
+            raise
+        raise OSError(os_err.errno, os_err.strerror or str(err), str(path)) from err

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import io
 import mmap
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -112,10 +115,7 @@ def read_table(
             where known, and the fix.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputFileError("file not found", hint="check the path and the file name", file=path)
-    if path.is_dir():
-        raise InputFileError("is a directory, not a file", hint="give the extract file itself", file=path)
+    check_regular_file(path)
     try:
         with path.open("rb") as fh:
             head = fh.read(8)
@@ -136,6 +136,29 @@ def read_table(
             hint="re-export the file, or rename it to .csv if it is text", file=path,
         )
     return _read_csv(path, encoding, codes=codes)
+
+
+_SPECIAL_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+                  stat.S_IFBLK: "a block device"}
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse, before opening it, anything but a regular file (following symlinks): opening a FIFO
+    blocks until a writer comes (a hang), a device never ends, a folder or a symlink loop is no file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise InputFileError("is a symlink loop (the link points, through others, back at itself)",
+                                 hint="point the path at the extract file itself", file=path) from None
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise InputFileError("file not found", hint="check the path and the file name", file=path) from None
+        raise InputFileError(f"cannot be opened: {err.strerror}", hint="check the file's permissions", file=path) from None
+    if stat.S_ISDIR(mode):
+        raise InputFileError("is a folder (a directory), not a file", hint="give the extract file itself", file=path)
+    if not stat.S_ISREG(mode):
+        raise InputFileError(f"is {_SPECIAL_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a file",
+                             hint="save the extract to a file and give that file's path", file=path)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -269,6 +292,10 @@ def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = Fals
         raise InputFileError(f"cannot be read: {err.strerror}", hint="check the file's permissions", file=path) from None
     original = data
     data, used_encoding, detected = _decode(path, data, encoding, defer_utf8_check=not check_utf8_first)
+    if b"\n" not in data and b"\r" in data:  # classic Mac line endings: every CR ends a line
+        if not check_utf8_first and encoding is None:
+            return _read_csv(path, encoding, check_utf8_first=True)  # decoded and checked whole first
+        data = data.replace(b"\r", b"\n")
     # An undetected UTF-8 file is not decoded in Python first (a whole pass over the file): polars'
     # parse of the body rejects invalid UTF-8. Only when the header is ASCII (so every message
     # about it reads the same in any encoding) and the simple parse proves the rest; otherwise the
@@ -544,8 +571,34 @@ def _drop_unnamed_empty_columns(path: Path, frame: pl.DataFrame, header: list[st
 # --------------------------------------------------------------------------- xlsx
 
 
+_XLSX_MAX_INFLATED = 1 << 30  # 1 GiB of XML: far beyond any return (a million rows is ~200 MB)
+_XLSX_MAX_RATIO = 100  # real sheet XML deflates ~10-20:1; a bomb, thousands to one
+_XLSX_RATIO_FLOOR = 16 << 20  # ratios are only judged for members over 16 MB inflated
+
+
+def _check_zip_bomb(path: Path) -> None:
+    """Refuse a workbook whose parts would inflate far beyond their size, before anything inflates them."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a readable zip: the workbook reader says so
+    total = sum(m.file_size for m in members)
+    bombs = [m.filename for m in members
+             if m.file_size > _XLSX_RATIO_FLOOR and m.file_size > _XLSX_MAX_RATIO * max(m.compress_size, 1)]
+    if total > _XLSX_MAX_INFLATED or bombs:
+        raise InputFileError(
+            f"is a workbook that would inflate to {total / (1 << 20):,.0f} MB"
+            + (f" ({bombs[0]} compresses more than {_XLSX_MAX_RATIO}:1)" if bombs else "")
+            + ": refused as a likely zip bomb", hint="open it in Excel and export the sheet as CSV UTF-8", file=path)
+
+
 def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     import fastexcel
+
+    _check_zip_bomb(path)
 
     try:
         reader = fastexcel.read_excel(str(path))
@@ -622,6 +675,13 @@ def _read_parquet(path: Path) -> RawTable:
         col = pl.col(name)
         if dtype == pl.Date:
             text.append(col.dt.strftime("%Y-%m-%d").alias(name))
+        elif dtype == pl.Time:
+            text.append(col.dt.strftime("%H:%M:%S").alias(name))
+        elif isinstance(dtype, pl.Duration):
+            raise InputFileError(
+                f"column {name!r} holds {dtype} values (lengths of time), which tfkit does not read",
+                hint="export the column as text or a number (e.g. days), or leave it out", file=path, column=name,
+            )
         elif dtype.is_temporal():
             text.append(col.dt.strftime("%Y-%m-%d %H:%M:%S").alias(name))
         elif dtype.is_nested() or dtype in (pl.Binary, pl.Object):

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from tfkit.errors import writing
+
 if TYPE_CHECKING:  # pyarrow is imported when a file is written, not at every command's start-up
     import pyarrow as pa
 
@@ -98,7 +100,10 @@ def write_parquet(
                 part = to_arrow(df.slice(offset, ROW_GROUP_SIZE).rechunk())
                 writer.write_table(part.cast(schema), row_group_size=ROW_GROUP_SIZE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, Exception):
+            with writing(path):  # a full disk or I/O error names the output (pyarrow's name no file)
+                raise
         raise
     return path

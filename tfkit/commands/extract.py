@@ -75,6 +75,8 @@ def _render_extract(con: "Console", result) -> None:
     for s in result.sources:
         if s.quarantine_file:
             con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
+    for path in result.review_files:
+        con.print(f"  pairs for clerical review (LA-internal, do not send): {path}", markup=False)
     con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
 
 
@@ -314,8 +316,11 @@ def retention_list(
         return
     from tfkit.package.retention import due_packages
 
+    from tfkit.validation import ledger
+
     root_path, _ = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
+    quarantines = ledger.due(root_path)  # raw rows that failed runs left behind
 
     def render(con: "Console") -> None:
         if not due:
@@ -324,10 +329,13 @@ def retention_list(
             con.print(f"{p.path.name}  destroy_after {p.destroy_after}" + ("  (demo)" if p.demo else ""), markup=False)
         for p in unverifiable:
             con.print(f"{p.path.name}  unverifiable: {p.problem}\n  hint: {p.hint}", markup=False)
+        for q in quarantines:
+            con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
-          "unverifiable": [p.to_dict() for p in unverifiable]}, json_out, event="retention_listed",
-         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
+          "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
+         json_out, event="retention_listed", render=render,
+         log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)})
 
 
 @retention_app.command("purge")
@@ -358,10 +366,8 @@ def retention_purge(
         raise UsageError("no signing key configured: each deletion's audit entry must be signed", file=config,
                          key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
-    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
-    for p in unverifiable:
-        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
-                    f"  hint: {p.hint}", level="warning", package=p.path.name)
+    due, _unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))  # each warned
+    _purge_failed_run_quarantines(root_path, audit_log, cfg.signing_key, yes)
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tfkit.commands.options import JsonOpt, check_json_target, emit, out_option
+from tfkit.commands.options import ConfigOpt, EngineOpt, JsonOpt, check_json_target, emit, out_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,6 +35,8 @@ def link_command(
     clean: Annotated[Optional[list[str]], typer.Option("--clean", metavar="SOURCE", help="A source with one record per person (repeatable; named after its file, e.g. cohort): no cluster holds two of its records, and each other record links to at most one of them.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.", metavar="FILE.html")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, metavar="N", help="Seed for random sampling (same seed, same output bytes).")] = None,
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
     """Link person records across sources (or find duplicates) with a Fellegi-Sunter model.
@@ -47,7 +49,9 @@ def link_command(
       tfkit link cohort.csv police.csv --schema nis --schema police --out linked/
       tfkit link people.csv --mode dedupe --map 'First Name=forename' -o dedupe/ --report dedupe.html
       tfkit link a.csv b.csv -o out/ --truth person_key --json -
+      tfkit link la.parquet national.parquet -o linked/ --engine spark --config tfkit.toml
     """
+    from tfkit.engine import choose_engine
     from tfkit.errors import UsageError
     from tfkit.linkage import LinkageModel, link
     from tfkit.linkage.inputs import parse_map, read_sources
@@ -59,8 +63,23 @@ def link_command(
     if train_on_labels and not truth:
         raise UsageError("--train-on-labels needs --truth COLUMN")
     linkage_model = LinkageModel.load(model)
+    settings = choose_engine(engine, config)
+    if settings.is_spark and (truth or one_to_one or report or clean):
+        raise UsageError("--truth, --train-on-labels, --one-to-one, --clean and --report are for the polars engine",
+                         hint="evaluate and report on a sample with the polars engine; drop them with --engine spark")
     tables = read_sources(sources, schemas=schema, mapping=parse_map(map_), keep=(truth,) if truth else ())
     frames = {t.name: t.frame for t in tables}
+    if settings.is_spark:
+        from tfkit.engine.spark.link import link_job
+
+        summary = link_job(frames, str(out), linkage_model, mode=chosen, threshold=threshold,
+                           review_lower=review_lower, seed=seed, settings=settings)
+        emit(summary, json_out, event="linked", render=lambda con: con.print(
+            f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
+            f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
+            f"wrote {', '.join(summary['outputs'])}", markup=False),
+            log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
+        return
     result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
                   truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed,
                   clean=tuple(clean or ()), decisions=load_decisions(link_review_folder(out) / STORE_NAME))
@@ -99,6 +118,8 @@ def _render(out: "Console", summary: dict) -> None:
     if constraints.get("forced_links") or constraints.get("forced_non_links"):
         table.add_row("review decisions applied", f"{constraints['forced_links']:,} accepted, "
                       f"{constraints['forced_non_links']:,} rejected")
+    if constraints.get("decisions_unmatched"):
+        table.add_row("review decisions naming no record here", f"{constraints['decisions_unmatched']:,}")
     metrics = summary.get("metrics")
     if metrics:
         at, best = metrics["at_threshold"], metrics["best_f1"]

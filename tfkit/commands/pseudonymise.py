@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
-from tfkit.errors import InputFileError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -64,10 +63,9 @@ def pseudonymise_command(
 
 
 def _input_file(path: Path) -> None:
-    if path.is_dir():
-        raise InputFileError("is a folder, not an extract file", file=path, hint="give the extract file itself")
-    if not path.exists():
-        raise InputFileError("file not found", file=path, hint="check the path and the file name")
+    from tfkit.io import check_regular_file
+
+    check_regular_file(path)  # missing, a folder, a FIFO (would hang), a device, a symlink loop
 
 
 def _render_summary(out_console: "Console", summary) -> None:

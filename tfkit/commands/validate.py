@@ -10,9 +10,9 @@ import typer
 from tfkit import console
 from tfkit.commands.options import JsonOpt, check_json_target, emit, wants_text
 from tfkit.errors import DataCheckFailed, InputFileError
-from tfkit.io import read_table
-from tfkit.schemas import Schema, code_columns, list_schemas, load_schema, validate
+from tfkit.schemas import Schema, list_schemas, load_schema
 from tfkit.validation.report import reports_to_dict
+from tfkit.validation.source import read_validated
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,9 +40,10 @@ def validate_command(
       tfkit validate cohort.csv -s my-schema.toml --json report.json
     """
     chosen = load_schema(schema)
+    from tfkit.io import check_regular_file
+
     for path in extracts:  # a typo in the last path should not cost a long run first
-        if not path.exists():
-            raise InputFileError("file not found", hint="check the path and the file name", file=path)
+        check_regular_file(path)  # missing, a folder, a FIFO (would hang), a device, a symlink loop
     check_json_target(json_path, inputs=extracts)
     stems = [p.stem for p in extracts]
     if quarantine is not None and len(set(stems)) != len(stems):
@@ -54,17 +55,15 @@ def validate_command(
     done = []
     # A progress bar at a terminal (reading and checking each file); nothing in cron or with --quiet.
     with console.progress() as bar:
-        task = bar.add_task("validate", total=2 * len(extracts))
+        task = bar.add_task("validate", total=len(extracts))
         for path in extracts:
-            bar.update(task, description=f"reading {path.name}")
-            raw = read_table(path, encoding=encoding, sheet=_sheet(sheet), codes=code_columns(chosen))
-            bar.update(task, advance=1, description=f"checking {path.name}")
+            bar.update(task, description=f"checking {path.name}")
             # the valid rows are only kept to be written with --quarantine
-            result = validate(raw, chosen, show_values=show_values, keep_valid=quarantine is not None)
-            del raw
-            written = result.write(quarantine) if quarantine is not None else ()
-            done.append((path, result.report, written))
-            del result
+            checked = read_validated(path, chosen, encoding=encoding, sheet=_sheet(sheet), show_values=show_values,
+                                     keep_valid=quarantine is not None)
+            written = checked.result.write(quarantine) if quarantine is not None else ()  # 0600 in a 0700 folder
+            done.append((path, checked.report, written))
+            del checked
             bar.update(task, advance=1)
     for path, report, written in done:
         reports.append(report)

@@ -32,9 +32,8 @@ from tfkit.disclosure.hierarchies import (
     resolve,
 )
 from tfkit.disclosure.risk import RiskReport, _as_lazy, _sensitive_list, check, equivalence_classes
+from tfkit.disclosure.settings import POLICIES
 from tfkit.errors import DataCheckFailed, UsageError
-
-POLICIES = ("warn", "fail", "generalise")
 
 
 @dataclass

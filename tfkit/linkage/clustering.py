@@ -88,6 +88,7 @@ class LinkStats:
     links_above_threshold: int = 0
     forced_links: int = 0
     forced_non_links: int = 0
+    decisions_unmatched: int = 0  # decided pairs naming a record this job does not hold (another job's?)
     conflicts_resolved: int = 0  # links above the threshold dropped so clean sources stay clean
     clusters_with_two_clean_records: int = 0  # 0 by design; counted on the output, not assumed
 
@@ -116,18 +117,23 @@ def check_clean_sources(prepared: Prepared, clean: Sequence[str]) -> list[int]:
     return indexes
 
 
-def _pair_keys(prepared: Prepared, decided: pl.DataFrame) -> pl.DataFrame:
-    """Decisions (source_l, record_id_l, source_r, record_id_r, decision) as row positions (rid_l < rid_r)."""
+def _pair_keys(prepared: Prepared, decided: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Decisions (source_l, record_id_l, source_r, record_id_r, decision) as row positions (rid_l <
+    rid_r), and how many decisions name a record this job does not hold."""
     ids = prepared.frame.select(
         "_rid", pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
                                                  return_dtype=pl.String).alias("_s"), "_record_id")
     d = decided.select(pl.col("source_l").cast(pl.String), pl.col("record_id_l").cast(pl.String),
                        pl.col("source_r").cast(pl.String), pl.col("record_id_r").cast(pl.String), "decision")
     d = (d.join(ids.rename({"_s": "source_l", "_record_id": "record_id_l", "_rid": "a"}),
-                on=["source_l", "record_id_l"])
-         .join(ids.rename({"_s": "source_r", "_record_id": "record_id_r", "_rid": "b"}), on=["source_r", "record_id_r"]))
-    return d.select(pl.min_horizontal("a", "b").alias("rid_l"), pl.max_horizontal("a", "b").alias("rid_r"),
-                    "decision").filter(pl.col("rid_l") != pl.col("rid_r")).unique(["rid_l", "rid_r"], keep="last")
+                on=["source_l", "record_id_l"], how="left", maintain_order="left")
+         .join(ids.rename({"_s": "source_r", "_record_id": "record_id_r", "_rid": "b"}),
+               on=["source_r", "record_id_r"], how="left", maintain_order="left"))
+    unmatched = d.filter(pl.col("a").is_null() | pl.col("b").is_null()).select(
+        "source_l", "record_id_l", "source_r", "record_id_r").unique().height
+    keyed = d.drop_nulls(["a", "b"]).select(
+        pl.min_horizontal("a", "b").alias("rid_l"), pl.max_horizontal("a", "b").alias("rid_r"), "decision")
+    return keyed.filter(pl.col("rid_l") != pl.col("rid_r")).unique(["rid_l", "rid_r"], keep="last"), unmatched
 
 
 NO_PAIRS = pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
@@ -138,7 +144,7 @@ def _apply_decisions(links: pl.DataFrame, prepared: Prepared, decisions: pl.Data
     """Links with accepted pairs added and rejected ones removed; and the rejected pairs."""
     if decisions is None or decisions.height == 0:
         return links, NO_PAIRS
-    keyed = _pair_keys(prepared, decisions)
+    keyed, stats.decisions_unmatched = _pair_keys(prepared, decisions)
     reject = keyed.filter(pl.col("decision") == "reject").select("rid_l", "rid_r")
     accept = keyed.filter(pl.col("decision") == "accept").select(
         "rid_l", "rid_r", pl.lit(FORCED_WEIGHT).alias("match_weight"))
@@ -149,22 +155,26 @@ def _apply_decisions(links: pl.DataFrame, prepared: Prepared, decisions: pl.Data
     return pl.concat([kept, accept.cast(kept.schema)]).sort("rid_l", "rid_r"), reject.cast(NO_PAIRS.schema)
 
 
-def _best_towards_clean(edges: pl.DataFrame, clean_mask: np.ndarray) -> pl.DataFrame:
-    """Each record of another source keeps only its heaviest edge towards each clean source."""
+def _best_towards_clean(edges: pl.DataFrame, clean_mask: np.ndarray, sources: np.ndarray) -> pl.DataFrame:
+    """Each record of another source keeps only its heaviest edge towards each clean source (ties:
+    the clean record first in row order)."""
     left, right = edges["rid_l"].to_numpy(), edges["rid_r"].to_numpy()
-    # One row per (record of another source, clean record it links to), both edge directions.
-    directed = pl.concat([
-        edges.filter(pl.Series(~clean_mask[left] & clean_mask[right])).select(
-            pl.col("rid_l").alias("rec"), pl.col("rid_r").alias("to"), pl.col("src_r").alias("to_src"),
-            "rid_l", "rid_r", "match_weight"),
-        edges.filter(pl.Series(clean_mask[left] & ~clean_mask[right])).select(
-            pl.col("rid_r").alias("rec"), pl.col("rid_l").alias("to"), pl.col("src_l").alias("to_src"),
-            "rid_l", "rid_r", "match_weight"),
-    ])
-    losers = (directed.sort(["match_weight", "to"], descending=[True, False])
-              .with_columns(pl.int_range(pl.len()).over("rec", "to_src").alias("_rank"))
-              .filter(pl.col("_rank") > 0).select("rid_l", "rid_r"))
-    return edges.join(losers, on=["rid_l", "rid_r"], how="anti")
+    towards_right = ~clean_mask[left] & clean_mask[right]
+    towards_left = clean_mask[left] & ~clean_mask[right]
+    touching = towards_right | towards_left
+    if not touching.any():
+        return edges
+    # One row per edge towards a clean record: (record, clean record it links to, that one's source).
+    rec = np.where(towards_right, left, right)[touching]
+    to = np.where(towards_right, right, left)[touching]
+    weight = edges["match_weight"].to_numpy()[touching]
+    order = np.lexsort((to, -weight, sources[to], rec))  # by record and clean source, heaviest first
+    rec_o, src_o = rec[order], sources[to][order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (rec_o[1:] != rec_o[:-1]) | (src_o[1:] != src_o[:-1])
+    keep = np.ones(edges.height, dtype=bool)
+    keep[np.flatnonzero(touching)[order[~first]]] = False
+    return edges.filter(pl.Series(keep))
 
 
 def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int], n: int,
@@ -177,15 +187,16 @@ def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int
     # 1. Never two records of one clean source: no edge inside a clean source.
     edges = edges.filter(~((pl.col("src_l") == pl.col("src_r")) & pl.col("src_l").is_in(clean)))
     # 2. Another source's record links to at most one record of each clean source: its best.
-    edges = _best_towards_clean(edges, clean_mask)
+    edges = _best_towards_clean(edges, clean_mask, sources)
     both_clean = pl.Series(clean_mask[edges["rid_l"].to_numpy()] & clean_mask[edges["rid_r"].to_numpy()])
     # 3. Between clean sources: one-to-one (mutual best rounds); a chain through three or more clean
     #    sources that reaches two records of one of them is cut (all its clean-to-clean edges go).
     between = best_links(edges.filter(both_clean).select("rid_l", "rid_r", "match_weight"), sources)
     seed = components(n, between["rid_l"].to_numpy(), between["rid_r"].to_numpy())
-    bad = _clusters_with_two_clean(seed, sources, clean_mask)
-    between = between.filter(~pl.Series(np.isin(seed[between["rid_l"].to_numpy()], bad)))
-    seed = components(n, between["rid_l"].to_numpy(), between["rid_r"].to_numpy())
+    if between.height:
+        bad = _clusters_with_two_clean(seed, sources, clean_mask)
+        between = between.filter(~pl.Series(np.isin(seed[between["rid_l"].to_numpy()], bad)))
+        seed = components(n, between["rid_l"].to_numpy(), between["rid_r"].to_numpy())
     # 4. The other sources' records join the clean record they are most strongly tied to: rounds of
     #    "each unlabelled record takes the label of its heaviest labelled neighbour" (a loop over
     #    rounds, as deep as the longest chain, never over records).

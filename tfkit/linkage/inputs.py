@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tfkit.errors import DataCheckFailed, InputFileError, UsageError
+from tfkit.errors import InputFileError, UsageError
 
 
 @dataclass
@@ -57,33 +57,29 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
     out = []
     used: set[str] = set()
     for i, (path, name) in enumerate(zip(paths, source_names(paths))):
-        if not path.exists():
-            raise InputFileError("file not found", file=path, hint="check the path and the file name")
-        raw = read_table(path)
         schema = schemas[i] if len(schemas) == len(paths) else (schemas[0] if schemas else None)
         if schema:
-            from tfkit.schemas import load_schema, validate
+            from tfkit.validation.source import read_validated
 
-            result = validate(raw, load_schema(schema))
-            frame = result.valid
+            checked = read_validated(path, schema, keep_raw=keep)
+            frame, rows_read = checked.valid, checked.rows_in
             # Extra columns the job asked to keep (a truth column) come from the raw rows, by line.
-            raw_keep = [c for c in keep if c not in frame.columns and c in raw.frame.columns]
-            if raw_keep:
-                frame = frame.join(raw.frame.select("_source_line", *raw_keep), on="_source_line", how="left",
-                                   maintain_order="left")
-            excluded = result.quarantine.height
-            if frame.height == 0 and raw.n_rows > 0:
-                # Otherwise the linker reports "the source has no records", hiding that the schema
-                # (often one --schema given for every file) fits none of them.
-                raise DataCheckFailed(f"all {raw.n_rows:,} rows failed validation against schema {schema!r}",
-                                      file=path, hint=f"check --schema suits this file (one per file, in order); "
-                                      f"see why with: tfkit validate {path} --schema {schema}")
+            if checked.kept_raw is not None:
+                extra = checked.kept_raw.select("_source_line", *[c for c in checked.kept_raw.columns[1:]
+                                                                  if c not in frame.columns])
+                frame = frame.join(extra, on="_source_line", how="left", maintain_order="left")
+            excluded = checked.quarantine.height
+            # Otherwise the linker reports "the source has no records", hiding that the schema (often
+            # one --schema given for every file) fits none of them.
+            checked.refuse_if_none_valid(f"check --schema suits this file (one per file, in order); "
+                                         f"see why with: tfkit validate {path} --schema {schema}")
         else:
-            frame, excluded = raw.frame, 0
+            raw = read_table(path)  # refuses a missing path, a folder, a FIFO or a symlink loop first
+            frame, excluded, rows_read = raw.frame, 0, raw.n_rows
         present = [old for old in mapping if old in frame.columns]
         used.update(present)
         frame = frame.rename({old: mapping[old] for old in present})
-        out.append(SourceTable(name, path, frame.drop("_source_line", strict=False), raw.n_rows, excluded, schema))
+        out.append(SourceTable(name, path, frame.drop("_source_line", strict=False), rows_read, excluded, schema))
     unused = [old for old in mapping if old not in used]
     if unused:
         raise InputFileError(f"--map names column {unused[0]!r}, which no input file has", column=unused[0],

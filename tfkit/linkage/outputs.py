@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from tfkit.parquet import write_parquet
+from tfkit.validation.quarantine import private_folder
 
 from .linker import LinkResult
 
@@ -30,8 +31,7 @@ def _write_json(data: dict, path: Path) -> Path:
 
 
 def write_outputs(result: LinkResult, out: str | Path, tables: list | None = None) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_folder(out)  # pairs, clusters and review hold record ids: 0700 (files 0600: mkstemp)
     meta = {"tfkit.linkage.threshold": str(result.threshold), "tfkit.linkage.review_lower": str(result.review_lower)}
     written = [
         write_parquet(result.pairs, out / "pairs.parquet", statistics=_stats(result.pairs), metadata=meta),

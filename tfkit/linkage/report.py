@@ -103,14 +103,19 @@ def _model_section(linker: "Linker") -> tuple[str, str, str]:
     body = ['<p class="explain">Per comparison level: m (the share of true matches at the level) and u '
             "(the share of non-matches), and the level's weight log₂(m/u): positive weighs for a match, "
             "negative against.</p>"]
+    from .training import weights_out_of_order
+
+    wrong_way = {(f["comparison"], f["looser"]) for f in weights_out_of_order(model)}
     for c in model.comparisons:
         m, u = model.m[c.name], model.u[c.name]
         weights = model.level_weights(c.name)[1:]
         tf = ", term-frequency adjusted at its exact level" if c.term_frequency else ""
         body.append(f"<h3>{escape(c.name)} <span class='muted'>({escape(c.column)}{tf})</span></h3>")
+        flagged = [(c.name, label) in wrong_way for label in c.labels]
         body.append(table(["level", "m", "u", "weight"],
-                          [[label, f"{m[i]:.4g}", f"{u[i]:.4g}", f"{weights[i]:+.2f}"] for i, label in enumerate(c.labels)],
-                          kinds=["", "num", "num", "num"]))
+                          [[label + (" (weighs more than a closer level)" if flagged[i] else ""), f"{m[i]:.4g}",
+                            f"{u[i]:.4g}", f"{weights[i]:+.2f}"] for i, label in enumerate(c.labels)],
+                          kinds=["", "num", "num", "num"], bad_rows=flagged))
         body.append('<div class="charts">')
         body.append(log_bars([(label, [("m", float(m[i])), ("u", float(u[i]))]) for i, label in enumerate(c.labels)],
                              f"{c.name}: m and u per level", x_label="probability (log scale)"))

@@ -115,10 +115,24 @@ def private_folder(folder: str | Path) -> Path:
     return folder
 
 
+HOW_TO = (
+    "Each row of the 'review' sheet is a pair of records the model could not decide.",
+    "Compare the two records' values side by side (as given, and as tfkit standardised them); the level "
+    "columns say how each field agreed, the weights and 'main reasons' why the pair scored as it did.",
+    "Write accept (the same person) or reject (different people) in the decision column; leave it blank "
+    "when unsure. Do not change the source and record id columns.",
+    "Then record the decisions: tfkit review apply THIS-FILE --out LINK-FOLDER (tfkit link), or "
+    "tfkit review apply THIS-FILE --config tfkit.toml (tfkit extract). The next run applies them.",
+    "This file holds personal data: keep it inside the local authority; retention deletes it with the run.",
+)
+
+
 def write_private_xlsx(rows: pl.DataFrame, path: Path, sheet: str = "review") -> Path:
-    """An .xlsx of `rows` (formulas neutralised, header bold and frozen), 0600, written atomically."""
+    """An .xlsx of `rows` (formulas neutralised, header bold and frozen, the decision column limited
+    to accept/reject) and a 'how to' sheet; 0600, written atomically."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.worksheet.datavalidation import DataValidation
 
     book = Workbook()
     ws = book.active
@@ -129,6 +143,15 @@ def write_private_xlsx(rows: pl.DataFrame, path: Path, sheet: str = "review") ->
     for row in neutralise_formulas(rows).iter_rows():
         ws.append(list(row))
     ws.freeze_panes = "B2"
+    if "decision" in rows.columns and rows.height:
+        letter = ws.cell(1, rows.columns.index("decision") + 1).column_letter
+        choice = DataValidation(type="list", formula1='"accept,reject"', allow_blank=True)
+        ws.add_data_validation(choice)
+        choice.add(f"{letter}2:{letter}{rows.height + 1}")
+    notes = book.create_sheet("how to")
+    for line in HOW_TO:
+        notes.append([line])
+    notes.column_dimensions["A"].width = 120
     for i, name in enumerate(rows.columns, start=1):
         ws.column_dimensions[ws.cell(1, i).column_letter].width = min(max(len(name), 10) + 2, 40)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600 already

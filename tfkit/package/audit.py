@@ -38,7 +38,7 @@ from typing import Any, Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tfkit.errors import InputFileError
+from tfkit.errors import InputFileError, writing
 
 GENESIS = "0" * 64
 CHECKPOINT_SUFFIX = ".checkpoint"
@@ -125,8 +125,16 @@ def read_entries(path: str | Path) -> list[dict[str, Any]]:
     return entries
 
 
-def read_checkpoint(log: str | Path) -> dict[str, Any] | None:
-    path = checkpoint_path(log)
+def next_checkpoint_path(log: str | Path) -> Path:
+    """The checkpoint for the entry being appended, written before the entry and renamed over the
+    checkpoint after it: a run killed between the two leaves a log one entry ahead of its
+    checkpoint and this file matching it exactly, so the next append (and verify) can tell a
+    crash from a truncation."""
+    return checkpoint_path(log).with_name(checkpoint_path(log).name + ".next")
+
+
+def read_checkpoint(log: str | Path, path: Path | None = None) -> dict[str, Any] | None:
+    path = path or checkpoint_path(log)
     if not path.is_file():
         return None
     try:
@@ -136,14 +144,15 @@ def read_checkpoint(log: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def _write_checkpoint(log: Path, entries: int, head: str, key: Ed25519PrivateKey | None) -> None:
+def _write_checkpoint(log: Path, entries: int, head: str, key: Ed25519PrivateKey | None,
+                      path: Path | None = None) -> None:
     from tfkit.package.bag import fsync_dir
     from tfkit.package.signing import public_key_fingerprint
 
     body = {"format": CHECKPOINT_FORMAT, "log": log.name, "entries": entries, "head": head,
             "signer": public_key_fingerprint(key.public_key()) if key else None}
     body["sig"] = _b64(key.sign(_canonical(body))) if key else None
-    _atomic_write(checkpoint_path(log), json.dumps(body, sort_keys=True) + "\n")
+    _atomic_write(path or checkpoint_path(log), json.dumps(body, sort_keys=True) + "\n")
     fsync_dir(log.parent)
 
 
@@ -167,8 +176,30 @@ def _tail(lines: list[str], path: Path) -> tuple[str, int]:
                              file=path, hint="run: tfkit audit verify") from None
 
 
+def _matches(cp: dict[str, Any] | None, lines: list[str]) -> bool:
+    """The checkpoint describes exactly this log: its entry count, and the last entry's hash as head."""
+    if not cp or cp.get("entries") != len(lines):
+        return False
+    try:
+        return cp.get("head") == (json.loads(lines[-1])["hash"] if lines else GENESIS)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _recover_killed_append(path: Path, lines: list[str]) -> None:
+    """A run killed between writing its entry and its checkpoint: the `.next` checkpoint matches
+    the log exactly, so it is promoted; one that does not match (killed before the entry) is dropped."""
+    nxt = next_checkpoint_path(path)
+    if nxt.is_file():
+        if _matches(read_checkpoint(path, nxt), lines):
+            os.replace(nxt, checkpoint_path(path))
+        else:
+            nxt.unlink()
+
+
 def _check_against_checkpoint(path: Path, lines: list[str]) -> None:
     """Refuse to extend a log shorter than its checkpoint or whose entry there is not the checkpoint's head."""
+    _recover_killed_append(path, lines)
     cp = read_checkpoint(path)
     if cp is None:
         if lines:
@@ -221,14 +252,21 @@ def pending(path: str | Path, event: str, key: Ed25519PrivateKey | str | Path | 
         cp = checkpoint_path(path)
         old_checkpoint = cp.read_bytes() if cp.is_file() else None
         try:
-            fh.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-            _write_checkpoint(path, seq, entry["hash"], signer)
+            with writing(checkpoint_path(path)):  # the next checkpoint first, then the entry, then the swap
+                _write_checkpoint(path, seq, entry["hash"], signer, next_checkpoint_path(path))
+            with writing(path):
+                fh.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            with writing(checkpoint_path(path)):
+                os.replace(next_checkpoint_path(path), cp)
+                from tfkit.package.bag import fsync_dir
+                fsync_dir(path.parent)
             yield entry
         except BaseException:
             os.ftruncate(fh.fileno(), size)  # take the entry back: nobody else can have appended (the lock)
             os.fsync(fh.fileno())
+            next_checkpoint_path(path).unlink(missing_ok=True)
             if old_checkpoint is None:
                 cp.unlink(missing_ok=True)
             else:
@@ -332,6 +370,9 @@ def _check_entries(path: Path, public: Ed25519PublicKey | None, report: AuditRep
 
 def _check_checkpoint(path: Path, hashes: list[tuple[int, str]], public: Ed25519PublicKey | None, report: AuditReport) -> None:
     cp = read_checkpoint(path)
+    nxt = read_checkpoint(path, next_checkpoint_path(path))
+    if nxt and nxt.get("entries") == len(hashes) and hashes and nxt.get("head") == hashes[-1][1]:
+        cp = nxt  # a run was killed between its entry and its checkpoint: the next append promotes this one
     if cp is None:
         if hashes:
             report.problem(0, "checkpoint", f"the signed checkpoint {checkpoint_path(path).name} is missing: the log "

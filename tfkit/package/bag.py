@@ -187,7 +187,9 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
+    from tfkit.errors import writing
+
+    with writing(path), open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -199,15 +201,22 @@ def fsync_tree(root: Path) -> None:
         for name in filenames:
             fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
             try:
-                os.fsync(fd)
+                _fsync_named(fd, os.path.join(dirpath, name))
             finally:
                 os.close(fd)
         fsync_dir(Path(dirpath))
 
 
+def _fsync_named(fd: int, path: str) -> None:
+    from tfkit.errors import writing
+
+    with writing(path):
+        os.fsync(fd)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        _fsync_named(fd, str(path))
     finally:
         os.close(fd)

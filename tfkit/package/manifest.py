@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from tfkit import __version__
 
 MANIFEST_FORMAT = "tfkit-package/1"
-DEPENDENCIES = ("polars", "pyarrow", "polars-hash", "cryptography", "bagit", "pandera")
+DEPENDENCIES = ("polars", "pyarrow", "polars-hash", "cryptography")  # what shapes a package's bytes
 
 
 class ReconciliationError(AssertionError):

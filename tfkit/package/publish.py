@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tfkit.errors import InputFileError, UsageError
+from tfkit.errors import InputFileError, UsageError, writing
 from tfkit.package import audit
 from tfkit.package.bag import STAGING_MARKER, fsync_dir, fsync_tree, write_text
 from tfkit.package.build import BuiltBag, finish_bag, write_tables
@@ -104,10 +104,18 @@ def new_staging_dir(root: Path, name: str) -> Path:
     """A fresh staging folder holding the staging marker: verify fails it until publish removes it."""
     path = root / f"{STAGING_PREFIX}{name}-{secrets.token_hex(4)}"
     path.mkdir(mode=0o755)
+    try:
+        _write_marker(path, name)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_marker(path: Path, name: str) -> None:
     write_text(path / STAGING_MARKER, f"This folder is tfkit's unfinished staging copy of package {name}. "
                                       "It is not a package: tfkit verify fails it, and the next tfkit extract "
                                       "for this package removes it.\n")
-    return path
 
 
 def check_target(target: Path, force: bool) -> None:
@@ -243,7 +251,8 @@ def _staged_report(req: PackageRequest, manifest: dict[str, Any]) -> Iterator[Pa
     old = req.root / f"{STAGING_PREFIX}old-{req.name}-report-{token}.html"
     had_old = final.exists()
     try:
-        req.render_report(staged, manifest)
+        with writing(final):  # a full disk names the report, not a staging file or nothing
+            req.render_report(staged, manifest)
         if had_old:
             os.rename(final, old)
         os.rename(staged, final)

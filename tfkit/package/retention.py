@@ -69,8 +69,8 @@ def _entry(folder: Path, public_key: str | Path | None) -> PackageEntry:
 
 
 def _unverifiable(folder: Path, problem: str, hint: str) -> PackageEntry:
-    console.log("retention_unverifiable", f"warning: {folder.name}: unverifiable, never purged: {problem}",
-                level="warning", package=folder.name, problem=problem, hint=hint)
+    console.log("retention_unverifiable", f"warning: {folder.name}: unverifiable, never purged: {problem}\n"
+                f"  hint: {hint}", level="warning", package=folder.name, problem=problem, hint=hint)
     return PackageEntry(folder, None, False, verified=False, problem=problem, hint=hint)
 
 

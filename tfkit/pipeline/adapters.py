@@ -25,48 +25,20 @@ def load_source_schema(schema: str):
     return load_schema(schema)
 
 
-def read_source(path: Path, encoding: str | None, schema=None):
-    """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame`. With a
-    Schema, its flag and code columns may be read as Categorical (less memory; validate reads both)."""
+def read_source(path: Path, encoding: str | None):
+    """A RawTable (tfkit.io): every column text plus `_source_line`; `.n_rows`, `.frame` (a file
+    read without a schema, such as the consent-withdrawal list)."""
     from tfkit.io import read_table
 
-    if schema is None:
-        return read_table(path, encoding=encoding)
-    from tfkit.schemas import code_columns
-
-    return read_table(path, encoding=encoding, codes=code_columns(schema))
+    return read_table(path, encoding=encoding)
 
 
-@dataclass
-class Validated:
-    result: Any  # the validation area's ValidationResult
-    canonical_names: dict[str, str] = field(default_factory=dict)  # quarantine header -> canonical field
-    summary: dict[str, Any] = field(default_factory=dict)  # masked, JSON-ready
+def read_validated(path: Path, encoding: str | None, schema):
+    """The validation area's CheckedSource: read (the memory-saving read), validated against
+    `schema` (from load_source_schema): .valid, .quarantine, .report, .rows_in, .canonical_names."""
+    from tfkit.validation.source import read_validated as _read_validated
 
-    @property
-    def valid(self) -> pl.DataFrame:
-        """Typed, canonical column names (+ _source_line). Taken once the raw text is let go: the
-        valid rows are filtered on first use, and the raw copy need not be alive then."""
-        return self.result.valid
-
-    @property
-    def quarantine(self) -> pl.DataFrame:
-        """Failing rows, the file's own headers, raw text + _source_line, _reasons."""
-        return self.result.quarantine
-
-    @property
-    def report(self) -> Any:
-        """The validation area's ValidationReport (for report.html)."""
-        return self.result.report
-
-
-def validate_source(raw, schema) -> Validated:
-    """`raw` checked against `schema` (from load_source_schema)."""
-    from tfkit.schemas import match_columns, validate
-
-    result = validate(raw, schema)
-    headers = {header: name for name, header in match_columns(raw, schema).fields.items()}
-    return Validated(result, headers, result.report.to_dict())
+    return _read_validated(path, schema, encoding=encoding)
 
 
 # --------------------------------------------------------------------------- pseudonymisation
@@ -117,20 +89,40 @@ class LinkedSources:
     result: Any = field(repr=False)  # the linkage area's LinkResult
     record_ids: dict[str, pl.Series] = field(default_factory=dict, repr=False)  # per source, in row order
 
-    def summary(self, withdrawn: dict[str, pl.Series] | None = None) -> dict[str, Any]:
-        """The linkage counts for the manifest, leaving out withdrawn rows (`withdrawn[source]`: a
-        boolean per row): a withdrawn person is not counted in a record, a pair, a link or a cluster."""
+    def _gone(self, withdrawn: dict[str, pl.Series] | None) -> pl.DataFrame:
+        """(source, record_id) of the withdrawn rows (`withdrawn[source]`: a boolean per row)."""
         gone = pl.DataFrame(schema={"source": pl.String, "record_id": pl.String})
         if withdrawn:
             gone = pl.concat([pl.DataFrame({"source": name, "record_id": ids.filter(withdrawn[name])})
                               for name, ids in self.record_ids.items() if name in withdrawn] or [gone])
+        return gone
+
+    @staticmethod
+    def _kept_pairs(pairs: pl.DataFrame, gone: pl.DataFrame) -> pl.DataFrame:
+        for side in ("l", "r"):
+            pairs = pairs.join(gone, left_on=[f"source_{side}", f"record_id_{side}"],
+                               right_on=["source", "record_id"], how="anti")
+        return pairs
+
+    def write_review(self, folder: Path, withdrawn: dict[str, pl.Series] | None = None) -> list[Path]:
+        """The clerical review files (LA-internal, 0600 in a 0700 folder), without withdrawn people."""
+        from tfkit import console
+        from tfkit.linkage.review import review_table, write_review_files
+
+        table = self._kept_pairs(review_table(self.result), self._gone(withdrawn))
+        paths = write_review_files(table, folder)
+        for path in paths:
+            console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
+        return paths
+
+    def summary(self, withdrawn: dict[str, pl.Series] | None = None) -> dict[str, Any]:
+        """The linkage counts for the manifest, leaving out withdrawn rows (`withdrawn[source]`: a
+        boolean per row): a withdrawn person is not counted in a record, a pair, a link or a cluster."""
+        gone = self._gone(withdrawn)
         r = self.result
 
         def kept_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
-            for side in ("l", "r"):
-                pairs = pairs.join(gone, left_on=[f"source_{side}", f"record_id_{side}"],
-                                   right_on=["source", "record_id"], how="anti")
-            return pairs
+            return self._kept_pairs(pairs, gone)
 
         pairs = kept_pairs(r.pairs)
         clusters = r.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id").join(
@@ -152,33 +144,32 @@ class LinkedSources:
         }
 
     def near_pairs(self) -> pl.DataFrame:
-        """Pairs the linkage scored as possibly one person (at or above the review threshold), as
-        columns a, b: "<source>\x1f<record id>"."""
-        pairs = self.result.pairs.filter(pl.col("match_probability") >= self.result.review_lower)
+        """Pairs the linkage scored as one person (at or above the link threshold), as columns a, b:
+        "<source>\x1f<record id>". One-to-one links keep one record per source for a person; these
+        pairs also reach the others (a partner holding two records of one person). The review band
+        is not used: on the demo (1,000 people, 100 withdrawn) it removed 16 other people's records
+        to find 1 more; the threshold removed 1, as links and exact identifiers alone do."""
+        pairs = self.result.pairs.filter(pl.col("match_probability") >= self.result.threshold)
         return pairs.select((pl.col("source_l") + "\x1f" + pl.col("record_id_l").cast(pl.String)).alias("a"),
                             (pl.col("source_r") + "\x1f" + pl.col("record_id_r").cast(pl.String)).alias("b"))
 
 
 def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
                  model_path: Path | None, *, clean: tuple[str, ...] | None = None,
-                 review_folder: Path | None = None, decisions_store: Path | None = None) -> LinkedSources:
+                 decisions_store: Path | None = None) -> LinkedSources:
     """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links).
 
     `clean`: sources with one record per person (default: the person table). A reviewer's decisions
-    in `decisions_store` are applied; pairs left to review are written to `review_folder` (0700).
+    in `decisions_store` are applied; `LinkedSources.write_review` writes the pairs left to review.
     """
-    from tfkit import console
     from tfkit.linkage import LinkageModel, link
-    from tfkit.linkage.review import load_decisions, review_table, write_review_files
+    from tfkit.linkage.review import load_decisions
 
     model = LinkageModel.load(model_path)
     inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()}
     result = link(inputs, model, mode="link", one_to_one=True,
                   clean=(person_source,) if clean is None else clean,
                   decisions=load_decisions(decisions_store) if decisions_store else None)
-    if review_folder is not None:
-        for path in write_review_files(review_table(result), review_folder):
-            console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
     clusters = result.clusters.select("source", pl.col("record_id").cast(pl.String), "cluster_id")
     person_of_cluster = (clusters.filter(pl.col("source") == person_source)
                          .group_by("cluster_id").agg(pl.col("record_id").min().alias(LINKED_PERSON)))
@@ -207,24 +198,22 @@ def linked_person_pseudonym(key, project: str, la_code: str, linked: pl.Series) 
 # --------------------------------------------------------------------------- disclosure and the run report
 
 
-def disclosure_check(table: pl.DataFrame, policy: str, settings: dict[str, Any] | None = None
-                     ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """k-anonymity check (and generalisation when policy = generalise). Returns (table, summary).
-    `settings`: the config's k, quasi_identifiers, sensitive, l and max_suppression, where given."""
+def disclosure_check(table: pl.DataFrame, settings) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """k-anonymity check (and generalisation when the policy is generalise) by the config's
+    `DisclosureSettings`. Returns (table, summary); policy fail raises DisclosureRiskTooHigh (exit 1)."""
     from tfkit.disclosure import apply_policy
-
-    # policy "fail" raises DisclosureRiskTooHigh (exit 1)
     from tfkit.disclosure.verification import published_summary
 
-    published, outcome = apply_policy(table, policy, **(settings or {}))
-    return published, {**outcome.to_dict(), "published": published_summary(policy, outcome.after, outcome.l)}
+    published, outcome = apply_policy(table, settings.policy, **settings.keywords())
+    return published, {**outcome.to_dict(), "published": published_summary(settings.policy, outcome.after, outcome.l)}
 
 
-def render_report(path: Path, context: dict[str, Any]) -> Path:
-    """report.html beside the package (tfkit.report: one self-contained page, every value escaped)."""
+def render_report(path: Path, report) -> Path:
+    """report.html beside the package (a tfkit.report.RunReport: one self-contained page, every
+    value escaped)."""
     from tfkit.report import write_run_report
 
-    return write_run_report(path, context)
+    return write_run_report(path, report)
 
 
 # --------------------------------------------------------------------------- demo data

@@ -39,7 +39,9 @@ from tfkit.package.signing import load_signing_key, public_key_fingerprint, publ
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
 from tfkit.pseudonymise.contract import CONTRACT_VERSION, KEY_ENV_VAR, load_key_file
-from tfkit.validation.quarantine import write_quarantine_csv
+from tfkit.report.render import RunReport
+from tfkit.validation import ledger
+from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 
 
 @dataclass
@@ -63,6 +65,7 @@ class ExtractResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in the manifest)
     # True when the package already existed, made from exactly these inputs: nothing was rewritten.
     up_to_date: bool = False
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
 
     @property
     def verify_command(self) -> str:
@@ -81,6 +84,7 @@ class ExtractResult:
             "reconciliation": self.manifest.get("reconciliation"),
             "outputs": [{k: o[k] for k in ("path", "rows", "bytes", "sha256")} for o in self.manifest.get("outputs", [])],
             "quarantine_files": [str(s.quarantine_file) for s in self.sources if s.quarantine_file],
+            "review_files": [str(p) for p in self.review_files],
             "verify_command": self.verify_command,
             "seconds": self.timings,
         }
@@ -121,14 +125,20 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        published = _package(run, master, signing_key, run_sha256, force)  # 8
+        _write_la_internal(run)                    # 8
+        try:
+            published = _package(run, master, signing_key, run_sha256, force)  # 9
+        except BaseException:
+            _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
+            raise
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
                 report=str(published.report), demo=config.demo, seconds=timings)
     pub = public_key_path_for(config.signing_key)
     return ExtractResult(published.package, published.report, published.built.manifest, run.sources, config.demo,
-                         signer_public_key=pub if pub.is_file() else None, timings=timings)
+                         signer_public_key=pub if pub.is_file() else None, timings=timings,
+                         review_files=run.review_files)
 
 
 @dataclass
@@ -145,11 +155,13 @@ class _Run:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     linkage: Any = None  # tfkit.linkage's result, when [linkage] is on
     gone: Any = None  # the withdrawals resolved against every source's rows
+    review_files: list[Path] = field(default_factory=list)  # clerical review (LA-internal, like quarantine)
     linkage_summary: dict[str, Any] | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
 
     @property
     def timings(self) -> dict[str, float]:
@@ -175,19 +187,16 @@ def _read_and_validate(run: _Run) -> None:
     """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
-        with run.timer("read"):
-            raw = adapters.read_source(source.path, source.encoding, schema)
+        with run.timer("read and validate"):
+            checked = adapters.read_validated(source.path, source.encoding, schema)
         digest = bag.sha256_file(source.path)
-        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, raw.n_rows)
-        console.log("source_read", f"read {source.name}: {raw.n_rows:,} rows from {source.path.name}",
-                    source=source.name, rows=raw.n_rows, sha256=digest)
-        with run.timer("validate"):
-            checked = adapters.validate_source(raw, schema)
-            del raw  # the text copy of the file is no longer needed: let it go before the valid rows are taken
-            run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
+        inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
+        console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",
+                    source=source.name, rows=checked.rows_in, sha256=digest)
+        run.valid[source.name], run.quarantined[source.name] = checked.valid, checked.quarantine
         run.headers[source.name] = checked.canonical_names
         run.sources.append(SourceRun(source.name, source.table, inp, Reconciliation(source.name, source.table, inp.rows),
-                                     validation=checked.summary))
+                                     validation=checked.report.to_dict()))
         del checked
 
 
@@ -203,6 +212,8 @@ def _refuse_invalid(run: _Run) -> None:
     for src in run.sources:
         src.quarantine_file = _write_quarantine(config, src.source,
                                                 run.quarantined[src.source].filter(~gone.quarantine[src.source]))
+    # no package will own these raw rows: the ledger makes retention destroy them
+    ledger.record(config.output_root, config.quarantine_dir / config.package_name, config.package_name)
     if rejected and not (config.fail_on_invalid and bad):
         raise DataCheckFailed(
             f"every row of {', '.join(rejected)} failed validation: no package written",
@@ -224,7 +235,6 @@ def _link(run: _Run) -> None:
 
         run.linkage = adapters.link_sources(
             run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
-            review_folder=config.quarantine_dir / config.package_name,  # beside the quarantine files
             decisions_store=extract_store(config.quarantine_dir))
 
 
@@ -252,7 +262,7 @@ def _pseudonymise(run: _Run, master) -> None:
         q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])
         rec = src.reconciliation
         rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
-        src.quarantine_file = _write_quarantine(config, source.name, q_kept)
+        run.staged_quarantine[source.name] = q_kept  # written once the package is published
         policy = adapters.load_policy(source.schema, source.policy or config.policy)
         run.policies[source.name] = adapters.policy_summary(policy)
         run.footers[source.table] = adapters.footer_metadata(master, config.project, policy)
@@ -278,7 +288,7 @@ def _disclosure(run: _Run) -> None:
     before = run.tables["person"].height
     with run.timer("disclosure"):
         run.tables["person"], run.disclosure = adapters.disclosure_check(
-            run.tables["person"], run.config.disclosure_policy, run.config.disclosure_settings)
+            run.tables["person"], run.config.disclosure)
     if run.tables["person"].height != before:  # suppression nulls values; it must never drop rows
         raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {run.tables['person'].height}")
 
@@ -303,13 +313,30 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
                       "inputs": [{"source": r.input.source, "sha256": r.input.sha256, "rows": r.input.rows}
                                  for r in run.sources]},
         table_metadata=run.footers, bagging_date=run.now.date(), force=force,
-        render_report=lambda path, manifest: adapters.render_report(path, {
-            "package": config.package_name, "manifest": manifest,
-            "validation": {r.source: r.validation for r in run.sources}, "disclosure": run.disclosure,
-            "linkage": run.linkage_summary, "consent_unmatched": run.gone.unmatched}),
+        render_report=lambda path, manifest: adapters.render_report(path, RunReport(
+            package=config.package_name, manifest=manifest,
+            validation={r.source: r.validation for r in run.sources}, disclosure=run.disclosure,
+            linkage=run.linkage_summary, consent_unmatched=run.gone.unmatched)),
     )
     with run.timer("package"):
         return write_package(request)
+
+
+def _write_la_internal(run: _Run) -> None:
+    """8. The quarantine files and the clerical-review files (raw values, LA-internal, 0600 in a
+    0700 folder), written before the package so a full disk fails the run, not the record of its
+    rows; retention destroys them with the package. If packaging then fails they are removed."""
+    config = run.config
+    for src in run.sources:
+        src.quarantine_file = _write_quarantine(config, src.source, run.staged_quarantine.pop(src.source))
+    if run.linkage:  # without withdrawn people, as the quarantine files are
+        run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+
+
+def _remove_la_internal(run: _Run) -> None:
+    for path in [s.quarantine_file for s in run.sources] + list(run.review_files):
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
 
 
 def _timer(timings: dict[str, float], progress=None):
@@ -344,9 +371,8 @@ def _write_quarantine(config: Config, source: str, rows: pl.DataFrame) -> Path |
     if rows.height == 0:
         path.unlink(missing_ok=True)
         return None
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(config.quarantine_dir, 0o700)
-    return write_quarantine_csv(rows, path, private=True)
+    private_folder(config.quarantine_dir)
+    return write_quarantine_csv(rows, path)  # 0600 in a 0700 folder
 
 
 def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
@@ -368,10 +394,15 @@ def _bag_info(config: Config, key_fp: str) -> list[tuple[str, str]]:
 def run_fingerprint(config: Config, key_fingerprint: str, signer_fingerprint: str) -> str:
     """SHA-256 over everything a package is made from: tfkit and its dependencies' versions, the
     pseudonym contract, the config, the period, the master and signing keys (fingerprints), and the
-    content of every file read (extracts, consent list, schema, policy and linkage-model files).
+    content of every file read (extracts, consent list, schema, policy and linkage-model files, and
+    the clerical review decisions when linking).
     Equal fingerprints mean a rerun would write the same data files (they are deterministic)."""
     files: dict[str, str] = {}
     referenced = [s.path for s in config.sources] + [config.withdrawals, config.linkage_model]
+    if config.linkage:
+        from tfkit.linkage.review import extract_store
+
+        referenced.append(extract_store(config.quarantine_dir))
     referenced += [Path(ref) for s in config.sources for ref in (s.schema, s.policy) if ref]
     referenced += [Path(config.policy)] if config.policy else []
     for path in referenced:

@@ -18,7 +18,6 @@ from tfkit.parquet import write_parquet
 from tfkit.pseudonymise.apply import PseudonymisationPlan, metadata, plan_and_query
 from tfkit.pseudonymise.contract import MasterKey
 from tfkit.pseudonymise.policy import Policy
-from tfkit.validation.quarantine import write_quarantine_csv
 
 
 @dataclass
@@ -49,13 +48,6 @@ def write_pseudonymised(df: pl.DataFrame, path: str | Path, plan: Pseudonymisati
     return write_parquet(df, path, statistics=plan.statistics_columns, metadata=metadata(key, project, policy))
 
 
-def _write_quarantine(rows: pl.DataFrame, directory: Path, stem: str) -> Path:
-    """Only the failing rows (raw, with reasons), as `tfkit validate --quarantine` writes them; no
-    raw copy of the valid rows (unlike `ValidationResult.write`)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    return write_quarantine_csv(rows, directory / f"{stem}.quarantine.csv")
-
-
 def pseudonymise_file(
     input_path: str | Path,
     *,
@@ -68,15 +60,15 @@ def pseudonymise_file(
     quarantine_dir: str | Path | None = None,
     encoding: str | None = None,
 ) -> PseudonymisationSummary:
-    from tfkit.io import read_table
-    from tfkit.schemas import load_schema, validate
+    from tfkit.schemas import load_schema
+    from tfkit.validation.source import read_validated
 
     input_path, out = Path(input_path), Path(out)
     if out.resolve() == input_path.resolve():
         raise InputFileError("the output would overwrite the input", file=out, hint="choose another --out")
     loaded = load_schema(schema)
-    result = validate(read_table(input_path, encoding=encoding), loaded)
-    rows_in = result.valid.height + result.quarantine.height
+    checked = read_validated(input_path, loaded, encoding=encoding)
+    result, rows_in = checked.result, checked.rows_in
     quarantine_file = None
     if result.quarantine.height:
         if quarantine_dir is None:
@@ -87,14 +79,14 @@ def pseudonymise_file(
                 hint=f"see which with: tfkit validate {input_path} --schema {schema} --quarantine DIR; "
                      "fix them at source, or rerun with --quarantine DIR to set them aside",
             )
-        quarantine_file = str(_write_quarantine(result.quarantine, Path(quarantine_dir), input_path.stem))
-        if not result.valid.height:  # the wrong file or schema: an empty output would look like success
-            raise DataCheckFailed(
-                f"all {rows_in:,} row(s) failed validation against schema {loaded.name!r}; no output written",
-                file=input_path, hint=f"check --schema suits this file; the reasons are in {quarantine_file}")
+        if not result.valid.height:  # the wrong file or schema: the quarantine file says why
+            quarantine_file = checked.write_quarantine(quarantine_dir)
+            checked.refuse_if_none_valid(f"check --schema suits this file; the reasons are in {quarantine_file}")
     plan, query = plan_and_query(result.valid, key=key, project=project, policy=policy, la_code=la_code)
     df = query.collect(engine="streaming")
     write_pseudonymised(df, out, plan, key=key, project=project, policy=policy)
+    if result.quarantine.height:  # published only once the output is written: a failed run leaves no raw rows
+        quarantine_file = str(checked.write_quarantine(quarantine_dir))
     coverage = df.select([pl.col(mk.column).count() for mk in plan.match_keys]).row(0) if plan.match_keys else ()
     return PseudonymisationSummary(
         input=str(input_path), output=str(out), schema=loaded.name, policy=policy.name, project=project,

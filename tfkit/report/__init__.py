@@ -1,5 +1,5 @@
-"""The run report (report.html beside each package): see tfkit.report.render for the context keys."""
+"""The run report (report.html beside each package): see tfkit.report.render for its fields."""
 
-from tfkit.report.render import NOT_RUN, render_run_report, write_run_report
+from tfkit.report.render import NOT_RUN, RunReport, render_run_report, write_run_report
 
-__all__ = ["NOT_RUN", "render_run_report", "write_run_report"]
+__all__ = ["NOT_RUN", "RunReport", "render_run_report", "write_run_report"]

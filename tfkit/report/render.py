@@ -1,11 +1,13 @@
 """The run report: one self-contained HTML page for an information-governance officer.
 
-`render_run_report(context)` returns the page; `write_run_report(path, context)` writes it atomically.
+`render_run_report(report)` returns the page; `write_run_report(path, report)` writes it atomically.
 The page makes no external request (inline CSS and SVG, no script, and a Content-Security-Policy
-that forbids loading anything), and every value from the context is HTML-escaped.
+that forbids loading anything), and every value is HTML-escaped.
 
-The context (every key optional; a missing or None section renders as "not run"). Values may be the
-library's objects (anything with `to_dict()`) or their dicts:
+The report is a `RunReport` (or a mapping with the same keys). Every field is optional; a None
+section renders as "not run", and the sections marked "default manifest[...]" fall back to the
+manifest when left at FROM_MANIFEST. Values may be the library's objects (anything with
+`to_dict()`) or their dicts:
 
 ``package``        str: the package's directory name.
 ``manifest``       dict: the package's manifest.json. Used keys: la_code, return, period, demo, created,
@@ -32,6 +34,7 @@ library's objects (anything with `to_dict()`) or their dicts:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from html import escape
 from pathlib import Path
 from typing import Any, Mapping
@@ -183,6 +186,11 @@ _LINKAGE_TITLES = {
     "clusters": "Clusters (distinct people across sources)",
     "threshold": "Match-probability threshold",
     "linked_to_person": "Records linked to a person in the cohort, by source",
+    "clean_sources": "Clean sources (one record per person)",
+    "clusters_with_two_clean_records": "Clusters holding two records of a clean source",
+    "conflicts_resolved": "Links dropped to keep clean sources clean",
+    "forced_links": "Pairs linked by a reviewer's decision",
+    "forced_non_links": "Pairs kept apart by a reviewer's decision",
 }
 
 _LABEL_KEYS = ("label", "name", "level", "key", "rule", "match_key", "bin", "size", "weight", "source", "value")
@@ -330,17 +338,51 @@ def _summaries_section(summaries: Any) -> tuple[str, str, str] | None:
 # --------------------------------------------------------------------------- page
 
 
-def render_run_report(context: Mapping[str, Any]) -> str:
-    """The whole page as text (see the module docstring for the context's keys)."""
-    ctx = _plain(dict(context or {}))
-    manifest = ctx.get("manifest") or {}
-    package = ctx.get("package") or manifest.get("package")
+FROM_MANIFEST: Any = object()  # a section taken from the manifest
+
+
+@dataclass
+class RunReport:
+    """What the run report shows (see the module docstring for each field's shape)."""
+
+    package: str | None = None
+    manifest: Any = field(default_factory=dict)
+    validation: Any = None
+    reconciliation: Any = FROM_MANIFEST
+    linkage: Any = FROM_MANIFEST
+    disclosure: Any = FROM_MANIFEST
+    consent_unmatched: Any = None
+    summaries: Any = None
+    generated_at: str | None = None
+    title: str | None = None
+
+    @classmethod
+    def of(cls, report: "RunReport | Mapping[str, Any] | None") -> "RunReport":
+        if isinstance(report, RunReport):
+            return report
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(report or {}) - known)
+        if unknown:
+            raise TypeError(f"unknown run report field(s): {', '.join(unknown)}")
+        return cls(**dict(report or {}))
+
+
+def render_run_report(report: RunReport | Mapping[str, Any] | None) -> str:
+    """The whole page as text."""
+    r = RunReport.of(report)
+    manifest = _plain(r.manifest) or {}
+    package = r.package or manifest.get("package")
+
+    def section(value: Any, key: str) -> Any:
+        return manifest.get(key) if value is FROM_MANIFEST else _plain(value)
+
+    ctx = {"title": r.title, "summaries": _plain(r.summaries), "generated_at": r.generated_at}
     sections = [
-        _package_section(package, manifest, ctx.get("consent_unmatched")),
-        _validation_section(ctx.get("validation")),
-        _reconciliation_section(ctx.get("reconciliation") or manifest.get("reconciliation")),
-        _linkage_section(ctx.get("linkage") if "linkage" in ctx else manifest.get("linkage")),
-        _disclosure_section(ctx.get("disclosure") if "disclosure" in ctx else manifest.get("disclosure")),
+        _package_section(package, manifest, _plain(r.consent_unmatched)),
+        _validation_section(_plain(r.validation)),
+        _reconciliation_section(section(r.reconciliation, "reconciliation")),
+        _linkage_section(section(r.linkage, "linkage")),
+        _disclosure_section(section(r.disclosure, "disclosure")),
     ]
     summaries = _summaries_section(ctx.get("summaries"))
     if summaries:
@@ -359,6 +401,6 @@ def render_run_report(context: Mapping[str, Any]) -> str:
                                "validation examples are masked."))
 
 
-def write_run_report(path: str | Path, context: Mapping[str, Any]) -> Path:
+def write_run_report(path: str | Path, report: RunReport | Mapping[str, Any] | None) -> Path:
     """Write the page atomically (temporary file, then rename) and return its path."""
-    return write_page(path, render_run_report(context), mode=0o644)  # readable like the package beside it
+    return write_page(path, render_run_report(report), mode=0o644)  # readable like the package beside it

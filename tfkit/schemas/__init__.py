@@ -6,13 +6,12 @@ Public API (stable; other stages call these):
                                                 "school_attendance", "dwp") or a TOML file path
     list_schemas() -> list[Schema]             the built-ins, by name
     schema_from_toml(text, file=...) -> Schema
-    validate(raw, schema, *, show_values=False, today=None) -> ValidationResult
-    validate_file(path, schema, *, encoding=None, sheet=None, show_values=False) -> ValidationResult
-    match_columns(raw, schema) -> ColumnMatch
+    validate, validate_file, match_columns, code_columns, ValidationResult, ColumnMatch, RULES:
+                                                the validation engine's, re-exported (tfkit.validation)
 
 Schema: .name .title .version .fields (tuple[Field]) .rules .field(name) .field_names
         .headline_problems (Boolean flag fields) .group(name) .identifier_fields {field: kind}
-        .personal_fields .polars_schema .pandera_schema() .to_dict()
+        .personal_fields .polars_schema .to_dict()
 ValidationResult: .valid (typed DataFrame + _source_line) .quarantine (raw text + _source_line +
         _reasons) .report (tfkit.validation.ValidationReport) .schema .write(dir, stem=None)
 """
@@ -34,7 +33,20 @@ from tfkit.schemas.model import (
     schema_from_file,
     schema_from_toml,
 )
-from tfkit.schemas.engine import RULES, ColumnMatch, ValidationResult, code_columns, match_columns, validate
+
+# The engine lives in tfkit.validation (it imports this package's model): loaded on first use.
+_FROM_VALIDATION = {"RULES", "ColumnMatch", "ValidationResult", "code_columns", "match_columns", "validate"}
+
+
+def __getattr__(name: str):
+    if name in _FROM_VALIDATION:
+        from tfkit.validation import engine
+
+        value = getattr(engine, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfkit.schemas' has no attribute {name!r}")
+
 
 __all__ = [
     "FIELD_TYPES", "HEADLINE_PROBLEM", "RULE_TYPES", "RULES", "ColumnMatch", "code_columns", "Field", "Schema", "TableRule",
@@ -83,11 +95,8 @@ def list_schemas() -> list[Schema]:
 
 
 def validate_file(path, schema: Schema | str, *, encoding: str | None = None, sheet: str | int | None = None,
-                  show_values: bool = False) -> ValidationResult:
+                  show_values: bool = False):
     """read_table + validate in one call; `schema` may be a Schema or a name/path for load_schema."""
-    from tfkit.io import read_table
+    from tfkit.validation.source import read_validated
 
-    if not isinstance(schema, Schema):
-        schema = load_schema(schema)
-    return validate(read_table(path, encoding=encoding, sheet=sheet, codes=code_columns(schema)), schema,
-                    show_values=show_values)
+    return read_validated(path, schema, encoding=encoding, sheet=sheet, show_values=show_values).result

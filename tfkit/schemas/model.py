@@ -182,18 +182,6 @@ class Schema:
         """The canonical typed frame's schema (without `_source_line`)."""
         return pl.Schema({f.name: f.dtype for f in self.fields})
 
-    def pandera_schema(self):
-        """A pandera (polars backend) DataFrameSchema for the validated frame: dtypes, nullability,
-        code lists. tfkit.schemas.validate checks its own output against it."""
-        import pandera.polars as pa
-
-        columns = {}
-        for f in self.fields:
-            checks = [pa.Check.isin(list(f.codes))] if f.type == "code" and f.codes else []
-            columns[f.name] = pa.Column(f.dtype, nullable=not f.required, checks=checks, required=True)
-        columns["_source_line"] = pa.Column(pl.Int64, nullable=False)
-        return pa.DataFrameSchema(columns, strict=True, ordered=True, name=self.name)
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description (for `tfkit schemas show --json`)."""
         out: dict[str, Any] = {

@@ -7,9 +7,10 @@ Dates accept, and only accept, forms whose meaning is certain:
   * ISO `yyyy-mm-dd` (also `yyyy/mm/dd`), optionally followed by a time (`2001-02-03 10:00:00`,
     `2001-02-03T10:00:00Z`): what Parquet, databases and Excel date cells give;
   * UK day-first `dd/mm/yyyy`, `d/m/yyyy` (also with `-` or `.`), optionally with a time;
-  * Excel serial day numbers (`36925` = 2001-02-03, fractional part = time of day), 1900 date
-    system, Lotus leap-year bug honoured. A bare 4-digit number from 1900 to 2100 is taken to be a
-    year, not a serial, and refused.
+  * Excel serial day numbers of five or more digits (`36925` = 2001-02-03, fractional part = time
+    of day; 10000 is 1927-05-18), 1900 date system. A shorter number cannot carry a year, month and
+    day: `1` is not 1900-01-01, and a bare 4-digit number (a year?) is refused too.
+A time, where given, must be a real one: hours 0-23, minutes and seconds 0-59 (`25:00` is refused).
 `mm/dd/yyyy` is never guessed: `02/13/2001` is refused (code month_first_date), not swapped.
 Two-digit years are refused (the century would be a guess).
 """
@@ -21,9 +22,14 @@ import re
 
 import polars as pl
 
-ISO_DATE = r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
-DAY_FIRST_DATE = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+_TIME = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
+ISO_DATE = rf"^(\d{{4}})[-/](\d{{1,2}})[-/](\d{{1,2}})(?:[T ]{_TIME}(?:Z|[+-]\d{{2}}:?\d{{2}})?)?$"
+DAY_FIRST_DATE = rf"^(\d{{1,2}})[/.-](\d{{1,2}})[/.-](\d{{4}})(?:[T ]{_TIME})?$"
 EXCEL_SERIAL = r"^(\d{1,7})(?:\.\d+)?$"
+# A value of nothing but white space and invisible format characters (zero-width spaces and
+# joiners, direction marks, BOMs, soft hyphens: Unicode category Cf) is missing, not present.
+BLANK_TEXT = r"^[\s\p{Cf}]*$"
+_MIN_EXCEL_SERIAL = 10_000  # 1927-05-18: fewer digits cannot hold a year, month and day
 _EXCEL_EPOCH_SERIAL = 25569  # serial number of 1970-01-01 in Excel's 1900 date system
 _MAX_EXCEL_SERIAL = 2_958_465  # 9999-12-31
 
@@ -37,12 +43,9 @@ def parse_date(text: pl.Expr) -> pl.Expr:
     iso = text.str.extract_groups(ISO_DATE)
     dmy = text.str.extract_groups(DAY_FIRST_DATE)
     serial = text.str.extract(EXCEL_SERIAL, 1).cast(pl.Int64, strict=False)
-    year_like = text.str.contains(r"^\d{4}$") & serial.is_between(1900, 2100)
     serial_date = (
-        pl.when(serial.is_between(61, _MAX_EXCEL_SERIAL) & ~year_like)
+        pl.when(serial.is_between(_MIN_EXCEL_SERIAL, _MAX_EXCEL_SERIAL))
         .then(serial - _EXCEL_EPOCH_SERIAL)
-        # Serials 1-59 come before Excel's fictitious 1900-02-29 (serial 60, refused).
-        .when(serial.is_between(1, 59)).then(serial - _EXCEL_EPOCH_SERIAL + 1)
         .otherwise(None)
         .cast(pl.Int32)
         .cast(pl.Date)
@@ -73,12 +76,8 @@ def parse_date_scalar(value: str | None) -> dt.date | None:
         d, mo, y = m.groups()
     elif m := re.fullmatch(EXCEL_SERIAL, text):
         serial = int(m.group(1))
-        if re.fullmatch(r"\d{4}", text) and 1900 <= serial <= 2100:
-            return None
-        if 61 <= serial <= _MAX_EXCEL_SERIAL:
+        if _MIN_EXCEL_SERIAL <= serial <= _MAX_EXCEL_SERIAL:
             return dt.date(1899, 12, 30) + dt.timedelta(days=serial)
-        if 1 <= serial <= 59:
-            return dt.date(1899, 12, 31) + dt.timedelta(days=serial)
         return None
     else:
         return None

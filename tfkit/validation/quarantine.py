@@ -1,6 +1,10 @@
 """Quarantine files: the rows that failed, as CSV for a person to open in Excel and fix at source.
 
-    write_quarantine_csv(rows, path, private=False) -> path
+    write_quarantine_csv(rows, path) -> path
+    private_folder(path) -> path
+
+Every file holding raw rows or identifiers is private whatever the umask: the file 0600 (created
+so, never chmod-ed after the rows are in it), its folder 0700.
 
 UTF-8 with a byte-order mark (Excel then reads accented names correctly), written to a temporary
 file and renamed, so a half-written file never looks complete. A cell Excel would run as a formula
@@ -15,6 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tfkit.errors import writing
+
 FORMULA_START = r"^[=+\-@\t\r]"
 
 
@@ -27,12 +33,28 @@ def neutralise_formulas(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def write_quarantine_csv(rows: pl.DataFrame, path: str | Path, *, private: bool = False) -> Path:
-    """Write `rows` to `path` atomically; `private` makes the file readable by its owner only."""
+def private_folder(path: str | Path) -> Path:
+    """`path` as a folder only its owner can enter (0700), made when missing, whatever the umask."""
     path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_quarantine_csv(rows: pl.DataFrame, path: str | Path, *, private: bool = True) -> Path:
+    """Write `rows` to `path` atomically, mode 0600 in a 0700 folder (`private` is kept for old
+    callers: quarantine files hold raw identifiers, so they are always private)."""
+    path = Path(path)
+    private_folder(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
-    neutralise_formulas(rows).write_csv(tmp, include_bom=True)
-    if private:
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with writing(path), os.fdopen(fd, "wb") as fh:  # a full disk names the file (polars' error names none)
+            neutralise_formulas(rows).write_csv(fh, include_bom=True)
         os.chmod(tmp, 0o600)
-    tmp.replace(path)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -41,3 +41,10 @@ def write_parquet(df, path: str, *, statistics: bool = True) -> None:
     if not statistics:
         writer = writer.option("parquet.column.statistics.enabled", "false")
     writer.parquet(str(path))
+
+
+def delete_path(spark, path: str) -> None:
+    """Remove a file or folder on any Hadoop-compatible file system (local, HDFS, S3A, ABFS)."""
+    jvm = spark.sparkContext._jvm
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(p, True)

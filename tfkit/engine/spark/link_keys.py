@@ -17,7 +17,7 @@ import uuid
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from tfkit.engine.spark.io import ROW, read_parquet, write_parquet
+from tfkit.engine.spark.io import ROW, delete_path, read_parquet, write_parquet
 from tfkit.errors import ConfigError
 from tfkit.pseudonymise.link_keys import ID_COLUMNS, KeyLinkCount, resolve_key_names
 from tfkit.pseudonymise.match_keys import MATCH_KEY_PREFIX
@@ -102,13 +102,6 @@ def link_on_match_keys_spark(
     return out, counts
 
 
-def _delete(spark: SparkSession, path: str) -> None:
-    """Remove a folder on any Hadoop-compatible file system (local, HDFS, S3A, ABFS)."""
-    jvm = spark.sparkContext._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(p, True)
-
-
 def link_keys_job(a: str, b: str, out: str, keys=None, *, one_to_many: bool = False, settings):
     """`tfkit link-keys --engine spark`: link, write the pairs folder at `out`, drop the checkpoints."""
     from tfkit.engine.spark.session import spark_session
@@ -126,5 +119,5 @@ def link_keys_job(a: str, b: str, out: str, keys=None, *, one_to_many: bool = Fa
     write_parquet(pairs, out)
     written = spark.read.parquet(out).count()
     rows = [read_parquet(spark, p).count() for p in (a, b)]
-    _delete(spark, checkpoints)
+    delete_path(spark, checkpoints)
     return LinkKeysRun(a, b, out, "spark", one_to_many, rows[0], rows[1], written, counts)

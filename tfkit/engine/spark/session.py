@@ -68,14 +68,18 @@ def spark_session(settings: EngineSettings):
     active = SparkSession.getActiveSession()
     if active is not None and settings.master is None:
         return active
-    master = settings.master or os.environ.get("MASTER") or DEFAULT_MASTER
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+    # Under spark-submit (which starts the JVM and sets PYSPARK_GATEWAY_PORT) its --master stands.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    master = settings.master or os.environ.get("MASTER") or (None if submitted else DEFAULT_MASTER)
+    if not submitted and not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise _fail("no Java found (neither JAVA_HOME nor java on the PATH)",
                     "install a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
-    _check_master(master)
-    builder = SparkSession.builder.master(master).appName(settings.app_name)
+    builder = SparkSession.builder.appName(settings.app_name)
+    if master is not None:
+        _check_master(master)
+        builder = builder.master(master)
     conf = dict(DEFAULT_CONF)
-    if master.startswith("local") and "spark.pyspark.python" not in settings.conf:
+    if (master or "").startswith("local") and "spark.pyspark.python" not in settings.conf:
         # Local workers run this interpreter (the one with tfkit, polars and pyarrow installed).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf.update(settings.conf)

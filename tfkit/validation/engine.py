@@ -16,6 +16,7 @@ they appear in `_reasons`, in the JSON report and in docs/validation-report.md.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import functools
 import operator
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from tfkit.masking import header_looks_like_data, identifier_shaped, mask, safe_
 from tfkit.parquet import write_parquet
 from tfkit.schemas import parsing
 from tfkit.schemas.model import Field, Schema, TableRule, header_key
-from tfkit.validation.quarantine import write_quarantine_csv
+from tfkit.validation.quarantine import private_folder, write_quarantine_csv
 from tfkit.validation.report import Problem, ValidationReport
 
 REASONS = "_reasons"
@@ -175,7 +176,7 @@ class ValidationResult:
         columns) and `<stem>.quarantine.csv` (UTF-8 with BOM for Excel; always written, header
         only when nothing failed). Returns the two paths. `stem` defaults to the input file's stem.
         """
-        directory = Path(directory)
+        directory = private_folder(directory)  # raw rows and identifiers: 0700, files 0600
         stem = stem or Path(self.report.file).stem
         personal = set(self.schema.personal_fields)
         stats = [c for c in self.valid.columns if c not in personal]
@@ -183,6 +184,7 @@ class ValidationResult:
             self.valid, directory / f"{stem}.valid.parquet", statistics=stats,
             metadata={"tfkit.schema": self.schema.name, "tfkit.schema_version": str(self.schema.version)},
         )
+        os.chmod(valid_path, 0o600)  # (written 0600 already: mkstemp)
         quarantine_path = write_quarantine_csv(self.quarantine, directory / f"{stem}.quarantine.csv")
         return valid_path, quarantine_path
 
@@ -345,9 +347,10 @@ def _text_column(f: Field, distinct: _Distinct, columns: ColumnMatch) -> pl.Expr
 
 
 def _text(source: str) -> pl.Expr:
-    """Trimmed text, null when blank."""
-    # (`replace`, not when/then: polars would trim twice, once for the test and once for the value)
-    return pl.col(source).str.strip_chars().replace("", None)
+    """Trimmed text, null when blank (white space and invisible characters only: parsing.BLANK_TEXT)."""
+    # (`replace`, not when/then: polars would trim twice, once for the test and once for the value;
+    # the anchored pattern gives up at the first visible character, so a real value costs one step)
+    return pl.col(source).str.strip_chars().str.replace(parsing.BLANK_TEXT, "").replace("", None)
 
 
 class _Distinct:
@@ -401,7 +404,7 @@ class _Distinct:
             distinct = frame.select(pl.col(self.sources[n]).unique().cast(pl.String).implode().alias(n) for n in rest)
             self.values.update((n, distinct[n][0].drop_nulls()) for n in rest)
         for n, values in self.values.items():
-            self.blanks[n] = values.filter(values.str.strip_chars() == "").to_list()
+            self.blanks[n] = values.filter(values.str.contains(parsing.BLANK_TEXT)).to_list()
         # What each rule needs of a value, for every field's distinct values in one parallel query.
         names = list(self.values)
         self.tables = dict(zip(names, pl.collect_all([_per_value(schema.field(n), self.values[n]) for n in names]), strict=True))
@@ -410,7 +413,7 @@ class _Distinct:
         return name in self.values
 
     def text(self, name: str) -> pl.Expr:
-        """The field's text: raw, null where blank (whitespace only)."""
+        """The field's text: raw, null where blank (white space and invisible characters only)."""
         raw = pl.col(self.sources[name])
         blanks = self.blanks[name]
         return pl.when(raw.is_in(blanks)).then(None).otherwise(raw) if blanks else raw
@@ -777,16 +780,9 @@ def _summarise(raw: pl.DataFrame, df: pl.DataFrame, checks: list[_Check], schema
     return tuple(sorted(problems, key=lambda p: (p.severity != "error", order.get(p.field or "", len(order)))))
 
 
-def _check_contract(valid: pl.DataFrame, schema: Schema) -> None:
-    """The typed frame must match the schema's pandera contract (columns, order, dtypes); a
-    mismatch is a tfkit bug. Validated as a LazyFrame, pandera checks the schema, not every value:
-    the value rules are the checks above, and running them twice would double the cost."""
-    schema.pandera_schema().validate(valid.lazy(), lazy=True)
-
-
 def _check_dtypes(valid: pl.DataFrame, schema: Schema) -> None:
-    """Cheap run-time form of the contract (pandera's import alone costs a second per run; the
-    tests hold every built-in schema's output to the full pandera contract)."""
+    """The typed frame's columns and dtypes, checked on every run (the tests also hold every
+    built-in schema's output to a full pandera contract: tests/fixtures/contract.py)."""
     expected = pl.Schema({**schema.polars_schema, SOURCE_LINE: pl.Int64()})
     if valid.schema != expected:
         raise AssertionError(f"validated frame does not match schema {schema.name}: {valid.schema} != {expected}")

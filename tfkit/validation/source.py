@@ -1,0 +1,86 @@
+"""Read, validate, quarantine, refuse if nothing is valid: the one way every command takes in an extract.
+
+    checked = read_validated(path, schema)         # the memory-saving read, then the engine
+    checked.valid / .quarantine / .report / .rows_in / .canonical_names
+    checked.refuse_if_none_valid()                 # DataCheckFailed (exit 1): the wrong file or schema
+    checked.write_quarantine(folder)               # failing rows, 0600 in a 0700 folder (None if none)
+
+`validate`, `pseudonymise`, `link` and `extract` all read through `read_validated`; each decides
+when its quarantine is written (pseudonymise and extract only once their output is safely written,
+so a failed run leaves no raw rows behind).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tfkit.errors import DataCheckFailed
+from tfkit.validation.quarantine import write_quarantine_csv
+
+
+@dataclass
+class CheckedSource:
+    """One extract, read and validated."""
+
+    path: Path
+    result: Any  # tfkit.validation.engine.ValidationResult
+    rows_in: int
+    canonical_names: dict[str, str] = field(default_factory=dict)  # the file's header -> canonical field
+    kept_raw: pl.DataFrame | None = None  # `_source_line` + raw columns asked for (e.g. a truth column)
+
+    @property
+    def valid(self) -> pl.DataFrame:
+        return self.result.valid
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        return self.result.quarantine
+
+    @property
+    def report(self):
+        return self.result.report
+
+    @property
+    def schema(self):
+        return self.result.schema
+
+    def refuse_if_none_valid(self, hint: str | None = None) -> None:
+        """Rows came in and none is valid: the wrong file or schema (an empty output would look like
+        success). DataCheckFailed, exit 1."""
+        if self.rows_in and self.report.rows_valid == 0:
+            raise DataCheckFailed(
+                f"all {self.rows_in:,} row(s) failed validation against schema {self.schema.name!r}; no output written",
+                file=self.path, hint=hint or f"check the schema suits this file; see why with: tfkit validate "
+                                              f"{self.path} --schema {self.schema.name}")
+
+    def write_quarantine(self, folder: str | Path, stem: str | None = None) -> Path | None:
+        """The failing rows (raw, with reasons) to `<folder>/<stem>.quarantine.csv`, 0600 in a 0700
+        folder; None (and no file) when every row is valid."""
+        if not self.quarantine.height:
+            return None
+        return write_quarantine_csv(self.quarantine, Path(folder) / f"{stem or self.path.stem}.quarantine.csv")
+
+
+def read_validated(path: str | Path, schema, *, encoding: str | None = None, sheet: str | int | None = None,
+                   show_values: bool = False, keep_valid: bool = True, keep_raw: tuple[str, ...] = ()) -> CheckedSource:
+    """Read `path` (code and flag columns as Categorical: the memory-saving read) and validate it
+    against `schema` (a Schema, or a built-in name or a file for load_schema). `keep_raw`: raw
+    columns the schema does not know to keep beside the rows (by `_source_line`)."""
+    from tfkit.io import SOURCE_LINE, read_table
+    from tfkit.schemas import Schema, load_schema
+    from tfkit.validation.engine import code_columns, match_columns, validate
+
+    path = Path(path)
+    if not isinstance(schema, Schema):
+        schema = load_schema(schema)
+    raw = read_table(path, encoding=encoding, sheet=sheet, codes=code_columns(schema))
+    headers = {header: name for name, header in match_columns(raw, schema).fields.items()}
+    rows_in = raw.n_rows
+    kept = [c for c in keep_raw if c in raw.frame.columns]
+    kept_raw = raw.frame.select(SOURCE_LINE, *kept) if kept else None
+    result = validate(raw, schema, show_values=show_values, keep_valid=keep_valid)
+    return CheckedSource(path, result, rows_in, headers, kept_raw)
