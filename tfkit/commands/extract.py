@@ -386,6 +386,21 @@ def retention_purge(
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
 
 
+def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
+    """The quarantine ledger's due folders (raw rows of failed runs), deleted with --yes or on confirmation."""
+    from tfkit.validation import ledger
+
+    quarantines = ledger.due(root_path)
+    if quarantines and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
+                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
+        if not typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
+            return
+    for q in ledger.purge_due(root_path, audit_log, signing_key) if quarantines else []:
+        console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
+
+
 def register(app: typer.Typer) -> None:
     app.command("extract")(extract)
     app.command("init")(init)

@@ -103,7 +103,7 @@ def _model_section(linker: "Linker") -> tuple[str, str, str]:
     body = ['<p class="explain">Per comparison level: m (the share of true matches at the level) and u '
             "(the share of non-matches), and the level's weight log₂(m/u): positive weighs for a match, "
             "negative against.</p>"]
-    from .training import weights_out_of_order
+    from .evaluate import weights_out_of_order
 
     wrong_way = {(f["comparison"], f["looser"]) for f in weights_out_of_order(model)}
     for c in model.comparisons:
