@@ -130,10 +130,12 @@ def _mode_filter(mode: str) -> pl.Expr:
     return {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
 
 
-def _block_pairs(mode: str) -> pl.Expr:
-    """Pairs within each block from its per-source record counts (`n` per block and `_source`)."""
-    total, squares = pl.col("n").sum(), (pl.col("n") * pl.col("n")).sum()
-    within = (pl.col("n") * (pl.col("n") - 1) // 2).sum()
+def _block_pairs(mode: str, n_sources: int) -> pl.Expr:
+    """Pairs within each block, from its record count per source, in one group-by aggregation."""
+    per_source = [(pl.col("_source") == s).sum().cast(pl.Int64) for s in range(n_sources)]
+    total = pl.len().cast(pl.Int64)
+    squares = pl.sum_horizontal([n * n for n in per_source])
+    within = pl.sum_horizontal([n * (n - 1) // 2 for n in per_source])
     return {"link": (total * total - squares) // 2, "dedupe": within, "both": total * (total - 1) // 2}[mode]
 
 
@@ -153,9 +155,8 @@ def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs
         keys = [*rule.on, "_k"]
     else:
         keys = list(rule.on)
-        blocks = (frame.select("_source", *keys).drop_nulls()
-                  .group_by([*keys, "_source"]).len(name="n").with_columns(pl.col("n").cast(pl.Int64))
-                  .group_by(keys).agg(_block_pairs(mode).alias("pairs")))
+        blocks = (frame.lazy().select("_source", *keys).drop_nulls()
+                  .group_by(keys).agg(_block_pairs(mode, len(prepared.sources)).alias("pairs")).collect())
     over = blocks.filter(pl.col("pairs") > limit)
     kept = blocks.filter((pl.col("pairs") <= limit) & (pl.col("pairs") > 0))
     count = RuleCount(rule.name, 0, int(kept["pairs"].sum()), over.height, int(over["pairs"].sum()),

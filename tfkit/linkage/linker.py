@@ -326,8 +326,7 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
     linker.levels  # noqa: B018 - block and compare (timed)
     t = time.perf_counter()
     linker.training.train(truth_column if train_on_labels else None)
-    for problem in evaluate_stage.training_problems(linker.model):  # in the summary, the console and the report
-        linker.model.warn(**problem)
+    training_stage.check_training(linker.model)  # in the summary, the console and the report
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = linker.inference.predict()

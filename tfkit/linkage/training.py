@@ -20,6 +20,7 @@ import polars as pl
 from tfkit.errors import UsageError
 
 from .blocking import comparisons_possible, rule_pairs, sample_records, scope_blocks
+from .evaluate import training_problems, weights_out_of_order  # noqa: F401 - one home (evaluate), used from here too
 from .comparisons import NULL, Comparison, GridPairs, SimilarityTable, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
@@ -263,6 +264,14 @@ def refine_prior(model: LinkageModel, levels: dict[str, np.ndarray], possible: i
                                "start": model.prior, "prior": prior, "iterations": iteration})
     model.prior = prior
     return prior
+
+
+def check_training(model: LinkageModel) -> None:
+    """Say what a linker must hear about the trained model (EM sessions that did not converge,
+    weights running against their ladder's order: `evaluate.training_problems`) as warnings: the
+    console, the summary's `warnings` and the report. Every engine calls this after training."""
+    for problem in training_problems(model):
+        model.warn(**problem)
 
 
 def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:
