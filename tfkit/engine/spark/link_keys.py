@@ -6,8 +6,10 @@ exactly one record on each side makes a pair; a value held by several records on
 ambiguous and not taken (counted). `one_to_many`: a value unique in A pairs with every B record
 holding it, and A records stay offered to later keys.
 
-Each pass is checkpointed to Parquet (`<checkpoint>/pass_NN_<key>/{a,b,pairs}`), so the lineage
-stays one join long however many keys there are, and a failed pass is redone from the last one.
+Each pass is checkpointed to Parquet (`<checkpoint>/pass_NN_<key>/{pairs,matched_a,matched_b}`: the
+pairs and the row numbers matched so far, never a copy of the inputs), so the lineage stays one
+join long however many keys there are, and a failed pass is redone from the last one. Each pass
+reads one key column of each side; B's records are grouped only where their value occurs in A.
 """
 
 from __future__ import annotations
@@ -51,27 +53,32 @@ def link_on_match_keys_spark(
 ) -> tuple[DataFrame, list[KeyLinkCount]]:
     """Link Parquet extract A to B (files or folders) on match keys; see the module docstring.
 
-    Returns `(pairs, per_key_counts)`: pairs is a DataFrame with the polars engine's columns
-    (a_row, b_row, a_id, b_id, match_key; rows as int64), ordered by key order, a_row, b_row.
+    Each pass reads one key column of each side, leaves out the records matched so far (an
+    anti-join with the matched row numbers, which are few next to a national file), and writes its
+    pairs and the matched rows to `checkpoint_dir` (never a copy of the inputs). Returns
+    `(pairs, per_key_counts)`: pairs is a DataFrame with the polars engine's columns (a_row, b_row,
+    a_id, b_id, match_key; rows as int64), ordered by key order, a_row, b_row.
     """
     da, db = read_parquet(spark, a, row_index=True), read_parquet(spark, b, row_index=True)
     names = resolve_key_names(da.columns, db.columns, keys)
-    cols = [MATCH_KEY_PREFIX + n for n in names]
-    left = _checkpoint(spark, da.select(ROW, *cols), f"{checkpoint_dir}/pass_00_input/a")
-    right = _checkpoint(spark, db.select(ROW, *cols), f"{checkpoint_dir}/pass_00_input/b")
+    empty = spark.createDataFrame([], f"{ROW} long")
+    matched_a, matched_b = empty, empty
 
     taken: list[str] = []
     counts: list[KeyLinkCount] = []
-    for i, (name, col) in enumerate(zip(names, cols, strict=True), start=1):
-        ca = left.select(ROW, col).where(F.col(col).isNotNull())
-        cb = right.select(ROW, col).where(F.col(col).isNotNull())
+    for i, name in enumerate(names, start=1):
+        col = MATCH_KEY_PREFIX + name
+        ca = da.select(ROW, col).where(F.col(col).isNotNull()).join(matched_a, ROW, "left_anti")
+        cb = db.select(ROW, col).where(F.col(col).isNotNull()).join(matched_b, ROW, "left_anti")
         ga = ca.groupBy(col).agg(F.count("*").alias("n_a"), F.min(ROW).alias("a_row"))
-        gb = cb.groupBy(col).agg(F.count("*").alias("n_b"), F.min(ROW).alias("b_row"))
-        both = ga.join(gb, col, "inner")
+        # Only B's records whose value occurs in A can pair or be ambiguous (as the polars engine).
+        cb_in_a = cb.join(ga.select(col), col, "left_semi")
+        gb = cb_in_a.groupBy(col).agg(F.count("*").alias("n_b"), F.min(ROW).alias("b_row"))
+        both = ga.join(gb, col, "inner").persist()  # small (values of A also in B): pairs and counts read it
         unique = (F.col("n_a") == 1) & ((F.col("n_b") == 1) | F.lit(one_to_many))
         if one_to_many:
             pairs = (both.where(unique).select(col, "a_row")
-                     .join(cb.withColumnRenamed(ROW, "b_row_many"), col, "inner")
+                     .join(cb_in_a.withColumnRenamed(ROW, "b_row_many"), col, "inner")
                      .select("a_row", F.col("b_row_many").alias("b_row")))
         else:
             pairs = both.where(unique).select("a_row", "b_row")
@@ -83,16 +90,17 @@ def link_on_match_keys_spark(
             match_key=name, offered_a=ca.count(), offered_b=cb.count(), pairs=pairs.count(),
             ambiguous_values=int(amb["values"] or 0), ambiguous_a=int(amb["a"] or 0), ambiguous_b=int(amb["b"] or 0),
         ))
+        both.unpersist()
         taken.append(f"{pass_dir}/pairs")
         # Hierarchical: matched records are not offered to later keys.
         if not one_to_many:
-            left = _checkpoint(spark, left.join(pairs.select(F.col("a_row").alias(ROW)), ROW, "left_anti"),
-                               f"{pass_dir}/a")
-        right = _checkpoint(spark, right.join(pairs.select(F.col("b_row").alias(ROW)), ROW, "left_anti"),
-                            f"{pass_dir}/b")
+            matched_a = _checkpoint(spark, matched_a.unionByName(pairs.select(F.col("a_row").alias(ROW))),
+                                    f"{pass_dir}/matched_a")
+        matched_b = _checkpoint(spark, matched_b.unionByName(pairs.select(F.col("b_row").alias(ROW))),
+                                f"{pass_dir}/matched_b")
 
     ida, idb = _id_column(da, a_id), _id_column(db, b_id)
-    all_pairs = spark.read.parquet(*taken) if taken else None
+    all_pairs = spark.read.parquet(*taken)
     rank = F.create_map(*[x for i, n in enumerate(names, start=1) for x in (F.lit(i), F.lit(n))])
     out = all_pairs.withColumn("match_key", rank[F.col("key_rank")])
     ids_a = da.select(F.col(ROW).alias("a_row"), (F.col(ida) if ida else F.lit(None)).cast("string").alias("a_id"))
