@@ -186,7 +186,7 @@ def test_model_file_may_override_only_settings_and_is_validated():
     assert LinkageModel.from_toml("training = []\n", source="m.toml").training == []
     for bad, words in [("[settings]\ndeterministic_recall = 0", "deterministic_recall"),
                        ("[settings]\ncolour = 1", "settings.colour"), ("x = 1", "unknown top-level"),
-                       ("[settings]\nthreshold = 'high'", "must be a float"),
+                       ("[settings]\nthreshold = 'high'", "must be a number"),
                        ("[[blocking]]\non = []", "non-empty list")]:
         with pytest.raises(ConfigError, match=words):
             LinkageModel.from_toml(bad, source="m.toml")
