@@ -90,7 +90,7 @@ def test_full_disk_at_each_write_is_one_message_and_exit_2(config, monkeypatch, 
 
 
 def test_os_error_without_a_file_name_in_any_command(tmp_path, monkeypatch):
-    monkeypatch.setattr("tfkit.commands.validate.load_schema", _enospc_arrow)
+    monkeypatch.setattr("tfkit.schemas.load_schema", _enospc_arrow)
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "x.csv"), "--schema", "nis"])
     assert result.exit_code == 2 and "disk is full" in _no_crash(result)
