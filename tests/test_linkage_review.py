@@ -209,6 +209,11 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         rows[1]["decision"] = " Reject "
         decided = _write_rows(rows, tmp_path / "decided.csv")
         assert runner.invoke(app, ["keys", "generate", "--signing", "-o", str(tmp_path / "k" / "signing.key")]).exit_code == 0
+        assert runner.invoke(app, ["keys", "generate", "-o", str(tmp_path / "k" / "master.key")]).exit_code == 0
+        # a key that cannot sign: refused, and nothing of the decisions is kept (they would apply unaudited)
+        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out),
+                                "--signing-key", str(tmp_path / "k" / "master.key")])
+        assert r.exit_code == 2 and not (folder / "review_decisions.csv").exists() and not (out / "audit.jsonl").exists()
         r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out), "--json", "-",
                                 "--signing-key", str(tmp_path / "k" / "signing.key")])
         assert r.exit_code == 0, r.output

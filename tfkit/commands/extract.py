@@ -35,9 +35,9 @@ def extract(
     package it as a signed BagIt bag (safe to run from cron).
 
     Each source is validated against its schema (invalid rows go to a private quarantine folder with
-    their reasons); sources are linked to the cohort when [linkage] is on; people on the withdrawal
+    their reasons); sources are linked to the cohort when the config's linkage table is on; people on the withdrawal
     list are removed from every source; identifiers become keyed pseudonyms and match keys; the
-    [disclosure] policy generalises, warns or fails on records in classes smaller than k; the package
+    disclosure policy (generalise by default) generalises, warns or fails on records in classes smaller than k; the package
     is written atomically, signed, logged in the audit chain, and a report is written beside it.
     A rerun with the same inputs finds the package up to date; changed inputs need --force.
 
@@ -89,8 +89,9 @@ def _print_disclosure(con, published: dict | None) -> None:
     if published.get("k_anonymous"):
         con.print(f"  disclosure: k-anonymous ({facts})", markup=False)
     else:
-        con.print(f"[bold red]  DISCLOSURE CHECK FAILED (policy {published['policy']}): {facts}. "
-                  "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.[/bold red]")
+        con.print(f"  DISCLOSURE CHECK FAILED (policy {published['policy']}): {facts}. "
+                  "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.",
+                  style="bold red", markup=False)
 
 
 def init(

@@ -27,8 +27,8 @@ def link_command(
     map_: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD=NEW", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", metavar="FILE", help="Model TOML (default: the built-in model for English person data).")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default 0.9).")] = None,
-    review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default 0.5).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.4 in the built-in model).")] = None,
+    review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default: the model's settings.review_lower, 0.1 in the built-in model).")] = None,
     truth: Annotated[Optional[str], typer.Option("--truth", metavar="COLUMN", help="Column holding the true entity id: report precision, recall and F1.")] = None,
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
     one_to_one: Annotated[bool, typer.Option("--one-to-one", help="Link mode: each record links to at most one record per other source.")] = False,
@@ -59,6 +59,11 @@ def link_command(
     from tfkit.linkage.review import STORE_NAME, link_review_folder, load_decisions
 
     check_json_target(json_out, inputs=sources)
+    if out.exists() and not out.is_dir():  # checked before the work, not after it
+        raise UsageError("--out is a file: it must be a folder (new, or one of tfkit link's)", file=out,
+                         hint="choose a folder, e.g. --out linked/")
+    if report is not None and report.is_dir():
+        raise UsageError("--report names a folder", file=report, hint="give an .html file path, e.g. --report link.html")
     chosen = mode.value if mode else ("link" if len(sources) > 1 else "dedupe")
     if train_on_labels and not truth:
         raise UsageError("--train-on-labels needs --truth COLUMN")

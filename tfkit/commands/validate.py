@@ -55,7 +55,7 @@ def validate_command(
             for p in written:
                 con.print(f"  wrote {p}", markup=False, highlight=False)
 
-    emit(run, json_path, event="validate_done", render=render,
+    emit(run, json_path, event="validate_done", render=render, private=show_values,
          log_fields={"files": len(run.reports), "failed": sum(not r.ok for r in run.reports)})
     run.refuse_if_failed(quarantined=quarantine is not None)
 

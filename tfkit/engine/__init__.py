@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tfkit import tomlfile
-from tfkit.errors import ConfigError
+from tfkit.errors import ConfigError, UsageError
 
 ENGINES = ("polars", "spark")
 ENGINE_KEYS = {"kind", "master", "app_name", "checkpoint_dir", "spark"}
@@ -72,4 +72,10 @@ def choose_engine(engine: str | None, config: str | Path | None) -> EngineSettin
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}", hint=f"use --engine {' or --engine '.join(ENGINES)}")
         settings = replace(settings, kind=engine)
+    if settings.is_spark:
+        import importlib.util
+
+        if importlib.util.find_spec("pyspark") is None:  # before any work: one message, exit 2
+            raise UsageError("the Spark engine needs pyspark, which is not installed",
+                             hint="install the extra: pip install 'tfkit[spark]' (and Java 17), or use --engine polars")
     return settings
