@@ -259,3 +259,9 @@ def test_link_cli_spark_writes_the_polars_outputs(spark, tmp_path):
     assert json.loads((tmp_path / "s" / "model.json").read_text()) == json.loads((tmp_path / "p" / "model.json").read_text())
     res = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), "--engine", "spark", "--one-to-one"])
     assert res.exit_code == 2 and "polars engine" in res.output
+
+
+def test_spark_modules_import_before_any_session():
+    """The CLI imports the Spark modules before it starts Spark: nothing may need a session at import."""
+    code = "import tfkit.engine.spark.link, tfkit.engine.spark.link_keys, tfkit.engine.spark.pseudonymise"
+    subprocess.run([sys.executable, "-c", code], check=True)

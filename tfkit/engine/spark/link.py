@@ -106,7 +106,9 @@ def _codes_frame(spark: SparkSession, prepared, columns: list[str]) -> DataFrame
     return spark.createDataFrame(pa.table(data))
 
 
-def _scope(mode: str, left=F.col("_source"), right=F.col("_source_r")):
+def _scope(mode: str):
+    """The mode's pairs: across sources (link), within (dedupe), or all (both)."""
+    left, right = F.col("_source"), F.col("_source_r")  # (built in a call: Column needs a running Spark)
     return {"link": left != right, "dedupe": left == right, "both": F.lit(True)}[mode]
 
 
