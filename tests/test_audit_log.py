@@ -232,3 +232,22 @@ def test_run_killed_between_entry_and_checkpoint_is_recovered(log, keys):
     audit.append(log, "extract", keys[0], package="P6")  # promotes .next, then appends
     assert audit.read_checkpoint(log)["entries"] == 6 and not audit.next_checkpoint_path(log).exists()
     assert audit.verify_log(log, public_key=keys[1]).ok
+
+
+def test_checkpoint_rolled_back_with_the_log_is_caught_by_a_later_package(tmp_path, keys):
+    """An attacker who kept an old, validly signed checkpoint and truncates the log back to it:
+    every package made after it anchors its own entry, so --root catches it (the documented limit:
+    entries no package anchors, e.g. a later retention_purge, are not caught)."""
+
+    root, log = _package_root(tmp_path, keys)  # entry 1: the package's
+    saved_log, saved_cp = log.read_bytes(), audit.checkpoint_path(log).read_bytes()
+    entry = audit.append(log, "extract", keys[0], package="E09000031_nis_2020-H1")
+    m = manifest_for()
+    m["period"], m["audit"]["chain_head"] = "2020-H1", entry["hash"]
+    make_bag(root / "E09000031_nis_2020-H1", keys[0], manifest=m)
+    assert audit.verify_log(log, packages_root=root, public_key=keys[1]).ok
+    log.write_bytes(saved_log)
+    audit.checkpoint_path(log).write_bytes(saved_cp)
+    assert audit.verify_log(log, public_key=keys[1]).ok  # the log alone cannot tell
+    report = audit.verify_log(log, packages_root=root, public_key=keys[1])
+    assert "missing_entry" in codes(report) and "E09000031_nis_2020-H1" in str(report.problems)

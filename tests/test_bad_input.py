@@ -86,7 +86,7 @@ def test_validate(corpus, case):
 def test_pseudonymise_and_link_refuse_before_reading(corpus, case, tmp_path, contract_key_file):
     words = EXPECTED[case][2]
     pseud = run("pseudonymise", corpus[case], "--schema", "nis", "--project", "nis", "--key", contract_key_file,
-                "--out", tmp_path / "out.parquet")
+                "--allow-test-key", "--out", tmp_path / "out.parquet")
     assert pseud.exit_code == 2 and words in pseud.output, pseud.output
     link = run("link", corpus[case], corpus["unicode_päth_名前.csv"], "--out", tmp_path / "linked")
     assert link.exit_code == 2 and words in link.output, link.output

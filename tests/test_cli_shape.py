@@ -125,7 +125,7 @@ def test_json_dash_is_the_only_thing_on_stdout(tmp_path):
 
 
 def test_json_file_is_written_and_text_still_shown(tmp_path):
-    target = tmp_path / "sub" / "schemas.json"
+    target = tmp_path / "schemas.json"
     result = runner.invoke(app, ["schemas", "list", "--json", str(target)])
     assert result.exit_code == 0, result.output
     assert "nis" in result.stdout
@@ -200,3 +200,60 @@ def test_closed_pipe_exits_141(args):
     assert out.stdout.strip() in ("0", "141"), out  # 0 when everything fitted the pipe's buffer first
     if args != ["--help"]:
         assert out.stdout.strip() == "141" or len(out.stderr) == 0, out
+
+
+def test_help_keeps_every_bracketed_word_of_its_text():
+    for name, cmd in COMMANDS:
+        text = " ".join(_help(name).split())
+        for word in re.findall(r"\[([a-z_]+)\]", cmd.help or ""):
+            assert f"[{word}]" in text, f"{name}: rich ate [{word}] from the help"
+
+
+def test_json_into_a_missing_folder_is_refused_and_makes_no_folder(tmp_path):
+    result = runner.invoke(app, ["schemas", "list", "--json", str(tmp_path / "nope" / "x.json")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "nope").exists()
+
+
+def test_json_with_shown_values_is_private(tmp_path):
+    csv = tmp_path / "cohort.csv"
+    csv.write_text("person_id,forename\n1,ANNA\n")
+    runner.invoke(app, ["validate", str(csv), "-s", "nis", "--show-values", "--json", str(tmp_path / "r.json")])
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o600
+    runner.invoke(app, ["validate", str(csv), "-s", "nis", "--json", str(tmp_path / "m.json")])
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644  # masked: like any report
+
+
+def test_spark_engine_without_pyspark_is_one_message_exit_2(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    a = tmp_path / "a.csv"
+    a.write_text("record_id,forename\n1,A\n")
+    for args in (["link", str(a), str(a), "-o", str(tmp_path / "l")],
+                 ["link-keys", str(a), str(a), "-o", str(tmp_path / "k.parquet")]):
+        result = runner.invoke(app, [*args, "--engine", "spark"])
+        assert result.exit_code == 2 and "tfkit[spark]" in result.output, result.output
+
+
+def test_link_refuses_a_file_for_out_before_the_run(tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text("record_id,forename\n1,A\n")
+    result = runner.invoke(app, ["link", str(a), str(a), "-o", str(a)])
+    assert result.exit_code == 2 and "must be a folder" in result.output
+    result = runner.invoke(app, ["link", str(a), str(a), "-o", str(tmp_path / "o"), "--report", str(tmp_path)])
+    assert result.exit_code == 2 and "--report names a folder" in result.output and not (tmp_path / "o").exists()
+
+
+def test_link_help_states_the_models_defaults():
+    text = " ".join(_help("link").split())
+    assert "default 0.9" not in text and "0.4 in the built-in model" in text
+
+
+def test_an_extract_given_as_the_master_key_is_named_not_chmodded(tmp_path):
+    csv = tmp_path / "cohort.csv"
+    csv.write_text("person_id,forename\n1,ANNA\n")
+    result = runner.invoke(app, ["pseudonymise", str(csv), "-s", "nis", "--project", "nis", "-o",
+                                 str(tmp_path / "p.parquet"), "--key", str(csv)])
+    assert result.exit_code == 2 and "chmod" not in result.output and "malformed key file" in result.output

@@ -234,3 +234,17 @@ def test_manifest_lists_no_withdrawn_identifier(demo, tmp_path):
         for value in line.split(","):
             if len(value.strip()) > 4:
                 assert value.strip() not in text
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=20))
+def test_withdrawal_name_rule_is_the_contracts(names):
+    from tfkit.identifiers import normalise_name_part
+    from tfkit.pipeline.consent import name_part
+
+    frame = pl.DataFrame({"n": names + ["Siân", "O'Brien-Smith", "ß", "ı", "ﬁona", "Zoë"]}, schema={"n": pl.String})
+    assert frame.select(name_part(pl.col("n"))).to_series().to_list() == \
+        frame.select(normalise_name_part(pl.col("n"))).to_series().to_list()

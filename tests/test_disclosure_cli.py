@@ -55,3 +55,18 @@ def test_user_mistakes_exit_2(table, tmp_path):
     assert runner.invoke(app, ["disclosure", "check", str(tmp_path / "none.parquet")]).exit_code == 2
     (tmp_path / "x.txt").write_text("hello")
     assert runner.invoke(app, ["disclosure", "check", str(tmp_path / "x.txt")]).exit_code == 2
+
+
+def test_a_package_is_checked_on_the_quasi_identifiers_it_published(tmp_path):
+    import polars as pl
+
+    package = tmp_path / "E09000031_nis_2019-H2"
+    (package / "data").mkdir(parents=True)
+    # as extract's generalise policy publishes it: banded years and postcode areas, no dob_year
+    pl.DataFrame({"dob_year_band": ["2000-2004"] * 12, "sex": ["F"] * 12, "postcode_area": ["E"] * 12}).write_parquet(
+        package / "data" / "person.parquet")
+    (package / "manifest.json").write_text(json.dumps({"disclosure": {"published": {
+        "k": 10, "quasi_identifiers": ["dob_year_band", "sex", "postcode_area"]}}}))
+    result = runner.invoke(app, ["disclosure", "check", str(package), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["quasi_identifiers"] == ["dob_year_band", "sex", "postcode_area"]

@@ -90,7 +90,7 @@ def test_full_disk_at_each_write_is_one_message_and_exit_2(config, monkeypatch, 
 
 
 def test_os_error_without_a_file_name_in_any_command(tmp_path, monkeypatch):
-    monkeypatch.setattr("tfkit.commands.validate.load_schema", _enospc_arrow)
+    monkeypatch.setattr("tfkit.schemas.load_schema", _enospc_arrow)
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "x.csv"), "--schema", "nis"])
     assert result.exit_code == 2 and "disk is full" in _no_crash(result)
@@ -211,3 +211,29 @@ def test_concurrent_extracts(config):  # noqa: F811
     assert verify_package(cfg.package_dir, scan_identifiers=False).ok
     report = audit.verify_log(cfg.audit_log, packages_root=cfg.output_root)
     assert report.ok and report.entries == 1, report.problems
+
+
+# --------------------------------------------------------------------------- the other writing commands
+
+
+def _polars_write_full(self, *_a, **_k):
+    _enospc_polars()
+
+
+@pytest.mark.parametrize("command", ["pseudonymise", "validate_quarantine", "link"])
+def test_full_disk_in_the_other_writing_commands(demo_dir, tmp_path, monkeypatch, contract_key_file, command):  # noqa: F811
+    monkeypatch.setattr("pyarrow.parquet.ParquetWriter.write_table", _enospc_arrow)
+    monkeypatch.setattr("polars.DataFrame.write_parquet", _polars_write_full)
+    monkeypatch.setattr("polars.DataFrame.write_csv", _polars_write_full)
+    cohort = demo_dir / "inputs" / "cohort.csv"
+    args = {
+        "pseudonymise": ["pseudonymise", cohort, "--schema", "nis", "--project", "nis", "--key", contract_key_file, "--allow-test-key",
+                         "--out", tmp_path / "out.parquet", "--quarantine", tmp_path / "q"],
+        "validate_quarantine": ["validate", cohort, "--schema", "nis", "--quarantine", tmp_path / "q"],
+        "link": ["link", cohort, cohort, "--schema", "nis", "--out", tmp_path / "linked"],
+    }[command]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    text = _no_crash(result)
+    assert result.exit_code == 2 and "disk is full" in text, text
+    assert str(tmp_path) in text, text  # the output is named
+    assert not list(tmp_path.rglob(".*.tmp")), "a temporary file was left behind"

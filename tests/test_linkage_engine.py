@@ -186,7 +186,7 @@ def test_model_file_may_override_only_settings_and_is_validated():
     assert LinkageModel.from_toml("training = []\n", source="m.toml").training == []
     for bad, words in [("[settings]\ndeterministic_recall = 0", "deterministic_recall"),
                        ("[settings]\ncolour = 1", "settings.colour"), ("x = 1", "unknown top-level"),
-                       ("[settings]\nthreshold = 'high'", "must be a float"),
+                       ("[settings]\nthreshold = 'high'", "must be a number"),
                        ("[[blocking]]\non = []", "non-empty list")]:
         with pytest.raises(ConfigError, match=words):
             LinkageModel.from_toml(bad, source="m.toml")
@@ -276,14 +276,14 @@ def test_relatives_with_another_forename_and_sex_are_non_links():
 
 
 def test_em_that_does_not_converge_says_so_and_out_of_order_weights_are_flagged():
-    from tfkit.linkage.linker import Linker
-    from tfkit.linkage.training import weights_out_of_order
+    from tfkit.linkage import link
+    from tfkit.linkage.evaluate import weights_out_of_order
 
     model = LinkageModel.default()
     model.settings.em_max_iterations = 1
-    linker = Linker(_febrl_like(), model, mode="link")
-    linker.training.train()
-    codes = [w["code"] for w in linker.model.warnings]
+    result = link(_febrl_like(), model, mode="link")
+    linker = result.linker
+    codes = [w["code"] for w in result.summary()["warnings"]]
     assert "em_not_converged" in codes
     assert any(t.get("converged") is False for t in linker.model.training_log)
     # A looser level weighing more than a closer one is flagged, exact-level TF aside.
@@ -293,6 +293,9 @@ def test_em_that_does_not_converge_says_so_and_out_of_order_weights_are_flagged(
     m.u_counts["dob"] = np.full(7, 100.0)
     flagged = [(f["closer"], f["looser"]) for f in weights_out_of_order(m) if f["comparison"] == "dob"]
     assert ("exact", "within a year") in flagged
+    m.u_counts["dob"][4] = 0  # a level (almost) never seen among random pairs is not held against the order
+    flagged = [(f["closer"], f["looser"]) for f in weights_out_of_order(m) if f["comparison"] == "dob"]
+    assert ("exact", "within a year") not in flagged
 
 
 def test_prior_is_refined_on_the_candidates_once_m_and_u_are_trained():
@@ -304,3 +307,15 @@ def test_prior_is_refined_on_the_candidates_once_m_and_u_are_trained():
     assert steps[0]["method"] == "deterministic rules" and steps[-1]["method"].startswith("fixed point")
     # 40 true pairs among 40 x 40: the refined prior lands near 1/40, whatever the rules' assumed recall.
     assert 0.5 / 40 < linker.model.prior < 2 / 40
+
+
+def test_a_pair_in_a_block_an_earlier_rule_skipped_is_still_produced_once_by_a_later_rule():
+    # The SMITH block is skipped by the first rule (over its limit); the second rule must still
+    # produce the pair ANN SMITH x ANN SMITH, and every pair stays unique.
+    a = people([(f"a{i}", f"N{i}", "Smith", None, None, i) for i in range(10)] + [("a10", "Ann", "Smith", None, None, 10)])
+    b = people([(f"b{i}", f"M{i}", "Smith", None, None, 100 + i) for i in range(10)] + [("b10", "Ann", "Smith", None, None, 10)])
+    prepared = prepare([a, b], ["a", "b"], FIELDS, id_column="record_id", keep=("key",))
+    rules = [BlockingRule("surname", ("surname",), max_block_pairs=50), BlockingRule("names", ("forename", "surname"))]
+    pairs, report = candidate_pairs(prepared, rules, "link")
+    assert [r.pairs_added for r in report.rules] == [0, 1] and report.rules[0].blocks_skipped == 1
+    assert pairs.select("rid_l", "rid_r").is_unique().all()

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from tfkit.linkage import link
-from tfkit.linkage.evaluate import calibration
-from tfkit.linkage.training import weights_out_of_order
+from tfkit.linkage.evaluate import calibration, weights_out_of_order
 from tfkit.linkage.report import render_report, write_link_report
 from tfkit.report.svg import nice_ticks
 
@@ -79,8 +78,9 @@ def test_weights_running_the_wrong_way_are_warned(result):
         found = weights_out_of_order(model)
         assert any(w["comparison"] == "dob" and w["closer"] == "exact" for w in found)
         page = render_report(result.linker, result.scored, threshold=result.threshold)
-        assert "more than the closer &#x27;exact&#x27;" in page or "more than the closer 'exact'" in page
-        assert "WARNING" in page
+        assert "less than the looser" in page and "WARNING" in page
+        dob_section = page.split("<h3>dob", 1)[1].split("<h3>", 1)[0]
+        assert dob_section.count("(weighs more than a closer level)") >= 1 and 'class="bad"' in dob_section
     finally:
         model.m.update(saved)
 

@@ -10,6 +10,8 @@ import stat
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tfkit.cli import app
@@ -207,6 +209,11 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         rows[1]["decision"] = " Reject "
         decided = _write_rows(rows, tmp_path / "decided.csv")
         assert runner.invoke(app, ["keys", "generate", "--signing", "-o", str(tmp_path / "k" / "signing.key")]).exit_code == 0
+        assert runner.invoke(app, ["keys", "generate", "-o", str(tmp_path / "k" / "master.key")]).exit_code == 0
+        # a key that cannot sign: refused, and nothing of the decisions is kept (they would apply unaudited)
+        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out),
+                                "--signing-key", str(tmp_path / "k" / "master.key")])
+        assert r.exit_code == 2 and not (folder / "review_decisions.csv").exists() and not (out / "audit.jsonl").exists()
         r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out), "--json", "-",
                                 "--signing-key", str(tmp_path / "k" / "signing.key")])
         assert r.exit_code == 0, r.output
@@ -327,3 +334,28 @@ def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(conf
     run_extract(load_config(config), force=True)
     review = (folder / "review.csv").read_text(encoding="utf-8-sig")
     assert f"cohort,{person}," not in review and f",cohort,{person}" not in review
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2), min_size=2, max_size=14).flatmap(lambda srcs: st.tuples(
+    st.just(srcs),
+    st.lists(st.tuples(st.integers(0, len(srcs) - 1), st.integers(0, len(srcs) - 1),
+                       st.floats(-5, 20, allow_nan=False)), max_size=30),
+    st.sets(st.sampled_from(["cohort", "police", "school"]), min_size=1))))
+def test_clean_constraints_hold_on_any_graph(case):
+    sources, raw, clean = case
+    edges = [(a, b, w) for a, b, w in raw if a != b]
+    prepared = _prepared(sources)
+    pairs = _pairs(edges) if edges else _pairs([]).cast({"rid_l": pl.Int64, "rid_r": pl.Int64})
+    links, stats = select_links(prepared, pairs, 0.9, clean=tuple(sorted(clean)))
+    again, _ = select_links(prepared, pairs, 0.9, clean=tuple(sorted(clean)))
+    assert links.equals(again)  # deterministic
+    names = ["cohort", "police", "school"]
+    clean_idx = {names.index(c) for c in clean}
+    for group in _groups(links, len(sources)):
+        for s in clean_idx:
+            assert sum(sources[r] == s for r in group) <= 1  # never two records of a clean source
+    given_edges = {(min(a, b), max(a, b)) for a, b, _ in edges}
+    kept = {(min(a, b), max(a, b)) for a, b in zip(links["rid_l"], links["rid_r"])}
+    assert kept <= given_edges
+    assert stats.conflicts_resolved == len(edges) - links.height

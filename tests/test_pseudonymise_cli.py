@@ -69,3 +69,15 @@ def test_link_keys(demo, tmp_path, contract_key_file):
     assert "forename_surname_dob_postcode" in text.output
     res = run("link-keys", demo["police"], tmp_path / "police.parquet", "--out", tmp_path / "x.parquet")
     assert res.exit_code == 2 and "Parquet" in res.output
+
+
+def test_link_keys_refuses_a_folder_holding_two_extracts(demo, tmp_path, contract_key_file):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pl.DataFrame({"person_id_pseudonym": ["a"], "mk_forename_surname_dob": ["x"]}).write_parquet(folder / "a.parquet")
+    pl.DataFrame({"record_id_pseudonym": ["b"], "mk_nino": ["y"]}).write_parquet(folder / "b.parquet")
+    shutil.copy(folder / "a.parquet", tmp_path / "one.parquet")
+    r = run("link-keys", tmp_path / "one.parquet", folder, "--out", tmp_path / "pairs.parquet")
+    assert r.exit_code == 2 and "different columns" in r.output and "internal error" not in r.output

@@ -154,7 +154,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
             r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})),
         consent_unmatched=unmatched,
         demo=r.get("demo", bool, False),
-        engine=engine_from_table(data.get("engine", {}), file=file),
+        engine=engine_from_table(r.table("engine"), file=file),
         raw=data,
     )
 

@@ -155,7 +155,7 @@ def check_regular_file(path: Path) -> None:
             raise InputFileError("file not found", hint="check the path and the file name", file=path) from None
         raise InputFileError(f"cannot be opened: {err.strerror}", hint="check the file's permissions", file=path) from None
     if stat.S_ISDIR(mode):
-        raise InputFileError("is a folder, not a file", hint="give the extract file itself", file=path)
+        raise InputFileError("is a folder (a directory), not a file", hint="give the extract file itself", file=path)
     if not stat.S_ISREG(mode):
         raise InputFileError(f"is {_SPECIAL_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a file",
                              hint="save the extract to a file and give that file's path", file=path)

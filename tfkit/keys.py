@@ -182,8 +182,8 @@ def load_key_file(path: str | Path | None, *, allow_test_key: bool = False) -> M
     is refused unless `allow_test_key` (tests, and the contract's published vectors)."""
     path = _key_path(path)
     text = path.read_text(encoding="ascii", errors="replace")
-    if "-----BEGIN" not in text:  # a PEM (signing or public) key is the wrong key, whatever its mode
-        check_private_file(path)
+    if "-----BEGIN" not in text and re.fullmatch(r"[0-9a-fA-F]{64}\s*", text):
+        check_private_file(path)  # a key's mode matters; an extract given by mistake is named below
     if not _KEY_FILE_RE.fullmatch(text):
         # Never echo the content: it may be a key in the wrong form.
         if "-----BEGIN" in text:

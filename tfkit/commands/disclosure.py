@@ -22,8 +22,8 @@ disclosure_app = typer.Typer(help="Record-level disclosure risk of a package or 
 @disclosure_app.command("check")
 def check_command(
     source: Annotated[Path, typer.Argument(metavar="PACKAGE|FILE", help="A package directory, or a .parquet / .csv person table.", show_default=False)],
-    qi: Annotated[Optional[list[str]], typer.Option("--qi", help="A quasi-identifier column (repeat for each). Default: dob_year sex postcode_district.", metavar="COL")] = None,
-    k: Annotated[int, typer.Option("--k", metavar="K", help="Smallest allowed equivalence class.", min=1)] = 10,
+    qi: Annotated[Optional[list[str]], typer.Option("--qi", help="A quasi-identifier column (repeat for each). Default: a package's published quasi-identifiers (its manifest), else dob_year sex postcode_district.", metavar="COL")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", metavar="K", help="Smallest allowed equivalence class (default: a package's published k, else 10).", min=1)] = None,
     sensitive: Annotated[Optional[list[str]], typer.Option("--sensitive", help="A sensitive column for l-diversity (repeatable).", metavar="COL")] = None,
     l: Annotated[int, typer.Option("--l", metavar="L", help="Distinct sensitive values each class must hold.", min=1)] = 2,
     json_path: JsonOpt = None,
@@ -37,7 +37,10 @@ def check_command(
     """
     check_json_target(json_path, inputs=[source], inside=source if source.is_dir() else None)
     person = open_person_table(source)
-    report = check(person.frame, tuple(qi) if qi else DEFAULT_QUASI_IDENTIFIERS, k=k, sensitive=sensitive or None, l=l)
+    published = person.published
+    k = k or published.get("k") or 10
+    qis = tuple(qi) if qi else tuple(published.get("quasi_identifiers") or DEFAULT_QUASI_IDENTIFIERS)
+    report = check(person.frame, qis, k=k, sensitive=sensitive or None, l=l)
     emit({"source": str(source), **report.to_dict()}, json_path, event="disclosure_checked", render=report.render,
          log_fields={"source": str(source), "passed": report.passed, "records": report.records,
                      "records_below_k": report.records_below_k, "records_at_risk": report.records_at_risk, "k": k})

@@ -35,9 +35,9 @@ def extract(
     package it as a signed BagIt bag (safe to run from cron).
 
     Each source is validated against its schema (invalid rows go to a private quarantine folder with
-    their reasons); sources are linked to the cohort when [linkage] is on; people on the withdrawal
+    their reasons); sources are linked to the cohort when the config's linkage table is on; people on the withdrawal
     list are removed from every source; identifiers become keyed pseudonyms and match keys; the
-    [disclosure] policy generalises, warns or fails on records in classes smaller than k; the package
+    disclosure policy (generalise by default) generalises, warns or fails on records in classes smaller than k; the package
     is written atomically, signed, logged in the audit chain, and a report is written beside it.
     A rerun with the same inputs finds the package up to date; changed inputs need --force.
 
@@ -89,8 +89,9 @@ def _print_disclosure(con, published: dict | None) -> None:
     if published.get("k_anonymous"):
         con.print(f"  disclosure: k-anonymous ({facts})", markup=False)
     else:
-        con.print(f"[bold red]  DISCLOSURE CHECK FAILED (policy {published['policy']}): {facts}. "
-                  "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.[/bold red]")
+        con.print(f"  DISCLOSURE CHECK FAILED (policy {published['policy']}): {facts}. "
+                  "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.",
+                  style="bold red", markup=False)
 
 
 def init(
@@ -320,7 +321,7 @@ def retention_list(
 
     root_path, _ = _retention_paths(root, config)
     due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
-    quarantines = ledger.due(root_path)  # raw rows that failed runs had to leave behind
+    quarantines = ledger.due(root_path)  # raw rows that failed runs left behind
 
     def render(con: "Console") -> None:
         if not due:
@@ -333,9 +334,9 @@ def retention_list(
             con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
-          "unverifiable": [p.to_dict() for p in unverifiable],
-          "quarantine_due": [q.to_dict() for q in quarantines]}, json_out, event="retention_listed",
-         render=render, log_fields={"due": len(due), "unverifiable": len(unverifiable)})
+          "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
+         json_out, event="retention_listed", render=render,
+         log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)})
 
 
 @retention_app.command("purge")
@@ -355,7 +356,6 @@ def retention_purge(
       tfkit retention purge --config tfkit.toml --yes    # from cron
     """
     from tfkit.config import load_config
-    from tfkit.package.publish import output_lock
     from tfkit.package.retention import due_packages, purge
 
     if config is None:
@@ -366,27 +366,26 @@ def retention_purge(
         raise UsageError("no signing key configured: each deletion's audit entry must be signed", file=config,
                          key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
-    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))
-    for p in unverifiable:
-        console.log("retention_unverifiable_listed", f"unverifiable (never purged): {p.path.name}: {p.problem}\n"
-                    f"  hint: {p.hint}", level="warning", package=p.path.name)
+    due, _unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))  # each warned
     _purge_failed_run_quarantines(root_path, audit_log, cfg.signing_key, yes)
     if not due:
         console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
         return
-    names = ", ".join(p.path.name for p in due)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{len(due)} package(s) due for destruction; refusing to delete without --yes "
-                             "when not at a terminal", hint="rerun with --yes")
-        if not typer.confirm(f"Delete {len(due)} package(s): {names}?"):
-            console.log("retention", "nothing deleted")
-            return
-    purged = []
-    for entry in due:
-        with output_lock(root_path, entry.path.name):  # never delete a package a run is replacing
-            purged += purge([entry], audit_log, cfg.signing_key, cfg.quarantine_dir)
+    if not _confirmed(yes, f"{len(due)} package(s) due for destruction", f"Delete {len(due)} package(s): "
+                      + ", ".join(p.path.name for p in due) + "?"):
+        console.log("retention", "nothing deleted")
+        return
+    purged = purge(due, audit_log, cfg.signing_key, cfg.quarantine_dir)
     console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
+
+
+def _confirmed(yes: bool, what: str, question: str) -> bool:
+    """--yes, or a person's yes at a terminal; never a prompt in cron (exit 2 instead)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what}; refusing to delete without --yes when not at a terminal", hint="rerun with --yes")
+    return typer.confirm(question)
 
 
 def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key: Path, yes: bool) -> None:
@@ -394,13 +393,10 @@ def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key:
     from tfkit.validation import ledger
 
     quarantines = ledger.due(root_path)
-    if quarantines and not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{len(quarantines)} quarantine folder(s) of failed runs due for destruction; refusing "
-                             "to delete without --yes when not at a terminal", hint="rerun with --yes")
-        if not typer.confirm(f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
-            return
-    for q in ledger.purge_due(root_path, audit_log, signing_key) if quarantines else []:
+    if not quarantines or not _confirmed(yes, f"{len(quarantines)} quarantine folder(s) of failed runs due for "
+                                              "destruction", f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
+        return
+    for q in ledger.purge_due(root_path, audit_log, signing_key):
         console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
 
 

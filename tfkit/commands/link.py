@@ -27,8 +27,8 @@ def link_command(
     map_: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD=NEW", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", metavar="FILE", help="Model TOML (default: the built-in model for English person data).")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default 0.9).")] = None,
-    review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default 0.5).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.4 in the built-in model).")] = None,
+    review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default: the model's settings.review_lower, 0.1 in the built-in model).")] = None,
     truth: Annotated[Optional[str], typer.Option("--truth", metavar="COLUMN", help="Column holding the true entity id: report precision, recall and F1.")] = None,
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
     one_to_one: Annotated[bool, typer.Option("--one-to-one", help="Link mode: each record links to at most one record per other source.")] = False,
@@ -49,7 +49,7 @@ def link_command(
       tfkit link cohort.csv police.csv --schema nis --schema police --out linked/
       tfkit link people.csv --mode dedupe --map 'First Name=forename' -o dedupe/ --report dedupe.html
       tfkit link a.csv b.csv -o out/ --truth person_key --json -
-      tfkit link la.parquet national/ -o linked/ --engine spark --config tfkit.toml
+      tfkit link la.parquet national.parquet -o linked/ --engine spark --config tfkit.toml
     """
     from tfkit.engine import choose_engine
     from tfkit.errors import UsageError
@@ -59,6 +59,11 @@ def link_command(
     from tfkit.linkage.review import STORE_NAME, link_review_folder, load_decisions
 
     check_json_target(json_out, inputs=sources)
+    if out.exists() and not out.is_dir():  # checked before the work, not after it
+        raise UsageError("--out is a file: it must be a folder (new, or one of tfkit link's)", file=out,
+                         hint="choose a folder, e.g. --out linked/")
+    if report is not None and report.is_dir():
+        raise UsageError("--report names a folder", file=report, hint="give an .html file path, e.g. --report link.html")
     chosen = mode.value if mode else ("link" if len(sources) > 1 else "dedupe")
     if train_on_labels and not truth:
         raise UsageError("--train-on-labels needs --truth COLUMN")
@@ -74,12 +79,11 @@ def link_command(
 
         summary = link_job(frames, str(out), linkage_model, mode=chosen, threshold=threshold,
                            review_lower=review_lower, seed=seed, settings=settings)
-        emit(summary, json_out, event="linked",
-             log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")},
-             render=lambda con: con.print(
-                 f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
-                 f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
-                 f"wrote {', '.join(summary['outputs'])}", markup=False))
+        emit(summary, json_out, event="linked", render=lambda con: con.print(
+            f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
+            f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
+            f"wrote {', '.join(summary['outputs'])}", markup=False),
+            log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
         return
     result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
                   truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed,

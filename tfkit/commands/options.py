@@ -103,20 +103,23 @@ def check_json_target(json_target: str | None, *, inputs: Iterable[Path] = (), i
                              hint="give --json a new file name, e.g. report.json")
 
 
-def write_json(data: Any, json_target: str) -> None:
-    """JSON to stdout ('-') or to a file, written whole or not at all."""
+def write_json(data: Any, json_target: str, *, private: bool = False) -> None:
+    """JSON to stdout ('-') or to a file, written whole or not at all; `private` (it holds raw values,
+    e.g. validate --show-values) makes the file 0600."""
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
     if json_target == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
     target = Path(json_target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():  # never make folders the user did not ask for
+        raise UsageError("the folder for --json does not exist", file=target,
+                         hint="create the folder first, or choose another path")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600 if private else 0o644)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -125,13 +128,13 @@ def write_json(data: Any, json_target: str) -> None:
 
 def emit(data: Any, json_target: str | None = None, *, event: str,
          render: Callable[["Console"], None] | None = None, answer: str | None = None,
-         log_fields: dict[str, Any] | None = None) -> None:
+         log_fields: dict[str, Any] | None = None, private: bool = False) -> None:
     """Give a command's result to whoever asked: JSON (--json), one log record, and for a person
     either the rendered tables (`render`) or, for a command whose output is itself the answer (a
     fingerprint), `answer`, which is printed on stdout whatever --quiet says."""
     payload = data.to_dict() if hasattr(data, "to_dict") else data
     if json_target is not None:
-        write_json(payload, json_target)
+        write_json(payload, json_target, private=private)
     console.log(event, "", **(log_fields or {}))
     if json_target == "-":
         return

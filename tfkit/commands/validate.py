@@ -1,4 +1,4 @@
-"""`tfkit validate` and `tfkit schemas list|show`: thin wrappers over tfkit.io and tfkit.schemas."""
+"""`tfkit validate` and `tfkit schemas list|show`: thin wrappers over tfkit.validation and tfkit.schemas."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tfkit import console
-from tfkit.commands.options import JsonOpt, check_json_target, emit, wants_text
-from tfkit.errors import DataCheckFailed, InputFileError
+from tfkit.commands.options import JsonOpt, check_json_target, emit
 from tfkit.schemas import Schema, list_schemas, load_schema
-from tfkit.validation.report import reports_to_dict
-from tfkit.validation.source import read_validated
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,56 +36,28 @@ def validate_command(
       tfkit validate police.xlsx --schema police --sheet Offences --quarantine checks/
       tfkit validate cohort.csv -s my-schema.toml --json report.json
     """
-    chosen = load_schema(schema)
-    from tfkit.io import check_regular_file
+    from tfkit.validation.source import validate_files
 
-    for path in extracts:  # a typo in the last path should not cost a long run first
-        check_regular_file(path)  # missing, a folder, a FIFO (would hang), a device, a symlink loop
     check_json_target(json_path, inputs=extracts)
-    stems = [p.stem for p in extracts]
-    if quarantine is not None and len(set(stems)) != len(stems):
-        raise InputFileError(
-            "two extracts share a file name stem, so their quarantine outputs would overwrite each other",
-            hint="validate them in separate runs with different --quarantine directories", file=extracts[0],
-        )
-    reports = []
-    done = []
-    # A progress bar at a terminal (reading and checking each file); nothing in cron or with --quiet.
-    with console.progress() as bar:
-        task = bar.add_task("validate", total=len(extracts))
-        for path in extracts:
-            bar.update(task, description=f"checking {path.name}")
-            # the valid rows are only kept to be written with --quarantine
-            checked = read_validated(path, chosen, encoding=encoding, sheet=_sheet(sheet), show_values=show_values,
-                                     keep_valid=quarantine is not None)
-            written = checked.result.write(quarantine) if quarantine is not None else ()  # 0600 in a 0700 folder
-            done.append((path, checked.report, written))
-            del checked
-            bar.update(task, advance=1)
-    for path, report, written in done:
-        reports.append(report)
+    run = validate_files(extracts, schema, encoding=encoding, sheet=_sheet(sheet), show_values=show_values,
+                         quarantine=quarantine)
+    for path, report, written in zip(extracts, run.reports, run.written):
         console.log(
-            "validated", "", file=str(path), schema=chosen.name, rows_in=report.rows_in,
+            "validated", "", file=str(path), schema=run.schema.name, rows_in=report.rows_in,
             rows_valid=report.rows_valid, rows_quarantined=report.rows_quarantined,
             problems=[{"code": p.code, "field": p.field, "count": p.count} for p in report.problems],
             outputs=[str(p) for p in written],
         )
-        if wants_text(json_path):
-            report.render(console.stdout_console())
-            for p in written:
-                console.stdout_console().print(f"  wrote {p}", markup=False, highlight=False)
-    emit(reports_to_dict(reports), json_path, event="validate_done",
-         log_fields={"files": len(reports), "failed": sum(not r.ok for r in reports)})
-    failed = [r for r in reports if not r.ok]
-    if failed:
-        rows = sum(r.rows_quarantined for r in failed)
-        raise DataCheckFailed(
-            f"{rows:,} row(s) failed validation in {len(failed)} of {len(reports)} file(s)",
-            hint=("they are set aside in the quarantine folder with their reasons: fix them in the source system"
-                  if quarantine is not None else
-                  "fix them in the source system, or set them aside with --quarantine DIR"),
-        )
 
+    def render(con: "Console") -> None:
+        for report, written in zip(run.reports, run.written):
+            report.render(con)
+            for p in written:
+                con.print(f"  wrote {p}", markup=False, highlight=False)
+
+    emit(run, json_path, event="validate_done", render=render, private=show_values,
+         log_fields={"files": len(run.reports), "failed": sum(not r.ok for r in run.reports)})
+    run.refuse_if_failed(quarantined=quarantine is not None)
 
 def _sheet(sheet: str | None) -> str | int | None:
     return int(sheet) if sheet is not None and sheet.isdigit() else sheet

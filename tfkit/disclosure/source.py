@@ -21,6 +21,12 @@ class PersonSource:
     manifest: dict[str, Any] | None
 
     @property
+    def published(self) -> dict[str, Any]:
+        """What extract recorded of the person table's disclosure check (k and the quasi-identifiers
+        as published, after generalisation), or {} for a plain table."""
+        return ((self.manifest or {}).get("disclosure") or {}).get("published") or {}
+
+    @property
     def period(self) -> str | None:
         return (self.manifest or {}).get("period")
 

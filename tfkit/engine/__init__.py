@@ -15,12 +15,12 @@ job asks for it (`--engine spark` or `[engine] kind = "spark"` in the config).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tfkit.errors import ConfigError
+from tfkit import tomlfile
+from tfkit.errors import ConfigError, UsageError
 
 ENGINES = ("polars", "spark")
 ENGINE_KEYS = {"kind", "master", "app_name", "checkpoint_dir", "spark"}
@@ -41,32 +41,19 @@ class EngineSettings:
         return self.kind == "spark"
 
 
-def engine_from_table(table: dict[str, Any], *, file: str | Path | None = None) -> EngineSettings:
+def engine_from_table(table: "dict[str, Any] | tomlfile.Table", *, file: str | Path | None = None) -> EngineSettings:
     """Check and type an `[engine]` TOML table (errors name the file and the dotted key)."""
-    if not isinstance(table, dict):
-        raise ConfigError("[engine] must be a table", file=file, column="engine")
-    extra = sorted(set(table) - ENGINE_KEYS)
-    if extra:
-        raise ConfigError("unknown key", file=file, column=f"engine.{extra[0]}",
-                          hint=f"allowed keys here: {', '.join(sorted(ENGINE_KEYS))}")
-
-    def text(name: str, default: str | None) -> str | None:
-        value = table.get(name, default)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"must be a string, not {type(value).__name__}", file=file, column=f"engine.{name}")
-        return value
-
-    kind = text("kind", "polars")
+    t = table if isinstance(table, tomlfile.Table) else tomlfile.Table({"engine": table}, file).table("engine")
+    t.unknown(ENGINE_KEYS)
+    kind = t.get("kind", str, "polars")
     if kind not in ENGINES:
-        raise ConfigError(f"unknown engine {kind!r}", file=file, column="engine.kind",
-                          hint=f"use one of: {', '.join(ENGINES)}")
-    conf = table.get("spark", {})
-    if not isinstance(conf, dict) or any(isinstance(v, (dict, list)) for v in conf.values()):
-        raise ConfigError("[engine.spark] must be a table of Spark settings (name = value)", file=file,
-                          column="engine.spark", hint='e.g. "spark.executor.memory" = "8g"')
+        raise t.fail("kind", f"unknown engine {kind!r}", f"use one of: {', '.join(ENGINES)}")
+    conf = t.table("spark").data
+    if any(isinstance(v, (dict, list)) for v in conf.values()):
+        raise t.fail("spark", "must be a table of Spark settings (name = value)", 'e.g. "spark.executor.memory" = "8g"')
     return EngineSettings(
-        kind=kind, master=text("master", None), app_name=text("app_name", "tfkit"),
-        checkpoint_dir=text("checkpoint_dir", None),
+        kind=kind, master=t.get("master", str, None), app_name=t.get("app_name", str, "tfkit"),
+        checkpoint_dir=t.get("checkpoint_dir", str, None),
         conf={str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()},
     )
 
@@ -74,14 +61,8 @@ def engine_from_table(table: dict[str, Any], *, file: str | Path | None = None) 
 def engine_from_file(path: str | Path) -> EngineSettings:
     """The `[engine]` table of a TOML file (the run config `tfkit.toml`, or a file holding only it);
     other tables are left to their own readers."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("config file not found", file=path, hint="give the tfkit.toml that holds the [engine] table")
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"not valid TOML: {err}", file=path) from None
-    return engine_from_table(data.get("engine", {}), file=path)
+    doc = tomlfile.read(path, what="config file", missing_hint="give the tfkit.toml that holds the [engine] table")
+    return engine_from_table(doc.table.table("engine"), file=path)
 
 
 def choose_engine(engine: str | None, config: str | Path | None) -> EngineSettings:
@@ -91,4 +72,10 @@ def choose_engine(engine: str | None, config: str | Path | None) -> EngineSettin
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}", hint=f"use --engine {' or --engine '.join(ENGINES)}")
         settings = replace(settings, kind=engine)
+    if settings.is_spark:
+        import importlib.util
+
+        if importlib.util.find_spec("pyspark") is None:  # before any work: one message, exit 2
+            raise UsageError("the Spark engine needs pyspark, which is not installed",
+                             hint="install the extra: pip install 'tfkit[spark]' (and Java 17), or use --engine polars")
     return settings

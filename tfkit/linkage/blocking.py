@@ -130,10 +130,12 @@ def _mode_filter(mode: str) -> pl.Expr:
     return {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
 
 
-def _block_pairs(mode: str) -> pl.Expr:
-    """Pairs within each block from its per-source record counts (`n` per block and `_source`)."""
-    total, squares = pl.col("n").sum(), (pl.col("n") * pl.col("n")).sum()
-    within = (pl.col("n") * (pl.col("n") - 1) // 2).sum()
+def _block_pairs(mode: str, n_sources: int) -> pl.Expr:
+    """Pairs within each block, from its record count per source, in one group-by aggregation."""
+    per_source = [(pl.col("_source") == s).sum().cast(pl.Int64) for s in range(n_sources)]
+    total = pl.len().cast(pl.Int64)
+    squares = pl.sum_horizontal([n * n for n in per_source])
+    within = pl.sum_horizontal([n * (n - 1) // 2 for n in per_source])
     return {"link": (total * total - squares) // 2, "dedupe": within, "both": total * (total - 1) // 2}[mode]
 
 
@@ -153,9 +155,8 @@ def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs
         keys = [*rule.on, "_k"]
     else:
         keys = list(rule.on)
-        blocks = (frame.select("_source", *keys).drop_nulls()
-                  .group_by([*keys, "_source"]).len(name="n").with_columns(pl.col("n").cast(pl.Int64))
-                  .group_by(keys).agg(_block_pairs(mode).alias("pairs")))
+        blocks = (frame.lazy().select("_source", *keys).drop_nulls()
+                  .group_by(keys).agg(_block_pairs(mode, len(prepared.sources)).alias("pairs")).collect())
     over = blocks.filter(pl.col("pairs") > limit)
     kept = blocks.filter((pl.col("pairs") <= limit) & (pl.col("pairs") > 0))
     count = RuleCount(rule.name, 0, int(kept["pairs"].sum()), over.height, int(over["pairs"].sum()),
@@ -212,8 +213,21 @@ def _cross_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.Dat
     )
 
 
-def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
-    """Whether each pair satisfies `rule` (all its columns equal and non-null)."""
+def _kept_records(prepared: Prepared, rule: BlockingRule, keep: pl.DataFrame | None) -> np.ndarray | None:
+    """Per record: whether its block (for a cross rule, its block as the join's left side: `on` and
+    its cross[0] value) was kept by the plan. None: every block was kept."""
+    if keep is None:
+        return None
+    key = [*rule.on, "_k"] if rule.cross else list(rule.on)
+    frame = prepared.frame.select(*rule.on, *([pl.col(rule.cross[0]).alias("_k")] if rule.cross else []))
+    return frame.join(keep.with_columns(pl.lit(True).alias("_kept")), on=key, how="left", maintain_order="left",
+                      nulls_equal=False)["_kept"].fill_null(False).to_numpy()
+
+
+def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray,
+                 kept: np.ndarray | None = None) -> np.ndarray:
+    """Whether `rule` produced each pair: all its columns equal and non-null, in a block its plan
+    kept (`kept`, per record, from `_kept_records`; a skipped block produced nothing)."""
     hit = np.ones(len(rid_l), dtype=bool)
     for column in rule.on:
         codes = prepared.codes(column)
@@ -221,7 +235,14 @@ def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_
         hit &= (left == codes[rid_r]) & (left != NULL)
     if rule.cross:
         a, b = (prepared.codes(c) for c in rule.cross)
-        hit &= (((a[rid_l] == b[rid_r]) & (a[rid_l] != NULL)) | ((b[rid_l] == a[rid_r]) & (b[rid_l] != NULL)))
+        one_way = (a[rid_l] == b[rid_r]) & (a[rid_l] != NULL)
+        other_way = (b[rid_l] == a[rid_r]) & (b[rid_l] != NULL)
+        if kept is not None:
+            one_way &= kept[rid_l]
+            other_way &= kept[rid_r]
+        return hit & (one_way | other_way)
+    if kept is not None:
+        hit &= kept[rid_l]  # both records are in the same block
     return hit
 
 
@@ -232,15 +253,16 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
     if mode not in MODES:
         raise ConfigError(f"unknown link mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
     check_rules(prepared, rules)
-    parts, counts = [], []
+    parts, counts, kept = [], [], []
     for k, rule in enumerate(rules):
-        count, keep = plan_rule(prepared, rule, mode, max_block_pairs)
-        pairs = rule_pairs(prepared, rule, mode, keep)
+        count, blocks = plan_rule(prepared, rule, mode, max_block_pairs)
+        pairs = rule_pairs(prepared, rule, mode, blocks)
+        kept.append(_kept_records(prepared, rule, blocks))
         rid_l = pairs["rid_l"].to_numpy()
         rid_r = pairs["rid_r"].to_numpy()
         keep = np.ones(len(rid_l), dtype=bool)
-        for earlier in rules[:k]:
-            keep &= ~_produced_by(prepared, earlier, rid_l, rid_r)
+        for earlier, earlier_kept in zip(rules[:k], kept):
+            keep &= ~_produced_by(prepared, earlier, rid_l, rid_r, earlier_kept)
         added = pairs.filter(pl.Series(keep)).with_columns(pl.lit(k, dtype=pl.Int8).alias("rule"))
         parts.append(added)
         count.pairs_added = added.height

@@ -71,10 +71,16 @@ class PairContext:
             self._jw[key] = self._jaro_winkler(column, floor)
         return self._jw[key]
 
-    def _jaro_winkler(self, column: str, floor: float) -> np.ndarray:
+    def jaro_winkler_where(self, column: str, floor: float, where: np.ndarray) -> np.ndarray:
+        """As `jaro_winkler`, computed only on the pairs in `where` (0 elsewhere; not cached)."""
+        return self._jaro_winkler(column, floor, where)
+
+    def _jaro_winkler(self, column: str, floor: float, where: np.ndarray | None = None) -> np.ndarray:
         left, right = self.pair(column)
         sim = np.zeros(len(left), dtype=np.float32)
         todo = (left != NULL) & (right != NULL) & (left != right)
+        if where is not None:
+            todo &= where
         sim[(left == right) & (left != NULL)] = 1.0
         if floor > 0 and todo.any():
             idx = np.flatnonzero(todo)
@@ -175,7 +181,7 @@ class GridPairs(PairContext):
             self._pairs[column] = (self._grid(left), self._grid(right))
         return self._pairs[column]
 
-    def _jaro_winkler(self, column: str, floor: float) -> np.ndarray:
+    def _jaro_winkler(self, column: str, floor: float, where: np.ndarray | None = None) -> np.ndarray:
         return self._from_table(column, "jw")
 
     def edit_distance(self, column: str, where: np.ndarray | None = None) -> np.ndarray:
@@ -217,7 +223,7 @@ def edit_distance_kernel(left: pl.Series, right: pl.Series) -> np.ndarray:
     return np.minimum(d, EDIT_CAP).astype(np.int8)
 
 
-SMALL_KERNEL_CALL = 20_000  # pairs: below this rapidfuzz is as fast, and polars-ds need not load
+SMALL_KERNEL_CALL = 50_000  # pairs: below this rapidfuzz is about as fast, and polars-ds (~10 MiB) need not load
 
 
 def jaro_winkler_kernel(left: pl.Series, right: pl.Series) -> np.ndarray:
@@ -357,10 +363,11 @@ def _postcode_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     text = ctx.null(f"{col}_sector")  # either side is not a UK postcode
     full, sector = ctx.equal(col), ctx.equal(f"{col}_sector")
     one_edit = ctx.edit_distance(col, where=~(full | sector)) <= 1
-    area = ctx.equal(f"{col}_area")
-    if text.any():  # Jaro-Winkler only decides pairs holding a postcode that is not a UK one
-        area = area | (text & (ctx.jaro_winkler(col, 0.88) >= 0.88))
-    conditions = [full, sector, one_edit, ctx.equal(f"{col}_district"), area]
+    district, area = ctx.equal(f"{col}_district"), ctx.equal(f"{col}_area")
+    undecided = text & ~(full | sector | one_edit | district | area)
+    if undecided.any():  # Jaro-Winkler only decides pairs holding a postcode that is not a UK one
+        area = area | (undecided & (ctx.jaro_winkler_where(col, 0.88, undecided) >= 0.88))
+    conditions = [full, sector, one_edit, district, area]
     return ladder(ctx.null(col), conditions)
 
 

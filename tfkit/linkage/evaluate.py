@@ -100,3 +100,47 @@ def calibration(probability: np.ndarray, is_match: np.ndarray, bands: int = 10) 
              "predicted": float(predicted[k] / pairs[k]) if pairs[k] else None,
              "observed": float(observed[k] / pairs[k]) if pairs[k] else None}
             for k in range(bands)]
+
+
+# Levels seen fewer times than this among the random pairs weigh what the pseudo-count says, not
+# evidence (FEBRL's postcodes never reach the UK sector level): they are not held against the order.
+UNSEEN_COUNT = 5
+
+
+def weights_out_of_order(model, tolerance: float = 0.01) -> list[dict]:
+    """Levels weighing less than a looser level of the same comparison (a closer agreement should
+    never count for less). Term-frequency adjustments aside: the levels' own weights are compared."""
+    found = []
+    for c in model.comparisons:
+        if c.name not in model.m:
+            continue
+        weights = model.level_weights(c.name)[1:].copy()
+        seen = getattr(model, "u_counts", {}).get(c.name)
+        if seen is not None:
+            weights[np.asarray(seen) < UNSEEN_COUNT] = np.nan
+        for i in range(len(weights) - 1):  # a loop over a comparison's few levels
+            if np.isnan(weights[i]) or np.isnan(weights[i + 1:]).all():
+                continue
+            j = i + 1 + int(np.nanargmax(weights[i + 1:]))
+            if weights[i] < weights[j] - tolerance:
+                found.append({"comparison": c.name, "closer": c.labels[i], "closer_weight": float(weights[i]),
+                              "looser": c.labels[j], "looser_weight": float(weights[j])})
+    return found
+
+
+def training_problems(model) -> list[dict]:
+    """What a linker must hear about the trained model: EM sessions that stopped without
+    converging, and weights running the wrong way. Each as {"code", "message", ...details}."""
+    found = []
+    for t in model.training_log:
+        if t.get("converged") is False:
+            what = f"{t.get('step', 'EM')}" + (f" ({t['session']})" if t.get("session") else "")
+            found.append({"code": "em_not_converged", "step": what, "iterations": t.get("iterations"),
+                          "message": f"EM for {what} stopped at {t.get('iterations', 'its maximum')} iterations "
+                                     "without converging: its m values may be off; check the weights, or train on labels"})
+    for w in weights_out_of_order(model):
+        found.append({"code": "weights_out_of_order", **w,
+                      "message": f"{w['comparison']}: '{w['closer']}' weighs {w['closer_weight']:+.2f}, less than the "
+                                 f"looser '{w['looser']}' at {w['looser_weight']:+.2f}; a closer agreement should "
+                                 "count for more (check the level's m and u)"})
+    return found

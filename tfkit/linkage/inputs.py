@@ -74,7 +74,7 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
             checked.refuse_if_none_valid(f"check --schema suits this file (one per file, in order); "
                                          f"see why with: tfkit validate {path} --schema {schema}")
         else:
-            raw = read_table(path)
+            raw = read_table(path)  # refuses a missing path, a folder, a FIFO or a symlink loop first
             frame, excluded, rows_read = raw.frame, 0, raw.n_rows
         present = [old for old in mapping if old in frame.columns]
         used.update(present)

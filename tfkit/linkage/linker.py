@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,13 +100,14 @@ def check_inputs(frames: Mapping[str, pl.DataFrame], columns: list[str], mode: s
 
 @contextlib.contextmanager
 def _progress(description: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """An advance callback for `console.progress()`'s bar; None when stderr is not a terminal, where
-    no bar can show: then rich (~40 ms and ~2 MiB to import) is not loaded by library use at all."""
-    if not sys.stderr.isatty():
-        yield None
-        return
+    """An advance callback for `console.progress()`'s bar; None where no bar shows (off a terminal,
+    --quiet, JSON logs: console.interactive() decides, for every command alike), so rich is not loaded
+    and no callback runs per batch."""
     from tfkit import console
 
+    if not console.interactive():
+        yield None
+        return
     with console.progress() as bar:
         task = bar.add_task(description, total=total)
         yield lambda k: bar.advance(task, k)
@@ -161,7 +161,6 @@ class Training(_Stage):
         if lk.model.settings.refine_prior:
             training_stage.refine_prior(lk.model, lk.levels, blocking_stage.comparisons_possible(
                 lk.prepared.source_sizes(), lk.mode))
-        training_stage.check_training(self.linker.model)
         return self.linker.model
 
 
@@ -327,6 +326,7 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
     linker.levels  # noqa: B018 - block and compare (timed)
     t = time.perf_counter()
     linker.training.train(truth_column if train_on_labels else None)
+    training_stage.check_training(linker.model)  # in the summary, the console and the report
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = linker.inference.predict()

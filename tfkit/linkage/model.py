@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Mapping
 import numpy as np
 import polars as pl
 
+from tfkit import tomlfile
 from tfkit.errors import ConfigError
 
 from .blocking import MODES, BlockingRule
@@ -55,6 +55,31 @@ class Settings:
     non_link_when: list[list[str]] = field(default_factory=list)
 
 
+def _settings(t: tomlfile.Table) -> Settings:
+    """[settings], each key typed as its default (a missing key keeps it), then checked together."""
+    defaults = Settings()
+    t.unknown(set(Settings.__dataclass_fields__))
+    values = {}
+    for name in Settings.__dataclass_fields__:
+        if name in t:
+            default = getattr(defaults, name)
+            values[name] = t.get(name, str if default is None else type(default))
+    settings = Settings(**values)
+    if settings.mode not in MODES:
+        raise t.fail("mode", f"settings.mode must be one of {', '.join(MODES)}")
+    if not 0 < settings.deterministic_recall <= 1:
+        raise t.fail("deterministic_recall", "settings.deterministic_recall must be in (0, 1]",
+                     "the share of true matches the deterministic rules catch, e.g. 0.85")
+    for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations", "max_block_pairs"):
+        if getattr(settings, key) < 1:
+            raise t.fail(key, f"settings.{key} must be at least 1")
+    if settings.seed < 0:
+        raise t.fail("seed", "settings.seed must be 0 or more")
+    if not 0 < settings.review_lower <= settings.threshold < 1:
+        raise t.fail("threshold", "need 0 < settings.review_lower <= settings.threshold < 1")
+    return settings
+
+
 @dataclass
 class LinkageModel:
     comparisons: list[Comparison]
@@ -81,65 +106,30 @@ class LinkageModel:
     def load(cls, path: str | Path | None) -> "LinkageModel":
         if path is None:
             return cls.default()
-        try:
-            text = Path(path).read_text("utf-8-sig")  # Notepad may add a BOM
-        except UnicodeDecodeError:
-            raise ConfigError("the model file is not UTF-8 text", file=path, hint="save it as UTF-8") from None
-        except OSError as err:
-            raise ConfigError(f"cannot read the model file: {err.strerror}", file=path,
-                              hint="pass --model with a readable TOML file, or omit it for the default") from None
-        return cls.from_toml(text, source=str(path))
+        doc = tomlfile.read(path, what="model file", missing_hint="pass --model with a TOML model file, or omit it "
+                                                                   "for the default")
+        return cls.from_table(doc.table, source=str(path))
 
     @classmethod
     def from_toml(cls, text: str, source: str = "<model>") -> "LinkageModel":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"not valid TOML: {err}", file=source) from None
-        return cls.from_dict(data, source=source)
+        return cls.from_table(tomlfile.parse(text, file=source), source=source)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<model>") -> "LinkageModel":
-        unknown = set(data) - {"settings", "comparison", "blocking", "training"}
-        if unknown:
-            raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", file=source,
-                              hint="a model has [settings], [[comparison]], [[blocking]] and [[training]]")
-        for key in ("settings", "comparison", "blocking", "training"):
-            table = key == "settings"
-            value = data.get(key, {} if table else [])
-            if not (isinstance(value, dict) if table else
-                    isinstance(value, list) and all(isinstance(v, dict) for v in value)):
-                raise ConfigError(f"{key} must be {'a table' if table else 'a list of tables'}", file=source,
-                                  hint=f"write it as [{key}]" if table else f"write each entry as [[{key}]]")
-        settings = Settings()
-        for key, value in data.get("settings", {}).items():
-            if not hasattr(settings, key):
-                raise ConfigError(f"unknown key settings.{key}", file=source,
-                                  hint=f"known keys: {', '.join(Settings.__dataclass_fields__)}")
-            expected = type(getattr(settings, key))
-            if expected is float and isinstance(value, int):
-                value = float(value)
-            if getattr(settings, key) is not None and not isinstance(value, expected):
-                raise ConfigError(f"settings.{key} must be a {expected.__name__}", file=source)
-            setattr(settings, key, value)
-        if settings.name_variants is not None and not isinstance(settings.name_variants, str):
-            raise ConfigError("settings.name_variants must be a str (the path of a CSV)", file=source)
-        if settings.mode not in MODES:
-            raise ConfigError(f"settings.mode must be one of {', '.join(MODES)}", file=source)
-        if not 0 < settings.deterministic_recall <= 1:
-            raise ConfigError("settings.deterministic_recall must be in (0, 1]", file=source,
-                              hint="the share of true matches the deterministic rules catch, e.g. 0.85")
-        for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations", "max_block_pairs"):
-            if getattr(settings, key) < 1:
-                raise ConfigError(f"settings.{key} must be at least 1", file=source)
-        if settings.seed < 0:
-            raise ConfigError("settings.seed must be 0 or more", file=source)
-        if not 0 < settings.review_lower <= settings.threshold < 1:
-            raise ConfigError("need 0 < settings.review_lower <= settings.threshold < 1", file=source)
+        return cls.from_table(tomlfile.Table(data, source), source=source)
+
+    @classmethod
+    def from_table(cls, doc: tomlfile.Table, source: str = "<model>") -> "LinkageModel":
+        extra = sorted(set(doc.data) - {"settings", "comparison", "blocking", "training"})
+        if extra:
+            raise doc.fail(extra[0], f"unknown top-level key(s): {', '.join(extra)}",
+                           "a model has [settings], [[comparison]], [[blocking]] and [[training]]")
+        settings = _settings(doc.table("settings"))
+        data = {k: [t.data for t in doc.tables(k)] for k in ("comparison", "blocking", "training") if k in doc}
         if not {"comparison", "blocking", "training"} <= set(data) and source != DEFAULT_SOURCE:
             # A model file may override only some parts: the rest comes from the default model.
-            base = tomllib.loads(resources.files("tfkit.linkage").joinpath("data/default_model.toml").read_text("utf-8"))
-            data = {**{k: base[k] for k in ("comparison", "blocking", "training")}, **data}
+            base = tomlfile.parse(resources.files("tfkit.linkage").joinpath("data/default_model.toml").read_text("utf-8"))
+            data = {**{k: base.data[k] for k in ("comparison", "blocking", "training")}, **data}
         try:
             comparisons = [build_comparison(c, where=f"comparison {i + 1}")
                            for i, c in enumerate(data.get("comparison", []))]

@@ -23,6 +23,7 @@ import polars as pl
 from tfkit.report.html import facts, render_page, section, table, write_page
 from tfkit.report.svg import BAD, GOOD, bar_chart, column_chart, line_chart, log_bars, signed_bars, waterfall, zoom
 
+from .evaluate import training_problems
 
 if TYPE_CHECKING:
     from .linker import Linker, LinkResult
@@ -47,13 +48,10 @@ def sample_pairs(scored: pl.DataFrame, threshold: float, k: int = 6) -> pl.DataF
 
 
 def _warnings(linker: "Linker") -> list[str]:
-    """The model's warnings, recorded as the job ran (EM that did not converge, dropped comparisons,
-    truncated values, skipped blocks), and weights running the wrong way in the weights as they are
-    now (a model may be changed after training)."""
-    from .training import order_message, weights_out_of_order
-
-    kept = [w["message"] for w in linker.model.warnings if w["code"] != "weights_out_of_order"]
-    return kept + [order_message(f) for f in weights_out_of_order(linker.model)]
+    """The model's warnings (recorded by the job), and the training problems for a model trained
+    outside `link()`."""
+    messages = [w["message"] for w in linker.model.warnings]
+    return messages + [p["message"] for p in training_problems(linker.model) if p["message"] not in messages]
 
 
 def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float) -> tuple[str, str, str]:
@@ -105,14 +103,19 @@ def _model_section(linker: "Linker") -> tuple[str, str, str]:
     body = ['<p class="explain">Per comparison level: m (the share of true matches at the level) and u '
             "(the share of non-matches), and the level's weight log₂(m/u): positive weighs for a match, "
             "negative against.</p>"]
+    from .evaluate import weights_out_of_order
+
+    wrong_way = {(f["comparison"], f["looser"]) for f in weights_out_of_order(model)}
     for c in model.comparisons:
         m, u = model.m[c.name], model.u[c.name]
         weights = model.level_weights(c.name)[1:]
         tf = ", term-frequency adjusted at its exact level" if c.term_frequency else ""
         body.append(f"<h3>{escape(c.name)} <span class='muted'>({escape(c.column)}{tf})</span></h3>")
+        flagged = [(c.name, label) in wrong_way for label in c.labels]
         body.append(table(["level", "m", "u", "weight"],
-                          [[label, f"{m[i]:.4g}", f"{u[i]:.4g}", f"{weights[i]:+.2f}"] for i, label in enumerate(c.labels)],
-                          kinds=["", "num", "num", "num"]))
+                          [[label + (" (weighs more than a closer level)" if flagged[i] else ""), f"{m[i]:.4g}",
+                            f"{u[i]:.4g}", f"{weights[i]:+.2f}"] for i, label in enumerate(c.labels)],
+                          kinds=["", "num", "num", "num"], bad_rows=flagged))
         body.append('<div class="charts">')
         body.append(log_bars([(label, [("m", float(m[i])), ("u", float(u[i]))]) for i, label in enumerate(c.labels)],
                              f"{c.name}: m and u per level", x_label="probability (log scale)"))

@@ -234,10 +234,17 @@ def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | P
                     signing_key: str | Path | None = None) -> dict[str, Any]:
     """Merge a filled-in review file into the decisions store (a later decision on a pair replaces
     an earlier one), write the store 0600 atomically, and record counts and hashes in the audit log."""
+    from tfkit import console
+    from tfkit.keys import load_signing_key
     from tfkit.package import audit
 
     store = Path(store)
     new = _oriented(read_decisions(decisions))
+    key = load_signing_key(signing_key) if signing_key is not None else None  # a bad key: nothing is kept
+    if key is None:
+        console.log("review_unsigned", "warning: no signing key: the decisions are recorded in an unsigned audit "
+                    "entry, which audit verify --public-key will not accept (pass --signing-key)", level="warning")
+    before = store.read_bytes() if store.is_file() else None
     old = load_decisions(store)
     merged = new if old is None else pl.concat([_oriented(old), new])
     merged = merged.unique(list(KEYS), keep="last", maintain_order=True).sort(list(KEYS))
@@ -255,7 +262,17 @@ def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | P
         "decisions_sha256": hashlib.sha256(Path(decisions).read_bytes()).hexdigest(),
         "store_sha256": hashlib.sha256(store.read_bytes()).hexdigest(),
     }
-    audit.append(audit_log, "review_decisions", signing_key, **{k: v for k, v in summary.items() if k != "store"})
+    try:  # decisions that reach no audit entry are not kept: the store goes back as it was
+        audit.append(audit_log, "review_decisions", key, **{k: v for k, v in summary.items() if k != "store"})
+    except BaseException:
+        if before is None:
+            store.unlink(missing_ok=True)
+        else:
+            tmp = store.with_name(f".{store.name}.restore")
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+                fh.write(before)
+            os.replace(tmp, store)
+        raise
     return summary
 
 

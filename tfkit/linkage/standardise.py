@@ -399,8 +399,8 @@ def _date_parts(expr: pl.Expr) -> list[pl.Expr]:
     """Year, month and day read from text (yyyymmdd, yyyy-mm-dd, dd/mm/yyyy), each null when out of
     range on its own: a wrong day does not lose the year and month."""
     s = expr.cast(pl.String).str.strip_chars()
-    iso = s.str.extract_groups(r"^(\d{4})-?(\d{2})-?(\d{2})$")
-    uk = s.str.extract_groups(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+    iso = s.str.extract_groups(r"^([0-9]{4})-?([0-9]{2})-?([0-9]{2})$")
+    uk = s.str.extract_groups(r"^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})$")
     y = pl.coalesce(iso.struct.field("1"), uk.struct.field("3")).cast(pl.Int32, strict=False)
     m = pl.coalesce(iso.struct.field("2"), uk.struct.field("2")).cast(pl.Int32, strict=False)
     d = pl.coalesce(iso.struct.field("3"), uk.struct.field("1")).cast(pl.Int32, strict=False)

@@ -20,6 +20,7 @@ import polars as pl
 from tfkit.errors import UsageError
 
 from .blocking import comparisons_possible, rule_pairs, sample_records, scope_blocks
+from .evaluate import training_problems, weights_out_of_order  # noqa: F401 - one home (evaluate), used from here too
 from .comparisons import NULL, Comparison, GridPairs, SimilarityTable, comparison_levels
 from .model import LinkageModel
 from .standardise import Prepared
@@ -204,8 +205,6 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
             estimates[c.name].append(result.m[c.name])
         model.training_log.append({**log, "patterns": len(counts), "iterations": result.iterations,
                                    "converged": result.converged, "match_share": result.match_share})
-        if not result.converged:
-            _warn_not_converged(model, rule.name, result)
     missing = [name for name, v in estimates.items() if not v]
     if missing:
         # No pairs to learn from (sources that share no one, or rules fixing every column): keep the
@@ -236,8 +235,6 @@ def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResul
     model.training_log.append({"step": "m", "method": "expectation maximisation", "patterns": len(counts),
                                "pairs": int(counts.sum()), "iterations": result.iterations,
                                "converged": result.converged, "match_share_in_candidates": result.match_share})
-    if not result.converged:
-        _warn_not_converged(model, "all candidate pairs", result)
     return result
 
 
@@ -269,46 +266,12 @@ def refine_prior(model: LinkageModel, levels: dict[str, np.ndarray], possible: i
     return prior
 
 
-def _warn_not_converged(model: LinkageModel, session: str, result: EMResult) -> None:
-    model.warn("em_not_converged", f"EM session {session!r} stopped after {result.iterations} iterations without "
-               f"converging (tolerance {model.settings.em_tolerance:g}); its m estimates may be unreliable "
-               "(raise settings.em_max_iterations, or train on labels)", session=session,
-               iterations=result.iterations)
-
-
-# Levels seen fewer times than this among the random pairs weigh what the pseudo-count says, not
-# evidence, so they are not held against the ladder's order.
-UNSEEN_COUNT = 5
-ORDER_TOLERANCE_BITS = 0.5
-
-
-def weights_out_of_order(model: LinkageModel) -> list[dict]:
-    """Levels that weigh more than a closer level of the same ladder (term-frequency adjustments
-    aside: only the levels' own m/u weights are compared). 'else' is included."""
-    found = []
-    for c in model.comparisons:
-        if c.name not in model.m:
-            continue
-        w = model.level_weights(c.name)[1:]
-        counts = model.u_counts.get(c.name)
-        seen = [i for i in range(c.n_levels) if counts is None or counts[i] >= UNSEEN_COUNT]
-        for k, i in enumerate(seen):
-            for j in seen[k + 1:]:
-                if w[j] > w[i] + ORDER_TOLERANCE_BITS:
-                    found.append({"comparison": c.name, "closer": c.labels[i], "closer_weight": round(float(w[i]), 2),
-                                  "looser": c.labels[j], "looser_weight": round(float(w[j]), 2)})
-    return found
-
-
-def order_message(f: dict) -> str:
-    return (f"{f['comparison']}: level {f['looser']!r} weighs {f['looser_weight']} bits, "
-            f"more than the closer {f['closer']!r} ({f['closer_weight']})")
-
-
 def check_training(model: LinkageModel) -> None:
-    """Warn (summary and console) about weights that run against their ladder's order."""
-    for f in weights_out_of_order(model):
-        model.warn("weights_out_of_order", order_message(f), **f)
+    """Say what a linker must hear about the trained model (EM sessions that did not converge,
+    weights running against their ladder's order: `evaluate.training_problems`) as warnings: the
+    console, the summary's `warnings` and the report. Every engine calls this after training."""
+    for problem in training_problems(model):
+        model.warn(**problem)
 
 
 def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:

@@ -69,8 +69,8 @@ def _entry(folder: Path, public_key: str | Path | None) -> PackageEntry:
 
 
 def _unverifiable(folder: Path, problem: str, hint: str) -> PackageEntry:
-    console.log("retention_unverifiable", f"warning: {folder.name}: unverifiable, never purged: {problem}",
-                level="warning", package=folder.name, problem=problem, hint=hint)
+    console.log("retention_unverifiable", f"warning: {folder.name}: unverifiable, never purged: {problem}\n"
+                f"  hint: {hint}", level="warning", package=folder.name, problem=problem, hint=hint)
     return PackageEntry(folder, None, False, verified=False, problem=problem, hint=hint)
 
 
@@ -86,21 +86,28 @@ def purge(entries: list[PackageEntry], audit_log: Path, signing_key: Ed25519Priv
           quarantine_root: Path | None = None) -> list[str]:
     """Delete each verified package, the report.html beside it and (given `quarantine_root`) its
     quarantine folder of raw rows, and record it (name and tag-manifest hash) in the audit log."""
+    from tfkit.package.publish import output_lock
+
     purged = []
     for entry in entries:
         if not entry.verified:
             raise ValueError(f"refusing to purge unverified package {entry.path}")  # a caller's bug
-        tag = entry.path / TAG_MANIFEST
-        tag_sha = sha256_file(tag) if is_regular(tag) else None
-        quarantine = quarantine_root / entry.path.name if quarantine_root is not None else None
-        quarantine_deleted = quarantine is not None and quarantine.is_dir()
-        # The entry first (taken back if the deletion fails): no package ever disappears unrecorded.
-        with audit.pending(audit_log, "retention_purge", signing_key, package=entry.path.name,
-                           tagmanifest_sha256=tag_sha, destroy_after=entry.destroy_after.isoformat()
-                           if entry.destroy_after else None, quarantine_deleted=quarantine_deleted):
-            shutil.rmtree(entry.path)
-        entry.path.with_name(f"{entry.path.name}.report.html").unlink(missing_ok=True)
-        if quarantine_deleted:
-            shutil.rmtree(quarantine)
-        purged.append(entry.path.name)
+        with output_lock(entry.path.parent, entry.path.name):  # never delete a package a run is replacing
+            purged.append(_purge_one(entry, audit_log, signing_key, quarantine_root))
     return purged
+
+
+def _purge_one(entry: PackageEntry, audit_log: Path, signing_key, quarantine_root: Path | None) -> str:
+    tag = entry.path / TAG_MANIFEST
+    tag_sha = sha256_file(tag) if is_regular(tag) else None
+    quarantine = quarantine_root / entry.path.name if quarantine_root is not None else None
+    quarantine_deleted = quarantine is not None and quarantine.is_dir()
+    # The entry first (taken back if the deletion fails): no package ever disappears unrecorded.
+    with audit.pending(audit_log, "retention_purge", signing_key, package=entry.path.name,
+                       tagmanifest_sha256=tag_sha, destroy_after=entry.destroy_after.isoformat()
+                       if entry.destroy_after else None, quarantine_deleted=quarantine_deleted):
+        shutil.rmtree(entry.path)
+    entry.path.with_name(f"{entry.path.name}.report.html").unlink(missing_ok=True)
+    if quarantine_deleted:
+        shutil.rmtree(quarantine)
+    return entry.path.name

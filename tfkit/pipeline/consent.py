@@ -7,12 +7,17 @@ Excel floats (`11695896.0`) and exact scientific notation (`9.998857619E+09`).
 
 `resolve` finds the person everywhere. Rows of every source, valid or quarantined, that match an
 entry are withdrawn; then every identifier those rows carry (their NI number, NHS number, UPN, person
-id, names + date of birth, and the person-table id they were linked to) is withdrawn too, until
-nothing new is found. So a partner record goes with its person through an exact identifier (a DWP
-claim with the withdrawn person's NINO), a probabilistic link, or the person's quarantined cohort
-row (a school record with the UPN of a cohort row that failed validation). Erring towards removal
-is deliberate: a record wrongly withdrawn costs the research one record; one wrongly kept breaks a
-promise to a family.
+id, names + date of birth) is withdrawn too, until nothing new is found. So a partner record goes
+with its person through an exact identifier (a DWP claim with the withdrawn person's NINO), or the
+person's quarantined cohort row (a school record with the UPN of a cohort row that failed
+validation). Then one probabilistic step, never chained: the records linked to those rows, and the
+pairs the linkage scored as them at or above its threshold (one-to-one links keep one record per
+source; a partner may hold two of one person). Erring towards removal is deliberate: a record
+wrongly withdrawn costs the research one record; one wrongly kept breaks a promise to a family.
+Measured on generated data (1,000 people, 100 withdrawn by person id; counts, not timings):
+standard profile 190 records of theirs, 1 missed, 1 other person's removed; 'hard' (twins, juniors,
+shared streets) 187, 0 missed, 15 removed (2 missed and 0 removed without the near pairs); holdout
+196, 1 missed, 18 removed.
 
 Matches are counted, never listed. Entries that match nothing are listed masked (line and masked
 values) for the LA-internal run report, and `[consent] unmatched = "fail"` stops the run on them.
@@ -26,8 +31,7 @@ from pathlib import Path
 import polars as pl
 
 from tfkit.errors import DataCheckFailed, InputFileError
-from tfkit.identifiers import (normalise_name_part, normalise_nhs_number, normalise_nino, normalise_upn,
-                               undo_excel_number)
+from tfkit.identifiers import normalise_nhs_number, normalise_nino, normalise_upn, undo_excel_number
 from tfkit.masking import mask
 
 IDENTIFIERS = ("person_id", "nino", "nhs_number", "upn")
@@ -68,10 +72,18 @@ def identifier(name: str, expr: pl.Expr) -> pl.Expr:
     return _blank_null(_NORMALISE[name](expr))
 
 
+def name_part(expr: pl.Expr) -> pl.Expr:
+    """tfkit.identifiers.normalise_name_part's result (pseudonym-v1's name rule), computed about 2.5x
+    quicker: after NFKD, upper-casing leaves combining marks as they are and [^A-Z] removes them, so
+    the separate \\p{M} pass is not needed (tests hold the two equal)."""
+    n = expr.str.normalize("NFKD").str.to_uppercase().str.replace_all(r"[^A-Z]", "")
+    return pl.when(n == "").then(None).otherwise(n)
+
+
 def name_dob(forename: pl.Expr, surname: pl.Expr, dob: pl.Expr) -> pl.Expr:
     """FORENAME|SURNAME|YYYYMMDD (pseudonym-v1's name rule); null unless all three are there. `dob`
     is a Date, or text read by the schemas' date rules (ISO, day-first, Excel serial)."""
-    return pl.concat_str([normalise_name_part(forename.cast(pl.String)), normalise_name_part(surname.cast(pl.String)),
+    return pl.concat_str([name_part(forename.cast(pl.String)), name_part(surname.cast(pl.String)),
                           dob.dt.strftime("%Y%m%d")], separator="|")
 
 
@@ -152,9 +164,8 @@ class Withdrawals:
         if not self.entries:
             return Resolved(*_by_part(flags))
         known = {k: self.entries_frame.get_column(k).drop_nulls().unique() for k in KEYS}
-        known[RECORD] = pl.Series(RECORD, [], pl.String)
         grew = True
-        while grew:  # to a fixed point: flags only grow, so this ends
+        while grew:  # exact identifiers, to a fixed point: flags only grow, so this ends
             grew = False
             for v, frame in views.items():
                 hit = frame.select(_match(known).alias("w")).to_series()
@@ -162,7 +173,21 @@ class Withdrawals:
                 if new.any():
                     grew = True
                     flags[v] = flags[v] | hit
-                    known = _widen(known, frame.filter(new), near)
+                    known = _widen(known, frame.filter(new))
+        # Then one probabilistic step from those rows, never chained: their links (a partner row
+        # linked to a withdrawn person, the person a withdrawn partner row is linked to) and their
+        # near pairs. A wrong link (a twin, a father and his junior) then costs one record, not
+        # the other person's every record.
+        exact = {v: f.clone() for v, f in flags.items()}
+        rows = pl.concat([frame.filter(exact[v]) for v, frame in views.items()])
+        records = rows.get_column(RECORD).drop_nulls()
+        near_ids = near.filter(pl.col("a").is_in(records.implode())).get_column("b")
+        persons = pl.concat([known["person_id"], rows.get_column(LINKED).drop_nulls()]).unique()
+        for v, frame in views.items():
+            flags[v] = flags[v] | frame.select(
+                (pl.col(LINKED).is_in(persons.implode()) | pl.col(RECORD).is_in(near_ids.implode())
+                 | pl.col("person_id").is_in(persons.implode()) & pl.col(LINKED).eq(pl.col("person_id")))
+                .fill_null(False)).to_series()
         return Resolved(*_by_part(flags), unmatched=self._unmatched(views))
 
     def _unmatched(self, views: dict) -> list[dict]:
@@ -186,26 +211,17 @@ class Withdrawals:
 
 
 def _match(known: dict[str, pl.Series]) -> pl.Expr:
+    """Rows holding an identifier of a withdrawn person (exact, after normalisation)."""
     hit = pl.lit(False)
-    for k in (*KEYS, RECORD) if RECORD in known else KEYS:
+    for k in KEYS:
         if known[k].len():
             hit = hit | pl.col(k).is_in(known[k].implode()).fill_null(False)
-    if known["person_id"].len():
-        hit = hit | pl.col(LINKED).is_in(known["person_id"].implode()).fill_null(False)
     return hit
 
 
-def _widen(known: dict[str, pl.Series], rows: pl.DataFrame, near: pl.DataFrame) -> dict[str, pl.Series]:
-    """`known` plus every key the withdrawn `rows` carry (their link counts as a person id), and the
-    records `near` theirs."""
-    out = {}
-    for k in KEYS:
-        extra = [rows.get_column(k)] + ([rows.get_column(LINKED).alias(k)] if k == "person_id" else [])
-        out[k] = pl.concat([known[k], *extra]).drop_nulls().unique()
-    records = rows.get_column(RECORD).drop_nulls()
-    neighbours = near.filter(pl.col("a").is_in(records.implode())).get_column("b").alias(RECORD)
-    out[RECORD] = pl.concat([known[RECORD], records, neighbours]).unique()
-    return out
+def _widen(known: dict[str, pl.Series], rows: pl.DataFrame) -> dict[str, pl.Series]:
+    """`known` plus every identifier the withdrawn `rows` carry."""
+    return {k: pl.concat([known[k], rows.get_column(k)]).drop_nulls().unique() for k in KEYS}
 
 
 def _by_part(flags: dict) -> tuple[dict[str, pl.Series], dict[str, pl.Series]]:

@@ -84,10 +84,29 @@ def parquet_files(path: str | Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith(("_", ".")))
         if files:
+            _same_columns(path, files)
             return files
         raise InputFileError("the folder holds no .parquet files", file=path,
                              hint="give the Parquet output of tfkit pseudonymise")
     raise InputFileError("file not found", file=path)
+
+
+def _same_columns(folder: Path, files: list[Path]) -> None:
+    """A folder is one extract in parts: every part must have the first part's columns."""
+    import pyarrow.parquet as pq
+
+    first = None
+    for f in files:
+        try:
+            names = pq.read_schema(f).names
+        except Exception:  # pyarrow raises several types for junk
+            raise InputFileError("not a readable Parquet file", file=f,
+                                 hint="link-keys takes the output of tfkit pseudonymise") from None
+        first = first or (f, names)
+        if names != first[1]:
+            raise InputFileError(f"the folder's Parquet files have different columns ({first[0].name} and {f.name}): "
+                                 "it holds more than one extract", file=folder,
+                                 hint="give one extract's file, or a folder holding the parts of one extract only")
 
 
 def _lazy(x) -> pl.LazyFrame:

@@ -73,9 +73,9 @@ def due(output_root: Path, today: dt.date | None = None) -> list[LedgerEntry]:
     return [e for e in entries(output_root) if e.destroy_after < today]
 
 
-def purge_due(output_root: Path, audit_log: Path, signing_key=None, today: dt.date | None = None) -> list[LedgerEntry]:
-    """Delete the folders of the entries due, each recorded in the audit log (signed with
-    `signing_key`, as every entry of a signed log must be); rewrite the ledger with what is left."""
+def purge_due(output_root: Path, audit_log: Path, signing_key, today: dt.date | None = None) -> list[LedgerEntry]:
+    """Delete the folders of the entries due, each recorded in the audit log; rewrite the ledger
+    with what is left."""
     from tfkit.package import audit
 
     gone = due(output_root, today)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tfkit.errors import writing
+
 FORMULA_START = r"^[=+\-@\t\r]"
 
 
@@ -48,7 +50,7 @@ def write_quarantine_csv(rows: pl.DataFrame, path: str | Path, *, private: bool 
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with writing(path), os.fdopen(fd, "wb") as fh:  # a full disk names the file (polars' error names none)
             neutralise_formulas(rows).write_csv(fh, include_bom=True)
         os.chmod(tmp, 0o600)
         tmp.replace(path)

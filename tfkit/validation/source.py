@@ -84,3 +84,63 @@ def read_validated(path: str | Path, schema, *, encoding: str | None = None, she
     kept_raw = raw.frame.select(SOURCE_LINE, *kept) if kept else None
     result = validate(raw, schema, show_values=show_values, keep_valid=keep_valid)
     return CheckedSource(path, result, rows_in, headers, kept_raw)
+
+
+@dataclass
+class ValidationRun:
+    """`tfkit validate` over several extracts: each file's report and the files written."""
+
+    schema: Any
+    reports: list = field(default_factory=list)  # ValidationReport per extract, in order
+    written: list[tuple[Path, ...]] = field(default_factory=list)  # per extract: valid Parquet, quarantine CSV
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.reports)
+
+    def to_dict(self) -> dict[str, Any]:
+        from tfkit.validation.report import reports_to_dict
+
+        return reports_to_dict(self.reports)
+
+    def refuse_if_failed(self, quarantined: bool) -> None:
+        """DataCheckFailed (exit 1) when any row failed."""
+        failed = [r for r in self.reports if not r.ok]
+        if failed:
+            rows = sum(r.rows_quarantined for r in failed)
+            raise DataCheckFailed(
+                f"{rows:,} row(s) failed validation in {len(failed)} of {len(self.reports)} file(s)",
+                hint=("they are set aside in the quarantine folder with their reasons: fix them in the source system"
+                      if quarantined else "fix them in the source system, or set them aside with --quarantine DIR"))
+
+
+def validate_files(paths: list[Path], schema, *, encoding: str | None = None, sheet: str | int | None = None,
+                   show_values: bool = False, quarantine: Path | None = None) -> ValidationRun:
+    """Validate each extract against `schema`; with `quarantine`, write each one's valid rows
+    (Parquet) and failing rows (CSV with reasons) there, 0600 in a 0700 folder. Every path is
+    checked first, so a typo in the last one costs nothing. A progress bar shows at a terminal."""
+    from tfkit import console
+    from tfkit.errors import InputFileError
+    from tfkit.io import check_regular_file
+    from tfkit.schemas import Schema, load_schema
+
+    if not isinstance(schema, Schema):
+        schema = load_schema(schema)
+    for path in paths:
+        check_regular_file(path)  # missing, a folder, a FIFO (would hang), a device, a symlink loop
+    stems = [p.stem for p in paths]
+    if quarantine is not None and len(set(stems)) != len(stems):
+        raise InputFileError("two extracts share a file name stem, so their quarantine outputs would overwrite each other",
+                             hint="validate them in separate runs with different --quarantine directories", file=paths[0])
+    run = ValidationRun(schema)
+    with console.progress() as bar:  # nothing in cron or with --quiet
+        task = bar.add_task("validate", total=len(paths))
+        for path in paths:
+            bar.update(task, description=f"checking {path.name}")
+            checked = read_validated(path, schema, encoding=encoding, sheet=sheet, show_values=show_values,
+                                     keep_valid=quarantine is not None)  # valid rows are kept only to be written
+            run.written.append(tuple(checked.result.write(quarantine)) if quarantine is not None else ())
+            run.reports.append(checked.report)
+            del checked
+            bar.update(task, advance=1)
+    return run
