@@ -52,57 +52,27 @@ def link_command(
       tfkit link la.parquet national.parquet -o linked/ --engine spark --config tfkit.toml
     """
     from tfkit.engine import choose_engine
-    from tfkit.errors import UsageError
-    from tfkit.linkage import LinkageModel, link
-    from tfkit.linkage.inputs import parse_map, read_sources
-    from tfkit.linkage.outputs import write_outputs
-    from tfkit.linkage.review import STORE_NAME, link_review_folder, load_decisions
+    from tfkit.linkage.inputs import parse_map
+    from tfkit.linkage.job import LinkJob, run_link_job
 
     check_json_target(json_out, inputs=sources)
-    if out.exists() and not out.is_dir():  # checked before the work, not after it
-        raise UsageError("--out is a file: it must be a folder (new, or one of tfkit link's)", file=out,
-                         hint="choose a folder, e.g. --out linked/")
-    if report is not None and report.is_dir():
-        raise UsageError("--report names a folder", file=report, hint="give an .html file path, e.g. --report link.html")
-    chosen = mode.value if mode else ("link" if len(sources) > 1 else "dedupe")
-    if train_on_labels and not truth:
-        raise UsageError("--train-on-labels needs --truth COLUMN")
-    linkage_model = LinkageModel.load(model)
-    settings = choose_engine(engine, config)
-    if settings.is_spark and (truth or one_to_one or report or clean):
-        raise UsageError("--truth, --train-on-labels, --one-to-one, --clean and --report are for the polars engine",
-                         hint="evaluate and report on a sample with the polars engine; drop them with --engine spark")
-    tables = read_sources(sources, schemas=schema, mapping=parse_map(map_), keep=(truth,) if truth else ())
-    frames = {t.name: t.frame for t in tables}
-    if settings.is_spark:
-        from tfkit.engine.spark.link import link_job
-
-        summary = link_job(frames, str(out), linkage_model, mode=chosen, threshold=threshold,
-                           review_lower=review_lower, seed=seed, settings=settings)
-        emit(summary, json_out, event="linked", render=lambda con: con.print(
-            f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
-            f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
-            f"wrote {', '.join(summary['outputs'])}", markup=False),
-            log_fields={k: summary[k] for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
-        return
-    result = link(frames, linkage_model, mode=chosen, threshold=threshold, review_lower=review_lower,
-                  truth_column=truth, train_on_labels=train_on_labels, one_to_one=one_to_one, seed=seed,
-                  clean=tuple(clean or ()), decisions=load_decisions(link_review_folder(out) / STORE_NAME))
-    written = write_outputs(result, out, tables)
-    if report:
-        from tfkit.linkage.report import write_link_report
-
-        written.append(write_link_report(report, result))
-    summary = result.summary()
-    summary["inputs"] = [{"source": t.name, "file": str(t.path), "rows_read": t.rows_read,
-                          "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded} for t in tables]
-    summary["outputs"] = [str(p) for p in written]
+    job = LinkJob(sources, out, schemas=schema, mapping=parse_map(map_), model=model, mode=mode.value if mode else None,
+                  threshold=threshold, review_lower=review_lower, truth=truth, train_on_labels=train_on_labels,
+                  one_to_one=one_to_one, clean=tuple(clean or ()), report=report, seed=seed)
+    job.check()  # before the engine is started or anything is read
+    job.engine = choose_engine(engine, config)
+    summary = run_link_job(job)
     emit(summary, json_out, event="linked", render=lambda con: _render(con, summary),
-         log_fields={k: summary[k] for k in ("mode", "candidate_pairs", "links", "review_pairs", "clusters")})
-
+         log_fields={k: summary.get(k) for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
 
 def _render(out: "Console", summary: dict) -> None:
     from rich.table import Table
+
+    if summary.get("engine") == "spark":
+        out.print(f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
+                  f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
+                  f"wrote {', '.join(summary['outputs'])}", markup=False)
+        return
 
     table = Table(title="tfkit link", show_header=False)
     table.add_row("mode", str(summary["mode"]))
