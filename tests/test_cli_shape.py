@@ -257,3 +257,10 @@ def test_an_extract_given_as_the_master_key_is_named_not_chmodded(tmp_path):
     result = runner.invoke(app, ["pseudonymise", str(csv), "-s", "nis", "--project", "nis", "-o",
                                  str(tmp_path / "p.parquet"), "--key", str(csv)])
     assert result.exit_code == 2 and "chmod" not in result.output and "malformed key file" in result.output
+
+
+def test_the_key_environment_variable_is_the_keys_modules():
+    from tfkit.commands.options import KEY_ENV_VAR
+    from tfkit.keys import KEY_ENV_VAR as KEYS_ENV_VAR
+
+    assert KEY_ENV_VAR == KEYS_ENV_VAR

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported to draw a report, not to build or write one
@@ -183,11 +182,3 @@ def reports_to_dict(reports: list[ValidationReport]) -> dict[str, Any]:
         },
         "files": [r.to_dict() for r in reports],
     }
-
-
-def write_json(reports: list[ValidationReport], path: str | Path) -> Path:
-    """Write the run's JSON report (UTF-8, sorted problems as produced, trailing newline)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(reports_to_dict(reports), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return path
