@@ -39,24 +39,35 @@ def pseudonymise_command(
       tfkit pseudonymise police.xlsx -s police --project nis --quarantine checks/ -o police.parquet --json -
       tfkit pseudonymise valid/ -s nis --project nis -o pseudonymised/ --engine spark --config tfkit.toml
     """
+    from tfkit.engine import choose_engine
+    from tfkit.errors import UsageError
     from tfkit.pseudonymise import load_key_file, load_policy
     from tfkit.pseudonymise.files import pseudonymise_file
     from tfkit.pseudonymise.policy import builtin_policy_names
-    from tfkit.engine import choose_engine
 
     settings = choose_engine(engine, config)
-    if settings.is_spark:
-        _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
-                               settings, json_out, allow_test_key)
-        return
-    input_path, out = Path(input_path), Path(out)
-    _input_file(input_path)
-    check_json_target(json_out, inputs=[input_path])
+    if settings.is_spark and (quarantine is not None or encoding is not None):
+        raise UsageError("--quarantine and --encoding are for the polars engine, which validates raw extracts",
+                         hint="with --engine spark, give validated rows: tfkit validate FILE --schema S --quarantine DIR "
+                              "writes them as <stem>.valid.parquet")
+    if not settings.is_spark:  # on Spark the input may be any Hadoop path, read by the cluster
+        _input_file(Path(input_path))
+    check_json_target(json_out, inputs=[Path(input_path)])
     master = load_key_file(key, allow_test_key=allow_test_key)
-    schema_name = schema if schema in builtin_policy_names() else None
-    chosen = load_policy(schema_name, policy)
-    summary = pseudonymise_file(input_path, schema=schema, key=master, project=project, out=out, policy=chosen,
-                                la_code=la_code, quarantine_dir=quarantine, encoding=encoding)
+    chosen = load_policy(schema if schema in builtin_policy_names() else None, policy)
+    if settings.is_spark:
+        from tfkit.engine.spark.pseudonymise import pseudonymise_job
+
+        run = pseudonymise_job(str(input_path), str(out), key=master, project=project, policy=chosen,
+                               la_code=la_code, settings=settings)
+        data = run.to_dict()
+        emit(data, json_out, event="pseudonymised", log_fields={k: v for k, v in data.items() if k != "columns"},
+             render=lambda con: con.print(
+                 f"wrote {run.output}: {run.rows_out:,} of {run.rows_in:,} rows on Spark, key {run.key_fingerprint}, "
+                 f"project {run.project}", markup=False))
+        return
+    summary = pseudonymise_file(Path(input_path), schema=schema, key=master, project=project, out=Path(out),
+                                policy=chosen, la_code=la_code, quarantine_dir=quarantine, encoding=encoding)
     data = summary.to_dict()
     emit(data, json_out, event="pseudonymised", render=lambda con: _render_summary(con, summary),
          log_fields={k: v for k, v in data.items() if k not in ("columns", "match_key_coverage")})
@@ -79,28 +90,6 @@ def _render_summary(out_console: "Console", summary) -> None:
     out_console.print(f"  match keys: {len(summary.match_key_coverage)}", markup=False)
     if summary.quarantine_file:
         out_console.print(f"  quarantined rows: {summary.quarantine_file}", markup=False)
-
-
-def _pseudonymise_on_spark(input_path, schema, project, out, key, policy, la_code, quarantine, encoding,
-                           settings, json_out, allow_test_key: bool) -> None:
-    from tfkit.engine.spark.pseudonymise import pseudonymise_job
-    from tfkit.errors import UsageError
-    from tfkit.pseudonymise import load_key_file, load_policy
-    from tfkit.pseudonymise.policy import builtin_policy_names
-
-    if quarantine is not None or encoding is not None:
-        raise UsageError("--quarantine and --encoding are for the polars engine, which validates raw extracts",
-                         hint="with --engine spark, give validated rows: tfkit validate FILE --schema S --quarantine DIR "
-                              "writes them as <stem>.valid.parquet")
-    master = load_key_file(key, allow_test_key=allow_test_key)
-    chosen = load_policy(schema if schema in builtin_policy_names() else None, policy)
-    run = pseudonymise_job(str(input_path), str(out), key=master, project=project, policy=chosen, la_code=la_code,
-                           settings=settings)
-    data = run.to_dict()
-    emit(data, json_out, event="pseudonymised", log_fields={k: v for k, v in data.items() if k != "columns"},
-         render=lambda con: con.print(
-             f"wrote {run.output}: {run.rows_out:,} of {run.rows_in:,} rows on Spark, key {run.key_fingerprint}, "
-             f"project {run.project}", markup=False))
 
 
 def link_keys_command(

@@ -7,8 +7,11 @@ Stages, in order (each a function below):
   4. link        sources into persons, when a linkage model is configured
   5. withdraw    consent withdrawals removed, by any identifier, before pseudonymisation; counted only
   6. pseudonymise by policy, under the master key and project
-  7. reconcile   rows_in = rows_out + quarantined + withdrawn (+ excluded), asserted per source
-  8. package     one step (tfkit.package.publish.write_package): the bag staged under a lock, its
+  7. reconcile   rows_in = rows_out + quarantined + withdrawn (+ excluded), asserted per source;
+                 then the disclosure policy on the person table
+  8. LA-internal the quarantine and clerical-review files (raw values, 0600 in 0700 folders),
+                 removed again if the package step fails
+  9. package     one step (tfkit.package.publish.write_package): the bag staged under a lock, its
                  signed audit entry written (the manifest records its hash), signed, report.html
                  written beside it, renamed into place; any failure takes all of it back
 """
@@ -161,7 +164,7 @@ class _Run:
     policies: dict[str, Any] = field(default_factory=dict)
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
-    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until the package is published
+    staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until stage 8 writes them
 
     @property
     def timings(self) -> dict[str, float]:
@@ -262,7 +265,7 @@ def _pseudonymise(run: _Run, master) -> None:
         q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])
         rec = src.reconciliation
         rec.withdrawn, rec.quarantined = gone.withdrawn(source.name), q_kept.height
-        run.staged_quarantine[source.name] = q_kept  # written once the package is published
+        run.staged_quarantine[source.name] = q_kept  # written in stage 8, once everything else has worked
         policy = adapters.load_policy(source.schema, source.policy or config.policy)
         run.policies[source.name] = adapters.policy_summary(policy)
         run.footers[source.table] = adapters.footer_metadata(master, config.project, policy)
@@ -302,7 +305,7 @@ def _warn_unmatched(run: _Run) -> None:
 
 
 def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Published:
-    """8. The package written, audited, reported and published as one step (tfkit.package.publish)."""
+    """9. The package written, audited, reported and published as one step (tfkit.package.publish)."""
     config = run.config
     request = PackageRequest(
         root=config.output_root, tables=run.tables, manifest=_manifest(run, master.fingerprint, run_sha256),
