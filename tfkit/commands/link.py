@@ -65,6 +65,7 @@ def link_command(
     emit(summary, json_out, event="linked", render=lambda con: _render(con, summary),
          log_fields={k: summary.get(k) for k in ("engine", "mode", "candidate_pairs", "links", "review_pairs", "clusters")})
 
+
 def _render(out: "Console", summary: dict) -> None:
     from rich.table import Table
 
