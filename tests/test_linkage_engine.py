@@ -98,6 +98,21 @@ def test_em_converges_and_recovers_m_and_u():
         assert np.abs(result.u[k] - u[k]).max() < 0.02
 
 
+def test_patterns_by_mixed_radix_code_equal_the_group_by(monkeypatch):
+    from tfkit.linkage import training
+
+    rng = np.random.default_rng(5)
+    comps = [Comparison(n, n, "category", tuple(f"l{i}" for i in range(k))) for n, k in (("a", 7), ("b", 2), ("c", 4))]
+    levels = {c.name: rng.integers(-1, c.n_levels, 5_000).astype(np.int8) for c in comps}
+    levels["b"][:] = np.where(levels["b"] == 1, 1, -1)  # a level no pair reaches
+    gammas, counts = patterns(levels, comps)
+    monkeypatch.setattr(training, "MAX_RADIX_PATTERNS", 0)  # the group-by, for models with many levels
+    by_group = patterns(levels, comps)
+    np.testing.assert_array_equal(gammas, by_group[0])
+    np.testing.assert_array_equal(counts, by_group[1])
+    assert counts.sum() == 5_000 and gammas.dtype == np.int64
+
+
 def test_term_frequency_adjustment_rare_names_weigh_more():
     names = ["SMITH"] * 40 + [f"RARE{i}" for i in range(20)]
     a = pl.DataFrame({"record_id": [f"a{i}" for i in range(60)], "surname": names})
