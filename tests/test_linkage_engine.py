@@ -47,6 +47,17 @@ def test_blocking_union_generates_each_pair_once(two_sources):
     assert (pairs["rid_l"] < 4).all() and (pairs["rid_r"] >= 4).all()  # link mode: across sources only
 
 
+def test_union_keeps_each_pair_once_with_the_first_rule_that_made_it():
+    from tfkit.linkage.blocking import _first_of_each_pair
+
+    lefts = [np.array([5, 1, 1]), np.array([1, 0]), np.array([5, 2])]
+    rights = [np.array([9, 3, 4]), np.array([3, 7]), np.array([9, 8])]
+    expected = ([0, 1, 1, 2, 5], [7, 3, 4, 8, 9], [1, 0, 0, 2, 0])
+    for n_records in (10, 1 << 40):  # one sorted int64 code; too many records for it: the sort on columns
+        got = _first_of_each_pair(lefts, rights, n_records)
+        assert [g.tolist() for g in got] == [list(e) for e in expected]
+
+
 def test_blocking_modes_and_recall(two_sources):
     rules = [BlockingRule("dob", ("dob",))]
     dedupe, _ = candidate_pairs(two_sources, rules, "dedupe")

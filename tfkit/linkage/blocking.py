@@ -1,9 +1,8 @@
 """Stage 2, block: candidate pairs are the union of declared equi-join rules, each pair generated once.
 
 A rule is a list of standardised columns that must be equal and non-null on both records
-(`["surname_dm", "dob"]`). Rule k keeps only pairs that no earlier rule already produced (the pair
-fails at least one equality of every earlier rule), so the union needs no global de-duplication and
-the report can say how many pairs each rule *adds*.
+(`["surname_dm", "dob"]`). A pair belongs to the first rule that produces it (the union is
+de-duplicated in one sort), so the report can say how many pairs each rule *adds*.
 
 Pairs are oriented `rid_l < rid_r` (row positions in the stacked input). In `link` mode only pairs
 from different sources are kept, in `dedupe` mode only pairs within a source, in `both` all.
@@ -18,7 +17,7 @@ import polars as pl
 
 from tfkit.errors import ConfigError
 
-from .standardise import NULL, Prepared
+from .standardise import Prepared
 
 MODES = ("link", "dedupe", "both")
 # A block making more pairs than this is left out of its rule (with a warning): one common value
@@ -213,65 +212,54 @@ def _cross_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.Dat
     )
 
 
-def _kept_records(prepared: Prepared, rule: BlockingRule, keep: pl.DataFrame | None) -> np.ndarray | None:
-    """Per record: whether its block (for a cross rule, its block as the join's left side: `on` and
-    its cross[0] value) was kept by the plan. None: every block was kept."""
-    if keep is None:
-        return None
-    key = [*rule.on, "_k"] if rule.cross else list(rule.on)
-    frame = prepared.frame.select(*rule.on, *([pl.col(rule.cross[0]).alias("_k")] if rule.cross else []))
-    return frame.join(keep.with_columns(pl.lit(True).alias("_kept")), on=key, how="left", maintain_order="left",
-                      nulls_equal=False)["_kept"].fill_null(False).to_numpy()
-
-
-def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray,
-                 kept: np.ndarray | None = None) -> np.ndarray:
-    """Whether `rule` produced each pair: all its columns equal and non-null, in a block its plan
-    kept (`kept`, per record, from `_kept_records`; a skipped block produced nothing)."""
-    hit = np.ones(len(rid_l), dtype=bool)
-    for column in rule.on:
-        codes = prepared.codes(column)
-        left = codes[rid_l]
-        hit &= (left == codes[rid_r]) & (left != NULL)
-    if rule.cross:
-        a, b = (prepared.codes(c) for c in rule.cross)
-        one_way = (a[rid_l] == b[rid_r]) & (a[rid_l] != NULL)
-        other_way = (b[rid_l] == a[rid_r]) & (b[rid_l] != NULL)
-        if kept is not None:
-            one_way &= kept[rid_l]
-            other_way &= kept[rid_r]
-        return hit & (one_way | other_way)
-    if kept is not None:
-        hit &= kept[rid_l]  # both records are in the same block
-    return hit
-
-
 def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
                     max_block_pairs: int = DEFAULT_MAX_BLOCK_PAIRS) -> tuple[pl.DataFrame, BlockingReport]:
     """All candidate pairs (rid_l, rid_r, rule index), sorted, and the plan: pairs each rule would
-    make from block sizes, blocks skipped as oversized, pairs each rule added to the union."""
+    make from block sizes, blocks skipped as oversized, pairs each rule added to the union.
+
+    Each pair is kept once, with the first rule that made it: every rule's pairs are coded as one
+    integer (pair, then rule), sorted once, and the first of each pair's run kept. (Checking each
+    rule's pairs against every earlier rule's columns cost a gather per column and earlier rule.)
+    """
     if mode not in MODES:
         raise ConfigError(f"unknown link mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
     check_rules(prepared, rules)
-    parts, counts, kept = [], [], []
-    for k, rule in enumerate(rules):
+    parts, counts = [], []
+    for rule in rules:
         count, blocks = plan_rule(prepared, rule, mode, max_block_pairs)
-        pairs = rule_pairs(prepared, rule, mode, blocks)
-        kept.append(_kept_records(prepared, rule, blocks))
-        rid_l = pairs["rid_l"].to_numpy()
-        rid_r = pairs["rid_r"].to_numpy()
-        keep = np.ones(len(rid_l), dtype=bool)
-        for earlier, earlier_kept in zip(rules[:k], kept):
-            keep &= ~_produced_by(prepared, earlier, rid_l, rid_r, earlier_kept)
-        added = pairs.filter(pl.Series(keep)).with_columns(pl.lit(k, dtype=pl.Int8).alias("rule"))
-        parts.append(added)
-        count.pairs_added = added.height
+        parts.append(rule_pairs(prepared, rule, mode, blocks))
         counts.append(count)
-    schema = {"rid_l": pl.Int64, "rid_r": pl.Int64, "rule": pl.Int8}
-    pairs = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
-    pairs = pairs.sort("rid_l", "rid_r")
+    rid_l, rid_r, rule = _first_of_each_pair([p["rid_l"].to_numpy() for p in parts],
+                                             [p["rid_r"].to_numpy() for p in parts], prepared.n)
+    for k, added in enumerate(np.bincount(rule, minlength=len(rules))[:len(rules)]):
+        counts[k].pairs_added = int(added)
+    pairs = pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r, "rule": rule.astype(np.int8)},
+                         schema={"rid_l": pl.Int64, "rid_r": pl.Int64, "rule": pl.Int8})
     report = BlockingReport(counts, pairs.height, comparisons_possible(prepared.source_sizes(), mode))
     return pairs, report
+
+
+def _first_of_each_pair(lefts: list[np.ndarray], rights: list[np.ndarray], n_records: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The union of every rule's pairs (rule k's in lefts[k], rights[k]), each pair once with the
+    lowest k that made it, sorted by (rid_l, rid_r)."""
+    rule = np.concatenate([np.full(len(a), k, dtype=np.int64) for k, a in enumerate(lefts)]) if lefts else \
+        np.zeros(0, dtype=np.int64)
+    rid_l = np.concatenate(lefts).astype(np.int64) if lefts else np.zeros(0, dtype=np.int64)
+    rid_r = np.concatenate(rights).astype(np.int64) if rights else np.zeros(0, dtype=np.int64)
+    rule_bits = max(1, int(len(lefts)).bit_length())
+    if 2 * max(1, int(n_records)).bit_length() + rule_bits <= 62:
+        # One int64 per (pair, rule): a single sort orders by pair, then rule.
+        code = (rid_l * n_records + rid_r) << rule_bits | rule
+        code = pl.Series(code).sort().to_numpy()
+        pair = code >> rule_bits
+        first = np.ones(len(code), dtype=bool)
+        first[1:] = pair[1:] != pair[:-1]
+        pair, rule = pair[first], code[first] & ((1 << rule_bits) - 1)
+        return pair // n_records, pair % n_records, rule
+    frame = (pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r, "rule": rule}).sort("rid_l", "rid_r", "rule")
+             .unique(["rid_l", "rid_r"], keep="first", maintain_order=True))
+    return frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), frame["rule"].to_numpy()
 
 
 def true_pairs(prepared: Prepared, truth_column: str, mode: str) -> pl.DataFrame:
