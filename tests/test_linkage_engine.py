@@ -15,7 +15,7 @@ from tfkit.linkage.comparisons import Comparison, exact_comparison, name_compari
 from tfkit.linkage.evaluate import accuracy_curve
 from tfkit.linkage.model import LinkageModel
 from tfkit.linkage.predict import score
-from tfkit.linkage.standardise import prepare
+from tfkit.linkage.standardise import NULL, prepare
 from tfkit.linkage.training import expectation_maximisation, patterns
 
 FIELDS = {"forename": "name", "surname": "surname", "dob": "date", "postcode": "postcode"}
@@ -56,6 +56,39 @@ def test_union_keeps_each_pair_once_with_the_first_rule_that_made_it():
     for n_records in (10, 1 << 40):  # one sorted int64 code; too many records for it: the sort on columns
         got = _first_of_each_pair(lefts, rights, n_records)
         assert [g.tolist() for g in got] == [list(e) for e in expected]
+
+
+def test_blocking_by_sorting_makes_every_pair_of_the_rule_once_in_each_mode():
+    # Records sorted by (block, source, row): each record's partners are one run after it. Checked
+    # against every pair of records, with three sources, nulls, and a block limit.
+    from tfkit.linkage.blocking import plan_rule
+
+    rng = np.random.default_rng(11)
+    frames = []
+    for s in range(3):
+        n = 40
+        frames.append(pl.DataFrame({"record_id": [f"{s}-{i}" for i in range(n)],
+                                    "surname": rng.choice(np.array(["Lee", "Ray", "Fox", None], dtype=object), n).tolist(),
+                                    "postcode": rng.choice(np.array(["E17 5LA", "E10 5PD", None], dtype=object), n).tolist()}))
+    prepared = prepare(frames, ["a", "b", "c"], {"surname": "surname", "postcode": "postcode"}, id_column="record_id")
+    surname, postcode = prepared.codes("surname"), prepared.codes("postcode")
+    source = prepared.codes("_source")
+    rule = BlockingRule("surname and postcode", ("surname", "postcode"))
+    for mode in ("link", "dedupe", "both"):
+        for limit in (None, 30):
+            count, rid_l, rid_r = plan_rule(prepared, rule, mode, limit)
+            got = sorted(zip(rid_l.tolist(), rid_r.tolist()))
+            blocks: dict = {}
+            for i in range(prepared.n):
+                for j in range(i + 1, prepared.n):
+                    same = source[i] == source[j]
+                    in_scope = {"link": not same, "dedupe": same, "both": True}[mode]
+                    if in_scope and surname[i] == surname[j] != NULL and postcode[i] == postcode[j] != NULL:
+                        blocks.setdefault((surname[i], postcode[i]), []).append((i, j))
+            kept = [p for b in blocks.values() if limit is None or len(b) <= limit for p in b]
+            assert got == sorted(kept), (mode, limit)
+            assert count.pairs_planned == len(kept)
+            assert count.blocks_skipped == sum(1 for b in blocks.values() if limit is not None and len(b) > limit)
 
 
 def test_blocking_modes_and_recall(two_sources):
