@@ -48,14 +48,15 @@ def test_blocking_union_generates_each_pair_once(two_sources):
 
 
 def test_union_keeps_each_pair_once_with_the_first_rule_that_made_it():
-    from tfkit.linkage.blocking import _first_of_each_pair
+    from tfkit.linkage.blocking import _first_of_each_code, _first_of_each_pair
 
     lefts = [np.array([5, 1, 1]), np.array([1, 0]), np.array([5, 2])]
     rights = [np.array([9, 3, 4]), np.array([3, 7]), np.array([9, 8])]
-    expected = ([0, 1, 1, 2, 5], [7, 3, 4, 8, 9], [1, 0, 0, 2, 0])
-    for n_records in (10, 1 << 40):  # one sorted int64 code; too many records for it: the sort on columns
-        got = _first_of_each_pair(lefts, rights, n_records)
-        assert [g.tolist() for g in got] == [list(e) for e in expected]
+    expected = [[0, 1, 1, 2, 5], [7, 3, 4, 8, 9], [1, 0, 0, 2, 0]]
+    codes = [((a * 10 + b) << 2) | k for k, (a, b) in enumerate(zip(lefts, rights))]
+    assert [g.tolist() for g in _first_of_each_code(codes, 10, 2)] == expected
+    # Too many records to code a pair and its rule in one int64: a sort on the columns.
+    assert [g.tolist() for g in _first_of_each_pair(list(zip(lefts, rights)))] == expected
 
 
 def test_blocking_by_sorting_makes_every_pair_of_the_rule_once_in_each_mode():

@@ -262,12 +262,19 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
     if mode not in MODES:
         raise ConfigError(f"unknown link mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
     check_rules(prepared, rules)
+    n = prepared.n
+    rule_bits = max(1, len(rules).bit_length())
+    fits = 2 * max(1, n).bit_length() + rule_bits <= 62  # (pair, rule) as one int64
     parts, counts = [], []
-    for rule in rules:
+    for k, rule in enumerate(rules):
         count, rid_l, rid_r = plan_rule(prepared, rule, mode, max_block_pairs)
-        parts.append((rid_l, rid_r))
+        # Coded at once, so only 8 bytes a pair are held until the union is made.
+        parts.append(((rid_l * n + rid_r) << rule_bits) | k if fits else (rid_l, rid_r))
         counts.append(count)
-    rid_l, rid_r, rule = _first_of_each_pair([p[0] for p in parts], [p[1] for p in parts], prepared.n)
+    if fits:
+        rid_l, rid_r, rule = _first_of_each_code(parts, n, rule_bits)
+    else:
+        rid_l, rid_r, rule = _first_of_each_pair(parts)
     for k, added in enumerate(np.bincount(rule, minlength=len(rules))[:len(rules)]):
         counts[k].pairs_added = int(added)
     pairs = pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r, "rule": rule.astype(np.int8)},
@@ -276,26 +283,28 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
     return pairs, report
 
 
-def _first_of_each_pair(lefts: list[np.ndarray], rights: list[np.ndarray], n_records: int
+def _first_of_each_code(codes: list[np.ndarray], n_records: int, rule_bits: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The union of every rule's pairs (rule k's in lefts[k], rights[k]), each pair once with the
-    lowest k that made it, sorted by (rid_l, rid_r)."""
-    rule = np.concatenate([np.full(len(a), k, dtype=np.int64) for k, a in enumerate(lefts)]) if lefts else \
-        np.zeros(0, dtype=np.int64)
-    rid_l = np.concatenate(lefts).astype(np.int64) if lefts else np.zeros(0, dtype=np.int64)
-    rid_r = np.concatenate(rights).astype(np.int64) if rights else np.zeros(0, dtype=np.int64)
-    rule_bits = max(1, int(len(lefts)).bit_length())
-    if 2 * max(1, int(n_records)).bit_length() + rule_bits <= 62:
-        # One int64 per (pair, rule): a single sort orders by pair, then rule.
-        code = (rid_l * n_records + rid_r) << rule_bits | rule
-        code = pl.Series(code).sort().to_numpy()
-        pair = code >> rule_bits
-        first = np.ones(len(code), dtype=bool)
-        first[1:] = pair[1:] != pair[:-1]
-        pair, rule = pair[first], code[first] & ((1 << rule_bits) - 1)
-        return pair // n_records, pair % n_records, rule
-    frame = (pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r, "rule": rule}).sort("rid_l", "rid_r", "rule")
-             .unique(["rid_l", "rid_r"], keep="first", maintain_order=True))
+    """The union of every rule's pairs, coded (rid_l * n + rid_r) << rule_bits | rule: each pair once
+    with the lowest rule that made it, sorted by (rid_l, rid_r). One in-place sort orders by pair,
+    then rule."""
+    code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+    codes.clear()
+    code.sort()
+    first = np.ones(len(code), dtype=bool)
+    np.not_equal(code[1:] >> rule_bits, code[:-1] >> rule_bits, out=first[1:])
+    code = code[first]
+    rule = code & ((1 << rule_bits) - 1)
+    code >>= rule_bits
+    return code // n_records, code % n_records, rule
+
+
+def _first_of_each_pair(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As `_first_of_each_code`, for inputs too large to code a pair in one int64."""
+    frame = pl.concat([pl.DataFrame({"rid_l": l, "rid_r": r, "rule": np.full(len(l), k, dtype=np.int64)},
+                                    schema={"rid_l": pl.Int64, "rid_r": pl.Int64, "rule": pl.Int64})
+                       for k, (l, r) in enumerate(parts)])
+    frame = frame.sort("rid_l", "rid_r", "rule").unique(["rid_l", "rid_r"], keep="first", maintain_order=True)
     return frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), frame["rule"].to_numpy()
 
 
