@@ -52,9 +52,10 @@ class PairContext:
         return (left == right) & (left != NULL)
 
     def cross_equal(self, column_l: str, column_r: str) -> np.ndarray:
-        """Left's `column_l` equals right's `column_r` (columns sharing one vocabulary)."""
-        left = self.codes(column_l)[self.rid_l]
-        right = self.codes(column_r)[self.rid_r]
+        """Left's `column_l` equals right's `column_r` (columns sharing one vocabulary). From the
+        gathered pairs: the ladders compare these columns pair-wise too, so nothing is gathered twice."""
+        left = self.pair(column_l)[0]
+        right = self.pair(column_r)[1]
         return (left == right) & (left != NULL)
 
     def jaro_winkler(self, column: str, floor: float = 0.0) -> np.ndarray:
