@@ -3,7 +3,7 @@
     .venv/bin/python bench/splink_spark.py --folder DIR --mode link     # a worker: DIR/left.parquet, right.parquet
 
 Runs the model an expert would write for the same fields, as bench/linkage_bench.py's Splink-on-DuckDB
-worker does at this size (the same comparisons, blocking rules, prior, u sampling and EM sessions),
+worker does (`splink_model`: the same comparisons, blocking rules, prior, u sampling and EM sessions),
 but on Splink's Spark backend with its Scala similarity UDFs, and writes the pairs it scores
 (p >= 0.001) to DIR/splink_spark_pairs.parquet. The expert's cleaning is written in Spark SQL.
 
@@ -27,7 +27,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from linkage_bench import DETERMINISTIC, RECALL, SEED, SPLINK_FLOOR, U_PAIRS  # noqa: E402
+from linkage_bench import DETERMINISTIC, RECALL, SEED, SPLINK_FLOOR, U_PAIRS, splink_model  # noqa: E402
 
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:
@@ -70,7 +70,6 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
 
 def run(folder: Path, mode: str, master: str = "local[2]", driver_memory: str = "10g") -> dict:
     from pyspark.sql import SparkSession
-    import splink.comparison_library as cl
     from splink import Linker, SettingsCreator, SparkAPI, block_on
     from splink.internals.spark.jar_location import similarity_jar_location
 
@@ -103,19 +102,7 @@ def run(folder: Path, mode: str, master: str = "local[2]", driver_memory: str = 
         )
         tables.append(df)
     db_api = SparkAPI(spark_session=spark)
-    comparisons = [
-        cl.NameComparison("forename").configure(term_frequency_adjustments=True),
-        cl.NameComparison("surname").configure(term_frequency_adjustments=True),
-        cl.DateOfBirthComparison("dob", input_is_string=False),
-        cl.LevenshteinAtThresholds("postcode", [1]),
-    ]
-    if has_sex:
-        comparisons.append(cl.ExactMatch("sex"))
-    # linkage_bench's rules for inputs over 20,000 records (single-field rules grow past memory there).
-    sector = "substr(postcode, 1, length(postcode) - 2)"
-    blocking = [block_on("surname", "dob"), block_on("forename", "dob"), block_on("forename", "surname", sector),
-                block_on("dob", sector), block_on("substr(forename, 1, 2)", "substr(surname, 1, 3)", "year(dob)")]
-    sessions = [block_on("dob"), block_on("forename", "surname")]
+    comparisons, blocking, sessions = splink_model(has_sex, sum(t.count() for t in tables))
     settings = SettingsCreator(link_type="link_only" if mode == "link" else "dedupe_only", comparisons=comparisons,
                                blocking_rules_to_generate_predictions=blocking, retain_matching_columns=False)
     linker = Linker([db_api.register(df, table_name=f"tbl_{n}") for n, df in zip(names, tables)], settings,
