@@ -357,11 +357,13 @@ def _remove_la_internal(run: _Run) -> None:
         folder = run.config.quarantine_dir / run.config.package_name
         _remove_tree(folder)
         run.previous_la_internal.rename(folder)
+        ledger.forget(run.config.output_root, run.previous_la_internal)
 
 
 def _drop_previous_la_internal(run: _Run) -> None:
     if run.previous_la_internal is not None:
         _remove_tree(run.previous_la_internal)
+        ledger.forget(run.config.output_root, run.previous_la_internal)
 
 
 def _remove_tree(folder: Path) -> None:
