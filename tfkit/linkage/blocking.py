@@ -200,10 +200,10 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     lo, hi = {"link": (group_end, block_end), "dedupe": (position + 1, group_end),
               "both": (position + 1, block_end)}[mode]
     runs = np.where(np.repeat(kept, block_size), hi - lo, 0)
-    total = int(runs.sum())
-    left = np.repeat(position, runs)
-    right = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(runs) - runs), runs)
-    return count, rid[left], rid[right]
+    # Few temporaries: an EM session's rule makes tens of millions of pairs at 1M x 1M.
+    right = np.repeat(lo - (np.cumsum(runs) - runs), runs)
+    right += np.arange(len(right), dtype=np.int64)
+    return count, np.repeat(rid, runs), rid[right]
 
 
 def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:
@@ -246,6 +246,7 @@ def _cross_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.Dat
         .filter((pl.col("_rid") != pl.col("_rid_r")) & _mode_filter(mode))
         .select(pl.min_horizontal("_rid", "_rid_r").alias("rid_l"), pl.max_horizontal("_rid", "_rid_r").alias("rid_r"))
         .unique()
+        .sort("rid_l", "rid_r")  # a fixed order: EM sessions sample from a rule's pairs
         .collect()
     )
 
