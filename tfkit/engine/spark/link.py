@@ -106,6 +106,39 @@ def _codes_frame(spark: SparkSession, prepared, columns: list[str]) -> DataFrame
     return spark.createDataFrame(pa.table(data))
 
 
+class _Codes:
+    """Per column, every record's code (`Prepared.codes`): what `blocking._produced_by` reads,
+    without the rest of the prepared records (the blocking stage broadcasts only this)."""
+
+    def __init__(self, prepared, columns):
+        self._codes = {c: prepared.codes(c) for c in columns}
+
+    def codes(self, column: str) -> np.ndarray:
+        return self._codes[column]
+
+
+def _key_columns(rule) -> list[list[str]]:
+    """A rule's block key per side: its `on` columns (a cross rule: plus cross[0] on side 0, and
+    cross[1] on side 1, which joins side 0)."""
+    if rule.cross:
+        return [[*rule.on, rule.cross[0]], [*rule.on, rule.cross[1]]]
+    return [list(rule.on)]
+
+
+def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
+    """One row per record, rule and side where the record has every key column: (rule, side,
+    k0..k{width-1}, _rid, _source); a rule's unused key slots are -1, so every rule's block key
+    has the same columns and all rules are counted and joined at once."""
+    entries = []
+    for k, rule in enumerate(rules):
+        for side, cols in enumerate(_key_columns(rule)):
+            present = _all(*[F.col(c).isNotNull() for c in cols])
+            slots = [(F.col(cols[i]) if i < len(cols) else F.lit(-1)).cast("int").alias(f"k{i}") for i in range(width)]
+            entries.append(F.when(present, F.struct(F.lit(k).cast("short").alias("rule"),
+                                                    F.lit(side).cast("byte").alias("side"), *slots)))
+    return keys.select("_rid", "_source", F.inline(F.filter(F.array(*entries), lambda e: e.isNotNull())))
+
+
 def _scope(mode: str):
     """The mode's pairs: across sources (link), within (dedupe), or all (both)."""
     left, right = F.col("_source"), F.col("_source_r")  # (built in a call: Column needs a running Spark)
@@ -117,70 +150,12 @@ def _agree(c: str):
     return F.coalesce((F.col(f"{c}_l") == F.col(f"{c}_r")) & F.col(f"{c}_l").isNotNull(), F.lit(False))
 
 
-def _cross_agree(a: str, b: str):
-    one = F.coalesce((F.col(f"{a}_l") == F.col(f"{b}_r")) & F.col(f"{a}_l").isNotNull(), F.lit(False))
-    other = F.coalesce((F.col(f"{b}_l") == F.col(f"{a}_r")) & F.col(f"{b}_l").isNotNull(), F.lit(False))
-    return one | other
-
-
-def _produced_by(rule):
-    """A pair (columns suffixed _l/_r) meets `rule`: as `blocking._produced_by`, on the cluster."""
-    conditions = [_agree(c) for c in rule.on] + ([_cross_agree(*rule.cross)] if rule.cross else [])
-    return _all(*conditions)
-
-
 def _block_pairs(mode: str, n_sources: int):
     """Pairs in each block in the mode's scope, from its per-source counts n0, n1, ..."""
     total = sum(F.col(f"n{s}") for s in range(n_sources))
     squares = sum(F.col(f"n{s}") * F.col(f"n{s}") for s in range(n_sources))
-    within = sum(F.col(f"n{s}") * (F.col(f"n{s}") - 1) / 2 for s in range(n_sources))
-    return {"link": (total * total - squares) / 2, "dedupe": within, "both": total * (total - 1) / 2}[mode]
-
-
-def _rule_candidates(keys: DataFrame, rule, mode: str, limit: int, salt_above: int,
-                     n_sources: int) -> tuple[DataFrame, RuleSkew]:
-    """One rule's pairs (rid_l < rid_r), its blocks over `limit` pairs left out as the polars engine
-    does (`blocking.plan_rule`), and blocks over `salt_above` records salted (same pairs)."""
-    on = list(rule.on)
-    if rule.cross:
-        a, b = rule.cross
-        sides = [keys.where(_all(*[F.col(c).isNotNull() for c in [*on, col]]))
-                 .select("_rid", "_source", *on, F.col(col).alias("_k")) for col in (a, b)]
-        blocks = sides[0].groupBy(*on, "_k").agg(F.count("*").alias("n0")).join(
-            sides[1].groupBy(*on, "_k").agg(F.count("*").alias("n1")), [*on, "_k"])
-        blocks = blocks.withColumn("pairs", F.col("n0") * F.col("n1")).withColumn("n", F.col("n0") + F.col("n1"))
-        block_keys = [*on, "_k"]
-    else:
-        rows = keys.where(_all(*[F.col(c).isNotNull() for c in on])).select("_rid", "_source", *on)
-        blocks = rows.groupBy(*on).agg(F.count("*").alias("n"), *[
-            F.sum((F.col("_source") == s).cast("long")).alias(f"n{s}") for s in range(n_sources)])
-        blocks = blocks.withColumn("pairs", _block_pairs(mode, n_sources))
-        block_keys = on
-    blocks = blocks.cache()
-    over = F.col("pairs") > limit
-    stats = blocks.agg(F.sum(F.when(~over, F.col("pairs"))).alias("c"), F.sum(over.cast("long")).alias("skipped"),
-                       F.sum(((F.col("n") > salt_above) & ~over).cast("long")).alias("big")).first()
-    largest = [r["n"] for r in blocks.where(~over).orderBy(F.desc("n")).select("n").limit(5).collect()]
-    kept = blocks.where(~over & (F.col("pairs") > 0))
-    salts = kept.select(*block_keys, F.greatest(F.lit(1), F.ceil(F.col("n") / salt_above)).cast("int").alias("_salts"))
-    if rule.cross:
-        left = sides[0].join(salts, block_keys)  # only the kept blocks (as the polars engine's semi-join)
-        left = left.withColumn("_salt", F.col("_rid") % F.col("_salts"))
-        right = sides[1].join(salts, block_keys).withColumn("_salt", F.explode(F.sequence(F.lit(0), F.col("_salts") - 1)))
-        right = right.select(*block_keys, "_salt", F.col("_rid").alias("_rid_r"), F.col("_source").alias("_source_r"))
-        pairs = (left.join(right, [*block_keys, "_salt"])
-                 .where((F.col("_rid") != F.col("_rid_r")) & _scope(mode))
-                 .select(F.least("_rid", "_rid_r").alias("rid_l"), F.greatest("_rid", "_rid_r").alias("rid_r"))
-                 .distinct())
-    else:
-        k = rows.join(salts, on)  # only the kept blocks (inner join: semi on the block keys)
-        left = k.withColumn("_salt", F.col("_rid") % F.col("_salts"))
-        right = k.withColumn("_salt", F.explode(F.sequence(F.lit(0), F.col("_salts") - 1)))
-        right = right.select(*on, "_salt", F.col("_rid").alias("_rid_r"), F.col("_source").alias("_source_r"))
-        pairs = (left.join(right, [*on, "_salt"]).where((F.col("_rid") < F.col("_rid_r")) & _scope(mode))
-                 .select(F.col("_rid").alias("rid_l"), F.col("_rid_r").alias("rid_r")))
-    return pairs, RuleSkew(rule.name, int(stats["c"] or 0), 0, largest, int(stats["big"] or 0),
-                           int(stats["skipped"] or 0))
+    within = sum(F.col(f"n{s}") * (F.col(f"n{s}") - 1) for s in range(n_sources)) / 2
+    return {"link": (total * total - squares) / 2, "dedupe": within, "both": total * (total - 1) / 2}[mode].cast("long")
 
 
 def _all(*conditions):
@@ -190,36 +165,164 @@ def _all(*conditions):
     return out
 
 
-def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, max_block_pairs: int,
-                          salt_above: int, checkpoint_dir: str) -> tuple[DataFrame, list[RuleSkew]]:
-    """Every rule's pairs not produced by an earlier rule (as `blocking.candidate_pairs`), each
-    rule's pairs checkpointed to Parquet; and the skew guard's report."""
-    blocking_stage.check_rules(prepared, rules)
-    keys = _codes_frame(spark, prepared, sorted({c for r in rules for c in r.columns})).cache()
-    parts, skew = [], []
-    for k, rule in enumerate(rules):
-        limit = rule.max_block_pairs or max_block_pairs
-        pairs, report = _rule_candidates(keys, rule, mode, limit, salt_above, len(prepared.sources))
-        earlier = rules[:k]
-        if earlier:
-            cols = sorted({c for e in earlier for c in e.columns})
-            side = lambda s: keys.select(F.col("_rid").alias(f"rid_{s}"), *[F.col(c).alias(f"{c}_{s}") for c in cols])
-            pairs = (pairs.join(side("l"), "rid_l").join(side("r"), "rid_r")
-                     .where(~_any(*[_produced_by(e) for e in earlier])).select("rid_l", "rid_r"))
-        path = f"{checkpoint_dir}/blocking_{k:02d}"
-        pairs.withColumn("rule", F.lit(k).cast("byte")).write.mode("overwrite").parquet(path)
-        parts.append(path)
-        report.pairs_added = spark.read.parquet(path).count()
-        skew.append(report)
-    keys.unpersist()
-    return spark.read.parquet(*parts), skew
-
-
 def _any(*conditions):
     out = conditions[0]
     for c in conditions[1:]:
         out = out | c
     return out
+
+
+def _blocks(rows: DataFrame, rules, mode: str, n_sources: int, kcols: list[str], *, max_block_pairs: int,
+            salt_above: int) -> DataFrame:
+    """Every block of every rule with pairs in the mode's scope, in one aggregation: its records
+    (n), pairs, whether it is over the rule's limit (left out, as `blocking.plan_rule`), and the
+    sub-blocks (`salts`) a kept block over `salt_above` records is spread over."""
+    blocks = rows.groupBy("rule", *kcols).agg(
+        *[F.sum(((F.col("side") == 0) & (F.col("_source") == s)).cast("long")).alias(f"n{s}") for s in range(n_sources)],
+        F.sum(F.col("side").cast("long")).alias("nb"))
+    na = sum(F.col(f"n{s}") for s in range(n_sources))
+    cross = [k for k, r in enumerate(rules) if r.cross]
+    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
+    # A cross rule's block pairs side 0 (cross[0] = value) with side 1 (cross[1] = value): n0 x n1,
+    # whatever the mode, as the polars engine's one-sided plan.
+    pairs = F.when(is_cross, na * F.col("nb")).otherwise(_block_pairs(mode, n_sources))
+    limit = F.element_at(F.array(*[F.lit(r.max_block_pairs or max_block_pairs).cast("long") for r in rules]),
+                         F.col("rule").cast("int") + 1)
+    blocks = blocks.select("rule", *kcols, (na + F.col("nb")).alias("n"), pairs.alias("pairs")).where(F.col("pairs") > 0)
+    over = F.col("pairs") > limit
+    salts = F.when(~over, F.greatest(F.lit(1), F.ceil(F.col("n") / salt_above))).otherwise(0).cast("int")
+    return blocks.select("*", over.alias("over"), salts.alias("salts"))
+
+
+def _kept_flags(codes: _Codes, rule, skipped: pl.DataFrame) -> np.ndarray | None:
+    """Per record: whether its block in `rule` (a cross rule: its side-0 block) was kept (as
+    `blocking._kept_records`); None when the rule skipped no block."""
+    if skipped.is_empty():
+        return None
+    cols = _key_columns(rule)[0]
+    names = [f"k{i}" for i in range(len(cols))]
+    frame = pl.DataFrame({n: codes.codes(c) for n, c in zip(names, cols)})
+    hit = skipped.select(pl.col(names).cast(pl.Int32)).unique().with_columns(pl.lit(True).alias("_skipped"))
+    return ~frame.join(hit, on=names, how="left", maintain_order="left")["_skipped"].fill_null(False).to_numpy()
+
+
+def _pair_partition(shared, rules, mode: str, kcols: list[str]):
+    """The mapInArrow function joining each block's rows (every row of a block and salt is in one
+    partition) with polars, and keeping each pair once, for the first rule that produces it."""
+    cross = [k for k, r in enumerate(rules) if r.cross]
+
+    def pairs(batches):
+        import polars as pl
+
+        from tfkit.linkage.blocking import _produced_by
+        from tfkit.linkage.standardise import NULL
+
+        batches = list(batches)
+        if not batches:
+            return
+        rows = pl.from_arrow(pa.Table.from_batches(batches))
+        if rows.is_empty():
+            return
+        codes, kept = shared.value
+        on = ["rule", *kcols, "salt"]
+        lefts = rows.filter(pl.col("role") != 2).select(*on, "_rid", "_source")
+        rights = rows.filter(pl.col("role") != 1).select(*on, pl.col("_rid").alias("_rid_r"),
+                                                          pl.col("_source").alias("_source_r"))
+        same = pl.col("_source") == pl.col("_source_r")
+        scope = {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
+        is_cross = pl.col("rule").is_in(cross)
+        found = (lefts.join(rights, on=on)
+                 .filter(pl.when(is_cross).then(pl.col("_rid") != pl.col("_rid_r"))
+                         .otherwise(pl.col("_rid") < pl.col("_rid_r")) & scope)
+                 .select("rule", "_rid", "_rid_r"))
+        rule = found["rule"].to_numpy()
+        x, y = found["_rid"].to_numpy(), found["_rid_r"].to_numpy()
+        keep = np.ones(len(rule), dtype=bool)
+        for k in cross:
+            # x (side 0) found y (side 1); when y also finds x (the swap both ways), keep the one
+            # found from the smaller record: the pair once, as the polars engine's unique().
+            idx = np.nonzero((rule == k) & (x > y))[0]
+            a, b = (codes.codes(c) for c in rules[k].cross)
+            back = (b[x[idx]] == a[y[idx]]) & (a[y[idx]] != NULL)
+            if kept[k] is not None:
+                back &= kept[k][y[idx]]
+            keep[idx[back]] = False
+        rid_l, rid_r = np.minimum(x, y), np.maximum(x, y)
+        for j, earlier in enumerate(rules[:-1]):  # a pair an earlier rule produced belongs to it
+            idx = np.nonzero(keep & (rule > j))[0]
+            if len(idx):
+                keep[idx[_produced_by(codes, earlier, rid_l[idx], rid_r[idx], kept[j])]] = False
+        yield pa.RecordBatch.from_pydict({"rid_l": rid_l[keep], "rid_r": rid_r[keep], "rule": rule[keep].astype(np.int8)})
+
+    return pairs
+
+
+def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, max_block_pairs: int,
+                          salt_above: int, checkpoint_dir: str) -> tuple[DataFrame, list[RuleSkew]]:
+    """Every rule's pairs, each kept for the first rule that produces it (as
+    `blocking.candidate_pairs`), checkpointed to Parquet; and the skew guard's report.
+
+    A fixed number of Spark jobs whatever the number of rules: every record gets one row per rule
+    (and side) holding its block key; one aggregation counts every rule's blocks (the skew guard's
+    report, the blocks to leave out, the blocks to salt: collected, they are few); then one shuffle
+    brings each block's rows together and each partition joins them with polars and drops the pairs
+    an earlier rule produced (`blocking._produced_by` on the blocking codes, broadcast)."""
+    from pyspark import StorageLevel
+    from pyspark.sql.types import ByteType, LongType, StructField, StructType
+
+    blocking_stage.check_rules(prepared, rules)
+    columns = sorted({c for r in rules for c in r.columns})
+    width = max(len(k) for r in rules for k in _key_columns(r))
+    kcols = [f"k{i}" for i in range(width)]
+    keys = _codes_frame(spark, prepared, columns).cache()
+    rows = _block_rows(keys, rules, width)
+    blocks = _blocks(rows, rules, mode, len(prepared.sources), kcols, max_block_pairs=max_block_pairs,
+                     salt_above=salt_above).persist(StorageLevel.MEMORY_AND_DISK)
+    over = F.col("over")
+    stats = {r["rule"]: r for r in blocks.groupBy("rule").agg(
+        F.sum(F.when(~over, F.col("pairs"))).alias("c"), F.sum(over.cast("long")).alias("skipped"),
+        F.sum((F.col("salts") > 1).cast("long")).alias("big")).collect()}
+    ranked = Window.partitionBy("rule").orderBy(F.desc("n"))
+    largest: dict[int, list[int]] = {}
+    for r in (blocks.where(~over).withColumn("_i", F.row_number().over(ranked)).where(F.col("_i") <= 5)
+              .select("rule", "n", "_i").collect()):
+        largest.setdefault(r["rule"], []).append((r["_i"], r["n"]))
+    special = pl.from_arrow(blocks.where(over | (F.col("salts") > 1)).select("rule", *kcols, "salts").toArrow())
+    blocks.unpersist()
+
+    codes = _Codes(prepared, columns)
+    kept = [_kept_flags(codes, r, special.filter((pl.col("rule") == k) & (pl.col("salts") == 0)))
+            for k, r in enumerate(rules)]
+    shared = spark.sparkContext.broadcast((codes, kept))
+    if special.height:
+        rows = (rows.join(F.broadcast(spark.createDataFrame(special.to_arrow())), ["rule", *kcols], "left")
+                .where(F.coalesce(F.col("salts"), F.lit(1)) > 0))
+    else:
+        rows = rows.withColumn("salts", F.lit(1))
+    cross = [k for k, r in enumerate(rules) if r.cross]
+    salts = F.coalesce(F.col("salts"), F.lit(1))
+    one = lambda salt, role: F.struct(salt.cast("int").alias("salt"), F.lit(role).cast("byte").alias("role"))
+    left = F.array(one(F.col("_rid") % salts, 1))  # a salted block's rows: each in one sub-block ...
+    right = F.transform(F.sequence(F.lit(0), salts - 1), lambda i: one(i, 2))  # ... joining a copy in every one
+    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
+    roles = (F.when(is_cross & (F.col("side") == 0), left).when(is_cross, right)
+             .when(salts == 1, F.array(one(F.lit(0), 0))).otherwise(F.concat(left, right)))
+    placed = rows.select("rule", *kcols, "_rid", "_source", F.inline(roles)).repartition("rule", *kcols, "salt")
+    schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType()),
+                         StructField("rule", ByteType())])
+    path = f"{checkpoint_dir}/blocking"
+    placed.mapInArrow(_pair_partition(shared, rules, mode, kcols), schema).write.mode("overwrite").parquet(path)
+    shared.destroy()
+    keys.unpersist()
+    pairs = spark.read.parquet(path)
+    added = {r["rule"]: r["count"] for r in pairs.groupBy("rule").count().collect()}
+    skew = []
+    for k, rule in enumerate(rules):
+        s = stats.get(k)
+        skew.append(RuleSkew(rule.name, int((s and s["c"]) or 0), int(added.get(k, 0)),
+                             [n for _, n in sorted(largest.get(k, []))], int((s and s["big"]) or 0),
+                             int((s and s["skipped"]) or 0)))
+    return pairs, skew
 
 
 # --------------------------------------------------------------------------- scoring
