@@ -491,6 +491,9 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     review_lower = s.review_lower if review_lower is None else review_lower
     if not 0 < review_lower <= threshold < 1:
         raise UsageError(f"need 0 < review lower ({review_lower}) <= threshold ({threshold}) < 1")
+    batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    if spark.conf.get(batch, "10000") == "10000":  # Spark's default: the kernels' own batch instead
+        spark.conf.set(batch, str(s.batch_pairs))
     t = time.perf_counter()
     candidates, skew = candidate_pairs_spark(spark, linker.prepared, linker.model.blocking, linker.mode,
                                              max_block_pairs=s.max_block_pairs, salt_above=salt_above,
