@@ -272,6 +272,10 @@ class Comparison:
     tf_level: int = 0  # the level whose u is replaced by the value's frequency
     required: bool = True  # False: a source may lack the column (compared as unknown there)
     options: dict = field(default_factory=dict, compare=False, hash=False)
+    # Levels outside the ladder's order: another kind of agreement, not a looser one (names swapped,
+    # an initial only, day and month swapped, a postcode one edit off). Their weight may rightly sit
+    # above a closer level's, so the order check leaves them out.
+    side_levels: tuple[int, ...] = ()
 
     def field_kinds(self) -> dict[str, str]:
         return {self.column: self.kind}
@@ -295,8 +299,9 @@ def name_comparison(name: str, column: str, *, kind: str = "name", swap_with: st
     labels += [f"Jaro-Winkler >= {t}" for t in jaro_winkler]
     labels += ["phonetic or name variant" + (" or surname part" if kind == "surname" else ""),
                "initial only, the same", "else"]
+    side = tuple(i for i, label in enumerate(labels) if label.startswith(("swapped", "initial only")))
     return Comparison(name, column, kind, tuple(labels), term_frequency,
-                      options={"swap_with": swap_with, "jaro_winkler": tuple(jaro_winkler)})
+                      options={"swap_with": swap_with, "jaro_winkler": tuple(jaro_winkler)}, side_levels=side)
 
 
 def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
@@ -328,7 +333,7 @@ def dob_comparison(name: str, column: str) -> Comparison:
     # from "within 12 years" (a wrong date) so EM can weigh the two differently.
     labels = ("exact", "day and month swapped", "one digit or one day off", "within a month",
               "within a year", "within 12 years", "else")
-    return Comparison(name, column, "date", labels)
+    return Comparison(name, column, "date", labels, side_levels=(1,))
 
 
 def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
@@ -353,7 +358,7 @@ def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
 
 def postcode_comparison(name: str, column: str, *, term_frequency: bool = True) -> Comparison:
     labels = ("full", "sector", "one edit", "district", "area or Jaro-Winkler >= 0.88", "else")
-    return Comparison(name, column, "postcode", labels, term_frequency)
+    return Comparison(name, column, "postcode", labels, term_frequency, side_levels=(2,))
 
 
 def _postcode_levels(c: Comparison, ctx: PairContext) -> np.ndarray:

@@ -24,6 +24,7 @@ from tfkit.report.html import facts, render_page, section, table, write_page
 from tfkit.report.svg import BAD, GOOD, bar_chart, column_chart, line_chart, log_bars, signed_bars, waterfall, zoom
 
 from .evaluate import training_problems
+from .predict import FULL_NAME
 
 if TYPE_CHECKING:
     from .linker import Linker, LinkResult
@@ -213,6 +214,8 @@ def _waterfalls_section(linker: "Linker", scored: pl.DataFrame, threshold: float
             tf = row.get(f"{c.name}_tf_adjustment")
             if tf:
                 terms.append((f"{c.name}: term frequency", float(tf)))
+        if row.get(FULL_NAME):
+            terms.append(("full name: its frequency, swapped names once", float(row[FULL_NAME])))
         left, right = ids.row(row["rid_l"]), ids.row(row["rid_r"])
         title = (f"{prepared.sources[left[0]]} {left[1]} × {prepared.sources[right[0]]} {right[1]}: "
                  f"probability {row['match_probability']:.4f}")
