@@ -309,6 +309,29 @@ def _first_of_each_pair(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.
     return frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), frame["rule"].to_numpy()
 
 
+def produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray,
+                kept: np.ndarray | None = None) -> np.ndarray:
+    """Whether `rule` produced each pair: all its columns equal and non-null, in a block its plan
+    kept (`kept`, per record: a skipped block produced nothing). The Spark engine keeps each pair
+    for the first rule producing it with this, per partition."""
+    hit = np.ones(len(rid_l), dtype=bool)
+    for column in rule.on:
+        codes = prepared.codes(column)
+        left = codes[rid_l]
+        hit &= (left == codes[rid_r]) & (left != NULL)
+    if rule.cross:
+        a, b = (prepared.codes(c) for c in rule.cross)
+        one_way = (a[rid_l] == b[rid_r]) & (a[rid_l] != NULL)
+        other_way = (b[rid_l] == a[rid_r]) & (b[rid_l] != NULL)
+        if kept is not None:
+            one_way &= kept[rid_l]
+            other_way &= kept[rid_r]
+        return hit & (one_way | other_way)
+    if kept is not None:
+        hit &= kept[rid_l]  # both records are in the same block
+    return hit
+
+
 def true_pairs(prepared: Prepared, truth_column: str, mode: str) -> pl.DataFrame:
     """Every pair of records sharing a truth id, within the mode's scope (rid_l < rid_r)."""
     keys = prepared.frame.select("_rid", "_source", truth_column).drop_nulls(truth_column)
