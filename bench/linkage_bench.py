@@ -122,18 +122,21 @@ def _inputs(folder: Path, mode: str) -> dict[str, pl.DataFrame]:
 
 def run_tfkit(folder: Path, mode: str) -> None:
     from tfkit.linkage import LinkageModel, link
+    from tfkit.linkage.predict import with_record_ids
 
     clean = tuple(json.loads((folder / "clean.json").read_text()))
     result = link(_inputs(folder, mode), LinkageModel.default(), mode=mode, clean=clean)
-    result.pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(folder / "tfkit_pairs.parquet")
-    # The links tfkit outputs: record pairs sharing a cluster, in the mode's scope.
-    c = result.clusters.select("source", "record_id", "cluster_id")
-    links = c.join(c, on="cluster_id", suffix="_r").filter(
-        (pl.col("source") != pl.col("source_r")) if mode == "link"
-        else (pl.col("source") == pl.col("source_r")) & (pl.col("record_id") < pl.col("record_id_r")))
-    if mode == "link":
-        links = links.filter(pl.col("source") == result.linker.prepared.sources[0])
-    links.select(pl.col("record_id").alias("record_id_l"), "record_id_r").write_parquet(folder / "tfkit_links.parquet")
+    # The scored pairs by row position, their record ids gathered for the columns scored here only
+    # (`result.pairs` holds all of them with both sources' names: four string columns).
+    with_record_ids(result.linker.prepared, result.scored.select("rid_l", "rid_r", "match_probability"),
+                    sources=False).write_parquet(folder / "tfkit_pairs.parquet")
+    # The clusters tfkit outputs; `score_links` turns them into links outside the measured process
+    # (as Splink's worker writes its pairs and nothing else).
+    result.clusters.select("source", "record_id", "cluster_id").write_parquet(folder / "tfkit_clusters.parquet")
+    if os.environ.get("TFKIT_BENCH_DUMP"):  # every output in full, to compare two versions pair by pair
+        result.pairs.write_parquet(folder / "tfkit_pairs_full.parquet")
+        result.clusters.write_parquet(folder / "tfkit_clusters_full.parquet")
+        (folder / "tfkit_model.json").write_text(json.dumps(result.model.parameters(), default=str))
     summary = result.summary()
     (folder / "tfkit_summary.json").write_text(json.dumps(
         {"threshold": result.threshold, "blocking": summary["blocking"], "training": summary["training"],
@@ -245,8 +248,14 @@ def score(folder: Path, tool: str, threshold: float) -> dict:
             "best": {**row(best + 1), "threshold": float(p[order][best]) if len(p) else None}}
 
 
-def score_links(folder: Path) -> dict:
+def score_links(folder: Path, mode: str) -> dict:
     """Precision, recall and F1 of the links tfkit outputs (its clusters, clean sources declared)."""
+    # The links: record pairs sharing a cluster, in the mode's scope (link: from the first source).
+    c = pl.read_parquet(folder / "tfkit_clusters.parquet")
+    pairs = c.join(c, on="cluster_id", suffix="_r").filter(
+        (pl.col("source") != pl.col("source_r")) & (pl.col("source") == "left") if mode == "link"
+        else (pl.col("source") == pl.col("source_r")) & (pl.col("record_id") < pl.col("record_id_r")))
+    pairs.select(pl.col("record_id").alias("record_id_l"), "record_id_r").write_parquet(folder / "tfkit_links.parquet")
     sides = pl.read_parquet(folder / "truth.parquet")
     truth = sides.select("record_id", "key")
     if sides["side"].n_unique() == 2:
@@ -326,7 +335,7 @@ def main() -> None:
                 extra = {}
                 if tool == "tfkit":
                     extra = json.loads((folder / "tfkit_summary.json").read_text())
-                    extra["links"] = score_links(folder)
+                    extra["links"] = score_links(folder, info["mode"])
                 threshold = extra.get("threshold", SPLINK_THRESHOLD)
                 results.append({"corpus": corpus, **info, "tool": tool, **measured,
                                 **score(folder, tool, threshold), "tfkit": extra})

@@ -379,3 +379,24 @@ def test_a_pair_in_a_block_an_earlier_rule_skipped_is_still_produced_once_by_a_l
     pairs, report = candidate_pairs(prepared, rules, "link")
     assert [r.pairs_added for r in report.rules] == [0, 1] and report.rules[0].blocks_skipped == 1
     assert pairs.select("rid_l", "rid_r").is_unique().all()
+
+
+def test_pairs_written_a_row_group_at_a_time_are_the_bytes_of_the_whole_frame(tmp_path, monkeypatch):
+    # LinkResult holds the scored pairs by row position only; `pairs.parquet` gathers the record ids
+    # per row group (never all pairs' ids at once). Row groups of 7 rows: many batches, same bytes.
+    import tfkit.parquet
+    from tfkit.linkage import link
+    from tfkit.linkage.outputs import _stats, write_outputs
+
+    monkeypatch.setattr(tfkit.parquet, "ROW_GROUP_SIZE", 7)
+    result = link(_febrl_like(), LinkageModel.default(), mode="link", review_lower=0.01)
+    pairs = result.pairs
+    assert pairs.height == result.scored.height > 7 and "rid_l" not in pairs.columns
+    assert pairs.columns[:4] == ["source_l", "record_id_l", "source_r", "record_id_r"]
+    assert result.review.equals(pairs.filter(pl.col("match_probability").is_between(0.01, result.threshold,
+                                                                                     closed="left")))
+    assert result.summary()["candidate_pairs"] == pairs.height
+    write_outputs(result, tmp_path / "out")
+    meta = {"tfkit.linkage.threshold": str(result.threshold), "tfkit.linkage.review_lower": str(result.review_lower)}
+    whole = tfkit.parquet.write_parquet(pairs, tmp_path / "whole.parquet", statistics=_stats(pairs), metadata=meta)
+    assert (tmp_path / "out" / "pairs.parquet").read_bytes() == whole.read_bytes()

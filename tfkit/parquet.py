@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import polars as pl
 
@@ -64,12 +64,16 @@ def write_parquet(
     *,
     statistics: bool | list[str] = True,
     metadata: dict[str, str] | None = None,
+    rows: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> Path:
     """Write `df` deterministically and atomically to `path`.
 
     `statistics` may list the only columns allowed min/max statistics (plaintext in the footer):
     pass False or a list excluding any column that could hold a raw identifier.
+    `rows`, if given, maps `df` row by row to what is written, applied to one row group's slice at a
+    time, so the mapped frame is never whole in memory (the same bytes as writing `rows(df)`).
     """
+    shape = rows or (lambda frame: frame)
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -77,7 +81,7 @@ def write_parquet(
     # Written one row group at a time, each from a single-chunk slice: pages and row groups never
     # depend on how the frame was built (polars' chunking varies with the engine and core count),
     # and only one row group's Arrow copy is in memory at once.
-    first = to_arrow(df.head(0))
+    first = to_arrow(shape(df.head(0)))
     schema = first.schema
     if metadata:
         schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
@@ -90,14 +94,14 @@ def write_parquet(
             compression=COMPRESSION,
             compression_level=COMPRESSION_LEVEL,
             write_statistics=statistics,
-            use_dictionary=dictionary_columns(df),
+            use_dictionary=dictionary_columns(shape(df.head(DICTIONARY_SAMPLE_ROWS))),
             version="2.6",
             data_page_version="1.0",
         ) as writer:
             if df.height == 0:
                 writer.write_table(first.cast(schema))
             for offset in range(0, df.height, ROW_GROUP_SIZE):
-                part = to_arrow(df.slice(offset, ROW_GROUP_SIZE).rechunk())
+                part = to_arrow(shape(df.slice(offset, ROW_GROUP_SIZE)).rechunk())
                 writer.write_table(part.cast(schema), row_group_size=ROW_GROUP_SIZE)
         os.replace(tmp, path)
     except BaseException as err:

@@ -271,7 +271,7 @@ class Linker:
 
 @dataclass
 class LinkResult:
-    pairs: pl.DataFrame            # scored candidate pairs with record ids (rid_l/rid_r dropped)
+    scored: pl.DataFrame           # scored candidate pairs by row position (rid_l, rid_r)
     clusters: pl.DataFrame         # every input record with its cluster id
     review: pl.DataFrame           # pairs in [review_lower, threshold)
     blocking: blocking_stage.BlockingReport
@@ -281,15 +281,23 @@ class LinkResult:
     metrics: dict | None = None
     timings: dict[str, float] = field(default_factory=dict)
     linker: Linker | None = None
-    scored: pl.DataFrame | None = None  # pairs by row position (for the report)
     link_stats: clustering_stage.LinkStats | None = None  # clean-source constraints and decisions
+
+    @property
+    def pairs(self) -> pl.DataFrame:
+        """The scored pairs with (source, record_id) for both sides instead of row positions.
+
+        Built on each access and not held: at 100k x 100k the four id columns of a million pairs
+        take ~85 MiB, the largest single item of a link job's peak memory. `outputs` writes them a
+        row group at a time; take this once and keep it where a whole frame is needed."""
+        return predict_stage.with_record_ids(self.linker.prepared, self.scored)
 
     def summary(self) -> dict:
         return {
             "mode": self.linker.mode if self.linker else None,
             "sources": dict(zip(self.linker.prepared.sources, self.linker.prepared.source_sizes())) if self.linker else None,
-            "candidate_pairs": self.pairs.height,
-            "links": int((self.pairs["match_probability"] >= self.threshold).sum()),
+            "candidate_pairs": self.scored.height,
+            "links": int((self.scored["match_probability"] >= self.threshold).sum()),
             "review_pairs": self.review.height,
             "clusters": int(self.clusters["cluster_id"].n_unique()),
             "threshold": self.threshold,
@@ -345,12 +353,13 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
         report = linker.evaluation.blocking_recall(truth_column)
         metrics["blocking_recall"] = report.recall
         linker.timings["evaluate"] = time.perf_counter() - t
-    pairs = predict_stage.with_record_ids(linker.prepared, scored)
-    review = pairs.filter(pl.col("match_probability").is_between(review_lower, threshold, closed="left"))
+    # Only the review band gets its record ids here; `LinkResult.pairs` gathers the rest when asked.
+    review = predict_stage.with_record_ids(linker.prepared, scored.filter(
+        pl.col("match_probability").is_between(review_lower, threshold, closed="left")))
     if decisions is not None and decisions.height:  # a decided pair is not asked about again
         keys = ["source_l", "record_id_l", "source_r", "record_id_r"]
         decided = decisions.select(pl.col(keys).cast(pl.String))
         swapped = decided.select(pl.col(k).alias(k[:-1] + ("r" if k.endswith("l") else "l")) for k in keys)
         review = review.join(pl.concat([decided, swapped.select(keys)]), on=keys, how="anti")
-    return LinkResult(pairs, clusters, review, report, linker.model, threshold, review_lower, metrics,
-                      linker.timings, linker, scored, link_stats)
+    return LinkResult(scored, clusters, review, report, linker.model, threshold, review_lower, metrics,
+                      linker.timings, linker, link_stats)

@@ -15,6 +15,7 @@ from tfkit.parquet import write_parquet
 from tfkit.validation.quarantine import private_folder
 
 from .linker import LinkResult
+from .predict import with_record_ids
 
 ID_COLUMNS = {"record_id", "record_id_l", "record_id_r"}
 
@@ -33,8 +34,12 @@ def _write_json(data: dict, path: Path) -> Path:
 def write_outputs(result: LinkResult, out: str | Path, tables: list | None = None) -> list[Path]:
     out = private_folder(out)  # pairs, clusters and review hold record ids: 0700 (files 0600: mkstemp)
     meta = {"tfkit.linkage.threshold": str(result.threshold), "tfkit.linkage.review_lower": str(result.review_lower)}
+    def with_ids(scored: pl.DataFrame) -> pl.DataFrame:  # one row group at a time: never all pairs' ids at once
+        return with_record_ids(result.linker.prepared, scored)
+
     written = [
-        write_parquet(result.pairs, out / "pairs.parquet", statistics=_stats(result.pairs), metadata=meta),
+        write_parquet(result.scored, out / "pairs.parquet", statistics=_stats(with_ids(result.scored.head(0))),
+                      metadata=meta, rows=with_ids),
         write_parquet(result.clusters, out / "clusters.parquet", statistics=_stats(result.clusters), metadata=meta),
         write_parquet(result.review, out / "review.parquet", statistics=_stats(result.review), metadata=meta),
         _write_json(result.model.parameters(), out / "model.json"),

@@ -122,18 +122,20 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
     })
 
 
-def with_record_ids(prepared: Prepared, pairs: pl.DataFrame) -> pl.DataFrame:
+def with_record_ids(prepared: Prepared, pairs: pl.DataFrame, *, sources: bool = True) -> pl.DataFrame:
     """Replace row positions with (source, record_id) for both sides; keeps everything else.
+    `sources=False`: the record ids only (a dedupe job's single source, or a bench's scoring).
 
     A row position is the record's index in `prepared.frame`, so ids are gathered, not joined (two
     joins of a million pairs copied every column twice: about 80 MiB at 100k x 100k)."""
-    sources = pl.Series("source", prepared.sources, dtype=pl.String)
+    names = pl.Series("source", prepared.sources, dtype=pl.String)
     source = prepared.frame.get_column("_source")
     record_id = prepared.frame.get_column("_record_id")
     ids = {}
     for side in ("l", "r"):
         rid = pairs.get_column(f"rid_{side}")
-        ids[f"source_{side}"] = sources.gather(source.gather(rid)).alias(f"source_{side}")
+        if sources:
+            ids[f"source_{side}"] = names.gather(source.gather(rid)).alias(f"source_{side}")
         ids[f"record_id_{side}"] = record_id.gather(rid).alias(f"record_id_{side}")
     rest = [c for c in pairs.columns if c not in ("rid_l", "rid_r")]
-    return pairs.select(rest).with_columns(**ids).select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
+    return pairs.select(rest).with_columns(**ids).select(*ids, *rest)
