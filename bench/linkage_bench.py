@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,13 +124,19 @@ def _inputs(folder: Path, mode: str) -> dict[str, pl.DataFrame]:
 def run_tfkit(folder: Path, mode: str) -> None:
     from tfkit.linkage import LinkageModel, link
     from tfkit.linkage.predict import with_record_ids
+    from tfkit.parquet import ROW_GROUP_SIZE
 
     clean = tuple(json.loads((folder / "clean.json").read_text()))
     result = link(_inputs(folder, mode), LinkageModel.default(), mode=mode, clean=clean)
-    # The scored pairs by row position, their record ids gathered for the columns scored here only
-    # (`result.pairs` holds all of them with both sources' names: four string columns).
-    with_record_ids(result.linker.prepared, result.scored.select("rid_l", "rid_r", "match_probability"),
-                    sources=False).write_parquet(folder / "tfkit_pairs.parquet")
+    # The pairs with their record ids, gathered a row group at a time as `tfkit link` writes
+    # pairs.parquet (`result.pairs` would hold every pair's four id columns at once), in parts.
+    scored = result.scored.select("rid_l", "rid_r", "match_probability")
+    shutil.rmtree(folder / "tfkit_pairs", ignore_errors=True)  # no part of an earlier run (--keep)
+    (folder / "tfkit_pairs").mkdir()
+    for k, offset in enumerate(range(0, max(scored.height, 1), ROW_GROUP_SIZE)):
+        part = scored.slice(offset, ROW_GROUP_SIZE)
+        with_record_ids(result.linker.prepared, part, sources=False).write_parquet(
+            folder / "tfkit_pairs" / f"part-{k:05d}.parquet")
     # The clusters tfkit outputs; `score_links` turns them into links outside the measured process
     # (as Splink's worker writes its pairs and nothing else).
     result.clusters.select("source", "record_id", "cluster_id").write_parquet(folder / "tfkit_clusters.parquet")
@@ -223,7 +230,7 @@ def score(folder: Path, tool: str, threshold: float) -> dict:
     else:
         total_true = int(truth.group_by("key").len().select((pl.col("len") * (pl.col("len") - 1) // 2).sum()).item())
     pairs = (
-        pl.read_parquet(folder / f"{tool}_pairs.parquet")
+        pl.read_parquet(folder / "tfkit_pairs" / "*.parquet" if tool == "tfkit" else folder / f"{tool}_pairs.parquet")
         .join(truth.rename({"record_id": "record_id_l", "key": "key_l"}), on="record_id_l", how="left")
         .join(truth.rename({"record_id": "record_id_r", "key": "key_r"}), on="record_id_r", how="left")
     )
