@@ -84,7 +84,7 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
     columns: dict[str, np.ndarray] = {}
     for c in model.comparisons:
         lv = levels[c.name]
-        weight += model.level_weights(c.name)[lv.astype(np.int64) + 1]
+        weight += model.level_weights(c.name)[lv + 1]  # int8 indices: no million-pair int64 copies
         columns[f"{c.name}_level"] = lv
         if c.term_frequency and c.column in prepared.tf:
             adj = tf_adjustment(prepared, model, c.name, c.column, c.tf_level, lv, rid_l, rid_r)
@@ -102,7 +102,12 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
         adj[both] -= model.level_weights(second.name)[swapped + 1]
         weight += adj
         columns[FULL_NAME] = adj.astype(np.float32)
-    probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+    # 1 / (1 + 2^-clip(w)), in place: one array instead of four million-pair temporaries.
+    probability = np.clip(weight, -1000, 1000)
+    np.negative(probability, out=probability)
+    np.exp2(probability, out=probability)
+    probability += 1.0
+    np.divide(1.0, probability, out=probability)
     vetoed = np.zeros(len(rid_l), dtype=bool)
     for rule in model.non_link_rules():
         hit = np.ones(len(rid_l), dtype=bool)
