@@ -223,6 +223,11 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         log = (out / "audit.jsonl").read_text()
         assert '"event": "review_decisions"' in log
         assert rows[0]["record_id_l"] not in log and rows[0]["forename (left)"] not in log  # counts only
+        # once the log is signed, an unsigned entry would break it: refused, nothing kept
+        store = (folder / "review_decisions.csv").read_bytes()
+        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out)])
+        assert r.exit_code == 2 and "--signing-key" in r.output and (out / "audit.jsonl").read_text() == log
+        assert (folder / "review_decisions.csv").read_bytes() == store
         r = runner.invoke(app, args)
         summary = json.loads(r.stdout)
         assert summary["constraints"]["forced_links"] == 1 and summary["constraints"]["forced_non_links"] == 1

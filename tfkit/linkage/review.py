@@ -247,6 +247,11 @@ def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | P
     store = Path(store)
     new = _oriented(read_decisions(decisions))
     key = load_signing_key(signing_key) if signing_key is not None else None  # a bad key: nothing is kept
+    if key is None and Path(audit_log).is_file() and any(e.get("sig") for e in audit.read_entries(audit_log)):
+        from tfkit.errors import UsageError
+
+        raise UsageError("the audit log is signed: an unsigned entry would make it fail tfkit audit verify",
+                         file=audit_log, hint="pass --signing-key (the key that signs this log), or --config")
     if key is None:
         console.log("review_unsigned", "warning: no signing key: the decisions are recorded in an unsigned audit "
                     "entry, which audit verify --public-key will not accept (pass --signing-key)", level="warning")
