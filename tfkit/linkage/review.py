@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from tfkit.errors import InputFileError
+from tfkit.errors import InputFileError, TfkitError
 from tfkit.validation.quarantine import FORMULA_START, neutralise_formulas, write_quarantine_csv
 
 if TYPE_CHECKING:
@@ -226,6 +226,27 @@ def _oriented(frame: pl.DataFrame) -> pl.DataFrame:
           .otherwise(pl.col(k)).alias(k) for k in KEYS],
         "decision",
     )
+
+
+def check_no_unapplied_decisions(folder: str | Path, store: str | Path, apply_hint: str) -> None:
+    """Refuse (exit 2) to rewrite review files holding decisions the store does not have yet: a
+    reviewer's work would be lost. Called before the run does any work."""
+    from tfkit.errors import UsageError
+
+    stored = load_decisions(store)
+    for path in (Path(folder) / f"{REVIEW_STEM}.xlsx", Path(folder) / f"{REVIEW_STEM}.csv"):
+        if not path.is_file():
+            continue
+        try:
+            decided = _oriented(read_decisions(path))
+        except TfkitError:
+            continue  # not readable as a review file: the run replaces it
+        if stored is not None and decided.height:
+            decided = decided.join(_oriented(stored).select(*KEYS, "decision"), on=[*KEYS, "decision"], how="anti")
+        if decided.height:
+            raise UsageError(f"{path} holds {decided.height:,} decision(s) not applied yet; this run would "
+                             "rewrite the file and lose them", file=path,
+                             hint=f"apply them first: {apply_hint} (or move the file away to discard them)")
 
 
 def load_decisions(store: str | Path) -> pl.DataFrame | None:
