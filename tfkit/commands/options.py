@@ -179,7 +179,7 @@ def _display_name_raw(self: Any) -> str:
 
 def _usage_display_name(self: Any) -> str:
     name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-    return name + ("..." if self.nargs != 1 else "")
+    return name + ("..." if self.nargs != 1 and not name.rstrip("]").endswith("...") else "")
 
 
 _original_display_type = typer_core._TyperParameter.display_type
