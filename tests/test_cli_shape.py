@@ -264,3 +264,15 @@ def test_the_key_environment_variable_is_the_keys_modules():
     from tfkit.keys import KEY_ENV_VAR as KEYS_ENV_VAR
 
     assert KEY_ENV_VAR == KEYS_ENV_VAR
+
+
+def test_usage_lines_end_variadic_arguments_once_and_global_options_say_where_they_go():
+    from typer.testing import CliRunner
+
+    from tfkit.cli import app
+
+    runner = CliRunner()
+    usage = runner.invoke(app, ["validate"]).output
+    assert "EXTRACT..." in usage and "EXTRACT...." not in usage
+    res = runner.invoke(app, ["validate", "x.csv", "--quiet"])
+    assert res.exit_code == 2 and "put it before the command" in res.output and "tfkit --quiet validate" in res.output
