@@ -17,8 +17,10 @@ deterministic rules, u by random sampling, EM sessions blocked on dob and on sur
 
 Each tool runs in its own subprocess (`--worker`) reading the same Parquet files. Wall time is
 measured by the parent around the subprocess; peak memory is the worker's own high-water resident
-set (VmHWM; DuckDB's threads run in-process, so they are included). The parent scores every output
-with one function against the truth, which the workers never see:
+set (VmHWM; DuckDB's threads run in-process, so they are included). Each worker writes its pairs and
+nothing else (tfkit's in row-group parts with the record ids gathered per part, as `tfkit link`
+writes pairs.parquet; Splink's by DuckDB's COPY), and tfkit's clusters; the parent turns the clusters
+into links and scores every output with one function against the truth, which the workers never see:
 
 - blocking recall: true pairs among the pairs the tool scored at all (tfkit writes every candidate
   pair; Splink writes pairs at p >= 0.001, so its figure is a floor);
@@ -32,6 +34,9 @@ Corpora (truth from the shipped links / generator):
   demo     tfkit.demo.generate_frames(size): cohort x partners (police, school, DWP; size each)
   hard     the generator's `hard` profile (families, twins, juniors, a city's name mix, heavy errors)
   holdout  the `holdout` profile: another seed and mix, never tuned on, reported only
+
+TFKIT_BENCH_DUMP=1 with --keep DIR: tfkit's worker also writes every pair with all its columns,
+the clusters and model.json, to compare two versions pair by pair (not for timing: it adds work).
 """
 
 from __future__ import annotations
