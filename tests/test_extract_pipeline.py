@@ -117,6 +117,30 @@ def test_rerun_with_force_gives_byte_identical_data(config):
     assert audit.verify_log(second.parent / "audit.jsonl", packages_root=second.parent).ok
 
 
+def test_failed_forced_rerun_keeps_the_replaced_packages_la_internal_files(config, monkeypatch):
+    from tfkit.pipeline import extract as extract_mod
+
+    cfg = load_config(config)
+    first = run_extract(cfg).package
+    folder = cfg.quarantine_dir / cfg.package_name
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert before, "the demo config quarantines some rows"
+
+    def broken(request):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(extract_mod, "write_package", broken)
+    with pytest.raises(OSError):
+        run_extract(cfg, force=True)
+    # the package that stays keeps its quarantine and review files, byte for byte, and nothing is set aside
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not list(cfg.quarantine_dir.glob(".*.replaced")) and verify_package(first).ok
+    monkeypatch.undo()
+    second = run_extract(cfg, force=True).package  # a published rerun leaves no copy of the old files
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before) and not list(cfg.quarantine_dir.glob(".*"))
+    assert verify_package(second).ok
+
+
 def test_lock_held_by_another_run(config):
     cfg = load_config(config)
     code = textwrap.dedent(f"""

@@ -78,10 +78,20 @@ def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
     for name in ("pairs.parquet", "clusters.parquet", "review.parquet", "model.json", "summary.json", "metrics.json"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     review = pl.read_parquet(outs[0] / "review.parquet")
-    # Issue 11 moved the default threshold to 0.4 and the review floor to 0.1 (precision >= 0.995 on FEBRL).
-    assert review["match_probability"].is_between(0.1, 0.4, closed="left").all()
+    # The default threshold (0.65) and review floor (0.1): docs/benchmarks.md, issue 11.
+    assert review["match_probability"].is_between(0.1, 0.65, closed="left").all()
     page = (outs[0] / "report.html").read_text()
     assert "<svg" in page and "https:" not in page and "http:" not in page.replace("http://www.w3.org", "")
+
+
+def test_cli_hints_at_clean_sources_in_link_mode(tmp_path, demo_files):
+    base = ["link", *map(str, demo_files), "--map", "First Name=forename"]
+    res = runner.invoke(app, base + ["--out", str(tmp_path / "a")])
+    assert res.exit_code == 0 and "no source is declared clean" in res.stdout
+    res = runner.invoke(app, base + ["--out", str(tmp_path / "b"), "--clean", "cohort"])
+    assert res.exit_code == 0 and "declared clean" not in res.stdout
+    res = runner.invoke(app, base + ["--out", str(tmp_path / "c"), "--json", "-"])
+    assert "no source is declared clean" not in res.stdout and json.loads(res.stdout)  # JSON alone on stdout
 
 
 def test_cli_missing_mapped_column_is_exit_2(tmp_path, demo_files):

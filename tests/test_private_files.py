@@ -120,3 +120,23 @@ def test_link_output_writer(tmp_path, demo_dir, open_umask):  # noqa: F811
     assert res.exit_code == 0, res.output
     parquets = list((tmp_path / "linked").glob("*.parquet"))
     assert_private(parquets, tmp_path / "linked")
+    # The review files (names and dates side by side) are listed for retention under --out, and
+    # `retention purge` deletes them once due.
+    review = tmp_path / "linked" / "review"
+    assert_private(list(review.iterdir()), review)
+    [entry] = ledger.entries(tmp_path / "linked")
+    assert entry.folder == review.resolve() and entry.kind == "link review"
+    assert entry.destroy_after == dt.date.today() + dt.timedelta(days=ledger.REVIEW_DAYS)
+    path = ledger.ledger_path(tmp_path / "linked")
+    path.write_text(path.read_text().replace(entry.destroy_after.isoformat(), "2000-01-01"))
+    listed = invoke("retention", "--root", tmp_path / "linked")
+    assert listed.exit_code == 0 and "clerical review files of a link run" in listed.output
+    gone = ledger.purge_due(tmp_path / "linked", tmp_path / "audit.jsonl", _signing_key())
+    assert [g.folder for g in gone] == [review.resolve()] and not review.exists()
+    assert (tmp_path / "linked" / "pairs.parquet").is_file()
+
+
+def _signing_key():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate()

@@ -81,3 +81,16 @@ def test_link_keys_refuses_a_folder_holding_two_extracts(demo, tmp_path, contrac
     shutil.copy(folder / "a.parquet", tmp_path / "one.parquet")
     r = run("link-keys", tmp_path / "one.parquet", folder, "--out", tmp_path / "pairs.parquet")
     assert r.exit_code == 2 and "different columns" in r.output and "internal error" not in r.output
+
+
+@pytest.mark.parametrize("command", ["pseudonymise", "link-keys"])
+def test_out_named_as_another_format_is_refused(demo, tmp_path, contract_key_file, command):
+    out = tmp_path / "cohort.csv"
+    if command == "pseudonymise":
+        args = ("pseudonymise", demo["police"], "--schema", "police", "--project", "nis", "--key", contract_key_file,
+                "--allow-test-key", "--out", out)
+    else:
+        args = ("link-keys", demo["police"], demo["police"], "--out", out)
+    res = run(*args)
+    assert res.exit_code == 2 and "writes Parquet" in res.output and "cohort.parquet" in res.output
+    assert not out.exists()

@@ -331,7 +331,7 @@ def retention_list(
         for p in unverifiable:
             con.print(f"{p.path.name}  unverifiable: {p.problem}\n  hint: {p.hint}", markup=False)
         for q in quarantines:
-            con.print(f"quarantine of a failed run {q.folder}  destroy_after {q.destroy_after}", markup=False)
+            con.print(f"{q.description} {q.folder}  destroy_after {q.destroy_after}", markup=False)
 
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
           "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
@@ -393,11 +393,13 @@ def _purge_failed_run_quarantines(root_path: Path, audit_log: Path, signing_key:
     from tfkit.validation import ledger
 
     quarantines = ledger.due(root_path)
-    if not quarantines or not _confirmed(yes, f"{len(quarantines)} quarantine folder(s) of failed runs due for "
-                                              "destruction", f"Delete {len(quarantines)} quarantine folder(s) of failed runs?"):
+    if not quarantines or not _confirmed(yes, f"{len(quarantines)} folder(s) of raw rows (failed runs' quarantine, "
+                                              "link review files) due for destruction",
+                                         f"Delete {len(quarantines)} folder(s) of raw rows left outside packages?"):
         return
     for q in ledger.purge_due(root_path, audit_log, signing_key):
-        console.log("retention_purged_quarantine", f"deleted {q.folder} (quarantine of a failed run)", folder=str(q.folder))
+        console.log("retention_purged_quarantine", f"deleted {q.folder} ({q.description})", folder=str(q.folder),
+                    kind=q.kind)
 
 
 def register(app: typer.Typer) -> None:

@@ -105,6 +105,10 @@ def _render(out: "Console", summary: dict) -> None:
     for path in summary["outputs"]:
         table.add_row("wrote", path)
     out.print(table)
+    if summary["mode"] == "link" and not constraints.get("clean_sources"):
+        out.print("hint: no source is declared clean. If one holds one record per person (a cohort), "
+                  "--clean SOURCE keeps each other record's best link to it: on the generator's hard profile "
+                  "link precision went from 0.961 to 0.992 (docs/linkage.md)", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -63,6 +63,20 @@ def out_option(help: str, metavar: str = "DIR") -> Any:
     return typer.Option("--out", "-o", metavar=metavar, help=help)
 
 
+NOT_PARQUET = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".json", ".jsonl")
+
+
+def check_parquet_out(out: str | Path) -> None:
+    """An --out the command writes as Parquet must not be named as another format (a .csv holding
+    Parquet would be opened by the next person as text)."""
+    from tfkit.errors import UsageError
+
+    suffix = Path(out).suffix.lower()
+    if suffix in NOT_PARQUET:
+        raise UsageError(f"--out {out} is named {suffix}, but this command writes Parquet",
+                         hint=f"name it {Path(out).with_suffix('.parquet').name}")
+
+
 def _check_fingerprint(value: str | None) -> str | None:
     from tfkit.keys import parse_fingerprint  # one rule, which never echoes a value shaped like a key
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target, emit, out_option
+from tfkit.commands.options import (AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target,
+                                   check_parquet_out, emit, out_option)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,6 +53,7 @@ def pseudonymise_command(
                               "writes them as <stem>.valid.parquet")
     if not settings.is_spark:  # on Spark the input may be any Hadoop path, read by the cluster
         _input_file(Path(input_path))
+    check_parquet_out(out)
     check_json_target(json_out, inputs=[Path(input_path)])
     master = load_key_file(key, allow_test_key=allow_test_key)
     chosen = load_policy(schema if schema in builtin_policy_names() else None, policy)
@@ -113,6 +115,7 @@ def link_keys_command(
     from tfkit.engine import choose_engine
     from tfkit.pseudonymise.link_keys import link_keys_files
 
+    check_parquet_out(out)
     check_json_target(json_out, inputs=[Path(a), Path(b)])
     names = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
     run = link_keys_files(a, b, out, names, one_to_many=one_to_many, engine=choose_engine(engine, config))

@@ -49,5 +49,10 @@ def write_outputs(result: LinkResult, out: str | Path, tables: list | None = Non
     if result.linker is not None:  # names and dates side by side: LA-internal, 0600 in a 0700 folder
         from .review import link_review_folder, review_table, write_review_files
 
-        written += write_review_files(review_table(result), link_review_folder(out))
+        from tfkit.validation import ledger
+
+        folder = link_review_folder(out)
+        written += write_review_files(review_table(result), folder)
+        # Raw values outside any package: listed for `tfkit retention --root OUT` to destroy.
+        ledger.record(out, folder, "", days=ledger.REVIEW_DAYS, kind="link review")
     return written

@@ -24,6 +24,7 @@ from tfkit.report.html import facts, render_page, section, table, write_page
 from tfkit.report.svg import BAD, GOOD, bar_chart, column_chart, line_chart, log_bars, signed_bars, waterfall, zoom
 
 from .evaluate import training_problems
+from .predict import FULL_NAME
 
 if TYPE_CHECKING:
     from .linker import Linker, LinkResult
@@ -103,6 +104,13 @@ def _model_section(linker: "Linker") -> tuple[str, str, str]:
     body = ['<p class="explain">Per comparison level: m (the share of true matches at the level) and u '
             "(the share of non-matches), and the level's weight log₂(m/u): positive weighs for a match, "
             "negative against.</p>"]
+    from .predict import name_partners
+
+    for first, second in name_partners(model):
+        body.append(f'<p class="explain">{escape(first.name)} and {escape(second.name)} swapped is one event: '
+                    f"its weight counts once, on {escape(first.name)}. Where both agree exactly, their two "
+                    "term-frequency adjustments give way to the full name's own frequency "
+                    "(<code>full_name_adjustment</code>).</p>")
     from .evaluate import weights_out_of_order
 
     wrong_way = {(f["comparison"], f["looser"]) for f in weights_out_of_order(model)}
@@ -213,6 +221,8 @@ def _waterfalls_section(linker: "Linker", scored: pl.DataFrame, threshold: float
             tf = row.get(f"{c.name}_tf_adjustment")
             if tf:
                 terms.append((f"{c.name}: term frequency", float(tf)))
+        if row.get(FULL_NAME):
+            terms.append(("full name: its frequency, swapped names once", float(row[FULL_NAME])))
         left, right = ids.row(row["rid_l"]), ids.row(row["rid_r"])
         title = (f"{prepared.sources[left[0]]} {left[1]} × {prepared.sources[right[0]]} {right[1]}: "
                  f"probability {row['match_probability']:.4f}")

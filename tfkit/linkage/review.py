@@ -87,6 +87,12 @@ def review_table(result: "LinkResult") -> pl.DataFrame:
             words.alias(f"{c.name} level"), weight.round(2).alias(f"{c.name} weight"),
         ]
         terms.append(pl.DataFrame({"pair": pairs["pair"], "w": weight, "text": _reason_text(c.name, words, weight)}))
+    from .predict import FULL_NAME
+
+    if FULL_NAME in pairs.columns:  # the names taken together: the full name's frequency, swaps once
+        adjust = pairs[FULL_NAME].cast(pl.Float64)
+        terms.append(pl.DataFrame({"pair": pairs["pair"], "w": adjust, "text": _reason_text(
+            "full name", pl.Series(["frequency"] * pairs.height, dtype=pl.String), adjust)}))
     reasons = (pl.concat(terms).filter(pl.col("w") != 0)
                .sort(["pair", pl.col("w").abs()], descending=[False, True])
                .group_by("pair", maintain_order=True).agg(pl.col("text").head(REASONS).str.join("; ").alias("main reasons")))

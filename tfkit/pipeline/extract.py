@@ -134,6 +134,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         except BaseException:
             _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
             raise
+        _drop_previous_la_internal(run)  # the replaced package's raw rows went with it
     run.timings["total"] = time.perf_counter() - started
     timings = {k: round(v, 3) for k, v in run.timings.items()}
     console.log("package_written", f"package written: {published.package}", package=str(published.package),
@@ -165,6 +166,7 @@ class _Run:
     footers: dict[str, dict[str, str]] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
     staged_quarantine: dict[str, pl.DataFrame] = field(default_factory=dict)  # until stage 8 writes them
+    previous_la_internal: Path | None = None  # a replaced package's LA-internal files, until this run publishes
 
     @property
     def timings(self) -> dict[str, float]:
@@ -328,18 +330,46 @@ def _package(run: _Run, master, signing_key, run_sha256: str, force: bool) -> Pu
 def _write_la_internal(run: _Run) -> None:
     """8. The quarantine files and the clerical-review files (raw values, LA-internal, 0600 in a
     0700 folder), written before the package so a full disk fails the run, not the record of its
-    rows; retention destroys them with the package. If packaging then fails they are removed."""
+    rows; retention destroys them with the package. If packaging then fails they are removed.
+
+    A --force rerun replacing a package first sets that package's files aside (recorded in the
+    ledger, so even a killed run leaves them within retention's reach): a failed rerun puts them
+    back, a published one deletes them."""
     config = run.config
+    folder = config.quarantine_dir / config.package_name
+    if folder.is_dir():
+        aside = folder.with_name(f".{folder.name}.replaced")
+        _remove_tree(aside)  # left by a killed rerun (it may have published since): not restored
+        ledger.record(config.output_root, aside, "", kind="quarantine")
+        folder.rename(aside)
+        run.previous_la_internal = aside
     for src in run.sources:
         src.quarantine_file = _write_quarantine(config, src.source, run.staged_quarantine.pop(src.source))
     if run.linkage:  # without withdrawn people, as the quarantine files are
-        run.review_files = run.linkage.write_review(config.quarantine_dir / config.package_name, run.gone.valid)
+        run.review_files = run.linkage.write_review(folder, run.gone.valid)
 
 
 def _remove_la_internal(run: _Run) -> None:
     for path in [s.quarantine_file for s in run.sources] + list(run.review_files):
         if path is not None:
             Path(path).unlink(missing_ok=True)
+    if run.previous_la_internal is not None:  # the replaced package stays, with its files
+        folder = run.config.quarantine_dir / run.config.package_name
+        _remove_tree(folder)
+        run.previous_la_internal.rename(folder)
+        ledger.forget(run.config.output_root, run.previous_la_internal)
+
+
+def _drop_previous_la_internal(run: _Run) -> None:
+    if run.previous_la_internal is not None:
+        _remove_tree(run.previous_la_internal)
+        ledger.forget(run.config.output_root, run.previous_la_internal)
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _timer(timings: dict[str, float], progress=None):

@@ -131,6 +131,7 @@ def link_on_match_keys(
     a_id: str | None = None,
     b_id: str | None = None,
     one_to_many: bool = False,
+    on_key=None,
 ) -> tuple[pl.DataFrame, list[KeyLinkCount]]:
     """Link A to B on match keys, in order, one-to-one (or one-to-many, see the module docstring).
 
@@ -138,7 +139,8 @@ def link_on_match_keys(
     documented key present on both sides (in the documented order), or a list of names / MatchKey
     objects in the order to try. Returns `(pairs, per_key_counts)`: pairs has `a_row`, `b_row`
     (0-based row numbers, Int64), `a_id`, `b_id` (the id pseudonym columns, when found) and
-    `match_key`, sorted by key order then `a_row`, `b_row`.
+    `match_key`, sorted by key order then `a_row`, `b_row`. `on_key`, if given, is called with each
+    key's `KeyLinkCount` as its pass ends (progress, per-pass timing; both engines).
     """
     la, lb = _lazy(a), _lazy(b)
     a_cols, b_cols = la.collect_schema().names(), lb.collect_schema().names()
@@ -176,6 +178,8 @@ def link_on_match_keys(
             ambiguous_a=int(amb["n_a"].sum() or 0), ambiguous_b=int(amb["n_b"].sum() or 0),
         ))
         taken.append(pairs.with_columns(pl.lit(name).alias("match_key")))
+        if on_key is not None:
+            on_key(counts[-1])
         # Hierarchical: matched records are not offered to later keys.
         if not one_to_many:
             matched_a = pl.concat([matched_a, pairs.select(pl.col("a_row").alias(_ROW))])
@@ -219,24 +223,26 @@ class LinkKeysRun:
 
 
 def link_keys_files(a: str | Path, b: str | Path, out: str | Path, keys=None, *, one_to_many: bool = False,
-                    engine=None) -> LinkKeysRun:
+                    engine=None, on_key=None) -> LinkKeysRun:
     """Link two pseudonymised Parquet extracts (files or folders) and write the pairs.
 
     polars (default): streams the inputs, writes one deterministic Parquet file at `out`.
     spark (`engine.kind == "spark"`): inputs and `out` may be any Hadoop-compatible path; `out` is a
-    folder of Parquet part files with the same columns, in the same order.
+    folder of Parquet part files with the same columns, in the same order. `on_key`: see
+    `link_on_match_keys`.
     """
     if engine is not None and engine.is_spark:
         from tfkit.engine.spark.link_keys import link_keys_job
 
-        return link_keys_job(str(a), str(b), str(out), keys, one_to_many=one_to_many, settings=engine)
+        return link_keys_job(str(a), str(b), str(out), keys, one_to_many=one_to_many, settings=engine,
+                             on_key=on_key)
     from tfkit.parquet import write_parquet
 
     for p in (a, b):
         parquet_files(p)
         if Path(out).resolve() == Path(p).resolve():
             raise InputFileError("the output would overwrite the input", file=out, hint="choose another --out")
-    pairs, counts = link_on_match_keys(a, b, keys, one_to_many=one_to_many)
+    pairs, counts = link_on_match_keys(a, b, keys, one_to_many=one_to_many, on_key=on_key)
     write_parquet(pairs, out, statistics=["a_row", "b_row", "match_key"])
     rows = [int(_lazy(p).select(pl.len()).collect().item()) for p in (a, b)]
     return LinkKeysRun(str(a), str(b), str(out), "polars", one_to_many, rows[0], rows[1], pairs.height, counts)

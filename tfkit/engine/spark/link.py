@@ -199,7 +199,7 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
     def pairs(batches):
         import polars as pl
 
-        from tfkit.linkage.blocking import _produced_by
+        from tfkit.linkage.blocking import produced_by
         from tfkit.linkage.standardise import NULL
 
         batches = list(batches)
@@ -236,7 +236,7 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
         for j, earlier in enumerate(rules[:-1]):  # a pair an earlier rule produced belongs to it
             idx = np.nonzero(keep & (rule > j))[0]
             if len(idx):
-                keep[idx[_produced_by(codes, earlier, rid_l[idx], rid_r[idx], kept[j])]] = False
+                keep[idx[produced_by(codes, earlier, rid_l[idx], rid_r[idx], kept[j])]] = False
         yield pa.RecordBatch.from_pydict({"rid_l": rid_l[keep], "rid_r": rid_r[keep], "rule": rule[keep].astype(np.int8)})
 
     return pairs

@@ -6,10 +6,12 @@ exactly one record on each side makes a pair; a value held by several records on
 ambiguous and not taken (counted). `one_to_many`: a value unique in A pairs with every B record
 holding it, and A records stay offered to later keys.
 
-Each pass is checkpointed to Parquet (`<checkpoint>/pass_NN_<key>/{pairs,matched_a,matched_b}`: the
-pairs and the row numbers matched so far, never a copy of the inputs), so the lineage stays one
-join long however many keys there are, and a failed pass is redone from the last one. Each pass
-reads one key column of each side; B's records are grouped only where their value occurs in A.
+Each pass is checkpointed to Parquet (`<checkpoint>/pass_NN_<key>/pairs`: the pass's pairs, as row
+numbers, never a copy of the inputs), so the lineage stays one join long however many keys there
+are. The rows matched so far are those checkpoints' row numbers: each pass leaves them out with a
+broadcast anti-join (one long per matched record), reads one key column of each side, and groups B
+only where its value occurs in A. A pass is one Spark job with two shuffles (A's column and B's
+column, each by value); its counts are observed metrics of that job, not extra scans.
 """
 
 from __future__ import annotations
@@ -35,9 +37,16 @@ def _id_column(df: DataFrame, given: str | None) -> str | None:
     return next((c for c in ID_COLUMNS if c in df.columns), None)
 
 
-def _checkpoint(spark: SparkSession, df: DataFrame, path: str) -> DataFrame:
-    write_parquet(df, path)
-    return spark.read.parquet(path)
+# Matched row numbers are broadcast (8 bytes each) up to this many; beyond it Spark chooses the join.
+BROADCAST_MATCHED_ROWS = 20_000_000
+
+
+def _unmatched(df: DataFrame, col: str, matched: DataFrame | None, n_matched: int) -> DataFrame:
+    """Rows of one key column, non-null, not matched by an earlier key."""
+    rows = df.select(ROW, col).where(F.col(col).isNotNull())
+    if matched is None:
+        return rows
+    return rows.join(F.broadcast(matched) if n_matched <= BROADCAST_MATCHED_ROWS else matched, ROW, "left_anti")
 
 
 def link_on_match_keys_spark(
@@ -50,55 +59,60 @@ def link_on_match_keys_spark(
     a_id: str | None = None,
     b_id: str | None = None,
     one_to_many: bool = False,
+    on_key=None,
 ) -> tuple[DataFrame, list[KeyLinkCount]]:
     """Link Parquet extract A to B (files or folders) on match keys; see the module docstring.
 
-    Each pass reads one key column of each side, leaves out the records matched so far (an
-    anti-join with the matched row numbers, which are few next to a national file), and writes its
-    pairs and the matched rows to `checkpoint_dir` (never a copy of the inputs). Returns
-    `(pairs, per_key_counts)`: pairs is a DataFrame with the polars engine's columns (a_row, b_row,
-    a_id, b_id, match_key; rows as int64), ordered by key order, a_row, b_row.
+    Returns `(pairs, per_key_counts)`: pairs is a DataFrame with the polars engine's columns (a_row,
+    b_row, a_id, b_id, match_key; rows as int64), ordered by key order, a_row, b_row. `on_key`, if
+    given, is called with each key's `KeyLinkCount` as its pass ends (progress, per-pass timing).
     """
+    from pyspark.sql import Observation
+
     da, db = read_parquet(spark, a, row_index=True), read_parquet(spark, b, row_index=True)
     names = resolve_key_names(da.columns, db.columns, keys)
-    empty = spark.createDataFrame([], f"{ROW} long")
-    matched_a, matched_b = empty, empty
-
+    sc = spark.sparkContext
     taken: list[str] = []
     counts: list[KeyLinkCount] = []
+    n_matched = 0
     for i, name in enumerate(names, start=1):
+        sc.setJobDescription(f"tfkit link-keys pass {i:02d} {name}")
         col = MATCH_KEY_PREFIX + name
-        ca = da.select(ROW, col).where(F.col(col).isNotNull()).join(matched_a, ROW, "left_anti")
-        cb = db.select(ROW, col).where(F.col(col).isNotNull()).join(matched_b, ROW, "left_anti")
+        done = spark.read.parquet(*taken) if taken else None
+        obs_a, obs_b, obs_amb = Observation(f"a{i}"), Observation(f"b{i}"), Observation(f"amb{i}")
+        ca = _unmatched(da, col, None if done is None or one_to_many else done.select(F.col("a_row").alias(ROW)),
+                        n_matched).observe(obs_a, F.count(F.lit(1)).alias("n"))
+        cb = _unmatched(db, col, None if done is None else done.select(F.col("b_row").alias(ROW)),
+                        n_matched).observe(obs_b, F.count(F.lit(1)).alias("n"))
         ga = ca.groupBy(col).agg(F.count("*").alias("n_a"), F.min(ROW).alias("a_row"))
         # Only B's records whose value occurs in A can pair or be ambiguous (as the polars engine).
         cb_in_a = cb.join(ga.select(col), col, "left_semi")
         gb = cb_in_a.groupBy(col).agg(F.count("*").alias("n_b"), F.min(ROW).alias("b_row"))
-        both = ga.join(gb, col, "inner").persist()  # small (values of A also in B): pairs and counts read it
         unique = (F.col("n_a") == 1) & ((F.col("n_b") == 1) | F.lit(one_to_many))
+        ambiguous = F.when(~unique, 1)
+        both = ga.join(gb, col, "inner").observe(
+            obs_amb, F.count(ambiguous).alias("values"), F.sum(ambiguous * F.col("n_a")).alias("a"),
+            F.sum(ambiguous * F.col("n_b")).alias("b"))
         if one_to_many:
             pairs = (both.where(unique).select(col, "a_row")
                      .join(cb_in_a.withColumnRenamed(ROW, "b_row_many"), col, "inner")
                      .select("a_row", F.col("b_row_many").alias("b_row")))
         else:
             pairs = both.where(unique).select("a_row", "b_row")
-        pass_dir = f"{checkpoint_dir}/pass_{i:02d}_{name}"
-        pairs = _checkpoint(spark, pairs.withColumn("key_rank", F.lit(i)), f"{pass_dir}/pairs")
-        amb = both.where(~unique).agg(F.count("*").alias("values"), F.sum("n_a").alias("a"),
-                                      F.sum("n_b").alias("b")).first()
+        path = f"{checkpoint_dir}/pass_{i:02d}_{name}/pairs"
+        write_parquet(pairs.withColumn("key_rank", F.lit(i)), path)  # the pass: one job
+        n_pairs = spark.read.parquet(path).count()  # from the files' footers
+        amb = obs_amb.get
         counts.append(KeyLinkCount(
-            match_key=name, offered_a=ca.count(), offered_b=cb.count(), pairs=pairs.count(),
+            match_key=name, offered_a=int(obs_a.get["n"]), offered_b=int(obs_b.get["n"]), pairs=n_pairs,
             ambiguous_values=int(amb["values"] or 0), ambiguous_a=int(amb["a"] or 0), ambiguous_b=int(amb["b"] or 0),
         ))
-        both.unpersist()
-        taken.append(f"{pass_dir}/pairs")
-        # Hierarchical: matched records are not offered to later keys.
-        if not one_to_many:
-            matched_a = _checkpoint(spark, matched_a.unionByName(pairs.select(F.col("a_row").alias(ROW))),
-                                    f"{pass_dir}/matched_a")
-        matched_b = _checkpoint(spark, matched_b.unionByName(pairs.select(F.col("b_row").alias(ROW))),
-                                f"{pass_dir}/matched_b")
+        taken.append(path)
+        n_matched += n_pairs
+        if on_key is not None:
+            on_key(counts[-1])
 
+    sc.setJobDescription("tfkit link-keys pairs")
     ida, idb = _id_column(da, a_id), _id_column(db, b_id)
     all_pairs = spark.read.parquet(*taken)
     rank = F.create_map(*[x for i, n in enumerate(names, start=1) for x in (F.lit(i), F.lit(n))])
@@ -110,7 +124,7 @@ def link_on_match_keys_spark(
     return out, counts
 
 
-def link_keys_job(a: str, b: str, out: str, keys=None, *, one_to_many: bool = False, settings):
+def link_keys_job(a: str, b: str, out: str, keys=None, *, one_to_many: bool = False, settings, on_key=None):
     """`tfkit link-keys --engine spark`: link, write the pairs folder at `out`, drop the checkpoints."""
     from tfkit.engine.spark.session import spark_session
     from tfkit.errors import InputFileError
@@ -123,9 +137,11 @@ def link_keys_job(a: str, b: str, out: str, keys=None, *, one_to_many: bool = Fa
         checkpoints = f"{settings.checkpoint_dir.rstrip('/')}/link-keys-{uuid.uuid4().hex[:12]}"
     else:
         checkpoints = f"{out.rstrip('/')}.checkpoints"
-    pairs, counts = link_on_match_keys_spark(spark, a, b, keys, checkpoint_dir=checkpoints, one_to_many=one_to_many)
+    pairs, counts = link_on_match_keys_spark(spark, a, b, keys, checkpoint_dir=checkpoints, one_to_many=one_to_many,
+                                            on_key=on_key)
     write_parquet(pairs, out)
     written = spark.read.parquet(out).count()
     rows = [read_parquet(spark, p).count() for p in (a, b)]
     delete_path(spark, checkpoints)
+    spark.sparkContext.setJobDescription(None)
     return LinkKeysRun(a, b, out, "spark", one_to_many, rows[0], rows[1], written, counts)
