@@ -159,3 +159,9 @@ def test_sources_sharing_no_one_still_give_every_output(tmp_path):
     assert res.exit_code == 0, res.output
     assert pl.read_parquet(tmp_path / "o" / "pairs.parquet").height == 0
     assert pl.read_parquet(tmp_path / "o" / "clusters.parquet")["cluster_id"].n_unique() == 4
+
+
+def test_cli_same_file_twice_is_exit_2(tmp_path, demo_files):
+    res = runner.invoke(app, ["link", str(demo_files[0]), str(demo_files[0]), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "given twice" in res.output and "--mode dedupe" in res.output
+    assert not (tmp_path / "o").exists()

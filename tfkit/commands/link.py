@@ -27,7 +27,7 @@ def link_command(
     map_: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD=NEW", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", metavar="FILE", help="Model TOML (default: the built-in model for English person data).")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.4 in the built-in model).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.65 in the built-in model).")] = None,
     review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default: the model's settings.review_lower, 0.1 in the built-in model).")] = None,
     truth: Annotated[Optional[str], typer.Option("--truth", metavar="COLUMN", help="Column holding the true entity id: report precision, recall and F1.")] = None,
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,

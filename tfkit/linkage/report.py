@@ -71,8 +71,12 @@ def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float)
     if stats.get("forced_links") or stats.get("forced_non_links"):
         pairs.append(("Review decisions applied", f"{stats['forced_links']:,} accepted, "
                                                   f"{stats['forced_non_links']:,} rejected", ""))
+    seen_steps: set[str] = set()
     for t in model.training_log:
         name = f"Training: {t.get('step')}" + (f" ({t['session']})" if t.get("session") else "")
+        if name in seen_steps:  # the prior, estimated then refined: two rows, told apart
+            name += " (refined)"
+        seen_steps.add(name)
         detail = t.get("method", "")
         if "converged" in t:
             detail += f"; {'converged' if t['converged'] else 'NOT converged'}"

@@ -120,6 +120,10 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
             return current  # another run made it while this one waited for the lock
         check_target(config.package_dir, force)
+        from tfkit.linkage.review import check_no_unapplied_decisions, extract_store
+
+        check_no_unapplied_decisions(config.quarantine_dir / config.package_name, extract_store(config.quarantine_dir),
+                                     f"tfkit review apply FILE --config {config.path}")
         run.withdrawals = load_withdrawals(config.withdrawals)
         _read_and_validate(run)                    # 2-3
         _refuse_invalid(run)
