@@ -9,7 +9,7 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   blocks (the skew guard's report: comparisons, largest blocks; blocks over the limit are left
   out, blocks over `salt_above` records salted: one side split by record, the other replicated);
   each partition then joins its blocks with polars and keeps a pair only for the first rule that
-  produces it (`blocking._produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
+  produces it (`blocking.produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
 - comparison levels once per pair (`comparisons.comparison_levels` through `mapInArrow`, written
   to Parquet with a flag for the prior's deterministic rules); scores from those levels by
   `predict.score`, per partition;
@@ -110,7 +110,7 @@ def _codes_frame(spark: SparkSession, prepared, columns: list[str]) -> DataFrame
 
 
 class _Codes:
-    """Per column, every record's code (`Prepared.codes`): what `blocking._produced_by` reads,
+    """Per column, every record's code (`Prepared.codes`): what `blocking.produced_by` reads,
     without the rest of the prepared records (the blocking stage broadcasts only this)."""
 
     def __init__(self, prepared, columns):
@@ -251,7 +251,7 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
     (and side) holding its block key; one aggregation counts every rule's blocks (the skew guard's
     report, the blocks to leave out, the blocks to salt: collected, they are few); then one shuffle
     brings each block's rows together and each partition joins them with polars and drops the pairs
-    an earlier rule produced (`blocking._produced_by` on the blocking codes, broadcast)."""
+    an earlier rule produced (`blocking.produced_by` on the blocking codes, broadcast)."""
     from pyspark import StorageLevel
     from pyspark.sql.types import ByteType, LongType, StructField, StructType
 
