@@ -9,7 +9,7 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   blocks (the skew guard's report: comparisons, largest blocks; blocks over the limit are left
   out, blocks over `salt_above` records salted: one side split by record, the other replicated);
   each partition then joins its blocks with polars and keeps a pair only for the first rule that
-  produces it (`blocking._produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
+  produces it (`blocking.produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
 - comparison levels once per pair (`comparisons.comparison_levels` through `mapInArrow`, written
   to Parquet with a flag for the prior's deterministic rules); scores from those levels by
   `predict.score`, per partition;
@@ -110,7 +110,7 @@ def _codes_frame(spark: SparkSession, prepared, columns: list[str]) -> DataFrame
 
 
 class _Codes:
-    """Per column, every record's code (`Prepared.codes`): what `blocking._produced_by` reads,
+    """Per column, every record's code (`Prepared.codes`): what `blocking.produced_by` reads,
     without the rest of the prepared records (the blocking stage broadcasts only this)."""
 
     def __init__(self, prepared, columns):
@@ -251,7 +251,7 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
     (and side) holding its block key; one aggregation counts every rule's blocks (the skew guard's
     report, the blocks to leave out, the blocks to salt: collected, they are few); then one shuffle
     brings each block's rows together and each partition joins them with polars and drops the pairs
-    an earlier rule produced (`blocking._produced_by` on the blocking codes, broadcast)."""
+    an earlier rule produced (`blocking.produced_by` on the blocking codes, broadcast)."""
     from pyspark import StorageLevel
     from pyspark.sql.types import ByteType, LongType, StructField, StructType
 
@@ -479,6 +479,36 @@ def _save(df: DataFrame, path: str) -> DataFrame:
 # --------------------------------------------------------------------------- the job
 
 
+def _with_record_ids(shared, scored: DataFrame) -> DataFrame:
+    """`predict.with_record_ids` per partition (row positions replaced by source and record id,
+    gathered from `shared`, the broadcast `_ids`: no join, and the partitions' order is kept)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    rest = [f for f in scored.schema.fields if f.name not in ("rid_l", "rid_r")]
+    schema = StructType([StructField(n, StringType()) for n in ("source_l", "record_id_l", "source_r", "record_id_r")]
+                        + rest)
+
+    def add_ids(batches):
+        import polars as pl
+
+        frame, sources = shared.value
+        names = pl.Series(sources, dtype=pl.String)
+        source, record_id = frame.get_column("_source").to_numpy(), frame.get_column("_record_id")
+        for batch in batches:
+            pairs = pl.from_arrow(pa.Table.from_batches([batch]))
+            ids = {}
+            for side in ("l", "r"):
+                rid = pairs.get_column(f"rid_{side}").to_numpy()
+                ids[f"source_{side}"] = names.gather(source[rid])
+                ids[f"record_id_{side}"] = record_id.gather(rid)
+            out = pl.DataFrame({k: ids[k] for k in ("source_l", "record_id_l", "source_r", "record_id_r")})
+            out = pl.concat([out, pairs.drop("rid_l", "rid_r")], how="horizontal")
+            yield from out.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
+
+    return scored.mapInArrow(add_ids, schema)
+
+
+
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
                seed=None, id_column=None, checkpoint_dir: str, salt_above: int = 10_000,
                max_iterations: int = 64) -> SparkLinkResult:
@@ -528,12 +558,11 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
                 .withColumn("cluster_id", F.coalesce("label", "_rid"))
                 .withColumn("cluster_size", F.count("*").over(Window.partitionBy("cluster_id")))
                 .orderBy("_rid").select("source", "record_id", "cluster_id", "cluster_size"))
-    rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
-    left = ids.select(F.col("_rid").alias("rid_l"), F.col("source").alias("source_l"), F.col("record_id").alias("record_id_l"))
-    right = ids.select(F.col("_rid").alias("rid_r"), F.col("source").alias("source_r"), F.col("record_id").alias("record_id_r"))
-    pairs = (scored.join(left, "rid_l").join(right, "rid_r").orderBy("rid_l", "rid_r")
-             .select("source_l", "record_id_l", "source_r", "record_id_r", *rest))
-    review = pairs.where((F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold))
+    shared = spark.sparkContext.broadcast((p.frame.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id")),
+                                           p.sources))
+    band = (F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold)
+    pairs = _with_record_ids(shared, scored.orderBy("rid_l", "rid_r"))
+    review = _with_record_ids(shared, scored.where(band).orderBy("rid_l", "rid_r"))
     p_ = F.col("match_probability")
     bands = scored.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
                        F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review")).first()
