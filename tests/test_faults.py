@@ -230,7 +230,8 @@ def test_full_disk_in_the_other_writing_commands(demo_dir, tmp_path, monkeypatch
         "pseudonymise": ["pseudonymise", cohort, "--schema", "nis", "--project", "nis", "--key", contract_key_file, "--allow-test-key",
                          "--out", tmp_path / "out.parquet", "--quarantine", tmp_path / "q"],
         "validate_quarantine": ["validate", cohort, "--schema", "nis", "--quarantine", tmp_path / "q"],
-        "link": ["link", cohort, cohort, "--schema", "nis", "--out", tmp_path / "linked"],
+        "link": ["link", cohort, demo_dir / "inputs" / "police.csv", "--schema", "nis", "--schema", "police",
+                 "--out", tmp_path / "linked"],
     }[command]
     result = CliRunner().invoke(app, [str(a) for a in args])
     text = _no_crash(result)

@@ -56,7 +56,10 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
     mapping = mapping or {}
     seen: dict[Path, Path] = {}
     for path in paths:
-        key = Path(path).resolve()
+        try:
+            key = Path(path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop: the reader refuses it, naming the file
+            continue
         if key in seen and Path(path).exists():
             same = seen[key]
             raise UsageError(f"{path} is given twice (also as {same}): a file linked with itself makes every "
