@@ -49,6 +49,16 @@ def _unmatched(df: DataFrame, col: str, matched: DataFrame | None, n_matched: in
     return rows.join(F.broadcast(matched) if n_matched <= BROADCAST_MATCHED_ROWS else matched, ROW, "left_anti")
 
 
+def _ids(df: DataFrame, id_col: str | None, side: str, pairs: DataFrame, n_pairs: int) -> DataFrame:
+    """One side's (row, id) for the pairs' join; only the paired rows are shuffled where their row
+    numbers can be broadcast (an LA's pairs against a national file: a few rows of B's millions)."""
+    ids = df.select(F.col(ROW).alias(f"{side}_row"),
+                    (F.col(id_col) if id_col else F.lit(None)).cast("string").alias(f"{side}_id"))
+    if n_pairs <= BROADCAST_MATCHED_ROWS:
+        ids = ids.join(F.broadcast(pairs.select(f"{side}_row")), f"{side}_row", "left_semi")
+    return ids
+
+
 def link_on_match_keys_spark(
     spark: SparkSession,
     a: str,
@@ -117,8 +127,8 @@ def link_on_match_keys_spark(
     all_pairs = spark.read.parquet(*taken)
     rank = F.create_map(*[x for i, n in enumerate(names, start=1) for x in (F.lit(i), F.lit(n))])
     out = all_pairs.withColumn("match_key", rank[F.col("key_rank")])
-    ids_a = da.select(F.col(ROW).alias("a_row"), (F.col(ida) if ida else F.lit(None)).cast("string").alias("a_id"))
-    ids_b = db.select(F.col(ROW).alias("b_row"), (F.col(idb) if idb else F.lit(None)).cast("string").alias("b_id"))
+    ids_a = _ids(da, ida, "a", all_pairs, n_matched)
+    ids_b = _ids(db, idb, "b", all_pairs, n_matched)
     out = (out.join(ids_a, "a_row", "left").join(ids_b, "b_row", "left")
            .orderBy("key_rank", "a_row", "b_row").select(*PAIR_COLUMNS))
     return out, counts
