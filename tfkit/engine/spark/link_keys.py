@@ -10,8 +10,11 @@ Each pass is checkpointed to Parquet (`<checkpoint>/pass_NN_<key>/pairs`: the pa
 numbers, never a copy of the inputs), so the lineage stays one join long however many keys there
 are. The rows matched so far are those checkpoints' row numbers: each pass leaves them out with a
 broadcast anti-join (one long per matched record), reads one key column of each side, and groups B
-only where its value occurs in A. A pass is one Spark job with two shuffles (A's column and B's
-column, each by value); its counts are observed metrics of that job, not extra scans.
+only where its value occurs in A (B's rows are joined to A's value groups and grouped where the
+join left them). A pass is one Spark job with one shuffle of each side's column by value; when A is
+an LA's extract (up to `BROADCAST_A_ROWS` records), A's value groups are broadcast to B's scan
+instead, and only B's rows holding one of A's values are shuffled. Its counts are observed metrics
+of that job, not extra scans.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def _id_column(df: DataFrame, given: str | None) -> str | None:
 
 # Matched row numbers are broadcast (8 bytes each) up to this many; beyond it Spark chooses the join.
 BROADCAST_MATCHED_ROWS = 20_000_000
+# An A (an LA's extract) of up to this many records has its key values broadcast to B's scan, so the
+# national column is filtered where it is read, not shuffled (about 100 bytes a value on the driver).
+BROADCAST_A_ROWS = 2_000_000
 
 
 def _unmatched(df: DataFrame, col: str, matched: DataFrame | None, n_matched: int) -> DataFrame:
@@ -81,6 +87,7 @@ def link_on_match_keys_spark(
 
     da, db = read_parquet(spark, a, row_index=True), read_parquet(spark, b, row_index=True)
     names = resolve_key_names(da.columns, db.columns, keys)
+    small_a = spark.read.parquet(a).count() <= BROADCAST_A_ROWS  # from the files' footers
     sc = spark.sparkContext
     taken: list[str] = []
     counts: list[KeyLinkCount] = []
@@ -95,17 +102,21 @@ def link_on_match_keys_spark(
         cb = _unmatched(db, col, None if done is None else done.select(F.col("b_row").alias(ROW)),
                         n_matched).observe(obs_b, F.count(F.lit(1)).alias("n"))
         ga = ca.groupBy(col).agg(F.count("*").alias("n_a"), F.min(ROW).alias("a_row"))
-        # Only B's records whose value occurs in A can pair or be ambiguous (as the polars engine).
-        cb_in_a = cb.join(ga.select(col), col, "left_semi")
-        gb = cb_in_a.groupBy(col).agg(F.count("*").alias("n_b"), F.min(ROW).alias("b_row"))
+        # Only B's records whose value occurs in A can pair or be ambiguous (as the polars engine):
+        # each is joined to its value's A group, then grouped where the join left it (one shuffle of
+        # each side by value; none of B's when A's groups are broadcast, only of the rows that join).
+        cb_in_a = cb.join(F.broadcast(ga) if small_a else ga, col, "inner")
         unique = (F.col("n_a") == 1) & ((F.col("n_b") == 1) | F.lit(one_to_many))
         ambiguous = F.when(~unique, 1)
-        both = ga.join(gb, col, "inner").observe(
+        both = cb_in_a.groupBy(col).agg(
+            F.count("*").alias("n_b"), F.min(ROW).alias("b_row"),
+            F.max("n_a").alias("n_a"), F.max("a_row").alias("a_row"),  # one value each per group
+        ).observe(
             obs_amb, F.count(ambiguous).alias("values"), F.sum(ambiguous * F.col("n_a")).alias("a"),
             F.sum(ambiguous * F.col("n_b")).alias("b"))
         if one_to_many:
             pairs = (both.where(unique).select(col, "a_row")
-                     .join(cb_in_a.withColumnRenamed(ROW, "b_row_many"), col, "inner")
+                     .join(cb_in_a.select(col, F.col(ROW).alias("b_row_many")), col, "inner")
                      .select("a_row", F.col("b_row_many").alias("b_row")))
         else:
             pairs = both.where(unique).select("a_row", "b_row")
