@@ -140,9 +140,36 @@ def run_tfkit(folder: Path, mode: str) -> None:
          "warnings": summary.get("warnings", []), "timings": summary["timings_seconds"]}, default=str))
 
 
+def splink_model(has_sex: bool, n_records: int) -> tuple[list, list, list]:
+    """The expert's comparisons, blocking rules and EM sessions (any Splink backend)."""
+    import splink.comparison_library as cl
+    from splink import block_on
+
+    comparisons = [
+        cl.NameComparison("forename").configure(term_frequency_adjustments=True),
+        cl.NameComparison("surname").configure(term_frequency_adjustments=True),
+        cl.DateOfBirthComparison("dob", input_is_string=False),
+        cl.LevenshteinAtThresholds("postcode", [1]),
+    ]
+    if has_sex:
+        comparisons.append(cl.ExactMatch("sex"))
+    if n_records <= 20_000:
+        blocking = [block_on("forename"), block_on("surname"), block_on("dob"), block_on("postcode")]
+        sessions = [block_on("dob"), block_on("surname")]
+    else:
+        # One rule per field, and EM blocked on surname alone, grow past 15 GiB at 100k x 100k
+        # (measured): at that size an expert pairs the fields up, as the issue's first measurement
+        # (and the previous bench) did.
+        sector = "substr(postcode, 1, length(postcode) - 2)"
+        blocking = [block_on("surname", "dob"), block_on("forename", "dob"),
+                    block_on("forename", "surname", sector), block_on("dob", sector),
+                    block_on("substr(forename, 1, 2)", "substr(surname, 1, 3)", "year(dob)")]
+        sessions = [block_on("dob"), block_on("forename", "surname")]
+    return comparisons, blocking, sessions
+
+
 def run_splink(folder: Path, mode: str) -> None:
     import duckdb
-    import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     con = duckdb.connect()
@@ -164,27 +191,8 @@ def run_splink(folder: Path, mode: str) -> None:
             FROM read_parquet('{folder / f"{name}.parquet"}')
         """)
     db_api = DuckDBAPI(connection=con)
-    comparisons = [
-        cl.NameComparison("forename").configure(term_frequency_adjustments=True),
-        cl.NameComparison("surname").configure(term_frequency_adjustments=True),
-        cl.DateOfBirthComparison("dob", input_is_string=False),
-        cl.LevenshteinAtThresholds("postcode", [1]),
-    ]
-    if has_sex:
-        comparisons.append(cl.ExactMatch("sex"))
     n_records = sum(con.execute(f"SELECT count(*) FROM tbl_{n}").fetchall()[0][0] for n in names)
-    if n_records <= 20_000:
-        blocking = [block_on("forename"), block_on("surname"), block_on("dob"), block_on("postcode")]
-        sessions = [block_on("dob"), block_on("surname")]
-    else:
-        # One rule per field, and EM blocked on surname alone, grow past 15 GiB at 100k x 100k
-        # (measured): at that size an expert pairs the fields up, as the issue's first measurement
-        # (and the previous bench) did.
-        sector = "substr(postcode, 1, length(postcode) - 2)"
-        blocking = [block_on("surname", "dob"), block_on("forename", "dob"),
-                    block_on("forename", "surname", sector), block_on("dob", sector),
-                    block_on("substr(forename, 1, 2)", "substr(surname, 1, 3)", "year(dob)")]
-        sessions = [block_on("dob"), block_on("forename", "surname")]
+    comparisons, blocking, sessions = splink_model(has_sex, n_records)
     settings = SettingsCreator(link_type="link_only" if mode == "link" else "dedupe_only", comparisons=comparisons,
                                blocking_rules_to_generate_predictions=blocking, retain_matching_columns=False)
     linker = Linker([db_api.register(f"tbl_{n}") for n in names], settings, log_level=30)

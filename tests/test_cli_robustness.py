@@ -127,12 +127,16 @@ def test_retention_warns_about_unreadable_destroy_after(tmp_path):
     package.mkdir()
     (package / "manifest.json").write_text(json.dumps({"retention": {"destroy_after": "soon"}}))
     result = invoke("retention", "--root", tmp_path)
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # a package that does not verify: listed, never purged, and cron hears of it
     assert "E09000031_nis_2019-H2" in result.output and "destroy_after" in result.output
     assert "warning" in result.stderr
 
 
 # --------------------------------------------------------------------------- link
+
+
+def test_audit_show_refuses_a_file_that_is_not_an_audit_log(workdir):
+    assert_user_error(invoke("audit", "show", workdir / "tfkit.toml"), 2, "is not an audit log")
 
 
 def test_link_schema_rejecting_every_row_says_so(workdir, tmp_path):

@@ -247,8 +247,11 @@ def test_link_refuses_a_file_for_out_before_the_run(tmp_path):
 
 
 def test_link_help_states_the_models_defaults():
+    from tfkit.linkage.model import LinkageModel
+
     text = " ".join(_help("link").split())
-    assert "default 0.9" not in text and "0.4 in the built-in model" in text
+    threshold = LinkageModel.default().settings.threshold
+    assert f"{threshold} in the built-in model" in text and "0.4 in the built-in model" not in text
 
 
 def test_an_extract_given_as_the_master_key_is_named_not_chmodded(tmp_path):
@@ -264,3 +267,16 @@ def test_the_key_environment_variable_is_the_keys_modules():
     from tfkit.keys import KEY_ENV_VAR as KEYS_ENV_VAR
 
     assert KEY_ENV_VAR == KEYS_ENV_VAR
+
+
+def test_usage_lines_end_variadic_arguments_once_and_global_options_say_where_they_go():
+    from typer.testing import CliRunner
+
+    from tfkit.cli import app
+
+    runner = CliRunner()
+    usage = runner.invoke(app, ["validate"]).output
+    assert "EXTRACT..." in usage and "EXTRACT...." not in usage
+    res = runner.invoke(app, ["validate", "x.csv", "--quiet"])
+    flat = " ".join(res.output.replace("│", " ").split())
+    assert res.exit_code == 2 and "put it before the command" in flat and "tfkit --quiet validate" in flat

@@ -251,6 +251,10 @@ def test_cli_extract_verify_json_and_exit_codes(config, demo_dir, tmp_path):
         json.loads(line)  # every log line is JSON
     again = runner.invoke(app, ["extract", "--config", str(config)])
     assert again.exit_code == 0 and "already up to date" in again.output
+    for force in ([], ["--force"]):  # a --json inside the package would change it after signing
+        inside = Path(summary["package"]) / "run.json"
+        refused = runner.invoke(app, ["extract", "--config", str(config), "--json", str(inside), *force])
+        assert refused.exit_code == 2 and "inside the package" in refused.output and not inside.exists()
     pub = demo_dir / "keys" / "demo-signing.pub"
     ok = runner.invoke(app, ["verify", summary["package"], "--public-key", str(pub), "--json", "-"])
     assert ok.exit_code == 0, ok.output

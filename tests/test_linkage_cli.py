@@ -84,6 +84,16 @@ def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
     assert "<svg" in page and "https:" not in page and "http:" not in page.replace("http://www.w3.org", "")
 
 
+def test_cli_hints_at_clean_sources_in_link_mode(tmp_path, demo_files):
+    base = ["link", *map(str, demo_files), "--map", "First Name=forename"]
+    res = runner.invoke(app, base + ["--out", str(tmp_path / "a")])
+    assert res.exit_code == 0 and "no source is declared clean" in res.stdout
+    res = runner.invoke(app, base + ["--out", str(tmp_path / "b"), "--clean", "cohort"])
+    assert res.exit_code == 0 and "declared clean" not in res.stdout
+    res = runner.invoke(app, base + ["--out", str(tmp_path / "c"), "--json", "-"])
+    assert "no source is declared clean" not in res.stdout and json.loads(res.stdout)  # JSON alone on stdout
+
+
 def test_cli_missing_mapped_column_is_exit_2(tmp_path, demo_files):
     res = runner.invoke(app, ["link", *map(str, demo_files), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
@@ -149,3 +159,9 @@ def test_sources_sharing_no_one_still_give_every_output(tmp_path):
     assert res.exit_code == 0, res.output
     assert pl.read_parquet(tmp_path / "o" / "pairs.parquet").height == 0
     assert pl.read_parquet(tmp_path / "o" / "clusters.parquet")["cluster_id"].n_unique() == 4
+
+
+def test_cli_same_file_twice_is_exit_2(tmp_path, demo_files):
+    res = runner.invoke(app, ["link", str(demo_files[0]), str(demo_files[0]), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "given twice" in res.output and "--mode dedupe" in res.output
+    assert not (tmp_path / "o").exists()

@@ -170,25 +170,28 @@ def test_build_comparison_rejects_bad_specs():
         build_comparison({"type": "exact", "column": "x", "colour": "red"})
 
 
+def _word_pairs(pairs: list[tuple[str, str]]) -> PairContext:
+    """A context over pairs of words, each coded in one vocabulary column `n`."""
+    from tfkit.linkage.standardise import Prepared
+
+    vocab = sorted({w for p in pairs for w in p})
+    code = {w: i for i, w in enumerate(vocab)}
+    prepared = Prepared(frame=pl.DataFrame({"n": np.arange(len(vocab), dtype=np.int32)}), sources=["a"],
+                        vocab={"n": pl.Series("n", vocab)})
+    return PairContext(prepared, np.array([code[a] for a, _ in pairs]), np.array([code[b] for _, b in pairs]))
+
+
 def test_jaro_winkler_pruning_never_drops_a_pair_above_the_floor():
     from hypothesis import given, settings
     from hypothesis import strategies as st
     from rapidfuzz.distance import JaroWinkler
-
-    from tfkit.linkage.standardise import Prepared
 
     words = st.text(alphabet="AABCEHNOSTÜ1 ", min_size=1, max_size=10)
 
     @settings(max_examples=150, deadline=None)
     @given(st.lists(st.tuples(words, words), min_size=1, max_size=20), st.sampled_from([0.7, 0.8, 0.88, 0.92]))
     def check(pairs, floor):
-        vocab = sorted({w for p in pairs for w in p})
-        code = {w: i for i, w in enumerate(vocab)}
-        prepared = Prepared(frame=pl.DataFrame({"n": np.arange(len(vocab), dtype=np.int32)}), sources=["a"],
-                            vocab={"n": pl.Series("n", vocab)})
-        left = np.array([code[a] for a, _ in pairs])
-        right = np.array([code[b] for _, b in pairs])
-        sim = PairContext(prepared, left, right).jaro_winkler("n", floor)
+        sim = _word_pairs(pairs).jaro_winkler("n", floor)
         for (a, b), s in zip(pairs, sim):
             if JaroWinkler.normalized_similarity(a, b) >= floor:
                 assert s == pytest.approx(JaroWinkler.normalized_similarity(a, b), abs=1e-6)
@@ -246,3 +249,51 @@ def test_both_edit_distance_kernels_agree():
     big = edit_distance_kernel(pl.Series(left), pl.Series(right))
     small = edit_distance_kernel(pl.Series(left[:6]), pl.Series(right[:6]))
     assert big[:6].tolist() == small.tolist() == [1, 0, 1, 2, 2, 1]
+
+
+def test_levels_of_pairs_settle_null_and_exact_first_with_the_same_levels():
+    # comparison_levels settles the pairs the exact column decides (null, equal) on the whole batch
+    # and runs each ladder on the rest: the levels must be those of the ladder on every pair.
+    rng = np.random.default_rng(7)
+    forenames = ["Jonathan", "Jonathon", "Stephen", "Steven", "Bill", "William", None, "J", "Khan", "Imran"]
+    surnames = ["Smith", "Smyth", "Khan", "Imran", "Smith-Jones", "Jones", None, "O'Brien"]
+    dobs = ["1990-01-02", "1990-02-01", "1990-01-03", "1991-01-02", "1990-01-00", None, "2010-05-05"]
+    postcodes = ["SW1A 1AA", "SW1A 1AB", "SW1A 2AA", "SW2A 1AA", "M1 1AA", "2000", "2001", "0200", None]
+    n = 400
+    frame = pl.DataFrame({"record_id": [str(i) for i in range(n)],
+                          "forename": rng.choice(np.array(forenames, dtype=object), n).tolist(),
+                          "surname": rng.choice(np.array(surnames, dtype=object), n).tolist(),
+                          "dob": rng.choice(np.array(dobs, dtype=object), n).tolist(),
+                          "postcode": rng.choice(np.array(postcodes, dtype=object), n).tolist(),
+                          "sex": rng.choice(np.array(["F", "M", None], dtype=object), n).tolist()})
+    comparisons = [name_comparison("forename", "forename", kind="name", swap_with="surname"),
+                   name_comparison("surname", "surname", kind="surname", swap_with="forename"),
+                   dob_comparison("dob", "dob"), postcode_comparison("postcode", "postcode"),
+                   exact_comparison("sex", "sex")]
+    kinds = {c.column: c.kind for c in comparisons}
+    prepared = prepare([frame], ["a"], kinds, id_column="record_id")
+    left, right = rng.integers(0, n, 3000), rng.integers(0, n, 3000)
+    ctx = PairContext(prepared, left, right)
+    for c in comparisons:
+        np.testing.assert_array_equal(c.levels_of_pairs(ctx), c.levels(ctx), err_msg=c.name)
+
+
+def test_edit_distance_bound_never_drops_a_pair_one_edit_apart():
+    # Pairs whose character counts prove two edits or more skip the kernel (distance EDIT_CAP):
+    # the bound must never drop a pair the kernel finds within one edit.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rapidfuzz.distance import OSA
+
+    from tfkit.linkage.comparisons import EDIT_CAP
+
+    words = st.text(alphabet="AB0P12 ", min_size=1, max_size=8)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(words, words), min_size=1, max_size=20))
+    def check(pairs):
+        dist = _word_pairs(pairs).edit_distance("n")
+        for (a, b), d in zip(pairs, dist):
+            assert d == min(OSA.distance(a, b), EDIT_CAP)
+
+    check()

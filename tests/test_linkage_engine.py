@@ -15,7 +15,7 @@ from tfkit.linkage.comparisons import Comparison, exact_comparison, name_compari
 from tfkit.linkage.evaluate import accuracy_curve
 from tfkit.linkage.model import LinkageModel
 from tfkit.linkage.predict import score
-from tfkit.linkage.standardise import prepare
+from tfkit.linkage.standardise import NULL, prepare
 from tfkit.linkage.training import expectation_maximisation, patterns
 
 FIELDS = {"forename": "name", "surname": "surname", "dob": "date", "postcode": "postcode"}
@@ -45,6 +45,51 @@ def test_blocking_union_generates_each_pair_once(two_sources):
     assert report.total_pairs == 6 == pairs.height
     assert set(zip(pairs["rid_l"], pairs["rid_r"])) >= {(0, 4), (1, 5), (2, 6), (3, 7)}
     assert (pairs["rid_l"] < 4).all() and (pairs["rid_r"] >= 4).all()  # link mode: across sources only
+
+
+def test_union_keeps_each_pair_once_with_the_first_rule_that_made_it():
+    from tfkit.linkage.blocking import _first_of_each_code, _first_of_each_pair
+
+    lefts = [np.array([5, 1, 1]), np.array([1, 0]), np.array([5, 2])]
+    rights = [np.array([9, 3, 4]), np.array([3, 7]), np.array([9, 8])]
+    expected = [[0, 1, 1, 2, 5], [7, 3, 4, 8, 9], [1, 0, 0, 2, 0]]
+    codes = [((a * 10 + b) << 2) | k for k, (a, b) in enumerate(zip(lefts, rights))]
+    assert [g.tolist() for g in _first_of_each_code(codes, 10, 2)] == expected
+    # Too many records to code a pair and its rule in one int64: a sort on the columns.
+    assert [g.tolist() for g in _first_of_each_pair(list(zip(lefts, rights)))] == expected
+
+
+def test_blocking_by_sorting_makes_every_pair_of_the_rule_once_in_each_mode():
+    # Records sorted by (block, source, row): each record's partners are one run after it. Checked
+    # against every pair of records, with three sources, nulls, and a block limit.
+    from tfkit.linkage.blocking import plan_rule
+
+    rng = np.random.default_rng(11)
+    frames = []
+    for s in range(3):
+        n = 40
+        frames.append(pl.DataFrame({"record_id": [f"{s}-{i}" for i in range(n)],
+                                    "surname": rng.choice(np.array(["Lee", "Ray", "Fox", None], dtype=object), n).tolist(),
+                                    "postcode": rng.choice(np.array(["E17 5LA", "E10 5PD", None], dtype=object), n).tolist()}))
+    prepared = prepare(frames, ["a", "b", "c"], {"surname": "surname", "postcode": "postcode"}, id_column="record_id")
+    surname, postcode = prepared.codes("surname"), prepared.codes("postcode")
+    source = prepared.codes("_source")
+    rule = BlockingRule("surname and postcode", ("surname", "postcode"))
+    for mode in ("link", "dedupe", "both"):
+        for limit in (None, 30):
+            count, rid_l, rid_r = plan_rule(prepared, rule, mode, limit)
+            got = sorted(zip(rid_l.tolist(), rid_r.tolist()))
+            blocks: dict = {}
+            for i in range(prepared.n):
+                for j in range(i + 1, prepared.n):
+                    same = source[i] == source[j]
+                    in_scope = {"link": not same, "dedupe": same, "both": True}[mode]
+                    if in_scope and surname[i] == surname[j] != NULL and postcode[i] == postcode[j] != NULL:
+                        blocks.setdefault((surname[i], postcode[i]), []).append((i, j))
+            kept = [p for b in blocks.values() if limit is None or len(b) <= limit for p in b]
+            assert got == sorted(kept), (mode, limit)
+            assert count.pairs_planned == len(kept)
+            assert count.blocks_skipped == sum(1 for b in blocks.values() if limit is not None and len(b) > limit)
 
 
 def test_blocking_modes_and_recall(two_sources):
@@ -96,6 +141,21 @@ def test_em_converges_and_recovers_m_and_u():
     for k in m:
         assert np.abs(result.m[k] - m[k]).max() < 0.02
         assert np.abs(result.u[k] - u[k]).max() < 0.02
+
+
+def test_patterns_by_mixed_radix_code_equal_the_group_by(monkeypatch):
+    from tfkit.linkage import training
+
+    rng = np.random.default_rng(5)
+    comps = [Comparison(n, n, "category", tuple(f"l{i}" for i in range(k))) for n, k in (("a", 7), ("b", 2), ("c", 4))]
+    levels = {c.name: rng.integers(-1, c.n_levels, 5_000).astype(np.int8) for c in comps}
+    levels["b"][:] = np.where(levels["b"] == 1, 1, -1)  # a level no pair reaches
+    gammas, counts = patterns(levels, comps)
+    monkeypatch.setattr(training, "MAX_RADIX_PATTERNS", 0)  # the group-by, for models with many levels
+    by_group = patterns(levels, comps)
+    np.testing.assert_array_equal(gammas, by_group[0])
+    np.testing.assert_array_equal(counts, by_group[1])
+    assert counts.sum() == 5_000 and gammas.dtype == np.int64
 
 
 def test_term_frequency_adjustment_rare_names_weigh_more():

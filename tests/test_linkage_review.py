@@ -198,6 +198,14 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         assert _mode(folder) == 0o700
         assert _mode(folder / "review.csv") == 0o600 and _mode(folder / "review.xlsx") == 0o600
         read_back = pl.read_excel(folder / "review.xlsx", sheet_name="review")
+        # a decision written into the review file and not applied: the rerun refuses to overwrite it
+        first = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
+        first[0]["decision"] = "accept"
+        pristine = (folder / "review.csv").read_bytes()
+        _write_rows(first, folder / "review.csv")
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and "not applied yet" in r.output and "tfkit review apply" in r.output
+        (folder / "review.csv").write_bytes(pristine)
         assert "forename (left)" in read_back.columns and read_back.height > 1
         from openpyxl import load_workbook
 
@@ -223,6 +231,11 @@ def test_cli_review_files_private_and_decisions_applied(tmp_path, files):
         log = (out / "audit.jsonl").read_text()
         assert '"event": "review_decisions"' in log
         assert rows[0]["record_id_l"] not in log and rows[0]["forename (left)"] not in log  # counts only
+        # once the log is signed, an unsigned entry would break it: refused, nothing kept
+        store = (folder / "review_decisions.csv").read_bytes()
+        r = runner.invoke(app, ["review", "apply", str(decided), "--out", str(out)])
+        assert r.exit_code == 2 and "--signing-key" in r.output and (out / "audit.jsonl").read_text() == log
+        assert (folder / "review_decisions.csv").read_bytes() == store
         r = runner.invoke(app, args)
         summary = json.loads(r.stdout)
         assert summary["constraints"]["forced_links"] == 1 and summary["constraints"]["forced_non_links"] == 1
@@ -312,6 +325,12 @@ def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(conf
     assert result.to_dict()["review_files"] == [str(folder / "review.csv"), str(folder / "review.xlsx")]
     rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
     rows[0]["decision"] = "reject"
+    # Decided in the review file itself, not applied yet: a rerun would rewrite it and lose the work.
+    _write_rows(rows, folder / "review.csv")
+    from tfkit.errors import UsageError
+
+    with pytest.raises(UsageError, match="not applied yet"):
+        run_extract(cfg, force=True)
     decided = _write_rows(rows, tmp_path / "decided.csv")
     r = runner.invoke(app, ["review", "apply", str(decided), "--config", str(config)])
     assert r.exit_code == 0, r.output

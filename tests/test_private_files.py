@@ -140,3 +140,9 @@ def _signing_key():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     return Ed25519PrivateKey.generate()
+
+
+def test_demo_data_is_kept_like_real_extracts(tmp_path, open_umask):
+    res = invoke("demo-data", "--out", tmp_path / "ex", "--people", "100")
+    assert res.exit_code == 0, res.output
+    assert_private(list((tmp_path / "ex").glob("*.csv")), tmp_path / "ex")

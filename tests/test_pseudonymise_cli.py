@@ -94,3 +94,13 @@ def test_out_named_as_another_format_is_refused(demo, tmp_path, contract_key_fil
     res = run(*args)
     assert res.exit_code == 2 and "writes Parquet" in res.output and "cohort.parquet" in res.output
     assert not out.exists()
+
+
+def test_link_keys_refuses_extracts_of_different_projects(demo, tmp_path, contract_key_file):
+    for name, schema, project in (("cohort", "nis", "nis"), ("police", "police", "my proj")):
+        res = run("pseudonymise", demo[name], "--schema", schema, "--project", project, "--key", contract_key_file,
+                  "--allow-test-key", "--out", tmp_path / f"{name}.parquet", "--quarantine", tmp_path / "q")
+        assert res.exit_code == 0, res.output
+    res = run("link-keys", tmp_path / "cohort.parquet", tmp_path / "police.parquet", "--out", tmp_path / "pairs.parquet")
+    assert res.exit_code == 2 and "different project" in res.output and "--project" in res.output
+    assert not (tmp_path / "pairs.parquet").exists()

@@ -221,7 +221,7 @@ def test_link_spark_equals_polars_on_generated_data(spark, tmp_path):
     got = _assert_link_engines_agree(spark, frames, tmp_path, seed=3)
     rules = got.summary()["blocking"]["rules"]
     assert any(r["salted_blocks"] for r in rules)  # blocks over 2 records were salted: the pairs are unchanged
-    assert all(r["comparisons"] >= r["pairs_added"] and r["largest_blocks"] for r in rules)
+    assert all(r["comparisons"] >= r["pairs_added"] and (r["largest_blocks"] or not r["comparisons"]) for r in rules)
 
 
 def test_link_spark_equals_polars_on_febrl4(spark, tmp_path):

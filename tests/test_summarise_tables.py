@@ -112,3 +112,16 @@ def test_summarise_cli_errors(tmp_path):
     assert result.exit_code == 2 and "person.parquet is missing" in result.output
     result = runner.invoke(app, ["summarise", str(tmp_path / "empty"), "--out", str(tmp_path / "s"), "--reference-date", "soon"])
     assert result.exit_code == 2
+
+
+def test_a_package_with_birth_year_bands_only_says_why_ages_are_missing(tmp_path):
+    package = make_package(tmp_path, 60, seed=3)
+    path = package / "data" / "person.parquet"
+    people = pl.read_parquet(path)
+    banded = people.with_columns(
+        (pl.col("dob_year_month").str.slice(0, 3) + "0s").alias("dob_year_band")).drop(
+        [c for c in people.columns if c.startswith("dob")])
+    banded.write_parquet(path)
+    summary = summarise(open_person_table(package), threshold=1)
+    notes = " ".join(summary.notes)
+    assert "dob_year_band" in notes and "no date-of-birth column" not in notes

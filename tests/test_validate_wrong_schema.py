@@ -19,6 +19,7 @@ def test_wrong_schema_is_a_header_problem_with_a_suggestion(tmp_path):
     out = CliRunner().invoke(app, ["validate", str(files["police"]), "--schema", "nis"])
     assert out.exit_code == 1
     assert "is --schema police meant?" in out.output
+    assert "required column(s) missing" in out.output and "source system" not in out.output
 
 
 def test_no_suggestion_when_nothing_fits(tmp_path):

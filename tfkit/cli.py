@@ -72,6 +72,11 @@ class TfkitGroup(TyperGroup):
             from tfkit.masking import hide_keys
 
             err.message = hide_keys(err.message)  # click quotes what was typed: a key pasted as a path
+            if getattr(err, "option_name", None) in GLOBAL_OPTIONS:  # `tfkit extract --quiet`: say where it goes
+                err.possibilities = None
+                err.message = (f"{err.option_name} is an option of tfkit itself: put it before the command, "
+                               f"e.g. tfkit {err.option_name}{' json' if err.option_name == '--log-format' else ''} "
+                               f"{ctx.invoked_subcommand or 'COMMAND'} ...")
             # An unknown command fails before the root callback has set the mode: read the option.
             if getattr(ctx.params.get("log_format"), "value", None) != "json":
                 raise
@@ -190,6 +195,9 @@ def _version(value: bool) -> None:
     if value:
         typer.echo(f"tfkit {__version__}")
         raise typer.Exit()
+
+
+GLOBAL_OPTIONS = ("--quiet", "-q", "--log-format", "--version")
 
 
 @app.callback()

@@ -54,11 +54,14 @@ def extract(
     if demo:
         if config is not None:
             raise UsageError("--demo runs on generated data: do not pass --config with it")
+        check_json_target(json_out, inside=Path(out) / "packages")  # the package must not change after signing
         result = run_demo(out)
     else:
         if config is None:
             raise UsageError("no config given", hint="pass --config tfkit.toml (make one with: tfkit init), or try --demo")
-        result = run_extract(load_config(config).with_period(period), force=force, allow_test_key=allow_test_key)
+        cfg = load_config(config).with_period(period)
+        check_json_target(json_out, inside=cfg.package_dir)
+        result = run_extract(cfg, force=force, allow_test_key=allow_test_key)
     emit(result, json_out, event="extract_done", render=lambda con: _render_extract(con, result),
          log_fields={"package": str(result.package), "up_to_date": result.up_to_date})
 
@@ -257,6 +260,9 @@ def audit_show(log: LogArg = None, config: ConfigOpt = None, json_out: JsonOpt =
     if not path.is_file():
         raise InputFileError("audit log not found", file=path, hint="pass the log's path, or --config")
     entries = read_entries(path)
+    if not any("seq" in e and "event" in e for e in entries) and path.stat().st_size:
+        raise InputFileError("is not an audit log: no line is an audit entry", file=path,
+                             hint="pass the audit log (audit.jsonl under the output root), or --config")
 
     def render(con: "Console") -> None:
         from rich.table import Table
@@ -337,6 +343,8 @@ def retention_list(
           "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
          json_out, event="retention_listed", render=render,
          log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)})
+    if unverifiable:  # cron must hear of a package that fails verification: exit 1, as verify does
+        raise typer.Exit(EXIT_DATA)
 
 
 @retention_app.command("purge")
@@ -366,17 +374,18 @@ def retention_purge(
         raise UsageError("no signing key configured: each deletion's audit entry must be signed", file=config,
                          key="signing.key_file", hint="set [signing] key_file")
     root_path, audit_log = _retention_paths(root, config)
-    due, _unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))  # each warned
+    due, unverifiable = due_packages(root_path, public_key=_signer_public_key(public_key, config))  # each warned
     _purge_failed_run_quarantines(root_path, audit_log, cfg.signing_key, yes)
     if not due:
-        console.log("retention", f"nothing to purge under {root_path}", root=str(root_path))
-        return
-    if not _confirmed(yes, f"{len(due)} package(s) due for destruction", f"Delete {len(due)} package(s): "
-                      + ", ".join(p.path.name for p in due) + "?"):
+        console.log("retention", f"no package due for destruction under {root_path}", root=str(root_path))
+    elif not _confirmed(yes, f"{len(due)} package(s) due for destruction", f"Delete {len(due)} package(s): "
+                        + ", ".join(p.path.name for p in due) + "?"):
         console.log("retention", "nothing deleted")
-        return
-    purged = purge(due, audit_log, cfg.signing_key, cfg.quarantine_dir)
-    console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
+    else:
+        purged = purge(due, audit_log, cfg.signing_key, cfg.quarantine_dir)
+        console.log("retention_purged", f"deleted {len(purged)} package(s): {', '.join(purged)}", packages=purged)
+    if unverifiable:  # never purged; cron must hear of them: exit 1, as verify does
+        raise typer.Exit(EXIT_DATA)
 
 
 def _confirmed(yes: bool, what: str, question: str) -> bool:

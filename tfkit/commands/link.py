@@ -27,7 +27,7 @@ def link_command(
     map_: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD=NEW", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", metavar="FILE", help="Model TOML (default: the built-in model for English person data).")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.4 in the built-in model).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.65 in the built-in model).")] = None,
     review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default: the model's settings.review_lower, 0.1 in the built-in model).")] = None,
     truth: Annotated[Optional[str], typer.Option("--truth", metavar="COLUMN", help="Column holding the true entity id: report precision, recall and F1.")] = None,
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
@@ -105,6 +105,10 @@ def _render(out: "Console", summary: dict) -> None:
     for path in summary["outputs"]:
         table.add_row("wrote", path)
     out.print(table)
+    if summary["mode"] == "link" and not constraints.get("clean_sources"):
+        out.print("hint: no source is declared clean. If one holds one record per person (a cohort), "
+                  "--clean SOURCE keeps each other record's best link to it: on the generator's hard profile "
+                  "link precision went from 0.961 to 0.992 (docs/linkage.md)", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -107,7 +107,7 @@ def check_json_target(json_target: str | None, *, inputs: Iterable[Path] = (), i
     target = Path(json_target)
     resolved = target.resolve()
     if inside is not None and resolved.is_relative_to(inside.resolve()):
-        raise UsageError("--json points inside the package being checked; writing there would change it",
+        raise UsageError("--json points inside the package; writing there would change it after it is signed",
                          file=target, hint="write the report elsewhere, e.g. --json verify.json, or to stdout with --json -")
     if target.is_dir():
         raise UsageError("--json names a folder", file=target, hint="give a file name, e.g. report.json, or '-'")
@@ -179,7 +179,7 @@ def _display_name_raw(self: Any) -> str:
 
 def _usage_display_name(self: Any) -> str:
     name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-    return name + ("..." if self.nargs != 1 else "")
+    return name + ("..." if self.nargs != 1 and not name.rstrip("]").endswith("...") else "")
 
 
 _original_display_type = typer_core._TyperParameter.display_type

@@ -302,7 +302,11 @@ def write_demo(
             hint="choose an empty or new directory, or pass --force to overwrite the demo files in it",
         )
     data = generate_frames(n_people, seed=seed, la_code=la_code, error_rate=error_rate, noise_scale=noise_scale)
-    out.mkdir(parents=True, exist_ok=True)
+    from tfkit.validation.quarantine import private_folder
+
+    # Synthetic, but shaped like raw identifiers: kept as tfkit keeps real ones (0600 in a 0700 folder),
+    # so a demo never teaches a habit the real thing must not have.
+    private_folder(out)
     paths = {}
     for name, df in data.frames().items():
         path = out / f"{name}.csv"
@@ -310,6 +314,7 @@ def write_demo(
         tmp = out / f".{name}.csv.{os.getpid()}.tmp"
         try:
             df.write_csv(tmp, line_terminator="\n", quote_style="necessary", null_value="")
+            os.chmod(tmp, 0o600)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

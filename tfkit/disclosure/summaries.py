@@ -262,9 +262,10 @@ def summarise(
     if not problems:
         raise InputFileError("the person table has no Boolean problem_* columns", file=frames[0][0].path)
 
-    parts, age_source = [], None
+    parts, age_source, banded = [], None, False
     for source, period, schema in frames:
         columns = list(schema)
+        banded = banded or ("dob_year_band" in columns and not {"dob", "dob_year", "dob_year_month"} & set(columns))
         age, used = _age_expr(columns, reference_date)
         age_source = age_source or used
         family = (
@@ -346,11 +347,11 @@ def summarise(
 
     demo = any(bool((s.manifest or {}).get("demo")) for s in sources)
     summary = Summary(tables, threshold, rounding, reference_date, periods, [str(s.path) for s in sources], demo)
-    summary.notes = _notes(summary, age_source)
+    summary.notes = _notes(summary, age_source, banded)
     return summary
 
 
-def _notes(summary: Summary, age_source: str | None) -> list[str]:
+def _notes(summary: Summary, age_source: str | None, banded: bool = False) -> list[str]:
     t = summary.threshold
     notes = []
     if summary.demo:
@@ -384,6 +385,10 @@ def _notes(summary: Summary, age_source: str | None) -> list[str]:
     if summary.reference_date and age_source:
         notes.append(f"Age: whole years at {summary.reference_date.isoformat()} (the end of the latest period), "
                      f"from {age_source}" + (" (year and month of birth; day unknown)." if age_source == "dob_year_month" else "."))
+    elif banded:
+        notes.append("Age: not available: the package holds the year of birth only in bands (dob_year_band, "
+                     "generalised by the disclosure policy), too coarse for the age groups; all ages are Not "
+                     "recorded. The counts by age need a package published with dob_year or dob_year_month.")
     else:
         notes.append("Age: not available (no period end date or no date-of-birth column); all ages are Not recorded.")
     notes.append(f"'{NOT_RECORDED}' rows or columns appear only where some record has no value.")

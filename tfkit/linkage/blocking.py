@@ -1,9 +1,8 @@
 """Stage 2, block: candidate pairs are the union of declared equi-join rules, each pair generated once.
 
 A rule is a list of standardised columns that must be equal and non-null on both records
-(`["surname_dm", "dob"]`). Rule k keeps only pairs that no earlier rule already produced (the pair
-fails at least one equality of every earlier rule), so the union needs no global de-duplication and
-the report can say how many pairs each rule *adds*.
+(`["surname_dm", "dob"]`). A pair belongs to the first rule that produces it (the union is
+de-duplicated in one sort), so the report can say how many pairs each rule *adds*.
 
 Pairs are oriented `rid_l < rid_r` (row positions in the stacked input). In `link` mode only pairs
 from different sources are kept, in `dedupe` mode only pairs within a source, in `both` all.
@@ -130,69 +129,107 @@ def _mode_filter(mode: str) -> pl.Expr:
     return {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
 
 
-def _block_pairs(mode: str, n_sources: int) -> pl.Expr:
-    """Pairs within each block, from its record count per source, in one group-by aggregation."""
-    per_source = [(pl.col("_source") == s).sum().cast(pl.Int64) for s in range(n_sources)]
-    total = pl.len().cast(pl.Int64)
-    squares = pl.sum_horizontal([n * n for n in per_source])
-    within = pl.sum_horizontal([n * (n - 1) // 2 for n in per_source])
-    return {"link": (total * total - squares) // 2, "dedupe": within, "both": total * (total - 1) // 2}[mode]
+def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs: int | None
+              ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
+    """Count the pairs each block of the rule would make, from block sizes alone, as Splink's
+    cumulative-comparisons chart does; leave out blocks over the limit (the rule's own, else
+    `max_block_pairs`; None: no limit), and make the pairs of the others.
+
+    Returns the count and the pairs (rid_l < rid_r, in the mode's scope)."""
+    limit = (rule.max_block_pairs or max_block_pairs) if max_block_pairs is not None else None
+    if rule.cross:
+        return _cross_rule(prepared, rule, mode, limit)
+    return _equi_rule(prepared, rule, mode, limit)
 
 
-def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs: int
-              ) -> tuple[RuleCount, pl.DataFrame | None]:
-    """Count the pairs each block of the rule would make, from block sizes alone (no join), as
-    Splink's cumulative-comparisons chart does; blocks over `max_block_pairs` are left out.
-    Returns the count and the blocks to keep (None: keep every block)."""
-    limit = rule.max_block_pairs or max_block_pairs
-    frame = prepared.frame
-    if rule.cross:  # a one-sided estimate: records holding a value in a times records holding it in b
-        a, b = rule.cross
-        sides = [frame.select(*rule.on, pl.col(c).alias("_k")).drop_nulls().group_by([*rule.on, "_k"]).len(name=f"n{i}")
-                 for i, c in enumerate((a, b))]
-        blocks = sides[0].join(sides[1], on=[*rule.on, "_k"]).with_columns(
-            (pl.col("n0").cast(pl.Int64) * pl.col("n1")).alias("pairs"))
-        keys = [*rule.on, "_k"]
+def _block_key(prepared: Prepared, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The records holding every column (row positions, ascending) and one int64 per such record,
+    equal exactly when all the columns' codes are equal."""
+    codes = [prepared.codes(c) for c in columns]
+    valid = np.logical_and.reduce([c != NULL for c in codes])
+    rid = np.flatnonzero(valid)
+    key = np.zeros(len(rid), dtype=np.int64)
+    for column in codes:
+        values = column[rid].astype(np.int64)
+        if not len(values):
+            break
+        values -= values.min()
+        span = int(values.max()) + 1
+        if (int(key.max()) + 1) * span >= 1 << 62:  # would overflow: number the distinct keys first
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
+        key = key * span + values
+    return rid, key
+
+
+def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None
+               ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
+    """Blocks by sorting: records ordered by (block, source, row), so each record's partners are one
+    contiguous run after it (link: the later sources of its block; dedupe: the rest of its source's
+    part of the block; both: the rest of its block), and the pairs are made with numpy ranges."""
+    n_sources = len(prepared.sources)
+    rid, key = _block_key(prepared, rule.on)
+    source = prepared.codes("_source")[rid].astype(np.int64) if n_sources > 1 else np.zeros(len(rid), np.int64)
+    rid_bits = max(1, prepared.n.bit_length())
+    if int(key.max(initial=0)) * n_sources >= 1 << (62 - rid_bits):
+        key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
+    code = np.sort(((key * n_sources + source) << rid_bits) | rid)  # every code distinct: rid is in it
+    rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
+    block = group // n_sources
+    m = len(code)
+    group_start = np.flatnonzero(np.diff(group, prepend=-1))
+    block_start = np.flatnonzero(np.diff(block, prepend=-1))
+    group_size = np.diff(group_start, append=m)
+    block_size = np.diff(block_start, append=m)
+    block_of_group = np.searchsorted(block_start, group_start, side="right") - 1
+    if mode == "link":
+        squares = np.bincount(block_of_group, weights=group_size.astype(np.float64) ** 2, minlength=len(block_start))
+        pairs = (block_size.astype(np.int64) ** 2 - np.rint(squares).astype(np.int64)) // 2
+    elif mode == "dedupe":
+        within = group_size.astype(np.int64) * (group_size - 1) // 2
+        pairs = np.rint(np.bincount(block_of_group, weights=within, minlength=len(block_start))).astype(np.int64)
     else:
-        keys = list(rule.on)
-        blocks = (frame.lazy().select("_source", *keys).drop_nulls()
-                  .group_by(keys).agg(_block_pairs(mode, len(prepared.sources)).alias("pairs")).collect())
-    over = blocks.filter(pl.col("pairs") > limit)
-    kept = blocks.filter((pl.col("pairs") <= limit) & (pl.col("pairs") > 0))
+        pairs = block_size.astype(np.int64) * (block_size - 1) // 2
+    over = pairs > limit if limit is not None else np.zeros(len(pairs), dtype=bool)
+    kept = ~over & (pairs > 0)
+    count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
+                      int(pairs[kept].max(initial=0)))
+    # Each record's run of partners [lo, hi) in the sorted order; none in a block left out.
+    group_end = np.repeat(group_start + group_size, group_size)
+    block_end = np.repeat(block_start + block_size, block_size)
+    position = np.arange(m)
+    lo, hi = {"link": (group_end, block_end), "dedupe": (position + 1, group_end),
+              "both": (position + 1, block_end)}[mode]
+    runs = np.where(np.repeat(kept, block_size), hi - lo, 0)
+    # Few temporaries: an EM session's rule makes tens of millions of pairs at 1M x 1M.
+    right = np.repeat(lo - (np.cumsum(runs) - runs), runs)
+    right += np.arange(len(right), dtype=np.int64)
+    return count, np.repeat(rid, runs), rid[right]
+
+
+def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:
+    """Every pair (rid_l < rid_r) in the mode's scope that agrees on all of the rule's columns,
+    whatever the size of its block (EM training sessions)."""
+    _, rid_l, rid_r = plan_rule(prepared, rule, mode, None)
+    return pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r}, schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
+
+
+def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None
+                ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
+    """The plan of a `cross` rule: a one-sided estimate, records holding a value in a times records
+    holding it in b, per block of the `on` columns."""
+    a, b = rule.cross
+    frame = prepared.frame
+    keys = [*rule.on, "_k"]
+    sides = [frame.select(*rule.on, pl.col(c).alias("_k")).drop_nulls().group_by(keys).len(name=f"n{i}")
+             for i, c in enumerate((a, b))]
+    blocks = sides[0].join(sides[1], on=keys).with_columns((pl.col("n0").cast(pl.Int64) * pl.col("n1")).alias("pairs"))
+    over = blocks.filter(pl.col("pairs") > limit) if limit is not None else blocks.clear()
+    kept = blocks.filter((pl.col("pairs") <= limit) & (pl.col("pairs") > 0)) if limit is not None else \
+        blocks.filter(pl.col("pairs") > 0)
     count = RuleCount(rule.name, 0, int(kept["pairs"].sum()), over.height, int(over["pairs"].sum()),
                       int(kept["pairs"].max() or 0))
-    return count, (kept.select(keys) if over.height else None)
-
-
-def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Every pair (rid_l < rid_r) in the mode's scope that agrees on all of the rule's columns
-    (only in the blocks `keep` lists, when given)."""
-    if rule.cross:
-        return _cross_pairs(prepared, rule, mode, keep)
-    keys = prepared.frame.select("_rid", "_source", *rule.on).drop_nulls(list(rule.on))
-    if keep is not None:
-        keys = keys.join(keep, on=list(rule.on), how="semi")
-    if mode == "link":
-        # Join each source with the later sources only: no mirrored pairs to throw away.
-        parts = []
-        for s in range(len(prepared.sources)):
-            left = keys.filter(pl.col("_source") == s)
-            right = keys.filter(pl.col("_source") > s)
-            if left.height and right.height:
-                parts.append(
-                    left.join(right, on=list(rule.on), how="inner", suffix="_r")
-                    .select(pl.col("_rid").alias("rid_l"), pl.col("_rid_r").alias("rid_r"))
-                )
-        if not parts:
-            return pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
-        return pl.concat(parts)
-    return (
-        keys.lazy()
-        .join(keys.lazy(), on=list(rule.on), how="inner", suffix="_r")
-        .filter((pl.col("_rid") < pl.col("_rid_r")) & _mode_filter(mode))
-        .select(pl.col("_rid").alias("rid_l"), pl.col("_rid_r").alias("rid_r"))
-        .collect()
-    )
+    pairs = _cross_pairs(prepared, rule, mode, kept.select(keys) if over.height else None)
+    return count, pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy()
 
 
 def _cross_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.DataFrame | None) -> pl.DataFrame:
@@ -209,25 +246,74 @@ def _cross_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.Dat
         .filter((pl.col("_rid") != pl.col("_rid_r")) & _mode_filter(mode))
         .select(pl.min_horizontal("_rid", "_rid_r").alias("rid_l"), pl.max_horizontal("_rid", "_rid_r").alias("rid_r"))
         .unique()
+        .sort("rid_l", "rid_r")  # a fixed order: EM sessions sample from a rule's pairs
         .collect()
     )
 
 
-def _kept_records(prepared: Prepared, rule: BlockingRule, keep: pl.DataFrame | None) -> np.ndarray | None:
-    """Per record: whether its block (for a cross rule, its block as the join's left side: `on` and
-    its cross[0] value) was kept by the plan. None: every block was kept."""
-    if keep is None:
-        return None
-    key = [*rule.on, "_k"] if rule.cross else list(rule.on)
-    frame = prepared.frame.select(*rule.on, *([pl.col(rule.cross[0]).alias("_k")] if rule.cross else []))
-    return frame.join(keep.with_columns(pl.lit(True).alias("_kept")), on=key, how="left", maintain_order="left",
-                      nulls_equal=False)["_kept"].fill_null(False).to_numpy()
+def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
+                    max_block_pairs: int = DEFAULT_MAX_BLOCK_PAIRS) -> tuple[pl.DataFrame, BlockingReport]:
+    """All candidate pairs (rid_l, rid_r, rule index), sorted, and the plan: pairs each rule would
+    make from block sizes, blocks skipped as oversized, pairs each rule added to the union.
+
+    Each pair is kept once, with the first rule that made it: every rule's pairs are coded as one
+    integer (pair, then rule), sorted once, and the first of each pair's run kept. (Checking each
+    rule's pairs against every earlier rule's columns cost a gather per column and earlier rule.)
+    """
+    if mode not in MODES:
+        raise ConfigError(f"unknown link mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
+    check_rules(prepared, rules)
+    n = prepared.n
+    rule_bits = max(1, len(rules).bit_length())
+    fits = 2 * max(1, n).bit_length() + rule_bits <= 62  # (pair, rule) as one int64
+    parts, counts = [], []
+    for k, rule in enumerate(rules):
+        count, rid_l, rid_r = plan_rule(prepared, rule, mode, max_block_pairs)
+        # Coded at once, so only 8 bytes a pair are held until the union is made.
+        parts.append(((rid_l * n + rid_r) << rule_bits) | k if fits else (rid_l, rid_r))
+        counts.append(count)
+    if fits:
+        rid_l, rid_r, rule = _first_of_each_code(parts, n, rule_bits)
+    else:
+        rid_l, rid_r, rule = _first_of_each_pair(parts)
+    for k, added in enumerate(np.bincount(rule, minlength=len(rules))[:len(rules)]):
+        counts[k].pairs_added = int(added)
+    pairs = pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r, "rule": rule.astype(np.int8)},
+                         schema={"rid_l": pl.Int64, "rid_r": pl.Int64, "rule": pl.Int8})
+    report = BlockingReport(counts, pairs.height, comparisons_possible(prepared.source_sizes(), mode))
+    return pairs, report
 
 
-def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray,
-                 kept: np.ndarray | None = None) -> np.ndarray:
+def _first_of_each_code(codes: list[np.ndarray], n_records: int, rule_bits: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The union of every rule's pairs, coded (rid_l * n + rid_r) << rule_bits | rule: each pair once
+    with the lowest rule that made it, sorted by (rid_l, rid_r). One in-place sort orders by pair,
+    then rule."""
+    code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+    codes.clear()
+    code.sort()
+    first = np.ones(len(code), dtype=bool)
+    np.not_equal(code[1:] >> rule_bits, code[:-1] >> rule_bits, out=first[1:])
+    code = code[first]
+    rule = code & ((1 << rule_bits) - 1)
+    code >>= rule_bits
+    return code // n_records, code % n_records, rule
+
+
+def _first_of_each_pair(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As `_first_of_each_code`, for inputs too large to code a pair in one int64."""
+    frame = pl.concat([pl.DataFrame({"rid_l": l, "rid_r": r, "rule": np.full(len(l), k, dtype=np.int64)},
+                                    schema={"rid_l": pl.Int64, "rid_r": pl.Int64, "rule": pl.Int64})
+                       for k, (l, r) in enumerate(parts)])
+    frame = frame.sort("rid_l", "rid_r", "rule").unique(["rid_l", "rid_r"], keep="first", maintain_order=True)
+    return frame["rid_l"].to_numpy(), frame["rid_r"].to_numpy(), frame["rule"].to_numpy()
+
+
+def produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_r: np.ndarray,
+                kept: np.ndarray | None = None) -> np.ndarray:
     """Whether `rule` produced each pair: all its columns equal and non-null, in a block its plan
-    kept (`kept`, per record, from `_kept_records`; a skipped block produced nothing)."""
+    kept (`kept`, per record: a skipped block produced nothing). The Spark engine keeps each pair
+    for the first rule producing it with this, per partition."""
     hit = np.ones(len(rid_l), dtype=bool)
     for column in rule.on:
         codes = prepared.codes(column)
@@ -244,34 +330,6 @@ def _produced_by(prepared: Prepared, rule: BlockingRule, rid_l: np.ndarray, rid_
     if kept is not None:
         hit &= kept[rid_l]  # both records are in the same block
     return hit
-
-
-def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
-                    max_block_pairs: int = DEFAULT_MAX_BLOCK_PAIRS) -> tuple[pl.DataFrame, BlockingReport]:
-    """All candidate pairs (rid_l, rid_r, rule index), sorted, and the plan: pairs each rule would
-    make from block sizes, blocks skipped as oversized, pairs each rule added to the union."""
-    if mode not in MODES:
-        raise ConfigError(f"unknown link mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
-    check_rules(prepared, rules)
-    parts, counts, kept = [], [], []
-    for k, rule in enumerate(rules):
-        count, blocks = plan_rule(prepared, rule, mode, max_block_pairs)
-        pairs = rule_pairs(prepared, rule, mode, blocks)
-        kept.append(_kept_records(prepared, rule, blocks))
-        rid_l = pairs["rid_l"].to_numpy()
-        rid_r = pairs["rid_r"].to_numpy()
-        keep = np.ones(len(rid_l), dtype=bool)
-        for earlier, earlier_kept in zip(rules[:k], kept):
-            keep &= ~_produced_by(prepared, earlier, rid_l, rid_r, earlier_kept)
-        added = pairs.filter(pl.Series(keep)).with_columns(pl.lit(k, dtype=pl.Int8).alias("rule"))
-        parts.append(added)
-        count.pairs_added = added.height
-        counts.append(count)
-    schema = {"rid_l": pl.Int64, "rid_r": pl.Int64, "rule": pl.Int8}
-    pairs = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
-    pairs = pairs.sort("rid_l", "rid_r")
-    report = BlockingReport(counts, pairs.height, comparisons_possible(prepared.source_sizes(), mode))
-    return pairs, report
 
 
 def true_pairs(prepared: Prepared, truth_column: str, mode: str) -> pl.DataFrame:

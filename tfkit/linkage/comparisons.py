@@ -52,9 +52,10 @@ class PairContext:
         return (left == right) & (left != NULL)
 
     def cross_equal(self, column_l: str, column_r: str) -> np.ndarray:
-        """Left's `column_l` equals right's `column_r` (columns sharing one vocabulary)."""
-        left = self.codes(column_l)[self.rid_l]
-        right = self.codes(column_r)[self.rid_r]
+        """Left's `column_l` equals right's `column_r` (columns sharing one vocabulary). From the
+        gathered pairs: the ladders compare these columns pair-wise too, so nothing is gathered twice."""
+        left = self.pair(column_l)[0]
+        right = self.pair(column_r)[1]
         return (left == right) & (left != NULL)
 
     def jaro_winkler(self, column: str, floor: float = 0.0) -> np.ndarray:
@@ -100,12 +101,17 @@ class PairContext:
         todo = (left != NULL) & (right != NULL) & (left != right)
         if where is not None:
             todo &= where
+        if todo.any():  # pairs that provably differ by two edits or more stay at EDIT_CAP
+            idx = np.flatnonzero(todo)
+            todo[idx[~self._may_be_one_edit(column, left[idx], right[idx])]] = False
         if todo.any():
             vocab = self.prepared.vocab[column]
             dist[todo] = edit_distance_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
         return dist
 
-    def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
+    def _shared_bound(self, column: str, left: np.ndarray, right: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """An upper bound on the characters two values share (as multisets), and their lengths."""
         (once, twice, thrice), lengths = self.prepared.char_planes(column)
         la, lb = lengths[left], lengths[right]
         shortest = np.minimum(la, lb)
@@ -113,6 +119,16 @@ class PairContext:
         shared = np.minimum(shared.astype(np.int32), shortest)
         # A bin seen three or more times on both sides: the two planes undercount, so assume the most.
         shared[(thrice[left] & thrice[right]) != 0] = shortest[(thrice[left] & thrice[right]) != 0]
+        return shared, la, lb
+
+    def _may_be_one_edit(self, column: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """False where two values are provably two edits or more apart: one substitution, insertion,
+        deletion or transposition keeps the lengths within one and shares all but one character."""
+        shared, la, lb = self._shared_bound(column, left, right)
+        return (np.abs(la - lb) <= 1) & (shared >= np.maximum(la, lb) - 1)
+
+    def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
+        shared, la, lb = self._shared_bound(column, left, right)
         # 0.6 + 0.4 * (s/a + s/b + 1) / 3 >= floor  <=>  s * (a + b) >= k * a * b
         k = 3.0 * (floor - 0.6) / 0.4 - 1.0
         return shared * (la + lb).astype(np.float32) >= np.float32(k - 1e-6) * la * lb.astype(np.float32)
@@ -284,6 +300,28 @@ class Comparison:
         return LEVEL_FUNCTIONS[self.kind](self, ctx)
 
     @property
+    def exact_column(self) -> str | None:
+        """The column whose missing value makes every ladder's null level (-1) and whose equal
+        codes make its level 0 (None: no such column; the ladder runs on every pair)."""
+        pattern = EXACT_COLUMNS.get(self.kind)
+        return pattern.format(self.column) if pattern else None
+
+    def levels_of_pairs(self, ctx: PairContext) -> np.ndarray:
+        """As `levels`, with the pairs the exact column decides (null: -1; equal: 0) settled on the
+        whole batch first and the ladder run on the rest only: at 100k x 100k, 62% of candidate pairs
+        agree exactly on forename and 73% on surname, and skip the similarity kernels altogether."""
+        column = self.exact_column
+        if column is None:
+            return self.levels(ctx)
+        left, right = ctx.pair(column)
+        null = (left == NULL) | (right == NULL)
+        levels = np.where(null, np.int8(-1), np.int8(0)).astype(np.int8)
+        rest = np.flatnonzero(~null & (left != right))
+        if len(rest):
+            levels[rest] = self.levels(PairContext(ctx.prepared, ctx.rid_l[rest], ctx.rid_r[rest]))
+        return levels
+
+    @property
     def n_levels(self) -> int:
         return len(self.labels)
 
@@ -396,6 +434,11 @@ def _string_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     return ladder(ctx.null(c.column), conditions)
 
 
+# Per kind, the column (from the compared one) whose null is the ladder's null and whose equality
+# is its first level. Dates: the eight digits (null unless year, month and day are all known).
+EXACT_COLUMNS = {"name": "{}", "surname": "{}", "date": "{}_digits", "postcode": "{}", "category": "{}",
+                 "string": "{}"}
+
 LEVEL_FUNCTIONS: dict[str, Callable[[Comparison, PairContext], np.ndarray]] = {
     "name": _name_levels,
     "surname": _name_levels,
@@ -459,7 +502,7 @@ def comparison_levels(prepared: Prepared, comparisons: list[Comparison], rid_l: 
         stop = min(start + batch_pairs, len(rid_l))
         ctx = PairContext(prepared, rid_l[start:stop], rid_r[start:stop])
         for c in comparisons:
-            out[c.name][start:stop] = c.levels(ctx)
+            out[c.name][start:stop] = c.levels_of_pairs(ctx)
         if on_batch:
             on_batch(stop - start)
     return out

@@ -54,6 +54,15 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
         raise UsageError(f"{len(schemas)} --schema options for {len(paths)} files",
                          hint="give one --schema for all files, or one per file in the same order")
     mapping = mapping or {}
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        key = Path(path).resolve()
+        if key in seen and Path(path).exists():
+            same = seen[key]
+            raise UsageError(f"{path} is given twice (also as {same}): a file linked with itself makes every "
+                             "record its own match", file=path,
+                             hint="to find duplicates within one file, give it once with --mode dedupe")
+        seen[key] = Path(path)
     out = []
     used: set[str] = set()
     for i, (path, name) in enumerate(zip(paths, source_names(paths))):

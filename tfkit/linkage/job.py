@@ -42,6 +42,11 @@ class LinkJob:
                              hint="give an .html file path, e.g. --report link.html")
         if self.train_on_labels and not self.truth:
             raise UsageError("--train-on-labels needs --truth COLUMN")
+        from tfkit.linkage.review import STORE_NAME, check_no_unapplied_decisions, link_review_folder
+
+        folder = link_review_folder(self.out)
+        check_no_unapplied_decisions(folder, folder / STORE_NAME, f"tfkit review apply {folder / 'review.xlsx'} "
+                                                                  f"--out {self.out}")
         if self.engine is not None and self.engine.is_spark and (
                 self.truth or self.one_to_one or self.report or self.clean):
             raise UsageError("--truth, --train-on-labels, --one-to-one, --clean and --report are for the polars engine",

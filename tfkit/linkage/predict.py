@@ -123,18 +123,17 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
 
 
 def with_record_ids(prepared: Prepared, pairs: pl.DataFrame) -> pl.DataFrame:
-    """Replace row positions with (source, record_id) for both sides; keeps everything else."""
-    ids = prepared.frame.select(
-        "_rid",
-        pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
-                                         return_dtype=pl.String).alias("source"),
-        pl.col("_record_id").alias("record_id"),
-    )
-    left = ids.rename({"_rid": "rid_l", "source": "source_l", "record_id": "record_id_l"})
-    right = ids.rename({"_rid": "rid_r", "source": "source_r", "record_id": "record_id_r"})
-    out = (
-        pairs.join(left, on="rid_l", how="left", maintain_order="left")
-        .join(right, on="rid_r", how="left", maintain_order="left")
-    )
+    """Replace row positions with (source, record_id) for both sides; keeps everything else.
+
+    A row position is the record's index in `prepared.frame`, so ids are gathered, not joined (two
+    joins of a million pairs copied every column twice: about 80 MiB at 100k x 100k)."""
+    sources = pl.Series("source", prepared.sources, dtype=pl.String)
+    source = prepared.frame.get_column("_source")
+    record_id = prepared.frame.get_column("_record_id")
+    ids = {}
+    for side in ("l", "r"):
+        rid = pairs.get_column(f"rid_{side}")
+        ids[f"source_{side}"] = sources.gather(source.gather(rid)).alias(f"source_{side}")
+        ids[f"record_id_{side}"] = record_id.gather(rid).alias(f"record_id_{side}")
     rest = [c for c in pairs.columns if c not in ("rid_l", "rid_r")]
-    return out.select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
+    return pairs.select(rest).with_columns(**ids).select("source_l", "record_id_l", "source_r", "record_id_r", *rest)

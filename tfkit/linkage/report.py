@@ -71,8 +71,12 @@ def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float)
     if stats.get("forced_links") or stats.get("forced_non_links"):
         pairs.append(("Review decisions applied", f"{stats['forced_links']:,} accepted, "
                                                   f"{stats['forced_non_links']:,} rejected", ""))
+    seen_steps: set[str] = set()
     for t in model.training_log:
         name = f"Training: {t.get('step')}" + (f" ({t['session']})" if t.get("session") else "")
+        if name in seen_steps:  # the prior, estimated then refined: two rows, told apart
+            name += " (refined)"
+        seen_steps.add(name)
         detail = t.get("method", "")
         if "converged" in t:
             detail += f"; {'converged' if t['converged'] else 'NOT converged'}"
@@ -104,6 +108,13 @@ def _model_section(linker: "Linker") -> tuple[str, str, str]:
     body = ['<p class="explain">Per comparison level: m (the share of true matches at the level) and u '
             "(the share of non-matches), and the level's weight log₂(m/u): positive weighs for a match, "
             "negative against.</p>"]
+    from .predict import name_partners
+
+    for first, second in name_partners(model):
+        body.append(f'<p class="explain">{escape(first.name)} and {escape(second.name)} swapped is one event: '
+                    f"its weight counts once, on {escape(first.name)}. Where both agree exactly, their two "
+                    "term-frequency adjustments give way to the full name's own frequency "
+                    "(<code>full_name_adjustment</code>).</p>")
     from .evaluate import weights_out_of_order
 
     wrong_way = {(f["comparison"], f["looser"]) for f in weights_out_of_order(model)}

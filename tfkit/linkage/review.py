@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from tfkit.errors import InputFileError
+from tfkit.errors import InputFileError, TfkitError
 from tfkit.validation.quarantine import FORMULA_START, neutralise_formulas, write_quarantine_csv
 
 if TYPE_CHECKING:
@@ -228,6 +228,27 @@ def _oriented(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def check_no_unapplied_decisions(folder: str | Path, store: str | Path, apply_hint: str) -> None:
+    """Refuse (exit 2) to rewrite review files holding decisions the store does not have yet: a
+    reviewer's work would be lost. Called before the run does any work."""
+    from tfkit.errors import UsageError
+
+    stored = load_decisions(store)
+    for path in (Path(folder) / f"{REVIEW_STEM}.xlsx", Path(folder) / f"{REVIEW_STEM}.csv"):
+        if not path.is_file():
+            continue
+        try:
+            decided = _oriented(read_decisions(path))
+        except TfkitError:
+            continue  # not readable as a review file: the run replaces it
+        if stored is not None and decided.height:
+            decided = decided.join(_oriented(stored).select(*KEYS, "decision"), on=[*KEYS, "decision"], how="anti")
+        if decided.height:
+            raise UsageError(f"{path} holds {decided.height:,} decision(s) not applied yet; this run would "
+                             "rewrite the file and lose them", file=path,
+                             hint=f"apply them first: {apply_hint} (or move the file away to discard them)")
+
+
 def load_decisions(store: str | Path) -> pl.DataFrame | None:
     """The decisions store (None when there is none yet)."""
     store = Path(store)
@@ -247,6 +268,11 @@ def apply_decisions(decisions: str | Path, store: str | Path, audit_log: str | P
     store = Path(store)
     new = _oriented(read_decisions(decisions))
     key = load_signing_key(signing_key) if signing_key is not None else None  # a bad key: nothing is kept
+    if key is None and Path(audit_log).is_file() and any(e.get("sig") for e in audit.read_entries(audit_log)):
+        from tfkit.errors import UsageError
+
+        raise UsageError("the audit log is signed: an unsigned entry would make it fail tfkit audit verify",
+                         file=audit_log, hint="pass --signing-key (the key that signs this log), or --config")
     if key is None:
         console.log("review_unsigned", "warning: no signing key: the decisions are recorded in an unsigned audit "
                     "entry, which audit verify --public-key will not accept (pass --signing-key)", level="warning")

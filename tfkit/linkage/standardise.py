@@ -346,8 +346,10 @@ def _prepare_field(raw: pl.DataFrame, column: str, kind: str, prepared: Prepared
     if kind == "date":
         out.update(_date_columns(distinct, column, index))
     elif kind == "postcode":
-        src = visible(src)
-        uk = identifiers.clean_postcode(src)
+        # The UK form once, as a column: each use of the expression would run its regexes again.
+        src, uk = pl.col("_src"), pl.col("_uk")
+        distinct = distinct.select(visible(pl.col("_raw")).alias("_src")).with_columns(
+            identifiers.clean_postcode(src).alias("_uk"))
         # Not a UK postcode (FEBRL's Australian ones, a foreign address): compared as text, not null.
         cleaned = distinct.select(
             pl.coalesce(uk, clean_postcode_text(src)).alias(column),
@@ -382,8 +384,9 @@ def _date_columns(distinct: pl.DataFrame, column: str, index: pl.Series) -> dict
         d = raw
         parts = pl.DataFrame({"y": d.dt.year(), "m": d.dt.month(), "d": d.dt.day()}).cast(pl.Int32)
     else:
-        d = distinct.select(_as_date(pl.col("_raw")).alias("d"))["d"]
-        parts = distinct.select(_date_parts(pl.col("_raw"))).with_columns(
+        text = distinct.select(pl.col("_raw").cast(pl.String).str.strip_chars())  # once, for every reading
+        d = text.select(_as_date(pl.col("_raw")).alias("d"))["d"]
+        parts = _date_parts(text).with_columns(
             pl.coalesce(d.dt.year().cast(pl.Int32), "y").alias("y"),
             pl.coalesce(d.dt.month().cast(pl.Int32), "m").alias("m"),
             pl.coalesce(d.dt.day().cast(pl.Int32), "d").alias("d"),
@@ -410,24 +413,29 @@ def _date_columns(distinct: pl.DataFrame, column: str, index: pl.Series) -> dict
     return {name: values.gather(index).rename(name) for name, values in columns.items()}
 
 
-def _date_parts(expr: pl.Expr) -> list[pl.Expr]:
-    """Year, month and day read from text (yyyymmdd, yyyy-mm-dd, dd/mm/yyyy), each null when out of
-    range on its own: a wrong day does not lose the year and month."""
-    s = expr.cast(pl.String).str.strip_chars()
-    iso = s.str.extract_groups(r"^([0-9]{4})-?([0-9]{2})-?([0-9]{2})$")
-    uk = s.str.extract_groups(r"^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})$")
-    y = pl.coalesce(iso.struct.field("1"), uk.struct.field("3")).cast(pl.Int32, strict=False)
-    m = pl.coalesce(iso.struct.field("2"), uk.struct.field("2")).cast(pl.Int32, strict=False)
-    d = pl.coalesce(iso.struct.field("3"), uk.struct.field("1")).cast(pl.Int32, strict=False)
-    return [pl.when(y.is_between(1850, 2100)).then(y).alias("y"),
-            pl.when(m.is_between(1, 12)).then(m).alias("m"),
-            pl.when(d.is_between(1, 31)).then(d).alias("d"),
-            y.alias("y_text"), m.alias("m_text"), d.alias("d_text")]
+def _date_parts(text: pl.DataFrame) -> pl.DataFrame:
+    """Year, month and day read from `text["_raw"]` (stripped; yyyymmdd, yyyy-mm-dd, dd/mm/yyyy),
+    each null when out of range on its own: a wrong day does not lose the year and month. Each
+    pattern is matched once (an expression used twice in one select would run its regex twice)."""
+    s = pl.col("_raw")
+    groups = text.select(s.str.extract_groups(r"^([0-9]{4})-?([0-9]{2})-?([0-9]{2})$").alias("iso"),
+                         s.str.extract_groups(r"^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})$").alias("uk"))
+    iso, uk = pl.col("iso").struct, pl.col("uk").struct
+    written = groups.select(
+        pl.coalesce(iso.field("1"), uk.field("3")).cast(pl.Int32, strict=False).alias("y_text"),
+        pl.coalesce(iso.field("2"), uk.field("2")).cast(pl.Int32, strict=False).alias("m_text"),
+        pl.coalesce(iso.field("3"), uk.field("1")).cast(pl.Int32, strict=False).alias("d_text"),
+    )
+    y, m, d = pl.col("y_text"), pl.col("m_text"), pl.col("d_text")
+    return written.select(pl.when(y.is_between(1850, 2100)).then(y).alias("y"),
+                          pl.when(m.is_between(1, 12)).then(m).alias("m"),
+                          pl.when(d.is_between(1, 31)).then(d).alias("d"),
+                          y, m, d)
 
 
 def _as_date(expr: pl.Expr) -> pl.Expr:
-    """Dates pass through; text is read as ISO, dd/mm/yyyy, yyyymmdd or an Excel serial; else null."""
-    s = expr.cast(pl.String).str.strip_chars()
+    """Text (stripped) read as ISO, dd/mm/yyyy, yyyymmdd or an Excel serial; else null."""
+    s = expr
     # Five digits only: a four-digit serial is a date before 1928, while "1990" is a year on its own.
     serial = pl.when(s.str.contains(r"^[0-9]{5}$")).then(s.cast(pl.Int32, strict=False))
     return pl.coalesce(

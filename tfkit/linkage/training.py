@@ -113,8 +113,30 @@ class EMResult:
     converged: bool
 
 
+# Patterns are counted with one bincount over a mixed-radix code when the model has at most this
+# many possible comparison vectors (the default model: 10,752), else with a group-by.
+MAX_RADIX_PATTERNS = 1 << 22
+
+
 def patterns(levels: dict[str, np.ndarray], comparisons: list[Comparison]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct comparison vectors and their counts (deterministic order)."""
+    """Distinct comparison vectors and their counts, sorted by the levels (first comparison first)."""
+    radix = [c.n_levels + 1 for c in comparisons]  # level -1 (null) .. n_levels - 1
+    if comparisons and int(np.prod(radix, dtype=np.float64)) <= MAX_RADIX_PATTERNS:
+        # One code per pair, (level + 1) digits with the first comparison most significant: sorting
+        # codes sorts the vectors, and a bincount over a few thousand codes replaces a group-by.
+        code = np.zeros(len(levels[comparisons[0].name]), dtype=np.int32)
+        for c, r in zip(comparisons, radix):
+            code *= r
+            code += levels[c.name]
+            code += 1
+        counts = np.bincount(code, minlength=1)
+        present = np.flatnonzero(counts)
+        gammas = np.empty((len(present), len(comparisons)), dtype=np.int64)
+        rest = present.astype(np.int64)
+        for k in range(len(comparisons) - 1, -1, -1):
+            gammas[:, k] = rest % radix[k] - 1
+            rest //= radix[k]
+        return gammas, counts[present].astype(np.float64)
     frame = pl.DataFrame({c.name: levels[c.name] for c in comparisons})
     grouped = frame.group_by([c.name for c in comparisons]).len().sort([c.name for c in comparisons])
     return grouped.select([c.name for c in comparisons]).to_numpy().astype(np.int64), grouped["len"].to_numpy().astype(np.float64)

@@ -350,7 +350,7 @@ def _check_entries(path: Path, public: Ed25519PublicKey | None, report: AuditRep
         if not entry.get("sig"):
             if signed_log:
                 report.problem(number, "bad_signature", f"entry {seq} (line {number}) is unsigned in a signed log: "
-                                                        "it was forged or its signature removed")
+                                                        "written without a signing key, forged, or its signature removed")
         elif public is not None and not _signed_ok(public, entry.get("sig"), str(stored).encode()):
             report.problem(number, "bad_signature", f"entry {seq} (line {number}) is forged or edited: its signature "
                                                     "does not verify under the signing key")

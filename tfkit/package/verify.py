@@ -394,5 +394,6 @@ def _key_fingerprint(manifest: dict[str, Any], expected: str | None, report: Ver
 def _identifiers(root: Path, report: VerifyReport) -> None:
     findings = scan_bag(root)
     report.findings = [f.to_dict() for f in findings]
-    report.conclude("identifiers", [f"raw identifier found: {f.message}" for f in findings],
+    report.conclude("identifiers", [f.message if f.kind == "unreadable" else f"raw identifier found: {f.message}"
+                                    for f in findings],
                     "no value or column shaped like a raw identifier in any data file")

@@ -120,6 +120,10 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
             return current  # another run made it while this one waited for the lock
         check_target(config.package_dir, force)
+        from tfkit.linkage.review import check_no_unapplied_decisions, extract_store
+
+        check_no_unapplied_decisions(config.quarantine_dir / config.package_name, extract_store(config.quarantine_dir),
+                                     f"tfkit review apply FILE --config {config.path}")
         run.withdrawals = load_withdrawals(config.withdrawals)
         _read_and_validate(run)                    # 2-3
         _refuse_invalid(run)
@@ -357,11 +361,13 @@ def _remove_la_internal(run: _Run) -> None:
         folder = run.config.quarantine_dir / run.config.package_name
         _remove_tree(folder)
         run.previous_la_internal.rename(folder)
+        ledger.forget(run.config.output_root, run.previous_la_internal)
 
 
 def _drop_previous_la_internal(run: _Run) -> None:
     if run.previous_la_internal is not None:
         _remove_tree(run.previous_la_internal)
+        ledger.forget(run.config.output_root, run.previous_la_internal)
 
 
 def _remove_tree(folder: Path) -> None:

@@ -75,6 +75,30 @@ def resolve_key_names(a_columns: list[str], b_columns: list[str], keys) -> list[
     return names
 
 
+def check_same_pseudonyms(a: str | Path, b: str | Path) -> None:
+    """Two extracts pseudonymised for different projects, or with different master keys, can share
+    no match key: refuse (exit 2) rather than write 0 pairs. Read from the first Parquet footer of
+    each side where both are local and carry tfkit's metadata (a national file made elsewhere may not)."""
+    from tfkit.package.manifest import footer_metadata
+
+    meta = []
+    for side in (a, b):
+        path = Path(side)
+        if not path.exists():
+            return  # a Hadoop path, read by Spark
+        files = parquet_files(path)
+        try:
+            meta.append(footer_metadata(files[0]))
+        except Exception:  # noqa: BLE001 - not readable as Parquet: the reader says so, later
+            return
+    for key, what in (("tfkit.project", "project"), ("tfkit.key_fingerprint", "master key (fingerprint)")):
+        left, right = meta[0].get(key), meta[1].get(key)
+        if left and right and left != right:
+            raise InputFileError(f"the two extracts were pseudonymised with a different {what}: {left!r} and "
+                                 f"{right!r}, so no match key can agree", file=b,
+                                 hint="pseudonymise both with the same --project and --key")
+
+
 def parquet_files(path: str | Path) -> list[Path]:
     """A Parquet file, or a folder's Parquet files in path order (the order both engines number
     rows in); Spark's `_SUCCESS` and hidden files are skipped."""
@@ -231,6 +255,7 @@ def link_keys_files(a: str | Path, b: str | Path, out: str | Path, keys=None, *,
     folder of Parquet part files with the same columns, in the same order. `on_key`: see
     `link_on_match_keys`.
     """
+    check_same_pseudonyms(a, b)
     if engine is not None and engine.is_spark:
         from tfkit.engine.spark.link_keys import link_keys_job
 

@@ -95,12 +95,28 @@ def purge_due(output_root: Path, audit_log: Path, signing_key, today: dt.date | 
         shutil.rmtree(entry.folder, ignore_errors=True)
         audit.append(audit_log, "retention_purge_quarantine", signing_key, package=entry.package, folder=entry.folder.name,
                      destroy_after=entry.destroy_after.isoformat(), kind=entry.kind)
-    left = [e for e in entries(output_root) if e not in gone]
+    _rewrite(output_root, [e for e in entries(output_root) if e not in gone])
+    return gone
+
+
+def forget(output_root: Path, folder: Path) -> None:
+    """Take `folder`'s entries out of the ledger (it is gone, or back in a package's keeping); the
+    ledger file goes with its last entry."""
+    folder = Path(folder).resolve()
     path = ledger_path(output_root)
     if path.is_file():
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in left)
-        tmp.replace(path)
-    return gone
+        _rewrite(output_root, [e for e in entries(output_root) if e.folder != folder])
+
+
+def _rewrite(output_root: Path, left: list[LedgerEntry]) -> None:
+    path = ledger_path(output_root)
+    if not path.is_file():
+        return
+    if not left:
+        path.unlink()
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in left)
+    tmp.replace(path)

@@ -106,6 +106,11 @@ class ValidationRun:
     def refuse_if_failed(self, quarantined: bool) -> None:
         """DataCheckFailed (exit 1) when any row failed."""
         failed = [r for r in self.reports if not r.ok]
+        headers = sorted({p.field for r in failed for p in r.problems if p.code == "missing_column"})
+        if headers:  # a header problem: every row fails, and the fix is the file or --schema, not the rows
+            raise DataCheckFailed(
+                f"required column(s) missing: {', '.join(headers)}; every row fails without them",
+                hint="add or rename the column(s) (the aliases are listed above), or check --schema suits the file")
         if failed:
             rows = sum(r.rows_quarantined for r in failed)
             raise DataCheckFailed(

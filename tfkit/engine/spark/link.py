@@ -3,25 +3,28 @@
 The stages and their arithmetic are tfkit.linkage's, not a second implementation:
 - standardisation (`prepare`: cleaning, phonetic codes, term-frequency tables) runs once on the
   driver and the prepared records are broadcast to the executors;
-- blocking: each `[[blocking]]` rule is a Spark equi-join on the prepared columns' integer codes;
-  a pair is kept by the first rule that produces it (as `blocking.candidate_pairs`). A skew guard
-  counts each rule's comparisons and largest blocks first and salts oversized blocks (the bigger
-  side split by record, the other replicated), which spreads a common name over many tasks and
-  leaves the pairs exactly the same;
-- comparison levels and scores: `comparisons.comparison_levels` and `predict.score`, per partition
-  of candidate pairs through `mapInArrow`;
+- blocking, a fixed number of Spark jobs whatever the number of rules: every record gets one row
+  per rule (a cross rule: per side) holding its block key, shuffled once so that each block's rows
+  are in one partition and kept there; one aggregation of those partitions counts every rule's
+  blocks (the skew guard's report: comparisons, largest blocks; blocks over the limit are left
+  out, blocks over `salt_above` records salted: one side split by record, the other replicated);
+  each partition then joins its blocks with polars and keeps a pair only for the first rule that
+  produces it (`blocking._produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
+- comparison levels once per pair (`comparisons.comparison_levels` through `mapInArrow`, written
+  to Parquet with a flag for the prior's deterministic rules); scores from those levels by
+  `predict.score`, per partition;
 - training: u by sampling, m by the model's EM sessions on the driver (sampled, as the polars
   engine does, so the same parameters); the prior from the candidate pairs meeting a deterministic
   rule, selected on the cluster; without `[[training]]` rules, EM runs on the comparison-pattern
   counts aggregated on the cluster;
-- clustering: connected components by min-label propagation with pointer jumping, each round
-  checkpointed, bounded by `max_iterations` and reported; cluster id = the smallest row position
-  in the component, as the polars engine's.
+- clustering: connected components by min-label propagation with pointer jumping, one Spark job a
+  round (labels kept with localCheckpoint), stopping when no label changes, bounded by
+  `max_iterations` and reported; cluster id = the smallest row position in the component, as the
+  polars engine's.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,81 +109,45 @@ def _codes_frame(spark: SparkSession, prepared, columns: list[str]) -> DataFrame
     return spark.createDataFrame(pa.table(data))
 
 
-def _scope(mode: str):
-    """The mode's pairs: across sources (link), within (dedupe), or all (both)."""
-    left, right = F.col("_source"), F.col("_source_r")  # (built in a call: Column needs a running Spark)
-    return {"link": left != right, "dedupe": left == right, "both": F.lit(True)}[mode]
+class _Codes:
+    """Per column, every record's code (`Prepared.codes`): what `blocking._produced_by` reads,
+    without the rest of the prepared records (the blocking stage broadcasts only this)."""
+
+    def __init__(self, prepared, columns):
+        self._codes = {c: prepared.codes(c) for c in columns}
+
+    def codes(self, column: str) -> np.ndarray:
+        return self._codes[column]
 
 
-def _agree(c: str):
-    """Both records hold the same non-null code in column c (null-safe: a null never agrees)."""
-    return F.coalesce((F.col(f"{c}_l") == F.col(f"{c}_r")) & F.col(f"{c}_l").isNotNull(), F.lit(False))
+def _key_columns(rule) -> list[list[str]]:
+    """A rule's block key per side: its `on` columns (a cross rule: plus cross[0] on side 0, and
+    cross[1] on side 1, which joins side 0)."""
+    if rule.cross:
+        return [[*rule.on, rule.cross[0]], [*rule.on, rule.cross[1]]]
+    return [list(rule.on)]
 
 
-def _cross_agree(a: str, b: str):
-    one = F.coalesce((F.col(f"{a}_l") == F.col(f"{b}_r")) & F.col(f"{a}_l").isNotNull(), F.lit(False))
-    other = F.coalesce((F.col(f"{b}_l") == F.col(f"{a}_r")) & F.col(f"{b}_l").isNotNull(), F.lit(False))
-    return one | other
-
-
-def _produced_by(rule):
-    """A pair (columns suffixed _l/_r) meets `rule`: as `blocking._produced_by`, on the cluster."""
-    conditions = [_agree(c) for c in rule.on] + ([_cross_agree(*rule.cross)] if rule.cross else [])
-    return _all(*conditions)
+def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
+    """One row per record, rule and side where the record has every key column: (rule, side,
+    k0..k{width-1}, _rid, _source); a rule's unused key slots are -1, so every rule's block key
+    has the same columns and all rules are counted and joined at once."""
+    entries = []
+    for k, rule in enumerate(rules):
+        for side, cols in enumerate(_key_columns(rule)):
+            present = _all(*[F.col(c).isNotNull() for c in cols])
+            slots = [(F.col(cols[i]) if i < len(cols) else F.lit(-1)).cast("int").alias(f"k{i}") for i in range(width)]
+            entries.append(F.when(present, F.struct(F.lit(k).cast("short").alias("rule"),
+                                                    F.lit(side).cast("byte").alias("side"), *slots)))
+    return keys.select("_rid", "_source", F.inline(F.filter(F.array(*entries), lambda e: e.isNotNull())))
 
 
 def _block_pairs(mode: str, n_sources: int):
     """Pairs in each block in the mode's scope, from its per-source counts n0, n1, ..."""
     total = sum(F.col(f"n{s}") for s in range(n_sources))
     squares = sum(F.col(f"n{s}") * F.col(f"n{s}") for s in range(n_sources))
-    within = sum(F.col(f"n{s}") * (F.col(f"n{s}") - 1) / 2 for s in range(n_sources))
-    return {"link": (total * total - squares) / 2, "dedupe": within, "both": total * (total - 1) / 2}[mode]
-
-
-def _rule_candidates(keys: DataFrame, rule, mode: str, limit: int, salt_above: int,
-                     n_sources: int) -> tuple[DataFrame, RuleSkew]:
-    """One rule's pairs (rid_l < rid_r), its blocks over `limit` pairs left out as the polars engine
-    does (`blocking.plan_rule`), and blocks over `salt_above` records salted (same pairs)."""
-    on = list(rule.on)
-    if rule.cross:
-        a, b = rule.cross
-        sides = [keys.where(_all(*[F.col(c).isNotNull() for c in [*on, col]]))
-                 .select("_rid", "_source", *on, F.col(col).alias("_k")) for col in (a, b)]
-        blocks = sides[0].groupBy(*on, "_k").agg(F.count("*").alias("n0")).join(
-            sides[1].groupBy(*on, "_k").agg(F.count("*").alias("n1")), [*on, "_k"])
-        blocks = blocks.withColumn("pairs", F.col("n0") * F.col("n1")).withColumn("n", F.col("n0") + F.col("n1"))
-        block_keys = [*on, "_k"]
-    else:
-        rows = keys.where(_all(*[F.col(c).isNotNull() for c in on])).select("_rid", "_source", *on)
-        blocks = rows.groupBy(*on).agg(F.count("*").alias("n"), *[
-            F.sum((F.col("_source") == s).cast("long")).alias(f"n{s}") for s in range(n_sources)])
-        blocks = blocks.withColumn("pairs", _block_pairs(mode, n_sources))
-        block_keys = on
-    blocks = blocks.cache()
-    over = F.col("pairs") > limit
-    stats = blocks.agg(F.sum(F.when(~over, F.col("pairs"))).alias("c"), F.sum(over.cast("long")).alias("skipped"),
-                       F.sum(((F.col("n") > salt_above) & ~over).cast("long")).alias("big")).first()
-    largest = [r["n"] for r in blocks.where(~over).orderBy(F.desc("n")).select("n").limit(5).collect()]
-    kept = blocks.where(~over & (F.col("pairs") > 0))
-    salts = kept.select(*block_keys, F.greatest(F.lit(1), F.ceil(F.col("n") / salt_above)).cast("int").alias("_salts"))
-    if rule.cross:
-        left = sides[0].join(salts, block_keys)  # only the kept blocks (as the polars engine's semi-join)
-        left = left.withColumn("_salt", F.col("_rid") % F.col("_salts"))
-        right = sides[1].join(salts, block_keys).withColumn("_salt", F.explode(F.sequence(F.lit(0), F.col("_salts") - 1)))
-        right = right.select(*block_keys, "_salt", F.col("_rid").alias("_rid_r"), F.col("_source").alias("_source_r"))
-        pairs = (left.join(right, [*block_keys, "_salt"])
-                 .where((F.col("_rid") != F.col("_rid_r")) & _scope(mode))
-                 .select(F.least("_rid", "_rid_r").alias("rid_l"), F.greatest("_rid", "_rid_r").alias("rid_r"))
-                 .distinct())
-    else:
-        k = rows.join(salts, on)  # only the kept blocks (inner join: semi on the block keys)
-        left = k.withColumn("_salt", F.col("_rid") % F.col("_salts"))
-        right = k.withColumn("_salt", F.explode(F.sequence(F.lit(0), F.col("_salts") - 1)))
-        right = right.select(*on, "_salt", F.col("_rid").alias("_rid_r"), F.col("_source").alias("_source_r"))
-        pairs = (left.join(right, [*on, "_salt"]).where((F.col("_rid") < F.col("_rid_r")) & _scope(mode))
-                 .select(F.col("_rid").alias("rid_l"), F.col("_rid_r").alias("rid_r")))
-    return pairs, RuleSkew(rule.name, int(stats["c"] or 0), 0, largest, int(stats["big"] or 0),
-                           int(stats["skipped"] or 0))
+    within = sum(F.col(f"n{s}") * (F.col(f"n{s}") - 1) for s in range(n_sources)) / 2
+    return {"link": (total * total - squares) / 2, "dedupe": within, "both": total * (total - 1) / 2}[mode].cast("long")
 
 
 def _all(*conditions):
@@ -190,42 +157,210 @@ def _all(*conditions):
     return out
 
 
+def _blocks(rows: DataFrame, rules, mode: str, n_sources: int, kcols: list[str], *, max_block_pairs: int,
+            salt_above: int) -> DataFrame:
+    """Every block of every rule with pairs in the mode's scope, in one aggregation: its records
+    (n), pairs, whether it is over the rule's limit (left out, as `blocking.plan_rule`), and the
+    sub-blocks (`salts`) a kept block over `salt_above` records is spread over."""
+    blocks = rows.groupBy("rule", *kcols).agg(
+        *[F.sum(((F.col("side") == 0) & (F.col("_source") == s)).cast("long")).alias(f"n{s}") for s in range(n_sources)],
+        F.sum(F.col("side").cast("long")).alias("nb"))
+    na = sum(F.col(f"n{s}") for s in range(n_sources))
+    cross = [k for k, r in enumerate(rules) if r.cross]
+    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
+    # A cross rule's block pairs side 0 (cross[0] = value) with side 1 (cross[1] = value): n0 x n1,
+    # whatever the mode, as the polars engine's one-sided plan.
+    pairs = F.when(is_cross, na * F.col("nb")).otherwise(_block_pairs(mode, n_sources))
+    limit = F.element_at(F.array(*[F.lit(r.max_block_pairs or max_block_pairs).cast("long") for r in rules]),
+                         F.col("rule").cast("int") + 1)
+    blocks = blocks.select("rule", *kcols, (na + F.col("nb")).alias("n"), pairs.alias("pairs")).where(F.col("pairs") > 0)
+    over = F.col("pairs") > limit
+    salts = F.when(~over, F.greatest(F.lit(1), F.ceil(F.col("n") / salt_above))).otherwise(0).cast("int")
+    return blocks.select("*", over.alias("over"), salts.alias("salts"))
+
+
+def _kept_flags(codes: _Codes, rule, skipped: pl.DataFrame) -> np.ndarray | None:
+    """Per record: whether its block in `rule` (a cross rule: its side-0 block) was kept (as
+    `blocking._kept_records`); None when the rule skipped no block."""
+    if skipped.is_empty():
+        return None
+    cols = _key_columns(rule)[0]
+    names = [f"k{i}" for i in range(len(cols))]
+    frame = pl.DataFrame({n: codes.codes(c) for n, c in zip(names, cols)})
+    hit = skipped.select(pl.col(names).cast(pl.Int32)).unique().with_columns(pl.lit(True).alias("_skipped"))
+    return ~frame.join(hit, on=names, how="left", maintain_order="left")["_skipped"].fill_null(False).to_numpy()
+
+
+def _pair_partition(shared, rules, mode: str, kcols: list[str]):
+    """The mapInArrow function joining each block's rows (every row of a block and salt is in one
+    partition) with polars, and keeping each pair once, for the first rule that produces it."""
+    cross = [k for k, r in enumerate(rules) if r.cross]
+
+    def pairs(batches):
+        import polars as pl
+
+        from tfkit.linkage.blocking import produced_by
+        from tfkit.linkage.standardise import NULL
+
+        batches = list(batches)
+        if not batches:
+            return
+        rows = pl.from_arrow(pa.Table.from_batches(batches))
+        if rows.is_empty():
+            return
+        codes, kept = shared.value
+        on = ["rule", *kcols, "salt"]
+        lefts = rows.filter(pl.col("role") != 2).select(*on, "_rid", "_source")
+        rights = rows.filter(pl.col("role") != 1).select(*on, pl.col("_rid").alias("_rid_r"),
+                                                          pl.col("_source").alias("_source_r"))
+        same = pl.col("_source") == pl.col("_source_r")
+        scope = {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
+        is_cross = pl.col("rule").is_in(cross)
+        found = (lefts.join(rights, on=on)
+                 .filter(pl.when(is_cross).then(pl.col("_rid") != pl.col("_rid_r"))
+                         .otherwise(pl.col("_rid") < pl.col("_rid_r")) & scope)
+                 .select("rule", "_rid", "_rid_r"))
+        rule = found["rule"].to_numpy()
+        x, y = found["_rid"].to_numpy(), found["_rid_r"].to_numpy()
+        keep = np.ones(len(rule), dtype=bool)
+        for k in cross:
+            # x (side 0) found y (side 1); when y also finds x (the swap both ways), keep the one
+            # found from the smaller record: the pair once, as the polars engine's unique().
+            idx = np.nonzero((rule == k) & (x > y))[0]
+            a, b = (codes.codes(c) for c in rules[k].cross)
+            back = (b[x[idx]] == a[y[idx]]) & (a[y[idx]] != NULL)
+            if kept[k] is not None:
+                back &= kept[k][y[idx]]
+            keep[idx[back]] = False
+        rid_l, rid_r = np.minimum(x, y), np.maximum(x, y)
+        for j, earlier in enumerate(rules[:-1]):  # a pair an earlier rule produced belongs to it
+            idx = np.nonzero(keep & (rule > j))[0]
+            if len(idx):
+                keep[idx[produced_by(codes, earlier, rid_l[idx], rid_r[idx], kept[j])]] = False
+        yield pa.RecordBatch.from_pydict({"rid_l": rid_l[keep], "rid_r": rid_r[keep], "rule": rule[keep].astype(np.int8)})
+
+    return pairs
+
+
 def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, max_block_pairs: int,
                           salt_above: int, checkpoint_dir: str) -> tuple[DataFrame, list[RuleSkew]]:
-    """Every rule's pairs not produced by an earlier rule (as `blocking.candidate_pairs`), each
-    rule's pairs checkpointed to Parquet; and the skew guard's report."""
+    """Every rule's pairs, each kept for the first rule that produces it (as
+    `blocking.candidate_pairs`), checkpointed to Parquet; and the skew guard's report.
+
+    A fixed number of Spark jobs whatever the number of rules: every record gets one row per rule
+    (and side) holding its block key; one aggregation counts every rule's blocks (the skew guard's
+    report, the blocks to leave out, the blocks to salt: collected, they are few); then one shuffle
+    brings each block's rows together and each partition joins them with polars and drops the pairs
+    an earlier rule produced (`blocking._produced_by` on the blocking codes, broadcast)."""
+    from pyspark import StorageLevel
+    from pyspark.sql.types import ByteType, LongType, StructField, StructType
+
     blocking_stage.check_rules(prepared, rules)
-    keys = _codes_frame(spark, prepared, sorted({c for r in rules for c in r.columns})).cache()
-    parts, skew = [], []
+    columns = sorted({c for r in rules for c in r.columns})
+    width = max(len(k) for r in rules for k in _key_columns(r))
+    kcols = [f"k{i}" for i in range(width)]
+    keys = _codes_frame(spark, prepared, columns)
+    # Each block's rows in one partition, kept for both passes: the block counts need no shuffle.
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    placed = _block_rows(keys, rules, width).repartition(partitions, "rule", *kcols).persist(StorageLevel.MEMORY_AND_DISK)
+    blocks = _blocks(placed, rules, mode, len(prepared.sources), kcols, max_block_pairs=max_block_pairs,
+                     salt_above=salt_above).persist(StorageLevel.MEMORY_AND_DISK)
+    over = F.col("over")
+    stats = {r["rule"]: r for r in blocks.groupBy("rule").agg(
+        F.sum(F.when(~over, F.col("pairs"))).alias("c"), F.sum(over.cast("long")).alias("skipped"),
+        F.sum((F.col("salts") > 1).cast("long")).alias("big")).collect()}
+    ranked = Window.partitionBy("rule").orderBy(F.desc("n"))
+    largest: dict[int, list[int]] = {}
+    for r in (blocks.where(~over).withColumn("_i", F.row_number().over(ranked)).where(F.col("_i") <= 5)
+              .select("rule", "n", "_i").collect()):
+        largest.setdefault(r["rule"], []).append((r["_i"], r["n"]))
+    special = pl.from_arrow(blocks.where(over | (F.col("salts") > 1)).select("rule", *kcols, "salts").toArrow())
+    blocks.unpersist()
+
+    codes = _Codes(prepared, columns)
+    kept = [_kept_flags(codes, r, special.filter((pl.col("rule") == k) & (pl.col("salts") == 0)))
+            for k, r in enumerate(rules)]
+    shared = spark.sparkContext.broadcast((codes, kept))
+    cross = [k for k, r in enumerate(rules) if r.cross]
+    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
+    # Most blocks: joined where they are (a cross rule's side 0 rows are left, side 1 rows right).
+    plain = placed
+    if special.height:
+        plain = placed.join(F.broadcast(spark.createDataFrame(special.select("rule", *kcols).to_arrow())),
+                            ["rule", *kcols], "left_anti")
+    plain = plain.select("rule", *kcols, "_rid", "_source", F.lit(0).alias("salt"),
+                         F.when(is_cross, F.col("side") + 1).otherwise(0).cast("byte").alias("role"))
+    parts = [plain]
+    salted = special.filter(pl.col("salts") > 1)
+    if salted.height:
+        # A block over `salt_above` records: each row in one of `salts` sub-blocks (a cross rule:
+        # side 0's rows), joining a copy of the other rows in every sub-block; re-partitioned on
+        # (block, sub-block) so the block is spread over that many tasks. Same pairs.
+        rows = placed.join(F.broadcast(spark.createDataFrame(salted.to_arrow())), ["rule", *kcols])
+        one = lambda salt, role: F.struct(salt.cast("int").alias("salt"), F.lit(role).cast("byte").alias("role"))
+        left = F.array(one(F.col("_rid") % F.col("salts"), 1))
+        right = F.transform(F.sequence(F.lit(0), F.col("salts") - 1), lambda i: one(i, 2))
+        roles = F.when(is_cross & (F.col("side") == 0), left).when(is_cross, right).otherwise(F.concat(left, right))
+        parts.append(rows.select("rule", *kcols, "_rid", "_source", F.inline(roles))
+                     .repartition(partitions, "rule", *kcols, "salt"))
+    schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType()),
+                         StructField("rule", ByteType())])
+    path = f"{checkpoint_dir}/blocking"
+    found = [p.mapInArrow(_pair_partition(shared, rules, mode, kcols), schema) for p in parts]
+    (found[0].unionByName(found[1]) if len(found) > 1 else found[0]).write.mode("overwrite").parquet(path)
+    shared.destroy()
+    placed.unpersist()
+    pairs = spark.read.parquet(path)
+    added = {r["rule"]: r["count"] for r in pairs.groupBy("rule").count().collect()}
+    skew = []
     for k, rule in enumerate(rules):
-        limit = rule.max_block_pairs or max_block_pairs
-        pairs, report = _rule_candidates(keys, rule, mode, limit, salt_above, len(prepared.sources))
-        earlier = rules[:k]
-        if earlier:
-            cols = sorted({c for e in earlier for c in e.columns})
-            side = lambda s: keys.select(F.col("_rid").alias(f"rid_{s}"), *[F.col(c).alias(f"{c}_{s}") for c in cols])
-            pairs = (pairs.join(side("l"), "rid_l").join(side("r"), "rid_r")
-                     .where(~_any(*[_produced_by(e) for e in earlier])).select("rid_l", "rid_r"))
-        path = f"{checkpoint_dir}/blocking_{k:02d}"
-        pairs.withColumn("rule", F.lit(k).cast("byte")).write.mode("overwrite").parquet(path)
-        parts.append(path)
-        report.pairs_added = spark.read.parquet(path).count()
-        skew.append(report)
-    keys.unpersist()
-    return spark.read.parquet(*parts), skew
+        s = stats.get(k)
+        skew.append(RuleSkew(rule.name, int((s and s["c"]) or 0), int(added.get(k, 0)),
+                             [n for _, n in sorted(largest.get(k, []))], int((s and s["big"]) or 0),
+                             int((s and s["skipped"]) or 0)))
+    return pairs, skew
 
 
-def _any(*conditions):
-    out = conditions[0]
-    for c in conditions[1:]:
-        out = out | c
-    return out
-
-
-# --------------------------------------------------------------------------- scoring
+# --------------------------------------------------------------------------- comparisons and scoring
 
 
 VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed: here every partition has it
+DETERMINISTIC = "_meets_deterministic_rule"
+
+
+def levels_spark(spark: SparkSession, linker: Linker, candidates: DataFrame, path: str) -> DataFrame:
+    """Every candidate pair's comparison levels (`comparisons.comparison_levels`, per partition) and
+    whether it meets one of the prior's deterministic rules, written to Parquet once: the pattern
+    counts, the prior's rule hits and the scores all read them, so the comparison kernels run once
+    a pair."""
+    from pyspark.sql.types import BooleanType, ByteType, LongType, StructField, StructType
+
+    model, prepared = linker.model, linker.prepared
+    names = [c.name for c in model.comparisons]
+    rules = model.settings.deterministic_rules
+    # A rule on a column the records lack: no hits here, and estimate_prior raises its clear error.
+    rules = rules if all(c in prepared.frame.columns for r in rules for c in r) else []
+    shared = spark.sparkContext.broadcast((prepared, model.comparisons, model.settings.batch_pairs, rules))
+
+    def level_partition(batches):
+        import pyarrow as pa
+
+        from tfkit.linkage.comparisons import comparison_levels
+        from tfkit.linkage.training import deterministic_hits
+
+        prepared, comparisons, batch_pairs, rules = shared.value
+        for batch in batches:
+            rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
+            rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
+            levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
+            yield pa.RecordBatch.from_pydict({"rid_l": rid_l, "rid_r": rid_r, **{n: levels[n] for n in names},
+                                              DETERMINISTIC: deterministic_hits(prepared, rules, rid_l, rid_r)})
+
+    schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType()),
+                         *[StructField(n, ByteType()) for n in names], StructField(DETERMINISTIC, BooleanType())])
+    out = _save(candidates.select("rid_l", "rid_r").mapInArrow(level_partition, schema), path)
+    shared.destroy()
+    return out
 
 
 def _scored_schema(linker: Linker):
@@ -240,53 +375,37 @@ def _scored_schema(linker: Linker):
     return schema
 
 
-def score_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> DataFrame:
-    """Every candidate pair scored per partition by the polars engine's kernels."""
+def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame) -> DataFrame:
+    """Every candidate pair scored per partition by the polars engine's `predict.score`, from its
+    comparison levels (`levels_spark`)."""
     shared = spark.sparkContext.broadcast((linker.prepared, linker.model))
     schema = _scored_schema(linker)
     veto = VETO in schema.names
+    names = [c.name for c in linker.model.comparisons]
 
     def score_partition(batches):
         import polars as pl
 
         from tfkit.linkage import predict
-        from tfkit.linkage.comparisons import comparison_levels
 
         prepared, model = shared.value
         for batch in batches:
             rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
             rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
-            levels = comparison_levels(prepared, model.comparisons, rid_l, rid_r, batch_pairs=model.settings.batch_pairs)
+            levels = {n: batch.column(n).to_numpy(zero_copy_only=False).astype(np.int8) for n in names}
             scored = predict.score(prepared, model, rid_l, rid_r, levels)
             if veto and VETO not in scored.columns:
                 scored = scored.with_columns(pl.lit(False).alias(VETO))
             yield from scored.to_arrow().to_batches()
 
-    return candidates.select("rid_l", "rid_r").mapInArrow(score_partition, schema)
+    return levels.select("rid_l", "rid_r", *names).mapInArrow(score_partition, schema)
 
 
-def pattern_counts_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def pattern_counts_spark(linker: Linker, levels: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Distinct comparison-level vectors and their counts over every candidate pair, aggregated on
     the cluster, in `training.patterns`' order: what EM needs, whatever the number of pairs."""
-    from pyspark.sql.types import ByteType, StructField, StructType
-
     names = [c.name for c in linker.model.comparisons]
-    shared = spark.sparkContext.broadcast((linker.prepared, linker.model.comparisons, linker.model.settings.batch_pairs))
-
-    def level_partition(batches):
-        import pyarrow as pa
-
-        from tfkit.linkage.comparisons import comparison_levels
-
-        prepared, comparisons, batch_pairs = shared.value
-        for batch in batches:
-            rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
-            rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
-            levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
-            yield pa.RecordBatch.from_pydict({n: levels[n] for n in names})
-
-    schema = StructType([StructField(n, ByteType()) for n in names])
-    rows = candidates.select("rid_l", "rid_r").mapInArrow(level_partition, schema).groupBy(*names).count().collect()
+    rows = levels.groupBy(*names).count().collect()
     frame = pl.DataFrame([tuple(r) for r in rows], schema={**{n: pl.Int64 for n in names}, "len": pl.Int64},
                          orient="row").sort(names)
     return frame.select(names).to_numpy().astype(np.int64), frame["len"].to_numpy().astype(np.float64)
@@ -299,31 +418,23 @@ def _as_levels(gammas: np.ndarray, counts: np.ndarray, comparisons) -> dict[str,
     return {c.name: np.repeat(gammas[:, k], reps).astype(np.int8) for k, c in enumerate(comparisons)}
 
 
-def train_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> None:
+def train_spark(linker: Linker, levels: DataFrame) -> None:
     """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
     grows with the number of pairs: selecting the prior's rule hits and counting comparison patterns."""
     model, prepared = linker.model, linker.prepared
     linker.training.estimate_u_using_random_sampling()
-    # The prior needs only the candidate pairs meeting a deterministic rule: select them on the cluster.
-    rules = model.settings.deterministic_rules
-    cols = sorted({c for r in rules for c in r})
-    hits = pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
-    if rules and all(c in prepared.frame.columns for c in cols):  # else estimate_prior raises the clear error
-        codes = _codes_frame(spark, prepared, cols)
-        side = lambda s: codes.select(F.col("_rid").alias(f"rid_{s}"), *[F.col(c).alias(f"{c}_{s}") for c in cols])
-        meets = _any(*[_all(*[_agree(c) for c in r]) for r in rules])
-        hits = pl.from_arrow(candidates.join(side("l"), "rid_l").join(side("r"), "rid_r").where(meets)
-                             .select("rid_l", "rid_r").toArrow())
+    # The prior needs only the candidate pairs meeting a deterministic rule (flagged with the levels).
+    hits = pl.from_arrow(levels.where(F.col(DETERMINISTIC)).select("rid_l", "rid_r").toArrow())
     training_stage.estimate_prior(prepared, model, hits, mode=linker.mode)
     s = model.settings
     patterns = None
     if model.training:
         linker.training.estimate_m_using_expectation_maximisation()  # sampled sessions on the driver
     else:
-        patterns = pattern_counts_spark(spark, linker, candidates)
+        patterns = pattern_counts_spark(linker, levels)
         training_stage.estimate_m_em(model, _as_levels(*patterns, model.comparisons))
     if s.refine_prior:
-        patterns = patterns or pattern_counts_spark(spark, linker, candidates)
+        patterns = patterns or pattern_counts_spark(linker, levels)
         training_stage.refine_prior(model, _as_levels(*patterns, model.comparisons), blocking_stage.comparisons_possible(
             prepared.source_sizes(), linker.mode))
     training_stage.check_training(model)
@@ -332,31 +443,30 @@ def train_spark(spark: SparkSession, linker: Linker, candidates: DataFrame) -> N
 # --------------------------------------------------------------------------- clustering
 
 
-def connected_components_spark(spark: SparkSession, edges: DataFrame, *, max_iterations: int,
-                               checkpoint_dir: str) -> tuple[DataFrame, int]:
+def connected_components_spark(edges: DataFrame, *, max_iterations: int) -> tuple[DataFrame, int]:
     """(rid, label) for every record on an edge: label = the smallest rid of its component.
 
     Each round: every record takes the smallest label among itself and its neighbours, then jumps
     to its label's label (pointer jumping), so rounds grow with the log of a component's diameter.
-    Raises when `max_iterations` rounds do not converge (never a silently partial clustering)."""
+    A round is one Spark job: its labels are kept with `localCheckpoint` (executor storage, no plan
+    growing with the rounds), and a cheap scan of them says whether any label changed. Raises when
+    `max_iterations` rounds do not converge (never a silently partial clustering)."""
     both = edges.select(F.col("rid_l").alias("src"), F.col("rid_r").alias("dst")).unionByName(
         edges.select(F.col("rid_r").alias("src"), F.col("rid_l").alias("dst")))
-    both = both.repartition("src").cache()
-    labels = both.select(F.col("src").alias("rid")).distinct().withColumn("label", F.col("rid"))
-    labels = _save(labels, f"{checkpoint_dir}/labels_00")
-    for i in range(1, max_iterations + 1):
+    both = both.repartition("dst").localCheckpoint(eager=True)
+    labels = both.groupBy(F.col("src").alias("rid")).agg(F.least(F.col("src"), F.min("dst")).alias("label"))
+    labels = labels.localCheckpoint(eager=True)  # round 1: the smallest of itself and its neighbours
+    for i in range(2, max_iterations + 1):
         offered = both.join(labels.withColumnRenamed("rid", "dst"), "dst").groupBy(F.col("src").alias("rid")) \
             .agg(F.min("label").alias("offered"))
-        hooked = labels.join(offered, "rid", "left").select("rid", F.least("label", F.coalesce("offered", "label")).alias("label"))
-        jumped = hooked.alias("h").join(hooked.select(F.col("rid").alias("label"), F.col("label").alias("root")),
-                                        "label", "left").select("rid", F.coalesce("root", "label").alias("label"))
-        new = _save(jumped, f"{checkpoint_dir}/labels_{i:02d}")
-        changed = new.join(labels.withColumnRenamed("label", "old"), "rid").where(F.col("label") != F.col("old")).count()
-        labels = new
-        if changed == 0:
-            both.unpersist()
+        hooked = labels.join(offered, "rid", "left").select(
+            "rid", F.col("label").alias("old"), F.least("label", F.coalesce("offered", "label")).alias("label"))
+        jumped = hooked.join(hooked.select(F.col("rid").alias("label"), F.col("label").alias("root")),
+                             "label", "left").select("rid", "old", F.coalesce("root", "label").alias("label"))
+        new = jumped.localCheckpoint(eager=True)
+        labels = new.select("rid", "label")
+        if new.where(F.col("label") != F.col("old")).isEmpty():
             return labels, i
-    both.unpersist()
     raise UsageError(f"connected components did not converge in {max_iterations} rounds",
                      hint="raise [engine] cluster_max_iterations, or raise the threshold (long chains of links)")
 
@@ -381,6 +491,9 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     review_lower = s.review_lower if review_lower is None else review_lower
     if not 0 < review_lower <= threshold < 1:
         raise UsageError(f"need 0 < review lower ({review_lower}) <= threshold ({threshold}) < 1")
+    batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    if spark.conf.get(batch, "10000") == "10000":  # Spark's default: the kernels' own batch instead
+        spark.conf.set(batch, str(s.batch_pairs))
     t = time.perf_counter()
     candidates, skew = candidate_pairs_spark(spark, linker.prepared, linker.model.blocking, linker.mode,
                                              max_block_pairs=s.max_block_pairs, salt_above=salt_above,
@@ -392,17 +505,19 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
                               f"block(s) skipped; other rules still reach them", rule=r.rule, blocks=r.blocks_skipped)
     linker.timings["block"] = time.perf_counter() - t
     t = time.perf_counter()
-    train_spark(spark, linker, candidates)
+    levels = levels_spark(spark, linker, candidates, f"{checkpoint_dir}/levels")
+    linker.timings["compare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    train_spark(linker, levels)
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    scored = _save(score_spark(spark, linker, candidates), f"{checkpoint_dir}/scored")
+    scored = _save(score_spark(spark, linker, levels), f"{checkpoint_dir}/scored")
     if VETO in scored.columns and scored.where(F.col(VETO)).limit(1).count() == 0:
         scored = scored.drop(VETO)  # the polars engine's columns: the flag only when a pair was vetoed
-    linker.timings["compare_and_score"] = time.perf_counter() - t
+    linker.timings["predict"] = time.perf_counter() - t
     t = time.perf_counter()
     links = scored.where(F.col("match_probability") >= threshold).select("rid_l", "rid_r")
-    labels, iterations = connected_components_spark(spark, links, max_iterations=max_iterations,
-                                                    checkpoint_dir=f"{checkpoint_dir}/components")
+    labels, iterations = connected_components_spark(links, max_iterations=max_iterations)
     linker.timings["cluster"] = time.perf_counter() - t
 
     p = linker.prepared
@@ -419,8 +534,14 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     pairs = (scored.join(left, "rid_l").join(right, "rid_r").orderBy("rid_l", "rid_r")
              .select("source_l", "record_id_l", "source_r", "record_id_r", *rest))
     review = pairs.where((F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold))
-    counts = {"candidate_pairs": scored.count(), "links": links.count(), "review_pairs": review.count(),
-              "clusters": clusters.select("cluster_id").distinct().count()}
+    p_ = F.col("match_probability")
+    bands = scored.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
+                       F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review")).first()
+    linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
+    counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
+              "review_pairs": int(bands["review"] or 0),
+              # records on no link are clusters of one
+              "clusters": p.n - int(linked["records"]) + int(linked["clusters"])}
     return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts)
 
 
