@@ -155,13 +155,17 @@ class Tree:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            total = 0
-            for p in procs:
+            total, java = 0, set()
+            for p in procs:  # parents before children
                 try:
                     rss, t = p.memory_info().rss, p.cpu_times()
                     self.cpu[p.pid] = t.user + t.system
-                    name = p.name()
+                    name, parent = p.name(), p.ppid()
                 except psutil.NoSuchProcess:
+                    continue
+                if name == "java":
+                    java.add(p.pid)
+                if parent in java:  # a fork of the JVM (Hadoop's shell calls): its RSS is the JVM's pages
                     continue
                 total += rss
                 if p.pid == self.root.pid:
@@ -183,13 +187,17 @@ class Tree:
 
 
 def spark_events(events: Path) -> dict:
-    """Shuffle, spill and input bytes and task time per job description (a pass, or the final pairs)."""
+    """Shuffle, spill and input bytes, task time and task CPU time per job description (a pass, or the
+    final pairs; "other": row numbering). Job times overlap (AQE runs a join's two sides at once)."""
     logs = sorted((p for p in events.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus"))),
                   key=lambda p: p.stat().st_mtime)
     if not logs:
         return {}
     stage_desc: dict[int, str] = {}
+    job_start: dict[int, tuple[str, int]] = {}
     per: dict[str, dict[str, float]] = {}
+    zero = {"shuffle_write": 0, "shuffle_read": 0, "spill_memory": 0, "spill_disk": 0, "input": 0, "task_s": 0,
+            "tasks": 0, "cpu_s": 0, "job_s": 0, "jobs": 0}
     with open(logs[-1]) as f:
         for line in f:
             e = json.loads(line)
@@ -198,11 +206,15 @@ def spark_events(events: Path) -> dict:
                 desc = (e.get("Properties") or {}).get("spark.job.description") or "other"
                 for sid in e.get("Stage IDs", []):
                     stage_desc[sid] = desc
+                job_start[e["Job ID"]] = (desc, e.get("Submission Time", 0))
+            elif kind == "SparkListenerJobEnd" and e.get("Job ID") in job_start:
+                desc, t0 = job_start.pop(e["Job ID"])
+                d = per.setdefault(desc, dict(zero))
+                d["job_s"] += (e.get("Completion Time", t0) - t0) / 1000
+                d["jobs"] += 1
             elif kind == "SparkListenerTaskEnd":
                 m = e.get("Task Metrics") or {}
-                d = per.setdefault(stage_desc.get(e.get("Stage ID"), "other"), {
-                    "shuffle_write": 0, "shuffle_read": 0, "spill_memory": 0, "spill_disk": 0,
-                    "input": 0, "task_s": 0, "tasks": 0})
+                d = per.setdefault(stage_desc.get(e.get("Stage ID"), "other"), dict(zero))
                 sw, sr = m.get("Shuffle Write Metrics") or {}, m.get("Shuffle Read Metrics") or {}
                 d["shuffle_write"] += sw.get("Shuffle Bytes Written", 0)
                 d["shuffle_read"] += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
@@ -210,6 +222,7 @@ def spark_events(events: Path) -> dict:
                 d["spill_disk"] += m.get("Disk Bytes Spilled", 0)
                 d["input"] += (m.get("Input Metrics") or {}).get("Bytes Read", 0)
                 d["task_s"] += m.get("Executor Run Time", 0) / 1000
+                d["cpu_s"] += m.get("Executor CPU Time", 0) / 1e9
                 d["tasks"] += 1
     return per
 
@@ -260,6 +273,51 @@ def scale(args) -> None:
         results_path.write_text(json.dumps(results, indent=1))
 
 
+def report(datas: list[Path]) -> None:
+    """Markdown tables from `scale` runs' results.json: totals, then per-pass time and shuffle."""
+    runs = [(d, json.loads((d / "results.json").read_text())) for d in datas]
+    for d, r in runs:
+        if "spark" in r and (d / "events").exists():
+            r["spark"]["spark"] = spark_events(d / "events")  # this script's current reading of the log
+    mib = 2 ** 20
+    print("| size (LA x national) | engine | wall | CPU | peak RSS driver / JVM / total | load (min-max) | pairs | equal |")
+    print("|---|---|---:|---:|---|---|---:|---|")
+    for _, r in runs:
+        size = f"{r['sizes']['la'] / 1e6:g}M x {r['sizes']['national'] * 1.02 / 1e6:g}M"
+        for e in ("spark", "polars"):
+            if e not in r:
+                continue
+            x = r[e]
+            pairs = f"{x['run']['pairs']:,}" if x.get("run") else f"exit {x['exit']}"
+            print(f"| {size} | {e} | {x['wall_s']:.0f} s | {x['cpu_s']:.0f} s | {x['peak_rss_driver_gib']:.2f} / "
+                  f"{x['peak_rss_jvm_gib']:.2f} / {x['peak_rss_total_gib']:.2f} GiB | "
+                  f"{x['load_min']:.1f}-{x['load_max']:.1f} | {pairs} | {r.get('equal', '')} |")
+    print()
+    print("| size | engine | stage | wall s | Spark task CPU s | shuffle written MiB | spilled (disk) MiB | pairs |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for _, r in runs:
+        size = f"{r['sizes']['la'] / 1e6:g}M"
+        for e in ("spark", "polars"):
+            if e not in r or not r[e].get("passes"):
+                continue
+            x, prev = r[e], 0.0
+            ev = x.get("spark", {})
+            stages = []
+            for i, p in enumerate(x["passes"], start=1):
+                label = f"pass {i:02d} {p['pass']}" + (" (with start-up, row numbers)" if i == 1 else "")
+                stages.append((label, f"tfkit link-keys pass {i:02d} {p['pass']}", p["t"] - prev, p["pairs"]))
+                prev = p["t"]
+            stages.append(("pairs: ids, sort, write, counts", "tfkit link-keys pairs", (x["done_s"] or 0) - prev, None))
+            for label, desc, t, n in stages:
+                m = ev.get(desc, {}) if desc else {}
+                extra = ev.get("other", {}) if label.startswith("pass 01") else {}
+                task = m.get("cpu_s", 0) + extra.get("cpu_s", 0)
+                sw = (m.get("shuffle_write", 0) + extra.get("shuffle_write", 0)) / mib
+                sp = (m.get("spill_disk", 0) + extra.get("spill_disk", 0)) / mib
+                cells = f"{task:.0f} | {sw:.0f} | {sp:.0f}" if e == "spark" else "- | - | -"
+                print(f"| {size} | {e} | {label} | {t:.1f} | {cells} | {'' if n is None else f'{n:,}'} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -287,11 +345,15 @@ def main() -> None:
     s.add_argument("--config", type=Path, default=Path(__file__).resolve().parent / "spark_link_keys_local2.toml")
     s.add_argument("--regenerate", action="store_true")
     s.add_argument("--no-check", dest="check", action="store_false")
+    r = sub.add_parser("report")
+    r.add_argument("data", type=Path, nargs="+")
     args = ap.parse_args()
     if args.cmd == "generate":
         generate(args.out, args.la, args.national, args.parts, args.seed, args.overlap)
     elif args.cmd == "check":
         check(args.out)
+    elif args.cmd == "report":
+        report(args.data)
     elif args.cmd == "one":
         one(args.data, args.engine, args.config)
     else:

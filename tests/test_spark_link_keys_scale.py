@@ -1,5 +1,6 @@
 """link-keys on Spark as run at national scale: the lean pass (broadcast or shuffled anti-join of the
-matched rows, counts as observed metrics, only the pairs checkpointed) still equals the polars engine."""
+matched rows, A's values broadcast to B's scan or both shuffled, counts as observed metrics, only the
+pairs checkpointed) still equals the polars engine."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from tfkit.pseudonymise.link_keys import link_on_match_keys
 
 
 @pytest.mark.parametrize("broadcast", [True, False])
-def test_spark_passes_equal_polars_with_either_anti_join(spark, extracts, tmp_path, monkeypatch, broadcast):  # noqa: F811
+def test_spark_passes_equal_polars_with_broadcast_or_shuffled_joins(spark, extracts, tmp_path, monkeypatch, broadcast):  # noqa: F811
     from tfkit.engine.spark import link_keys as spark_link_keys
 
-    if not broadcast:  # as when more rows are matched than a broadcast should hold: Spark picks the join
+    if not broadcast:  # as at national size on both sides: the matched rows and A's values are not broadcast
         monkeypatch.setattr(spark_link_keys, "BROADCAST_MATCHED_ROWS", -1)
+        monkeypatch.setattr(spark_link_keys, "BROADCAST_A_ROWS", -1)
     d, a, b = extracts
     want, want_counts = link_on_match_keys(a, b, KEYS)
     seen = []

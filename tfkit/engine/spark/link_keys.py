@@ -10,8 +10,11 @@ Each pass is checkpointed to Parquet (`<checkpoint>/pass_NN_<key>/pairs`: the pa
 numbers, never a copy of the inputs), so the lineage stays one join long however many keys there
 are. The rows matched so far are those checkpoints' row numbers: each pass leaves them out with a
 broadcast anti-join (one long per matched record), reads one key column of each side, and groups B
-only where its value occurs in A. A pass is one Spark job with two shuffles (A's column and B's
-column, each by value); its counts are observed metrics of that job, not extra scans.
+only where its value occurs in A (B's rows are joined to A's value groups and grouped where the
+join left them). A pass is one Spark job with one shuffle of each side's column by value; when A is
+an LA's extract (up to `BROADCAST_A_ROWS` records), A's value groups are broadcast to B's scan
+instead, and only B's rows holding one of A's values are shuffled. Its counts are observed metrics
+of that job, not extra scans.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def _id_column(df: DataFrame, given: str | None) -> str | None:
 
 # Matched row numbers are broadcast (8 bytes each) up to this many; beyond it Spark chooses the join.
 BROADCAST_MATCHED_ROWS = 20_000_000
+# An A (an LA's extract) of up to this many records has its key values broadcast to B's scan, so the
+# national column is filtered where it is read, not shuffled (about 100 bytes a value on the driver).
+BROADCAST_A_ROWS = 2_000_000
 
 
 def _unmatched(df: DataFrame, col: str, matched: DataFrame | None, n_matched: int) -> DataFrame:
@@ -47,6 +53,16 @@ def _unmatched(df: DataFrame, col: str, matched: DataFrame | None, n_matched: in
     if matched is None:
         return rows
     return rows.join(F.broadcast(matched) if n_matched <= BROADCAST_MATCHED_ROWS else matched, ROW, "left_anti")
+
+
+def _ids(df: DataFrame, id_col: str | None, side: str, pairs: DataFrame, n_pairs: int) -> DataFrame:
+    """One side's (row, id) for the pairs' join; only the paired rows are shuffled where their row
+    numbers can be broadcast (an LA's pairs against a national file: a few rows of B's millions)."""
+    ids = df.select(F.col(ROW).alias(f"{side}_row"),
+                    (F.col(id_col) if id_col else F.lit(None)).cast("string").alias(f"{side}_id"))
+    if n_pairs <= BROADCAST_MATCHED_ROWS:
+        ids = ids.join(F.broadcast(pairs.select(f"{side}_row")), f"{side}_row", "left_semi")
+    return ids
 
 
 def link_on_match_keys_spark(
@@ -71,6 +87,7 @@ def link_on_match_keys_spark(
 
     da, db = read_parquet(spark, a, row_index=True), read_parquet(spark, b, row_index=True)
     names = resolve_key_names(da.columns, db.columns, keys)
+    small_a = spark.read.parquet(a).count() <= BROADCAST_A_ROWS  # from the files' footers
     sc = spark.sparkContext
     taken: list[str] = []
     counts: list[KeyLinkCount] = []
@@ -85,17 +102,21 @@ def link_on_match_keys_spark(
         cb = _unmatched(db, col, None if done is None else done.select(F.col("b_row").alias(ROW)),
                         n_matched).observe(obs_b, F.count(F.lit(1)).alias("n"))
         ga = ca.groupBy(col).agg(F.count("*").alias("n_a"), F.min(ROW).alias("a_row"))
-        # Only B's records whose value occurs in A can pair or be ambiguous (as the polars engine).
-        cb_in_a = cb.join(ga.select(col), col, "left_semi")
-        gb = cb_in_a.groupBy(col).agg(F.count("*").alias("n_b"), F.min(ROW).alias("b_row"))
+        # Only B's records whose value occurs in A can pair or be ambiguous (as the polars engine):
+        # each is joined to its value's A group, then grouped where the join left it (one shuffle of
+        # each side by value; none of B's when A's groups are broadcast, only of the rows that join).
+        cb_in_a = cb.join(F.broadcast(ga) if small_a else ga, col, "inner")
         unique = (F.col("n_a") == 1) & ((F.col("n_b") == 1) | F.lit(one_to_many))
         ambiguous = F.when(~unique, 1)
-        both = ga.join(gb, col, "inner").observe(
+        both = cb_in_a.groupBy(col).agg(
+            F.count("*").alias("n_b"), F.min(ROW).alias("b_row"),
+            F.max("n_a").alias("n_a"), F.max("a_row").alias("a_row"),  # one value each per group
+        ).observe(
             obs_amb, F.count(ambiguous).alias("values"), F.sum(ambiguous * F.col("n_a")).alias("a"),
             F.sum(ambiguous * F.col("n_b")).alias("b"))
         if one_to_many:
             pairs = (both.where(unique).select(col, "a_row")
-                     .join(cb_in_a.withColumnRenamed(ROW, "b_row_many"), col, "inner")
+                     .join(cb_in_a.select(col, F.col(ROW).alias("b_row_many")), col, "inner")
                      .select("a_row", F.col("b_row_many").alias("b_row")))
         else:
             pairs = both.where(unique).select("a_row", "b_row")
@@ -117,8 +138,8 @@ def link_on_match_keys_spark(
     all_pairs = spark.read.parquet(*taken)
     rank = F.create_map(*[x for i, n in enumerate(names, start=1) for x in (F.lit(i), F.lit(n))])
     out = all_pairs.withColumn("match_key", rank[F.col("key_rank")])
-    ids_a = da.select(F.col(ROW).alias("a_row"), (F.col(ida) if ida else F.lit(None)).cast("string").alias("a_id"))
-    ids_b = db.select(F.col(ROW).alias("b_row"), (F.col(idb) if idb else F.lit(None)).cast("string").alias("b_id"))
+    ids_a = _ids(da, ida, "a", all_pairs, n_matched)
+    ids_b = _ids(db, idb, "b", all_pairs, n_matched)
     out = (out.join(ids_a, "a_row", "left").join(ids_b, "b_row", "left")
            .orderBy("key_rank", "a_row", "b_row").select(*PAIR_COLUMNS))
     return out, counts
