@@ -98,7 +98,7 @@ def package_tables(person: PersonSource, qi: tuple[str, ...] | None = None, k: i
         return [first]
     records = ((person.manifest or {}).get("disclosure") or {}).get("tables") or {}
     found = [first]
-    for file in sorted((person.path / "data").glob("*.parquet")):
+    for file in sorted(f for f in (person.path / "data").glob("*.parquet") if f.is_file() and not f.is_symlink()):
         if file.stem == PERSON_TABLE.stem:
             continue
         frame = pl.scan_parquet(file)

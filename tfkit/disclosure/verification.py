@@ -55,7 +55,7 @@ def verify_published(root: Path, manifest: dict[str, Any]) -> tuple[str, str, li
     data table carrying quasi-identifiers is re-checked against its record in the manifest."""
     disclosure = manifest.get("disclosure") or {}
     published = disclosure.get("published")
-    files = {p.stem: p for p in sorted((root / "data").glob("*.parquet"))}
+    files = {p.stem: p for p in sorted((root / "data").glob("*.parquet")) if p.is_file() and not p.is_symlink()}  # never open a FIFO
     if not (root / PERSON_TABLE).is_file():
         return PASS, "no person table: no record-level disclosure check applies", []
     if not isinstance(published, dict):
