@@ -37,7 +37,7 @@ def test_fail_passes_a_safe_frame(people):
 
 
 def test_generalise_widens_then_suppresses_and_counts_everything(people):
-    out, outcome = apply_policy(people, "generalise", sensitive="problem_crime")
+    out, outcome = apply_policy(people, "generalise", sensitive="problem_crime", max_suppression=1.0)  # a small frame: a limit of 5 % would refuse it
     assert out.height == people.height, "rows are never dropped"
     assert outcome.passed and outcome.after.records_at_risk == 0
     assert "dob_year_month" not in out.columns and "postcode_district" not in out.columns
@@ -73,7 +73,7 @@ def test_generalise_leaves_a_safe_frame_alone(people):
 
 
 def test_generalise_without_hierarchies_only_suppresses(people):
-    out, outcome = apply_policy(people, "generalise", hierarchies=())
+    out, outcome = apply_policy(people, "generalise", hierarchies=(), max_suppression=1.0)
     assert not outcome.generalised and outcome.records_suppressed == outcome.before.records_at_risk
     assert out.columns == people.columns
     assert out["dob_year_month"].null_count() == outcome.records_suppressed

@@ -10,7 +10,8 @@ import typer
 
 from tfkit import console
 from tfkit.commands.options import JsonOpt, check_json_target, emit, out_option
-from tfkit.disclosure import DEFAULT_QUASI_IDENTIFIERS, check, open_person_table, summarise
+from tfkit.disclosure import check, open_person_table, summarise
+from tfkit.disclosure.source import package_tables
 from tfkit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ def check_command(
     l: Annotated[int, typer.Option("--l", metavar="L", help="Distinct sensitive values each class must hold.", min=1)] = 2,
     json_path: JsonOpt = None,
 ) -> None:
-    """k-anonymity (and l-diversity) check: exit 0 when it passes, 1 when records sit in classes smaller than k.
+    """k-anonymity (and l-diversity) check of a table, or of every table with quasi-identifiers in a package:
+    exit 0 when it passes, 1 when records of any table sit in classes smaller than k.
 
     \b
     Examples:
@@ -36,18 +38,31 @@ def check_command(
       tfkit disclosure check people.parquet --qi dob_year --qi sex --k 5 --sensitive problem_crime --json -
     """
     check_json_target(json_path, inputs=[source], inside=source if source.is_dir() else None)
-    person = open_person_table(source)
-    published = person.published
-    k = k or published.get("k") or 10
-    qis = tuple(qi) if qi else tuple(published.get("quasi_identifiers") or DEFAULT_QUASI_IDENTIFIERS)
-    report = check(person.frame, qis, k=k, sensitive=sensitive or None, l=l)
-    emit({"source": str(source), **report.to_dict()}, json_path, event="disclosure_checked", render=report.render,
-         log_fields={"source": str(source), "passed": report.passed, "records": report.records,
-                     "records_below_k": report.records_below_k, "records_at_risk": report.records_at_risk, "k": k})
-    if not report.passed:
+    tables = package_tables(open_person_table(source), tuple(qi) if qi else None, k)
+    reports = {t.name: check(t.frame, t.quasi_identifiers, k=t.k, sensitive=sensitive or None, l=l) for t in tables}
+    report = reports[tables[0].name]  # the person table (or the file given)
+    failed = [name for name, r in reports.items() if not r.passed]
+
+    def render(con: "Console") -> None:
+        for name, r in reports.items():
+            if len(reports) > 1:
+                con.print(f"\n[bold]data/{name}.parquet[/bold]")
+            r.render(con)
+
+    payload = {"source": str(source), **report.to_dict()}
+    if len(reports) > 1:
+        payload["passed"] = not failed
+        payload["tables"] = {name: r.to_dict() for name, r in reports.items()}
+    emit(payload, json_path, event="disclosure_checked", render=render,
+         log_fields={"source": str(source), "passed": not failed, "records": report.records,
+                     "records_below_k": report.records_below_k, "records_at_risk": report.records_at_risk,
+                     "k": tables[0].k, "tables": len(reports), "tables_failed": failed})
+    if failed:
         console.log("disclosure_failed",
-                    f"disclosure check failed: {report.records_at_risk:,} of {report.records:,} records at risk (k={k})",
-                    level="error", records_at_risk=report.records_at_risk)
+                    "disclosure check failed: " + "; ".join(
+                        f"{name}: {reports[name].records_at_risk:,} of {reports[name].records:,} records at risk "
+                        f"(k={reports[name].k})" for name in failed),
+                    level="error", records_at_risk=sum(reports[n].records_at_risk for n in failed), tables_failed=failed)
         raise typer.Exit(1)
 
 

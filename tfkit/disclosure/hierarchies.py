@@ -15,7 +15,7 @@ Rules are polars expressions over the level-0 value, so every step stays vectori
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import polars as pl
 
@@ -132,3 +132,14 @@ def resolve(columns: list[str] | tuple[str, ...], quasi_identifiers: tuple[str, 
 
 def hierarchy_for(column: str, hierarchies: tuple[Hierarchy, ...] | list[Hierarchy]) -> tuple[Level, ...]:
     return next((h.levels for h in hierarchies if h.column == column), ())
+
+
+def present_quasi_identifiers(columns: Sequence[str], quasi_identifiers: Sequence[str]) -> list[QuasiIdentifier]:
+    """The quasi-identifiers a table holds (directly or derivable), in order; [] when it holds none."""
+    found = []
+    for name in dict.fromkeys(quasi_identifiers):
+        try:
+            found.extend(resolve(list(columns), (name,)))
+        except UsageError:
+            continue
+    return found

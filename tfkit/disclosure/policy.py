@@ -113,6 +113,22 @@ class DisclosureOutcome:
         }
 
 
+def refuse_oversuppression(suppressed: int, records: int, max_suppression: float, k: int,
+                           quasi_identifiers: Sequence[str], table: str | None = None) -> None:
+    """`max_suppression` is a limit: blanking the quasi-identifiers of more than that share of the
+    records would publish a table with little left in it, so the run stops (exit 1) instead."""
+    if records and suppressed > max_suppression * records:
+        where = f" of {table}" if table else ""
+        raise DisclosureRiskTooHigh(
+            f"disclosure control would suppress the quasi-identifiers of {suppressed:,} of {records:,} records{where} "
+            f"({suppressed / records:.1%}), more than max_suppression = {max_suppression:.0%} allows, to reach "
+            f"k={k} over {', '.join(quasi_identifiers)}: no package written",
+            hint="coarsen the quasi-identifiers ([disclosure] quasi_identifiers: fewer or wider ones), or raise "
+                 "[disclosure] max_suppression if that many blanked records is acceptable "
+                 "(run `tfkit disclosure check` on the table for the class-size distribution)",
+        )
+
+
 def apply_policy(
     frame: pl.DataFrame | pl.LazyFrame,
     policy: str = "warn",
@@ -204,6 +220,7 @@ def _generalise(
 
     chosen_index = min(range(len(nodes)), key=rank)
     chosen = nodes[chosen_index]
+    refuse_oversuppression(scores[chosen_index], records, max_suppression, common["k"], qi_names)
     lattice = tuple(
         LatticeNode(
             levels={qis[i].name: level_name(i, ladders[i][j]) for i, j in enumerate(node)},

@@ -72,3 +72,39 @@ def open_person_table(path: str | Path) -> PersonSource:
     except Exception as err:  # polars raises several types for unreadable files
         raise InputFileError(f"cannot be read as a table: {err}", file=file) from None
     return PersonSource(path, frame, manifest)
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """One table of a package and what to check it over: its record in the manifest, else the
+    person table's published quasi-identifiers (or the defaults) that it holds."""
+
+    name: str
+    frame: pl.LazyFrame
+    quasi_identifiers: tuple[str, ...]
+    k: int
+
+
+def package_tables(person: PersonSource, qi: tuple[str, ...] | None = None, k: int | None = None) -> list[TableCheck]:
+    """Every table of the package `person` was opened from that carries quasi-identifiers, the
+    person table first (only the person table itself for a plain file)."""
+    from tfkit.disclosure.hierarchies import DEFAULT_QUASI_IDENTIFIERS, present_quasi_identifiers
+
+    published = person.published
+    first = TableCheck(PERSON_TABLE.stem, person.frame,
+                       qi or tuple(published.get("quasi_identifiers") or DEFAULT_QUASI_IDENTIFIERS),
+                       k or published.get("k") or 10)
+    if not person.path.is_dir():
+        return [first]
+    records = ((person.manifest or {}).get("disclosure") or {}).get("tables") or {}
+    found = [first]
+    for file in sorted(f for f in (person.path / "data").glob("*.parquet") if f.is_file() and not f.is_symlink()):
+        if file.stem == PERSON_TABLE.stem:
+            continue
+        frame = pl.scan_parquet(file)
+        record = records.get(file.stem) or {}
+        wanted = qi or tuple(record.get("quasi_identifiers") or ()) or (*first.quasi_identifiers, *DEFAULT_QUASI_IDENTIFIERS)
+        held = present_quasi_identifiers(frame.collect_schema().names(), wanted)
+        if held:
+            found.append(TableCheck(file.stem, frame, tuple(q.name for q in held), k or record.get("k") or first.k))
+    return found

@@ -1,7 +1,8 @@
 """The disclosure record a package carries, and its check by `tfkit verify`.
 
-`extract` records in the manifest, under `disclosure.published`, what was checked on the person
-table as published: the policy, k (and l with its sensitive columns), the quasi-identifiers (the
+`extract` records in the manifest, under `disclosure.published` (the person table) and
+`disclosure.tables` (every table with quasi-identifiers, by name), what was checked on each table as
+published: the policy, k (and l with its sensitive columns), the quasi-identifiers (the
 published columns: `postcode_area` after generalisation), the number of records, the smallest
 equivalence class and the share of records in classes below k.
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from tfkit.disclosure.hierarchies import DEFAULT_QUASI_IDENTIFIERS, present_quasi_identifiers
 from tfkit.disclosure.risk import RiskReport, check
 
 PERSON_TABLE = Path("data") / "person.parquet"
@@ -44,19 +46,51 @@ def _figures(report: RiskReport) -> dict[str, Any]:
         "smallest_class": report.smallest_class,
         "records_below_k": report.records_below_k,
         "share_below_k": round(report.records_below_k / report.records, 6) if report.records else 0.0,
+        "fully_suppressed": report.fully_suppressed,
     }
 
 
 def verify_published(root: Path, manifest: dict[str, Any]) -> tuple[str, str, list[str]]:
-    """(status, message, details) for verify's `disclosure` check of the package at `root`."""
-    table = root / PERSON_TABLE
+    """(status, message, details) for verify's `disclosure` check of the package at `root`: every
+    data table carrying quasi-identifiers is re-checked against its record in the manifest."""
     disclosure = manifest.get("disclosure") or {}
     published = disclosure.get("published")
-    if not table.is_file():
+    files = {p.stem: p for p in sorted((root / "data").glob("*.parquet")) if p.is_file() and not p.is_symlink()}  # never open a FIFO
+    if not (root / PERSON_TABLE).is_file():
         return PASS, "no person table: no record-level disclosure check applies", []
     if not isinstance(published, dict):
         return FAIL, "manifest.json records no disclosure check of data/person.parquet (k, quasi-identifiers, " \
                      "smallest class): the package cannot show it is safe to release", []
+    records = disclosure.get("tables")
+    if not isinstance(records, dict):
+        records = {PERSON_TABLE.stem: published}  # a package from before every table was controlled
+    looked_for = [*published.get("quasi_identifiers", []), *DEFAULT_QUASI_IDENTIFIERS]
+    results: list[tuple[str, str, str, list[str]]] = []
+    for name, path in files.items():
+        record = records.get(name)
+        if isinstance(record, dict):
+            results.append((name, *_verify_table(path, record)))
+            continue
+        try:
+            held = present_quasi_identifiers(pl.read_parquet_schema(path).names(), looked_for)
+        except Exception as err:
+            results.append((name, FAIL, f"cannot be read: {type(err).__name__}", []))
+            continue
+        if held:
+            results.append((name, FAIL, f"carries quasi-identifiers ({', '.join(q.name for q in held)}) but "
+                                        "manifest.json records no disclosure check of it", []))
+    for name in records:
+        if name not in files:
+            results.append((name, FAIL, "recorded in manifest.json's disclosure check but not in the package", []))
+    for status in (FAIL, WARN):
+        bad = [r for r in results if r[1] == status]
+        if bad:
+            details = [f"data/{n}.parquet: {m}" for n, _, m, _ in bad] + [d for *_, ds in bad for d in ds]
+            return status, details[0] + (f" (and {len(bad) - 1} more table(s))" if len(bad) > 1 else ""), details
+    return PASS, "; ".join(f"{n}: {m}" for n, _, m, _ in results), []
+
+
+def _verify_table(table: Path, published: dict[str, Any]) -> tuple[str, str, list[str]]:
     try:
         frame = pl.read_parquet(table)  # all of it: a quasi-identifier may be derived (dob_year from dob_year_month)
         report = check(frame, published["quasi_identifiers"], k=int(published["k"]),
@@ -67,6 +101,9 @@ def verify_published(root: Path, manifest: dict[str, Any]) -> tuple[str, str, li
     found = _figures(report)
     problems = [f"{name}: manifest.json says {published.get(name)!r}, the data gives {found[name]!r}"
                 for name in FIGURES if published.get(name) != found[name]]
+    if "fully_suppressed" in published and published["fully_suppressed"] != found["fully_suppressed"]:
+        problems.append(f"fully_suppressed: manifest.json says {published['fully_suppressed']!r}, "
+                        f"the data gives {found['fully_suppressed']!r}")
     if bool(published.get("k_anonymous")) != report.passed:
         problems.append(f"k_anonymous: manifest.json says {published.get('k_anonymous')!r}, the data gives {report.passed!r}")
     qis = ", ".join(published["quasi_identifiers"])

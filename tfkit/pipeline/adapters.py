@@ -198,14 +198,15 @@ def linked_person_pseudonym(key, project: str, la_code: str, linked: pl.Series) 
 # --------------------------------------------------------------------------- disclosure and the run report
 
 
-def disclosure_check(table: pl.DataFrame, settings) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """k-anonymity check (and generalisation when the policy is generalise) by the config's
-    `DisclosureSettings`. Returns (table, summary); policy fail raises DisclosureRiskTooHigh (exit 1)."""
-    from tfkit.disclosure import apply_policy
-    from tfkit.disclosure.verification import published_summary
+def disclosure_check(tables: dict[str, pl.DataFrame], person: str, settings) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """The config's `DisclosureSettings` applied to the person table and then to every other table
+    carrying quasi-identifiers (tfkit.disclosure.partners). Returns (tables, summary for the manifest:
+    the person table's outcome, `published` for it, `tables` for each); policy fail, or more than
+    max_suppression blanked, raises DisclosureRiskTooHigh (exit 1)."""
+    from tfkit.disclosure.partners import control_tables
 
-    published, outcome = apply_policy(table, settings.policy, **settings.keywords())
-    return published, {**outcome.to_dict(), "published": published_summary(settings.policy, outcome.after, outcome.l)}
+    published, outcome, records = control_tables(tables, person, settings.policy, **settings.keywords())
+    return published, {**outcome.to_dict(), "published": records[person], "tables": records}
 
 
 def render_report(path: Path, report) -> Path:

@@ -8,7 +8,8 @@ Stages, in order (each a function below):
   5. withdraw    consent withdrawals removed, by any identifier, before pseudonymisation; counted only
   6. pseudonymise by policy, under the master key and project
   7. reconcile   rows_in = rows_out + quarantined + withdrawn (+ excluded), asserted per source;
-                 then the disclosure policy on the person table
+                 then the disclosure policy on the person table and every
+                 other table carrying quasi-identifiers
   8. LA-internal the quarantine and clerical-review files (raw values, 0600 in 0700 folders),
                  removed again if the package step fails
   9. package     one step (tfkit.package.publish.write_package): the bag staged under a lock, its
@@ -292,14 +293,17 @@ def _pseudonymise(run: _Run, master) -> None:
 
 
 def _disclosure(run: _Run) -> None:
+    """The disclosure policy on the person table, then on every other table with quasi-identifiers
+    (widened to the person table's levels, linked rows carrying their person's published values,
+    each table k-anonymous on its own)."""
     if "person" not in run.tables:
         return
-    before = run.tables["person"].height
+    before = {name: t.height for name, t in run.tables.items()}
     with run.timer("disclosure"):
-        run.tables["person"], run.disclosure = adapters.disclosure_check(
-            run.tables["person"], run.config.disclosure)
-    if run.tables["person"].height != before:  # suppression nulls values; it must never drop rows
-        raise manifest_mod.ReconciliationError(f"disclosure control changed the row count {before} -> {run.tables['person'].height}")
+        run.tables, run.disclosure = adapters.disclosure_check(run.tables, "person", run.config.disclosure)
+    after = {name: t.height for name, t in run.tables.items()}
+    if after != before:  # suppression nulls values; it must never drop rows
+        raise manifest_mod.ReconciliationError(f"disclosure control changed the row counts {before} -> {after}")
 
 
 def _warn_unmatched(run: _Run) -> None:

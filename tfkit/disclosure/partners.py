@@ -1,0 +1,145 @@
+"""Disclosure control of every published table, not just the person table.
+
+A partner table (police, school attendance, DWP) carries its own quasi-identifiers and, when linked,
+`person_id_pseudonym`: joined to the person table it would give back any detail generalised away or
+suppressed there. So, under the `generalise` policy, after the person table:
+
+1. every partner table's quasi-identifiers are widened to the levels the person table published
+   (`dob_year_month` -> `dob_year_band`, `postcode_district` -> `postcode_area`), never finer;
+2. a row linked to a person carries that person's *published* quasi-identifier values (the person
+   table is their home), so joining the tables adds nothing: a person suppressed in `person` is
+   suppressed in every table, and a partner's differing record of a linked person is not published
+   next to the person's own (two versions joined would form finer classes than either);
+3. each table must then be k-anonymous on its own: records of classes still below k have their
+   quasi-identifiers nulled (rows are never dropped), and more than `max_suppression` of a table's
+   records blanked stops the run (DisclosureRiskTooHigh, exit 1).
+
+Under `warn` and `fail` every table is checked over the configured quasi-identifiers as it stands.
+A table holding none of the quasi-identifiers (nor a column they derive from) is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import polars as pl
+
+from tfkit.disclosure.hierarchies import (DEFAULT_HIERARCHIES, Hierarchy, QuasiIdentifier, hierarchy_for,
+                                          present_quasi_identifiers)
+from tfkit.disclosure.policy import DisclosureOutcome, apply_policy, refuse_oversuppression
+from tfkit.disclosure.verification import published_summary
+
+LINK_COLUMN = "person_id_pseudonym"
+
+
+def control_tables(
+    tables: dict[str, pl.DataFrame],
+    person: str,
+    policy: str,
+    *,
+    quasi_identifiers: Sequence[str],
+    k: int,
+    sensitive: str | Sequence[str] | None,
+    l: int,
+    max_suppression: float,
+    hierarchies: Sequence[Hierarchy] = DEFAULT_HIERARCHIES,
+) -> tuple[dict[str, pl.DataFrame], DisclosureOutcome, dict[str, dict[str, Any]]]:
+    """Apply `policy` to the person table, then to every other table with quasi-identifiers.
+
+    Returns the tables to publish (same rows, same order), the person table's outcome, and per table
+    the record for the manifest (`published_summary` plus what was suppressed)."""
+    out = dict(tables)
+    kw = dict(k=k, l=l)
+    person_frame, outcome = apply_policy(tables[person], policy, quasi_identifiers=quasi_identifiers, sensitive=sensitive,
+                                         max_suppression=max_suppression, hierarchies=hierarchies, **kw)
+    out[person] = person_frame
+    records = {person: {**published_summary(policy, outcome.after, l), "records_suppressed": outcome.records_suppressed,
+                        "share_suppressed": _share(outcome.records_suppressed, person_frame.height)}}
+    for name, frame in tables.items():
+        if name == person:
+            continue
+        qis = present_quasi_identifiers(frame.columns, quasi_identifiers)
+        if not qis:
+            continue
+        sens = [s for s in _as_list(sensitive) if s in frame.columns] or None
+        if policy != "generalise":
+            published, partner = apply_policy(frame, policy, quasi_identifiers=[q.name for q in qis], sensitive=sens, **kw)
+            out[name] = published
+            records[name] = {**published_summary(policy, partner.after, l), "records_suppressed": 0,
+                             "share_suppressed": 0.0}
+            continue
+        widened, names, with_person, linked = _as_person_published(frame, qis, outcome, person_frame, hierarchies)
+        # suppression only: the levels are the person table's; max_suppression is checked below, on
+        # everything blanked in this table (with the person, and here)
+        published, partner = apply_policy(widened, "generalise", quasi_identifiers=names, sensitive=sens,
+                                          hierarchies=(), max_suppression=1.0, **kw)
+        blanked = with_person + partner.records_suppressed
+        refuse_oversuppression(blanked, published.height, max_suppression, k, names, table=name)
+        out[name] = published
+        records[name] = {**published_summary(policy, partner.after, l), "records_suppressed": blanked,
+                         "suppressed_with_person": with_person, "linked_rows_from_person": linked,
+                         "share_suppressed": _share(blanked, published.height)}
+    return out, outcome, records
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _as_list(sensitive: str | Sequence[str] | None) -> list[str]:
+    if sensitive is None:
+        return []
+    return [sensitive] if isinstance(sensitive, str) else list(sensitive)
+
+
+def _as_person_published(
+    frame: pl.DataFrame,
+    qis: list[QuasiIdentifier],
+    outcome: DisclosureOutcome,
+    person: pl.DataFrame,
+    hierarchies: Sequence[Hierarchy],
+) -> tuple[pl.DataFrame, list[str], int, int]:
+    """`frame` with its quasi-identifiers at the person table's published levels, and linked rows
+    carrying their person's published values. Returns (frame, published names, rows blanked because
+    their person was suppressed, rows linked)."""
+    chosen = {g.quasi_identifier: g.level for g in outcome.generalised}
+    outputs: dict[str, pl.Expr] = {}  # the first source column -> the published column
+    drop: set[str] = set()
+    names: list[str] = []
+    published_columns: list[str] = []
+    for q in qis:
+        level = next((lv for lv in hierarchy_for(q.name, hierarchies) if lv.name == chosen.get(q.name)), None)
+        if level is None:  # not widened in the person table: the table keeps its own columns
+            names.append(q.name)
+            published_columns.extend(q.sources)
+            continue
+        outputs[q.sources[0]] = level.expr(q.expr).alias(level.name)
+        drop.update(q.sources[1:])
+        names.append(level.name)
+        published_columns.append(level.name)
+    select = []
+    for column in frame.columns:
+        if column in outputs:
+            select.append(outputs[column])
+        elif column in drop or (column in {e.meta.output_name() for e in outputs.values()}):
+            continue  # a source folded into a widened column, or an existing coarser copy replaced
+        else:
+            select.append(pl.col(column))
+    widened = frame.select(select)
+    if LINK_COLUMN not in widened.columns or LINK_COLUMN not in person.columns:
+        return widened, names, 0, 0
+    # linked rows: the person's published values (null where the person table does not carry the
+    # column, or suppressed it); a left join keeps every row and their order
+    carried = [c for c in published_columns if c in person.columns]
+    home = person.select(LINK_COLUMN, *[pl.col(c).alias(f"__home_{c}") for c in carried]).unique(LINK_COLUMN, keep="first")
+    joined = widened.join(home, on=LINK_COLUMN, how="left", maintain_order="left")
+    is_linked = pl.col(LINK_COLUMN).is_not_null()
+    own_any = pl.any_horizontal([pl.col(c).is_not_null() for c in published_columns])
+    home_none = pl.all_horizontal([pl.col(f"__home_{c}").is_null() for c in carried]) if carried else pl.lit(True)
+    counts = joined.select(is_linked.sum().alias("linked"), (is_linked & own_any & home_none).sum().alias("blanked")).row(0)
+    result = joined.with_columns(
+        pl.when(is_linked).then(pl.col(f"__home_{c}") if c in carried else pl.lit(None)).otherwise(pl.col(c))
+        .cast(widened.schema[c]).alias(c)
+        for c in published_columns
+    ).select(widened.columns)
+    return result, names, int(counts[1]), int(counts[0])
