@@ -43,6 +43,7 @@ def _config(demo: Path, tmp: Path, withdrawals: str, extra: str = "") -> Path:
         text = text.replace(f'"{rel}', f'"{demo}/{rel}')
     text = text.replace('root = "packages"', f'root = "{tmp / "packages"}"')
     text = text.replace('quarantine_dir = "quarantine"', f'quarantine_dir = "{tmp / "quarantine"}"')
+    text = text.replace("[disclosure]\n", "[disclosure]\nmax_suppression = 0.5\n", 1)  # a small demo (see test_extract_pipeline.config)
     (tmp / "withdrawals.csv").write_text(withdrawals)
     text = text.replace(f'"{demo}/inputs/consent_withdrawals.csv"', f'"{tmp / "withdrawals.csv"}"')
     path = tmp / "tfkit.toml"

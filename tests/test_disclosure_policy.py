@@ -37,7 +37,9 @@ def test_fail_passes_a_safe_frame(people):
 
 
 def test_generalise_widens_then_suppresses_and_counts_everything(people):
-    out, outcome = apply_policy(people, "generalise", sensitive="problem_crime", max_suppression=1.0)  # a small frame: a limit of 5 % would refuse it
+    # The synthetic frame needs 27% of its records blanked even at the coarsest levels: a limit of 5%
+    # refuses it (tests/test_disclosure_tables.py); 0.5 lets the widening and the suppression show.
+    out, outcome = apply_policy(people, "generalise", sensitive="problem_crime", max_suppression=0.5)
     assert out.height == people.height, "rows are never dropped"
     assert outcome.passed and outcome.after.records_at_risk == 0
     assert "dob_year_month" not in out.columns and "postcode_district" not in out.columns

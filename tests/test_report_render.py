@@ -166,7 +166,7 @@ def demo_run(tmp_path_factory):
     from tfkit.pipeline import run_demo
 
     out = tmp_path_factory.mktemp("report_demo")
-    result = run_demo(out, people=300)
+    result = run_demo(out)  # the default 2,000 people: 300 need more suppression than max_suppression allows
     return out, result
 
 
