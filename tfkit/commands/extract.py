@@ -254,15 +254,12 @@ def audit_show(log: LogArg = None, config: ConfigOpt = None, json_out: JsonOpt =
       tfkit audit show packages/audit.jsonl --json -
     """
     from tfkit.errors import InputFileError
-    from tfkit.package.audit import read_entries
+    from tfkit.package.audit import read_log
 
     path = _audit_log_path(log, config)
     if not path.is_file():
         raise InputFileError("audit log not found", file=path, hint="pass the log's path, or --config")
-    entries = read_entries(path)
-    if not any("seq" in e and "event" in e for e in entries) and path.stat().st_size:
-        raise InputFileError("is not an audit log: no line is an audit entry", file=path,
-                             hint="pass the audit log (audit.jsonl under the output root), or --config")
+    entries = read_log(path)
 
     def render(con: "Console") -> None:
         from rich.table import Table

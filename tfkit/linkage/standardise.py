@@ -160,6 +160,7 @@ class Prepared:
     tf: dict[str, np.ndarray] = field(default_factory=dict)
     _char_planes: dict[str, tuple] = field(default_factory=dict, repr=False)
     _codes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _joint: dict[tuple[str, str], tuple[np.ndarray, int]] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -191,17 +192,15 @@ class Prepared:
     def joint_counts(self, a: str, b: str) -> tuple[np.ndarray, int]:
         """Per record: how many records hold the same (a, b) pair of values (0 where either is null),
         and how many records hold both (cached). What the full name's frequency is made of."""
-        key = f"{a}&{b}"
-        if key not in self._codes:
+        if (a, b) not in self._joint:
             ca, cb = self.codes(a).astype(np.int64), self.codes(b).astype(np.int64)
             both = (ca != NULL) & (cb != NULL)
             joint = ca * (int(cb.max(initial=0)) + 1) + cb
             _, inverse, counts = np.unique(joint[both], return_inverse=True, return_counts=True)
             per_record = np.zeros(self.n, dtype=np.int64)
             per_record[both] = counts[inverse]
-            self._codes[key] = per_record
-            self._codes[key + "#n"] = np.array([int(both.sum())])
-        return self._codes[key], int(self._codes[key + "#n"][0])
+            self._joint[(a, b)] = (per_record, int(both.sum()))
+        return self._joint[(a, b)]
 
     def source_sizes(self) -> list[int]:
         counts = np.bincount(self.frame.get_column("_source").to_numpy(), minlength=len(self.sources))

@@ -112,6 +112,21 @@ def chain_head(path: str | Path) -> str:
                              hint="run: tfkit audit verify") from None
 
 
+def not_an_audit_log(path: str | Path) -> InputFileError:
+    """The error for a file that holds lines but not one audit entry (the wrong file was given)."""
+    return InputFileError("is not an audit log: no line is an audit entry", file=path,
+                          hint="pass the audit.jsonl tfkit extract writes (default: <output root>/audit.jsonl)")
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """`read_entries` for a file that must be an audit log: holding lines, none of them an entry
+    (seq and hash), is `not_an_audit_log`."""
+    entries = read_entries(path)
+    if not any("seq" in e and "hash" in e for e in entries) and any(line.strip() for line in _read_lines(Path(path))):
+        raise not_an_audit_log(path)
+    return entries
+
+
 def read_entries(path: str | Path) -> list[dict[str, Any]]:
     """Every entry that parses as one (verify_log says what else is there)."""
     entries = []
@@ -363,8 +378,7 @@ def _check_entries(path: Path, public: Ed25519PublicKey | None, report: AuditRep
         hashes.append((seq, stored))
     if report.entries == 0 and report.problems:
         # Not one line is an entry: the wrong file, not a tampered log (which keeps some entries).
-        raise InputFileError("is not an audit log: no line is an audit entry", file=path,
-                             hint="pass the audit.jsonl tfkit extract writes (default: <output root>/audit.jsonl)")
+        raise not_an_audit_log(path)
     return hashes
 
 

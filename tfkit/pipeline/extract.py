@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,7 +348,7 @@ def _write_la_internal(run: _Run) -> None:
     folder = config.quarantine_dir / config.package_name
     if folder.is_dir():
         aside = folder.with_name(f".{folder.name}.replaced")
-        _remove_tree(aside)  # left by a killed rerun (it may have published since): not restored
+        shutil.rmtree(aside, ignore_errors=True)  # left by a killed rerun (it may have published since): not restored
         ledger.record(config.output_root, aside, "", kind="quarantine")
         folder.rename(aside)
         run.previous_la_internal = aside
@@ -363,21 +364,15 @@ def _remove_la_internal(run: _Run) -> None:
             Path(path).unlink(missing_ok=True)
     if run.previous_la_internal is not None:  # the replaced package stays, with its files
         folder = run.config.quarantine_dir / run.config.package_name
-        _remove_tree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
         run.previous_la_internal.rename(folder)
         ledger.forget(run.config.output_root, run.previous_la_internal)
 
 
 def _drop_previous_la_internal(run: _Run) -> None:
     if run.previous_la_internal is not None:
-        _remove_tree(run.previous_la_internal)
+        shutil.rmtree(run.previous_la_internal, ignore_errors=True)
         ledger.forget(run.config.output_root, run.previous_la_internal)
-
-
-def _remove_tree(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _timer(timings: dict[str, float], progress=None):

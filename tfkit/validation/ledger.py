@@ -103,9 +103,7 @@ def forget(output_root: Path, folder: Path) -> None:
     """Take `folder`'s entries out of the ledger (it is gone, or back in a package's keeping); the
     ledger file goes with its last entry."""
     folder = Path(folder).resolve()
-    path = ledger_path(output_root)
-    if path.is_file():
-        _rewrite(output_root, [e for e in entries(output_root) if e.folder != folder])
+    _rewrite(output_root, [e for e in entries(output_root) if e.folder != folder])
 
 
 def _rewrite(output_root: Path, left: list[LedgerEntry]) -> None:
