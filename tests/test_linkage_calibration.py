@@ -79,14 +79,20 @@ def test_names_swapped_count_once():
     for name in names:
         model.m[name] = np.full(next(c.n_levels for c in model.comparisons if c.name == name), 0.1)
         model.u[name] = np.full(len(model.m[name]), 0.1)
-    model.m["forename"][1] = model.m["surname"][1] = 0.8  # the swapped level: +log2(8) = 3 bits each
     model.prior = 0.01
-    # DOB and postcode at their last level (m = u: no evidence, and no TF adjustment there).
-    levels = {c.name: np.array([c.n_levels - 1], dtype=np.int8) for c in model.comparisons}
-    levels["forename"][0] = levels["surname"][0] = 1
-    one = np.array([0]), np.array([1])
-    scored = score(prepared, model, *one, levels)
-    assert scored["match_weight"][0] == pytest.approx(model.prior_weight + 3.0, abs=1e-9)
+    # Both swap levels ("swapped", "one name swapped"), looked up by label: +log2(8) = 3 bits each
+    # ladder, counted once.
+    for kind in ("swapped with", "one name swapped with"):
+        at = {c.name: c.labels.index(f"{kind} {c.options['swap_with']}") for c in model.comparisons[:2]}
+        for name in names:
+            model.m[name] = np.full(len(model.m[name]), 0.1)
+        model.m["forename"][at["forename"]] = model.m["surname"][at["surname"]] = 0.8
+        # DOB and postcode at their last level (m = u: no evidence, and no TF adjustment there).
+        levels = {c.name: np.array([c.n_levels - 1], dtype=np.int8) for c in model.comparisons}
+        levels["forename"][0], levels["surname"][0] = at["forename"], at["surname"]
+        one = np.array([0]), np.array([1])
+        scored = score(prepared, model, *one, levels)
+        assert scored["match_weight"][0] == pytest.approx(model.prior_weight + 3.0, abs=1e-9)
 
 
 def test_order_check_leaves_out_side_levels_and_small_differences():

@@ -35,33 +35,42 @@ def levels_for(comparison, left: list, right: list, extra: dict | None = None) -
 
 def test_forename_ladder_every_level():
     c = name_comparison("forename", "forename", kind="name", swap_with="surname")
-    # Issue 11 added the "initial only, the same" level before "else" (initials-only records).
+    # Issue 11 added the "initial only, the same" level before "else" (initials-only records), and
+    # later "one name swapped" (a given name recorded as the family name, the other name replaced).
     assert c.labels == ("exact", "swapped with surname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.88",
-                        "phonetic or name variant", "initial only, the same", "else")
+                        "phonetic or name variant", "initial only, the same", "one name swapped with surname",
+                        "else")
+    assert c.swap_levels == (1, 6)
     left = [
         {"forename": "Jonathan", "surname": "Smith"},   # exact after cleaning
         {"forename": "Khan", "surname": "Imran"},        # swapped
+        {"forename": "Wynne", "surname": "Emiild"},      # swapped, with a typo (each crossed JW >= 0.88)
         {"forename": "Jonathan", "surname": "Smith"},    # JW 0.97
         {"forename": "Stephen", "surname": "Smith"},     # JW 0.88..0.92
         {"forename": "Bill", "surname": "Smith"},        # name variant
         {"forename": "Mohammed", "surname": "Ali"},      # variant/phonetic
         {"forename": "J", "surname": "Smith"},           # initial only
+        {"forename": "Lavis", "surname": "Henry"},       # one name swapped, the other replaced
         {"forename": "Zoe", "surname": "Smith"},         # else
+        {"forename": "Wynne", "surname": "Zoe"},         # else: one crossed name close (not equal), one far
         {"forename": None, "surname": "Smith"},          # null
     ]
     right = [
         {"forename": "  JONATHAN ", "surname": "Smith"},
         {"forename": "Imran", "surname": "Khan"},
+        {"forename": "Emiily", "surname": "Wynne"},
         {"forename": "Jonathon", "surname": "Smith"},
         {"forename": "Steven", "surname": "Smith"},
         {"forename": "William", "surname": "Smith"},
         {"forename": "Muhammad", "surname": "Ali"},
         {"forename": "James", "surname": "Smith"},
+        {"forename": "Jordan", "surname": "Lavis"},
         {"forename": "Brian", "surname": "Smith"},
+        {"forename": "Brian", "surname": "Wynnd"},
         {"forename": "Jon", "surname": "Smith"},
     ]
     got = levels_for(c, left, right, {"surname": "surname"})
-    assert got == [0, 1, 2, 3, 4, 4, 5, 6, -1]
+    assert got == [0, 1, 1, 2, 3, 4, 4, 5, 6, 7, 7, -1]
 
 
 def test_jaro_winkler_band_boundaries():

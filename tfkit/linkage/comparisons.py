@@ -58,6 +58,19 @@ class PairContext:
         right = self.pair(column_r)[1]
         return (left == right) & (left != NULL)
 
+    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float) -> np.ndarray:
+        """Jaro-Winkler of left's `column_l` against right's `column_r` (columns sharing one
+        vocabulary: a forename against a surname), 0 where it provably cannot reach `floor`."""
+        left, right = self.pair(column_l)[0], self.pair(column_r)[1]
+        sim = np.zeros(len(left), dtype=np.float32)
+        sim[(left == right) & (left != NULL)] = 1.0
+        idx = np.flatnonzero((left != NULL) & (right != NULL) & (left != right))
+        idx = idx[self._may_reach(column_l, left[idx], right[idx], floor)]
+        if len(idx):
+            vocab = self.prepared.vocab[column_l]
+            sim[idx] = jaro_winkler_kernel(vocab.gather(left[idx]), vocab.gather(right[idx]))
+        return sim
+
     def jaro_winkler(self, column: str, floor: float = 0.0) -> np.ndarray:
         """Jaro-Winkler similarity per pair, 1 where equal, 0 where either is null.
 
@@ -322,6 +335,16 @@ class Comparison:
         return levels
 
     @property
+    def swap_levels(self) -> tuple[int, ...]:
+        """Indices of the levels a name ladder with `swap_with` shares with its partner's: "swapped
+        with <partner>" and "one name swapped with <partner>" (one event, seen by both ladders)."""
+        partner = self.options.get("swap_with")
+        if not partner:
+            return ()
+        return tuple(self.labels.index(f"{kind}swapped with {partner}") for kind in ("", "one name ")
+                     if f"{kind}swapped with {partner}" in self.labels)
+
+    @property
     def n_levels(self) -> int:
         return len(self.labels)
 
@@ -336,8 +359,12 @@ def name_comparison(name: str, column: str, *, kind: str = "name", swap_with: st
         labels.append(f"swapped with {swap_with}")
     labels += [f"Jaro-Winkler >= {t}" for t in jaro_winkler]
     labels += ["phonetic or name variant" + (" or surname part" if kind == "surname" else ""),
-               "initial only, the same", "else"]
-    side = tuple(i for i, label in enumerate(labels) if label.startswith(("swapped", "initial only")))
+               "initial only, the same"]
+    if swap_with:
+        labels.append(f"one name swapped with {swap_with}")
+    labels.append("else")
+    side = tuple(i for i, label in enumerate(labels)
+                 if label.startswith(("swapped", "initial only", "one name swapped")))
     return Comparison(name, column, kind, tuple(labels), term_frequency,
                       options={"swap_with": swap_with, "jaro_winkler": tuple(jaro_winkler)}, side_levels=side)
 
@@ -347,7 +374,11 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     conditions = [ctx.equal(col)]
     partner = c.options.get("swap_with")
     if partner:
-        conditions.append(ctx.cross_equal(col, partner) & ctx.cross_equal(partner, col))
+        # Forename and surname entered the wrong way round, each as its own ladder allows a typo:
+        # both crossed names at the ladder's loosest Jaro-Winkler ('WYNNE EMIILD' v 'EMIILY WYNNE').
+        floor = min(c.options["jaro_winkler"], default=1.0)
+        conditions.append((ctx.cross_jaro_winkler(col, partner, floor) >= floor)
+                          & (ctx.cross_jaro_winkler(partner, col, floor) >= floor))
     jw = ctx.jaro_winkler(col, min(c.options["jaro_winkler"], default=0.0))
     conditions += [jw >= t for t in c.options["jaro_winkler"]]
     similar = ctx.equal(f"{col}_dm") | ctx.equal(f"{col}_canon")
@@ -363,6 +394,10 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     one_letter = np.zeros(len(left), dtype=bool)
     one_letter[valid] = (lengths[left[valid]] == 1) | (lengths[right[valid]] == 1)
     conditions.append(one_letter & ctx.equal(f"{col}_initial"))
+    if partner:
+        # One name in the other's other field, the other name different: a given name recorded as
+        # the family name (naming orders vary between communities), the other name lost or replaced.
+        conditions.append(ctx.cross_equal(col, partner) | ctx.cross_equal(partner, col))
     return ladder(ctx.null(col), conditions)
 
 
