@@ -104,13 +104,13 @@ def test_order_check_leaves_out_side_levels_and_small_differences():
     model.u = {"dob": np.full(n, 1.0 / n)}
     model.u_counts = {"dob": np.full(n, 1000.0)}
     model.prior = 0.01
-    m = np.array([0.5, 0.9, 0.05, 0.01, 0.012, 0.01, 0.01])  # swapped above exact: a side level, fine
+    m = np.array([0.5, 0.9, 0.05, 0.05, 0.01, 0.012, 0.01, 0.01])  # swapped above exact: a side level, fine
     model.m = {"dob": m / m.sum()}
     assert weights_out_of_order(model) == []
     # "within a month" a fraction of a bit under "within a year": noise, not flagged.
     assert np.log2(0.012 / 0.01) < ORDER_MARGIN_BITS
     # A closer level two bits under a looser one is flagged.
     m2 = m.copy()
-    m2[3] = 0.0025
+    m2[4] = 0.0025
     model.m = {"dob": m2 / m2.sum()}
     assert [(f["closer"], f["looser"]) for f in weights_out_of_order(model)] == [("within a month", "within a year")]

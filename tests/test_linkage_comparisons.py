@@ -95,8 +95,8 @@ def test_dob_ladder_every_level():
     others = [
         base,                       # exact
         dt.date(1985, 7, 3),        # day and month swapped
-        dt.date(1986, 3, 7),        # one digit off (year)
         dt.date(1985, 3, 8),        # one day off
+        dt.date(1986, 3, 7),        # one digit off (year): apart from a day's slip since the hard profile
         dt.date(1985, 3, 28),       # within a month
         dt.date(1985, 11, 29),      # within a year
         dt.date(1990, 9, 19),       # within 12 years (added by issue 11: a wrong date ...)
@@ -105,7 +105,8 @@ def test_dob_ladder_every_level():
     ]
     left = [{"dob": base} for _ in others]
     right = [{"dob": d} for d in others]
-    assert levels_for(c, left, right) == [0, 1, 2, 2, 3, 4, 5, 6, -1]
+    assert levels_for(c, left, right) == [0, 1, 2, 3, 4, 5, 6, 7, -1]
+    assert c.labels[2:4] == ("one day off", "one digit off") and c.side_levels == (1, 3)
 
 
 def test_dob_text_formats_are_read():
@@ -137,7 +138,7 @@ def test_dob_with_missing_or_impossible_parts_carries_no_evidence_but_digits_cou
     left = [{"dob": "19450403"}, {"dob": "19900720"}, {"dob": "19900700"}, {"dob": "1990"}]
     right = [{"dob": "19450493"}, {"dob": "19900720"}, {"dob": "19900701"}, {"dob": "19900101"}]
     # 19450493 is no date, but its digits differ from 19450403 in one place; day 00 is a missing part.
-    assert levels_for(c, left, right) == [2, 0, -1, -1]
+    assert levels_for(c, left, right) == [3, 0, -1, -1]  # 3: one digit off
 
 
 def test_sex_exact_and_unknown_is_null():

@@ -404,9 +404,13 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
 def dob_comparison(name: str, column: str) -> Comparison:
     # "else" is another generation (more than 12 years apart: a junior and his father), kept apart
     # from "within 12 years" (a wrong date) so EM can weigh the two differently.
-    labels = ("exact", "day and month swapped", "one digit or one day off", "within a month",
+    # "one day off" (a date keyed a day out, or a birth around midnight) and "one digit off" (a
+    # keying slip: 2010 for 2019, 03 for 05) are apart so EM can weigh each by how often it happens:
+    # a digit slip is common in some sources, and among strangers one digit off is ten times as
+    # common as one day off, so a namesake born one digit away must not count as a day's slip.
+    labels = ("exact", "day and month swapped", "one day off", "one digit off", "within a month",
               "within a year", "within 12 years", "else")
-    return Comparison(name, column, "date", labels, side_levels=(1,))
+    return Comparison(name, column, "date", labels, side_levels=(1, 3))
 
 
 def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
@@ -424,7 +428,7 @@ def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     nonzero = (x | (x >> 1) | (x >> 2) | (x >> 3)) & np.uint32(0x11111111)
     differing = np.bitwise_count(nonzero)
     year_gap = np.where((yl != NULL) & (yr != NULL), np.abs(yl.astype(np.int64) - yr.astype(np.int64)), 0)
-    conditions = [differing == 0, swapped, (differing <= 1) | (gap <= 1), gap <= 31, gap <= 366, year_gap <= 12]
+    conditions = [differing == 0, swapped, gap <= 1, differing <= 1, gap <= 31, gap <= 366, year_gap <= 12]
     # Null (no evidence) unless both records have a year, month and day: a missing part says nothing.
     return ladder(ctx.null(f"{col}_digits"), conditions)
 
