@@ -114,3 +114,19 @@ def test_order_check_leaves_out_side_levels_and_small_differences():
     m2[4] = 0.0025
     model.m = {"dob": m2 / m2.sum()}
     assert [(f["closer"], f["looser"]) for f in weights_out_of_order(model)] == [("within a month", "within a year")]
+
+
+def test_u_leaves_out_the_matches_among_the_random_pairs():
+    """Random pairs hold matches too (a share lambda of them): u is their level frequencies with each
+    pair counted by its chance of being a non-match, not the raw frequencies (FEBRL1: DOB exact's
+    sampled u was 9.9e-4, of which 9e-4 were the duplicates themselves)."""
+    from tfkit.linkage import link
+    from tests.test_linkage_engine import _febrl_like
+
+    result = link(_febrl_like(100), LinkageModel.default(), mode="link")  # b is a copy of a: lambda = 1/100
+    model = result.model
+    sampled = (model.u_counts["dob"] + 1) / (model.u_counts["dob"] + 1).sum()
+    assert sampled[0] > 0.009  # the 100 matches among the 10,000 pairs agree on DOB
+    assert model.u["dob"][0] < sampled[0] / 5 and model.u["dob"].sum() == pytest.approx(1.0)
+    assert model.u["dob"][-1] == pytest.approx(sampled[-1], rel=0.02)  # 'else' is all non-matches anyway
+    assert model.prior == pytest.approx(0.01, rel=0.1)

@@ -98,6 +98,9 @@ class LinkageModel:
     training_log: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
     u_counts: dict[str, np.ndarray] = field(default_factory=dict)  # random pairs seen at each level
+    # The random pairs' comparison vectors and counts (training.patterns), kept by estimate_u so
+    # refine_prior can take the matches among them out of u. Not saved with the model.
+    u_patterns: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ loading
 
