@@ -198,8 +198,9 @@ def _read_and_validate(run: _Run) -> None:
     """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
-        with run.timer("read and validate"):
-            checked = adapters.read_validated(source.path, source.encoding, schema)
+        with run.timer("read and validate"):  # a partner's export may hold nobody this period: an empty table
+            checked = adapters.read_validated(source.path, source.encoding, schema,
+                                              allow_empty=source.name != run.person_source)
         digest = bag.sha256_file(source.path)
         inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
         console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",
@@ -247,6 +248,9 @@ def _link(run: _Run) -> None:
         run.linkage = adapters.link_sources(
             run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
             decisions_store=extract_store(config.quarantine_dir))
+    if run.linkage is None:
+        console.log("nothing_to_link", "linkage: no partner source has any row this period; nothing to link",
+                    level="warning")
 
 
 def _withdraw(run: _Run) -> None:
@@ -268,6 +272,8 @@ def _pseudonymise(run: _Run, master) -> None:
         frame = run.valid.pop(source.name)
         if source.name in linked:
             frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
+        elif config.linkage and source.name != run.person_source:  # an empty partner table: the same columns
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(adapters.LINKED_PERSON))
         kept = frame.filter(~gone.valid[source.name])
         del frame
         q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])
