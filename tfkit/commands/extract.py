@@ -74,7 +74,7 @@ def _render_extract(con: "Console", result) -> None:
     for rec in result.manifest["reconciliation"]:
         con.print(f"  {rec['source']}: {rec['rows_in']:,} rows in = {rec['rows_out']:,} out + "
                   f"{rec['quarantined']:,} quarantined + {rec['withdrawn']:,} withdrawn", markup=False)
-    _print_disclosure(con, (result.manifest.get("disclosure") or {}).get("published"))
+    _print_disclosure(con, result.manifest.get("disclosure") or {})
     for s in result.sources:
         if s.quarantine_file:
             con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
@@ -83,18 +83,22 @@ def _render_extract(con: "Console", result) -> None:
     con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
 
 
-def _print_disclosure(con, published: dict | None) -> None:
-    """One line on the person table's disclosure check; a failure (policy warn) in bold red."""
-    if not published:
-        return
-    facts = (f"k={published['k']} over {', '.join(published['quasi_identifiers'])}: smallest class "
-             f"{published['smallest_class']}, {published['share_below_k']:.1%} of records in classes below k")
-    if published.get("k_anonymous"):
-        con.print(f"  disclosure: k-anonymous ({facts})", markup=False)
-    else:
-        con.print(f"  DISCLOSURE CHECK FAILED (policy {published['policy']}): {facts}. "
-                  "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.",
-                  style="bold red", markup=False)
+def _print_disclosure(con, disclosure: dict) -> None:
+    """One line per table on its disclosure check (the manifest's `tables`; a package made before
+    them has the person table's `published` only); a failure (policy warn) in bold red."""
+    tables = disclosure.get("tables") or ({"person": disclosure["published"]} if disclosure.get("published") else {})
+    for name, published in tables.items():
+        if not published.get("records"):
+            con.print(f"  disclosure, {name}: no records", markup=False)
+            continue
+        facts = (f"k={published['k']} over {', '.join(published['quasi_identifiers'])}: smallest class "
+                 f"{published['smallest_class']}, {published['share_below_k']:.1%} of records in classes below k")
+        if published.get("k_anonymous"):
+            con.print(f"  disclosure, {name}: k-anonymous ({facts})", markup=False)
+        else:
+            con.print(f"  DISCLOSURE CHECK FAILED for {name} (policy {published['policy']}): {facts}. "
+                      "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.",
+                      style="bold red", markup=False)
 
 
 def init(

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import polars as pl
 
+from tfkit import console
 from tfkit.disclosure.hierarchies import (DEFAULT_HIERARCHIES, Hierarchy, QuasiIdentifier, hierarchy_for,
                                           present_quasi_identifiers)
 from tfkit.disclosure.policy import DisclosureOutcome, apply_policy, refuse_oversuppression
@@ -51,7 +52,7 @@ def control_tables(
     out = dict(tables)
     kw = dict(k=k, l=l)
     person_frame, outcome = apply_policy(tables[person], policy, quasi_identifiers=quasi_identifiers, sensitive=sensitive,
-                                         max_suppression=max_suppression, hierarchies=hierarchies, **kw)
+                                         max_suppression=max_suppression, hierarchies=hierarchies, table=person, **kw)
     out[person] = person_frame
     records = {person: {**published_summary(policy, outcome.after, l), "records_suppressed": outcome.records_suppressed,
                         "share_suppressed": _share(outcome.records_suppressed, person_frame.height)}}
@@ -63,7 +64,8 @@ def control_tables(
             continue
         sens = [s for s in _as_list(sensitive) if s in frame.columns] or None
         if policy != "generalise":
-            published, partner = apply_policy(frame, policy, quasi_identifiers=[q.name for q in qis], sensitive=sens, **kw)
+            published, partner = apply_policy(frame, policy, quasi_identifiers=[q.name for q in qis], sensitive=sens,
+                                              table=name, **kw)
             out[name] = published
             records[name] = {**published_summary(policy, partner.after, l), "records_suppressed": 0,
                              "share_suppressed": 0.0}
@@ -72,9 +74,14 @@ def control_tables(
         # suppression only: the levels are the person table's; max_suppression is checked below, on
         # everything blanked in this table (with the person, and here)
         published, partner = apply_policy(widened, "generalise", quasi_identifiers=names, sensitive=sens,
-                                          hierarchies=(), max_suppression=1.0, **kw)
+                                          hierarchies=(), max_suppression=1.0, table=name, log=False, **kw)
         blanked = with_person + partner.records_suppressed
         refuse_oversuppression(blanked, published.height, max_suppression, k, names, table=name)
+        console.log("disclosure_partner",
+                    f"disclosure ({name}): at the {person} table's levels ({', '.join(names)}); suppressed the "
+                    f"quasi-identifiers of {blanked:,} records ({with_person:,} as their person's were, "
+                    f"{partner.records_suppressed:,} in classes below k)",
+                    table=name, records_suppressed=blanked, suppressed_with_person=with_person)
         out[name] = published
         records[name] = {**published_summary(policy, partner.after, l), "records_suppressed": blanked,
                          "suppressed_with_person": with_person, "linked_rows_from_person": linked,
