@@ -257,7 +257,7 @@ def _decode(path: Path, data: bytes, encoding: str | None, *, defer_utf8_check: 
         return data, "utf-8", True
     except UnicodeDecodeError as utf8_err:
         try:
-            return data.decode("windows-1252").encode("utf-8"), "windows-1252", True
+            text = data.decode("windows-1252")
         except UnicodeDecodeError:
             line = data.count(b"\n", 0, utf8_err.start) + 1
             raise InputFileError(
@@ -265,6 +265,15 @@ def _decode(path: Path, data: bytes, encoding: str | None, *, defer_utf8_check: 
                 hint="check it is a CSV file; if it is, re-export it as 'CSV UTF-8' or give --encoding",
                 file=path, row=line,
             ) from None
+        if match := _MOJIBAKE.search(text):  # UTF-8 lines too: read as Windows-1252 they would be garbled
+            utf8_line, other_line = text.count("\n", 0, match.start()) + 1, data.count(b"\n", 0, utf8_err.start) + 1
+            raise InputFileError(
+                f"mixes UTF-8 text (line {utf8_line}) with another encoding (line {other_line}), so no one "
+                "encoding reads it without garbling names",
+                hint="export the whole extract again in one go as 'CSV UTF-8' (rows pasted in from another "
+                     "export are the usual cause)", file=path,
+            )
+        return text.encode("utf-8"), "windows-1252", True
 
 
 def _looks_like_utf8(data: bytes) -> bool:
