@@ -649,8 +649,9 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
         chosen = int(chosen)
     if isinstance(chosen, int) and not 0 <= chosen < len(names) or isinstance(chosen, str) and chosen not in names:
         raise InputFileError(
-            f"has no sheet {chosen!r}", hint=f"choose one of: {', '.join(names)}", file=path,
+            f"has no sheet {chosen!r}", hint=f"choose one of its sheets: {', '.join(names)}", file=path,
         )
+    other_sheets = _other_sheets_hint(names) if sheet is None else None
     sheet_name = names[chosen] if isinstance(chosen, int) else chosen
     try:  # every row from sheet row 1, as text, so row numbers are the sheet's own
         sheet_frame = reader.load_sheet(sheet_name, header_row=None, skip_rows=0, dtypes="string").to_polars()
@@ -666,7 +667,8 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     )["b"] if cells else pl.Series([], dtype=pl.Boolean)
     filled = (~blank_rows).arg_true()
     if sheet_frame.height == 0 or filled.len() == 0:
-        raise InputFileError(f"sheet {sheet_name!r} is empty", hint="choose the sheet holding the extract with --sheet", file=path)
+        raise InputFileError(f"sheet {sheet_name!r} is empty", file=path,
+                             hint=other_sheets or "choose the sheet holding the extract with --sheet")
     header_index = int(filled[0])  # blank rows above the header are skipped
     header = ["" if v is None else str(v).strip() for v in sheet_frame.row(header_index)]
     _check_header(path, header, row=header_index + 1)
@@ -674,7 +676,7 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     frame = sheet_frame.slice(header_index + 1).rename(dict(zip(cells, internal, strict=True)))
     if frame.height == 0:
         raise NoDataRows(f"sheet {sheet_name!r} has a header but no data rows", header=header, format="xlsx",
-                         hint="check the export selected any records", file=path, row=header_index + 1)
+                         hint=other_sheets or "check the export selected any records", file=path, row=header_index + 1)
     first = header_index + 2
     frame = frame.with_columns(
         pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(SOURCE_LINE),
@@ -683,12 +685,20 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     frame, blank = _drop_blank_records(frame, header)
     if frame.height == 0:
         raise NoDataRows(f"sheet {sheet_name!r} has a header but no data rows", header=header, format="xlsx",
-                         hint="check the export selected any records", file=path, row=1)
+                         hint=other_sheets or "check the export selected any records", file=path, row=1)
     frame = _drop_unnamed_empty_columns(path, frame, header)
     return RawTable(
         path=path, frame=frame, columns=tuple(c for c in frame.columns if c != SOURCE_LINE),
         format="xlsx", sheet=sheet_name, blank_lines=blank, line_label="row",
     )
+
+
+def _other_sheets_hint(names: list[str]) -> str | None:
+    """The hint for a first sheet holding no extract, in a workbook with others."""
+    if len(names) < 2:
+        return None
+    return (f"the workbook's sheets: {', '.join(names)}; choose the one holding the extract (validate: "
+            "--sheet NAME; extract: sheet = \"NAME\" in its [[sources]] table), or save that sheet as CSV UTF-8")
 
 
 # --------------------------------------------------------------------------- Parquet

@@ -33,13 +33,14 @@ def read_source(path: Path, encoding: str | None):
     return read_table(path, encoding=encoding)
 
 
-def read_validated(path: Path, encoding: str | None, schema, *, allow_empty: bool = False):
+def read_validated(path: Path, encoding: str | None, schema, *, sheet: str | int | None = None,
+                   allow_empty: bool = False):
     """The validation area's CheckedSource: read (the memory-saving read), validated against
     `schema` (from load_source_schema): .valid, .quarantine, .report, .rows_in, .canonical_names.
-    `allow_empty`: a header-only file is a source of no rows."""
+    `sheet`: an .xlsx file's worksheet; `allow_empty`: a header-only file is a source of no rows."""
     from tfkit.validation.source import read_validated as _read_validated
 
-    return _read_validated(path, schema, encoding=encoding, allow_empty=allow_empty)
+    return _read_validated(path, schema, encoding=encoding, sheet=sheet, allow_empty=allow_empty)
 
 
 # --------------------------------------------------------------------------- pseudonymisation

@@ -199,7 +199,7 @@ def _read_and_validate(run: _Run) -> None:
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
         with run.timer("read and validate"):  # a partner's export may hold nobody this period: an empty table
-            checked = adapters.read_validated(source.path, source.encoding, schema,
+            checked = adapters.read_validated(source.path, source.encoding, schema, sheet=source.sheet,
                                               allow_empty=source.name != run.person_source)
         digest = bag.sha256_file(source.path)
         inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
