@@ -153,11 +153,14 @@ def apply_policy(
     max_suppression: float = 0.05,
     table: str | None = None,
     log: bool = True,
+    passed_over: Sequence[dict[str, str]] = (),
 ) -> tuple[pl.DataFrame, DisclosureOutcome]:
     """Check `frame` and act on the result according to `policy`; return the frame to publish.
 
     The returned frame keeps row order and every row (suppression nulls values, never drops rows).
-    `table` names the frame in messages; `log=False` leaves the log line on what was done to the caller.
+    `table` names the frame in messages; `log=False` leaves the log line on what was done to the caller
+    (`generalised_message`). `passed_over`: lattice nodes (their `levels`) generalise must not choose
+    (another table fails at them); when none is left, DisclosureRiskTooHigh.
     """
     if policy not in POLICIES:
         raise UsageError(f"unknown disclosure policy {policy!r}", hint=f"use one of: {', '.join(POLICIES)}")
@@ -168,7 +171,7 @@ def apply_policy(
     before = check(lf, qis, k=k, sensitive=sensitive, l=l)
     common = dict(policy=policy, k=k, l=l, quasi_identifiers=qis, before=before)
 
-    if policy != "generalise" or before.passed:
+    if policy != "generalise" or before.passed and not passed_over:
         if not before.passed:
             message = (
                 f"{before.records_at_risk:,} of {before.records:,} records are in equivalence classes "
@@ -188,7 +191,7 @@ def apply_policy(
         return out, DisclosureOutcome(**common, after=before)
 
     return _generalise(lf, qis, k, _sensitive_list(sensitive), l, tuple(hierarchies), max_suppression, common,
-                       table=table, log=log)
+                       table=table, log=log, passed_over=passed_over)
 
 
 def _generalise(
@@ -203,6 +206,7 @@ def _generalise(
     *,
     table: str | None = None,
     log: bool = True,
+    passed_over: Sequence[dict[str, str]] = (),
 ) -> tuple[pl.DataFrame, DisclosureOutcome]:
     columns = lf.collect_schema().names()
     qis = resolve(columns, qi_names)
@@ -232,19 +236,26 @@ def _generalise(
     records = common["before"].records
     limit = max_suppression * records
 
+    def levels_of(node: tuple[int, ...]) -> dict[str, str]:
+        return {qis[i].name: level_name(i, ladders[i][j]) for i, j in enumerate(node)}
+
+    excluded = [levels_of(node) in passed_over for node in nodes]
+
     def rank(index: int) -> tuple:
         node, at_risk = nodes[index], scores[index]
-        over = at_risk > limit
+        over = at_risk > limit or excluded[index]
         return (over, at_risk if over else sum(node), sum(node) if over else at_risk, node)
 
     chosen_index = min(range(len(nodes)), key=rank)
     chosen = nodes[chosen_index]
+    if excluded[chosen_index]:
+        raise DisclosureRiskTooHigh(f"no generalisation of {table or 'the table'} is left that every table passes at")
     refuse_oversuppression(scores[chosen_index], records, max_suppression, common["k"],
                            [level_name(i, ladders[i][j]) for i, j in enumerate(chosen)], table,
                            widest=True)  # the node blanking least: when it is over the limit, every node is
     lattice = tuple(
         LatticeNode(
-            levels={qis[i].name: level_name(i, ladders[i][j]) for i, j in enumerate(node)},
+            levels=levels_of(node),
             height=sum(node),
             records_at_risk=scores[n],
             chosen=n == chosen_index,
@@ -330,11 +341,16 @@ def _generalise(
         lattice=lattice,
     )
     if log:
-        console.log(
-            "disclosure_generalised",
-            f"{_in_table(table)}generalised "
-            f"{', '.join(g.quasi_identifier + ' -> ' + g.level for g in outcome_generalised) or 'nothing'}; "
-            f"suppressed the quasi-identifiers of {outcome.records_suppressed:,} records",
-            records_suppressed=outcome.records_suppressed, **({"table": table} if table else {}),
-        )
+        log_generalised(outcome, table)
     return result, outcome
+
+
+def log_generalised(outcome: DisclosureOutcome, table: str | None = None) -> None:
+    """The log line on what generalise did to a table."""
+    console.log(
+        "disclosure_generalised",
+        f"{_in_table(table)}generalised "
+        f"{', '.join(g.quasi_identifier + ' -> ' + g.level for g in outcome.generalised) or 'nothing'}; "
+        f"suppressed the quasi-identifiers of {outcome.records_suppressed:,} records",
+        records_suppressed=outcome.records_suppressed, **({"table": table} if table else {}),
+    )
