@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tfkit import console
-from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit
+from tfkit.commands.options import (AllowTestKeyOpt, ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit,
+                                   wants_text)
 from tfkit.errors import EXIT_DATA, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -147,6 +148,9 @@ def verify(
         for check in report.checks:
             level = {"fail": "error", "warn": "warning"}.get(check.status, "info")
             console.log("verify_check", level=level, code=check.code, status=check.status, check_message=check.message)
+    elif not wants_text(json_out):  # no table on stdout (--quiet, --json -): a failure still says why
+        for check in report.failures:
+            console.log("verify_check", f"FAIL {check.code}: {check.message}", level="error", code=check.code)
     emit(report, json_out, event="verified", render=lambda con: _render_verify(con, report),
          log_fields={"package": str(package), "ok": report.ok})
     if not report.ok:
