@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from tfkit import __version__, console
-from tfkit.commands import options  # noqa: F401  (how every command's help shows its parameters)
+from tfkit.commands import options  # how every command's help shows its parameters, and flows
 from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError, os_error_of
 
 
@@ -60,6 +60,7 @@ class TfkitGroup(TyperGroup):
         holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         module.register(holder)
         for name, command in typer.main.get_group(holder).commands.items():
+            options.reflow_help(command)
             self.commands.setdefault(name, command)
 
     def invoke(self, ctx):

@@ -159,6 +159,20 @@ def emit(data: Any, json_target: str | None = None, *, event: str,
 
 
 # --------------------------------------------------------------------------- help display
+
+
+def reflow_help(command: Any) -> None:
+    """Join the wrapped lines of each paragraph of `command`'s help (and its subcommands'): Typer
+    0.29's rich help keeps a docstring's single line breaks, which then show as ragged breaks.
+    Paragraphs marked \\b (the examples) keep their lines."""
+    import inspect
+
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
+
 # Typer 0.29 shows every parameter's Python type (<bool>, <list[Path]>, <str>) and lower-case
 # argument names in braces ({package}). tfkit's help shows what a user types instead: flags take no
 # value, options show their metavar (FILE, DIR, NAME|FILE), arguments are upper-case names.
