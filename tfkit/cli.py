@@ -64,6 +64,7 @@ class TfkitGroup(TyperGroup):
             self.commands.setdefault(name, command)
 
     def invoke(self, ctx):
+        options.reset_json_target()
         try:
             return super().invoke(ctx)
         except TfkitError as err:
@@ -114,6 +115,7 @@ class TfkitGroup(TyperGroup):
                 raise typer.Exit(EXIT_USAGE) from None
             # Not the exception's text: polars and pyarrow messages quote data values (identifiers).
             where = _tfkit_frame(err)
+            options.write_failure_json(EXIT_INTERNAL, type(err).__name__, f"internal error at {where}")
             console.log(
                 "internal_error",
                 f"internal error: {type(err).__name__} at {where}\n"
@@ -175,6 +177,7 @@ def report_error(err: TfkitError) -> None:
         "error", f"error: {err}", level="error",
         error_type=type(err).__name__, error=err.message, exit_code=err.exit_code, **fields,
     )
+    options.write_failure_json(err.exit_code, type(err).__name__, err.message, **fields)
 
 
 app = typer.Typer(
