@@ -41,3 +41,10 @@ def test_when_the_person_table_fails_too_the_banner_lists_every_unsafe_table():
     disclosure["tables"]["person"] = _table("person", False)
     banner = render_run_report({"disclosure": disclosure}).split("NOT SAFE TO SEND", 1)[1].split("</p>", 1)[0]
     assert "Tables not k-anonymous: person, police." in banner
+
+
+def test_an_empty_source_is_called_empty_not_valid():
+    validation = {"police": {"file": "police.csv", "schema": {"name": "police"}, "valid": True,
+                             "rows": {"in": 0, "valid": 0, "quarantined": 0}, "problems": []}}
+    page = render_run_report({"validation": validation})
+    assert "empty: no rows this period" in page

@@ -131,7 +131,8 @@ def _validation_section(validation: Any) -> tuple[str, str, str]:
         all_ok = all_ok and bool(ok)
         schema = r.get("schema")
         overview.append([name, (schema or {}).get("name") if isinstance(schema, Mapping) else schema,
-                         rows.get("in"), rows.get("valid"), rows.get("quarantined"), "valid" if ok else "rows failed"])
+                         rows.get("in"), rows.get("valid"), rows.get("quarantined"),
+                         ("valid" if rows.get("in") != 0 else "empty: no rows this period") if ok else "rows failed"])
         for p in r.get("problems") or []:
             examples = [_short(mask(e)) for e in (p.get("examples") or [])]  # masked whatever the caller sent
             lines = list(p.get("lines") or [])
@@ -139,7 +140,7 @@ def _validation_section(validation: Any) -> tuple[str, str, str]:
                              ", ".join(str(n) for n in lines[:10]) + (" …" if len(lines) > 10 else ""),
                              ", ".join(e for e in examples if e is not None), p.get("message") or p.get("title")])
     body = _table(["source", "schema", "rows in", "valid", "quarantined", "result"], overview,
-                  kinds=["", "", "num", "num", "num", ""], bad_rows=[row[-1] != "valid" for row in overview])
+                  kinds=["", "", "num", "num", "num", ""], bad_rows=[row[-1] == "rows failed" for row in overview])
     by_rule: dict[str, int] = {}
     for row in problems:
         by_rule[f"{row[3]}: {row[1]}"] = by_rule.get(f"{row[3]}: {row[1]}", 0) + (row[4] or 0)
