@@ -274,7 +274,7 @@ def audit_show(log: LogArg = None, config: ConfigOpt = None, json_out: JsonOpt =
 
         table = Table(title=f"tfkit audit show {path}")
         for column in ("seq", "time", "event", "package", "user", "hash"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # an auditor reads whole names and times, not "E09000031_ni…"
         for e in entries:
             table.add_row(str(e.get("seq")), str(e.get("time")), str(e.get("event")), str(e.get("package", "")),
                           str(e.get("user", "")), str(e.get("hash", ""))[:16])
