@@ -266,8 +266,10 @@ def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResul
 
 def refine_prior(model: LinkageModel, levels: dict[str, np.ndarray], possible: int, *,
                  max_iterations: int = 200, tolerance: float = 1e-9) -> float:
-    """Re-estimate lambda with m and u fixed: the expected number of matches among the candidate
-    pairs (pairs outside them are taken as non-matches) over all pairs the mode could compare.
+    """Re-estimate lambda with m fixed: the expected number of matches among the candidate pairs
+    (pairs outside them are taken as non-matches) over all pairs the mode could compare; with u
+    re-derived each round from the random pairs less the matches among them (`non_match_u`) when
+    `estimate_u` kept their comparison vectors.
 
     The deterministic-rule estimate assumes the rules catch a set share of matches (0.85); on data
     with more errors than that (FEBRL: about 0.56) lambda came out low and every probability with
