@@ -226,6 +226,14 @@ def test_u_sample_grid_gives_the_same_levels_as_pairwise_comparison():
         pairwise = PairContext(prepared, np.repeat(left[rows], 10), np.tile(right, len(left[rows])))
         np.testing.assert_array_equal(grid.jaro_winkler("forename"), pairwise.jaro_winkler("forename"))
         np.testing.assert_array_equal(comparison.levels(grid), comparison.levels(pairwise))
+    # The crossed levels (names swapped, with or without a typo; one name swapped) come from a
+    # forename-by-surname matrix on the grid: they must be reached, and agree, too.
+    full = GridPairs(prepared, table, slice(0, 6), same_source=False)
+    levels = comparison.levels(full)
+    assert set(comparison.swap_levels) <= set(levels.tolist())
+    np.testing.assert_array_equal(full.cross_jaro_winkler("forename", "surname", 0.88) >= 0.88,
+                                  PairContext(prepared, full.rid_l, full.rid_r)
+                                  .cross_jaro_winkler("forename", "surname", 0.88) >= 0.88)
     # Within one source: each unordered pair once.
     every = np.arange(20)
     grid = GridPairs(prepared, SimilarityTable(prepared, every, every), slice(0, 20), same_source=True)

@@ -158,14 +158,16 @@ class SimilarityTable:
         self.records = (left, right)
         self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def table(self, column: str, metric: str = "jw") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def table(self, column: str, metric: str = "jw", column_r: str | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(matrix, row of each left record, column of each right record), in `records` order.
-        `metric`: "jw" (Jaro-Winkler, 0 on null) or "osa" (edit distance capped, EDIT_CAP on null)."""
-        if (column, metric) not in self._tables:
-            codes = self.prepared.codes(column)
-            vocab = self.prepared.vocab[column]
+        `metric`: "jw" (Jaro-Winkler, 0 on null) or "osa" (edit distance capped, EDIT_CAP on null).
+        `column_r`: the right records' column when it is another one (a forename against a surname)."""
+        key = (column, metric) if column_r in (None, column) else (column, metric, column_r)
+        if key not in self._tables:
             positions, distinct = [], []
-            for records in self.records:
+            for records, side_column in zip(self.records, (column, column_r or column)):
+                codes, vocab = self.prepared.codes(side_column), self.prepared.vocab[side_column]
                 values, inverse = np.unique(codes[records], return_inverse=True)
                 if len(values) and values[0] == NULL:  # NULL is the smallest code: move it last
                     values, inverse = values[1:], np.where(inverse == 0, len(values) - 1, inverse - 1)
@@ -180,8 +182,8 @@ class SimilarityTable:
                 matrix, null = jaro_winkler_matrix(*distinct), 0.0
             matrix[-1, :] = null
             matrix[:, -1] = null
-            self._tables[(column, metric)] = (matrix, *positions)
-        return self._tables[(column, metric)]
+            self._tables[key] = (matrix, *positions)
+        return self._tables[key]
 
 
 class GridPairs(PairContext):
@@ -216,8 +218,11 @@ class GridPairs(PairContext):
     def edit_distance(self, column: str, where: np.ndarray | None = None) -> np.ndarray:
         return self._from_table(column, "osa")
 
-    def _from_table(self, column: str, metric: str) -> np.ndarray:
-        matrix, at_left, at_right = self.table.table(column, metric)
+    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float) -> np.ndarray:
+        return self._from_table(column_l, "jw", column_r)
+
+    def _from_table(self, column: str, metric: str, column_r: str | None = None) -> np.ndarray:
+        matrix, at_left, at_right = self.table.table(column, metric, column_r)
         return self._grid(matrix.take(at_left[self.rows], axis=0).take(at_right, axis=1))
 
 
