@@ -755,11 +755,16 @@ def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
     return write_review_folder(local, Path(out))
 
 
+# Folders of Parquet parts named as the polars engine's files (pairs.parquet, ...): review/ is the
+# review folder (review.csv, review.xlsx and the reviewer's decisions store), as on the polars engine.
+OUTPUTS = ("pairs", "clusters", "review")
+
+
 def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_lower=None, seed=None,
              settings, truth: str | None = None, train_on_labels: bool = False, one_to_one: bool = False,
              clean: tuple[str, ...] = (), decisions=None, report=None) -> dict:
-    """`tfkit link --engine spark`: run `link_spark`, write pairs/, clusters/ and review/ (Parquet
-    folders, the polars engine's columns), model.json, summary.json (metrics.json with a truth
+    """`tfkit link --engine spark`: run `link_spark`, write pairs.parquet/, clusters.parquet/ and
+    review.parquet/ (folders of Parquet parts, the polars engine's names and columns), model.json, summary.json (metrics.json with a truth
     column) and the review folder, and the report when asked; drop the checkpoints."""
     import json
     import uuid
@@ -769,6 +774,11 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     from tfkit.engine.spark.session import spark_session
 
     spark = spark_session(settings)
+    local = "://" not in out
+    if local:  # record ids (and, in review/, values as given): a 0700 folder, as the polars engine's
+        from tfkit.validation.quarantine import private_folder
+
+        private_folder(out)
     base = settings.checkpoint_dir.rstrip("/") if settings.checkpoint_dir else f"{out.rstrip('/')}/.checkpoints"
     checkpoints = f"{base}/link-{uuid.uuid4().hex[:12]}"
     written = []
@@ -776,10 +786,9 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
         result = link_spark(spark, frames, model, mode=mode, threshold=threshold, review_lower=review_lower,
                             seed=seed, checkpoint_dir=checkpoints, truth_column=truth, train_on_labels=train_on_labels,
                             one_to_one=one_to_one, clean=tuple(clean), decisions=decisions)
-        for name in ("pairs", "clusters", "review"):
-            write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}")
+        for name in OUTPUTS:
+            write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}.parquet")
         summary = result.summary()
-        local = "://" not in out
         if local:  # the review folder (raw values, 0600 in 0700) beside a local output
             written += write_review_folder_spark(result, out)
         if report:
@@ -790,7 +799,7 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
                                                 threshold=result.threshold))
     finally:
         delete_path(spark, checkpoints if settings.checkpoint_dir else base)
-    summary["outputs"] = [f"{out.rstrip('/')}/{n}" for n in ("pairs", "clusters", "review")]
+    summary["outputs"] = [f"{out.rstrip('/')}/{n}.parquet" for n in OUTPUTS]
     if local:  # the JSON files beside a local output (on HDFS/S3 the summary is printed)
         files = [("model.json", result.linker.model.parameters()), ("summary.json", summary)]
         if result.metrics is not None:
