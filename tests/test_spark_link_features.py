@@ -82,16 +82,12 @@ def _decisions(frames) -> pl.DataFrame:
                       links.head(1).select(KEYS).with_columns(pl.lit("reject").alias("decision"))])
 
 
-@pytest.mark.parametrize("options", [
-    {"clean": ("cohort",), "truth_column": "person_key", "train_on_labels": True},
-    {"one_to_one": True, "truth_column": "person_key", "decisions": True},
-], ids=["clean+labels", "one-to-one+decisions"])
-def test_link_spark_options_equal_polars(spark, frames, tmp_path, options):
+def test_link_spark_one_to_one_decisions_and_truth_equal_polars(spark, frames, tmp_path):
+    """(--clean and --train-on-labels: the CLI test below.)"""
     from tfkit.engine.spark.link import link_spark
     from tfkit.linkage import link
 
-    if options.pop("decisions", False):
-        options["decisions"] = _decisions(frames)
+    options = {"one_to_one": True, "truth_column": "person_key", "decisions": _decisions(frames)}
     want = link(frames, seed=3, **copy.deepcopy(options))
     got = link_spark(spark, frames, seed=3, checkpoint_dir=str(tmp_path / "ck"), salt_above=2, **copy.deepcopy(options))
     w, g = want.summary(), got.summary()
@@ -102,24 +98,20 @@ def test_link_spark_options_equal_polars(spark, frames, tmp_path, options):
     assert clusters.equals(want.clusters.cast(clusters.schema))
     review = pl.from_arrow(got.review.toArrow())
     assert review.select(KEYS).equals(want.review.select(KEYS))
-    stats = g["constraints"]
-    if "clean" in options:
-        assert stats["conflicts_resolved"] > 0 and stats["clusters_with_two_clean_records"] == 0
-        assert g["training"][2]["method"] == "labels"
-    else:
-        assert stats["forced_links"] == stats["forced_non_links"] == 1
+    assert g["constraints"]["forced_links"] == g["constraints"]["forced_non_links"] == 1
     assert g["metrics"]["at_threshold"]["true_positives"] > 0 and g["metrics"]["blocking_recall"] > 0.5
 
 
 # --------------------------------------------------------------------------- the CLI: outputs, report, review folder
 
 
-def test_link_cli_spark_with_clean_truth_and_report_writes_what_polars_writes(spark, frames, tmp_path):
+def test_link_cli_spark_with_clean_labels_and_report_writes_what_polars_writes(spark, frames, tmp_path):
     paths = []
     for name, frame in frames.items():
         paths.append(tmp_path / f"{name}.csv")
         frame.write_csv(paths[-1])
-    common = ["link", *map(str, paths), "--seed", "2", "--clean", "cohort", "--truth", "person_key", "--json", "-"]
+    common = ["link", *map(str, paths), "--seed", "2", "--clean", "cohort", "--truth", "person_key",
+              "--train-on-labels", "--json", "-"]
     res_p = runner.invoke(app, [*common, "--out", str(tmp_path / "p"), "--report", str(tmp_path / "p.html")])
     assert res_p.exit_code == 0, res_p.output
     res_s = runner.invoke(app, [*common, "--out", str(tmp_path / "s"), "--report", str(tmp_path / "s.html"),
@@ -129,10 +121,17 @@ def test_link_cli_spark_with_clean_truth_and_report_writes_what_polars_writes(sp
     assert got["engine"] == "spark"
     for key in ("candidate_pairs", "links", "review_pairs", "clusters", "constraints", "metrics", "inputs"):
         assert got[key] == want[key], key
-    assert got["constraints"]["conflicts_resolved"] > 0
+    assert got["constraints"]["conflicts_resolved"] > 0 and got["constraints"]["clusters_with_two_clean_records"] == 0
+    assert [t["method"] for t in got["training"] if t["step"] == "m"] == ["labels"]
+    assert got["metrics"]["at_threshold"]["true_positives"] > 0
+    import pyarrow.parquet as pq
+
+    for part in (tmp_path / "s" / "pairs.parquet").glob("*.parquet"):  # record ids: no min/max in the footers
+        meta = pq.ParquetFile(part).metadata
+        assert all(not meta.row_group(0).column(i).is_stats_set for i in range(meta.num_columns))
     clusters = pl.read_parquet(tmp_path / "s" / "clusters.parquet" / "*.parquet")
     assert clusters.equals(pl.read_parquet(tmp_path / "p" / "clusters.parquet").cast(clusters.schema))
-    for name in ("metrics.json", "review/review.csv"):  # the review folder: both records' values, 0600
+    for name in ("model.json", "metrics.json", "review/review.csv"):  # the review folder: both records' values, 0600
         assert (tmp_path / "s" / name).read_bytes() == (tmp_path / "p" / name).read_bytes(), name
     assert (tmp_path / "s" / "review" / "review.csv").stat().st_mode & 0o777 == 0o600
     # The same page: every figure from aggregates made on the cluster equals the polars engine's.

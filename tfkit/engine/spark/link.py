@@ -786,8 +786,8 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
         result = link_spark(spark, frames, model, mode=mode, threshold=threshold, review_lower=review_lower,
                             seed=seed, checkpoint_dir=checkpoints, truth_column=truth, train_on_labels=train_on_labels,
                             one_to_one=one_to_one, clean=tuple(clean), decisions=decisions)
-        for name in OUTPUTS:
-            write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}.parquet")
+        for name in OUTPUTS:  # record ids: no min/max statistics in the footers (as the polars engine's)
+            write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}.parquet", statistics=False)
         summary = result.summary()
         if local:  # the review folder (raw values, 0600 in 0700) beside a local output
             written += write_review_folder_spark(result, out)
