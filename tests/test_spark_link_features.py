@@ -142,6 +142,14 @@ def test_link_cli_spark_with_clean_labels_and_report_writes_what_polars_writes(s
     assert got["constraints"]["conflicts_resolved"] > 0 and got["constraints"]["clusters_with_two_clean_records"] == 0
     assert [t["method"] for t in got["training"] if t["step"] == "m"] == ["labels"]
     assert got["metrics"]["at_threshold"]["true_positives"] > 0
+    from rich.console import Console
+
+    from tfkit.commands.link import _render
+
+    console = Console(record=True, width=140)
+    _render(console, got)  # the terminal's table, as the polars engine's, with the engine's line
+    text = console.export_text()
+    assert "clustering rounds" in text and "conflicting links dropped" in text and "precision / recall / F1" in text
     import pyarrow.parquet as pq
 
     for part in (tmp_path / "s" / "pairs.parquet").glob("*.parquet"):  # record ids: no min/max in the footers
