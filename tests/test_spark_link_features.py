@@ -117,6 +117,15 @@ def test_link_spark_one_to_one_decisions_and_truth_equal_polars_on_febrl4(spark,
     review = pl.from_arrow(got.review.toArrow())
     assert review.select(KEYS).equals(want.review.select(KEYS))
     assert g["constraints"]["forced_links"] == g["constraints"]["forced_non_links"] == 1
+    # More links above the threshold than the driver is to take: refused before anything is collected.
+    from tfkit.engine.spark import link as spark_link
+    from tfkit.errors import UsageError
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spark_link, "MAX_DRIVER_LINKS", 10)
+        with pytest.raises(UsageError, match="links above the threshold"):
+            spark_link.constrained_links_spark(spark, got.linker, got.scored, got.threshold, g["links"],
+                                               one_to_one=True, clean=(), decisions=None)
     assert g["metrics"]["at_threshold"]["true_positives"] > 0 and g["metrics"]["blocking_recall"] > 0.5
 
 
