@@ -324,6 +324,8 @@ def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = Fals
         data = path.read_bytes()
     except OSError as err:
         raise InputFileError(f"cannot be read: {err.strerror}", hint="check the file's permissions", file=path) from None
+    if data.endswith(b"\x1a"):  # the DOS end-of-file mark (Ctrl-Z) some legacy exporters append: no record
+        data = data[:-1]
     original = data
     data, used_encoding, detected = _decode(path, data, encoding, defer_utf8_check=not check_utf8_first)
     if b"\n" not in data and b"\r" in data:  # classic Mac line endings: every CR ends a line

@@ -136,10 +136,10 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        _write_la_internal(run)                    # 8
         try:
+            _write_la_internal(run)                # 8
             published = _package(run, master, signing_key, run_sha256, force)  # 9
-        except BaseException:
+        except BaseException:  # Ctrl-C and a full disk included, while writing 8 as while packaging
             _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
             raise
         _drop_previous_la_internal(run)  # the replaced package's raw rows went with it
