@@ -113,8 +113,9 @@ class LinkageModel:
     def load(cls, path: str | Path | None) -> "LinkageModel":
         if path is None:
             return cls.default()
-        doc = tomlfile.read(path, what="model file", missing_hint="pass --model with a TOML model file, or omit it "
-                                                                   "for the default")
+        doc = tomlfile.read(path, what="model file", missing_hint="check the model file's path (`tfkit link --model`, or "
+                                                                   "`[linkage] model` in the config), or leave it out "
+                                                                   "for the built-in model")
         return cls.from_table(doc.table, source=str(path))
 
     @classmethod

@@ -256,10 +256,13 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
     return model.m
 
 
-def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResult:
-    """EM on all candidate pairs with u free (used when the model declares no training rules)."""
+def estimate_m_em(model: LinkageModel, counted: tuple[np.ndarray, np.ndarray]) -> EMResult:
+    """EM on all candidate pairs with u free (used when the model declares no training rules).
+
+    `counted`: the candidate pairs' distinct comparison vectors and their counts (`patterns`, or
+    aggregated on a cluster): EM's time and memory grow with the patterns, never with the pairs."""
     s = model.settings
-    gammas, counts = patterns(levels, model.comparisons)
+    gammas, counts = counted
     m0 = {c.name: initial_m(c) for c in model.comparisons}
     u0 = {c.name: model.u[c.name] for c in model.comparisons}
     result = expectation_maximisation(gammas, counts, model.comparisons, m0, u0, 0.1,
@@ -272,7 +275,7 @@ def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResul
     return result
 
 
-def refine_prior(model: LinkageModel, levels: dict[str, np.ndarray], possible: int, *,
+def refine_prior(model: LinkageModel, counted: tuple[np.ndarray, np.ndarray], possible: int, *,
                  max_iterations: int = 200, tolerance: float = 1e-9) -> float:
     """Re-estimate lambda with m fixed: the expected number of matches among the candidate pairs
     (pairs outside them are taken as non-matches) over all pairs the mode could compare; with u
@@ -283,7 +286,7 @@ def refine_prior(model: LinkageModel, levels: dict[str, np.ndarray], possible: i
     with more errors than that (FEBRL: about 0.56) lambda came out low and every probability with
     it. This fixed point needs no such assumption. Term-frequency adjustments are left out here.
     """
-    gammas, counts = patterns(levels, model.comparisons)
+    gammas, counts = counted  # the candidate pairs' `patterns`
     prior = model.prior
     for iteration in range(1, max_iterations + 1):
         posterior = _posterior(model, gammas, prior)
@@ -367,11 +370,15 @@ def check_training(model: LinkageModel) -> None:
         model.warn(**problem)
 
 
-def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:
-    if not is_match.any():
+def estimate_m_from_labels(model: LinkageModel, matching: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """m = level frequencies among the candidate pairs whose truth ids agree; `matching`: those
+    pairs' `patterns` (vectors and counts), however they were counted."""
+    gammas, counts = matching
+    if not counts.sum():
         raise UsageError("the truth column marks no candidate pair as a match, so m cannot be estimated from labels",
                          hint="check the --truth column, or train without labels")
-    m = {c.name: level_frequencies(levels[c.name][is_match], c.n_levels, pseudocount=0.5) for c in model.comparisons}
+    m = {c.name: level_frequencies(gammas[:, k], c.n_levels, counts, pseudocount=0.5)
+         for k, c in enumerate(model.comparisons)}
     model.m = m
-    model.training_log.append({"step": "m", "method": "labels", "matching_pairs": int(is_match.sum())})
+    model.training_log.append({"step": "m", "method": "labels", "matching_pairs": int(counts.sum())})
     return m
