@@ -6,10 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tfkit.linkage import comparisons
-from tfkit.linkage.blocking import BlockingRule, RuleCount, candidate_pairs, plan_rule
-from tfkit.linkage.comparisons import comparison_levels
-from tfkit.linkage.model import LinkageModel
+from tfkit.linkage.blocking import BlockingRule, RuleCount, plan_rule
 from tfkit.linkage.standardise import prepare
 
 
@@ -72,17 +69,3 @@ def test_cross_rule_by_sorting_equals_the_join(crowd, on):
             assert got[0] == want[0], (mode, limit)
             np.testing.assert_array_equal(got[1], want[1])
             np.testing.assert_array_equal(got[2], want[2])
-
-
-def test_levels_are_the_same_on_one_thread_or_two(crowd, monkeypatch):
-    model = LinkageModel.default()
-    pairs, _ = candidate_pairs(crowd, model.blocking, "both")
-    rid_l, rid_r = pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy()
-    runs = {}
-    for n in (1, 2):
-        monkeypatch.setattr(comparisons, "workers", lambda n=n: n)
-        runs[n] = (candidate_pairs(crowd, model.blocking, "both")[0],
-                   comparison_levels(crowd, model.comparisons, rid_l, rid_r, batch_pairs=97))
-    assert runs[1][0].equals(runs[2][0])
-    for name, levels in runs[1][1].items():
-        np.testing.assert_array_equal(levels, runs[2][1][name])

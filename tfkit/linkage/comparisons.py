@@ -9,7 +9,7 @@ over whole arrays of pairs; Jaro-Winkler runs in a vectorised kernel (polars-ds,
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -496,42 +496,13 @@ def compute_levels(comparisons: list[Comparison], ctx: PairContext) -> dict[str,
 def comparison_levels(prepared: Prepared, comparisons: list[Comparison], rid_l: np.ndarray, rid_r: np.ndarray,
                       *, batch_pairs: int = 4_000_000, on_batch: Callable[[int], None] | None = None
                       ) -> dict[str, np.ndarray]:
-    """Level per comparison for every pair, computed in batches to bound memory (int8 arrays out).
-
-    Batches run on `workers()` threads (numpy and the string kernels release the GIL for most of
-    their work); each writes its own slice of the output, and a pair's levels depend on its two
-    records only, so the result is the same on any number of threads."""
+    """Level per comparison for every pair, computed in batches to bound memory (int8 arrays out)."""
     out = {c.name: np.empty(len(rid_l), dtype=np.int8) for c in comparisons}
-
-    def batch(start: int) -> int:
+    for start in range(0, len(rid_l), batch_pairs):
         stop = min(start + batch_pairs, len(rid_l))
         ctx = PairContext(prepared, rid_l[start:stop], rid_r[start:stop])
         for c in comparisons:
             out[c.name][start:stop] = c.levels_of_pairs(ctx)
-        return stop - start
-
-    for done in in_threads(batch, range(0, len(rid_l), batch_pairs)):
         if on_batch:
-            on_batch(done)
+            on_batch(stop - start)
     return out
-
-
-def workers() -> int:
-    """Threads for numpy stages that split into independent parts: polars' thread pool size
-    (POLARS_MAX_THREADS, else the machine's cores), at most 2 (the pipeline stays bounded in memory:
-    each thread holds one part's temporaries)."""
-    return max(1, min(2, pl.thread_pool_size()))
-
-
-def in_threads(work: Callable, items) -> Iterator:
-    """`map(work, items)` run on `workers()` threads, results in the items' order; plain map on one
-    thread or one item."""
-    items = list(items)
-    n = min(workers(), len(items))
-    if n <= 1:
-        yield from map(work, items)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(n, thread_name_prefix="tfkit") as pool:
-        yield from pool.map(work, items)
