@@ -69,3 +69,30 @@ def test_cross_rule_by_sorting_equals_the_join(crowd, on):
             assert got[0] == want[0], (mode, limit)
             np.testing.assert_array_equal(got[1], want[1])
             np.testing.assert_array_equal(got[2], want[2])
+
+
+def _index_by_search(values: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """`standardise._distinct`'s index as it was: a binary search of the sorted distinct values."""
+    present = values.drop_nulls().unique().sort()
+    index = present.search_sorted(values).cast(pl.UInt32)
+    if values.null_count():
+        index = index.scatter(values.is_null().arg_true(), present.len())
+    return present, index
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_distinct_values_and_codes_by_hash_equal_the_binary_search(seed):
+    from tfkit.linkage.standardise import _codes, _distinct
+
+    rng = np.random.default_rng(seed)
+    pool = np.array(["", "A", "a", "É", "ÉA", "Zoë", "  x", "SMITH", "SMITH-JONES", "9", None], dtype=object)
+    values = pl.Series("v", rng.choice(pool, 500).tolist(), dtype=pl.String)
+    distinct, index = _distinct(pl.DataFrame({"v": values}), "v")
+    present, want = _index_by_search(values)
+    assert index.equals(want)
+    assert distinct["_raw"].head(present.len()).equals(present.rename("_raw"))
+    codes = _codes(values, present)
+    want_codes = present.search_sorted(values).cast(pl.Int32)
+    if values.null_count():
+        want_codes = want_codes.scatter(values.is_null().arg_true(), None)
+    assert codes.equals(want_codes, check_names=False)
