@@ -96,3 +96,20 @@ def test_distinct_values_and_codes_by_hash_equal_the_binary_search(seed):
     if values.null_count():
         want_codes = want_codes.scatter(values.is_null().arg_true(), None)
     assert codes.equals(want_codes, check_names=False)
+
+
+def test_jaro_winkler_once_per_distinct_pair_of_values_equals_every_pair(crowd):
+    from tfkit.linkage.comparisons import PairContext, jaro_winkler_kernel
+    from tfkit.linkage.standardise import NULL
+
+    rng = np.random.default_rng(3)
+    rid_l, rid_r = rng.integers(0, crowd.n, (2, 5000))
+    ctx = PairContext(crowd, rid_l, rid_r)
+    for column in ("forename", "surname"):
+        left, right = ctx.pair(column)
+        want = np.zeros(len(left), dtype=np.float32)
+        want[(left == right) & (left != NULL)] = 1.0
+        todo = (left != NULL) & (right != NULL) & (left != right)
+        vocab = crowd.vocab[column]
+        want[todo] = jaro_winkler_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
+        np.testing.assert_array_equal(ctx.jaro_winkler(column), want)

@@ -87,8 +87,12 @@ class PairContext:
             idx = np.flatnonzero(todo)
             todo[idx[~self._may_reach(column, left[idx], right[idx], floor)]] = False
         if todo.any():
+            # Once per distinct pair of values: names repeat (at 100k x 100k, the 117,000 candidate
+            # pairs of forenames that may reach the floor hold 19,600 distinct pairs of names).
             vocab = self.prepared.vocab[column]
-            sim[todo] = jaro_winkler_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
+            size = np.int64(vocab.len())
+            distinct, inverse = np.unique(left[todo].astype(np.int64) * size + right[todo], return_inverse=True)
+            sim[todo] = jaro_winkler_kernel(vocab.gather(distinct // size), vocab.gather(distinct % size))[inverse.ravel()]
         return sim
 
     def edit_distance(self, column: str, where: np.ndarray | None = None) -> np.ndarray:
