@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from tfkit.linkage.blocking import BlockingRule, RuleCount, plan_rule
+from tfkit.linkage.model import LinkageModel
 from tfkit.linkage.standardise import prepare
 
 
@@ -113,3 +114,22 @@ def test_jaro_winkler_once_per_distinct_pair_of_values_equals_every_pair(crowd):
         vocab = crowd.vocab[column]
         want[todo] = jaro_winkler_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
         np.testing.assert_array_equal(ctx.jaro_winkler(column), want)
+
+
+@pytest.mark.parametrize("same_source", [True, False])
+def test_grid_pairs_give_the_levels_of_the_same_pairs_gathered_one_by_one(crowd, same_source):
+    # The u sample's grid (row and column of each pair, then gathers) against explicit pairs.
+    from tfkit.linkage.comparisons import GridPairs, PairContext, SimilarityTable
+
+    model = LinkageModel.default()
+    left = np.arange(0, 60) if same_source else np.arange(0, 60, 2)
+    right = np.arange(0, 60) if same_source else np.arange(60, 180, 3)
+    grid_l, grid_r = np.repeat(left, len(right)), np.tile(right, len(left))
+    if same_source:
+        keep = grid_l < grid_r
+        grid_l, grid_r = grid_l[keep], grid_r[keep]
+    for c in model.comparisons:
+        table = SimilarityTable(crowd, left, right)
+        got = np.concatenate([c.levels(GridPairs(crowd, table, slice(s, s + 7), same_source=same_source))
+                              for s in range(0, len(left), 7)])
+        np.testing.assert_array_equal(got, c.levels(PairContext(crowd, grid_l, grid_r)), err_msg=c.name)

@@ -148,6 +148,13 @@ class SimilarityTable:
         self.prepared = prepared
         self.records = (left, right)
         self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._right: dict[str, np.ndarray] = {}
+
+    def right_codes(self, column: str) -> np.ndarray:
+        """The column's codes of records `right` (cached: every slice of rows pairs with all of them)."""
+        if column not in self._right:
+            self._right[column] = self.prepared.codes(column)[self.records[1]]
+        return self._right[column]
 
     def table(self, column: str, metric: str = "jw") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(matrix, row of each left record, column of each right record), in `records` order.
@@ -184,21 +191,19 @@ class GridPairs(PairContext):
         left, right = table.records
         self.table, self.rows, self.n_right = table, rows, len(right)
         self.left, self.right = left[rows], right
-        rid_l, rid_r = np.repeat(self.left, len(right)), np.tile(right, len(self.left))
-        self.keep = rid_l < rid_r if same_source else None
-        if self.keep is not None:
-            rid_l, rid_r = rid_l[self.keep], rid_r[self.keep]
-        super().__init__(prepared, rid_l, rid_r)
-
-    def _grid(self, values: np.ndarray) -> np.ndarray:
-        return values.ravel() if self.keep is None else values.ravel()[self.keep]
+        # Each pair's row in this slice and column in `right`, once: every column's codes are then
+        # two gathers from short arrays (a repeat, a tile and a mask per column before).
+        self.at_l = np.repeat(np.arange(len(self.left), dtype=np.intp), len(right))
+        self.at_r = np.tile(np.arange(len(right), dtype=np.intp), len(self.left))
+        if same_source:
+            keep = self.left[self.at_l] < right[self.at_r]
+            self.at_l, self.at_r = self.at_l[keep], self.at_r[keep]
+        super().__init__(prepared, self.left[self.at_l], right[self.at_r])
 
     def pair(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         if column not in self._pairs:
             c = self.codes(column)
-            left = np.repeat(c[self.left], self.n_right)
-            right = np.tile(c[self.right], len(self.left))
-            self._pairs[column] = (self._grid(left), self._grid(right))
+            self._pairs[column] = (c[self.left][self.at_l], self.table.right_codes(column)[self.at_r])
         return self._pairs[column]
 
     def _jaro_winkler(self, column: str, floor: float, where: np.ndarray | None = None) -> np.ndarray:
@@ -209,7 +214,7 @@ class GridPairs(PairContext):
 
     def _from_table(self, column: str, metric: str) -> np.ndarray:
         matrix, at_left, at_right = self.table.table(column, metric)
-        return self._grid(matrix.take(at_left[self.rows], axis=0).take(at_right, axis=1))
+        return matrix[at_left[self.rows][self.at_l], at_right[self.at_r]]
 
 
 def jaro_winkler_matrix(left: list[str], right: list[str]) -> np.ndarray:
