@@ -173,8 +173,15 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     if int(key.max(initial=0)) * n_sources >= 1 << (62 - rid_bits):
         key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
     code = np.sort(((key * n_sources + source) << rid_bits) | rid)  # every code distinct: rid is in it
+    block = code >> rid_bits
+    block //= n_sources
+    # A record alone in its block makes no pair (and no planned or skipped one): most records, for
+    # most rules; the rest of the work is on records sharing a block with a neighbour in the order.
+    shared = np.zeros(len(code), dtype=bool)
+    np.equal(block[1:], block[:-1], out=shared[1:])
+    shared[:-1] |= shared[1:]
+    code, block = code[shared], block[shared]
     rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
-    block = group // n_sources
     m = len(code)
     group_start = np.flatnonzero(np.diff(group, prepend=-1))
     block_start = np.flatnonzero(np.diff(block, prepend=-1))
@@ -239,8 +246,12 @@ def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | 
     if int(key.max(initial=0)) * 2 >= 1 << limit_bits:
         key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
     code = np.sort(((key * 2 + side) << rid_bits) | rid)
-    rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
-    block, side = group >> 1, group & 1
+    block = code >> (rid_bits + 1)
+    shared = np.zeros(len(code), dtype=bool)  # an entry alone in its block makes no pair (as in _equi_rule)
+    np.equal(block[1:], block[:-1], out=shared[1:])
+    shared[:-1] |= shared[1:]
+    code, block = code[shared], block[shared]
+    rid, side = code & ((1 << rid_bits) - 1), (code >> rid_bits) & 1
     m = len(code)
     block_start = np.flatnonzero(np.diff(block, prepend=-1))
     block_size = np.diff(block_start, append=m)
