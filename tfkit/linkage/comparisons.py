@@ -199,7 +199,8 @@ class SimilarityTable:
 
 class GridPairs(PairContext):
     """Every pair between records `left` and `right` (row-major): the u sample, a slice of rows at a
-    time. Codes are repeated and tiled rather than gathered, Jaro-Winkler is taken from `table`.
+    time. Codes are gathered from the slice's and `right`'s short code arrays by each pair's row and
+    column; Jaro-Winkler and edit distances are taken from `table`.
     `rows` slices `table.records[0]`; within one source (`same_source`) only pairs left < right."""
 
     def __init__(self, prepared: Prepared, table: SimilarityTable, rows: slice, *, same_source: bool) -> None:
