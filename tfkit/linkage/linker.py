@@ -346,6 +346,7 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
     t = time.perf_counter()
     scored = linker.inference.predict()
     linker.timings["predict"] = time.perf_counter() - t
+    linker.prepared.release_caches()  # nothing after scoring gathers codes: ~10 MiB off the peak at 100k
     t = time.perf_counter()
     links, link_stats = clustering_stage.select_links(linker.prepared, scored, threshold, one_to_one=one_to_one,
                                                       clean=clean, decisions=decisions)

@@ -172,6 +172,12 @@ class Prepared:
             self._codes[column] = self.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
         return self._codes[column]
 
+    def release_caches(self) -> None:
+        """Let go of the int32 codes and character planes cached for blocking, comparing and scoring
+        (one int32 array per prepared column: ~25 MiB at 100k x 100k); rebuilt if asked for again."""
+        self._codes.clear()
+        self._char_planes.clear()
+
     def char_planes(self, column: str) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         """Per vocabulary entry: three 32-bit masks (bin seen at least 1, 2, 3 times; bin = byte mod
         32, so A-Z each have their own) and the length in characters. The number of characters two
@@ -264,26 +270,26 @@ def _distinct(raw: pl.DataFrame, column: str) -> tuple[pl.DataFrame, pl.Series]:
     """The column's distinct raw values (as text; sorted, null last) and each record's index into them.
 
     Cleaning runs once per distinct value (a few thousand names or postcodes, not every record),
-    then codes are gathered back to the records. Indexes come from a binary search of the sorted
-    values (fewer polars kernels touched than a join: less code paged in on small jobs).
+    then codes are gathered back to the records. Indexes come from a hash look-up of each value's
+    place among the sorted values (`replace_strict`, null to the last place: 2-3 times less CPU
+    than a binary search of 200,000 strings; fewer polars kernels touched than a join).
     """
     values = raw.get_column(column)
     if values.dtype != pl.Date:
         values = values.cast(pl.String).str.slice(0, MAX_CHARS)
     present = values.drop_nulls().unique().sort()
-    index = present.search_sorted(values).cast(pl.UInt32)
+    index = values.replace_strict(present, pl.Series(np.arange(present.len(), dtype=np.uint32)),
+                                  default=present.len(), return_dtype=pl.UInt32)
     if values.null_count():
-        index = index.scatter(values.is_null().arg_true(), present.len())
         present = present.append(pl.Series([None], dtype=present.dtype))
     return pl.DataFrame({"_raw": present}).with_row_index("_i"), index
 
 
 def _codes(values: pl.Series, vocab: pl.Series) -> pl.Series:
-    """Code of each value in a sorted vocabulary holding every non-null value (null stays null)."""
-    codes = vocab.search_sorted(values).cast(pl.Int32)
-    if values.null_count():
-        codes = codes.scatter(values.is_null().arg_true(), None)
-    return codes
+    """Code of each value in a sorted vocabulary holding every non-null value (null stays null):
+    its place, by a hash look-up (see `_distinct`)."""
+    return values.replace_strict(vocab, pl.Series(np.arange(vocab.len(), dtype=np.int32)), default=None,
+                                 return_dtype=pl.Int32)
 
 
 def _coded_columns(prepared: Prepared, out: dict[str, pl.Series], cleaned: pl.DataFrame, index: pl.Series,
