@@ -243,7 +243,8 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
 
 
 def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, max_block_pairs: int,
-                          salt_above: int, checkpoint_dir: str) -> tuple[DataFrame, list[RuleSkew]]:
+                          salt_above: int, checkpoint_dir: str, records: DataFrame | None = None
+                          ) -> tuple[DataFrame, list[RuleSkew]]:
     """Every rule's pairs, each kept for the first rule that produces it (as
     `blocking.candidate_pairs`), checkpointed to Parquet; and the skew guard's report.
 
@@ -259,7 +260,9 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
     columns = sorted({c for r in rules for c in r.columns})
     width = max(len(k) for r in rules for k in _key_columns(r))
     kcols = [f"k{i}" for i in range(width)]
-    keys = _codes_frame(spark, prepared, columns)
+    # The block keys from the prepared records on the cluster (`prepare.SparkPrepared.records`).
+    keys = (records.select("_rid", "_source", *columns) if records is not None
+            else _codes_frame(spark, prepared, columns))
     # Each block's rows in one partition, kept for both passes: the block counts need no shuffle.
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     placed = _block_rows(keys, rules, width).repartition(partitions, "rule", *kcols).persist(StorageLevel.MEMORY_AND_DISK)
@@ -479,34 +482,23 @@ def _save(df: DataFrame, path: str) -> DataFrame:
 # --------------------------------------------------------------------------- the job
 
 
-def _with_record_ids(shared, scored: DataFrame) -> DataFrame:
-    """`predict.with_record_ids` per partition (row positions replaced by source and record id,
-    gathered from `shared`, the broadcast `_ids`: no join, and the partitions' order is kept)."""
-    from pyspark.sql.types import StringType, StructField, StructType
+def _ids(records) -> DataFrame:
+    """_rid, source (name) and record_id of every prepared record, on the cluster."""
+    names = F.array(*[F.lit(n) for n in records.sources])
+    return records.records.select("_rid", F.element_at(names, F.col("_source") + 1).alias("source"),
+                                  F.col("_record_id").alias("record_id"))
 
-    rest = [f for f in scored.schema.fields if f.name not in ("rid_l", "rid_r")]
-    schema = StructType([StructField(n, StringType()) for n in ("source_l", "record_id_l", "source_r", "record_id_r")]
-                        + rest)
 
-    def add_ids(batches):
-        import polars as pl
-
-        frame, sources = shared.value
-        names = pl.Series(sources, dtype=pl.String)
-        source, record_id = frame.get_column("_source").to_numpy(), frame.get_column("_record_id")
-        for batch in batches:
-            pairs = pl.from_arrow(pa.Table.from_batches([batch]))
-            ids = {}
-            for side in ("l", "r"):
-                rid = pairs.get_column(f"rid_{side}").to_numpy()
-                ids[f"source_{side}"] = names.gather(source[rid])
-                ids[f"record_id_{side}"] = record_id.gather(rid)
-            out = pl.DataFrame({k: ids[k] for k in ("source_l", "record_id_l", "source_r", "record_id_r")})
-            out = pl.concat([out, pairs.drop("rid_l", "rid_r")], how="horizontal")
-            yield from out.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
-
-    return scored.mapInArrow(add_ids, schema)
-
+def _with_record_ids(ids: DataFrame, scored: DataFrame) -> DataFrame:
+    """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
+    joined from the prepared records (`_ids`; the ids never pass through the driver), in
+    (rid_l, rid_r) order."""
+    rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
+    out = scored
+    for side in ("l", "r"):
+        out = out.join(ids.select(F.col("_rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
+                                  F.col("record_id").alias(f"record_id_{side}")), f"rid_{side}")
+    return out.orderBy("rid_l", "rid_r").select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
 
 
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
@@ -515,7 +507,12 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     """The whole job on Spark; the same pairs, weights and clusters as `tfkit.linkage.link`."""
     import time
 
-    linker = Linker(frames, model, mode=mode, id_column=id_column, seed=seed)
+    from tfkit.engine.spark.prepare import spark_linker, with_row_index
+
+    t = time.perf_counter()
+    sources = {name: with_row_index(spark, f) if isinstance(f, pl.DataFrame) else f for name, f in frames.items()}
+    linker, records = spark_linker(spark, sources, model, mode=mode, id_column=id_column, seed=seed)
+    linker.timings["standardise"] = time.perf_counter() - t
     s = linker.model.settings
     threshold = s.threshold if threshold is None else threshold
     review_lower = s.review_lower if review_lower is None else review_lower
@@ -527,7 +524,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     t = time.perf_counter()
     candidates, skew = candidate_pairs_spark(spark, linker.prepared, linker.model.blocking, linker.mode,
                                              max_block_pairs=s.max_block_pairs, salt_above=salt_above,
-                                             checkpoint_dir=checkpoint_dir)
+                                             checkpoint_dir=checkpoint_dir, records=records.records)
     own_limit = {r.name for r in linker.model.blocking if r.max_block_pairs}
     for r in skew:  # the polars engine's warning, word for word
         if r.blocks_skipped and r.rule not in own_limit:
@@ -550,19 +547,14 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     labels, iterations = connected_components_spark(links, max_iterations=max_iterations)
     linker.timings["cluster"] = time.perf_counter() - t
 
-    p = linker.prepared
-    ids = spark.createDataFrame(p.frame.select(
-        "_rid", pl.col("_source").replace_strict(list(range(len(p.sources))), p.sources, return_dtype=pl.String)
-        .alias("source"), pl.col("_record_id").alias("record_id")).to_arrow())
+    ids = _ids(records)
     clusters = (ids.join(labels.withColumnRenamed("rid", "_rid"), "_rid", "left")
                 .withColumn("cluster_id", F.coalesce("label", "_rid"))
                 .withColumn("cluster_size", F.count("*").over(Window.partitionBy("cluster_id")))
                 .orderBy("_rid").select("source", "record_id", "cluster_id", "cluster_size"))
-    shared = spark.sparkContext.broadcast((p.frame.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id")),
-                                           p.sources))
     band = (F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold)
-    pairs = _with_record_ids(shared, scored.orderBy("rid_l", "rid_r"))
-    review = _with_record_ids(shared, scored.where(band).orderBy("rid_l", "rid_r"))
+    pairs = _with_record_ids(ids, scored)
+    review = _with_record_ids(ids, scored.where(band))
     p_ = F.col("match_probability")
     bands = scored.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
                        F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review")).first()
@@ -570,7 +562,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
               "review_pairs": int(bands["review"] or 0),
               # records on no link are clusters of one
-              "clusters": p.n - int(linked["records"]) + int(linked["clusters"])}
+              "clusters": records.n - int(linked["records"]) + int(linked["clusters"])}
     return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts)
 
 

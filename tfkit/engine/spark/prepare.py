@@ -293,3 +293,45 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         total = arr.sum()
         tf[c] = arr / total if total else arr
     return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated)
+
+
+def shape_frames(sources: dict[str, DataFrame]) -> dict[str, pl.DataFrame]:
+    """Per source, a polars frame with its columns and at most two rows saying only whether the
+    source is empty and which columns hold no value (one Spark aggregation a source): what
+    `linker.check_inputs` and the model's optional comparisons look at, without the records."""
+    out = {}
+    for name, df in sources.items():
+        columns = [c for c in df.columns if c != ROW]
+        row = df.agg(F.count(F.lit(1)).alias("__n"), *[F.count(F.col(f"`{c}`")).alias(f"__{i}")
+                                                      for i, c in enumerate(columns)]).first()
+        height = 2 if row["__n"] else 0
+        out[name] = pl.DataFrame({c: [None if not row[f"__{i}"] else "x"] * height for i, c in enumerate(columns)},
+                                 schema={c: pl.String for c in columns})
+    return out
+
+
+def spark_linker(spark: SparkSession, sources: dict[str, DataFrame], model=None, *, mode=None, id_column=None,
+                 seed=None):
+    """A `Linker` whose records are prepared on the cluster (`prepare_spark`), and that
+    `SparkPrepared`. The Linker's input checks run on `shape_frames`; its `prepared` is the driver
+    view of the coded columns (`SparkPrepared.local`) for the stages that still gather codes by row
+    position on the driver or in broadcasts (training's samples and EM sessions, comparisons)."""
+    from tfkit.linkage.linker import Linker, _id_column
+
+    shapes = shape_frames(sources)
+    held: list[SparkPrepared] = []
+
+    def prepare_records(frames, names, fields, *, id_column, variants, keep=()):
+        # check_inputs added a missing optional column (compared as unknown) to the shapes: here too.
+        inputs = {}
+        for s, df in sources.items():
+            absent = [c for c in fields if c not in df.columns]
+            inputs[s] = df.select("*", *[F.lit(None).cast("string").alias(c) for c in absent])
+        ids = {s: _id_column(f, s, id_column_wanted) for s, f in shapes.items()}
+        prepared = prepare_spark(spark, inputs, fields, id_columns=ids, variants=variants)
+        held.append(prepared)
+        return prepared.local(prepared.columns)
+
+    id_column_wanted = id_column
+    linker = Linker(shapes, model, mode=mode, seed=seed, id_column=id_column, prepare_records=prepare_records)
+    return linker, held[0]
