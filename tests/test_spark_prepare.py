@@ -61,3 +61,44 @@ def test_prepare_spark_equals_polars_on_febrl4(spark):
             pl.col("rec_id").alias("record_id"), pl.col("given_name").alias("forename"),
             pl.col("surname"), pl.col("date_of_birth").alias("dob"), pl.col("postcode"))
     _compare(spark, frames)
+
+
+def test_link_cli_spark_reads_parquet_with_spark(spark, tmp_path, monkeypatch):
+    """Parquet sources (a file and a folder of parts, a date column as a Parquet date) are read by
+    Spark, never by polars on the driver, and give the polars engine's outputs."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import tfkit.io
+    from tfkit.cli import app
+    from tfkit.demo import generate_frames
+    from tests.fixtures.demo_frames import cohort_and_partners
+
+    frames = cohort_and_partners(generate_frames(200, seed=8), n_right=250, seed=0)
+    (left, a), (right, b) = [(k, v.drop("person_key")) for k, v in frames.items()]
+    a = a.with_columns(pl.col("dob").str.to_date(strict=False)) if a.schema["dob"] == pl.String else a
+    a.write_parquet(tmp_path / f"{left}.parquet")
+    b.write_parquet(tmp_path / f"{right}.parquet")
+    (tmp_path / "parts" / right).mkdir(parents=True)
+    for i, part in enumerate((b[:100], b[100:])):
+        part.write_parquet(tmp_path / "parts" / right / f"part-{i:05d}.parquet")
+    runner = CliRunner()
+    res = runner.invoke(app, ["link", str(tmp_path / f"{left}.parquet"), str(tmp_path / f"{right}.parquet"),
+                              "--seed", "2", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+
+    def refuse(*args, **kw):
+        raise AssertionError("a Parquet source read on the driver")
+
+    monkeypatch.setattr(tfkit.io, "read_table", refuse)
+    res = runner.invoke(app, ["link", str(tmp_path / f"{left}.parquet"), str(tmp_path / "parts" / right),
+                              "--seed", "2", "--out", str(tmp_path / "s"), "--engine", "spark", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["engine"] == "spark"
+    for name in ("pairs", "clusters"):
+        want = pl.read_parquet(tmp_path / "p" / f"{name}.parquet")
+        got = pl.read_parquet(tmp_path / "s" / name / "*.parquet")
+        assert got.columns == want.columns and got.height == want.height > 0
+        assert got.select(want.columns[:4]).equals(want.select(want.columns[:4]).cast(got.select(want.columns[:4]).schema))
+    assert json.loads((tmp_path / "s" / "model.json").read_text()) == json.loads((tmp_path / "p" / "model.json").read_text())

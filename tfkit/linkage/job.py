@@ -63,13 +63,18 @@ def run_link_job(job: LinkJob) -> dict[str, Any]:
     job.check()
     mode = job.mode or ("link" if len(job.sources) > 1 else "dedupe")
     model = LinkageModel.load(job.model)
-    tables = read_sources(job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else ())
-    frames = {t.name: t.frame for t in tables}
     if job.engine is not None and job.engine.is_spark:
+        from tfkit.engine.spark.io import is_parquet_source
         from tfkit.engine.spark.link import link_job
 
+        # Parquet files and folders (any Hadoop-compatible path) are read by Spark; other files by
+        # tfkit.io on the driver, as the polars engine reads them.
+        frames = (list(map(str, job.sources)) if not job.schemas and all(map(is_parquet_source, job.sources))
+                  else {t.name: t.frame for t in read_sources(job.sources, schemas=job.schemas, mapping=job.mapping)})
         return link_job(frames, str(job.out), model, mode=mode, threshold=job.threshold,
-                        review_lower=job.review_lower, seed=job.seed, settings=job.engine)
+                        review_lower=job.review_lower, seed=job.seed, settings=job.engine, mapping=job.mapping)
+    tables = read_sources(job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else ())
+    frames = {t.name: t.frame for t in tables}
     result = link(frames, model, mode=mode, threshold=job.threshold, review_lower=job.review_lower,
                   truth_column=job.truth, train_on_labels=job.train_on_labels, one_to_one=job.one_to_one,
                   seed=job.seed, clean=job.clean, decisions=load_decisions(link_review_folder(job.out) / STORE_NAME))

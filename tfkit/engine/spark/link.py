@@ -567,7 +567,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
 
 
 def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_lower=None, seed=None,
-             settings) -> dict:
+             settings, mapping: dict[str, str] | None = None) -> dict:
     """`tfkit link --engine spark`: run `link_spark`, write pairs/, clusters/ and review/ (Parquet
     folders, the polars engine's columns) and model.json + summary.json; drop the checkpoints."""
     import json
@@ -580,6 +580,10 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     spark = spark_session(settings)
     base = settings.checkpoint_dir.rstrip("/") if settings.checkpoint_dir else f"{out.rstrip('/')}/.checkpoints"
     checkpoints = f"{base}/link-{uuid.uuid4().hex[:12]}"
+    if isinstance(frames, list):  # Parquet paths: read by Spark (`io.read_sources_spark`)
+        from tfkit.engine.spark.io import read_sources_spark
+
+        frames = read_sources_spark(spark, frames, mapping)
     try:
         result = link_spark(spark, frames, model, mode=mode, threshold=threshold, review_lower=review_lower,
                             seed=seed, checkpoint_dir=checkpoints)
