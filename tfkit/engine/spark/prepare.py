@@ -110,15 +110,6 @@ def _standardise_kernel(column: str, kind: str):
     return run
 
 
-def _collect_series(df: DataFrame, name: str) -> pl.Series:
-    return pl.from_arrow(df.toArrow()).get_column(df.columns[0]).rename(name)
-
-
-def _vocabulary(df: DataFrame, name: str) -> pl.Series:
-    """A column's distinct non-null values, sorted as polars sorts them (the codes' order)."""
-    return _collect_series(df.where(F.col(df.columns[0]).isNotNull()).distinct(), name).sort()
-
-
 def _codes_kernel(shared, mapping: dict[str, str], derived_of: dict[str, str]):
     """mapInArrow function: a distinct-value table's cleaned text -> codes in the broadcast
     vocabularies (`mapping`: output column -> vocabulary), and the names' derived codes
@@ -140,6 +131,26 @@ def _codes_kernel(shared, mapping: dict[str, str], derived_of: dict[str, str]):
             yield from pl.DataFrame(out).to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
 
     return run
+
+
+def dense_rank(keys: DataFrame, column: str, alias: str) -> DataFrame:
+    """(column, alias): each distinct value's 0-based position in sorted order (int), distributed:
+    the values range-partitioned and sorted, each partition's count collected (one number a
+    partition) and its offset added to the row's position in the partition (no single-partition
+    window, no Python per row)."""
+    from pyspark import StorageLevel
+
+    placed = keys.orderBy(column).select(column, F.spark_partition_id().alias("__p"),
+                                         F.monotonically_increasing_id().alias("__m")) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    counts = sorted((r["__p"], r["n"], r["first"]) for r in
+                    placed.groupBy("__p").agg(F.count(F.lit(1)).alias("n"), F.min("__m").alias("first")).collect())
+    rows, start = [], 0
+    for part, n, first in counts:
+        rows.append((part, start - first))
+        start += n
+    shift = keys.sparkSession.createDataFrame(rows, "__p int, __shift long")
+    return placed.join(F.broadcast(shift), "__p").select(column, (F.col("__m") + F.col("__shift")).cast("int").alias(alias))
 
 
 def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: dict[str, str], *,
@@ -191,7 +202,6 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
             for n in cleaned[c].columns[1:]:
                 part = cleaned[c].select(F.col(n).alias("v"))
                 values = part if values is None else values.unionByName(part)
-        names_vocab = _vocabulary(values, "v")
         # Phonetic code, variant group and initial per distinct name, on the executors.
         shared_variants = spark.sparkContext.broadcast(variants)
 
@@ -208,6 +218,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         schema = StructType([StructField(n, StringType()) for n in ("v", *st.NAME_DERIVED)])
         table = pl.from_arrow(values.where(F.col("v").isNotNull()).distinct().mapInArrow(derive, schema).toArrow())
         table = table.sort("v")
+        names_vocab = table.get_column("v")  # the names' shared vocabulary: distinct, sorted
         shared_variants.destroy()
         derived_vocab = {}
         for suffix in st.NAME_DERIVED:
@@ -237,8 +248,10 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
                 order += cleaned[column].columns[1:]
             continue
         outs = cleaned[column].columns[1:]
+        # Every cleaned column's vocabulary from one collect of the (distinct-value) table.
+        table = pl.from_arrow(cleaned[column].select(*outs).toArrow())
         for n in outs:
-            vocab[n] = _vocabulary(cleaned[column].select(n), n)
+            vocab[n] = table.get_column(n).drop_nulls().unique().sort().rename(n)
         order += outs
         mappings[column] = ({n: n for n in outs}, {})
         if kind in st.TF_KINDS:
@@ -247,7 +260,6 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
     # distinct value -> codes, on the executors from the broadcast vocabularies; joined to the records.
     shared = spark.sparkContext.broadcast((vocab, derived))
     records = raw
-    lookups = []
     for column, kind in fields.items():
         if kind == "date":
             table = cleaned[column]
@@ -258,40 +270,46 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
             table = cleaned[column].mapInArrow(_codes_kernel(shared, mapping, derived_of), schema)
         table = table.withColumnRenamed("_raw", f"__raw_{column}").where(F.col(f"__raw_{column}").isNotNull())
         rows = cleaned[column].count()
-        lookups.append(table)
         records = records.join(F.broadcast(table) if rows <= BROADCAST_LOOKUP_ROWS else table,
                                records[f"__in_{column}"] == table[f"__raw_{column}"], "left") \
             .drop(f"__raw_{column}", f"__in_{column}")
     codes_order = order[:]
+    coded = None
     if unordered:
         # The two names as an unordered pair: its dense rank among the records' pairs (as polars').
         a, b = unordered
         size = names_vocab.len()
         key = (F.least(a, b).cast("long") * F.lit(size) + F.greatest(a, b).cast("long"))
-        records = records.withColumn("__pair", key)
-        keys = records.select("__pair").where(F.col("__pair").isNotNull()).distinct().orderBy("__pair")
-        ranked = keys.rdd.map(lambda r: r[0]).zipWithIndex().toDF(["__pair", "names_unordered"]) \
-            .select("__pair", F.col("names_unordered").cast("int"))
-        records = records.join(ranked, "__pair", "left").drop("__pair")
+        coded = records.withColumn("__pair", key).persist(StorageLevel.MEMORY_AND_DISK)
+        keys = coded.select("__pair").where(F.col("__pair").isNotNull()).distinct()
+        ranked = dense_rank(keys, "__pair", "names_unordered")
+        records = coded.join(ranked, "__pair", "left").drop("__pair")
         # After the name columns, before the other fields: the polars engine's column order.
         last_name = max(codes_order.index(f"{c}_{st.NAME_DERIVED[-1]}") for c in name_columns)
         codes_order.insert(last_name + 1, "names_unordered")
     final_order = codes_order
     records = records.select("_rid", "_source", "_record_id", *final_order).persist(StorageLevel.MEMORY_AND_DISK)
     records.count()
+    if coded is not None:
+        coded.unpersist()
     shared.destroy()
     for t in cleaned.values():
         t.unpersist()
     raw.unpersist()
     vocab.pop("_names", None)
 
+    # Term frequencies: every TF column's code counts in one aggregation (one row a column and code).
     tf: dict[str, np.ndarray] = {}
-    for c in tf_columns:
-        counts = pl.from_arrow(records.where(F.col(c).isNotNull()).groupBy(c).count().toArrow())
-        arr = np.zeros(vocab[c].len(), dtype=np.float64)
-        arr[counts.get_column(c).to_numpy()] = counts.get_column("count").to_numpy()
-        total = arr.sum()
-        tf[c] = arr / total if total else arr
+    if tf_columns:
+        entries = F.array(*[F.struct(F.lit(k).alias("k"), F.col(c).alias("code")) for k, c in enumerate(tf_columns)])
+        counts = pl.from_arrow(records.select(F.inline(entries)).where(F.col("code").isNotNull())
+                               .groupBy("k", "code").count().toArrow())
+        for k, c in enumerate(tf_columns):
+            mine = counts.filter(pl.col("k") == k)
+            arr = np.zeros(vocab[c].len(), dtype=np.float64)
+            arr[mine.get_column("code").to_numpy()] = mine.get_column("count").to_numpy()
+            total = arr.sum()
+            tf[c] = arr / total if total else arr
     return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated)
 
 
