@@ -48,6 +48,7 @@ class SparkPrepared:
     vocab: dict[str, pl.Series] = field(default_factory=dict)
     tf: dict[str, np.ndarray] = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step of prepare_spark
 
     @property
     def n(self) -> int:
@@ -159,7 +160,17 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
     number in the source), every column of `fields` and its id column (`id_columns[source]`)."""
     from pyspark import StorageLevel
 
+    import time
+
     variants = variants or st.NameVariants.load()
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - clock[0], 3)
+        clock[0] = now
+
     names = list(sources)
     sizes = [int(r[0]) if r[0] is not None else 0 for r in
              (df.agg(F.max(ROW) + 1).first() for df in sources.values())]
@@ -180,6 +191,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
     if text:
         row = raw.agg(*[F.sum((F.length(f"__in_{c}") > st.MAX_CHARS).cast("long")).alias(c) for c in text]).first()
         truncated = {c: int(row[c]) for c in text if row[c]}
+    lap("read")
 
     # Each field's distinct raw values through the rules, on the executors.
     cleaned = {}
@@ -188,6 +200,8 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         cleaned[column] = distinct.mapInArrow(_standardise_kernel(column, kind),
                                               _cleaned_schema(column, kind, raw_types[column])) \
             .persist(StorageLevel.MEMORY_AND_DISK)
+        cleaned[column].count()
+    lap("standardise distinct values")
 
     vocab: dict[str, pl.Series] = {}
     derived: dict[str, pl.Series] = {}
@@ -237,6 +251,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
                 order.append(f"{c}_{suffix}")
             mappings[c] = (mapping, derived_of)
         vocab["_names"] = names_vocab
+        lap("names: phonetic, variants")
     unordered = None
     forenames = [c for c in name_columns if fields[c] == "name"]
     surnames = [c for c in name_columns if fields[c] == "surname"]
@@ -257,6 +272,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         if kind in st.TF_KINDS:
             tf_columns += list(st.TF_KINDS[kind](column))
 
+    lap("vocabularies")
     # distinct value -> codes, on the executors from the broadcast vocabularies; joined to the records.
     shared = spark.sparkContext.broadcast((vocab, derived))
     records = raw
@@ -273,6 +289,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         records = records.join(F.broadcast(table) if rows <= BROADCAST_LOOKUP_ROWS else table,
                                records[f"__in_{column}"] == table[f"__raw_{column}"], "left") \
             .drop(f"__raw_{column}", f"__in_{column}")
+    lap("code tables")
     codes_order = order[:]
     coded = None
     if unordered:
@@ -292,6 +309,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
     records.count()
     if coded is not None:
         coded.unpersist()
+    lap("records coded")
     shared.destroy()
     for t in cleaned.values():
         t.unpersist()
@@ -310,7 +328,8 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
             arr[mine.get_column("code").to_numpy()] = mine.get_column("count").to_numpy()
             total = arr.sum()
             tf[c] = arr / total if total else arr
-    return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated)
+    lap("term frequencies")
+    return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated, timings)
 
 
 def shape_frames(sources: dict[str, DataFrame]) -> dict[str, pl.DataFrame]:
