@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -63,42 +65,25 @@ def test_prepare_spark_equals_polars_on_febrl4(spark):
     _compare(spark, frames)
 
 
-def test_link_cli_spark_reads_parquet_with_spark(spark, tmp_path, monkeypatch):
-    """Parquet sources (a file and a folder of parts, a date column as a Parquet date) are read by
-    Spark, never by polars on the driver, and give the polars engine's outputs."""
-    import json
 
-    from typer.testing import CliRunner
+def test_read_sources_spark_gives_the_polars_readers_text(spark, tmp_path):
+    """Parquet read by Spark (a file and a folder of parts): every column as text as
+    `tfkit.io.read_table` gives it to the polars engine (a date as yyyy-MM-dd), with row numbers."""
+    from tfkit.engine.spark.io import ROW, as_uri, is_parquet_source, read_sources_spark
+    from tfkit.io import read_table
 
-    import tfkit.io
-    from tfkit.cli import app
-    from tfkit.demo import generate_frames
-    from tests.fixtures.demo_frames import cohort_and_partners
+    frame = pl.DataFrame({"record_id": [3, 1, 2], "dob": [None, *pl.Series(["1990-02-01", "1985-12-31"]).str.to_date()],
+                          "forename": ["Ann", None, "Bo"]})
+    frame.write_parquet(tmp_path / "a.parquet")
+    (tmp_path / "b").mkdir()
+    frame[:1].write_parquet(tmp_path / "b" / "part-0.parquet")
+    frame[1:].write_parquet(tmp_path / "b" / "part-1.parquet")
+    assert is_parquet_source(tmp_path / "a.parquet") and is_parquet_source(tmp_path / "b")
+    assert as_uri(Path("hdfs://nn/x")) == "hdfs://nn/x"
+    got = read_sources_spark(spark, [tmp_path / "a.parquet", tmp_path / "b"], {"forename": "first"})
+    want = read_table(tmp_path / "a.parquet").frame.drop("_source_line").rename({"forename": "first"})
+    for name in ("a", "b"):
+        df = pl.from_arrow(got[name].orderBy(ROW).toArrow())
+        assert df.get_column(ROW).to_list() == [0, 1, 2]
+        assert df.drop(ROW).equals(want)
 
-    frames = cohort_and_partners(generate_frames(200, seed=8), n_right=250, seed=0)
-    (left, a), (right, b) = [(k, v.drop("person_key")) for k, v in frames.items()]
-    a = a.with_columns(pl.col("dob").str.to_date(strict=False)) if a.schema["dob"] == pl.String else a
-    a.write_parquet(tmp_path / f"{left}.parquet")
-    b.write_parquet(tmp_path / f"{right}.parquet")
-    (tmp_path / "parts" / right).mkdir(parents=True)
-    for i, part in enumerate((b[:100], b[100:])):
-        part.write_parquet(tmp_path / "parts" / right / f"part-{i:05d}.parquet")
-    runner = CliRunner()
-    res = runner.invoke(app, ["link", str(tmp_path / f"{left}.parquet"), str(tmp_path / f"{right}.parquet"),
-                              "--seed", "2", "--out", str(tmp_path / "p")])
-    assert res.exit_code == 0, res.output
-
-    def refuse(*args, **kw):
-        raise AssertionError("a Parquet source read on the driver")
-
-    monkeypatch.setattr(tfkit.io, "read_table", refuse)
-    res = runner.invoke(app, ["link", str(tmp_path / f"{left}.parquet"), str(tmp_path / "parts" / right),
-                              "--seed", "2", "--out", str(tmp_path / "s"), "--engine", "spark", "--json", "-"])
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["engine"] == "spark"
-    for name in ("pairs", "clusters"):
-        want = pl.read_parquet(tmp_path / "p" / f"{name}.parquet")
-        got = pl.read_parquet(tmp_path / "s" / name / "*.parquet")
-        assert got.columns == want.columns and got.height == want.height > 0
-        assert got.select(want.columns[:4]).equals(want.select(want.columns[:4]).cast(got.select(want.columns[:4]).schema))
-    assert json.loads((tmp_path / "s" / "model.json").read_text()) == json.loads((tmp_path / "p" / "model.json").read_text())
