@@ -87,3 +87,26 @@ def test_read_sources_spark_gives_the_polars_readers_text(spark, tmp_path):
         assert df.get_column(ROW).to_list() == [0, 1, 2]
         assert df.drop(ROW).equals(want)
 
+
+
+def test_spark_linker_checks_inputs_and_prepares_on_the_cluster(spark):
+    """`spark_linker`: the Linker's checks on per-source shape frames (an optional column missing in
+    one source is added as unknown), its `prepared` the int32 view of the cluster's records."""
+    from tfkit.engine.spark.prepare import spark_linker, with_row_index
+    from tfkit.errors import InputFileError
+    from tfkit.demo import generate_frames
+    from tests.fixtures.demo_frames import cohort_and_partners
+
+    frames = cohort_and_partners(generate_frames(150, seed=2), n_right=150, seed=0)
+    frames = {k: v.drop("person_key") for k, v in frames.items()}
+    first = next(iter(frames))
+    frames[first] = frames[first].drop("sex")
+    want = Linker(frames, seed=1)
+    linker, got = spark_linker(spark, {s: with_row_index(spark, f) for s, f in frames.items()}, seed=1)
+    assert [c.name for c in linker.model.comparisons] == [c.name for c in want.model.comparisons]
+    assert got.n == want.prepared.n
+    for c in ("forename", "surname_dm", "dob", "postcode_block", "sex", "names_unordered"):
+        assert np.array_equal(linker.prepared.codes(c), want.prepared.codes(c)), c
+    empty = {s: with_row_index(spark, f.head(0)) for s, f in frames.items()}
+    with pytest.raises(InputFileError, match="no records"):
+        spark_linker(spark, empty)
