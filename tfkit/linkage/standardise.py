@@ -274,9 +274,7 @@ def _distinct(raw: pl.DataFrame, column: str) -> tuple[pl.DataFrame, pl.Series]:
     place among the sorted values (`replace_strict`, null to the last place: 2-3 times less CPU
     than a binary search of 200,000 strings; fewer polars kernels touched than a join).
     """
-    values = raw.get_column(column)
-    if values.dtype != pl.Date:
-        values = values.cast(pl.String).str.slice(0, MAX_CHARS)
+    values = raw_values(raw.get_column(column))
     present = values.drop_nulls().unique().sort()
     index = values.replace_strict(present, pl.Series(np.arange(present.len(), dtype=np.uint32)),
                                   default=present.len(), return_dtype=pl.UInt32)
@@ -310,18 +308,13 @@ def _prepare_names(raw: pl.DataFrame, kinds: dict[str, str], variants: NameVaria
     tables: dict[str, tuple[pl.DataFrame, pl.Series]] = {}
     for column, kind in kinds.items():
         distinct, index = _distinct(raw, column)
-        cleaned = clean_name(pl.col("_raw"))
-        parts = [(forename_part(cleaned) if kind == "name" else surname_whole(cleaned)).alias(column)]
-        if kind == "surname":
-            parts += [cleaned.str.split(" ").list.first().alias(f"{column}_first"),
-                      cleaned.str.split(" ").list.last().alias(f"{column}_last")]
-        tables[column] = (distinct.select(parts), index)
+        tables[column] = (standardise_distinct(distinct, column, kind), index)
     vocab = (
         pl.concat([t[c].rename("v") for t, _ in tables.values() for c in t.columns])
         .drop_nulls().unique().sort()
     )
-    derived = {"dm": phonetic(vocab), "canon": variants.canonical_of(vocab), "initial": vocab.str.slice(0, 1)}
-    derived_codes = {suffix: _encode(d.rename(suffix)) for suffix, d in derived.items()}
+    derived = name_derived(vocab, variants)
+    derived_codes = {suffix: _encode(derived[suffix]) for suffix in NAME_DERIVED}
     out: dict[str, pl.Series] = {}
     for column, (table, index) in tables.items():
         for name in table.columns:
@@ -347,16 +340,54 @@ def _prepare_names(raw: pl.DataFrame, kinds: dict[str, str], variants: NameVaria
 def _prepare_field(raw: pl.DataFrame, column: str, kind: str, prepared: Prepared) -> dict[str, pl.Series]:
     out: dict[str, pl.Series] = {}
     distinct, index = _distinct(raw, column)
-    src = pl.col("_raw")
+    cleaned = standardise_distinct(distinct, column, kind)
     if kind == "date":
-        out.update(_date_columns(distinct, column, index))
-    elif kind == "postcode":
+        out.update({name: values.gather(index) for name, values in cleaned.to_dict().items()})
+    else:
+        _coded_columns(prepared, out, cleaned, index, tf_columns=TF_KINDS.get(kind, lambda c: ())(column))
+    return out
+
+
+# Per kind, the cleaned columns that get a term-frequency table.
+TF_KINDS = {"postcode": lambda c: (c,), "string": lambda c: (c,)}
+NAME_DERIVED = ("dm", "canon", "initial")
+
+
+def name_derived(vocab: pl.Series, variants: NameVariants) -> dict[str, pl.Series]:
+    """Per cleaned name (the names' shared vocabulary): its Double Metaphone code, name-variant
+    group and initial, each Series named by its suffix."""
+    return {"dm": phonetic(vocab).rename("dm"), "canon": variants.canonical_of(vocab).rename("canon"),
+            "initial": vocab.str.slice(0, 1).rename("initial")}
+
+
+def raw_values(values: pl.Series) -> pl.Series:
+    """A column's values as standardisation reads them: dates as dates, anything else as text cut
+    to MAX_CHARS."""
+    return values if values.dtype == pl.Date else values.cast(pl.String).str.slice(0, MAX_CHARS)
+
+
+def standardise_distinct(distinct: pl.DataFrame, column: str, kind: str) -> pl.DataFrame:
+    """The standardisation rules of one field, on a table of its distinct raw values (`_raw`, as
+    `raw_values` gives them): one row per value, the cleaned columns (text to encode; a date's
+    parts as integers). The kernel both engines run: the polars engine on the whole column's
+    distinct values, the Spark engine per batch on its executors."""
+    src = pl.col("_raw")
+    if kind in ("name", "surname"):
+        cleaned = clean_name(src)
+        parts = [(forename_part(cleaned) if kind == "name" else surname_whole(cleaned)).alias(column)]
+        if kind == "surname":
+            parts += [cleaned.str.split(" ").list.first().alias(f"{column}_first"),
+                      cleaned.str.split(" ").list.last().alias(f"{column}_last")]
+        return distinct.select(parts)
+    if kind == "date":
+        return pl.DataFrame(_date_columns(distinct, column))
+    if kind == "postcode":
         # The UK form once, as a column: each use of the expression would run its regexes again.
         src, uk = pl.col("_src"), pl.col("_uk")
         distinct = distinct.select(visible(pl.col("_raw")).alias("_src")).with_columns(
             identifiers.clean_postcode(src).alias("_uk"))
         # Not a UK postcode (FEBRL's Australian ones, a foreign address): compared as text, not null.
-        cleaned = distinct.select(
+        return distinct.select(
             pl.coalesce(uk, clean_postcode_text(src)).alias(column),
             identifiers.postcode_sector(uk).alias(f"{column}_sector"),
             identifiers.postcode_district(uk).alias(f"{column}_district"),
@@ -369,18 +400,14 @@ def _prepare_field(raw: pl.DataFrame, column: str, kind: str, prepared: Prepared
             pl.when(pl.col(f"{column}_sector").is_null())
             .then(pl.col(column).str.split("").list.sort().list.join("")).alias(f"{column}_sorted"),
         )
-        _coded_columns(prepared, out, cleaned, index, tf_columns=(column,))
-    elif kind == "category":
-        _coded_columns(prepared, out, distinct.select(clean_category(src).alias(column)), index)
-    elif kind == "string":
-        _coded_columns(prepared, out, distinct.select(clean_string(src).alias(column)), index, tf_columns=(column,))
-    else:
-        raise ConfigError(f"unknown field kind {kind!r} for column {column!r}",
-                          hint=f"use one of: {', '.join(KINDS)}")
-    return out
+    if kind == "category":
+        return distinct.select(clean_category(src).alias(column))
+    if kind == "string":
+        return distinct.select(clean_string(src).alias(column))
+    raise ConfigError(f"unknown field kind {kind!r} for column {column!r}", hint=f"use one of: {', '.join(KINDS)}")
 
 
-def _date_columns(distinct: pl.DataFrame, column: str, index: pl.Series) -> dict[str, pl.Series]:
+def _date_columns(distinct: pl.DataFrame, column: str) -> dict[str, pl.Series]:
     """Days since 1970 (null unless a real date), the year, month and day (each kept when it is
     plausible even if the date is not: 19450493 keeps 1945 and 04), the derived partial keys
     year+month, month+day, year+day (blocking that survives one wrong part), and the eight digits."""
@@ -415,7 +442,7 @@ def _date_columns(distinct: pl.DataFrame, column: str, index: pl.Series) -> dict
         f"{column}_ym": year * 100 + month, f"{column}_md": month * 100 + day, f"{column}_yd": year * 100 + day,
         f"{column}_digits": digits,
     }
-    return {name: values.gather(index).rename(name) for name, values in columns.items()}
+    return {name: values.rename(name) for name, values in columns.items()}
 
 
 def _date_parts(text: pl.DataFrame) -> pl.DataFrame:
