@@ -133,3 +133,21 @@ def test_grid_pairs_give_the_levels_of_the_same_pairs_gathered_one_by_one(crowd,
         got = np.concatenate([c.levels(GridPairs(crowd, table, slice(s, s + 7), same_source=same_source))
                               for s in range(0, len(left), 7)])
         np.testing.assert_array_equal(got, c.levels(PairContext(crowd, grid_l, grid_r)), err_msg=c.name)
+
+
+@pytest.mark.parametrize("mode", ["link", "dedupe"])
+def test_u_sample_patterns_counted_by_block_equal_every_pairs_levels(crowd, mode, monkeypatch):
+    """estimate_u counts the sampled pairs' patterns a block at a time by their codes; the same as
+    keeping every pair's levels and counting them at the end (the path a model too wide for a code takes)."""
+    from tfkit.linkage import training
+
+    def u_patterns():
+        model = LinkageModel.default()
+        training.estimate_u(crowd, model, mode=mode, seed=3)
+        return model.u_patterns, model.u
+
+    (g1, c1), u1 = u_patterns()
+    monkeypatch.setattr(training, "MAX_RADIX_PATTERNS", 0)
+    (g2, c2), u2 = u_patterns()
+    assert np.array_equal(g1, g2) and np.array_equal(c1, c2) and c1.sum() > 1000
+    assert all(np.array_equal(u1[k], u2[k]) for k in u1)

@@ -50,7 +50,13 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
     """
     s = model.settings
     counts = {c.name: np.zeros(c.n_levels, dtype=np.float64) for c in model.comparisons}
-    seen: dict[str, list[np.ndarray]] = {c.name: [] for c in model.comparisons}  # every pair's level, in order
+    # The sampled pairs' comparison patterns (for the u re-derivation without matches): as one
+    # mixed-radix code per pair, built a comparison at a time and counted per block, so the pairs'
+    # levels are never held all at once (a model too wide for a code keeps every level, as before).
+    radix = _radix(model.comparisons)
+    coded = radix is not None
+    seen: dict[str, list[np.ndarray]] = {c.name: [] for c in model.comparisons}
+    pattern_counts = np.zeros(0, dtype=np.int64)
     sample = sample_records(prepared, s.u_sample_pairs, mode, seed)
     drawn = 0
     for i, j in scope_blocks(len(sample), mode):
@@ -58,20 +64,34 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
         if not len(left) or not len(right):
             continue
         rows = max(1, min(s.batch_pairs, U_CHUNK_PAIRS) // len(right))
-        for c in model.comparisons:  # one comparison at a time: only its similarity matrices are held
+        codes: list[np.ndarray] = []  # this block's pairs, a chunk at a time
+        for k, c in enumerate(model.comparisons):  # one comparison at a time: only its similarity matrices are held
             table = SimilarityTable(prepared, left, right)
-            for start in range(0, len(left), rows):
+            for n, start in enumerate(range(0, len(left), rows)):
                 ctx = GridPairs(prepared, table, slice(start, start + rows), same_source=i == j)
-                if c is model.comparisons[0]:
+                if k == 0:
                     drawn += len(ctx)
                 lv = c.levels(ctx)
                 counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
-                seen[c.name].append(lv)
+                if not coded:
+                    seen[c.name].append(lv)
+                elif k == 0:
+                    codes.append(lv.astype(np.int32) + 1)
+                else:
+                    codes[n] *= radix[k]
+                    codes[n] += lv
+                    codes[n] += 1
+        for chunk in codes:
+            found = np.bincount(chunk, minlength=1)
+            if len(found) > len(pattern_counts):
+                pattern_counts = np.concatenate([pattern_counts, np.zeros(len(found) - len(pattern_counts), np.int64)])
+            pattern_counts[:len(found)] += found
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
     model.u_counts = counts
     if drawn:
-        model.u_patterns = patterns({k: np.concatenate(v) for k, v in seen.items()}, model.comparisons)
+        model.u_patterns = (_decode(pattern_counts, radix) if coded else
+                            patterns({k: np.concatenate(v) for k, v in seen.items()}, model.comparisons))
     model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn,
                                "records_sampled": [len(r) for r in sample], "seed": seed})
     return u
@@ -122,10 +142,28 @@ class EMResult:
 MAX_RADIX_PATTERNS = 1 << 22
 
 
+def _radix(comparisons: list[Comparison]) -> list[int] | None:
+    """Each comparison's digit base for a pattern code (level -1 (null) .. n_levels - 1), or None
+    when the model has too many possible vectors for one bincount."""
+    radix = [c.n_levels + 1 for c in comparisons]
+    return radix if comparisons and int(np.prod(radix, dtype=np.float64)) <= MAX_RADIX_PATTERNS else None
+
+
+def _decode(code_counts: np.ndarray, radix: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The patterns present in a bincount over pattern codes, and their counts, sorted by code."""
+    present = np.flatnonzero(code_counts)
+    gammas = np.empty((len(present), len(radix)), dtype=np.int64)
+    rest = present.astype(np.int64)
+    for k in range(len(radix) - 1, -1, -1):
+        gammas[:, k] = rest % radix[k] - 1
+        rest //= radix[k]
+    return gammas, code_counts[present].astype(np.float64)
+
+
 def patterns(levels: dict[str, np.ndarray], comparisons: list[Comparison]) -> tuple[np.ndarray, np.ndarray]:
     """Distinct comparison vectors and their counts, sorted by the levels (first comparison first)."""
-    radix = [c.n_levels + 1 for c in comparisons]  # level -1 (null) .. n_levels - 1
-    if comparisons and int(np.prod(radix, dtype=np.float64)) <= MAX_RADIX_PATTERNS:
+    radix = _radix(comparisons)
+    if radix is not None:
         # One code per pair, (level + 1) digits with the first comparison most significant: sorting
         # codes sorts the vectors, and a bincount over a few thousand codes replaces a group-by.
         code = np.zeros(len(levels[comparisons[0].name]), dtype=np.int32)
@@ -133,14 +171,7 @@ def patterns(levels: dict[str, np.ndarray], comparisons: list[Comparison]) -> tu
             code *= r
             code += levels[c.name]
             code += 1
-        counts = np.bincount(code, minlength=1)
-        present = np.flatnonzero(counts)
-        gammas = np.empty((len(present), len(comparisons)), dtype=np.int64)
-        rest = present.astype(np.int64)
-        for k in range(len(comparisons) - 1, -1, -1):
-            gammas[:, k] = rest % radix[k] - 1
-            rest //= radix[k]
-        return gammas, counts[present].astype(np.float64)
+        return _decode(np.bincount(code, minlength=1), radix)
     frame = pl.DataFrame({c.name: levels[c.name] for c in comparisons})
     grouped = frame.group_by([c.name for c in comparisons]).len().sort([c.name for c in comparisons])
     return grouped.select([c.name for c in comparisons]).to_numpy().astype(np.int64), grouped["len"].to_numpy().astype(np.float64)
