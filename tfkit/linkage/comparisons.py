@@ -175,6 +175,12 @@ class SimilarityTable:
         `metric`: "jw" (Jaro-Winkler, 0 on null) or "osa" (edit distance capped, EDIT_CAP on null).
         `column_r`: the right records' column when it is another one (a forename against a surname)."""
         key = (column, metric) if column_r in (None, column) else (column, metric, column_r)
+        mirror = (column_r, metric, column)
+        if key not in self._tables and mirror in self._tables and np.array_equal(*self.records):
+            # One record sample against itself: a surname against a forename is the transpose of
+            # the forename against the surname (both metrics are symmetric); a view, not a copy.
+            matrix, at_left, at_right = self._tables[mirror]
+            self._tables[key] = (matrix.T, at_right, at_left)
         if key not in self._tables:
             positions, distinct = [], []
             for records, side_column in zip(self.records, (column, column_r or column)):
