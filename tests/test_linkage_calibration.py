@@ -130,3 +130,21 @@ def test_u_leaves_out_the_matches_among_the_random_pairs():
     assert model.u["dob"][0] < sampled[0] / 5 and model.u["dob"].sum() == pytest.approx(1.0)
     assert model.u["dob"][-1] == pytest.approx(sampled[-1], rel=0.02)  # 'else' is all non-matches anyway
     assert model.prior == pytest.approx(0.01, rel=0.1)
+
+
+def test_a_closer_level_weighing_less_than_the_catch_all_else_is_not_flagged():
+    """'else' is disagreement, not a looser agreement: postcode 'sector' may weigh less than it in an
+    LA's own extracts (neighbours); levels are still held against each other."""
+    model = LinkageModel.default()
+    model.comparisons = [c for c in model.comparisons if c.name == "postcode"]
+    c = model.comparisons[0]
+    assert c.labels[1] == "sector" and c.labels[3] == "district" and c.labels[-1] == "else"
+    n = c.n_levels
+    m = np.full(n, 1.0 / n)
+    u = np.array([0.01, 8.0, 1.0, 8.0, 8.0, 1.0]) / n  # full +6.6 bits; sector, district, area -3; else 0
+    model.m, model.u, model.u_counts, model.prior = {"postcode": m}, {"postcode": u}, {"postcode": np.full(n, 100.0)}, 0.01
+    assert weights_out_of_order(model) == []
+    u2 = u.copy()
+    u2[3] = 0.1 / n  # 'district' now weighs more than the closer 'sector' and 'full' less: flagged
+    model.u = {"postcode": u2}
+    assert [(f["closer"], f["looser"]) for f in weights_out_of_order(model)] == [("sector", "district")]
