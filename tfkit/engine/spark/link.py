@@ -192,14 +192,19 @@ def _kept_flags(codes: _Codes, rule, skipped: pl.DataFrame) -> np.ndarray | None
 
 
 def _pair_partition(shared, rules, mode: str, kcols: list[str]):
-    """The mapInArrow function joining each block's rows (every row of a block and salt is in one
-    partition) with polars, and keeping each pair once, for the first rule that produces it."""
+    """The mapInArrow function making each block's pairs (every row of a block and salt is in one
+    partition) and keeping each pair once, for the first rule that produces it.
+
+    Plain blocks (role 0, nearly all) by the polars engine's sort-based kernel
+    (`blocking.sorted_runs`): the partition's rows sorted by (rule, block key, source, row) once,
+    each row's partners one run after it, so only the pairs in the mode's scope are ever made.
+    A cross rule's two sides (roles 1 and 2) and salted blocks join with polars."""
     cross = [k for k, r in enumerate(rules) if r.cross]
 
     def pairs(batches):
         import polars as pl
 
-        from tfkit.linkage.blocking import produced_by
+        from tfkit.linkage.blocking import produced_by, run_pairs, sorted_runs
         from tfkit.linkage.standardise import NULL
 
         batches = list(batches)
@@ -209,19 +214,38 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
         if rows.is_empty():
             return
         codes, kept = shared.value
-        on = ["rule", *kcols, "salt"]
-        lefts = rows.filter(pl.col("role") != 2).select(*on, "_rid", "_source")
-        rights = rows.filter(pl.col("role") != 1).select(*on, pl.col("_rid").alias("_rid_r"),
-                                                          pl.col("_source").alias("_source_r"))
-        same = pl.col("_source") == pl.col("_source_r")
-        scope = {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
-        is_cross = pl.col("rule").is_in(cross)
-        found = (lefts.join(rights, on=on)
-                 .filter(pl.when(is_cross).then(pl.col("_rid") != pl.col("_rid_r"))
-                         .otherwise(pl.col("_rid") < pl.col("_rid_r")) & scope)
-                 .select("rule", "_rid", "_rid_r"))
-        rule = found["rule"].to_numpy()
-        x, y = found["_rid"].to_numpy(), found["_rid_r"].to_numpy()
+        found_rule, found_x, found_y = [], [], []
+        plain = rows.filter(pl.col("role") == 0).select("rule", *kcols, "_source", "_rid")
+        if plain.height:
+            plain = plain.sort("rule", *kcols, "_source", "_rid")
+            new_block = pl.any_horizontal(*[pl.col(c).ne_missing(pl.col(c).shift(1)) for c in ("rule", *kcols)])
+            ids = plain.select(new_block.alias("b"), pl.col("_source").ne_missing(pl.col("_source").shift(1)).alias("s"))
+            block = ids["b"].cum_sum().to_numpy()
+            group = (ids["b"] | ids["s"]).cum_sum().to_numpy()
+            _, _, lo, hi = sorted_runs(block, group, mode)
+            runs = hi - lo
+            x, y = run_pairs(plain["_rid"].to_numpy(), lo, runs)
+            found_rule.append(np.repeat(plain["rule"].to_numpy(), runs))
+            found_x.append(x)
+            found_y.append(y)
+        other = rows.filter(pl.col("role") != 0)
+        if other.height:
+            on = ["rule", *kcols, "salt"]
+            lefts = other.filter(pl.col("role") == 1).select(*on, "_rid", "_source")
+            rights = other.filter(pl.col("role") == 2).select(*on, pl.col("_rid").alias("_rid_r"),
+                                                              pl.col("_source").alias("_source_r"))
+            same = pl.col("_source") == pl.col("_source_r")
+            scope = {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
+            is_cross = pl.col("rule").is_in(cross)
+            joined = (lefts.join(rights, on=on)
+                      .filter(pl.when(is_cross).then(pl.col("_rid") != pl.col("_rid_r"))
+                              .otherwise(pl.col("_rid") < pl.col("_rid_r")) & scope))
+            found_rule.append(joined["rule"].to_numpy())
+            found_x.append(joined["_rid"].to_numpy())
+            found_y.append(joined["_rid_r"].to_numpy())
+        rule = np.concatenate(found_rule).astype(np.int16)
+        x = np.concatenate(found_x).astype(np.int64)
+        y = np.concatenate(found_y).astype(np.int64)
         keep = np.ones(len(rule), dtype=bool)
         for k in cross:
             # x (side 0) found y (side 1); when y also finds x (the swap both ways), keep the one
@@ -264,18 +288,22 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     placed = _block_rows(keys, rules, width).repartition(partitions, "rule", *kcols).persist(StorageLevel.MEMORY_AND_DISK)
     blocks = _blocks(placed, rules, mode, len(prepared.sources), kcols, max_block_pairs=max_block_pairs,
-                     salt_above=salt_above).persist(StorageLevel.MEMORY_AND_DISK)
-    over = F.col("over")
-    stats = {r["rule"]: r for r in blocks.groupBy("rule").agg(
-        F.sum(F.when(~over, F.col("pairs"))).alias("c"), F.sum(over.cast("long")).alias("skipped"),
-        F.sum((F.col("salts") > 1).cast("long")).alias("big")).collect()}
-    ranked = Window.partitionBy("rule").orderBy(F.desc("n"))
-    largest: dict[int, list[int]] = {}
-    for r in (blocks.where(~over).withColumn("_i", F.row_number().over(ranked)).where(F.col("_i") <= 5)
-              .select("rule", "n", "_i").collect()):
-        largest.setdefault(r["rule"], []).append((r["_i"], r["n"]))
-    special = pl.from_arrow(blocks.where(over | (F.col("salts") > 1)).select("rule", *kcols, "salts").toArrow())
-    blocks.unpersist()
+                     salt_above=salt_above)
+    # One job: blocks counted by (rule, size, pairs) (what the report needs: sizes, never values),
+    # except the blocks to leave out or salt, which keep their key (they are few).
+    special_block = F.col("over") | (F.col("salts") > 1)
+    shape = ["rule", "n", "pairs", "over", "salts"]
+    sizes = pl.from_arrow(blocks.select(*shape, *[F.when(special_block, F.col(k)).alias(k) for k in kcols])
+                          .groupBy(*shape, *kcols).count().toArrow())
+    special = sizes.filter(pl.col("over") | (pl.col("salts") > 1)).select(
+        pl.col("rule").cast(pl.Int16), *[pl.col(k).cast(pl.Int32) for k in kcols], pl.col("salts").cast(pl.Int32))
+    stats = {r["rule"]: r for r in sizes.group_by("rule").agg(
+        (pl.col("pairs") * pl.col("count")).filter(~pl.col("over")).sum().alias("c"),
+        pl.col("count").filter(pl.col("over")).sum().alias("skipped"),
+        pl.col("count").filter(pl.col("salts") > 1).sum().alias("big")).iter_rows(named=True)}
+    largest = {r["rule"]: r["n"] for r in sizes.filter(~pl.col("over")).group_by("rule").agg(
+        pl.col("n").repeat_by(pl.col("count").clip(upper_bound=5)).list.explode().sort(descending=True).head(5)
+    ).iter_rows(named=True)}
 
     codes = _Codes(prepared, columns)
     kept = [_kept_flags(codes, r, special.filter((pl.col("rule") == k) & (pl.col("salts") == 0)))
@@ -316,7 +344,7 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
     for k, rule in enumerate(rules):
         s = stats.get(k)
         skew.append(RuleSkew(rule.name, int((s and s["c"]) or 0), int(added.get(k, 0)),
-                             [n for _, n in sorted(largest.get(k, []))], int((s and s["big"]) or 0),
+                             [int(n) for n in largest.get(k, [])], int((s and s["big"]) or 0),
                              int((s and s["skipped"]) or 0)))
     return pairs, skew
 
