@@ -1,6 +1,7 @@
 """`tfkit link`: the Spark engine (local[2]) against the polars engine, side by side in one run.
 
     .venv/bin/python bench/spark_link_bench.py --size 1000000      # demo cohort x partners, 1M each
+    .venv/bin/python bench/spark_link_bench.py --size 100000 --clean-and-report   # with --clean, --report
 
 Both run the CLI in their own process on the same Parquet files (bench/linkage_bench.py's corpus
 and scorer: demo generator, seed 1), with the default model and seed: wall time and peak RSS from
@@ -59,6 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1_000_000)
     ap.add_argument("--config", default=str(HERE / "spark_local2.toml"))
+    ap.add_argument("--clean-and-report", action="store_true",
+                    help="both engines with --clean left (the demo cohort) and --report (and the review folder)")
     args = ap.parse_args()
     folder = HERE / "out" / f"spark_link_{args.size}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,9 +72,11 @@ def main() -> None:
     for engine in ("polars", "spark"):
         out = folder / engine
         extra = ["--engine", "spark", "--config", args.config] if engine == "spark" else []
+        if args.clean_and_report:
+            extra += ["--clean", "left", "--report", str(folder / f"{engine}.html")]
         results[engine] = timed([TFKIT, "--quiet", "link", *inputs, "-o", str(out), "--seed", "1",
                                  "--json", str(folder / f"{engine}.json"), *extra])
-        pairs = pl.read_parquet(out / ("pairs.parquet" if engine == "polars" else "pairs/*.parquet"))
+        pairs = pl.read_parquet(out / ("pairs.parquet" if engine == "polars" else "pairs.parquet/*.parquet"))
         pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(folder / f"{engine}_pairs.parquet")
         summary = json.loads((folder / f"{engine}.json").read_text())
         results[engine].update(score(folder, engine, summary["threshold"]), pairs=pairs.height,
@@ -80,6 +85,13 @@ def main() -> None:
     b = pl.read_parquet(folder / "spark_pairs.parquet")
     results["pairs_equal"] = a.select("record_id_l", "record_id_r").equals(b.select("record_id_l", "record_id_r"))
     results["max_probability_difference"] = float((a["match_probability"] - b["match_probability"]).abs().max())
+    if args.clean_and_report:
+        both = [json.loads((folder / f"{e}.json").read_text()) for e in ("polars", "spark")]
+        results["constraints_equal"] = both[0]["constraints"] == both[1]["constraints"]
+        results["constraints"] = both[1]["constraints"]
+        results["reports_equal"] = (folder / "polars.html").read_bytes() == (folder / "spark.html").read_bytes()
+        results["clusters_equal"] = pl.read_parquet(folder / "polars" / "clusters.parquet").select(
+            "cluster_id").equals(pl.read_parquet(folder / "spark" / "clusters.parquet" / "*.parquet").select("cluster_id"))
     results["spark_over_polars_wall"] = round(results["spark"]["wall_s"] / results["polars"]["wall_s"], 2)
     print(json.dumps(results, indent=2))
 

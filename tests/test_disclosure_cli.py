@@ -70,3 +70,13 @@ def test_a_package_is_checked_on_the_quasi_identifiers_it_published(tmp_path):
     result = runner.invoke(app, ["disclosure", "check", str(package), "--json", "-"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["quasi_identifiers"] == ["dob_year_band", "sex", "postcode_area"]
+
+
+def test_an_empty_table_says_no_records_not_none(table, tmp_path):
+    import polars as pl
+
+    empty = tmp_path / "police.parquet"
+    pl.read_parquet(table).head(0).write_parquet(empty)
+    result = runner.invoke(app, ["disclosure", "check", str(empty)])
+    assert result.exit_code == 0, result.output
+    assert "no records: nothing to check" in result.stdout and "None" not in result.stdout

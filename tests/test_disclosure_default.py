@@ -37,7 +37,7 @@ def test_warn_policy_failure_is_plain_in_summary_report_and_verify(config):  # n
     config.write_text(text[:start] + '[disclosure]\npolicy = "warn"\n' + (text[end + 1:] if end >= 0 else ""))
     res = CliRunner().invoke(app, ["extract", "--config", str(config)])
     assert res.exit_code == 0, res.output
-    assert "DISCLOSURE CHECK FAILED (policy warn)" in res.stdout and "of records in classes below k" in res.stdout
+    assert "DISCLOSURE CHECK FAILED for person (policy warn)" in res.stdout and "of records in classes below k" in res.stdout
     cfg = load_config(config)
     m = json.loads((cfg.package_dir / "manifest.json").read_text())
     published = m["disclosure"]["published"]

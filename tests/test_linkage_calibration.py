@@ -79,14 +79,20 @@ def test_names_swapped_count_once():
     for name in names:
         model.m[name] = np.full(next(c.n_levels for c in model.comparisons if c.name == name), 0.1)
         model.u[name] = np.full(len(model.m[name]), 0.1)
-    model.m["forename"][1] = model.m["surname"][1] = 0.8  # the swapped level: +log2(8) = 3 bits each
     model.prior = 0.01
-    # DOB and postcode at their last level (m = u: no evidence, and no TF adjustment there).
-    levels = {c.name: np.array([c.n_levels - 1], dtype=np.int8) for c in model.comparisons}
-    levels["forename"][0] = levels["surname"][0] = 1
-    one = np.array([0]), np.array([1])
-    scored = score(prepared, model, *one, levels)
-    assert scored["match_weight"][0] == pytest.approx(model.prior_weight + 3.0, abs=1e-9)
+    # Both swap levels ("swapped", "one name swapped"), looked up by label: +log2(8) = 3 bits each
+    # ladder, counted once.
+    for kind in ("swapped with", "one name swapped with"):
+        at = {c.name: c.labels.index(f"{kind} {c.options['swap_with']}") for c in model.comparisons[:2]}
+        for name in names:
+            model.m[name] = np.full(len(model.m[name]), 0.1)
+        model.m["forename"][at["forename"]] = model.m["surname"][at["surname"]] = 0.8
+        # DOB and postcode at their last level (m = u: no evidence, and no TF adjustment there).
+        levels = {c.name: np.array([c.n_levels - 1], dtype=np.int8) for c in model.comparisons}
+        levels["forename"][0], levels["surname"][0] = at["forename"], at["surname"]
+        one = np.array([0]), np.array([1])
+        scored = score(prepared, model, *one, levels)
+        assert scored["match_weight"][0] == pytest.approx(model.prior_weight + 3.0, abs=1e-9)
 
 
 def test_order_check_leaves_out_side_levels_and_small_differences():
@@ -98,13 +104,29 @@ def test_order_check_leaves_out_side_levels_and_small_differences():
     model.u = {"dob": np.full(n, 1.0 / n)}
     model.u_counts = {"dob": np.full(n, 1000.0)}
     model.prior = 0.01
-    m = np.array([0.5, 0.9, 0.05, 0.01, 0.012, 0.01, 0.01])  # swapped above exact: a side level, fine
+    m = np.array([0.5, 0.9, 0.05, 0.05, 0.01, 0.012, 0.01, 0.01])  # swapped above exact: a side level, fine
     model.m = {"dob": m / m.sum()}
     assert weights_out_of_order(model) == []
     # "within a month" a fraction of a bit under "within a year": noise, not flagged.
     assert np.log2(0.012 / 0.01) < ORDER_MARGIN_BITS
     # A closer level two bits under a looser one is flagged.
     m2 = m.copy()
-    m2[3] = 0.0025
+    m2[4] = 0.0025
     model.m = {"dob": m2 / m2.sum()}
     assert [(f["closer"], f["looser"]) for f in weights_out_of_order(model)] == [("within a month", "within a year")]
+
+
+def test_u_leaves_out_the_matches_among_the_random_pairs():
+    """Random pairs hold matches too (a share lambda of them): u is their level frequencies with each
+    pair counted by its chance of being a non-match, not the raw frequencies (FEBRL1: DOB exact's
+    sampled u was 9.9e-4, of which 9e-4 were the duplicates themselves)."""
+    from tfkit.linkage import link
+    from tests.test_linkage_engine import _febrl_like
+
+    result = link(_febrl_like(100), LinkageModel.default(), mode="link")  # b is a copy of a: lambda = 1/100
+    model = result.model
+    sampled = (model.u_counts["dob"] + 1) / (model.u_counts["dob"] + 1).sum()
+    assert sampled[0] > 0.009  # the 100 matches among the 10,000 pairs agree on DOB
+    assert model.u["dob"][0] < sampled[0] / 5 and model.u["dob"].sum() == pytest.approx(1.0)
+    assert model.u["dob"][-1] == pytest.approx(sampled[-1], rel=0.02)  # 'else' is all non-matches anyway
+    assert model.prior == pytest.approx(0.01, rel=0.1)

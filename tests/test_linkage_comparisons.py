@@ -35,33 +35,42 @@ def levels_for(comparison, left: list, right: list, extra: dict | None = None) -
 
 def test_forename_ladder_every_level():
     c = name_comparison("forename", "forename", kind="name", swap_with="surname")
-    # Issue 11 added the "initial only, the same" level before "else" (initials-only records).
+    # Issue 11 added the "initial only, the same" level before "else" (initials-only records), and
+    # later "one name swapped" (a given name recorded as the family name, the other name replaced).
     assert c.labels == ("exact", "swapped with surname", "Jaro-Winkler >= 0.92", "Jaro-Winkler >= 0.88",
-                        "phonetic or name variant", "initial only, the same", "else")
+                        "phonetic or name variant", "initial only, the same", "one name swapped with surname",
+                        "else")
+    assert c.swap_levels == (1, 6)
     left = [
         {"forename": "Jonathan", "surname": "Smith"},   # exact after cleaning
         {"forename": "Khan", "surname": "Imran"},        # swapped
+        {"forename": "Wynne", "surname": "Emiild"},      # swapped, with a typo (each crossed JW >= 0.88)
         {"forename": "Jonathan", "surname": "Smith"},    # JW 0.97
         {"forename": "Stephen", "surname": "Smith"},     # JW 0.88..0.92
         {"forename": "Bill", "surname": "Smith"},        # name variant
         {"forename": "Mohammed", "surname": "Ali"},      # variant/phonetic
         {"forename": "J", "surname": "Smith"},           # initial only
+        {"forename": "Lavis", "surname": "Henry"},       # one name swapped, the other replaced
         {"forename": "Zoe", "surname": "Smith"},         # else
+        {"forename": "Wynne", "surname": "Zoe"},         # else: one crossed name close (not equal), one far
         {"forename": None, "surname": "Smith"},          # null
     ]
     right = [
         {"forename": "  JONATHAN ", "surname": "Smith"},
         {"forename": "Imran", "surname": "Khan"},
+        {"forename": "Emiily", "surname": "Wynne"},
         {"forename": "Jonathon", "surname": "Smith"},
         {"forename": "Steven", "surname": "Smith"},
         {"forename": "William", "surname": "Smith"},
         {"forename": "Muhammad", "surname": "Ali"},
         {"forename": "James", "surname": "Smith"},
+        {"forename": "Jordan", "surname": "Lavis"},
         {"forename": "Brian", "surname": "Smith"},
+        {"forename": "Brian", "surname": "Wynnd"},
         {"forename": "Jon", "surname": "Smith"},
     ]
     got = levels_for(c, left, right, {"surname": "surname"})
-    assert got == [0, 1, 2, 3, 4, 4, 5, 6, -1]
+    assert got == [0, 1, 1, 2, 3, 4, 4, 5, 6, 7, 7, -1]
 
 
 def test_jaro_winkler_band_boundaries():
@@ -86,8 +95,8 @@ def test_dob_ladder_every_level():
     others = [
         base,                       # exact
         dt.date(1985, 7, 3),        # day and month swapped
-        dt.date(1986, 3, 7),        # one digit off (year)
         dt.date(1985, 3, 8),        # one day off
+        dt.date(1986, 3, 7),        # one digit off (year): apart from a day's slip since the hard profile
         dt.date(1985, 3, 28),       # within a month
         dt.date(1985, 11, 29),      # within a year
         dt.date(1990, 9, 19),       # within 12 years (added by issue 11: a wrong date ...)
@@ -96,7 +105,8 @@ def test_dob_ladder_every_level():
     ]
     left = [{"dob": base} for _ in others]
     right = [{"dob": d} for d in others]
-    assert levels_for(c, left, right) == [0, 1, 2, 2, 3, 4, 5, 6, -1]
+    assert levels_for(c, left, right) == [0, 1, 2, 3, 4, 5, 6, 7, -1]
+    assert c.labels[2:4] == ("one day off", "one digit off") and c.side_levels == (1, 3)
 
 
 def test_dob_text_formats_are_read():
@@ -128,7 +138,7 @@ def test_dob_with_missing_or_impossible_parts_carries_no_evidence_but_digits_cou
     left = [{"dob": "19450403"}, {"dob": "19900720"}, {"dob": "19900700"}, {"dob": "1990"}]
     right = [{"dob": "19450493"}, {"dob": "19900720"}, {"dob": "19900701"}, {"dob": "19900101"}]
     # 19450493 is no date, but its digits differ from 19450403 in one place; day 00 is a missing part.
-    assert levels_for(c, left, right) == [2, 0, -1, -1]
+    assert levels_for(c, left, right) == [3, 0, -1, -1]  # 3: one digit off
 
 
 def test_sex_exact_and_unknown_is_null():
@@ -216,6 +226,14 @@ def test_u_sample_grid_gives_the_same_levels_as_pairwise_comparison():
         pairwise = PairContext(prepared, np.repeat(left[rows], 10), np.tile(right, len(left[rows])))
         np.testing.assert_array_equal(grid.jaro_winkler("forename"), pairwise.jaro_winkler("forename"))
         np.testing.assert_array_equal(comparison.levels(grid), comparison.levels(pairwise))
+    # The crossed levels (names swapped, with or without a typo; one name swapped) come from a
+    # forename-by-surname matrix on the grid: they must be reached, and agree, too.
+    full = GridPairs(prepared, table, slice(0, 6), same_source=False)
+    levels = comparison.levels(full)
+    assert set(comparison.swap_levels) <= set(levels.tolist())
+    np.testing.assert_array_equal(full.cross_jaro_winkler("forename", "surname", 0.88) >= 0.88,
+                                  PairContext(prepared, full.rid_l, full.rid_r)
+                                  .cross_jaro_winkler("forename", "surname", 0.88) >= 0.88)
     # Within one source: each unordered pair once.
     every = np.arange(20)
     grid = GridPairs(prepared, SimilarityTable(prepared, every, every), slice(0, 20), same_source=True)

@@ -335,6 +335,27 @@ def test_relatives_with_another_forename_and_sex_are_non_links():
     assert result.pairs.filter(pl.col("record_id_l") == "0", pl.col("record_id_r") == "b0")["match_probability"][0] > 0.9
 
 
+def test_a_junior_with_his_fathers_forename_is_a_non_link_when_one_sex_is_not_recorded():
+    from tfkit.linkage import link
+
+    frames = _febrl_like(60)
+    a, b = frames["a"], frames["b"]
+    sexes = pl.Series(["M", "F"] * 30)
+    a, b = a.with_columns(sexes.alias("sex")), b.with_columns(sexes.alias("sex"))
+    # The son: his father's forename, surname and postcode, born 31 years later, sex not recorded
+    # (a DWP-style extract). Before 'sex=null' the junior rules needed the same sex recorded.
+    born = str(int(a["dob"][0][:4]) + 31) + a["dob"][0][4:]  # + 30 may differ in one digit only
+    junior = b.head(1).with_columns(pl.lit("j1").alias("record_id"), pl.lit(born).alias("dob"),
+                                    pl.lit(None, dtype=pl.String).alias("sex"), pl.lit("junior").alias("key"))
+    model = LinkageModel.default()
+    assert ["forename=exact", "dob=else", "sex=null"] in model.settings.non_link_when
+    assert [("forename", 0), ("dob", 7), ("sex", -1)] in model.non_link_rules()
+    result = link({"a": a, "b": pl.concat([b, junior])}, model, mode="link", truth_column="key")
+    pair = result.pairs.filter((pl.col("record_id_l") == "0") & (pl.col("record_id_r") == "j1"))
+    assert pair.height == 1 and pair["non_link_rule"][0] and pair["match_probability"][0] == 0.0
+    assert result.pairs.filter(pl.col("record_id_l") == "0", pl.col("record_id_r") == "b0")["match_probability"][0] > 0.9
+
+
 def test_em_that_does_not_converge_says_so_and_out_of_order_weights_are_flagged():
     from tfkit.linkage import link
     from tfkit.linkage.evaluate import weights_out_of_order
@@ -348,12 +369,12 @@ def test_em_that_does_not_converge_says_so_and_out_of_order_weights_are_flagged(
     assert any(t.get("converged") is False for t in linker.model.training_log)
     # A looser level weighing more than a closer one is flagged, exact-level TF aside.
     m = linker.model
-    m.m["dob"] = np.array([0.5, 0.01, 0.01, 0.01, 0.4, 0.03, 0.04])
-    m.u["dob"] = np.array([0.001, 0.0001, 0.001, 0.002, 0.0001, 0.01, 0.9858])
-    m.u_counts["dob"] = np.full(7, 100.0)
+    m.m["dob"] = np.array([0.5, 0.01, 0.01, 0.01, 0.01, 0.39, 0.03, 0.04])
+    m.u["dob"] = np.array([0.001, 0.0001, 0.001, 0.001, 0.002, 0.0001, 0.01, 0.9848])
+    m.u_counts["dob"] = np.full(8, 100.0)
     flagged = [(f["closer"], f["looser"]) for f in weights_out_of_order(m) if f["comparison"] == "dob"]
     assert ("exact", "within a year") in flagged
-    m.u_counts["dob"][4] = 0  # a level (almost) never seen among random pairs is not held against the order
+    m.u_counts["dob"][5] = 0  # a level (almost) never seen among random pairs is not held against the order
     flagged = [(f["closer"], f["looser"]) for f in weights_out_of_order(m) if f["comparison"] == "dob"]
     assert ("exact", "within a year") not in flagged
 

@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from tfkit import __version__, console
-from tfkit.commands import options  # noqa: F401  (how every command's help shows its parameters)
+from tfkit.commands import options  # how every command's help shows its parameters, and flows
 from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError, os_error_of
 
 
@@ -60,9 +60,11 @@ class TfkitGroup(TyperGroup):
         holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         module.register(holder)
         for name, command in typer.main.get_group(holder).commands.items():
+            options.reflow_help(command)
             self.commands.setdefault(name, command)
 
     def invoke(self, ctx):
+        options.reset_json_target()
         try:
             return super().invoke(ctx)
         except TfkitError as err:
@@ -113,6 +115,7 @@ class TfkitGroup(TyperGroup):
                 raise typer.Exit(EXIT_USAGE) from None
             # Not the exception's text: polars and pyarrow messages quote data values (identifiers).
             where = _tfkit_frame(err)
+            options.write_failure_json(EXIT_INTERNAL, type(err).__name__, f"internal error at {where}")
             console.log(
                 "internal_error",
                 f"internal error: {type(err).__name__} at {where}\n"
@@ -174,6 +177,7 @@ def report_error(err: TfkitError) -> None:
         "error", f"error: {err}", level="error",
         error_type=type(err).__name__, error=err.message, exit_code=err.exit_code, **fields,
     )
+    options.write_failure_json(err.exit_code, type(err).__name__, err.message, **fields)
 
 
 app = typer.Typer(

@@ -32,6 +32,7 @@ class Source:
     table: str  # the package table it is written to: data/<table>.parquet
     encoding: str | None = None
     policy: str | None = None  # pseudonymisation policy override for this source
+    sheet: str | int | None = None  # an .xlsx extract's worksheet (name or 0-based index; default: the first)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _sources(r: tomlfile.Table, base: Path) -> tuple[Source, ...]:
         raise r.fail("sources", "no sources configured", "add at least one [[sources]] table")
     sources, names, tables = [], set(), set()
     for i, s in enumerate(items):
-        s.unknown({"name", "path", "schema", "table", "encoding", "policy"})
+        s.unknown({"name", "path", "schema", "table", "encoding", "policy", "sheet"})
         name = s.get("name", str)
         if name in names:
             raise s.fail("name", f"source name {name!r} is used twice", "give each source its own name")
@@ -179,7 +180,8 @@ def _sources(r: tomlfile.Table, base: Path) -> tuple[Source, ...]:
         tables.add(table)
         sources.append(Source(name=name, path=s.path("path", base), schema=_file_ref(s.get("schema", str), base),
                               table=table, encoding=s.get("encoding", str, None),
-                              policy=_file_ref(s.get("policy", str, None), base)))
+                              policy=_file_ref(s.get("policy", str, None), base),
+                              sheet=s.get("sheet", (str, int), None, hint='name the worksheet, e.g. sheet = "Data"')))
     return tuple(sources)
 
 
@@ -266,6 +268,7 @@ name = "cohort"
 path = "extracts/cohort.csv"
 schema = "nis"               # a built-in schema (tfkit schemas list) or a path to a schema TOML
 # encoding = "cp1252"        # when the CSV is not UTF-8
+# sheet = "Data"             # an .xlsx extract's worksheet (default: the first)
 
 [validation]
 fail_on_invalid = false      # true: stop the run when any row fails; false: quarantine failing rows

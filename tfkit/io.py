@@ -58,6 +58,16 @@ _CANDIDATE_SEPARATORS = (",", "\t", ";", "|")
 _MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc]")
 
 
+class NoDataRows(InputFileError):
+    """A file with a header and no record. `header`: its column names (None when not known), so a
+    caller that accepts an empty extract (extract's partner sources) can still check them."""
+
+    def __init__(self, message: str, *, header: list[str] | None, format: str, hint: str, file: Path,
+                 row: int | None = None):
+        super().__init__(message, hint=hint, file=file, row=row)
+        self.header, self.format = header, format
+
+
 @dataclass(frozen=True)
 class RawTable:
     """A table as read from one file: every column String, plus `_source_line` (Int64).
@@ -95,7 +105,7 @@ class RawTable:
 
 def read_table(
     path: str | Path, *, encoding: str | None = None, sheet: str | int | None = None,
-    codes: Callable[[tuple[str, ...]], Collection[str]] | None = None,
+    codes: Callable[[tuple[str, ...]], Collection[str]] | None = None, allow_empty: bool = False,
 ) -> RawTable:
     """Read a CSV, .xlsx or Parquet file as a RawTable of text columns.
 
@@ -109,12 +119,27 @@ def read_table(
         sheet: worksheet name or 0-based index for .xlsx (default: the first sheet).
         codes: given the header, the columns that hold codes; a plain UTF-8 CSV reads them as
             Categorical (other files, and other columns, as String).
+        allow_empty: a file with a header and no record reads as a table of no rows (its header's
+            columns) instead of raising NoDataRows.
 
     Raises:
         InputFileError: the file cannot be read as a table; the message names the file, the line
             where known, and the fix.
     """
     path = Path(path)
+    try:
+        return _read_table(path, encoding, sheet, codes)
+    except NoDataRows as err:
+        if not allow_empty or err.header is None:
+            raise
+        names = [h for h in err.header if h]  # unnamed columns are dropped when empty, as in a table with rows
+        frame = pl.DataFrame(schema={**{n: pl.String for n in _internal_names(names)}, SOURCE_LINE: pl.Int64})
+        return RawTable(path=path, frame=frame, columns=tuple(frame.columns[:-1]), format=err.format,
+                        line_label="line" if err.format == "csv" else "row")
+
+
+def _read_table(path: Path, encoding: str | None, sheet: str | int | None,
+                codes: Callable[[tuple[str, ...]], Collection[str]] | None) -> RawTable:
     check_regular_file(path)
     try:
         with path.open("rb") as fh:
@@ -232,7 +257,7 @@ def _decode(path: Path, data: bytes, encoding: str | None, *, defer_utf8_check: 
         return data, "utf-8", True
     except UnicodeDecodeError as utf8_err:
         try:
-            return data.decode("windows-1252").encode("utf-8"), "windows-1252", True
+            text = data.decode("windows-1252")
         except UnicodeDecodeError:
             line = data.count(b"\n", 0, utf8_err.start) + 1
             raise InputFileError(
@@ -240,6 +265,15 @@ def _decode(path: Path, data: bytes, encoding: str | None, *, defer_utf8_check: 
                 hint="check it is a CSV file; if it is, re-export it as 'CSV UTF-8' or give --encoding",
                 file=path, row=line,
             ) from None
+        if match := _MOJIBAKE.search(text):  # UTF-8 lines too: read as Windows-1252 they would be garbled
+            utf8_line, other_line = text.count("\n", 0, match.start()) + 1, data.count(b"\n", 0, utf8_err.start) + 1
+            raise InputFileError(
+                f"mixes UTF-8 text (line {utf8_line}) with another encoding (line {other_line}), so no one "
+                "encoding reads it without garbling names",
+                hint="export the whole extract again in one go as 'CSV UTF-8' (rows pasted in from another "
+                     "export are the usual cause)", file=path,
+            )
+        return text.encode("utf-8"), "windows-1252", True
 
 
 def _looks_like_utf8(data: bytes) -> bool:
@@ -290,6 +324,8 @@ def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = Fals
         data = path.read_bytes()
     except OSError as err:
         raise InputFileError(f"cannot be read: {err.strerror}", hint="check the file's permissions", file=path) from None
+    if data.endswith(b"\x1a"):  # the DOS end-of-file mark (Ctrl-Z) some legacy exporters append: no record
+        data = data[:-1]
     original = data
     data, used_encoding, detected = _decode(path, data, encoding, defer_utf8_check=not check_utf8_first)
     if b"\n" not in data and b"\r" in data:  # classic Mac line endings: every CR ends a line
@@ -324,7 +360,8 @@ def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = Fals
     _check_header(path, header)
     start = first_nl + 1 if first_nl >= 0 else len(data)
     if _is_blank(data[start:start + 65536]) and _is_blank(data[start:]):
-        raise InputFileError("has a header but no data rows", hint="check the export selected any records", file=path, row=1)
+        raise NoDataRows("has a header but no data rows", header=header, format="csv",
+                         hint="check the export selected any records", file=path, row=1)
 
     frame = _parse_body_simple(data, start, header, separator)
     if frame is None and unchecked:
@@ -339,7 +376,8 @@ def _read_csv(path: Path, encoding: str | None, *, check_utf8_first: bool = Fals
 
     frame, blank = _drop_blank_records(frame, header)
     if frame.height == 0:
-        raise InputFileError("has a header but no data rows (only blank lines)", hint="check the export selected any records", file=path, row=1)
+        raise NoDataRows("has a header but no data rows (only blank lines)", header=header, format="csv",
+                         hint="check the export selected any records", file=path, row=1)
     frame = _drop_unnamed_empty_columns(path, frame, header)
     columns = tuple(c for c in frame.columns if c != SOURCE_LINE)
     return RawTable(
@@ -613,8 +651,9 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
         chosen = int(chosen)
     if isinstance(chosen, int) and not 0 <= chosen < len(names) or isinstance(chosen, str) and chosen not in names:
         raise InputFileError(
-            f"has no sheet {chosen!r}", hint=f"choose one of: {', '.join(names)}", file=path,
+            f"has no sheet {chosen!r}", hint=f"choose one of its sheets: {', '.join(names)}", file=path,
         )
+    other_sheets = _other_sheets_hint(names) if sheet is None else None
     sheet_name = names[chosen] if isinstance(chosen, int) else chosen
     try:  # every row from sheet row 1, as text, so row numbers are the sheet's own
         sheet_frame = reader.load_sheet(sheet_name, header_row=None, skip_rows=0, dtypes="string").to_polars()
@@ -630,14 +669,16 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     )["b"] if cells else pl.Series([], dtype=pl.Boolean)
     filled = (~blank_rows).arg_true()
     if sheet_frame.height == 0 or filled.len() == 0:
-        raise InputFileError(f"sheet {sheet_name!r} is empty", hint="choose the sheet holding the extract with --sheet", file=path)
+        raise InputFileError(f"sheet {sheet_name!r} is empty", file=path,
+                             hint=other_sheets or "choose the sheet holding the extract with --sheet")
     header_index = int(filled[0])  # blank rows above the header are skipped
     header = ["" if v is None else str(v).strip() for v in sheet_frame.row(header_index)]
     _check_header(path, header, row=header_index + 1)
     internal = _internal_names(header)
     frame = sheet_frame.slice(header_index + 1).rename(dict(zip(cells, internal, strict=True)))
     if frame.height == 0:
-        raise InputFileError(f"sheet {sheet_name!r} has a header but no data rows", hint="check the export selected any records", file=path, row=header_index + 1)
+        raise NoDataRows(f"sheet {sheet_name!r} has a header but no data rows", header=header, format="xlsx",
+                         hint=other_sheets or "check the export selected any records", file=path, row=header_index + 1)
     first = header_index + 2
     frame = frame.with_columns(
         pl.int_range(first, first + frame.height, dtype=pl.Int64).alias(SOURCE_LINE),
@@ -645,12 +686,21 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     )
     frame, blank = _drop_blank_records(frame, header)
     if frame.height == 0:
-        raise InputFileError(f"sheet {sheet_name!r} has a header but no data rows", hint="check the export selected any records", file=path, row=1)
+        raise NoDataRows(f"sheet {sheet_name!r} has a header but no data rows", header=header, format="xlsx",
+                         hint=other_sheets or "check the export selected any records", file=path, row=1)
     frame = _drop_unnamed_empty_columns(path, frame, header)
     return RawTable(
         path=path, frame=frame, columns=tuple(c for c in frame.columns if c != SOURCE_LINE),
         format="xlsx", sheet=sheet_name, blank_lines=blank, line_label="row",
     )
+
+
+def _other_sheets_hint(names: list[str]) -> str | None:
+    """The hint for a first sheet holding no extract, in a workbook with others."""
+    if len(names) < 2:
+        return None
+    return (f"the workbook's sheets: {', '.join(names)}; choose the one holding the extract (validate: "
+            "--sheet NAME; extract: sheet = \"NAME\" in its [[sources]] table), or save that sheet as CSV UTF-8")
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -667,7 +717,8 @@ def _read_parquet(path: Path) -> RawTable:
     if frame.width == 0:
         raise InputFileError("has no columns", hint="export the extract again", file=path)
     if frame.height == 0:
-        raise InputFileError("has columns but no data rows", hint="check the export selected any records", file=path)
+        raise NoDataRows("has columns but no data rows", header=list(frame.columns), format="parquet",
+                         hint="check the export selected any records", file=path)
     _check_header(path, list(frame.columns))
     text = []
     raw_schema = frame.schema

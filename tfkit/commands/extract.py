@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tfkit import console
-from tfkit.commands.options import AllowTestKeyOpt, ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit
+from tfkit.commands.options import (AllowTestKeyOpt, ConfigOpt, FingerprintOpt, JsonOpt, check_json_target, emit,
+                                   wants_text)
 from tfkit.errors import EXIT_DATA, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def _render_extract(con: "Console", result) -> None:
     for rec in result.manifest["reconciliation"]:
         con.print(f"  {rec['source']}: {rec['rows_in']:,} rows in = {rec['rows_out']:,} out + "
                   f"{rec['quarantined']:,} quarantined + {rec['withdrawn']:,} withdrawn", markup=False)
-    _print_disclosure(con, (result.manifest.get("disclosure") or {}).get("published"))
+    _print_disclosure(con, result.manifest.get("disclosure") or {})
     for s in result.sources:
         if s.quarantine_file:
             con.print(f"  quarantined rows (LA-internal, do not send): {s.quarantine_file}", markup=False)
@@ -83,18 +84,22 @@ def _render_extract(con: "Console", result) -> None:
     con.print(f"Verify it with:\n  {result.verify_command}", markup=False)
 
 
-def _print_disclosure(con, published: dict | None) -> None:
-    """One line on the person table's disclosure check; a failure (policy warn) in bold red."""
-    if not published:
-        return
-    facts = (f"k={published['k']} over {', '.join(published['quasi_identifiers'])}: smallest class "
-             f"{published['smallest_class']}, {published['share_below_k']:.1%} of records in classes below k")
-    if published.get("k_anonymous"):
-        con.print(f"  disclosure: k-anonymous ({facts})", markup=False)
-    else:
-        con.print(f"  DISCLOSURE CHECK FAILED (policy {published['policy']}): {facts}. "
-                  "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.",
-                  style="bold red", markup=False)
+def _print_disclosure(con, disclosure: dict) -> None:
+    """One line per table on its disclosure check (the manifest's `tables`; a package made before
+    them has the person table's `published` only); a failure (policy warn) in bold red."""
+    tables = disclosure.get("tables") or ({"person": disclosure["published"]} if disclosure.get("published") else {})
+    for name, published in tables.items():
+        if not published.get("records"):
+            con.print(f"  disclosure, {name}: no records", markup=False)
+            continue
+        facts = (f"k={published['k']} over {', '.join(published['quasi_identifiers'])}: smallest class "
+                 f"{published['smallest_class']}, {published['share_below_k']:.1%} of records in classes below k")
+        if published.get("k_anonymous"):
+            con.print(f"  disclosure, {name}: k-anonymous ({facts})", markup=False)
+        else:
+            con.print(f"  DISCLOSURE CHECK FAILED for {name} (policy {published['policy']}): {facts}. "
+                      "Do not send this package; set [disclosure] policy = \"generalise\" and rerun.",
+                      style="bold red", markup=False)
 
 
 def init(
@@ -143,6 +148,9 @@ def verify(
         for check in report.checks:
             level = {"fail": "error", "warn": "warning"}.get(check.status, "info")
             console.log("verify_check", level=level, code=check.code, status=check.status, check_message=check.message)
+    elif not wants_text(json_out):  # no table on stdout (--quiet, --json -): a failure still says why
+        for check in report.failures:
+            console.log("verify_check", f"FAIL {check.code}: {check.message}", level="error", code=check.code)
     emit(report, json_out, event="verified", render=lambda con: _render_verify(con, report),
          log_fields={"package": str(package), "ok": report.ok})
     if not report.ok:
@@ -266,7 +274,7 @@ def audit_show(log: LogArg = None, config: ConfigOpt = None, json_out: JsonOpt =
 
         table = Table(title=f"tfkit audit show {path}")
         for column in ("seq", "time", "event", "package", "user", "hash"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # an auditor reads whole names and times, not "E09000031_ni…"
         for e in entries:
             table.add_row(str(e.get("seq")), str(e.get("time")), str(e.get("event")), str(e.get("package", "")),
                           str(e.get("user", "")), str(e.get("hash", ""))[:16])

@@ -69,14 +69,10 @@ def link_command(
 def _render(out: "Console", summary: dict) -> None:
     from rich.table import Table
 
-    if summary.get("engine") == "spark":
-        out.print(f"linked on Spark: {summary['candidate_pairs']:,} candidate pairs, {summary['links']:,} links, "
-                  f"{summary['clusters']:,} clusters ({summary['clustering']['iterations']} clustering rounds); "
-                  f"wrote {', '.join(summary['outputs'])}", markup=False)
-        return
-
     table = Table(title="tfkit link", show_header=False)
     table.add_row("mode", str(summary["mode"]))
+    if summary.get("engine") == "spark":  # the same table: the Spark engine's summary has the same counts
+        table.add_row("engine", f"Spark ({summary['clustering']['iterations']} clustering rounds)")
     for row in summary["inputs"]:
         table.add_row(f"source {row['source']}", f"{row['rows_linked']:,} records"
                       + (f" ({row['rows_excluded_by_schema']:,} excluded by the schema)" if row["rows_excluded_by_schema"] else ""))

@@ -99,10 +99,37 @@ def wants_text(json_target: str | None) -> bool:
     return json_target != "-" and not console.MODE.quiet and console.MODE.log_format == "text"
 
 
+# The --json target a command accepted (check_json_target) and has not written yet: if the command
+# then fails, the error is written there ({"ok": false, ...}), so cron never reads a stale success.
+_PENDING_JSON: list[str] = []
+
+
+def reset_json_target() -> None:
+    _PENDING_JSON.clear()
+
+
+def write_failure_json(exit_code: int, error_type: str, message: str, **fields: Any) -> None:
+    """The failure as the command's JSON result, to the --json target it accepted and never wrote."""
+    if not _PENDING_JSON:
+        return
+    target = _PENDING_JSON.pop()
+    doc = {"ok": False, "exit_code": exit_code,
+           "error": {"type": error_type, "message": message, **{k: v for k, v in fields.items() if v is not None}}}
+    try:
+        write_json(doc, target)
+    except (OSError, UsageError):  # the error being reported matters more than its JSON copy
+        pass
+
+
 def check_json_target(json_target: str | None, *, inputs: Iterable[Path] = (), inside: Path | None = None) -> None:
     """Refuse a --json FILE that would overwrite an input or land inside a folder that must not
-    change (a package being verified). Called before the work starts, so a mistake costs nothing."""
-    if json_target in (None, "-"):
+    change (a package being verified). Called before the work starts, so a mistake costs nothing.
+    An accepted target receives the error as JSON if the command then fails (write_failure_json)."""
+    reset_json_target()
+    if json_target is None:
+        return
+    if json_target == "-":
+        _PENDING_JSON.append(json_target)
         return
     target = Path(json_target)
     resolved = target.resolve()
@@ -115,12 +142,14 @@ def check_json_target(json_target: str | None, *, inputs: Iterable[Path] = (), i
         if path.exists() and resolved == path.resolve():
             raise UsageError("--json would overwrite an input with the report", file=target,
                              hint="give --json a new file name, e.g. report.json")
+    _PENDING_JSON.append(json_target)
 
 
 def write_json(data: Any, json_target: str, *, private: bool = False) -> None:
     """JSON to stdout ('-') or to a file, written whole or not at all; `private` (it holds raw values,
     e.g. validate --show-values) makes the file 0600."""
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    reset_json_target()  # the command's own result: a later failure must not replace it
     if json_target == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -159,6 +188,20 @@ def emit(data: Any, json_target: str | None = None, *, event: str,
 
 
 # --------------------------------------------------------------------------- help display
+
+
+def reflow_help(command: Any) -> None:
+    """Join the wrapped lines of each paragraph of `command`'s help (and its subcommands'): Typer
+    0.29's rich help keeps a docstring's single line breaks, which then show as ragged breaks.
+    Paragraphs marked \\b (the examples) keep their lines."""
+    import inspect
+
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
+
 # Typer 0.29 shows every parameter's Python type (<bool>, <list[Path]>, <str>) and lower-case
 # argument names in braces ({package}). tfkit's help shows what a user types instead: flags take no
 # value, options show their metavar (FILE, DIR, NAME|FILE), arguments are upper-case names.

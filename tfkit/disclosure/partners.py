@@ -24,9 +24,11 @@ from typing import Any, Sequence
 
 import polars as pl
 
+from tfkit import console
 from tfkit.disclosure.hierarchies import (DEFAULT_HIERARCHIES, Hierarchy, QuasiIdentifier, hierarchy_for,
                                           present_quasi_identifiers)
-from tfkit.disclosure.policy import DisclosureOutcome, apply_policy, refuse_oversuppression
+from tfkit.disclosure.policy import (DisclosureOutcome, DisclosureRiskTooHigh, apply_policy, log_generalised,
+                                    refuse_oversuppression)
 from tfkit.disclosure.verification import published_summary
 
 LINK_COLUMN = "person_id_pseudonym"
@@ -46,15 +48,53 @@ def control_tables(
 ) -> tuple[dict[str, pl.DataFrame], DisclosureOutcome, dict[str, dict[str, Any]]]:
     """Apply `policy` to the person table, then to every other table with quasi-identifiers.
 
+    Under `generalise`, the person table's levels are the least-generalised ones at which every
+    table passes: levels at which a partner table would need more than `max_suppression` blanked
+    are passed over for wider ones (else that partner table's refusal is raised).
+
     Returns the tables to publish (same rows, same order), the person table's outcome, and per table
     the record for the manifest (`published_summary` plus what was suppressed)."""
-    out = dict(tables)
-    kw = dict(k=k, l=l)
-    person_frame, outcome = apply_policy(tables[person], policy, quasi_identifiers=quasi_identifiers, sensitive=sensitive,
-                                         max_suppression=max_suppression, hierarchies=hierarchies, **kw)
+    kw = dict(k=k, l=l, max_suppression=max_suppression)
+    passed_over: list[dict[str, str]] = []
+    refusal: DisclosureRiskTooHigh | None = None
+    while True:
+        try:
+            person_frame, outcome = apply_policy(tables[person], policy, quasi_identifiers=quasi_identifiers,
+                                                 sensitive=sensitive, hierarchies=hierarchies, table=person,
+                                                 log=False, passed_over=passed_over, **kw)
+        except DisclosureRiskTooHigh:
+            if refusal is None:
+                raise
+            raise refusal from None  # no level left at which the partner table passes: its own refusal
+        try:
+            out, records, lines = _partners(tables, person, person_frame, outcome, policy, quasi_identifiers,
+                                            sensitive, hierarchies, **kw)
+            break
+        except DisclosureRiskTooHigh as err:
+            if policy != "generalise":
+                raise
+            refusal = err
+            passed_over.append(next((node.levels for node in outcome.lattice if node.chosen),  # none: as they are
+                                    {q: q for q in outcome.quasi_identifiers}))
+    if policy == "generalise":
+        log_generalised(outcome, person)
+    for line in lines:
+        console.log("disclosure_partner", line["message"], **{k: v for k, v in line.items() if k != "message"})
     out[person] = person_frame
     records = {person: {**published_summary(policy, outcome.after, l), "records_suppressed": outcome.records_suppressed,
-                        "share_suppressed": _share(outcome.records_suppressed, person_frame.height)}}
+                        "share_suppressed": _share(outcome.records_suppressed, person_frame.height)}, **records}
+    return out, outcome, records
+
+
+def _partners(tables: dict[str, pl.DataFrame], person: str, person_frame: pl.DataFrame, outcome: DisclosureOutcome,
+              policy: str, quasi_identifiers: Sequence[str], sensitive: str | Sequence[str] | None,
+              hierarchies: Sequence[Hierarchy], *, k: int, l: int, max_suppression: float,
+              ) -> tuple[dict[str, pl.DataFrame], dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Every table but the person table, under `policy`, after the person table's `outcome`: the
+    tables, their manifest records, and the log lines to write once these levels are kept."""
+    out = dict(tables)
+    records: dict[str, dict[str, Any]] = {}
+    lines: list[dict[str, Any]] = []
     for name, frame in tables.items():
         if name == person:
             continue
@@ -63,7 +103,8 @@ def control_tables(
             continue
         sens = [s for s in _as_list(sensitive) if s in frame.columns] or None
         if policy != "generalise":
-            published, partner = apply_policy(frame, policy, quasi_identifiers=[q.name for q in qis], sensitive=sens, **kw)
+            published, partner = apply_policy(frame, policy, quasi_identifiers=[q.name for q in qis], sensitive=sens,
+                                              table=name, k=k, l=l)
             out[name] = published
             records[name] = {**published_summary(policy, partner.after, l), "records_suppressed": 0,
                              "share_suppressed": 0.0}
@@ -72,14 +113,19 @@ def control_tables(
         # suppression only: the levels are the person table's; max_suppression is checked below, on
         # everything blanked in this table (with the person, and here)
         published, partner = apply_policy(widened, "generalise", quasi_identifiers=names, sensitive=sens,
-                                          hierarchies=(), max_suppression=1.0, **kw)
+                                          hierarchies=(), max_suppression=1.0, table=name, log=False, k=k, l=l)
         blanked = with_person + partner.records_suppressed
-        refuse_oversuppression(blanked, published.height, max_suppression, k, names, table=name)
+        # widest: only the refusal at the last person levels tried escapes control_tables
+        refuse_oversuppression(blanked, published.height, max_suppression, k, names, table=name, widest=True)
+        lines.append({"message": f"disclosure ({name}): at the {person} table's levels ({', '.join(names)}); suppressed "
+                                 f"the quasi-identifiers of {blanked:,} records ({with_person:,} as their person's "
+                                 f"were, {partner.records_suppressed:,} in classes below k)",
+                      "table": name, "records_suppressed": blanked, "suppressed_with_person": with_person})
         out[name] = published
         records[name] = {**published_summary(policy, partner.after, l), "records_suppressed": blanked,
                          "suppressed_with_person": with_person, "linked_rows_from_person": linked,
                          "share_suppressed": _share(blanked, published.height)}
-    return out, outcome, records
+    return out, records, lines
 
 
 def _share(part: int, whole: int) -> float:

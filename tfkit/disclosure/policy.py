@@ -114,19 +114,31 @@ class DisclosureOutcome:
 
 
 def refuse_oversuppression(suppressed: int, records: int, max_suppression: float, k: int,
-                           quasi_identifiers: Sequence[str], table: str | None = None) -> None:
+                           quasi_identifiers: Sequence[str], table: str | None = None, *, widest: bool = False) -> None:
     """`max_suppression` is a limit: blanking the quasi-identifiers of more than that share of the
-    records would publish a table with little left in it, so the run stops (exit 1) instead."""
+    records would publish a table with little left in it, so the run stops (exit 1) instead.
+    `widest`: `quasi_identifiers` are the levels that blank the fewest records of every level the
+    hierarchies offer (no generalisation helps; only fewer quasi-identifiers, or more suppression)."""
     if records and suppressed > max_suppression * records:
         where = f" of {table}" if table else ""
+        over = (f"even generalised as far as helps (best levels tried: {', '.join(quasi_identifiers)})" if widest
+                else f"over {', '.join(quasi_identifiers)}")
         raise DisclosureRiskTooHigh(
             f"disclosure control would suppress the quasi-identifiers of {suppressed:,} of {records:,} records{where} "
             f"({suppressed / records:.1%}), more than max_suppression = {max_suppression:.0%} allows, to reach "
-            f"k={k} over {', '.join(quasi_identifiers)}: no package written",
-            hint="coarsen the quasi-identifiers ([disclosure] quasi_identifiers: fewer or wider ones), or raise "
-                 "[disclosure] max_suppression if that many blanked records is acceptable "
-                 "(run `tfkit disclosure check` on the table for the class-size distribution)",
+            f"k={k} {over}: no package written",
+            hint=("a table this small cannot be k-anonymous at these levels without that much blanked: drop a "
+                  "quasi-identifier ([disclosure] quasi_identifiers), or raise [disclosure] max_suppression if that "
+                  "many blanked records is acceptable" if widest else
+                  "coarsen the quasi-identifiers ([disclosure] quasi_identifiers: fewer or wider ones), or raise "
+                  "[disclosure] max_suppression if that many blanked records is acceptable")
+                 + " (run `tfkit disclosure check` on the table for the class-size distribution)",
         )
+
+
+def _in_table(table: str | None) -> str:
+    """`disclosure (police): ` for a log line about one table of several; `disclosure: ` alone."""
+    return f"disclosure ({table}): " if table else "disclosure: "
 
 
 def apply_policy(
@@ -139,10 +151,16 @@ def apply_policy(
     l: int = 2,
     hierarchies: Sequence[Hierarchy] = DEFAULT_HIERARCHIES,
     max_suppression: float = 0.05,
+    table: str | None = None,
+    log: bool = True,
+    passed_over: Sequence[dict[str, str]] = (),
 ) -> tuple[pl.DataFrame, DisclosureOutcome]:
     """Check `frame` and act on the result according to `policy`; return the frame to publish.
 
     The returned frame keeps row order and every row (suppression nulls values, never drops rows).
+    `table` names the frame in messages; `log=False` leaves the log line on what was done to the caller
+    (`generalised_message`). `passed_over`: lattice nodes (their `levels`) generalise must not choose
+    (another table fails at them); when none is left, DisclosureRiskTooHigh.
     """
     if policy not in POLICIES:
         raise UsageError(f"unknown disclosure policy {policy!r}", hint=f"use one of: {', '.join(POLICIES)}")
@@ -153,7 +171,7 @@ def apply_policy(
     before = check(lf, qis, k=k, sensitive=sensitive, l=l)
     common = dict(policy=policy, k=k, l=l, quasi_identifiers=qis, before=before)
 
-    if policy != "generalise" or before.passed:
+    if policy != "generalise" or before.passed and not passed_over:
         if not before.passed:
             message = (
                 f"{before.records_at_risk:,} of {before.records:,} records are in equivalence classes "
@@ -162,17 +180,18 @@ def apply_policy(
             )
             if policy == "fail":
                 raise DisclosureRiskTooHigh(
-                    "disclosure check failed: " + message,
+                    "disclosure check failed" + (f" for {table}" if table else "") + ": " + message,
                     hint="widen the quasi-identifiers with the 'generalise' policy, or review them "
                     "(run `tfkit disclosure check` for the class-size distribution)",
                     report=before,
                 )
-            console.log("disclosure_warning", "warning: " + message, level="warning",
-                        records_at_risk=before.records_at_risk, k=k)
+            console.log("disclosure_warning", "warning: " + _in_table(table) + message, level="warning",
+                        records_at_risk=before.records_at_risk, k=k, **({"table": table} if table else {}))
         out = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         return out, DisclosureOutcome(**common, after=before)
 
-    return _generalise(lf, qis, k, _sensitive_list(sensitive), l, tuple(hierarchies), max_suppression, common)
+    return _generalise(lf, qis, k, _sensitive_list(sensitive), l, tuple(hierarchies), max_suppression, common,
+                       table=table, log=log, passed_over=passed_over)
 
 
 def _generalise(
@@ -184,6 +203,10 @@ def _generalise(
     hierarchies: tuple[Hierarchy, ...],
     max_suppression: float,
     common: dict[str, Any],
+    *,
+    table: str | None = None,
+    log: bool = True,
+    passed_over: Sequence[dict[str, str]] = (),
 ) -> tuple[pl.DataFrame, DisclosureOutcome]:
     columns = lf.collect_schema().names()
     qis = resolve(columns, qi_names)
@@ -213,17 +236,26 @@ def _generalise(
     records = common["before"].records
     limit = max_suppression * records
 
+    def levels_of(node: tuple[int, ...]) -> dict[str, str]:
+        return {qis[i].name: level_name(i, ladders[i][j]) for i, j in enumerate(node)}
+
+    excluded = [levels_of(node) in passed_over for node in nodes]
+
     def rank(index: int) -> tuple:
         node, at_risk = nodes[index], scores[index]
-        over = at_risk > limit
+        over = at_risk > limit or excluded[index]
         return (over, at_risk if over else sum(node), sum(node) if over else at_risk, node)
 
     chosen_index = min(range(len(nodes)), key=rank)
     chosen = nodes[chosen_index]
-    refuse_oversuppression(scores[chosen_index], records, max_suppression, common["k"], qi_names)
+    if excluded[chosen_index]:
+        raise DisclosureRiskTooHigh(f"no generalisation of {table or 'the table'} is left that every table passes at")
+    refuse_oversuppression(scores[chosen_index], records, max_suppression, common["k"],
+                           [level_name(i, ladders[i][j]) for i, j in enumerate(chosen)], table,
+                           widest=True)  # the node blanking least: when it is over the limit, every node is
     lattice = tuple(
         LatticeNode(
-            levels={qis[i].name: level_name(i, ladders[i][j]) for i, j in enumerate(node)},
+            levels=levels_of(node),
             height=sum(node),
             records_at_risk=scores[n],
             chosen=n == chosen_index,
@@ -308,10 +340,17 @@ def _generalise(
         max_suppression=max_suppression,
         lattice=lattice,
     )
+    if log:
+        log_generalised(outcome, table)
+    return result, outcome
+
+
+def log_generalised(outcome: DisclosureOutcome, table: str | None = None) -> None:
+    """The log line on what generalise did to a table."""
     console.log(
         "disclosure_generalised",
-        f"disclosure: generalised {', '.join(g.quasi_identifier + ' -> ' + g.level for g in outcome_generalised) or 'nothing'}; "
+        f"{_in_table(table)}generalised "
+        f"{', '.join(g.quasi_identifier + ' -> ' + g.level for g in outcome.generalised) or 'nothing'}; "
         f"suppressed the quasi-identifiers of {outcome.records_suppressed:,} records",
-        records_suppressed=outcome.records_suppressed,
+        records_suppressed=outcome.records_suppressed, **({"table": table} if table else {}),
     )
-    return result, outcome

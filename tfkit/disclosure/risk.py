@@ -99,6 +99,9 @@ class RiskReport:
             f"{q} (from {self.derived[q]})" if q in self.derived else q for q in self.quasi_identifiers
         )
         console.print(f"Disclosure check {verdict}: k={self.k} over {qis}")
+        if not self.records:  # an empty table (a partner's export with nobody this period)
+            console.print("no records: nothing to check")
+            return
         console.print(
             f"{self.records:,} records in {self.classes:,} equivalence classes "
             f"(smallest {self.smallest_class}, median {self.median_class_size}, largest {self.largest_class}); "
@@ -106,7 +109,7 @@ class RiskReport:
         )
         console.print(
             f"{self.records_below_k:,} records in {self.classes_below_k:,} classes smaller than k "
-            f"({self.records_below_k / self.records:.2%} of records)" if self.records else "no records"
+            f"({self.records_below_k / self.records:.2%} of records)"
         )
         table = Table(title="Equivalence-class sizes", title_justify="left")
         table.add_column("class size")

@@ -58,6 +58,19 @@ class PairContext:
         right = self.pair(column_r)[1]
         return (left == right) & (left != NULL)
 
+    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float) -> np.ndarray:
+        """Jaro-Winkler of left's `column_l` against right's `column_r` (columns sharing one
+        vocabulary: a forename against a surname), 0 where it provably cannot reach `floor`."""
+        left, right = self.pair(column_l)[0], self.pair(column_r)[1]
+        sim = np.zeros(len(left), dtype=np.float32)
+        sim[(left == right) & (left != NULL)] = 1.0
+        idx = np.flatnonzero((left != NULL) & (right != NULL) & (left != right))
+        idx = idx[self._may_reach(column_l, left[idx], right[idx], floor)]
+        if len(idx):
+            vocab = self.prepared.vocab[column_l]
+            sim[idx] = jaro_winkler_kernel(vocab.gather(left[idx]), vocab.gather(right[idx]))
+        return sim
+
     def jaro_winkler(self, column: str, floor: float = 0.0) -> np.ndarray:
         """Jaro-Winkler similarity per pair, 1 where equal, 0 where either is null.
 
@@ -145,14 +158,16 @@ class SimilarityTable:
         self.records = (left, right)
         self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def table(self, column: str, metric: str = "jw") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def table(self, column: str, metric: str = "jw", column_r: str | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(matrix, row of each left record, column of each right record), in `records` order.
-        `metric`: "jw" (Jaro-Winkler, 0 on null) or "osa" (edit distance capped, EDIT_CAP on null)."""
-        if (column, metric) not in self._tables:
-            codes = self.prepared.codes(column)
-            vocab = self.prepared.vocab[column]
+        `metric`: "jw" (Jaro-Winkler, 0 on null) or "osa" (edit distance capped, EDIT_CAP on null).
+        `column_r`: the right records' column when it is another one (a forename against a surname)."""
+        key = (column, metric) if column_r in (None, column) else (column, metric, column_r)
+        if key not in self._tables:
             positions, distinct = [], []
-            for records in self.records:
+            for records, side_column in zip(self.records, (column, column_r or column)):
+                codes, vocab = self.prepared.codes(side_column), self.prepared.vocab[side_column]
                 values, inverse = np.unique(codes[records], return_inverse=True)
                 if len(values) and values[0] == NULL:  # NULL is the smallest code: move it last
                     values, inverse = values[1:], np.where(inverse == 0, len(values) - 1, inverse - 1)
@@ -167,8 +182,8 @@ class SimilarityTable:
                 matrix, null = jaro_winkler_matrix(*distinct), 0.0
             matrix[-1, :] = null
             matrix[:, -1] = null
-            self._tables[(column, metric)] = (matrix, *positions)
-        return self._tables[(column, metric)]
+            self._tables[key] = (matrix, *positions)
+        return self._tables[key]
 
 
 class GridPairs(PairContext):
@@ -203,8 +218,11 @@ class GridPairs(PairContext):
     def edit_distance(self, column: str, where: np.ndarray | None = None) -> np.ndarray:
         return self._from_table(column, "osa")
 
-    def _from_table(self, column: str, metric: str) -> np.ndarray:
-        matrix, at_left, at_right = self.table.table(column, metric)
+    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float) -> np.ndarray:
+        return self._from_table(column_l, "jw", column_r)
+
+    def _from_table(self, column: str, metric: str, column_r: str | None = None) -> np.ndarray:
+        matrix, at_left, at_right = self.table.table(column, metric, column_r)
         return self._grid(matrix.take(at_left[self.rows], axis=0).take(at_right, axis=1))
 
 
@@ -322,6 +340,16 @@ class Comparison:
         return levels
 
     @property
+    def swap_levels(self) -> tuple[int, ...]:
+        """Indices of the levels a name ladder with `swap_with` shares with its partner's: "swapped
+        with <partner>" and "one name swapped with <partner>" (one event, seen by both ladders)."""
+        partner = self.options.get("swap_with")
+        if not partner:
+            return ()
+        return tuple(self.labels.index(f"{kind}swapped with {partner}") for kind in ("", "one name ")
+                     if f"{kind}swapped with {partner}" in self.labels)
+
+    @property
     def n_levels(self) -> int:
         return len(self.labels)
 
@@ -336,8 +364,12 @@ def name_comparison(name: str, column: str, *, kind: str = "name", swap_with: st
         labels.append(f"swapped with {swap_with}")
     labels += [f"Jaro-Winkler >= {t}" for t in jaro_winkler]
     labels += ["phonetic or name variant" + (" or surname part" if kind == "surname" else ""),
-               "initial only, the same", "else"]
-    side = tuple(i for i, label in enumerate(labels) if label.startswith(("swapped", "initial only")))
+               "initial only, the same"]
+    if swap_with:
+        labels.append(f"one name swapped with {swap_with}")
+    labels.append("else")
+    side = tuple(i for i, label in enumerate(labels)
+                 if label.startswith(("swapped", "initial only", "one name swapped")))
     return Comparison(name, column, kind, tuple(labels), term_frequency,
                       options={"swap_with": swap_with, "jaro_winkler": tuple(jaro_winkler)}, side_levels=side)
 
@@ -347,7 +379,11 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     conditions = [ctx.equal(col)]
     partner = c.options.get("swap_with")
     if partner:
-        conditions.append(ctx.cross_equal(col, partner) & ctx.cross_equal(partner, col))
+        # Forename and surname entered the wrong way round, each as its own ladder allows a typo:
+        # both crossed names at the ladder's loosest Jaro-Winkler ('WYNNE EMIILD' v 'EMIILY WYNNE').
+        floor = min(c.options["jaro_winkler"], default=1.0)
+        conditions.append((ctx.cross_jaro_winkler(col, partner, floor) >= floor)
+                          & (ctx.cross_jaro_winkler(partner, col, floor) >= floor))
     jw = ctx.jaro_winkler(col, min(c.options["jaro_winkler"], default=0.0))
     conditions += [jw >= t for t in c.options["jaro_winkler"]]
     similar = ctx.equal(f"{col}_dm") | ctx.equal(f"{col}_canon")
@@ -363,15 +399,23 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     one_letter = np.zeros(len(left), dtype=bool)
     one_letter[valid] = (lengths[left[valid]] == 1) | (lengths[right[valid]] == 1)
     conditions.append(one_letter & ctx.equal(f"{col}_initial"))
+    if partner:
+        # One name in the other's other field, the other name different: a given name recorded as
+        # the family name (naming orders vary between communities), the other name lost or replaced.
+        conditions.append(ctx.cross_equal(col, partner) | ctx.cross_equal(partner, col))
     return ladder(ctx.null(col), conditions)
 
 
 def dob_comparison(name: str, column: str) -> Comparison:
     # "else" is another generation (more than 12 years apart: a junior and his father), kept apart
     # from "within 12 years" (a wrong date) so EM can weigh the two differently.
-    labels = ("exact", "day and month swapped", "one digit or one day off", "within a month",
+    # "one day off" (a date keyed a day out, or a birth around midnight) and "one digit off" (a
+    # keying slip: 2010 for 2019, 03 for 05) are apart so EM can weigh each by how often it happens:
+    # a digit slip is common in some sources, and among strangers one digit off is ten times as
+    # common as one day off, so a namesake born one digit away must not count as a day's slip.
+    labels = ("exact", "day and month swapped", "one day off", "one digit off", "within a month",
               "within a year", "within 12 years", "else")
-    return Comparison(name, column, "date", labels, side_levels=(1,))
+    return Comparison(name, column, "date", labels, side_levels=(1, 3))
 
 
 def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
@@ -389,7 +433,7 @@ def _dob_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     nonzero = (x | (x >> 1) | (x >> 2) | (x >> 3)) & np.uint32(0x11111111)
     differing = np.bitwise_count(nonzero)
     year_gap = np.where((yl != NULL) & (yr != NULL), np.abs(yl.astype(np.int64) - yr.astype(np.int64)), 0)
-    conditions = [differing == 0, swapped, (differing <= 1) | (gap <= 1), gap <= 31, gap <= 366, year_gap <= 12]
+    conditions = [differing == 0, swapped, gap <= 1, differing <= 1, gap <= 31, gap <= 366, year_gap <= 12]
     # Null (no evidence) unless both records have a year, month and day: a missing part says nothing.
     return ladder(ctx.null(f"{col}_digits"), conditions)
 

@@ -42,58 +42,104 @@ class Accuracy:
 
 
 def accuracy_curve(probability: np.ndarray, is_match: np.ndarray, total_true: int,
-                   thresholds: np.ndarray) -> list[Accuracy]:
-    """Precision/recall/F1 at each threshold: one sort, then cumulative counts (no loop over pairs)."""
+                   thresholds: np.ndarray, pairs: np.ndarray | None = None) -> list[Accuracy]:
+    """Precision/recall/F1 at each threshold: one sort, then cumulative counts (no loop over pairs).
+
+    Per pair (`is_match` booleans), or per distinct probability (`pairs` at it, `is_match` the true
+    matches among them: `probability_counts`)."""
     order = np.argsort(-probability, kind="stable")
     p_sorted = probability[order]
-    tp_cum = np.concatenate([[0], np.cumsum(is_match[order])])
+    tp_cum = np.concatenate([[0], np.cumsum(np.asarray(is_match, dtype=np.int64)[order])])
+    n_cum = None if pairs is None else np.concatenate([[0], np.cumsum(np.asarray(pairs, dtype=np.int64)[order])])
     out = []
     # Number of pairs with probability >= t, for every t at once.
     above = np.searchsorted(-p_sorted, -np.asarray(thresholds, dtype=np.float64), side="right")
     for t, k in zip(thresholds, above):
         tp = int(tp_cum[k])
-        out.append(Accuracy(float(t), tp, int(k) - tp, int(total_true) - tp))
+        predicted = int(k) if n_cum is None else int(n_cum[k])
+        out.append(Accuracy(float(t), tp, predicted - tp, int(total_true) - tp))
     return out
 
 
 def label_pairs(prepared: Prepared, pairs: pl.DataFrame, truth_column: str) -> np.ndarray:
+    left, right = pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy()
+    return same_truth(truth_codes(prepared, truth_column), left, right)
+
+
+def truth_codes(prepared: Prepared, truth_column: str) -> np.ndarray:
+    """Per record, its truth id as an integer (0 = unknown): what labelling a pair needs (the Spark
+    engine broadcasts it)."""
     truth = prepared.frame.get_column(truth_column)
-    codes = (truth.rank("dense").fill_null(0)).cast(pl.Int64).to_numpy()  # 0 = unknown
-    left = codes[pairs["rid_l"].to_numpy()]
-    right = codes[pairs["rid_r"].to_numpy()]
+    return (truth.rank("dense").fill_null(0)).cast(pl.Int64).to_numpy()
+
+
+def same_truth(codes: np.ndarray, rid_l: np.ndarray, rid_r: np.ndarray) -> np.ndarray:
+    left, right = codes[rid_l], codes[rid_r]
     return (left == right) & (left > 0)
+
+
+def probability_counts(probability: np.ndarray, is_match: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct probabilities (ascending), the pairs at each, and the true matches among them: all
+    that evaluation reads (the Spark engine counts them on the cluster)."""
+    values, inverse, pairs = np.unique(probability, return_inverse=True, return_counts=True)
+    matches = np.bincount(inverse.ravel(), weights=is_match, minlength=len(values)).astype(np.int64)
+    return values, pairs.astype(np.int64), matches
 
 
 def evaluate(prepared: Prepared, pairs: pl.DataFrame, truth_column: str, mode: str, threshold: float,
              thresholds: np.ndarray | None = None) -> dict:
     """Accuracy at `threshold`, over `thresholds`, and the best F1 over every distinct probability."""
     is_match = label_pairs(prepared, pairs, truth_column)
-    total_true = true_pairs(prepared, truth_column, mode).height
-    probability = pairs["match_probability"].to_numpy()
+    counted = probability_counts(pairs["match_probability"].to_numpy(), is_match)
+    return evaluate_counts(*counted, true_pairs(prepared, truth_column, mode).height, truth_column, threshold,
+                           thresholds)
+
+
+def evaluate_counts(probability: np.ndarray, pairs: np.ndarray, matches: np.ndarray, total_true: int,
+                    truth_column: str, threshold: float, thresholds: np.ndarray | None = None) -> dict:
+    """`evaluate` from `probability_counts`: distinct probabilities (ascending), pairs and true
+    matches at each; `total_true`: the pairs in the mode's scope sharing a truth id."""
     if thresholds is None:
         thresholds = np.round(np.linspace(0.05, 0.99, 48), 4)
-    at = accuracy_curve(probability, is_match, total_true, np.array([threshold]))[0]
-    curve = accuracy_curve(probability, is_match, total_true, thresholds)
-    every = np.unique(probability)[::-1] if len(probability) else np.array([threshold])
+    curve_at = lambda ts: accuracy_curve(probability, matches, total_true, ts, pairs=pairs)  # noqa: E731
+    at = curve_at(np.array([threshold]))[0]
+    curve = curve_at(thresholds)
+    every = probability[::-1] if len(probability) else np.array([threshold])
     if len(every) > 20_000:
-        every = np.quantile(probability, np.linspace(0, 1, 20_001))
-    best = max(accuracy_curve(probability, is_match, total_true, every), key=lambda a: a.f1)
+        every = _quantiles(probability, pairs, np.linspace(0, 1, 20_001))
+    best = max(curve_at(every), key=lambda a: a.f1)
     return {
         "truth_column": truth_column,
-        "true_pairs": total_true,
+        "true_pairs": int(total_true),
         "at_threshold": at.to_dict(),
         "best_f1": best.to_dict(),
         "curve": [a.to_dict() for a in curve],
-        "calibration": calibration(probability, is_match),
+        "calibration": calibration(probability, matches, pairs=pairs),
     }
 
 
-def calibration(probability: np.ndarray, is_match: np.ndarray, bands: int = 10) -> list[dict]:
+def _quantiles(values: np.ndarray, counts: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """np.quantile (linear) of the pairs' probabilities, from the distinct values and their counts."""
+    ends = np.cumsum(counts)
+    position = q * (ends[-1] - 1)
+    below = np.floor(position)
+    t = position - below
+    a = values[np.searchsorted(ends, below, side="right")]
+    b = values[np.searchsorted(ends, np.minimum(below + 1, ends[-1] - 1), side="right")]
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def calibration(probability: np.ndarray, is_match: np.ndarray, bands: int = 10,
+                pairs: np.ndarray | None = None) -> list[dict]:
     """Predicted against observed match rate per probability band ([0, 0.1), ... [0.9, 1]): the
-    pairs in the band, their mean predicted probability and the share that truly match."""
-    band = np.minimum((np.asarray(probability) * bands).astype(np.int64), bands - 1)
-    pairs = np.bincount(band, minlength=bands)
-    predicted = np.bincount(band, weights=probability, minlength=bands)
+    pairs in the band, their mean predicted probability and the share that truly match. Per pair,
+    or per distinct probability (`pairs` at it, `is_match` the true matches among them)."""
+    probability = np.asarray(probability)
+    weight = np.ones(len(probability)) if pairs is None else np.asarray(pairs, dtype=np.float64)
+    band = np.minimum((probability * bands).astype(np.int64), bands - 1)
+    pairs = np.bincount(band, weights=weight, minlength=bands).astype(np.int64)
+    predicted = np.bincount(band, weights=probability * weight, minlength=bands)
     observed = np.bincount(band, weights=np.asarray(is_match, dtype=np.float64), minlength=bands)
     return [{"band": f"{k / bands:.1f}–{(k + 1) / bands:.1f}", "low": k / bands, "high": (k + 1) / bands,
              "pairs": int(pairs[k]),

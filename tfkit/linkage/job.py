@@ -47,10 +47,6 @@ class LinkJob:
         folder = link_review_folder(self.out)
         check_no_unapplied_decisions(folder, folder / STORE_NAME, f"tfkit review apply {folder / 'review.xlsx'} "
                                                                   f"--out {self.out}")
-        if self.engine is not None and self.engine.is_spark and (
-                self.truth or self.one_to_one or self.report or self.clean):
-            raise UsageError("--truth, --train-on-labels, --one-to-one, --clean and --report are for the polars engine",
-                             hint="evaluate and report on a sample with the polars engine; drop them with --engine spark")
 
 
 def run_link_job(job: LinkJob) -> dict[str, Any]:
@@ -65,14 +61,19 @@ def run_link_job(job: LinkJob) -> dict[str, Any]:
     model = LinkageModel.load(job.model)
     tables = read_sources(job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else ())
     frames = {t.name: t.frame for t in tables}
+    decisions = load_decisions(link_review_folder(job.out) / STORE_NAME)
     if job.engine is not None and job.engine.is_spark:
         from tfkit.engine.spark.link import link_job
 
-        return link_job(frames, str(job.out), model, mode=mode, threshold=job.threshold,
-                        review_lower=job.review_lower, seed=job.seed, settings=job.engine)
+        summary = link_job(frames, str(job.out), model, mode=mode, threshold=job.threshold,
+                           review_lower=job.review_lower, seed=job.seed, settings=job.engine, truth=job.truth,
+                           train_on_labels=job.train_on_labels, one_to_one=job.one_to_one, clean=job.clean,
+                           decisions=decisions, report=job.report)
+        summary["inputs"] = _inputs(tables)
+        return summary
     result = link(frames, model, mode=mode, threshold=job.threshold, review_lower=job.review_lower,
                   truth_column=job.truth, train_on_labels=job.train_on_labels, one_to_one=job.one_to_one,
-                  seed=job.seed, clean=job.clean, decisions=load_decisions(link_review_folder(job.out) / STORE_NAME))
+                  seed=job.seed, clean=job.clean, decisions=decisions)
     written = write_outputs(result, job.out, tables)
     if job.report:
         from tfkit.linkage.report import write_link_report
@@ -80,7 +81,11 @@ def run_link_job(job: LinkJob) -> dict[str, Any]:
         written.append(write_link_report(job.report, result))
     summary = result.summary()
     summary["engine"] = "polars"
-    summary["inputs"] = [{"source": t.name, "file": str(t.path), "rows_read": t.rows_read,
-                          "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded} for t in tables]
+    summary["inputs"] = _inputs(tables)
     summary["outputs"] = [str(p) for p in written]
     return summary
+
+
+def _inputs(tables) -> list[dict]:
+    return [{"source": t.name, "file": str(t.path), "rows_read": t.rows_read, "rows_linked": t.frame.height,
+             "rows_excluded_by_schema": t.excluded} for t in tables]

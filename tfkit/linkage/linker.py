@@ -142,12 +142,13 @@ class Training(_Stage):
         if lk.model.training:
             blocking_stage.check_rules(lk.prepared, lk.model.training)
             return training_stage.estimate_m_em_sessions(lk.prepared, lk.model, mode=lk.mode, seed=lk.seed)
-        return training_stage.estimate_m_em(lk.model, lk.levels).m
+        return training_stage.estimate_m_em(lk.model, lk.patterns).m
 
     def estimate_m_from_labels(self, truth_column: str) -> dict[str, np.ndarray]:
         lk = self.linker
         is_match = evaluate_stage.label_pairs(lk.prepared, lk.candidates, truth_column)
-        return training_stage.estimate_m_from_labels(lk.model, lk.levels, is_match)
+        matching = training_stage.patterns({k: v[is_match] for k, v in lk.levels.items()}, lk.model.comparisons)
+        return training_stage.estimate_m_from_labels(lk.model, matching)
 
     def train(self, truth_column: str | None = None) -> LinkageModel:
         """The usual sequence: u, prior, then m from labels if given, else by EM."""
@@ -159,7 +160,7 @@ class Training(_Stage):
             self.estimate_m_using_expectation_maximisation()
         lk = self.linker
         if lk.model.settings.refine_prior:
-            training_stage.refine_prior(lk.model, lk.levels, blocking_stage.comparisons_possible(
+            training_stage.refine_prior(lk.model, lk.patterns, blocking_stage.comparisons_possible(
                 lk.prepared.source_sizes(), lk.mode))
         return self.linker.model
 
@@ -267,6 +268,12 @@ class Linker:
                     batch_pairs=self.model.settings.batch_pairs, on_batch=advance)
             self.timings["compare"] = time.perf_counter() - t
         return self._levels
+
+    @property
+    def patterns(self) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate pairs' distinct comparison vectors and their counts (what EM and the
+        prior's refinement read; the Spark engine counts them on the cluster)."""
+        return training_stage.patterns(self.levels, self.model.comparisons)
 
 
 @dataclass

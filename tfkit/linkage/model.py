@@ -51,8 +51,12 @@ class Settings:
     batch_pairs: int = 100_000
     max_block_pairs: int = 250_000  # a blocking rule's block making more pairs is skipped (warned)
     # Level patterns that make a pair a non-link whatever its weight, each a list of
-    # "comparison=level label" (all must hold). A rule naming a comparison the model lacks is idle.
+    # "comparison=level label" (all must hold; "comparison=null": a value missing on either side).
+    # A rule naming a comparison the model lacks is idle.
     non_link_when: list[list[str]] = field(default_factory=list)
+
+
+NULL_LEVEL = "null"  # a non_link_when term's level for "missing on either side" (level -1)
 
 
 def _settings(t: tomlfile.Table) -> Settings:
@@ -94,6 +98,9 @@ class LinkageModel:
     training_log: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # {"code", "message", ...}: shown by the CLI
     u_counts: dict[str, np.ndarray] = field(default_factory=dict)  # random pairs seen at each level
+    # The random pairs' comparison vectors and counts (training.patterns), kept by estimate_u so
+    # refine_prior can take the matches among them out of u. Not saved with the model.
+    u_patterns: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ loading
 
@@ -106,8 +113,9 @@ class LinkageModel:
     def load(cls, path: str | Path | None) -> "LinkageModel":
         if path is None:
             return cls.default()
-        doc = tomlfile.read(path, what="model file", missing_hint="pass --model with a TOML model file, or omit it "
-                                                                   "for the default")
+        doc = tomlfile.read(path, what="model file", missing_hint="check the model file's path (`tfkit link --model`, or "
+                                                                   "`[linkage] model` in the config), or leave it out "
+                                                                   "for the built-in model")
         return cls.from_table(doc.table, source=str(path))
 
     @classmethod
@@ -146,7 +154,7 @@ class LinkageModel:
         for rule in settings.non_link_when:
             for term in rule:
                 name, _, label = str(term).partition("=")
-                if name not in labels or label not in labels[name]:
+                if name not in labels or label not in (*labels[name], NULL_LEVEL):
                     raise ConfigError(f"settings.non_link_when: {term!r} is not comparison=level", file=source,
                                       hint=f"e.g. \"forename=else\"; levels of {name}: "
                                            + ", ".join(labels.get(name, ())) if name in labels else
@@ -216,7 +224,8 @@ class LinkageModel:
         for rule in self.settings.non_link_when:
             terms = [str(t).partition("=")[::2] for t in rule]
             if all(name in index for name, _ in terms):
-                out.append([(name, index[name].labels.index(label)) for name, label in terms])
+                out.append([(name, -1 if label == NULL_LEVEL else index[name].labels.index(label))
+                            for name, label in terms])
         return out
 
     @property

@@ -51,13 +51,21 @@ def write_outputs(result: LinkResult, out: str | Path, tables: list | None = Non
     written.append(_write_json(summary, out / "summary.json"))
     if result.metrics is not None:
         written.append(_write_json(result.metrics, out / "metrics.json"))
-    if result.linker is not None:  # names and dates side by side: LA-internal, 0600 in a 0700 folder
-        from .review import link_review_folder, review_table, write_review_files
+    if result.linker is not None:
+        written += write_review_folder(result, out)
+    return written
 
-        from tfkit.validation import ledger
 
-        folder = link_review_folder(out)
-        written += write_review_files(review_table(result), folder)
-        # Raw values outside any package: listed for `tfkit retention --root OUT` to destroy.
-        ledger.record(out, folder, "", days=ledger.REVIEW_DAYS, kind="link review")
+def write_review_folder(result: LinkResult, out: Path) -> list[Path]:
+    """The clerical review files (`review.csv`, `review.xlsx`) in the job's review folder, listed
+    for retention. Names and dates side by side: LA-internal, 0600 in a 0700 folder. `result`
+    needs `scored` only for the review band's pairs (the Spark engine passes those alone)."""
+    from tfkit.validation import ledger
+
+    from .review import link_review_folder, review_table, write_review_files
+
+    folder = link_review_folder(out)
+    written = write_review_files(review_table(result), folder)
+    # Raw values outside any package: listed for `tfkit retention --root OUT` to destroy.
+    ledger.record(out, folder, "", days=ledger.REVIEW_DAYS, kind="link review")
     return written

@@ -97,9 +97,9 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
         if first.term_frequency and second.term_frequency and first.column in prepared.tf \
                 and second.column in prepared.tf:
             adj += full_name_adjustment(prepared, model, first, second, levels, rid_l, rid_r)
-        swapped = 1  # the level after "exact" on a comparison with swap_with
-        both = (levels[first.name] == swapped) & (levels[second.name] == swapped)
-        adj[both] -= model.level_weights(second.name)[swapped + 1]
+        for mine, theirs in zip(first.swap_levels, second.swap_levels):
+            both = (levels[first.name] == mine) & (levels[second.name] == theirs)
+            adj[both] -= model.level_weights(second.name)[theirs + 1]
         weight += adj
         columns[FULL_NAME] = adj.astype(np.float32)
     # 1 / (1 + 2^-clip(w)), in place: one array instead of four million-pair temporaries.

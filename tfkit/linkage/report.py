@@ -13,6 +13,7 @@ written 0600.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from .evaluate import training_problems
 from .predict import FULL_NAME
 
 if TYPE_CHECKING:
+    from .blocking import BlockingReport
     from .linker import Linker, LinkResult
 
 PAGE_MODE = 0o600  # the page names record ids
@@ -91,8 +93,7 @@ def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float)
     return section("summary", "Summary", "warn" if warnings else "done", body)
 
 
-def _blocking_section(linker: "Linker") -> tuple[str, str, str]:
-    report = linker.blocking.report()
+def _blocking_section(report) -> tuple[str, str, str]:
     rows = [[r.rule, r.pairs_added] for r in report.rules]
     body = table(["blocking rule", "pairs added"], rows + [["total candidate pairs", report.total_pairs],
                                                          ["pairs the mode could compare", report.comparisons_possible]],
@@ -137,17 +138,59 @@ def _model_section(linker: "Linker") -> tuple[str, str, str]:
     return section("model", "Model: m, u and weights", "done", "".join(body))
 
 
-def _weights_section(scored: pl.DataFrame, threshold: float) -> tuple[str, str, str]:
-    weights = scored["match_weight"].to_numpy()
-    if len(weights) == 0:
-        return section("weights", "Match weights", "done", '<p class="muted">No candidate pairs.</p>')
-    threshold_weight = math.log2(threshold / (1 - threshold))
-    lo, hi = math.floor(float(weights.min())), math.ceil(float(weights.max()))
-    width = max(1, math.ceil((hi - lo) / 40))  # at most ~40 bars
+def weight_histogram(floors: np.ndarray, counts: np.ndarray, low: float, high: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """`np.histogram` of the match weights over at most ~40 bins with integer edges, from the pairs
+    per floor(weight) (`floors`, `counts`) and the lowest and highest weight: on integer edges a
+    weight's bin is its floor's, so an engine counting pairs per floor on a cluster gets these bins."""
+    lo, hi = math.floor(low), math.ceil(high)
+    width = max(1, math.ceil((hi - lo) / 40))
     edges = np.arange(lo, hi + width, width, dtype=np.float64)
     if len(edges) < 2:
         edges = np.array([lo, lo + width], dtype=np.float64)
-    counts, edges = np.histogram(weights, bins=edges)
+    bins = np.minimum((np.asarray(floors, dtype=np.float64) - lo) // width, len(edges) - 2).astype(np.int64)
+    return edges, np.bincount(bins, weights=counts, minlength=len(edges) - 1).astype(np.int64)
+
+
+@dataclass
+class ReportFigures:
+    """What the report's charts read, as aggregates: an engine computes them where the pairs are
+    (the polars engine from its frames, `figures_from_frames`; the Spark engine on the cluster)."""
+
+    blocking: "BlockingReport"
+    weight_floors: tuple[np.ndarray, np.ndarray]  # distinct floor(match_weight), pairs at each
+    weight_range: tuple[float, float] | None      # lowest and highest match weight; None: no pairs
+    samples: pl.DataFrame                          # `sample_pairs` (scored rows: rid_l, rid_r, levels...)
+    cluster_sizes: list[tuple[int, int]] | None = None  # (size capped at SIZE_CAP + 1, clusters), by size
+    largest_cluster: int = 0
+    clusters: int = 0
+
+
+def cluster_size_counts(sizes: pl.Series) -> list[tuple[int, int]]:
+    capped = sizes.clip(upper_bound=SIZE_CAP + 1).value_counts().sort(sizes.name)
+    return [(int(s), int(n)) for s, n in capped.iter_rows()]
+
+
+def figures_from_frames(linker: "Linker", scored: pl.DataFrame, threshold: float,
+                        clusters: pl.DataFrame | None = None) -> ReportFigures:
+    weights = scored["match_weight"].to_numpy()
+    floors, counts = np.unique(np.floor(weights), return_counts=True)
+    figures = ReportFigures(linker.blocking.report(), (floors, counts),
+                            (float(weights.min()), float(weights.max())) if len(weights) else None,
+                            sample_pairs(scored, threshold))
+    if clusters is not None:
+        sizes = clusters.group_by("cluster_id").len().get_column("len")
+        figures.cluster_sizes = cluster_size_counts(sizes)
+        figures.largest_cluster, figures.clusters = int(sizes.max()), sizes.len()
+    return figures
+
+
+def _weights_section(figures: ReportFigures, threshold: float) -> tuple[str, str, str]:
+    if figures.weight_range is None:
+        return section("weights", "Match weights", "done", '<p class="muted">No candidate pairs.</p>')
+    threshold_weight = math.log2(threshold / (1 - threshold))
+    edges, counts = weight_histogram(*figures.weight_floors, *figures.weight_range)
+    width = int(edges[1] - edges[0])
     items = [(f"{edges[i]:.0f}", float(c), GOOD if edges[i] >= threshold_weight else GREY) for i, c in enumerate(counts)]
     body = (f'<p class="explain">Candidate pairs by match weight (bins {width} wide, labelled by their lower edge; '
             f"counts on a log scale). Blue bins are at or above the threshold's weight ({threshold_weight:+.2f}).</p>")
@@ -155,16 +198,14 @@ def _weights_section(scored: pl.DataFrame, threshold: float) -> tuple[str, str, 
     return section("weights", "Match weights", "done", body)
 
 
-def _clusters_section(clusters: pl.DataFrame | None) -> tuple[str, str, str] | None:
-    if clusters is None:
+def _clusters_section(figures: ReportFigures) -> tuple[str, str, str] | None:
+    if figures.cluster_sizes is None:
         return None
-    sizes = clusters.group_by("cluster_id").len().get_column("len")
-    capped = sizes.clip(upper_bound=SIZE_CAP + 1).value_counts().sort("len")
     items = [(f"{SIZE_CAP + 1}+" if s > SIZE_CAP else str(s), float(n), BAD if s > SIZE_CAP else None)
-             for s, n in capped.iter_rows()]
+             for s, n in figures.cluster_sizes]
     body = column_chart(items, "Clusters by number of records", x_label="records in the cluster", y_label="clusters",
                         log=True)
-    body += facts([("Largest cluster (records)", int(sizes.max()), ""), ("Clusters", sizes.len(), "")])
+    body += facts([("Largest cluster (records)", figures.largest_cluster, ""), ("Clusters", figures.clusters, "")])
     return section("clusters", "Cluster sizes", "done", body)
 
 
@@ -211,12 +252,12 @@ def _accuracy_section(metrics: dict | None, threshold: float) -> tuple[str, str,
     return section("accuracy", "Accuracy against the truth column", "done", body)
 
 
-def _waterfalls_section(linker: "Linker", scored: pl.DataFrame, threshold: float) -> tuple[str, str, str]:
+def _waterfalls_section(linker: "Linker", samples: pl.DataFrame) -> tuple[str, str, str]:
     model, prepared = linker.model, linker.prepared
     ids = prepared.frame.select("_source", "_record_id")
     body = ['<p class="explain">How sample pairs got their weight: the prior, then each comparison\'s level, '
             "then any term-frequency adjustment.</p>"]
-    for row in sample_pairs(scored, threshold).iter_rows(named=True):
+    for row in samples.iter_rows(named=True):
         terms: list[tuple[str, float]] = [("prior", model.prior_weight)]
         for c in model.comparisons:
             level = row[f"{c.name}_level"]
@@ -243,9 +284,17 @@ def render_report(linker: "Linker", scored: pl.DataFrame, *, metrics: dict | Non
     threshold = linker.model.settings.threshold if threshold is None else threshold
     summary = summary or {"candidate_pairs": scored.height,
                           "links": int((scored["match_probability"] >= threshold).sum())}
-    sections = [_summary_section(linker, summary, threshold), _blocking_section(linker), _model_section(linker),
-                _weights_section(scored, threshold), _clusters_section(clusters), _accuracy_section(metrics, threshold),
-                _waterfalls_section(linker, scored, threshold)]
+    return render_figures(linker, figures_from_frames(linker, scored, threshold, clusters), summary,
+                          metrics=metrics, threshold=threshold)
+
+
+def render_figures(linker: "Linker", figures: ReportFigures, summary: dict[str, Any], *,
+                   metrics: dict | None = None, threshold: float | None = None) -> str:
+    """The page from the job's summary and the figures' aggregates (any engine)."""
+    threshold = linker.model.settings.threshold if threshold is None else threshold
+    sections = [_summary_section(linker, summary, threshold), _blocking_section(figures.blocking),
+                _model_section(linker), _weights_section(figures, threshold), _clusters_section(figures),
+                _accuracy_section(metrics, threshold), _waterfalls_section(linker, figures.samples)]
     sections = [s for s in sections if s is not None]
     nav = "".join(f'<li><a href="#{anchor}">{escape(name)}</a></li>' for anchor, name, _ in sections)
     return render_page(
@@ -260,6 +309,13 @@ def write_report(path: str | Path, linker: "Linker", scored: pl.DataFrame, *, me
                  summary: dict | None = None) -> Path:
     page = render_report(linker, scored, metrics=metrics, threshold=threshold, clusters=clusters, summary=summary)
     return write_page(path, page, mode=PAGE_MODE)
+
+
+def write_figures_report(path: str | Path, linker: "Linker", figures: ReportFigures, summary: dict[str, Any], *,
+                         metrics: dict | None = None, threshold: float | None = None) -> Path:
+    """The report from aggregates (what `tfkit link --engine spark --report` writes)."""
+    return write_page(path, render_figures(linker, figures, summary, metrics=metrics, threshold=threshold),
+                      mode=PAGE_MODE)
 
 
 def write_link_report(path: str | Path, result: "LinkResult") -> Path:

@@ -50,6 +50,7 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
     """
     s = model.settings
     counts = {c.name: np.zeros(c.n_levels, dtype=np.float64) for c in model.comparisons}
+    seen: dict[str, list[np.ndarray]] = {c.name: [] for c in model.comparisons}  # every pair's level, in order
     sample = sample_records(prepared, s.u_sample_pairs, mode, seed)
     drawn = 0
     for i, j in scope_blocks(len(sample), mode):
@@ -65,9 +66,12 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
                     drawn += len(ctx)
                 lv = c.levels(ctx)
                 counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
+                seen[c.name].append(lv)
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
     model.u_counts = counts
+    if drawn:
+        model.u_patterns = patterns({k: np.concatenate(v) for k, v in seen.items()}, model.comparisons)
     model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn,
                                "records_sampled": [len(r) for r in sample], "seed": seed})
     return u
@@ -245,10 +249,13 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
     return model.m
 
 
-def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResult:
-    """EM on all candidate pairs with u free (used when the model declares no training rules)."""
+def estimate_m_em(model: LinkageModel, counted: tuple[np.ndarray, np.ndarray]) -> EMResult:
+    """EM on all candidate pairs with u free (used when the model declares no training rules).
+
+    `counted`: the candidate pairs' distinct comparison vectors and their counts (`patterns`, or
+    aggregated on a cluster): EM's time and memory grow with the patterns, never with the pairs."""
     s = model.settings
-    gammas, counts = patterns(levels, model.comparisons)
+    gammas, counts = counted
     m0 = {c.name: initial_m(c) for c in model.comparisons}
     u0 = {c.name: model.u[c.name] for c in model.comparisons}
     result = expectation_maximisation(gammas, counts, model.comparisons, m0, u0, 0.1,
@@ -260,32 +267,61 @@ def estimate_m_em(model: LinkageModel, levels: dict[str, np.ndarray]) -> EMResul
     return result
 
 
-def refine_prior(model: LinkageModel, levels: dict[str, np.ndarray], possible: int, *,
+def refine_prior(model: LinkageModel, counted: tuple[np.ndarray, np.ndarray], possible: int, *,
                  max_iterations: int = 200, tolerance: float = 1e-9) -> float:
-    """Re-estimate lambda with m and u fixed: the expected number of matches among the candidate
-    pairs (pairs outside them are taken as non-matches) over all pairs the mode could compare.
+    """Re-estimate lambda with m fixed: the expected number of matches among the candidate pairs
+    (pairs outside them are taken as non-matches) over all pairs the mode could compare; with u
+    re-derived each round from the random pairs less the matches among them (`non_match_u`) when
+    `estimate_u` kept their comparison vectors.
 
     The deterministic-rule estimate assumes the rules catch a set share of matches (0.85); on data
     with more errors than that (FEBRL: about 0.56) lambda came out low and every probability with
     it. This fixed point needs no such assumption. Term-frequency adjustments are left out here.
     """
-    gammas, counts = patterns(levels, model.comparisons)
-    base = np.zeros(len(counts))
-    for k, c in enumerate(model.comparisons):
-        base += model.level_weights(c.name)[gammas[:, k] + 1]
+    gammas, counts = counted  # the candidate pairs' `patterns`
     prior = model.prior
     for iteration in range(1, max_iterations + 1):
-        weight = base + np.log2(prior / (1 - prior))
-        posterior = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+        posterior = _posterior(model, gammas, prior)
         new = float(min(max((counts * posterior).sum() / max(possible, 1), 1e-12), 0.5))
         done = abs(new - prior) <= tolerance * max(prior, 1e-12) * 1e3
         prior = new
+        if model.u_patterns is not None:
+            model.u = non_match_u(model, prior)
         if done:
             break
-    model.training_log.append({"step": "prior", "method": "fixed point on candidate pairs (m, u fixed)",
+    model.training_log.append({"step": "prior", "method": "fixed point on candidate pairs (m fixed; u from the "
+                               "random pairs less the matches among them)" if model.u_patterns is not None
+                               else "fixed point on candidate pairs (m, u fixed)",
                                "start": model.prior, "prior": prior, "iterations": iteration})
     model.prior = prior
     return prior
+
+
+def _posterior(model: LinkageModel, gammas: np.ndarray, prior: float) -> np.ndarray:
+    weight = np.full(len(gammas), np.log2(prior / (1 - prior)))
+    for k, c in enumerate(model.comparisons):
+        weight += model.level_weights(c.name)[gammas[:, k] + 1]
+    return 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+
+
+def non_match_u(model: LinkageModel, prior: float) -> dict[str, np.ndarray]:
+    """u among non-matches: the random pairs' level frequencies, each pair counted by its chance of
+    being a non-match under the trained model (m, u, lambda).
+
+    Random pairs hold matches too, a share lambda of them, so their level frequencies are lambda*m +
+    (1-lambda)*u, not u. At 100k x 100k that is nothing (lambda ~ 4e-6 against u(DOB exact) ~ 7e-5);
+    in a small file with many duplicates it is most of a top level's u: in FEBRL1 (lambda 1e-3) 9e-4
+    of the sampled 9.9e-4 for DOB exact are the duplicates themselves, so the closest agreements were
+    underweighted by bits. Subtracting lambda*m is the same in expectation but falls below zero
+    where u is within the sample's noise of it (FEBRL2); weighting the pairs cannot. One pseudo-count
+    per level, as `estimate_u`."""
+    gammas, counts = model.u_patterns
+    keep = counts * (1.0 - _posterior(model, gammas, prior))
+    out = {}
+    for k, c in enumerate(model.comparisons):
+        n = np.bincount(gammas[:, k][gammas[:, k] >= 0], weights=keep[gammas[:, k] >= 0], minlength=c.n_levels)
+        out[c.name] = (n[:c.n_levels] + 1.0) / (n[:c.n_levels] + 1.0).sum()
+    return out
 
 
 def check_training(model: LinkageModel) -> None:
@@ -296,11 +332,15 @@ def check_training(model: LinkageModel) -> None:
         model.warn(**problem)
 
 
-def estimate_m_from_labels(model: LinkageModel, levels: dict[str, np.ndarray], is_match: np.ndarray) -> dict[str, np.ndarray]:
-    if not is_match.any():
+def estimate_m_from_labels(model: LinkageModel, matching: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """m = level frequencies among the candidate pairs whose truth ids agree; `matching`: those
+    pairs' `patterns` (vectors and counts), however they were counted."""
+    gammas, counts = matching
+    if not counts.sum():
         raise UsageError("the truth column marks no candidate pair as a match, so m cannot be estimated from labels",
                          hint="check the --truth column, or train without labels")
-    m = {c.name: level_frequencies(levels[c.name][is_match], c.n_levels, pseudocount=0.5) for c in model.comparisons}
+    m = {c.name: level_frequencies(gammas[:, k], c.n_levels, counts, pseudocount=0.5)
+         for k, c in enumerate(model.comparisons)}
     model.m = m
-    model.training_log.append({"step": "m", "method": "labels", "matching_pairs": int(is_match.sum())})
+    model.training_log.append({"step": "m", "method": "labels", "matching_pairs": int(counts.sum())})
     return m

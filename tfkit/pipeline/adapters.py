@@ -33,12 +33,14 @@ def read_source(path: Path, encoding: str | None):
     return read_table(path, encoding=encoding)
 
 
-def read_validated(path: Path, encoding: str | None, schema):
+def read_validated(path: Path, encoding: str | None, schema, *, sheet: str | int | None = None,
+                   allow_empty: bool = False):
     """The validation area's CheckedSource: read (the memory-saving read), validated against
-    `schema` (from load_source_schema): .valid, .quarantine, .report, .rows_in, .canonical_names."""
+    `schema` (from load_source_schema): .valid, .quarantine, .report, .rows_in, .canonical_names.
+    `sheet`: an .xlsx file's worksheet; `allow_empty`: a header-only file is a source of no rows."""
     from tfkit.validation.source import read_validated as _read_validated
 
-    return _read_validated(path, schema, encoding=encoding)
+    return _read_validated(path, schema, encoding=encoding, sheet=sheet, allow_empty=allow_empty)
 
 
 # --------------------------------------------------------------------------- pseudonymisation
@@ -156,17 +158,22 @@ class LinkedSources:
 
 def link_sources(frames: dict[str, pl.DataFrame], person_source: str,
                  model_path: Path | None, *, clean: tuple[str, ...] | None = None,
-                 decisions_store: Path | None = None) -> LinkedSources:
+                 decisions_store: Path | None = None) -> LinkedSources | None:
     """Link every source to the person table (tfkit.linkage, link mode, one-to-one best links).
 
     `clean`: sources with one record per person (default: the person table). A reviewer's decisions
     in `decisions_store` are applied; `LinkedSources.write_review` writes the pairs left to review.
+    A source with no rows (a partner's empty export) takes no part and has no links; None when no
+    partner source has a row (nothing to link).
     """
     from tfkit.linkage import LinkageModel, link
     from tfkit.linkage.review import load_decisions
 
     model = LinkageModel.load(model_path)
-    inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()}
+    inputs = {name: f.drop([c for c in f.columns if c.startswith("_")]) for name, f in frames.items()
+              if f.height or name == person_source}
+    if len(inputs) < 2:
+        return None
     result = link(inputs, model, mode="link", one_to_one=True,
                   clean=(person_source,) if clean is None else clean,
                   decisions=load_decisions(decisions_store) if decisions_store else None)

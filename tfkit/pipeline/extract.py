@@ -38,8 +38,8 @@ from tfkit.errors import DataCheckFailed, KeyFileError, UsageError
 from tfkit.package import audit, bag
 from tfkit.package import manifest as manifest_mod
 from tfkit.package.manifest import InputFile, Manifest, Reconciliation
-from tfkit.package.publish import (PackageRequest, Published, check_target, clean_stale_staging, output_lock,
-                                   report_path_for, write_package)
+from tfkit.package.publish import (PackageLocked, PackageRequest, Published, check_target, clean_stale_staging,
+                                   output_lock, report_path_for, write_package)
 from tfkit.package.signing import load_signing_key, public_key_fingerprint, public_key_path_for
 from tfkit.pipeline import adapters
 from tfkit.pipeline.consent import SourceRows, check_unmatched, load_withdrawals
@@ -114,11 +114,13 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     master, signing_key = _load_keys(config, allow_test_key)  # 1. keys, and the cheap refusals, before any work
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
     if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
+        with contextlib.suppress(PackageLocked):  # another run is writing: its staging is not stale
+            with output_lock(config.output_root, config.package_name):
+                _clean_stale_staging(config)
         return current
     check_target(config.package_dir, force)
     with output_lock(config.output_root, config.package_name):
-        for stale in clean_stale_staging(config.output_root, config.package_name):
-            console.log("staging_removed", f"removed {stale.name}, left by an interrupted run", stale=stale.name)
+        _clean_stale_staging(config)
         if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
             return current  # another run made it while this one waited for the lock
         check_target(config.package_dir, force)
@@ -134,10 +136,10 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
         _pseudonymise(run, master)                 # 6-7
         _disclosure(run)
         _warn_unmatched(run)
-        _write_la_internal(run)                    # 8
         try:
+            _write_la_internal(run)                # 8
             published = _package(run, master, signing_key, run_sha256, force)  # 9
-        except BaseException:
+        except BaseException:  # Ctrl-C and a full disk included, while writing 8 as while packaging
             _remove_la_internal(run)  # no package owns these raw rows: none left outside retention
             raise
         _drop_previous_la_internal(run)  # the replaced package's raw rows went with it
@@ -149,6 +151,12 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     return ExtractResult(published.package, published.report, published.built.manifest, run.sources, config.demo,
                          signer_public_key=pub if pub.is_file() else None, timings=timings,
                          review_files=run.review_files)
+
+
+def _clean_stale_staging(config: Config) -> None:
+    """What an interrupted run left in the output root (call holding the package's output lock)."""
+    for stale in clean_stale_staging(config.output_root, config.package_name):
+        console.log("staging_removed", f"removed {stale.name}, left by an interrupted run", stale=stale.name)
 
 
 @dataclass
@@ -198,8 +206,9 @@ def _read_and_validate(run: _Run) -> None:
     """2-3. Each source read, hashed and counted, then validated into valid and quarantined rows."""
     for source in run.config.sources:
         schema = adapters.load_source_schema(source.schema)
-        with run.timer("read and validate"):
-            checked = adapters.read_validated(source.path, source.encoding, schema)
+        with run.timer("read and validate"):  # a partner's export may hold nobody this period: an empty table
+            checked = adapters.read_validated(source.path, source.encoding, schema, sheet=source.sheet,
+                                              allow_empty=source.name != run.person_source)
         digest = bag.sha256_file(source.path)
         inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
         console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",
@@ -247,6 +256,9 @@ def _link(run: _Run) -> None:
         run.linkage = adapters.link_sources(
             run.valid, run.person_source, config.linkage_model, clean=config.linkage_clean,
             decisions_store=extract_store(config.quarantine_dir))
+    if run.linkage is None:
+        console.log("nothing_to_link", "linkage: no partner source has any row this period; nothing to link",
+                    level="warning")
 
 
 def _withdraw(run: _Run) -> None:
@@ -268,6 +280,8 @@ def _pseudonymise(run: _Run, master) -> None:
         frame = run.valid.pop(source.name)
         if source.name in linked:
             frame = frame.with_columns(linked[source.name].alias(adapters.LINKED_PERSON))
+        elif config.linkage and source.name != run.person_source:  # an empty partner table: the same columns
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(adapters.LINKED_PERSON))
         kept = frame.filter(~gone.valid[source.name])
         del frame
         q_kept = run.quarantined.pop(source.name).filter(~gone.quarantine[source.name])

@@ -79,7 +79,9 @@ def check_same_pseudonyms(a: str | Path, b: str | Path) -> None:
     """Two extracts pseudonymised for different projects, or with different master keys, can share
     no match key: refuse (exit 2) rather than write 0 pairs. Read from the first Parquet footer of
     each side where both are local and carry tfkit's metadata (a national file made elsewhere may not)."""
-    from tfkit.package.manifest import footer_metadata
+    import pyarrow as pa
+
+    from tfkit.package import manifest
 
     meta = []
     for side in (a, b):
@@ -88,8 +90,10 @@ def check_same_pseudonyms(a: str | Path, b: str | Path) -> None:
             return  # a Hadoop path, read by Spark
         files = parquet_files(path)
         try:
-            meta.append(footer_metadata(files[0]))
-        except Exception:  # noqa: BLE001 - not readable as Parquet: the reader says so, later
+            meta.append(manifest.footer_metadata(files[0]))
+        except (pa.ArrowException, OSError):  # not readable as Parquet: the reader says so, later
+            return
+        except UnicodeDecodeError:  # footer key-values that are not text: not tfkit's, nothing to compare
             return
     for key, what in (("tfkit.project", "project"), ("tfkit.key_fingerprint", "master key (fingerprint)")):
         left, right = meta[0].get(key), meta[1].get(key)
@@ -117,13 +121,14 @@ def parquet_files(path: str | Path) -> list[Path]:
 
 def _same_columns(folder: Path, files: list[Path]) -> None:
     """A folder is one extract in parts: every part must have the first part's columns."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     first = None
     for f in files:
         try:
             names = pq.read_schema(f).names
-        except Exception:  # pyarrow raises several types for junk
+        except (pa.ArrowException, OSError):  # pyarrow's errors for junk (ArrowInvalid) and I/O
             raise InputFileError("not a readable Parquet file", file=f,
                                  hint="link-keys takes the output of tfkit pseudonymise") from None
         first = first or (f, names)

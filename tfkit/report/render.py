@@ -131,7 +131,8 @@ def _validation_section(validation: Any) -> tuple[str, str, str]:
         all_ok = all_ok and bool(ok)
         schema = r.get("schema")
         overview.append([name, (schema or {}).get("name") if isinstance(schema, Mapping) else schema,
-                         rows.get("in"), rows.get("valid"), rows.get("quarantined"), "valid" if ok else "rows failed"])
+                         rows.get("in"), rows.get("valid"), rows.get("quarantined"),
+                         ("valid" if rows.get("in") != 0 else "empty: no rows this period") if ok else "rows failed"])
         for p in r.get("problems") or []:
             examples = [_short(mask(e)) for e in (p.get("examples") or [])]  # masked whatever the caller sent
             lines = list(p.get("lines") or [])
@@ -139,7 +140,7 @@ def _validation_section(validation: Any) -> tuple[str, str, str]:
                              ", ".join(str(n) for n in lines[:10]) + (" …" if len(lines) > 10 else ""),
                              ", ".join(e for e in examples if e is not None), p.get("message") or p.get("title")])
     body = _table(["source", "schema", "rows in", "valid", "quarantined", "result"], overview,
-                  kinds=["", "", "num", "num", "num", ""], bad_rows=[row[-1] != "valid" for row in overview])
+                  kinds=["", "", "num", "num", "num", ""], bad_rows=[row[-1] == "rows failed" for row in overview])
     by_rule: dict[str, int] = {}
     for row in problems:
         by_rule[f"{row[3]}: {row[1]}"] = by_rule.get(f"{row[3]}: {row[1]}", 0) + (row[4] or 0)
@@ -270,6 +271,25 @@ _DISCLOSURE_EXPLAINED = (
 )
 
 
+def _every_table(tables: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The check of every published table (the manifest's disclosure.tables), and the unsafe ones."""
+    if not tables:
+        return "", []
+    rows, unsafe = [], []
+    for name, t in tables.items():
+        safe = bool(t.get("k_anonymous")) or not t.get("records")
+        if not safe:
+            unsafe.append(name)
+        rows.append([name, t.get("records"), ", ".join(t.get("quasi_identifiers") or []),
+                     t.get("smallest_class") if t.get("records") else "no records", t.get("records_below_k"),
+                     t.get("records_suppressed"), t.get("suppressed_with_person", ""),
+                     "yes" if t.get("k_anonymous") else "NO"])
+    return "<h3>Every published table</h3>" + _table(
+        ["table", "records", "quasi-identifiers", "smallest class", "records below k", "records suppressed",
+         "of which with their person", "k-anonymous"],
+        rows, kinds=["", "num", "", "num", "num", "num", "num", ""]), unsafe
+
+
 def _disclosure_section(disclosure: Any) -> tuple[str, str, str]:
     if not disclosure:
         return _not_run("disclosure", "Disclosure control")
@@ -303,6 +323,17 @@ def _disclosure_section(disclosure: Any) -> tuple[str, str, str]:
                 ["levels", "records left at risk", "chosen"],
                 [[n.get("levels"), n.get("records_at_risk"), "chosen" if n.get("chosen") else ""] for n in lattice],
                 kinds=["", "num", ""])
+            body += ('<p class="muted">The person table\'s levels are the least generalised at which every table '
+                     "below stays within max_suppression; each other table is published at those levels.</p>")
+        tables_html, unsafe = _every_table(disclosure.get("tables") or {})
+        if unsafe and passed:
+            body = (f'<p class="banner fail">NOT SAFE TO SEND: {escape(", ".join(unsafe))} has records in equivalence '
+                    f'classes smaller than k (policy {escape(_text(policy))}). Set [disclosure] policy = "generalise" '
+                    "and rerun.</p>") + body
+        elif unsafe:
+            body = body.replace(" and rerun.</p>", f" and rerun. Tables not k-anonymous: {escape(', '.join(unsafe))}.</p>", 1)
+        body += tables_html
+        passed = passed and not unsafe
         state = "pass" if passed else ("fail" if policy == "fail" else "warn")
         return _section("disclosure", "Disclosure control", state, body)
     if "class_sizes" in disclosure:

@@ -66,10 +66,12 @@ class CheckedSource:
 
 
 def read_validated(path: str | Path, schema, *, encoding: str | None = None, sheet: str | int | None = None,
-                   show_values: bool = False, keep_valid: bool = True, keep_raw: tuple[str, ...] = ()) -> CheckedSource:
+                   show_values: bool = False, keep_valid: bool = True, keep_raw: tuple[str, ...] = (),
+                   allow_empty: bool = False) -> CheckedSource:
     """Read `path` (code and flag columns as Categorical: the memory-saving read) and validate it
     against `schema` (a Schema, or a built-in name or a file for load_schema). `keep_raw`: raw
-    columns the schema does not know to keep beside the rows (by `_source_line`)."""
+    columns the schema does not know to keep beside the rows (by `_source_line`). `allow_empty`: a
+    file with a header and no record is a source of no rows (its header still checked), not an error."""
     from tfkit.io import SOURCE_LINE, read_table
     from tfkit.schemas import Schema, load_schema
     from tfkit.validation.engine import code_columns, match_columns, validate
@@ -77,13 +79,30 @@ def read_validated(path: str | Path, schema, *, encoding: str | None = None, she
     path = Path(path)
     if not isinstance(schema, Schema):
         schema = load_schema(schema)
-    raw = read_table(path, encoding=encoding, sheet=sheet, codes=code_columns(schema))
+    raw = read_table(path, encoding=encoding, sheet=sheet, codes=code_columns(schema), allow_empty=allow_empty)
     headers = {header: name for name, header in match_columns(raw, schema).fields.items()}
+    if raw.n_rows == 0:
+        _refuse_wrong_header(raw, schema, set(headers.values()))
     rows_in = raw.n_rows
     kept = [c for c in keep_raw if c in raw.frame.columns]
     kept_raw = raw.frame.select(SOURCE_LINE, *kept) if kept else None
     result = validate(raw, schema, show_values=show_values, keep_valid=keep_valid)
     return CheckedSource(path, result, rows_in, headers, kept_raw)
+
+
+def _refuse_wrong_header(raw, schema, matched: set[str]) -> None:
+    """An empty extract has no row to fail: its header alone must show it is the file the schema
+    describes (no required column missing), or a wrong file would pass as "nobody this period"."""
+    from tfkit.validation.engine import suggest_schema
+
+    missing = [f.name for f in schema.fields if f.required and f.name not in matched]
+    if missing:
+        fits = suggest_schema(raw, schema)
+        raise DataCheckFailed(
+            f"has a header but no data rows, and its header lacks required column(s) of schema {schema.name!r}: "
+            f"{', '.join(missing)}", file=raw.path,
+            hint=(f"its headers fit the built-in schema {fits!r}: check the source's schema" if fits else
+                  f"check this is the right file, or add the column(s) (see: tfkit schemas show {schema.name})"))
 
 
 @dataclass

@@ -84,13 +84,30 @@ class SparkLinkResult:
     skew: list[RuleSkew]
     cluster_iterations: int
     counts: dict = field(default_factory=dict)
+    link_stats: object = None       # clustering.LinkStats: what the link constraints did
+    metrics: dict | None = None     # evaluation against the truth column (evaluate.evaluate's dict)
+    scored: DataFrame | None = None  # scored pairs by row position (rid_l, rid_r): the report's figures
+
+    def blocking_report(self):
+        """The polars engine's `BlockingReport` (what the report's blocking section reads)."""
+        from tfkit.linkage.blocking import BlockingReport, RuleCount
+
+        p = self.linker.prepared
+        report = BlockingReport([RuleCount(s.rule, s.pairs_added, s.comparisons, s.blocks_skipped) for s in self.skew],
+                                sum(s.pairs_added for s in self.skew),
+                                blocking_stage.comparisons_possible(p.source_sizes(), self.linker.mode))
+        if self.metrics is not None:
+            report.true_pairs = self.metrics["true_pairs"]
+            report.true_pairs_found = self.counts.get("true_pairs_found")
+        return report
 
     def summary(self) -> dict:
         lk = self.linker
+        metrics = None if self.metrics is None else {k: v for k, v in self.metrics.items() if k != "curve"}
         return {
             "engine": "spark", "mode": lk.mode,
             "sources": dict(zip(lk.prepared.sources, lk.prepared.source_sizes())),
-            **self.counts,
+            **{k: v for k, v in self.counts.items() if k != "true_pairs_found"},
             "threshold": self.threshold, "review_lower": self.review_lower, "prior": lk.model.prior,
             "blocking": {"rules": [{"rule": s.rule, "pairs_added": s.pairs_added, "comparisons": s.comparisons,
                                     "largest_blocks": s.largest_blocks, "salted_blocks": s.salted_blocks,
@@ -99,6 +116,9 @@ class SparkLinkResult:
             "clustering": {"method": "min-label propagation with pointer jumping",
                            "iterations": self.cluster_iterations},
             "training": lk.model.training_log,
+            "constraints": self.link_stats.to_dict() if self.link_stats is not None else None,
+            "warnings": lk.model.warnings,
+            "metrics": metrics,
             "timings_seconds": {k: round(v, 3) for k, v in lk.timings.items()},
         }
 
@@ -450,33 +470,151 @@ def pattern_counts_spark(linker: Linker, levels: DataFrame) -> tuple[np.ndarray,
     return frame.select(names).to_numpy().astype(np.int64), frame["len"].to_numpy().astype(np.float64)
 
 
-def _as_levels(gammas: np.ndarray, counts: np.ndarray, comparisons) -> dict[str, np.ndarray]:
-    """Level arrays with the same patterns and counts, for the training functions that take levels
-    (one int8 per pair and comparison on the driver; the pairs themselves never leave the cluster)."""
-    reps = counts.astype(np.int64)
-    return {c.name: np.repeat(gammas[:, k], reps).astype(np.int8) for k, c in enumerate(comparisons)}
-
-
-def train_spark(linker: Linker, levels: DataFrame) -> None:
+def train_spark(linker: Linker, levels: DataFrame, *, labelled: DataFrame | None = None) -> None:
     """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
-    grows with the number of pairs: selecting the prior's rule hits and counting comparison patterns."""
+    grows with the number of pairs: selecting the prior's rule hits and counting comparison patterns
+    (EM, the prior's refinement and m from labels take those counts, never one row per pair).
+    `labelled`: the levels with `MATCH` (`with_truth`), to estimate m from the truth column."""
     model, prepared = linker.model, linker.prepared
     linker.training.estimate_u_using_random_sampling()
     # The prior needs only the candidate pairs meeting a deterministic rule (flagged with the levels).
     hits = pl.from_arrow(levels.where(F.col(DETERMINISTIC)).select("rid_l", "rid_r").toArrow())
     training_stage.estimate_prior(prepared, model, hits, mode=linker.mode)
     s = model.settings
-    patterns = None
-    if model.training:
+    counted = None
+    if labelled is not None:
+        training_stage.estimate_m_from_labels(model, pattern_counts_spark(linker, labelled.where(F.col(MATCH))))
+    elif model.training:
         linker.training.estimate_m_using_expectation_maximisation()  # sampled sessions on the driver
     else:
-        patterns = pattern_counts_spark(linker, levels)
-        training_stage.estimate_m_em(model, _as_levels(*patterns, model.comparisons))
+        counted = pattern_counts_spark(linker, levels)
+        training_stage.estimate_m_em(model, counted)
     if s.refine_prior:
-        patterns = patterns or pattern_counts_spark(linker, levels)
-        training_stage.refine_prior(model, _as_levels(*patterns, model.comparisons), blocking_stage.comparisons_possible(
+        counted = counted or pattern_counts_spark(linker, levels)
+        training_stage.refine_prior(model, counted, blocking_stage.comparisons_possible(
             prepared.source_sizes(), linker.mode))
     training_stage.check_training(model)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+MATCH = "_same_truth"
+# Evaluation collects one row per distinct match probability; above this many they are counted
+# per probability rounded to 6 decimals (at most a million rows on the driver).
+EVAL_MAX_PROBABILITIES = 1_000_000
+
+
+def with_truth(spark: SparkSession, pairs: DataFrame, codes: np.ndarray) -> DataFrame:
+    """`pairs` with `MATCH`: whether the two records share a truth id (`evaluate.same_truth` per
+    partition, on the truth codes broadcast: 8 bytes a record)."""
+    from pyspark.sql.types import BooleanType, StructField, StructType
+
+    shared = spark.sparkContext.broadcast(codes)
+    schema = StructType([*pairs.schema.fields, StructField(MATCH, BooleanType())])
+
+    def label(batches):
+        import pyarrow as pa
+
+        from tfkit.linkage.evaluate import same_truth
+
+        codes = shared.value
+        for batch in batches:
+            rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
+            rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
+            yield pa.RecordBatch.from_arrays([*batch.columns, pa.array(same_truth(codes, rid_l, rid_r))],
+                                             names=[*batch.schema.names, MATCH])
+
+    return pairs.mapInArrow(label, schema)
+
+
+def evaluate_spark(linker: Linker, labelled: DataFrame, truth_column: str, threshold: float) -> tuple[dict, int]:
+    """`evaluate.evaluate` from counts made on the cluster: pairs and true matches per distinct
+    match probability (`evaluate.probability_counts`); the true pairs (records sharing a truth id)
+    from the prepared records on the driver. Also returns the true pairs among the candidates."""
+    from tfkit.linkage.blocking import true_pairs
+    from tfkit.linkage.evaluate import evaluate_counts
+
+    p = F.col("match_probability")
+    counts = lambda key: labelled.groupBy(key.alias("p")).agg(  # noqa: E731
+        F.count("*").alias("pairs"), F.sum(F.col(MATCH).cast("long")).alias("matches"))
+    frame = pl.from_arrow(counts(p).limit(EVAL_MAX_PROBABILITIES + 1).toArrow())  # one pass when few
+    if frame.height > EVAL_MAX_PROBABILITIES:
+        frame = pl.from_arrow(counts(F.round(p, 6)).toArrow())
+    frame = frame.sort("p")
+    total_true = true_pairs(linker.prepared, truth_column, linker.mode).height
+    matches = frame["matches"].to_numpy().astype(np.int64)
+    metrics = evaluate_counts(frame["p"].to_numpy().astype(np.float64), frame["pairs"].to_numpy().astype(np.int64),
+                              matches, total_true, truth_column, threshold)
+    found = int(matches.sum())
+    metrics["blocking_recall"] = found / total_true if total_true else None
+    return metrics, found
+
+
+# --------------------------------------------------------------------------- link constraints
+
+
+# The links above the threshold are collected to the driver when clean sources, one-to-one links
+# or a reviewer's decisions constrain them (about 40 bytes a link in polars): refused above this.
+MAX_DRIVER_LINKS = 50_000_000
+
+
+def constrained_links_spark(spark: SparkSession, linker: Linker, scored: DataFrame, threshold: float, n_links: int, *,
+                            one_to_one: bool, clean: tuple[str, ...], decisions) -> tuple[DataFrame, object]:
+    """The edges clustering joins and the constraints' counts (`clustering.LinkStats`): without
+    constraints the links above the threshold, left on the cluster; with them
+    `clustering.select_links` on the driver, over those links only (never every candidate pair)."""
+    from tfkit.linkage.clustering import LinkStats, select_links
+
+    above = scored.where(F.col("match_probability") >= threshold)
+    if not (clean or one_to_one or (decisions is not None and decisions.height)):
+        return above.select("rid_l", "rid_r"), LinkStats(clean_sources=list(clean), links_above_threshold=n_links)
+    if n_links > MAX_DRIVER_LINKS:
+        raise UsageError(f"{n_links:,} links above the threshold: over the {MAX_DRIVER_LINKS:,} the driver takes "
+                         "to apply --clean, --one-to-one or review decisions",
+                         hint="raise the threshold, or link without those constraints on Spark")
+    links = pl.from_arrow(above.select("rid_l", "rid_r", "match_weight", "match_probability").toArrow())
+    edges, stats = select_links(linker.prepared, links, threshold, one_to_one=one_to_one, clean=clean,
+                                decisions=decisions)
+    schema = "rid_l long, rid_r long"
+    return spark.createDataFrame(edges.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), schema), stats
+
+
+def clean_conflicts_spark(clusters: DataFrame, clean: tuple[str, ...]) -> int:
+    """`clustering.count_clean_conflicts` on the cluster: clusters holding two records of one clean source."""
+    if not clean:
+        return 0
+    return clusters.where(F.col("source").isin(list(clean))).groupBy("cluster_id", "source").count() \
+        .where(F.col("count") > 1).select("cluster_id").distinct().count()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report_figures_spark(linker: Linker, result: "SparkLinkResult", scored: DataFrame):
+    """What the report's charts read (`report.ReportFigures`), aggregated on the cluster: pairs per
+    floor(match weight), the sample pairs' rows (a few `limit`s), cluster sizes capped at the
+    report's cap; never every pair or record on the driver."""
+    from tfkit.linkage.report import SIZE_CAP, ReportFigures, sample_pairs
+
+    w = F.col("match_weight")
+    low_high = scored.agg(F.min(w).alias("low"), F.max(w).alias("high")).first()
+    floors = pl.from_arrow(scored.groupBy(F.floor(w).alias("f")).count().toArrow()).sort("f")
+    t = result.threshold
+    k = 6  # sample_pairs' default: the strongest, the weakest and k - 2 around the threshold
+    picks = [scored.orderBy(w.desc(), "rid_l", "rid_r").limit(1),
+             scored.orderBy(F.abs(F.col("match_probability") - t), "rid_l", "rid_r").limit(k - 2),
+             scored.orderBy(w.asc(), F.col("rid_l").desc(), F.col("rid_r").desc()).limit(1)]
+    candidates = pl.concat([pl.from_arrow(p.toArrow()) for p in picks])
+    sizes = result.clusters.groupBy("cluster_id").count()
+    capped = pl.from_arrow(sizes.groupBy(F.least(F.col("count"), F.lit(SIZE_CAP + 1)).alias("s")).count()
+                           .toArrow()).sort("s")
+    largest = sizes.agg(F.max("count").alias("m"), F.count("*").alias("n")).first()
+    return ReportFigures(
+        result.blocking_report(), (floors["f"].to_numpy().astype(np.float64), floors["count"].to_numpy()),
+        None if low_high["low"] is None else (float(low_high["low"]), float(low_high["high"])),
+        sample_pairs(candidates, t, k), [(int(a), int(b)) for a, b in capped.iter_rows()],
+        int(largest["m"] or 0), int(largest["n"]))
 
 
 # --------------------------------------------------------------------------- clustering
@@ -579,16 +717,24 @@ def _with_record_ids(shared, scored: DataFrame) -> DataFrame:
 
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
                seed=None, id_column=None, checkpoint_dir: str, salt_above: int = 10_000,
-               max_iterations: int = 64) -> SparkLinkResult:
-    """The whole job on Spark; the same pairs, weights and clusters as `tfkit.linkage.link`."""
+               max_iterations: int = 64, truth_column: str | None = None, train_on_labels: bool = False,
+               one_to_one: bool = False, clean: tuple[str, ...] = (), decisions=None) -> SparkLinkResult:
+    """The whole job on Spark; the same pairs, weights, clusters, constraint counts and accuracy as
+    `tfkit.linkage.link` with the same arguments."""
     import time
 
-    linker = Linker(frames, model, mode=mode, id_column=id_column, seed=seed)
+    from tfkit.linkage import clustering as clustering_stage
+    from tfkit.linkage.evaluate import truth_codes
+
+    linker = Linker(frames, model, mode=mode, id_column=id_column, truth_column=truth_column, seed=seed)
     s = linker.model.settings
     threshold = s.threshold if threshold is None else threshold
     review_lower = s.review_lower if review_lower is None else review_lower
     if not 0 < review_lower <= threshold < 1:
         raise UsageError(f"need 0 < review lower ({review_lower}) <= threshold ({threshold}) < 1")
+    clustering_stage.check_clean_sources(linker.prepared, clean)  # before the work: exit 2 at once
+    if one_to_one and linker.mode != "link":
+        raise UsageError("one-to-one best links apply to link mode only", hint="drop --one-to-one or use --mode link")
     batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
     if spark.conf.get(batch, "10000") == "10000":  # Spark's default: the kernels' own batch instead
         spark.conf.set(batch, str(s.batch_pairs))
@@ -606,17 +752,22 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     levels = levels_spark(spark, linker, candidates, f"{checkpoint_dir}/levels")
     linker.timings["compare"] = time.perf_counter() - t
     t = time.perf_counter()
-    train_spark(linker, levels)
+    codes = truth_codes(linker.prepared, truth_column) if truth_column else None
+    train_spark(linker, levels, labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None
+                else None)
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = _save(score_spark(spark, linker, levels), f"{checkpoint_dir}/scored")
     if VETO in scored.columns and scored.where(F.col(VETO)).limit(1).count() == 0:
         scored = scored.drop(VETO)  # the polars engine's columns: the flag only when a pair was vetoed
     linker.timings["predict"] = time.perf_counter() - t
+    p_ = F.col("match_probability")
+    bands = scored.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
+                       F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review")).first()
     t = time.perf_counter()
-    links = scored.where(F.col("match_probability") >= threshold).select("rid_l", "rid_r")
+    links, link_stats = constrained_links_spark(spark, linker, scored, threshold, int(bands["links"] or 0),
+                                                one_to_one=one_to_one, clean=clean, decisions=decisions)
     labels, iterations = connected_components_spark(links, max_iterations=max_iterations)
-    linker.timings["cluster"] = time.perf_counter() - t
 
     p = linker.prepared
     ids = spark.createDataFrame(p.frame.select(
@@ -626,26 +777,63 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
                 .withColumn("cluster_id", F.coalesce("label", "_rid"))
                 .withColumn("cluster_size", F.count("*").over(Window.partitionBy("cluster_id")))
                 .orderBy("_rid").select("source", "record_id", "cluster_id", "cluster_size"))
+    link_stats.clusters_with_two_clean_records = clean_conflicts_spark(clusters, clean)
+    linker.timings["cluster"] = time.perf_counter() - t
+    metrics = None
+    counts = {}
+    if truth_column:
+        t = time.perf_counter()
+        metrics, counts["true_pairs_found"] = evaluate_spark(
+            linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
+            threshold)
+        linker.timings["evaluate"] = time.perf_counter() - t
     shared = spark.sparkContext.broadcast((p.frame.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id")),
                                            p.sources))
     band = (F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold)
+    in_band = scored.where(band)
+    if decisions is not None and decisions.height:  # a decided pair is not asked about again
+        decided, _ = clustering_stage._pair_keys(p, decisions)
+        in_band = in_band.join(F.broadcast(spark.createDataFrame(
+            decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
+            ["rid_l", "rid_r"], "left_anti")
     pairs = _with_record_ids(shared, scored.orderBy("rid_l", "rid_r"))
-    review = _with_record_ids(shared, scored.where(band).orderBy("rid_l", "rid_r"))
-    p_ = F.col("match_probability")
-    bands = scored.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
-                       F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review")).first()
+    review = _with_record_ids(shared, in_band.orderBy("rid_l", "rid_r"))
     linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
     counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
-              "review_pairs": int(bands["review"] or 0),
+              "review_pairs": review.count(),
               # records on no link are clusters of one
-              "clusters": p.n - int(linked["records"]) + int(linked["clusters"])}
-    return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts)
+              "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
+    return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
+                           link_stats, metrics, scored)
+
+
+def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
+    """The polars engine's review folder (`outputs.write_review_folder`: review.csv and .xlsx, both
+    records' values side by side), from the review band's pairs collected to the driver (the band
+    only: a clerical-review queue, not the candidate pairs)."""
+    from pathlib import Path
+
+    from tfkit.linkage.linker import LinkResult
+    from tfkit.linkage.outputs import write_review_folder
+
+    p_ = F.col("match_probability")
+    band = result.scored.where((p_ >= result.review_lower) & (p_ < result.threshold)).orderBy("rid_l", "rid_r")
+    local = LinkResult(pl.from_arrow(band.toArrow()), None, pl.from_arrow(result.review.toArrow()), None,
+                       result.linker.model, result.threshold, result.review_lower, linker=result.linker)
+    return write_review_folder(local, Path(out))
+
+
+# Folders of Parquet parts named as the polars engine's files (pairs.parquet, ...): review/ is the
+# review folder (review.csv, review.xlsx and the reviewer's decisions store), as on the polars engine.
+OUTPUTS = ("pairs", "clusters", "review")
 
 
 def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_lower=None, seed=None,
-             settings) -> dict:
-    """`tfkit link --engine spark`: run `link_spark`, write pairs/, clusters/ and review/ (Parquet
-    folders, the polars engine's columns) and model.json + summary.json; drop the checkpoints."""
+             settings, truth: str | None = None, train_on_labels: bool = False, one_to_one: bool = False,
+             clean: tuple[str, ...] = (), decisions=None, report=None) -> dict:
+    """`tfkit link --engine spark`: run `link_spark`, write pairs.parquet/, clusters.parquet/ and
+    review.parquet/ (folders of Parquet parts, the polars engine's names and columns), model.json, summary.json (metrics.json with a truth
+    column) and the review folder, and the report when asked; drop the checkpoints."""
     import json
     import uuid
     from pathlib import Path
@@ -654,19 +842,38 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     from tfkit.engine.spark.session import spark_session
 
     spark = spark_session(settings)
+    local = "://" not in out
+    if local:  # record ids (and, in review/, values as given): a 0700 folder, as the polars engine's
+        from tfkit.validation.quarantine import private_folder
+
+        private_folder(out)
     base = settings.checkpoint_dir.rstrip("/") if settings.checkpoint_dir else f"{out.rstrip('/')}/.checkpoints"
     checkpoints = f"{base}/link-{uuid.uuid4().hex[:12]}"
+    written = []
     try:
         result = link_spark(spark, frames, model, mode=mode, threshold=threshold, review_lower=review_lower,
-                            seed=seed, checkpoint_dir=checkpoints)
-        for name in ("pairs", "clusters", "review"):
-            write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}")
+                            seed=seed, checkpoint_dir=checkpoints, truth_column=truth, train_on_labels=train_on_labels,
+                            one_to_one=one_to_one, clean=tuple(clean), decisions=decisions)
+        for name in OUTPUTS:  # record ids: no min/max statistics in the footers (as the polars engine's)
+            write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}.parquet", statistics=False)
+        summary = result.summary()
+        if local:  # the review folder (raw values, 0600 in 0700) beside a local output
+            written += write_review_folder_spark(result, out)
+        if report:
+            from tfkit.linkage.report import write_figures_report
+
+            figures = report_figures_spark(result.linker, result, result.scored)
+            written.append(write_figures_report(report, result.linker, figures, summary, metrics=result.metrics,
+                                                threshold=result.threshold))
     finally:
         delete_path(spark, checkpoints if settings.checkpoint_dir else base)
-    summary = result.summary()
-    summary["outputs"] = [f"{out.rstrip('/')}/{n}" for n in ("pairs", "clusters", "review")]
-    if "://" not in out:  # the JSON files beside a local output (on HDFS/S3 the summary is printed)
-        for name, data in (("model.json", result.linker.model.parameters()), ("summary.json", summary)):
+    summary["outputs"] = [f"{out.rstrip('/')}/{n}.parquet" for n in OUTPUTS]
+    if local:  # the JSON files beside a local output (on HDFS/S3 the summary is printed)
+        files = [("model.json", result.linker.model.parameters()), ("summary.json", summary)]
+        if result.metrics is not None:
+            files.append(("metrics.json", result.metrics))
+        for name, data in files:
             (Path(out) / name).write_text(json.dumps(data, indent=2, default=str) + "\n", "utf-8")
             summary["outputs"].append(str(Path(out) / name))
+    summary["outputs"] += [str(p) for p in written]
     return summary
