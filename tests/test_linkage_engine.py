@@ -421,3 +421,45 @@ def test_pairs_written_a_row_group_at_a_time_are_the_bytes_of_the_whole_frame(tm
     meta = {"tfkit.linkage.threshold": str(result.threshold), "tfkit.linkage.review_lower": str(result.review_lower)}
     whole = tfkit.parquet.write_parquet(pairs, tmp_path / "whole.parquet", statistics=_stats(pairs), metadata=meta)
     assert (tmp_path / "out" / "pairs.parquet").read_bytes() == whole.read_bytes()
+
+
+def test_training_holds_the_patterns_a_non_link_rule_vetoes_among_the_non_matches():
+    from tfkit.linkage.training import vetoed
+
+    model = LinkageModel.default()
+    names = [c.name for c in model.comparisons]  # forename, surname, dob, postcode, sex
+    col = {n: k for k, n in enumerate(names)}
+    twins = np.zeros(len(names), dtype=np.int64)  # same surname, DOB, postcode and sex ...
+    twins[col["forename"]] = 7  # ... another forename: same-sex twins
+    brother = twins.copy()
+    brother[col["sex"]] = 1  # another forename and another sex
+    same = np.zeros(len(names), dtype=np.int64)
+    gammas = np.stack([twins, brother, same])
+    assert vetoed(model, gammas, model.comparisons).tolist() == [True, True, False]
+    # An EM session on dob sees no dob level: its own column agrees exactly, so the twins' rule
+    # (which needs dob=exact) still applies there; a rule on a comparison absent for another
+    # reason is not applied.
+    free = [c for c in model.comparisons if c.name != "dob"]
+    without_dob = np.delete(gammas, col["dob"], axis=1)
+    assert vetoed(model, without_dob, free, exact=["dob"]).tolist() == [True, True, False]
+    only_same_sex_twins = [[("forename", 7), ("surname", 0), ("dob", 0), ("sex", 0)]]
+    model.non_link_rules = lambda: only_same_sex_twins  # type: ignore[method-assign]
+    assert vetoed(model, without_dob, free).tolist() == [False, False, False]
+
+    # EM keeps vetoed patterns out of the match class: relatives (another forename, all else the
+    # same) would otherwise teach it that matches often disagree on the forename.
+    comps = [Comparison("f", "f", "category", ("same", "else")), Comparison("d", "d", "category", ("same", "else"))]
+    g = np.array([[0, 0], [1, 0], [0, 1], [1, 1]])
+    counts = np.array([900.0, 300.0, 1_000.0, 100_000.0])  # 300 relatives: another forename, same DOB
+    u = {"f": np.array([0.01, 0.99]), "d": np.array([0.0001, 0.9999])}
+    m0 = {"f": np.array([0.9, 0.1]), "d": np.array([0.9, 0.1])}
+    free_em = expectation_maximisation(g, counts, comps, m0, u, 0.1, fix_u=True)
+    held = expectation_maximisation(g, counts, comps, m0, u, 0.1, fix_u=True,
+                                    non_match=np.array([False, True, False, False]))
+    assert free_em.m["f"][1] > 0.2 and held.m["f"][1] < 0.01
+
+
+def test_default_em_sessions_include_surname_and_postcode():
+    # Forename and DOB get m from two sessions each (dob; surname and postcode), not one.
+    sessions = [tuple(r.columns) for r in LinkageModel.default().training]
+    assert sessions == [("dob",), ("forename", "surname"), ("surname", "postcode")]

@@ -22,6 +22,7 @@ The rules are those of ../shared/reference/domain.md; pseudonym-v1's normalisati
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -157,12 +158,19 @@ def nhs_check_digit(nine_digits: str) -> int | None:
 # remainder 1 would need a check digit of 10, and no digit makes the total a multiple then). Over
 # the ASCII bytes (digit + 48) the sum grows by 48 x 55 = 2640 = 11 x 240, so the bytes' dot
 # product is a multiple of 11 exactly when the number is valid.
-_NHS_BYTE_WEIGHTS = pl.Series([[*NHS_WEIGHTS, 1]], dtype=pl.Array(pl.UInt16, 10))
+_NHS_BYTE_WEIGHTS = (*NHS_WEIGHTS, 1)
+
+
+@functools.cache
+def _weights(values: tuple[int, ...]) -> pl.Series:
+    """Byte weights as a one-row Array Series, built on first use: the Array dtype pages in ~4 MiB
+    of polars code, which a job that checks no NHS number or UPN (`tfkit link`) never needs."""
+    return pl.Series([list(values)], dtype=pl.Array(pl.UInt16, len(values)))
 
 
 def nhs_number_code(normalised: pl.Expr) -> pl.Expr:
     """0 valid, 1 format (not 10 digits), 2 check digit; null stays null."""
-    weighted = _bytes(normalised, 10).arr.dot(pl.lit(_NHS_BYTE_WEIGHTS).first())
+    weighted = _bytes(normalised, 10).arr.dot(pl.lit(_weights(_NHS_BYTE_WEIGHTS)).first())
     return _code(normalised, pl.when(~normalised.str.contains(r"^[0-9]{10}$")).then(1)
                  .when(weighted % 11 != 0).then(2).otherwise(0))
 
@@ -217,8 +225,8 @@ def upn_check_letter(body: str) -> str:
 UPN_PATTERN = r"^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$"  # a temporary UPN ends in a letter
 # Characters 2-12 (digits) by their position, as bytes: the dot product is the check sum of the
 # digits plus 48 x (2 + ... + 12) = 3696; characters 2-4 as a number plus 48 x 111 = 5328.
-_UPN_DIGIT_WEIGHTS = pl.Series([[0, *range(2, 13), 0]], dtype=pl.Array(pl.UInt16, 13))
-_UPN_LA_WEIGHTS = pl.Series([[0, 100, 10, 1, *[0] * 9]], dtype=pl.Array(pl.UInt16, 13))
+_UPN_DIGIT_WEIGHTS = (0, *range(2, 13), 0)
+_UPN_LA_WEIGHTS = (0, 100, 10, 1, *[0] * 9)
 
 
 def _upn_char_value(code: pl.Expr) -> pl.Expr:
@@ -232,8 +240,8 @@ def _upn_char_value(code: pl.Expr) -> pl.Expr:
 def upn_code(normalised: pl.Expr) -> pl.Expr:
     """0 valid, 1 format, 2 la_number, 3 check_letter; null stays null."""
     b = _bytes(normalised, 13)
-    la = b.arr.dot(pl.lit(_UPN_LA_WEIGHTS).first()) - 5328
-    total = b.arr.dot(pl.lit(_UPN_DIGIT_WEIGHTS).first()) - 3696 + 13 * _upn_char_value(b.arr.get(12))
+    la = b.arr.dot(pl.lit(_weights(_UPN_LA_WEIGHTS)).first()) - 5328
+    total = b.arr.dot(pl.lit(_weights(_UPN_DIGIT_WEIGHTS)).first()) - 3696 + 13 * _upn_char_value(b.arr.get(12))
     return _code(normalised, pl.when(~normalised.str.contains(UPN_PATTERN)).then(1)
                  .when(~la.is_in(sorted(UPN_LA_NUMBERS))).then(2)
                  .when(total % 23 != _upn_char_value(b.arr.get(0))).then(3).otherwise(0))

@@ -173,8 +173,16 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     if int(key.max(initial=0)) * n_sources >= 1 << (62 - rid_bits):
         key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
     code = np.sort(((key * n_sources + source) << rid_bits) | rid)  # every code distinct: rid is in it
+    block = code >> rid_bits
+    block //= n_sources
+    # A record alone in its block makes no pair (and no planned or skipped one): most records, for
+    # most rules; the rest of the work is on records sharing a block with a neighbour in the order.
+    shared = np.zeros(len(code), dtype=bool)
+    np.equal(block[1:], block[:-1], out=shared[1:])
+    shared[:-1] |= shared[1:]
+    code, block = code[shared], block[shared]
     rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
-    block_size, pairs, lo, hi = sorted_runs(group // n_sources, group, mode)
+    block_size, pairs, lo, hi = sorted_runs(block, group, mode)
     over = pairs > limit if limit is not None else np.zeros(len(pairs), dtype=bool)
     kept = ~over & (pairs > 0)
     count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
@@ -229,40 +237,64 @@ def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFram
 
 def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None
                 ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
-    """The plan of a `cross` rule: a one-sided estimate, records holding a value in a times records
-    holding it in b, per block of the `on` columns."""
-    a, b = rule.cross
-    frame = prepared.frame
-    keys = [*rule.on, "_k"]
-    sides = [frame.select(*rule.on, pl.col(c).alias("_k")).drop_nulls().group_by(keys).len(name=f"n{i}")
-             for i, c in enumerate((a, b))]
-    blocks = sides[0].join(sides[1], on=keys).with_columns((pl.col("n0").cast(pl.Int64) * pl.col("n1")).alias("pairs"))
-    over = blocks.filter(pl.col("pairs") > limit) if limit is not None else blocks.clear()
-    kept = blocks.filter((pl.col("pairs") <= limit) & (pl.col("pairs") > 0)) if limit is not None else \
-        blocks.filter(pl.col("pairs") > 0)
-    count = RuleCount(rule.name, 0, int(kept["pairs"].sum()), over.height, int(over["pairs"].sum()),
-                      int(kept["pairs"].max() or 0))
-    pairs = _cross_pairs(prepared, rule, mode, kept.select(keys) if over.height else None)
-    return count, pairs["rid_l"].to_numpy(), pairs["rid_r"].to_numpy()
+    """A `cross` rule: pairs where one record's cross[0] equals the other's cross[1] (either way
+    round) and the `on` columns agree. The plan is one-sided: per block of (on, value), records
+    holding the value in a times records holding it in b.
 
-
-def _cross_pairs(prepared: Prepared, rule: BlockingRule, mode: str, keep: pl.DataFrame | None) -> pl.DataFrame:
-    """Pairs where one record's cross[0] equals the other's cross[1] (either way round) and the
-    `on` columns agree: one join of the records with themselves on (on, a) = (on, b)."""
+    By sorting, as `_equi_rule`: every record enters once as an a-holder (side 0) and once as a
+    b-holder (side 1) of its block (on codes, value; the two columns share one vocabulary), entries
+    sorted by (block, side, row), so each a-holder's partners are its block's b-holders, one run."""
     a, b = rule.cross
-    keys = prepared.frame.select("_rid", "_source", *rule.on, a, b).drop_nulls(list(rule.on))
-    left = keys.lazy().select("_rid", "_source", *rule.on, pl.col(a).alias("_k")).drop_nulls("_k")
-    right = keys.lazy().select("_rid", "_source", *rule.on, pl.col(b).alias("_k")).drop_nulls("_k")
-    if keep is not None:
-        left = left.join(keep.lazy(), on=[*rule.on, "_k"], how="semi")
-    return (
-        left.join(right, on=[*rule.on, "_k"], how="inner", suffix="_r")
-        .filter((pl.col("_rid") != pl.col("_rid_r")) & _mode_filter(mode))
-        .select(pl.min_horizontal("_rid", "_rid_r").alias("rid_l"), pl.max_horizontal("_rid", "_rid_r").alias("rid_r"))
-        .unique()
-        .sort("rid_l", "rid_r")  # a fixed order: EM sessions sample from a rule's pairs
-        .collect()
-    )
+    rid_on, key_on = _block_key(prepared, rule.on) if rule.on else (np.arange(prepared.n), np.zeros(prepared.n, np.int64))
+    values = [prepared.codes(c)[rid_on] for c in (a, b)]
+    held = [v != NULL for v in values]
+    rid = np.concatenate([rid_on[h] for h in held])
+    side = np.concatenate([np.full(int(h.sum()), k, dtype=np.int64) for k, h in enumerate(held)])
+    value = np.concatenate([v[h] for v, h in zip(values, held)]).astype(np.int64)
+    key_on = np.concatenate([key_on[h] for h in held])
+    span = int(value.max(initial=0)) + 1
+    rid_bits = max(1, prepared.n.bit_length())
+    limit_bits = 62 - rid_bits
+    if (int(key_on.max(initial=0)) + 1) * span * 2 >= 1 << limit_bits:  # number the `on` blocks first
+        key_on = np.unique(key_on, return_inverse=True)[1].astype(np.int64).ravel()
+    key = key_on * span + value
+    if int(key.max(initial=0)) * 2 >= 1 << limit_bits:
+        key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
+    code = np.sort(((key * 2 + side) << rid_bits) | rid)
+    block = code >> (rid_bits + 1)
+    shared = np.zeros(len(code), dtype=bool)  # an entry alone in its block makes no pair (as in _equi_rule)
+    np.equal(block[1:], block[:-1], out=shared[1:])
+    shared[:-1] |= shared[1:]
+    code, block = code[shared], block[shared]
+    rid, side = code & ((1 << rid_bits) - 1), (code >> rid_bits) & 1
+    m = len(code)
+    block_start = np.flatnonzero(np.diff(block, prepend=-1))
+    block_size = np.diff(block_start, append=m)
+    n_a = np.add.reduceat(1 - side, block_start) if m else np.zeros(0, dtype=np.int64)
+    n_b = block_size - n_a
+    pairs = n_a.astype(np.int64) * n_b
+    both = pairs > 0  # blocks holding the value on both sides
+    over = both & (pairs > limit) if limit is not None else np.zeros(len(pairs), dtype=bool)
+    kept = both & ~over
+    count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
+                      int(pairs[kept].max(initial=0)))
+    # Each a-holder of a kept block pairs with the block's b-holders: [block start + n_a, block end).
+    runs = np.where((side == 0) & np.repeat(kept, block_size), np.repeat(n_b, block_size), 0)
+    first_b = np.repeat(block_start + n_a, block_size)
+    right = np.repeat(first_b - (np.cumsum(runs) - runs), runs)
+    right += np.arange(len(right), dtype=np.int64)
+    one, other = np.repeat(rid, runs), rid[right]
+    source = prepared.codes("_source")
+    keep = one != other
+    if mode != "both" and len(prepared.sources) > 1:
+        same = source[one] == source[other]
+        keep &= ~same if mode == "link" else same
+    elif mode == "link":
+        keep[:] = False  # one source: no pair across sources
+    one, other = one[keep], other[keep]
+    # Each pair once, oriented rid_l < rid_r, sorted: a fixed order (EM sessions sample from a rule's pairs).
+    pair = np.unique(np.minimum(one, other) * prepared.n + np.maximum(one, other))
+    return count, pair // prepared.n, pair % prepared.n
 
 
 def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
@@ -280,11 +312,15 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
     n = prepared.n
     rule_bits = max(1, len(rules).bit_length())
     fits = 2 * max(1, n).bit_length() + rule_bits <= 62  # (pair, rule) as one int64
-    parts, counts = [], []
-    for k, rule in enumerate(rules):
-        count, rid_l, rid_r = plan_rule(prepared, rule, mode, max_block_pairs)
+
+    def run(k: int) -> tuple[RuleCount, np.ndarray | tuple[np.ndarray, np.ndarray]]:
+        count, rid_l, rid_r = plan_rule(prepared, rules[k], mode, max_block_pairs)
         # Coded at once, so only 8 bytes a pair are held until the union is made.
-        parts.append(((rid_l * n + rid_r) << rule_bits) | k if fits else (rid_l, rid_r))
+        return count, ((rid_l * n + rid_r) << rule_bits) | k if fits else (rid_l, rid_r)
+
+    parts, counts = [], []
+    for count, part in map(run, range(len(rules))):
+        parts.append(part)
         counts.append(count)
     if fits:
         rid_l, rid_r, rule = _first_of_each_code(parts, n, rule_bits)
