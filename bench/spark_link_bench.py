@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,14 +32,28 @@ TFKIT = str(Path(sys.executable).with_name("tfkit"))
 
 
 def timed(cmd: list[str]) -> dict:
+    """Wall, CPU and peak RSS of `cmd`, and the machine's 1-minute load average every 5 s while it
+    ran (min, mean, max: the machine may be shared)."""
+    loads, done = [], threading.Event()
+
+    def sample():
+        while not done.wait(5):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t = time.perf_counter()
     run = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    loads = loads or [os.getloadavg()[0]]
     if run.returncode:
         raise SystemExit(f"{cmd[1]} failed:\n{run.stderr[-3000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
     cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", run.stderr).group(1)) for k in ("User", "System"))
-    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": rss // 1024}
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mib": rss // 1024,
+            "load_min_mean_max": [round(min(loads), 1), round(sum(loads) / len(loads), 1), round(max(loads), 1)]}
 
 
 def main() -> None:

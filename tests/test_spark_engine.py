@@ -186,14 +186,14 @@ def test_pseudonymise_cli_spark_equals_polars(spark, tmp_path, contract_key_file
 # --------------------------------------------------------------------------- link
 
 
-def _assert_link_engines_agree(spark, frames, tmp_path, **kw):
+def _assert_link_engines_agree(spark, frames, tmp_path, salt_above=2, **kw):
     from tfkit.engine.spark.link import link_spark
     from tfkit.linkage import link
 
     import copy
 
     want = link(frames, **copy.deepcopy(kw))  # each engine trains its own copy of the model
-    got = link_spark(spark, frames, checkpoint_dir=str(tmp_path / "ck"), salt_above=2, **copy.deepcopy(kw))
+    got = link_spark(spark, frames, checkpoint_dir=str(tmp_path / "ck"), salt_above=salt_above, **copy.deepcopy(kw))
     assert got.linker.model is not want.model
     pairs = pl.from_arrow(got.pairs.toArrow())
     assert pairs.columns == want.pairs.columns and pairs.height == want.pairs.height > 0
@@ -212,15 +212,21 @@ def _assert_link_engines_agree(spark, frames, tmp_path, **kw):
     return got
 
 
-def test_link_spark_equals_polars_on_generated_data(spark, tmp_path):
+@pytest.mark.parametrize("salt_above, mode", [(2, "link"), (10_000, "link"), (10_000, "dedupe")])
+def test_link_spark_equals_polars_on_generated_data(spark, tmp_path, salt_above, mode):
     from tfkit.demo import generate_frames
     from tests.fixtures.demo_frames import cohort_and_partners
 
     frames = cohort_and_partners(generate_frames(400, seed=5), n_right=500, seed=0)
     frames = {k: v.drop("person_key") for k, v in frames.items()}
-    got = _assert_link_engines_agree(spark, frames, tmp_path, seed=3)
+    if mode == "dedupe":  # one source holding both: the pairs within it
+        frames = {"all": pl.concat([f.with_columns(pl.col("record_id").cast(pl.String) + f"-{k}")
+                                    for k, f in frames.items()], how="diagonal_relaxed")}
+    got = _assert_link_engines_agree(spark, frames, tmp_path, salt_above=salt_above, mode=mode, seed=3)
     rules = got.summary()["blocking"]["rules"]
-    assert any(r["salted_blocks"] for r in rules)  # blocks over 2 records were salted: the pairs are unchanged
+    # salt_above=2: blocks over 2 records were salted (the pairs are unchanged); else the
+    # sort-based kernel made every plain block's pairs
+    assert any(r["salted_blocks"] for r in rules) == (salt_above == 2)
     assert all(r["comparisons"] >= r["pairs_added"] and (r["largest_blocks"] or not r["comparisons"]) for r in rules)
 
 

@@ -182,7 +182,22 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     shared[:-1] |= shared[1:]
     code, block = code[shared], block[shared]
     rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
-    m = len(code)
+    block_size, pairs, lo, hi = sorted_runs(block, group, mode)
+    over = pairs > limit if limit is not None else np.zeros(len(pairs), dtype=bool)
+    kept = ~over & (pairs > 0)
+    count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
+                      int(pairs[kept].max(initial=0)))
+    return (count, *run_pairs(rid, lo, np.where(np.repeat(kept, block_size), hi - lo, 0)))
+
+
+def sorted_runs(block: np.ndarray, group: np.ndarray, mode: str
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sort-based blocking kernel. Rows sorted by (block, source, row), `block` and `group`
+    (block and source together) non-decreasing ids per row: each row's partners are one contiguous
+    run [lo, hi) after it (link: the later sources of its block; dedupe: the rest of its source's
+    part of the block; both: the rest of its block). Returns each block's size and pairs in the
+    mode's scope, and every row's lo and hi (positions in the sorted order)."""
+    m = len(group)
     group_start = np.flatnonzero(np.diff(group, prepend=-1))
     block_start = np.flatnonzero(np.diff(block, prepend=-1))
     group_size = np.diff(group_start, append=m)
@@ -196,21 +211,21 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
         pairs = np.rint(np.bincount(block_of_group, weights=within, minlength=len(block_start))).astype(np.int64)
     else:
         pairs = block_size.astype(np.int64) * (block_size - 1) // 2
-    over = pairs > limit if limit is not None else np.zeros(len(pairs), dtype=bool)
-    kept = ~over & (pairs > 0)
-    count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
-                      int(pairs[kept].max(initial=0)))
-    # Each record's run of partners [lo, hi) in the sorted order; none in a block left out.
     group_end = np.repeat(group_start + group_size, group_size)
     block_end = np.repeat(block_start + block_size, block_size)
     position = np.arange(m)
     lo, hi = {"link": (group_end, block_end), "dedupe": (position + 1, group_end),
               "both": (position + 1, block_end)}[mode]
-    runs = np.where(np.repeat(kept, block_size), hi - lo, 0)
+    return block_size, pairs, lo, hi
+
+
+def run_pairs(rid: np.ndarray, lo: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of `sorted_runs`: each row's rid with the rids at positions lo, lo + 1, ...,
+    lo + runs - 1 (runs: hi - lo, or 0 for a row whose block is left out)."""
     # Few temporaries: an EM session's rule makes tens of millions of pairs at 1M x 1M.
     right = np.repeat(lo - (np.cumsum(runs) - runs), runs)
     right += np.arange(len(right), dtype=np.int64)
-    return count, np.repeat(rid, runs), rid[right]
+    return np.repeat(rid, runs), rid[right]
 
 
 def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:

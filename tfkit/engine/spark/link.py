@@ -5,11 +5,12 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   driver and the prepared records are broadcast to the executors;
 - blocking, a fixed number of Spark jobs whatever the number of rules: every record gets one row
   per rule (a cross rule: per side) holding its block key, shuffled once so that each block's rows
-  are in one partition and kept there; one aggregation of those partitions counts every rule's
-  blocks (the skew guard's report: comparisons, largest blocks; blocks over the limit are left
-  out, blocks over `salt_above` records salted: one side split by record, the other replicated);
-  each partition then joins its blocks with polars and keeps a pair only for the first rule that
-  produces it (`blocking.produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
+  are in one partition; one aggregation of those partitions counts every rule's
+  blocks by size (the skew guard's report: comparisons, largest blocks; blocks over the limit are
+  left out, blocks over `salt_above` records salted: one side split by record, the other
+  replicated); each partition then makes its blocks' pairs with the polars engine's sort-based
+  kernel (`blocking.sorted_runs`) and keeps a pair only for the first rule that produces it
+  (`blocking.produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
 - comparison levels once per pair (`comparisons.comparison_levels` through `mapInArrow`, written
   to Parquet with a flag for the prior's deterministic rules); scores from those levels by
   `predict.score`, per partition;
@@ -17,7 +18,8 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   engine does, so the same parameters); the prior from the candidate pairs meeting a deterministic
   rule, selected on the cluster; without `[[training]]` rules, EM runs on the comparison-pattern
   counts aggregated on the cluster;
-- clustering: connected components by min-label propagation with pointer jumping, one Spark job a
+- clustering: each partition's links first reduced to stars (its components by the polars engine's
+  kernel), then connected components by min-label propagation with pointer jumping, one Spark job a
   round (labels kept with localCheckpoint), stopping when no label changes, bounded by
   `max_iterations` and reported; cluster id = the smallest row position in the component, as the
   polars engine's.
@@ -45,6 +47,11 @@ from tfkit.linkage.standardise import NULL
 # ONS's Census 2021 deduplication rewrote any rule over 10M comparisons or any block over 100 people.
 WARN_RULE_COMPARISONS = 10_000_000
 WARN_BLOCK_SIZE = 100
+# The job's own checkpoints (pairs, levels, scores: read back and deleted by the job) are written
+# with snappy, not the outputs' zstd: measured on 5M scored rows (local[2]), write + read took 7.8 s
+# of CPU against 13.5 s. (lz4_raw was as fast, but Spark 4.0's Parquet reader failed on some of
+# its pages: "MalformedInputException: all input must be consumed".)
+CHECKPOINT_CODEC = "snappy"
 
 
 @dataclass
@@ -159,7 +166,9 @@ def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
             slots = [(F.col(cols[i]) if i < len(cols) else F.lit(-1)).cast("int").alias(f"k{i}") for i in range(width)]
             entries.append(F.when(present, F.struct(F.lit(k).cast("short").alias("rule"),
                                                     F.lit(side).cast("byte").alias("side"), *slots)))
-    return keys.select("_rid", "_source", F.inline(F.filter(F.array(*entries), lambda e: e.isNotNull())))
+    # A null entry (the record lacks a key column) becomes a row of nulls, dropped after: the
+    # generator stays in generated code (filtering the array with a lambda is interpreted per row).
+    return keys.select("_rid", "_source", F.inline(F.array(*entries))).where(F.col("rule").isNotNull())
 
 
 def _block_pairs(mode: str, n_sources: int):
@@ -212,14 +221,19 @@ def _kept_flags(codes: _Codes, rule, skipped: pl.DataFrame) -> np.ndarray | None
 
 
 def _pair_partition(shared, rules, mode: str, kcols: list[str]):
-    """The mapInArrow function joining each block's rows (every row of a block and salt is in one
-    partition) with polars, and keeping each pair once, for the first rule that produces it."""
+    """The mapInArrow function making each block's pairs (every row of a block and salt is in one
+    partition) and keeping each pair once, for the first rule that produces it.
+
+    Plain blocks (role 0, nearly all) by the polars engine's sort-based kernel
+    (`blocking.sorted_runs`): the partition's rows sorted by (rule, block key, source, row) once,
+    each row's partners one run after it, so only the pairs in the mode's scope are ever made.
+    A cross rule's two sides (roles 1 and 2) and salted blocks join with polars."""
     cross = [k for k, r in enumerate(rules) if r.cross]
 
     def pairs(batches):
         import polars as pl
 
-        from tfkit.linkage.blocking import produced_by
+        from tfkit.linkage.blocking import produced_by, run_pairs, sorted_runs
         from tfkit.linkage.standardise import NULL
 
         batches = list(batches)
@@ -229,19 +243,38 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
         if rows.is_empty():
             return
         codes, kept = shared.value
-        on = ["rule", *kcols, "salt"]
-        lefts = rows.filter(pl.col("role") != 2).select(*on, "_rid", "_source")
-        rights = rows.filter(pl.col("role") != 1).select(*on, pl.col("_rid").alias("_rid_r"),
-                                                          pl.col("_source").alias("_source_r"))
-        same = pl.col("_source") == pl.col("_source_r")
-        scope = {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
-        is_cross = pl.col("rule").is_in(cross)
-        found = (lefts.join(rights, on=on)
-                 .filter(pl.when(is_cross).then(pl.col("_rid") != pl.col("_rid_r"))
-                         .otherwise(pl.col("_rid") < pl.col("_rid_r")) & scope)
-                 .select("rule", "_rid", "_rid_r"))
-        rule = found["rule"].to_numpy()
-        x, y = found["_rid"].to_numpy(), found["_rid_r"].to_numpy()
+        found_rule, found_x, found_y = [], [], []
+        plain = rows.filter(pl.col("role") == 0).select("rule", *kcols, "_source", "_rid")
+        if plain.height:
+            plain = plain.sort("rule", *kcols, "_source", "_rid")
+            new_block = pl.any_horizontal(*[pl.col(c).ne_missing(pl.col(c).shift(1)) for c in ("rule", *kcols)])
+            ids = plain.select(new_block.alias("b"), pl.col("_source").ne_missing(pl.col("_source").shift(1)).alias("s"))
+            block = ids["b"].cum_sum().to_numpy()
+            group = (ids["b"] | ids["s"]).cum_sum().to_numpy()
+            _, _, lo, hi = sorted_runs(block, group, mode)
+            runs = hi - lo
+            x, y = run_pairs(plain["_rid"].to_numpy(), lo, runs)
+            found_rule.append(np.repeat(plain["rule"].to_numpy(), runs))
+            found_x.append(x)
+            found_y.append(y)
+        other = rows.filter(pl.col("role") != 0)
+        if other.height:
+            on = ["rule", *kcols, "salt"]
+            lefts = other.filter(pl.col("role") == 1).select(*on, "_rid", "_source")
+            rights = other.filter(pl.col("role") == 2).select(*on, pl.col("_rid").alias("_rid_r"),
+                                                              pl.col("_source").alias("_source_r"))
+            same = pl.col("_source") == pl.col("_source_r")
+            scope = {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
+            is_cross = pl.col("rule").is_in(cross)
+            joined = (lefts.join(rights, on=on)
+                      .filter(pl.when(is_cross).then(pl.col("_rid") != pl.col("_rid_r"))
+                              .otherwise(pl.col("_rid") < pl.col("_rid_r")) & scope))
+            found_rule.append(joined["rule"].to_numpy())
+            found_x.append(joined["_rid"].to_numpy())
+            found_y.append(joined["_rid_r"].to_numpy())
+        rule = np.concatenate(found_rule).astype(np.int16)
+        x = np.concatenate(found_x).astype(np.int64)
+        y = np.concatenate(found_y).astype(np.int64)
         keep = np.ones(len(rule), dtype=bool)
         for k in cross:
             # x (side 0) found y (side 1); when y also finds x (the swap both ways), keep the one
@@ -268,11 +301,11 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
     `blocking.candidate_pairs`), checkpointed to Parquet; and the skew guard's report.
 
     A fixed number of Spark jobs whatever the number of rules: every record gets one row per rule
-    (and side) holding its block key; one aggregation counts every rule's blocks (the skew guard's
-    report, the blocks to leave out, the blocks to salt: collected, they are few); then one shuffle
-    brings each block's rows together and each partition joins them with polars and drops the pairs
-    an earlier rule produced (`blocking.produced_by` on the blocking codes, broadcast)."""
-    from pyspark import StorageLevel
+    (and side) holding its block key, shuffled once so that each block is in one partition; one
+    aggregation counts every rule's blocks by size (the skew guard's report; the blocks to leave
+    out or salt keep their key: collected, they are few); then each partition makes its blocks'
+    pairs (`_pair_partition`) and drops the pairs an earlier rule produced (`blocking.produced_by`
+    on the blocking codes, broadcast)."""
     from pyspark.sql.types import ByteType, LongType, StructField, StructType
 
     blocking_stage.check_rules(prepared, rules)
@@ -280,22 +313,28 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
     width = max(len(k) for r in rules for k in _key_columns(r))
     kcols = [f"k{i}" for i in range(width)]
     keys = _codes_frame(spark, prepared, columns)
-    # Each block's rows in one partition, kept for both passes: the block counts need no shuffle.
+    # Each block's rows in one partition: the block counts need no second shuffle.
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    placed = _block_rows(keys, rules, width).repartition(partitions, "rule", *kcols).persist(StorageLevel.MEMORY_AND_DISK)
+    # Not persisted: building Spark's columnar cache of these rows took more CPU (30 s at 1M x 1M)
+    # than making and shuffling them again for the pairs (16 s).
+    placed = _block_rows(keys, rules, width).repartition(partitions, "rule", *kcols)
     blocks = _blocks(placed, rules, mode, len(prepared.sources), kcols, max_block_pairs=max_block_pairs,
-                     salt_above=salt_above).persist(StorageLevel.MEMORY_AND_DISK)
-    over = F.col("over")
-    stats = {r["rule"]: r for r in blocks.groupBy("rule").agg(
-        F.sum(F.when(~over, F.col("pairs"))).alias("c"), F.sum(over.cast("long")).alias("skipped"),
-        F.sum((F.col("salts") > 1).cast("long")).alias("big")).collect()}
-    ranked = Window.partitionBy("rule").orderBy(F.desc("n"))
-    largest: dict[int, list[int]] = {}
-    for r in (blocks.where(~over).withColumn("_i", F.row_number().over(ranked)).where(F.col("_i") <= 5)
-              .select("rule", "n", "_i").collect()):
-        largest.setdefault(r["rule"], []).append((r["_i"], r["n"]))
-    special = pl.from_arrow(blocks.where(over | (F.col("salts") > 1)).select("rule", *kcols, "salts").toArrow())
-    blocks.unpersist()
+                     salt_above=salt_above)
+    # One job: blocks counted by (rule, size, pairs) (what the report needs: sizes, never values),
+    # except the blocks to leave out or salt, which keep their key (they are few).
+    special_block = F.col("over") | (F.col("salts") > 1)
+    shape = ["rule", "n", "pairs", "over", "salts"]
+    sizes = pl.from_arrow(blocks.select(*shape, *[F.when(special_block, F.col(k)).alias(k) for k in kcols])
+                          .groupBy(*shape, *kcols).count().toArrow())
+    special = sizes.filter(pl.col("over") | (pl.col("salts") > 1)).select(
+        pl.col("rule").cast(pl.Int16), *[pl.col(k).cast(pl.Int32) for k in kcols], pl.col("salts").cast(pl.Int32))
+    stats = {r["rule"]: r for r in sizes.group_by("rule").agg(
+        (pl.col("pairs") * pl.col("count")).filter(~pl.col("over")).sum().alias("c"),
+        pl.col("count").filter(pl.col("over")).sum().alias("skipped"),
+        pl.col("count").filter(pl.col("salts") > 1).sum().alias("big")).iter_rows(named=True)}
+    largest = {r["rule"]: r["n"] for r in sizes.filter(~pl.col("over")).group_by("rule").agg(
+        pl.col("n").repeat_by(pl.col("count").clip(upper_bound=5)).list.explode().sort(descending=True).head(5)
+    ).iter_rows(named=True)}
 
     codes = _Codes(prepared, columns)
     kept = [_kept_flags(codes, r, special.filter((pl.col("rule") == k) & (pl.col("salts") == 0)))
@@ -327,16 +366,16 @@ def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, ma
                          StructField("rule", ByteType())])
     path = f"{checkpoint_dir}/blocking"
     found = [p.mapInArrow(_pair_partition(shared, rules, mode, kcols), schema) for p in parts]
-    (found[0].unionByName(found[1]) if len(found) > 1 else found[0]).write.mode("overwrite").parquet(path)
+    (found[0].unionByName(found[1]) if len(found) > 1 else found[0]).write.mode("overwrite") \
+        .option("compression", CHECKPOINT_CODEC).parquet(path)
     shared.destroy()
-    placed.unpersist()
     pairs = spark.read.parquet(path)
     added = {r["rule"]: r["count"] for r in pairs.groupBy("rule").count().collect()}
     skew = []
     for k, rule in enumerate(rules):
         s = stats.get(k)
         skew.append(RuleSkew(rule.name, int((s and s["c"]) or 0), int(added.get(k, 0)),
-                             [n for _, n in sorted(largest.get(k, []))], int((s and s["big"]) or 0),
+                             [int(n) for n in largest.get(k, [])], int((s and s["big"]) or 0),
                              int((s and s["skipped"]) or 0)))
     return pairs, skew
 
@@ -581,6 +620,33 @@ def report_figures_spark(linker: Linker, result: "SparkLinkResult", scored: Data
 # --------------------------------------------------------------------------- clustering
 
 
+def _local_stars(edges: DataFrame) -> DataFrame:
+    """Each partition's links replaced by stars: every record linked to the smallest record of its
+    connected component within that partition (`clustering.components`, the polars engine's
+    kernel). The same components over the whole graph, and most of them (a pair, a small cluster
+    whose links are in one partition) already final, so the Spark rounds have little left to do."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    def stars(batches):
+        import numpy as np
+        import pyarrow as pa
+
+        from tfkit.linkage.clustering import components
+
+        batches = list(batches)
+        if not batches:
+            return
+        table = pa.Table.from_batches(batches)
+        ends = np.concatenate([table.column(c).to_numpy().astype(np.int64) for c in ("rid_l", "rid_r")])
+        nodes, position = np.unique(ends, return_inverse=True)
+        root = nodes[components(len(nodes), position[:table.num_rows], position[table.num_rows:])]
+        star = root != nodes
+        yield pa.RecordBatch.from_pydict({"rid_l": root[star], "rid_r": nodes[star]})
+
+    schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType())])
+    return edges.select("rid_l", "rid_r").mapInArrow(stars, schema)
+
+
 def connected_components_spark(edges: DataFrame, *, max_iterations: int) -> tuple[DataFrame, int]:
     """(rid, label) for every record on an edge: label = the smallest rid of its component.
 
@@ -588,7 +654,9 @@ def connected_components_spark(edges: DataFrame, *, max_iterations: int) -> tupl
     to its label's label (pointer jumping), so rounds grow with the log of a component's diameter.
     A round is one Spark job: its labels are kept with `localCheckpoint` (executor storage, no plan
     growing with the rounds), and a cheap scan of them says whether any label changed. Raises when
-    `max_iterations` rounds do not converge (never a silently partial clustering)."""
+    `max_iterations` rounds do not converge (never a silently partial clustering). The rounds run
+    on each partition's components first (`_local_stars`): the same components, fewer rounds."""
+    edges = _local_stars(edges)
     both = edges.select(F.col("rid_l").alias("src"), F.col("rid_r").alias("dst")).unionByName(
         edges.select(F.col("rid_r").alias("src"), F.col("rid_l").alias("dst")))
     both = both.repartition("dst").localCheckpoint(eager=True)
@@ -610,7 +678,7 @@ def connected_components_spark(edges: DataFrame, *, max_iterations: int) -> tupl
 
 
 def _save(df: DataFrame, path: str) -> DataFrame:
-    df.write.mode("overwrite").parquet(path)
+    df.write.mode("overwrite").option("compression", CHECKPOINT_CODEC).parquet(path)
     return df.sparkSession.read.parquet(path)
 
 
