@@ -318,14 +318,16 @@ def refine_prior(model: LinkageModel, counted: tuple[np.ndarray, np.ndarray], po
     it. This fixed point needs no such assumption. Term-frequency adjustments are left out here.
     """
     gammas, counts = counted  # the candidate pairs' `patterns`
+    veto = vetoed(model, gammas, model.comparisons)  # the patterns do not change between rounds
+    u_veto = None if model.u_patterns is None else vetoed(model, model.u_patterns[0], model.comparisons)
     prior = model.prior
     for iteration in range(1, max_iterations + 1):
-        posterior = _posterior(model, gammas, prior)
+        posterior = _posterior(model, gammas, prior, veto)
         new = float(min(max((counts * posterior).sum() / max(possible, 1), 1e-12), 0.5))
         done = abs(new - prior) <= tolerance * max(prior, 1e-12) * 1e3
         prior = new
         if model.u_patterns is not None:
-            model.u = non_match_u(model, prior)
+            model.u = non_match_u(model, prior, u_veto)
         if done:
             break
     model.training_log.append({"step": "prior", "method": "fixed point on candidate pairs (m fixed; u from the "
@@ -336,12 +338,13 @@ def refine_prior(model: LinkageModel, counted: tuple[np.ndarray, np.ndarray], po
     return prior
 
 
-def _posterior(model: LinkageModel, gammas: np.ndarray, prior: float) -> np.ndarray:
+def _posterior(model: LinkageModel, gammas: np.ndarray, prior: float, veto: np.ndarray) -> np.ndarray:
+    """Each pattern's match probability as `predict.score` gives it (TF aside); `veto`: `vetoed`'s mask."""
     weight = np.full(len(gammas), np.log2(prior / (1 - prior)))
     for k, c in enumerate(model.comparisons):
         weight += model.level_weights(c.name)[gammas[:, k] + 1]
     posterior = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
-    posterior[vetoed(model, gammas, model.comparisons)] = 0.0  # as predict.score scores them
+    posterior[veto] = 0.0  # as predict.score scores them
     return posterior
 
 
@@ -373,7 +376,7 @@ def vetoed(model: LinkageModel, gammas: np.ndarray, comparisons: list[Comparison
     return out
 
 
-def non_match_u(model: LinkageModel, prior: float) -> dict[str, np.ndarray]:
+def non_match_u(model: LinkageModel, prior: float, veto: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """u among non-matches: the random pairs' level frequencies, each pair counted by its chance of
     being a non-match under the trained model (m, u, lambda).
 
@@ -385,12 +388,11 @@ def non_match_u(model: LinkageModel, prior: float) -> dict[str, np.ndarray]:
     where u is within the sample's noise of it (FEBRL2); weighting the pairs cannot. One pseudo-count
     per level, as `estimate_u`."""
     gammas, counts = model.u_patterns
-    keep = counts * (1.0 - _posterior(model, gammas, prior))
-    out = {}
-    for k, c in enumerate(model.comparisons):
-        n = np.bincount(gammas[:, k][gammas[:, k] >= 0], weights=keep[gammas[:, k] >= 0], minlength=c.n_levels)
-        out[c.name] = (n[:c.n_levels] + 1.0) / (n[:c.n_levels] + 1.0).sum()
-    return out
+    if veto is None:
+        veto = vetoed(model, gammas, model.comparisons)
+    keep = counts * (1.0 - _posterior(model, gammas, prior, veto))
+    return {c.name: level_frequencies(gammas[:, k], c.n_levels, keep, pseudocount=1.0)
+            for k, c in enumerate(model.comparisons)}
 
 
 def check_training(model: LinkageModel) -> None:
