@@ -228,6 +228,24 @@ class LinkageModel:
                             for name, label in terms])
         return out
 
+    def vetoed(self, levels: Mapping[str, np.ndarray], n: int, exact: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+        """Which of `n` pairs (or comparison patterns) a non-link rule makes non-matches: `levels`,
+        each comparison's level per row. `exact`: comparisons absent from `levels` but known to agree
+        exactly (an EM session's own columns); a rule on any other absent comparison is not applied."""
+        out = np.zeros(n, dtype=bool)
+        for rule in self.non_link_rules():
+            hit = np.ones(n, dtype=bool)
+            for name, level in rule:
+                if name in levels:
+                    hit &= levels[name] == level
+                elif name in exact:
+                    hit &= level == 0
+                else:
+                    break
+            else:
+                out |= hit
+        return out
+
     @property
     def trained(self) -> bool:
         return self.prior is not None and all(c.name in self.m and c.name in self.u for c in self.comparisons)

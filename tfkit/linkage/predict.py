@@ -108,12 +108,7 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
     np.exp2(probability, out=probability)
     probability += 1.0
     np.divide(1.0, probability, out=probability)
-    vetoed = np.zeros(len(rid_l), dtype=bool)
-    for rule in model.non_link_rules():
-        hit = np.ones(len(rid_l), dtype=bool)
-        for name, level in rule:
-            hit &= levels[name] == level
-        vetoed |= hit
+    vetoed = model.vetoed(levels, len(rid_l))
     if vetoed.any():
         # Relatives at one address (twins, a son named after his father's surname and DOB day...):
         # a different forename and a different sex say "another person" whatever else agrees.

@@ -360,20 +360,7 @@ def vetoed(model: LinkageModel, gammas: np.ndarray, comparisons: list[Comparison
     then inherits. `exact`: comparisons absent from the patterns but known to agree exactly (an EM
     session's own columns); a rule on any other absent comparison is not applied.
     """
-    out = np.zeros(len(gammas), dtype=bool)
-    column = {c.name: k for k, c in enumerate(comparisons)}
-    for rule in model.non_link_rules():
-        hit = np.ones(len(gammas), dtype=bool)
-        for name, level in rule:
-            if name in column:
-                hit &= gammas[:, column[name]] == level
-            elif name in exact:
-                hit &= level == 0
-            else:
-                break
-        else:
-            out |= hit
-    return out
+    return model.vetoed({c.name: gammas[:, k] for k, c in enumerate(comparisons)}, len(gammas), exact)
 
 
 def non_match_u(model: LinkageModel, prior: float, veto: np.ndarray | None = None) -> dict[str, np.ndarray]:
