@@ -39,7 +39,7 @@ STAGES = {"candidate_pairs_spark": "block", "levels_spark": "compare", "train_sp
           "score_spark": "predict", "constrained_links_spark": "cluster"}
 
 
-def child(args) -> None:
+def child(cli: list[str]) -> None:
     """The CLI in this process, with the stage functions labelling their Spark jobs."""
     import functools
 
@@ -77,7 +77,7 @@ def child(args) -> None:
     spark_link.link_spark = link_spark
     from tfkit.cli import app
 
-    sys.argv = ["tfkit", *args.cli]
+    sys.argv = ["tfkit", *cli]
     app()
 
 
@@ -99,6 +99,7 @@ def run(args) -> None:
         from linkage_bench import corpus_data
         from national_corpus import CHUNK_PEOPLE, national_corpus
 
+        folder.mkdir(parents=True, exist_ok=True)
         national_corpus(folder, args.size) if args.size > CHUNK_PEOPLE else corpus_data("demo", folder, args.size)
     engine = args.engine
     out, summary_path = folder / engine, folder / f"{engine}.json"
@@ -176,6 +177,8 @@ def report(folders: list[Path]) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["child"]:  # the CLI's own arguments follow
+        return child(sys.argv[2:])
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
@@ -183,12 +186,10 @@ def main() -> None:
     r.add_argument("--engine", choices=("spark", "polars"), default="spark")
     r.add_argument("--config", default=str(HERE / "spark_local2.toml"))
     r.add_argument("--score", action="store_true")
-    c = sub.add_parser("child")
-    c.add_argument("cli", nargs=argparse.REMAINDER)
     p = sub.add_parser("report")
     p.add_argument("folders", nargs="+", type=Path)
     args = ap.parse_args()
-    {"run": run, "child": child, "report": lambda a: report(a.folders)}[args.cmd](args)
+    {"run": run, "report": lambda a: report(a.folders)}[args.cmd](args)
 
 
 if __name__ == "__main__":
