@@ -8,8 +8,17 @@ polars engine (`Linker`, the default model), then for each rule: the records hol
 blocks holding records of both sides, the pairs planned (blocks within the rule's `max_block_pairs`,
 as `blocking.plan_rule` counts them), the blocks and pairs over that limit (skipped), the largest
 blocks (records, and pairs), and against ONS's Census 2021 thresholds: blocks over 100 people and the
-pairs they hold. Writes `<corpus>/plan.json` and prints a table; `--compare` prints the growth of
-each rule's pairs between the corpora given (exponent k in pairs ~ N^k).
+pairs they hold.
+
+It also tries a per-rule comparison budget B = max(10M, c x records) for each c of `--per-record`
+(docs/scaling.md's proposal: a rule over B has its block limit lowered to the largest L with the
+pairs of blocks making <= L within B), and reports each setting's pairs and blocking recall: the
+share of the generator's true pairs (truth.parquet) lying in a kept block of some rule, found from
+the true pairs' own block keys, so no pair is made.
+
+Writes `<corpus>/plan.json` and prints a table; `--compare` prints the growth of each rule's pairs
+between the corpora given (exponent k in pairs ~ N^k). At 10M a side it needs ~8.5 GiB and the
+heavy-run lock.
 """
 
 from __future__ import annotations
