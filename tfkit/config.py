@@ -153,7 +153,8 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         linkage_model=linkage.path("model", base, None),
         linkage_clean=_linkage_clean(linkage, [s.name for s in sources]),
         disclosure=_disclosure_settings(
-            r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})),
+            r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression",
+                                   "target_suppression"})),
         consent_unmatched=unmatched,
         demo=r.get("demo", bool, False),
         engine=engine_from_table(r.table("engine"), file=file),
@@ -259,11 +260,16 @@ def _disclosure_settings(d: tomlfile.Table) -> DisclosureSettings:
             raise d.fail("l", "l must be at least 1")
         if "sensitive" not in settings:
             raise d.fail("l", "l-diversity needs the sensitive column(s)", 'add sensitive = "..." to [disclosure]')
-    if "max_suppression" in d:
-        share = d.get("max_suppression", (int, float))
-        if not 0 <= share <= 1:
-            raise d.fail("max_suppression", "must be a share between 0 and 1, e.g. 0.05")
-        settings["max_suppression"] = float(share)
+    for name in ("target_suppression", "max_suppression"):
+        if name in d:
+            share = d.get(name, (int, float))
+            if not 0 <= share <= 1:
+                raise d.fail(name, "must be a share between 0 and 1, e.g. 0.05")
+            settings[name] = float(share)
+    if "target_suppression" in settings and settings["target_suppression"] > settings.get(
+            "max_suppression", DisclosureSettings.max_suppression):
+        raise d.fail("target_suppression", "the target is more than max_suppression, the limit",
+                     "set target_suppression at most max_suppression")
     return DisclosureSettings(**settings)
 
 
@@ -340,5 +346,8 @@ policy = "generalise"        # generalise (widen quasi-identifiers until k-anony
 # quasi_identifiers = ["dob_year", "sex", "postcode_district"]
 # sensitive = "problem_health"  # with l: l-diversity of this column within every class
 # l = 2
-# max_suppression = 0.05     # generalise: share of records whose quasi-identifiers may be blanked
+# target_suppression = 0.05  # generalise: widen along the ladder until at most this share of a
+                             # table's records need their quasi-identifiers blanked ...
+# max_suppression = 0.10     # ... and, only where even the widest levels need more, blank up to this
+                             # share (a limit: beyond it the run stops, exit 1)
 '''

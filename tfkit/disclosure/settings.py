@@ -24,12 +24,17 @@ class DisclosureSettings:
     quasi_identifiers: tuple[str, ...] = DEFAULT_QUASI_IDENTIFIERS
     sensitive: str | tuple[str, ...] | None = None  # with l: l-diversity of these columns in every class
     l: int = 2
-    max_suppression: float = 0.05  # generalise: the largest share of records whose values may be suppressed
+    # generalise: the levels are the least widened at which every table needs at most
+    # `target_suppression` of its records blanked; only when even the widest levels need more is
+    # suppression allowed up to `max_suppression` (a limit: beyond it the run stops)
+    target_suppression: float = 0.05
+    max_suppression: float = 0.10
 
     def keywords(self) -> dict:
-        """tfkit.disclosure.apply_policy's keyword arguments."""
+        """tfkit.disclosure.partners.control_tables's keyword arguments."""
         return {"quasi_identifiers": self.quasi_identifiers, "k": self.k, "sensitive": self.sensitive, "l": self.l,
-                "max_suppression": self.max_suppression}
+                "max_suppression": self.max_suppression,
+                "target_suppression": min(self.target_suppression, self.max_suppression)}
 
     def check_columns(self, columns: Sequence[str], *, file: str | Path | None = None, table: str = "person table") -> None:
         """Every quasi-identifier a column of `table` (as pseudonymisation will write it) or derivable

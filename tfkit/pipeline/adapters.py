@@ -224,8 +224,11 @@ def disclosure_check(tables: dict[str, pl.DataFrame], person: str, settings) -> 
     max_suppression blanked, raises DisclosureRiskTooHigh (exit 1)."""
     from tfkit.disclosure.partners import control_tables
 
-    published, outcome, records = control_tables(tables, person, settings.policy, **settings.keywords())
-    return published, {**outcome.to_dict(), "published": records[person], "tables": records}
+    keywords = settings.keywords()
+    published, outcome, records = control_tables(tables, person, settings.policy, **keywords)
+    return published, {**outcome.to_dict(), "max_suppression": keywords["max_suppression"],
+                       "target_suppression": keywords["target_suppression"],
+                       "published": records[person], "tables": records}
 
 
 def render_report(path: Path, report) -> Path:
