@@ -69,3 +69,22 @@ def test_control_tables_counts_people_in_partner_tables():
                                         quasi_identifiers=QIS, k=10, sensitive=None, l=2, max_suppression=1.0)
     assert records["police"]["people"] == 4 and records["police"]["records_suppressed"] == 12
     assert records["police"]["k_anonymous"] and tables["police"]["sex"].null_count() == 12
+
+
+def test_verify_warns_on_a_package_made_when_classes_counted_records(tmp_path):
+    from tests.test_package_fixtures import make_bag, manifest_for, signing_pair
+    from tfkit.disclosure.verification import published_summary, verify_published
+
+    police = _police(4, 3)  # 12 records of 4 people: k-anonymous for k=10 only by records
+    old = {k: v for k, v in published_summary("generalise", check(police, QIS, k=10, person_key=()), 2).items()
+           if k not in ("person_key", "people")}
+    assert old["k_anonymous"]
+    key, _ = signing_pair(tmp_path / "keys")
+    package = make_bag(tmp_path / "pkg", key, manifest=manifest_for(police.height))
+    police.write_parquet(package / "data" / "person.parquet")
+    status, message, _ = verify_published(package, {"disclosure": {"published": old, "tables": {"person": old}}})
+    assert status == "warn" and "counting people" in message and "12 records" in message, message
+    # recorded with its person key, the same data is judged by people: not k-anonymous, as recorded
+    new = published_summary("generalise", check(police, QIS, k=10), 2)
+    status, message, _ = verify_published(package, {"disclosure": {"published": new, "tables": {"person": new}}})
+    assert status == "fail" and "NOT k-anonymous" in message

@@ -77,17 +77,27 @@ def person_key_columns(columns: Sequence[str]) -> tuple[str, ...]:
     return tuple(c for c in PERSON_KEYS if c in present)
 
 
+def labelling_columns(lf: pl.LazyFrame, key: Sequence[str]) -> tuple[str, ...]:
+    """The person keys `with_person_label` reads: only the first when it is on every row (the person
+    table: nothing to join, and a million rows need not read four more pseudonym columns)."""
+    key = tuple(key)
+    if len(key) > 1 and not lf.select(pl.col(key[0]).is_null().any()).collect().item():
+        return key[:1]
+    return key
+
+
 def with_person_label(lf: pl.LazyFrame, key: Sequence[str]) -> pl.LazyFrame:
     """`lf` with a `__person` label: rows with the same label are one person. The first key present on
     the row (else the row number), then, unless the first key is on every row, each further key joins
     the rows sharing it under their smallest label (one pass: rows linked through a chain of two
     other keys may stay apart, which counts a person twice only where the table itself is unsure)."""
     rows = pl.format("row {}", pl.int_range(pl.len(), dtype=pl.UInt32))
+    key = labelling_columns(lf, key)
     if not key:
         return lf.with_columns(rows.alias(PERSON))
+    if len(key) == 1:
+        return lf.with_columns(pl.col(key[0]).cast(pl.String).fill_null(rows).alias(PERSON))
     lf = lf.with_columns(pl.coalesce(*[pl.col(c).cast(pl.String) for c in key], rows).alias(PERSON))
-    if len(key) == 1 or not lf.select(pl.col(key[0]).is_null().any()).collect().item():
-        return lf
     for column in key[1:]:
         lf = lf.with_columns(pl.when(pl.col(column).is_not_null()).then(pl.col(PERSON).min().over(column))
                              .otherwise(pl.col(PERSON)).alias(PERSON))
@@ -245,8 +255,9 @@ def check(
     for c in who:
         if c not in columns:
             raise UsageError(f"person key {c!r} is not a column of the data", column=c)
+    read = labelling_columns(lf, who)
     base = with_person_label(lf.select(*[q.expr.alias(q.name) for q in qis], *[pl.col(s) for s in sens],
-                                       *[pl.col(c) for c in who if c not in keys and c not in sens]), who)
+                                       *[pl.col(c) for c in read if c not in keys and c not in sens]), read)
     base = base.select(*keys, *sens, PERSON).cache()
 
     classes_q = equivalence_classes(base, keys, sens)

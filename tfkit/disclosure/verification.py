@@ -122,6 +122,14 @@ def _verify_table(table: Path, published: dict[str, Any]) -> tuple[str, str, lis
     summary = (f"k={published['k']} over {qis}: smallest class {found['smallest_class']}"
                + (" people" if report.person_key else "") + ", "
                f"{found['share_below_k']:.1%} of {found['records']:,} records in classes below k")
+    if report.passed and not key and person_key_columns(frame.columns):
+        by_people = check(frame, published["quasi_identifiers"], k=int(published["k"]),
+                          sensitive=published.get("sensitive") or None, l=int(published.get("l") or 2))
+        if not by_people.passed:  # made before classes counted people: say what counting people finds
+            return WARN, (f"k-anonymous by records as recorded ({summary}), but counting people (by "
+                          f"{', '.join(by_people.person_key)}) {by_people.records_at_risk:,} records are in classes "
+                          "of fewer than k people: the package was made by a tfkit that counted records; "
+                          "remake it before release"), []
     if report.passed:
         return PASS, f"k-anonymous as recorded ({summary})", []
     if published.get("policy") in ("fail", "generalise"):
