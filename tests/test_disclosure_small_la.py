@@ -37,6 +37,9 @@ def small_la(tmp_path_factory):
 def test_the_default_config_ships_a_small_las_return_that_passes_its_own_check(small_la):
     out, config, res = small_la
     assert res.exit_code == 0, res.output
+    for name in ("person", *PARTNERS):  # the summary says classes count people, and what was blanked
+        line = next(x for x in res.stdout.splitlines() if x.startswith(f"  disclosure, {name}: k-anonymous"))
+        assert " people, " in line and "blanked" in line, line
     package = load_config(config).package_dir
     report = verify_package(package, public_key=out / "keys" / "demo-signing.pub")
     assert report.ok, [(c.code, c.message) for c in report.checks if c.status != "pass"]

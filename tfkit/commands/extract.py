@@ -93,7 +93,9 @@ def _print_disclosure(con, disclosure: dict) -> None:
             con.print(f"  disclosure, {name}: no records", markup=False)
             continue
         facts = (f"k={published['k']} over {', '.join(published['quasi_identifiers'])}: smallest class "
-                 f"{published['smallest_class']}, {published['share_below_k']:.1%} of records in classes below k")
+                 f"{published['smallest_class']}{' people' if published.get('person_key') else ''}, "
+                 f"{published['share_below_k']:.1%} of records in classes below k"
+                 + (f", {published['share_suppressed']:.1%} blanked" if published.get("share_suppressed") else ""))
         if published.get("k_anonymous"):
             con.print(f"  disclosure, {name}: k-anonymous ({facts})", markup=False)
         else:
