@@ -90,4 +90,4 @@ def test_past_the_target_the_levels_blanking_least_are_taken_up_to_the_limit():
     # 15 of 115 (13%) is past the limit: refused, naming the table
     with pytest.raises(DisclosureRiskTooHigh, match="of police") as err:
         control_tables(_frames(15), "person", "generalise", max_suppression=0.10, target_suppression=0.05, **kw)
-    assert "more than max_suppression = 10%" in err.value.message
+    assert "more than max_suppression = 10%" in err.value.message and "leave the police extract out" in err.value.hint

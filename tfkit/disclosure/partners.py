@@ -164,7 +164,7 @@ def _partners(tables: dict[str, pl.DataFrame], person: str, person_frame: pl.Dat
         removed = [f"{g.quasi_identifier} {REMOVED}" for g in outcome.generalised
                    if g.level == REMOVED and g.quasi_identifier in {q.name for q in qis}]
         refuse_oversuppression(blanked, published.height, max_suppression, k, [*names, *removed], table=name,
-                               widest=True)
+                               widest=True, partner=True)
         lines.append({"message": f"disclosure ({name}): at the {person} table's levels ({', '.join(names)}); suppressed "
                                  f"the quasi-identifiers of {blanked:,} records ({with_person:,} as their person's "
                                  f"were, {partner.records_suppressed:,} in classes below k)",

@@ -116,7 +116,8 @@ class DisclosureOutcome:
 
 
 def refuse_oversuppression(suppressed: int, records: int, max_suppression: float, k: int,
-                           quasi_identifiers: Sequence[str], table: str | None = None, *, widest: bool = False) -> None:
+                           quasi_identifiers: Sequence[str], table: str | None = None, *, widest: bool = False,
+                           partner: bool = False) -> None:
     """`max_suppression` is a limit: blanking the quasi-identifiers of more than that share of the
     records would publish a table with little left in it, so the run stops (exit 1) instead.
     `widest`: `quasi_identifiers` are the levels that blank the fewest records of every level the
@@ -134,6 +135,7 @@ def refuse_oversuppression(suppressed: int, records: int, max_suppression: float
                   "many blanked records is acceptable" if widest else
                   "coarsen the quasi-identifiers ([disclosure] quasi_identifiers: fewer or wider ones), or raise "
                   "[disclosure] max_suppression if that many blanked records is acceptable")
+                 + (f", or leave the {table} extract out of this return" if partner else "")
                  + " (run `tfkit disclosure check` on the table for the class-size distribution)",
         )
 
