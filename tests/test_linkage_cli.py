@@ -78,8 +78,8 @@ def test_cli_writes_outputs_deterministically(tmp_path, demo_files):
     for name in ("pairs.parquet", "clusters.parquet", "review.parquet", "model.json", "summary.json", "metrics.json"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     review = pl.read_parquet(outs[0] / "review.parquet")
-    # The default threshold (0.65) and review floor (0.1): docs/benchmarks.md, issue 11.
-    assert review["match_probability"].is_between(0.1, 0.65, closed="left").all()
+    # The default threshold (0.72) and review floor (0.1): docs/benchmarks.md, issue 11.
+    assert review["match_probability"].is_between(0.1, 0.72, closed="left").all()
     page = (outs[0] / "report.html").read_text()
     assert "<svg" in page and "https:" not in page and "http:" not in page.replace("http://www.w3.org", "")
 

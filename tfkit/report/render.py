@@ -190,6 +190,7 @@ _LINKAGE_TITLES = {
     "clean_sources": "Clean sources (one record per person)",
     "clusters_with_two_clean_records": "Clusters holding two records of a clean source",
     "conflicts_resolved": "Links dropped to keep clean sources clean",
+    "ambiguous_links_dropped": "Of those, a record's candidates in a clean source too close to call",
     "forced_links": "Pairs linked by a reviewer's decision",
     "forced_non_links": "Pairs kept apart by a reviewer's decision",
 }
