@@ -27,40 +27,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 HERE = Path(__file__).resolve().parent
 
 
 def sampled_rule_pairs(prepared, rule, mode: str, max_pairs: int, seed: int) -> pl.DataFrame:
-    """`blocking.rule_pairs(prepared, rule, mode)` when it has at most `max_pairs` pairs; else
-    `max_pairs` of them drawn uniformly without replacement, sorted, never making the others."""
-    from tfkit.linkage.blocking import _block_key, rule_pairs, sorted_runs
+    """Now tfkit's own: `blocking.sample_rule_pairs` (what the EM sessions call)."""
+    from tfkit.linkage.blocking import sample_rule_pairs
 
-    if rule.cross:  # not in the default sessions
-        return rule_pairs(prepared, rule, mode)
-    n_sources = len(prepared.sources)
-    rid, key = _block_key(prepared, rule.on)
-    source = prepared.codes("_source")[rid].astype(np.int64) if n_sources > 1 else np.zeros(len(rid), np.int64)
-    rid_bits = max(1, prepared.n.bit_length())
-    key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
-    code = np.sort(((key * n_sources + source) << rid_bits) | rid)
-    rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
-    block = group // n_sources
-    _, _, lo, hi = sorted_runs(block, group, mode)
-    runs = hi - lo
-    ends = np.cumsum(runs)
-    total = int(ends[-1]) if len(ends) else 0
-    if total <= max_pairs:
-        return rule_pairs(prepared, rule, mode)
-    picks = np.sort(np.random.default_rng(seed).choice(total, size=max_pairs, replace=False))
-    row = np.searchsorted(ends, picks, side="right")
-    partner = lo[row] + (picks - (ends[row] - runs[row]))
-    a, b = rid[row], rid[partner]
-    frame = pl.DataFrame({"rid_l": np.minimum(a, b), "rid_r": np.maximum(a, b)},
-                         schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
-    return frame.sort("rid_l", "rid_r")
+    return sample_rule_pairs(prepared, rule, mode, max_pairs, seed)
 
 
 def _rss(field: str) -> int:
@@ -79,12 +55,15 @@ def worker(folder: Path, how: str) -> None:
     linker = Linker(frames, LinkageModel.default(), mode="link")
     del frames
     model = linker.model
-    if how == "sampled":
-        s = model.settings
-        calls = iter(range(len(model.training)))
-        # the session's own seed, as estimate_m_em_sessions samples with seed + k
-        training.rule_pairs = lambda prepared, rule, mode: sampled_rule_pairs(
-            prepared, rule, mode, s.em_max_pairs, linker.seed + next(calls))
+    if how != "sampled":
+        # the earlier way: every pair of the rule made, then `em_max_pairs` of them sampled
+        from tfkit.linkage.blocking import rule_pairs
+
+        def made(prepared, rule, mode, max_pairs, seed):
+            pairs = rule_pairs(prepared, rule, mode)
+            return pairs.sample(max_pairs, seed=seed, shuffle=False) if pairs.height > max_pairs else pairs
+
+        training.sample_rule_pairs = made
     linker.training.estimate_u_using_random_sampling()
     base = _rss("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) from here: the sessions' own

@@ -518,3 +518,24 @@ def test_a_rule_over_its_budget_is_cut_and_warned():
     _, report = candidate_pairs(prepared, rule, "link", budget=30)
     warn_skipped(model, report.rules)
     assert any(w["code"] == "rule_budget" and "more than 25 pairs" in w["message"] for w in model.warnings)
+
+
+def test_em_session_pairs_are_sampled_without_making_every_pair():
+    # A session's rule on a date of birth makes ~N^2 pairs in a national file: drawn by index from
+    # the sort-based plan, never all made. Under the cap: exactly the rule's pairs.
+    from tfkit.linkage.blocking import rule_pairs, sample_rule_pairs
+
+    rng = np.random.default_rng(5)
+    frames = [pl.DataFrame({"record_id": [f"{s}-{i}" for i in range(300)],
+                            "surname": rng.choice(np.array(["Lee", "Ray", "Fox", "Ng", None], dtype=object), 300).tolist()})
+              for s in range(2)]
+    prepared = prepare(frames, ["a", "b"], {"surname": "surname"}, id_column="record_id")
+    rule = BlockingRule("surname", ("surname",))
+    for mode in ("link", "dedupe", "both"):
+        every = rule_pairs(prepared, rule, mode)
+        assert sample_rule_pairs(prepared, rule, mode, every.height, seed=1).equals(every)
+        sample = sample_rule_pairs(prepared, rule, mode, 500, seed=1)
+        assert sample.height == 500 and sample.unique().height == 500
+        assert sample.join(every, on=["rid_l", "rid_r"], how="anti").is_empty()  # every drawn pair is a pair
+        assert sample.equals(sample_rule_pairs(prepared, rule, mode, 500, seed=1))
+        assert not sample.equals(sample_rule_pairs(prepared, rule, mode, 500, seed=2))

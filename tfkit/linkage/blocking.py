@@ -212,11 +212,9 @@ def _block_key(prepared: Prepared, columns: tuple[str, ...]) -> tuple[np.ndarray
     return rid, key
 
 
-def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
-               ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
-    """Blocks by sorting: records ordered by (block, source, row), so each record's partners are one
-    contiguous run after it (link: the later sources of its block; dedupe: the rest of its source's
-    part of the block; both: the rest of its block), and the pairs are made with numpy ranges."""
+def _shared_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The records sharing a block of an equi rule with another record, sorted by (block, source,
+    row): their row positions, block ids and (block, source) group ids (both non-decreasing)."""
     n_sources = len(prepared.sources)
     rid, key = _block_key(prepared, rule.on)
     source = prepared.codes("_source")[rid].astype(np.int64) if n_sources > 1 else np.zeros(len(rid), np.int64)
@@ -232,7 +230,15 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     np.equal(block[1:], block[:-1], out=shared[1:])
     shared[:-1] |= shared[1:]
     code, block = code[shared], block[shared]
-    rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
+    return code & ((1 << rid_bits) - 1), block, code >> rid_bits
+
+
+def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
+               ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
+    """Blocks by sorting: records ordered by (block, source, row), so each record's partners are one
+    contiguous run after it (link: the later sources of its block; dedupe: the rest of its source's
+    part of the block; both: the rest of its block), and the pairs are made with numpy ranges."""
+    rid, block, group = _shared_blocks(prepared, rule)
     block_size, pairs, lo, hi = sorted_runs(block, group, mode)
     over, lowered = skipped_blocks(pairs, limit, budget)
     kept = ~over & (pairs > 0)
@@ -284,6 +290,30 @@ def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFram
     whatever the size of its block (EM training sessions)."""
     _, rid_l, rid_r = plan_rule(prepared, rule, mode, None)
     return pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r}, schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
+
+
+def sample_rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str, max_pairs: int, seed: int) -> pl.DataFrame:
+    """`rule_pairs` when the rule makes at most `max_pairs` pairs; else `max_pairs` of them drawn
+    uniformly without replacement (sorted), never making the others (EM sessions). A session's rule
+    on a date of birth makes ~N^2 pairs in a national file (6 billion at 10M x 10M): made and then
+    sampled, they took the driver's memory. From the sort-based plan: pair k is row r's
+    (k - start of r's run)-th partner, so a drawn index is a pair without a join."""
+    if rule.cross:  # a session on swapped names: made whole (not in the default sessions)
+        pairs = rule_pairs(prepared, rule, mode)
+        return pairs.sample(max_pairs, seed=seed, shuffle=False) if pairs.height > max_pairs else pairs
+    rid, block, group = _shared_blocks(prepared, rule)
+    _, _, lo, hi = sorted_runs(block, group, mode)
+    runs = hi - lo
+    ends = np.cumsum(runs)
+    total = int(ends[-1]) if len(ends) else 0
+    if total <= max_pairs:
+        return rule_pairs(prepared, rule, mode)
+    picks = np.sort(np.random.default_rng(seed).choice(total, size=max_pairs, replace=False))
+    row = np.searchsorted(ends, picks, side="right")
+    partner = lo[row] + (picks - (ends[row] - runs[row]))
+    a, b = rid[row], rid[partner]
+    return pl.DataFrame({"rid_l": np.minimum(a, b), "rid_r": np.maximum(a, b)},
+                        schema={"rid_l": pl.Int64, "rid_r": pl.Int64}).sort("rid_l", "rid_r")
 
 
 def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None

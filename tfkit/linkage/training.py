@@ -19,7 +19,7 @@ import polars as pl
 
 from tfkit.errors import UsageError
 
-from .blocking import comparisons_possible, rule_pairs, sample_records, scope_blocks
+from .blocking import comparisons_possible, sample_records, sample_rule_pairs, scope_blocks
 from .evaluate import training_problems, weights_out_of_order  # noqa: F401 - one home (evaluate), used from here too
 from .comparisons import NULL, Comparison, GridPairs, SimilarityTable, comparison_levels
 from .model import LinkageModel
@@ -246,9 +246,7 @@ def estimate_m_em_sessions(prepared: Prepared, model: LinkageModel, *, mode: str
     s = model.settings
     estimates: dict[str, list[np.ndarray]] = {c.name: [] for c in model.comparisons}
     for k, rule in enumerate(model.training):
-        pairs = rule_pairs(prepared, rule, mode)
-        if pairs.height > s.em_max_pairs:
-            pairs = pairs.sample(s.em_max_pairs, seed=seed + k, shuffle=False)
+        pairs = sample_rule_pairs(prepared, rule, mode, s.em_max_pairs, seed + k)
         fixed = comparisons_in_rule(model, rule.columns)
         free = [c for c in model.comparisons if c.name not in fixed]
         log = {"step": "m", "method": "expectation maximisation", "session": rule.name, "pairs": pairs.height,
