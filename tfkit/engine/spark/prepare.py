@@ -49,6 +49,8 @@ class SparkPrepared:
     tf: dict[str, np.ndarray] = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step of prepare_spark
+    inputs: dict[str, DataFrame] = field(default_factory=dict)  # the sources as given (with io.ROW)
+    keep: tuple[str, ...] = ()  # columns carried as given (a truth column), after `_record_id`
 
     @property
     def n(self) -> int:
@@ -57,14 +59,61 @@ class SparkPrepared:
     def source_sizes(self) -> list[int]:
         return list(self.sizes)
 
-    def local(self, columns) -> st.Prepared:
+    def local(self, columns, *, truth: str | None = None, ids_of_sources: tuple[int, ...] = (),
+              ids_named: pl.DataFrame | None = None) -> st.Prepared:
         """A driver-side `Prepared` with only `columns`' codes (int32 a record and column; no record
-        ids, no text): for the stages that still gather codes by row position on the driver."""
+        ids, no text): for the stages that still gather codes by row position on the driver.
+
+        What the link constraints and evaluation read on the driver, made on the cluster:
+        `truth`: that column as an integer code per record (the smallest `_rid` holding its value,
+        null where missing: equal codes exactly where the values are equal, so `truth_codes`,
+        `true_pairs` and the labels are the polars engine's); `_record_id` for the records of the
+        sources `ids_of_sources` (clean sources) and those `ids_named` names (`_source` index,
+        `_record_id`: a reviewer's decisions), null for every other record."""
+        from pyspark.sql.window import Window
+
         columns = [c for c in self.columns if c in set(columns)]
-        table = self.records.select("_rid", "_source", *columns).orderBy("_rid").toArrow()
+        df = self.records
+        extra = []
+        if ids_of_sources or (ids_named is not None and ids_named.height):
+            wanted = F.col("_source").isin(list(ids_of_sources)) if ids_of_sources else F.lit(False)
+            if ids_named is not None and ids_named.height:
+                named = self.records.sparkSession.createDataFrame(
+                    ids_named.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id").cast(pl.String))
+                    .unique().with_columns(pl.lit(True).alias("__named")).to_arrow())
+                df = df.join(F.broadcast(named), ["_source", "_record_id"], "left")
+                wanted = wanted | F.coalesce(F.col("__named"), F.lit(False))
+            extra.append(F.when(wanted, F.col("_record_id")).alias("_record_id"))
+        if truth:
+            extra.append(F.when(F.col(truth).isNotNull(), F.min("_rid").over(Window.partitionBy(truth)))
+                         .alias(truth))
+        table = df.select("_rid", "_source", *extra, *columns).orderBy("_rid").toArrow()
         frame = pl.from_arrow(table).with_columns(pl.col("_source").cast(pl.UInt16))
         return st.Prepared(frame=frame, sources=list(self.sources), vocab=dict(self.vocab), tf=dict(self.tf),
                            truncated=dict(self.truncated))
+
+    def band(self, rids: np.ndarray, columns: list[str]) -> tuple[st.Prepared, pl.DataFrame]:
+        """The records at row positions `rids` (sorted, distinct) only, collected from the cluster:
+        a `Prepared` whose row k is `rids[k]` (`_source`, `_record_id` and `columns`' codes) and the
+        same rows' `columns` as the sources gave them (text). What the review folder shows for its
+        band of pairs, without the other records on the driver."""
+        spark = self.records.sparkSession
+        wanted = F.broadcast(spark.createDataFrame(pa.table({"_rid": pa.array(rids, pa.int64())})))
+        coded = pl.from_arrow(self.records.join(wanted, "_rid").select(
+            "_rid", "_source", "_record_id", *[c for c in columns if c in self.columns]).orderBy("_rid").toArrow())
+        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        given = None
+        for i, df in enumerate(self.inputs.values()):
+            part = df.select((F.col(ROW) + F.lit(int(offsets[i]))).alias("_rid"),
+                             *[(F.col(f"`{c}`") if c in df.columns else F.lit(None)).cast("string").alias(c)
+                               for c in columns])
+            given = part if given is None else given.unionByName(part)
+        given = pl.from_arrow(given.join(wanted, "_rid").orderBy("_rid").toArrow())
+        frame = coded.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_rid"),
+                                   pl.col("_source").cast(pl.UInt16))
+        prepared = st.Prepared(frame=frame, sources=list(self.sources), vocab=dict(self.vocab), tf=dict(self.tf),
+                               truncated=dict(self.truncated))
+        return prepared, given.drop("_rid")
 
     def unpersist(self) -> None:
         self.records.unpersist()
@@ -155,9 +204,11 @@ def dense_rank(keys: DataFrame, column: str, alias: str) -> DataFrame:
 
 
 def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: dict[str, str], *,
-                  id_columns: dict[str, str], variants: st.NameVariants | None = None) -> SparkPrepared:
+                  id_columns: dict[str, str], variants: st.NameVariants | None = None,
+                  keep: tuple[str, ...] = ()) -> SparkPrepared:
     """`standardise.prepare` on the cluster. `sources`: each source's records with `io.ROW` (row
-    number in the source), every column of `fields` and its id column (`id_columns[source]`)."""
+    number in the source), every column of `fields` and its id column (`id_columns[source]`);
+    `keep`: columns carried as given (text) into the records (a truth column)."""
     from pyspark import StorageLevel
 
     import time
@@ -179,6 +230,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
                  for c in fields}
     parts = [df.select((F.col(ROW) + F.lit(int(offsets[i]))).alias("_rid"), F.lit(i).cast("int").alias("_source"),
                        F.col(id_columns[s]).cast("string").alias("_record_id"),
+                       *[F.col(f"`{c}`").cast("string").alias(c) for c in keep if c not in fields],
                        *[F.col(c).cast(raw_types[c]).alias(f"__in_{c}") for c in fields])
              for i, (s, df) in enumerate(sources.items())]
     raw = parts[0]
@@ -305,7 +357,8 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         last_name = max(codes_order.index(f"{c}_{st.NAME_DERIVED[-1]}") for c in name_columns)
         codes_order.insert(last_name + 1, "names_unordered")
     final_order = codes_order
-    records = records.select("_rid", "_source", "_record_id", *final_order).persist(StorageLevel.MEMORY_AND_DISK)
+    keep = tuple(c for c in keep if c not in fields)
+    records = records.select("_rid", "_source", "_record_id", *keep, *final_order).persist(StorageLevel.MEMORY_AND_DISK)
     records.count()
     if coded is not None:
         coded.unpersist()
@@ -329,7 +382,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
             total = arr.sum()
             tf[c] = arr / total if total else arr
     lap("term frequencies")
-    return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated, timings)
+    return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated, timings, dict(sources), keep)
 
 
 def shape_frames(sources: dict[str, DataFrame]) -> dict[str, pl.DataFrame]:
@@ -348,27 +401,39 @@ def shape_frames(sources: dict[str, DataFrame]) -> dict[str, pl.DataFrame]:
 
 
 def spark_linker(spark: SparkSession, sources: dict[str, DataFrame], model=None, *, mode=None, id_column=None,
-                 seed=None):
+                 seed=None, truth_column: str | None = None, clean: tuple[str, ...] = (), decisions=None):
     """A `Linker` whose records are prepared on the cluster (`prepare_spark`), and that
     `SparkPrepared`. The Linker's input checks run on `shape_frames`; its `prepared` is the driver
     view of the coded columns (`SparkPrepared.local`) for the stages that still gather codes by row
-    position on the driver or in broadcasts (training's samples and EM sessions, comparisons)."""
+    position on the driver or in broadcasts (training's samples and EM sessions, comparisons), with
+    the truth column's codes and the record ids of the `clean` sources and of the records a
+    reviewer's `decisions` name (what the link constraints and evaluation read on the driver)."""
     from tfkit.linkage.linker import Linker, _id_column
 
     shapes = shape_frames(sources)
     held: list[SparkPrepared] = []
+    names = list(sources)
 
-    def prepare_records(frames, names, fields, *, id_column, variants, keep=()):
+    def prepare_records(frames, names_, fields, *, id_column, variants, keep=()):
         # check_inputs added a missing optional column (compared as unknown) to the shapes: here too.
         inputs = {}
         for s, df in sources.items():
             absent = [c for c in fields if c not in df.columns]
             inputs[s] = df.select("*", *[F.lit(None).cast("string").alias(c) for c in absent])
         ids = {s: _id_column(f, s, id_column_wanted) for s, f in shapes.items()}
-        prepared = prepare_spark(spark, inputs, fields, id_columns=ids, variants=variants)
+        prepared = prepare_spark(spark, inputs, fields, id_columns=ids, variants=variants, keep=keep)
         held.append(prepared)
-        return prepared.local(prepared.columns)
+        named = None
+        if decisions is not None and decisions.height:
+            named = pl.concat([decisions.select(pl.col(f"source_{side}").cast(pl.String).alias("s"),
+                                                pl.col(f"record_id_{side}").cast(pl.String).alias("_record_id"))
+                               for side in ("l", "r")]).filter(pl.col("s").is_in(names)).select(
+                pl.col("s").replace_strict(names, list(range(len(names))), return_dtype=pl.Int32).alias("_source"),
+                "_record_id")
+        return prepared.local(prepared.columns, truth=truth_column,
+                              ids_of_sources=tuple(names.index(c) for c in clean if c in names), ids_named=named)
 
     id_column_wanted = id_column
-    linker = Linker(shapes, model, mode=mode, seed=seed, id_column=id_column, prepare_records=prepare_records)
+    linker = Linker(shapes, model, mode=mode, seed=seed, id_column=id_column, truth_column=truth_column,
+                    prepare_records=prepare_records)
     return linker, held[0]
