@@ -64,6 +64,21 @@ def test_prepare_spark_equals_polars_on_febrl4(spark):
     _compare(spark, febrl4_frames(500))
 
 
+def test_prepare_spark_joins_the_codes_when_the_values_are_many(spark, monkeypatch):
+    """Above `BROADCAST_LOOKUP_ROWS` distinct values the codes are joined by Spark (`_join_codes`)
+    instead of gathered from the broadcast lookup: the same records, vocabularies and term
+    frequencies; dates given as dates (not text) read back as dates on both paths."""
+    from tfkit.engine.spark import prepare
+
+    frames = febrl4_frames(300)
+    frames = {k: v.with_columns(pl.col("dob").str.to_date("%Y%m%d", strict=False)) for k, v in frames.items()}
+    assert frames["a"]["dob"].null_count() < frames["a"].height
+    _compare(spark, frames)
+    monkeypatch.setattr(prepare, "BROADCAST_LOOKUP_ROWS", 10)
+    got, _ = _compare(spark, frames)
+    assert "term frequencies" in got.timings  # the records' aggregation, not the lookup's counts
+
+
 
 def test_read_sources_spark_gives_the_polars_readers_text(spark, tmp_path):
     """Parquet read by Spark (a file and a folder of parts): every column as text as

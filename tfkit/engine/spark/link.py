@@ -889,6 +889,33 @@ def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
     return write_review_folder(local, Path(out))
 
 
+def _report_view(result: SparkLinkResult, figures):
+    """The linker and figures the report renders: as they are, or (records prepared on the cluster)
+    with the sample pairs' records alone collected for their ids (`SparkPrepared.band`), renumbered."""
+    import copy
+    from dataclasses import replace
+
+    if result.records is None:
+        return result.linker, figures
+    samples = figures.samples
+    rids = np.unique(np.concatenate([samples.get_column(c).to_numpy() for c in ("rid_l", "rid_r")])).astype(np.int64)
+    band, _ = result.records.band(rids, [])
+    view = copy.copy(result.linker)
+    view.prepared = _SourcesView(band, result.linker.prepared)
+    renumber = lambda c: pl.Series(c, np.searchsorted(rids, samples.get_column(c).to_numpy()), dtype=pl.Int64)  # noqa: E731
+    return view, replace(figures, samples=samples.with_columns(renumber("rid_l"), renumber("rid_r")))
+
+
+class _SourcesView:
+    """A few records' `Prepared` (`frame`) reporting the whole job's sources and their sizes."""
+
+    def __init__(self, few, whole):
+        self.frame, self.sources, self._sizes = few.frame, whole.sources, whole.source_sizes()
+
+    def source_sizes(self) -> list[int]:
+        return list(self._sizes)
+
+
 def _band_linker(result: SparkLinkResult, band: pl.DataFrame):
     """The review band's pairs and what `review.review_table` reads of a Linker (`prepared`: ids and
     codes; `inputs`: the values as given) for the band's records alone, collected from the cluster
@@ -943,7 +970,8 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
             from tfkit.linkage.report import write_figures_report
 
             figures = report_figures_spark(result.linker, result, result.scored)
-            written.append(write_figures_report(report, result.linker, figures, summary, metrics=result.metrics,
+            linker, figures = _report_view(result, figures)
+            written.append(write_figures_report(report, linker, figures, summary, metrics=result.metrics,
                                                 threshold=result.threshold))
     finally:
         delete_path(spark, checkpoints if settings.checkpoint_dir else base)
