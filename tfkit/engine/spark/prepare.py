@@ -402,8 +402,9 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
     cschema = StructType([StructField("f", IntegerType()), StructField("_h", LongType()), StructField("n", LongType()),
                           *[StructField(f"c{j}", IntegerType()) for j in range(n_c)]])
     code_table = cleaned.mapInArrow(_code_all(plan, shared), cschema)
-    small = pl.from_arrow(code_table.limit(BROADCAST_LOOKUP_ROWS + 1).toArrow())
-    lookup = _lookup(plan, small) if small.height <= BROADCAST_LOOKUP_ROWS else None
+    # (A count of the cached table, then one collect: `limit` would collect in growing rounds of jobs.)
+    small = pl.from_arrow(code_table.toArrow()) if cleaned.count() <= BROADCAST_LOOKUP_ROWS else None
+    lookup = _lookup(plan, small) if small is not None else None
     lap("code tables")
     tf: dict[str, np.ndarray] = {}
     if lookup is not None:
