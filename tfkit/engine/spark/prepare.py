@@ -243,12 +243,12 @@ def _code_all(plan: list[_Field], shared):
                         codes.append(_codes(part.get_column(f"s{j}"), vocab["_names" if f.names else o]))
                 if f.names:
                     codes += [derived[s].gather(codes[0]) for s in NAME_DERIVED]
-                parts.append(part.select("f", "_h", "n").with_columns(
+                parts.append(part.select("f", "_raw", "_h", "n").with_columns(
                     **{f"c{j}": c.cast(pl.Int32) for j, c in enumerate(codes)}))
-            frame = pl.concat(parts, how="diagonal_relaxed") if parts else t.select("f", "_h", "n")
+            frame = pl.concat(parts, how="diagonal_relaxed") if parts else t.select("f", "_raw", "_h", "n")
             frame = frame.with_columns(*[pl.lit(None, pl.Int32).alias(c) for c in (f"c{j}" for j in range(n_c))
                                          if c not in frame.columns])
-            yield from frame.select("f", "_h", "n", *[f"c{j}" for j in range(n_c)]).to_arrow(
+            yield from frame.select("f", "_raw", "_h", "n", *[f"c{j}" for j in range(n_c)]).to_arrow(
                 compat_level=pl.CompatLevel.oldest()).to_batches()
 
     return run
@@ -399,11 +399,12 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
 
     # The distinct values' codes (by raw value's hash) and records, collected when they are few.
     shared = spark.sparkContext.broadcast((vocab, derived))
-    cschema = StructType([StructField("f", IntegerType()), StructField("_h", LongType()), StructField("n", LongType()),
+    cschema = StructType([StructField("f", IntegerType()), StructField("_raw", StringType()),
+                          StructField("_h", LongType()), StructField("n", LongType()),
                           *[StructField(f"c{j}", IntegerType()) for j in range(n_c)]])
     code_table = cleaned.mapInArrow(_code_all(plan, shared), cschema)
     # (A count of the cached table, then one collect: `limit` would collect in growing rounds of jobs.)
-    small = pl.from_arrow(code_table.toArrow()) if cleaned.count() <= BROADCAST_LOOKUP_ROWS else None
+    small = pl.from_arrow(code_table.drop("_raw").toArrow()) if cleaned.count() <= BROADCAST_LOOKUP_ROWS else None
     lookup = _lookup(plan, small) if small is not None else None
     lap("code tables")
     tf: dict[str, np.ndarray] = {}
@@ -419,8 +420,7 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         records = _coding_pass(spark, raw, plan, lookup, offsets, keep, order, unordered,
                                vocab.get("_names"))
     else:
-        records = _join_codes(spark, raw, plan, cleaned, code_table, offsets, keep, order, unordered,
-                              vocab.get("_names"))
+        records = _join_codes(raw, plan, code_table, offsets, keep, order, unordered, vocab.get("_names"))
     records = records.persist(StorageLevel.MEMORY_AND_DISK)
     records.count()
     lap("records coded")
@@ -526,13 +526,13 @@ def _pair_key(lookup: _Lookup, batch, a: int, b: int, size: int) -> tuple[np.nda
     return np.minimum(ca, cb) * size + np.maximum(ca, cb), ca != st.NULL
 
 
-def _join_codes(spark, raw: DataFrame, plan, cleaned, code_table, offsets, keep, order, unordered,
-                names_vocab) -> DataFrame:
+def _join_codes(raw: DataFrame, plan, code_table, offsets, keep, order, unordered, names_vocab) -> DataFrame:
     """The records coded by Spark joins (many distinct values, or a hash collision): each field's
     codes joined by raw value (a shuffle a field), the unordered name pair ranked by `dense_rank`."""
     from pyspark import StorageLevel
 
-    with_raw = cleaned.select("f", "_h", "_raw").join(code_table, ["f", "_h"])
+    # Each distinct value's codes once (cached: every field's join reads them), joined by value.
+    with_raw = code_table.persist(StorageLevel.MEMORY_AND_DISK)
     records = raw.select((F.col(ROW) + F.element_at(F.array(*[F.lit(int(o)) for o in offsets]),
                                                     F.col("_source") + 1)).alias("_rid"), "*")
     for f in plan:
