@@ -57,10 +57,11 @@ def read_sources_spark(spark, paths, mapping: dict[str, str] | None = None, *, r
 
 
 def _check_mapping_used(mapping: dict[str, str], used: set[str]) -> None:
+    from tfkit.linkage.inputs import unknown_map_column
+
     unused = [old for old in mapping if old not in used]
     if unused:
-        raise InputFileError(f"--map names column {unused[0]!r}, which no input file has", column=unused[0],
-                             hint="check the spelling and case of the column header")
+        raise unknown_map_column(unused[0], None)
 
 
 def _read_as_text(spark, path, mapping: dict[str, str], used: set[str]):
@@ -68,7 +69,10 @@ def _read_as_text(spark, path, mapping: dict[str, str], used: set[str]):
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
+    from tfkit.linkage.inputs import check_map_targets
+
     df, n = _numbered(spark, as_uri(path))
+    check_map_targets([c for c in df.columns if c != ROW], {o: m for o, m in mapping.items() if o in df.columns}, path)
     cols = []
     for f in df.schema.fields:
         if f.name == ROW:
@@ -122,7 +126,7 @@ def read_link_sources(spark, paths, *, schemas: list[str] | None, mapping: dict[
     import polars as pl
 
     from tfkit.errors import UsageError
-    from tfkit.linkage.inputs import read_sources, source_names
+    from tfkit.linkage.inputs import check_map_targets, read_sources, source_names
 
     texts = [as_uri(p) for p in paths]
     names = source_names([Path(t) for t in texts])
@@ -149,10 +153,13 @@ def read_link_sources(spark, paths, *, schemas: list[str] | None, mapping: dict[
     driver = [i for i, s in enumerate(by_spark) if not s]
     if driver:
         sub_schemas = schemas if not schemas or len(schemas) == 1 else [schemas[i] for i in driver]
-        tables = read_sources([Path(texts[i]) for i in driver], schemas=sub_schemas, keep=keep)
+        every = len(driver) == len(texts)  # all on the driver: exactly the polars engine's reading
+        tables = read_sources([Path(texts[i]) for i in driver], schemas=sub_schemas, keep=keep,
+                              mapping=mapping if every else {})
         for i, t in zip(driver, tables):
-            present = [old for old in mapping if old in t.frame.columns]
-            used.update(present)
+            present = [] if every else [old for old in mapping if old in t.frame.columns]
+            used.update(mapping if every else present)
+            check_map_targets(t.frame.columns, {old: mapping[old] for old in present}, t.path)
             out[names[i]] = t.frame.rename({old: mapping[old] for old in present})
             inputs[names[i]] = {"source": names[i], "file": str(t.path), "rows_read": t.rows_read,
                                 "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded}
