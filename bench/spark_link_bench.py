@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/spark_link_bench.py --size 1000000      # demo cohort x partners, 1M each
     .venv/bin/python bench/spark_link_bench.py --size 100000 --clean-and-report   # with --clean, --report
+    .venv/bin/python bench/spark_link_bench.py --size 10000000   # ten LAs' 1M generations (national_corpus.py)
 
 Both run the CLI in their own process on the same Parquet files (bench/linkage_bench.py's corpus
-and scorer: demo generator, seed 1), with the default model and seed: wall time and peak RSS from
+and scorer: demo generator, seed 1; above 1M people, bench/national_corpus.py's corpus of several
+LAs' generations, streamed chunk by chunk), with the default model and seed: wall time and peak RSS from
 /usr/bin/time -v (for Spark, the Python driver's and the JVM's are reported apart: the JVM is a
 child of the driver), F1 against the generator's truth. The engines' pairs must be equal; the
 script checks it.
@@ -27,6 +29,7 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from linkage_bench import corpus_data, score  # noqa: E402
+from national_corpus import CHUNK_PEOPLE, national_corpus  # noqa: E402
 
 TFKIT = str(Path(sys.executable).with_name("tfkit"))
 
@@ -66,7 +69,10 @@ def main() -> None:
     folder = HERE / "out" / f"spark_link_{args.size}"
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "truth.parquet").exists():
-        corpus_data("demo", folder, args.size)
+        if args.size > CHUNK_PEOPLE:  # more than one LA's generation
+            national_corpus(folder, args.size)
+        else:
+            corpus_data("demo", folder, args.size)
     inputs = [str(folder / "left.parquet"), str(folder / "right.parquet")]
     results = {}
     for engine in ("polars", "spark"):
