@@ -187,15 +187,16 @@ def test_pseudonymise_cli_spark_equals_polars(spark, tmp_path, contract_key_file
 # --------------------------------------------------------------------------- link
 
 
-def _assert_link_engines_agree(spark, frames, tmp_path, salt_above=2, **kw):
+def _assert_link_engines_agree(spark, frames, tmp_path, salt_above=2, prepare="driver", **kw):
     from tfkit.engine.spark.link import link_spark
     from tfkit.linkage import link
 
     import copy
 
     want = link(frames, **copy.deepcopy(kw))  # each engine trains its own copy of the model
-    got = link_spark(spark, frames, checkpoint_dir=str(tmp_path / "ck"), salt_above=salt_above, **copy.deepcopy(kw))
-    assert got.linker.model is not want.model
+    got = link_spark(spark, frames, checkpoint_dir=str(tmp_path / "ck"), salt_above=salt_above, prepare=prepare,
+                     **copy.deepcopy(kw))
+    assert got.linker.model is not want.model and got.summary()["prepared_on"] == prepare
     pairs = pl.from_arrow(got.pairs.toArrow())
     assert pairs.columns == want.pairs.columns and pairs.height == want.pairs.height > 0
     ids = ["source_l", "record_id_l", "source_r", "record_id_r"]

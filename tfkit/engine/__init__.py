@@ -8,6 +8,7 @@ job asks for it (`--engine spark` or `[engine] kind = "spark"` in the config).
     kind = "spark"                  # or "polars" (the default)
     master = "local[*]"             # local[N] | spark://host:7077 | yarn | k8s://...
     checkpoint_dir = "hdfs:///tmp/tfkit"   # where each link-keys pass is checkpointed (optional)
+    prepare = "auto"                # link: standardise on the "driver", the "cluster", or "auto"
     [engine.spark]                  # any Spark setting, passed through unchanged
     "spark.executor.memory" = "8g"
     "spark.sql.shuffle.partitions" = 400
@@ -23,7 +24,10 @@ from tfkit import tomlfile
 from tfkit.errors import ConfigError, UsageError
 
 ENGINES = ("polars", "spark")
-ENGINE_KEYS = {"kind", "master", "app_name", "checkpoint_dir", "spark"}
+ENGINE_KEYS = {"kind", "master", "app_name", "checkpoint_dir", "prepare", "spark"}
+# Where `link` on Spark standardises the records (tfkit.engine.spark.link._prepared_linker): "auto"
+# puts it on the cluster for a Parquet folder or Hadoop path, or above AUTO_CLUSTER_RECORDS records.
+PREPARE = ("auto", "driver", "cluster")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class EngineSettings:
     master: str | None = None  # None: spark-submit's or the environment's master, else local[*]
     app_name: str = "tfkit"
     checkpoint_dir: str | None = None  # None: a folder next to the output
+    prepare: str = "auto"  # link: where standardisation runs (PREPARE)
     conf: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -48,12 +53,15 @@ def engine_from_table(table: "dict[str, Any] | tomlfile.Table", *, file: str | P
     kind = t.get("kind", str, "polars")
     if kind not in ENGINES:
         raise t.fail("kind", f"unknown engine {kind!r}", f"use one of: {', '.join(ENGINES)}")
+    prepare = t.get("prepare", str, "auto")
+    if prepare not in PREPARE:
+        raise t.fail("prepare", f"unknown value {prepare!r}", f"use one of: {', '.join(PREPARE)}")
     conf = t.table("spark").data
     if any(isinstance(v, (dict, list)) for v in conf.values()):
         raise t.fail("spark", "must be a table of Spark settings (name = value)", 'e.g. "spark.executor.memory" = "8g"')
     return EngineSettings(
         kind=kind, master=t.get("master", str, None), app_name=t.get("app_name", str, "tfkit"),
-        checkpoint_dir=t.get("checkpoint_dir", str, None),
+        checkpoint_dir=t.get("checkpoint_dir", str, None), prepare=prepare,
         conf={str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()},
     )
 

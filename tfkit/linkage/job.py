@@ -59,18 +59,13 @@ def run_link_job(job: LinkJob) -> dict[str, Any]:
     job.check()
     mode = job.mode or ("link" if len(job.sources) > 1 else "dedupe")
     model = LinkageModel.load(job.model)
+    decisions = load_decisions(link_review_folder(job.out) / STORE_NAME)
+    if job.engine is not None and job.engine.is_spark:  # reads its sources itself (Parquet folders, HDFS)
+        from tfkit.engine.spark.link import run_link_job_spark
+
+        return run_link_job_spark(job, model, mode=mode, decisions=decisions)
     tables = read_sources(job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else ())
     frames = {t.name: t.frame for t in tables}
-    decisions = load_decisions(link_review_folder(job.out) / STORE_NAME)
-    if job.engine is not None and job.engine.is_spark:
-        from tfkit.engine.spark.link import link_job
-
-        summary = link_job(frames, str(job.out), model, mode=mode, threshold=job.threshold,
-                           review_lower=job.review_lower, seed=job.seed, settings=job.engine, truth=job.truth,
-                           train_on_labels=job.train_on_labels, one_to_one=job.one_to_one, clean=job.clean,
-                           decisions=decisions, report=job.report)
-        summary["inputs"] = _inputs(tables)
-        return summary
     result = link(frames, model, mode=mode, threshold=job.threshold, review_lower=job.review_lower,
                   truth_column=job.truth, train_on_labels=job.train_on_labels, one_to_one=job.one_to_one,
                   seed=job.seed, clean=job.clean, decisions=decisions)

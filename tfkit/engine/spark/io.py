@@ -38,57 +38,177 @@ def is_parquet_source(path) -> bool:
         return False
 
 
-def read_sources_spark(spark, paths, mapping: dict[str, str] | None = None) -> dict:
+def read_sources_spark(spark, paths, mapping: dict[str, str] | None = None, *, rows: dict | None = None) -> dict:
     """Each Parquet source read by Spark (never by polars on the driver), with the row number `ROW`
     and every column as text, as `tfkit.io.read_table` gives a Parquet file to the polars engine
     (dates as yyyy-MM-dd, times as HH:mm:ss, timestamps as yyyy-MM-dd HH:mm:ss); `mapping` renames
-    columns as `--map` does. Keyed by source name (`linkage.inputs.source_names`)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
+    columns as `--map` does. Keyed by source name (`linkage.inputs.source_names`); `rows`, when
+    given, gets each source's number of rows (counted while numbering them: no extra scan)."""
     from tfkit.linkage.inputs import source_names
 
     mapping = mapping or {}
     out, used = {}, set()
     for path, name in zip(paths, source_names([Path(str(p)) for p in paths])):
-        df = read_parquet(spark, as_uri(path), row_index=True)
-        cols = []
-        for f in df.schema.fields:
-            if f.name == ROW:
-                continue
-            c = F.col(f"`{f.name}`")
-            if isinstance(f.dataType, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
-                raise InputFileError(f"column {f.name!r} holds {f.dataType.simpleString()} values, not plain values",
-                                     hint="flatten the column before export", file=path, column=f.name)
-            if isinstance(f.dataType, T.DateType):
-                c = F.date_format(c, "yyyy-MM-dd")
-            elif isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType)):
-                c = F.date_format(c, "yyyy-MM-dd HH:mm:ss")
-            cols.append(c.cast("string").alias(mapping.get(f.name, f.name)))
-            used.update({f.name} & set(mapping))
-        if not cols:
-            raise InputFileError("has no columns", hint="export the extract again", file=path)
-        out[name] = df.select(F.col(ROW), *cols)
+        out[name], n = _read_as_text(spark, path, mapping, used)
+        if rows is not None:
+            rows[name] = n
+    _check_mapping_used(mapping, used)
+    return out
+
+
+def _check_mapping_used(mapping: dict[str, str], used: set[str]) -> None:
+    from tfkit.linkage.inputs import unknown_map_column
+
     unused = [old for old in mapping if old not in used]
     if unused:
-        raise InputFileError(f"--map names column {unused[0]!r}, which no input file has", column=unused[0],
-                             hint="check the spelling and case of the column header")
-    return out
+        raise unknown_map_column(unused[0], None)
+
+
+def _read_as_text(spark, path, mapping: dict[str, str], used: set[str]):
+    """One Parquet source as text columns with `ROW` (see `read_sources_spark`), and its rows."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from tfkit.linkage.inputs import check_map_targets
+
+    df, n = _numbered(spark, as_uri(path))
+    check_map_targets([c for c in df.columns if c != ROW], {o: m for o, m in mapping.items() if o in df.columns}, path)
+    cols = []
+    for f in df.schema.fields:
+        if f.name == ROW:
+            continue
+        c = F.col(f"`{f.name}`")
+        if isinstance(f.dataType, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
+            raise InputFileError(f"column {f.name!r} holds {f.dataType.simpleString()} values, not plain values",
+                                 hint="flatten the column before export", file=path, column=f.name)
+        if isinstance(f.dataType, T.DateType):
+            c = F.date_format(c, "yyyy-MM-dd")
+        elif isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType)):
+            c = F.date_format(c, "yyyy-MM-dd HH:mm:ss")
+        cols.append(c.cast("string").alias(mapping.get(f.name, f.name)))
+        used.update({f.name} & set(mapping))
+    if not cols:
+        raise InputFileError("has no columns", hint="export the extract again", file=path)
+    return df.select(F.col(ROW), *cols), n
+
+
+# Files the Spark engine never reads itself: on a non-local path they are refused (exit 2).
+DRIVER_ONLY_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls")
+
+
+def _is_remote(text: str) -> bool:
+    """A URI naming a Hadoop file system other than the local one (hdfs://, s3a://, abfss://, ...)."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/", text)
+    return bool(m) and m.group(1).lower() != "file" and not Path(text).exists()
+
+
+def _local_path(text: str) -> str:
+    """A `file:` URI as a local path (other text unchanged)."""
+    from urllib.parse import unquote, urlparse
+
+    if re.match(r"^file:/", text, re.IGNORECASE):
+        return unquote(urlparse(text).path)
+    return text
+
+
+def read_link_sources(spark, paths, *, schemas: list[str] | None, mapping: dict[str, str], keep: tuple[str, ...],
+                      prepare: str, cluster_records: int):
+    """`tfkit link`'s sources for the Spark engine: {name: polars frame or Spark DataFrame with `ROW`},
+    the summary's `inputs` rows, and where to prepare them ("driver" or "cluster").
+
+    A Parquet folder or a Hadoop path (hdfs://, s3a://, file://...) is read by Spark; with
+    `prepare = "driver"` it is then collected to the driver. A local file (CSV, Excel, Parquet) is
+    read on the driver by `linkage.inputs.read_sources`, as the polars engine reads it (through its
+    `--schema` when given), except a Parquet file when the records are prepared on the cluster.
+    "auto" prepares on the cluster when a source is a folder or Hadoop path, or when the sources
+    hold more than `cluster_records` records (Parquet footers and the rows read); else on the driver.
+    A CSV or Excel file on a non-local path is refused (exit 2)."""
+    import polars as pl
+
+    from tfkit.errors import UsageError
+    from tfkit.linkage.inputs import check_map_targets, read_sources, source_names
+
+    texts = [as_uri(p) for p in paths]
+    names = source_names([Path(t) for t in texts])
+    for text in texts:
+        if _is_remote(text) and text.rstrip("/").lower().endswith(DRIVER_ONLY_SUFFIXES):
+            raise UsageError("a CSV or Excel file on a non-local path: the Spark engine reads only Parquet files "
+                             "and folders there", file=text,
+                             hint="convert it to Parquet first (tfkit validate --quarantine writes "
+                                  "<stem>.valid.parquet), or give a local copy")
+    texts = [t if _is_remote(t) or not t.lower().endswith(DRIVER_ONLY_SUFFIXES) else _local_path(t) for t in texts]
+    distributed = [_is_remote(t) or t.lower().startswith("file:") or Path(t).is_dir() for t in texts]
+    if schemas and any(distributed):
+        raise UsageError("--schema validates a source on the driver: it takes files, not Parquet folders or "
+                         "Hadoop paths", hint="validate each extract first (tfkit validate --quarantine writes "
+                                              "<stem>.valid.parquet) and link those without --schema")
+    if prepare == "auto":
+        if any(distributed):
+            prepare = "cluster"
+        else:
+            footers = sum(_parquet_rows(t) for t in texts)
+            prepare = "cluster" if footers > cluster_records else "auto"
+    by_spark = [d or (prepare == "cluster" and not schemas and is_parquet_source(t)) for d, t in zip(distributed, texts)]
+    out, inputs, used = {}, {}, set()
+    driver = [i for i, s in enumerate(by_spark) if not s]
+    if driver:
+        sub_schemas = schemas if not schemas or len(schemas) == 1 else [schemas[i] for i in driver]
+        every = len(driver) == len(texts)  # all on the driver: exactly the polars engine's reading
+        tables = read_sources([Path(texts[i]) for i in driver], schemas=sub_schemas, keep=keep,
+                              mapping=mapping if every else {})
+        for i, t in zip(driver, tables):
+            present = [] if every else [old for old in mapping if old in t.frame.columns]
+            used.update(mapping if every else present)
+            check_map_targets(t.frame.columns, {old: mapping[old] for old in present}, t.path)
+            out[names[i]] = t.frame.rename({old: mapping[old] for old in present})
+            inputs[names[i]] = {"source": names[i], "file": str(t.path), "rows_read": t.rows_read,
+                                "rows_linked": t.frame.height, "rows_excluded_by_schema": t.excluded}
+    for i, s in enumerate(by_spark):
+        if s:
+            df, n = _read_as_text(spark, texts[i], mapping, used)
+            out[names[i]] = df if prepare != "driver" else pl.from_arrow(df.orderBy(ROW).drop(ROW).toArrow())
+            inputs[names[i]] = {"source": names[i], "file": texts[i], "rows_read": n, "rows_linked": n,
+                                "rows_excluded_by_schema": 0}
+    _check_mapping_used(mapping, used)
+    if prepare == "auto":
+        prepare = "cluster" if sum(inputs[n]["rows_linked"] for n in names) > cluster_records else "driver"
+    return {n: out[n] for n in names}, [inputs[n] for n in names], prepare
+
+
+def _parquet_rows(text: str) -> int:
+    """A local Parquet file's rows from its footer (0 for anything else: read on the driver first)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(text).metadata.num_rows if is_parquet_source(text) else 0
+    except Exception:  # not readable as Parquet: the reader gives the clear error
+        return 0
 
 
 def read_parquet(spark, path: str, *, row_index: bool = False):
     """A Parquet file or folder as a DataFrame. With `row_index`, a 0-based row number in the same
     order as the polars engine reads it (files in path order, rows in file order), column `ROW`."""
-    from pyspark.sql import functions as F
+    if not row_index:
+        return _load(spark, path)
+    return _numbered(spark, path)[0]
+
+
+def _load(spark, path: str):
     from pyspark.sql.utils import AnalysisException
 
     try:
-        df = spark.read.parquet(str(path))
+        return spark.read.parquet(str(path))
     except AnalysisException as err:
         kind = "not found" if "PATH_NOT_FOUND" in str(err) else "not a readable Parquet file or folder"
         raise InputFileError(kind, file=path, hint="give the Parquet output of tfkit pseudonymise") from None
-    if not row_index:
-        return df
+
+
+def _numbered(spark, path: str):
+    """The source with `ROW` (see `read_parquet`) and its number of rows (the per-file counts that
+    number the rows: no extra scan)."""
+    from pyspark.sql import functions as F
+
+    df = _load(spark, path)
     located = df.select("*", F.col("_metadata.file_path").alias("__file"),
                         F.col("_metadata.row_index").alias("__in_file"))
     sizes = sorted(located.groupBy("__file").count().collect(), key=lambda r: r["__file"])
@@ -97,10 +217,10 @@ def read_parquet(spark, path: str, *, row_index: bool = False):
         offsets.append((r["__file"], start))
         start += r["count"]
     if not offsets:
-        return df.select(F.lit(None).cast("long").alias(ROW), "*").limit(0)
+        return df.select(F.lit(None).cast("long").alias(ROW), "*").limit(0), 0
     starts = spark.createDataFrame(offsets, "__file string, __start long")
     return (located.join(F.broadcast(starts), "__file")
-            .select((F.col("__start") + F.col("__in_file")).alias(ROW), *[F.col(c) for c in df.columns]))
+            .select((F.col("__start") + F.col("__in_file")).alias(ROW), *[F.col(c) for c in df.columns])), start
 
 
 def write_parquet(df, path: str, *, statistics: bool = True) -> None:

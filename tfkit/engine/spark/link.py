@@ -87,6 +87,7 @@ class SparkLinkResult:
     link_stats: object = None       # clustering.LinkStats: what the link constraints did
     metrics: dict | None = None     # evaluation against the truth column (evaluate.evaluate's dict)
     scored: DataFrame | None = None  # scored pairs by row position (rid_l, rid_r): the report's figures
+    records: object = None  # prepare.SparkPrepared when the records were prepared on the cluster, else None
 
     def blocking_report(self):
         """The polars engine's `BlockingReport` (what the report's blocking section reads)."""
@@ -105,7 +106,7 @@ class SparkLinkResult:
         lk = self.linker
         metrics = None if self.metrics is None else {k: v for k, v in self.metrics.items() if k != "curve"}
         return {
-            "engine": "spark", "mode": lk.mode,
+            "engine": "spark", "mode": lk.mode, "prepared_on": "driver" if self.records is None else "cluster",
             "sources": dict(zip(lk.prepared.sources, lk.prepared.source_sizes())),
             **{k: v for k, v in self.counts.items() if k != "true_pairs_found"},
             "threshold": self.threshold, "review_lower": self.review_lower, "prior": lk.model.prior,
@@ -715,18 +716,82 @@ def _with_record_ids(shared, scored: DataFrame) -> DataFrame:
 
 
 
+# --------------------------------------------------------------------------- where the records are prepared
+
+# [engine] prepare = "auto": on the cluster when a source is a Parquet folder or a Hadoop path (it is
+# never read on the driver) or when the sources hold more records than this, which the driver
+# should not hold as a prepared frame (about 100 bytes a record, broadcast to every executor);
+# otherwise on the driver, faster at an LA's size (polars' prepare: 2.4 s at 1M x 1M).
+AUTO_CLUSTER_RECORDS = 5_000_000
+
+
+def _prepared_linker(spark: SparkSession, frames, model, *, mode, id_column, truth_column, seed, prepare: str,
+                     clean: tuple[str, ...], decisions):
+    """The Linker, and the `SparkPrepared` records when they are prepared on the cluster (None: on
+    the driver, as `Linker` does). `frames`: polars frames, or Spark DataFrames with `io.ROW` (read
+    by Spark: then always on the cluster); `prepare`: "driver", "cluster" or "auto" (by size)."""
+    from tfkit.engine.spark.prepare import spark_linker, with_row_index
+
+    on_spark = any(isinstance(f, DataFrame) for f in frames.values())
+    if prepare == "auto":
+        prepare = "cluster" if on_spark or sum(f.height for f in frames.values()) > AUTO_CLUSTER_RECORDS else "driver"
+    if prepare == "driver" and not on_spark:
+        return Linker(frames, model, mode=mode, id_column=id_column, truth_column=truth_column, seed=seed), None
+    sources = {s: f if isinstance(f, DataFrame) else with_row_index(spark, f) for s, f in frames.items()}
+    return spark_linker(spark, sources, model, mode=mode, id_column=id_column, seed=seed, truth_column=truth_column,
+                        clean=clean, decisions=decisions)
+
+
+def _ids_frame(spark: SparkSession, linker: Linker, records) -> DataFrame:
+    """(_rid, source, record_id) of every record: from the cluster's prepared records, or from the
+    driver's prepared frame."""
+    p = linker.prepared
+    if records is not None:
+        names = F.array(*[F.lit(s) for s in p.sources])
+        return records.records.select("_rid", F.element_at(names, F.col("_source") + 1).alias("source"),
+                                      F.col("_record_id").alias("record_id"))
+    return spark.createDataFrame(p.frame.select(
+        "_rid", pl.col("_source").replace_strict(list(range(len(p.sources))), p.sources, return_dtype=pl.String)
+        .alias("source"), pl.col("_record_id").alias("record_id")).to_arrow())
+
+
+def _id_adder(spark: SparkSession, linker: Linker, records):
+    """A function: scored pairs by row position -> the same pairs, ordered by (rid_l, rid_r), with
+    (source, record_id) for both sides instead (`predict.with_record_ids`' columns). Prepared on the
+    driver: the ids broadcast and gathered per partition; on the cluster: joined to the records."""
+    if records is None:
+        p = linker.prepared
+        shared = spark.sparkContext.broadcast((p.frame.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id")),
+                                               p.sources))
+        return lambda scored: _with_record_ids(shared, scored.orderBy("rid_l", "rid_r"))
+    ids = _ids_frame(spark, linker, records)
+
+    def add(scored: DataFrame) -> DataFrame:
+        rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
+        side = lambda s: ids.select(F.col("_rid").alias(f"rid_{s}"), F.col("source").alias(f"source_{s}"),  # noqa: E731
+                                    F.col("record_id").alias(f"record_id_{s}"))
+        return (scored.join(side("l"), "rid_l").join(side("r"), "rid_r").orderBy("rid_l", "rid_r")
+                .select("source_l", "record_id_l", "source_r", "record_id_r", *rest))
+
+    return add
+
+
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
                seed=None, id_column=None, checkpoint_dir: str, salt_above: int = 10_000,
                max_iterations: int = 64, truth_column: str | None = None, train_on_labels: bool = False,
-               one_to_one: bool = False, clean: tuple[str, ...] = (), decisions=None) -> SparkLinkResult:
+               one_to_one: bool = False, clean: tuple[str, ...] = (), decisions=None,
+               prepare: str = "auto") -> SparkLinkResult:
     """The whole job on Spark; the same pairs, weights, clusters, constraint counts and accuracy as
-    `tfkit.linkage.link` with the same arguments."""
+    `tfkit.linkage.link` with the same arguments. `frames`: polars frames, or Spark DataFrames with
+    `io.ROW` (`io.read_sources_spark`); `prepare`: where standardisation runs (`_prepared_linker`)."""
     import time
 
     from tfkit.linkage import clustering as clustering_stage
     from tfkit.linkage.evaluate import truth_codes
 
-    linker = Linker(frames, model, mode=mode, id_column=id_column, truth_column=truth_column, seed=seed)
+    linker, records = _prepared_linker(spark, frames, model, mode=mode, id_column=id_column,
+                                       truth_column=truth_column, seed=seed, prepare=prepare, clean=clean,
+                                       decisions=decisions)
     s = linker.model.settings
     threshold = s.threshold if threshold is None else threshold
     review_lower = s.review_lower if review_lower is None else review_lower
@@ -770,9 +835,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     labels, iterations = connected_components_spark(links, max_iterations=max_iterations)
 
     p = linker.prepared
-    ids = spark.createDataFrame(p.frame.select(
-        "_rid", pl.col("_source").replace_strict(list(range(len(p.sources))), p.sources, return_dtype=pl.String)
-        .alias("source"), pl.col("_record_id").alias("record_id")).to_arrow())
+    ids = _ids_frame(spark, linker, records)
     clusters = (ids.join(labels.withColumnRenamed("rid", "_rid"), "_rid", "left")
                 .withColumn("cluster_id", F.coalesce("label", "_rid"))
                 .withColumn("cluster_size", F.count("*").over(Window.partitionBy("cluster_id")))
@@ -787,8 +850,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
             linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
             threshold)
         linker.timings["evaluate"] = time.perf_counter() - t
-    shared = spark.sparkContext.broadcast((p.frame.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id")),
-                                           p.sources))
+    with_ids = _id_adder(spark, linker, records)
     band = (F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold)
     in_band = scored.where(band)
     if decisions is not None and decisions.height:  # a decided pair is not asked about again
@@ -796,15 +858,15 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
         in_band = in_band.join(F.broadcast(spark.createDataFrame(
             decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
             ["rid_l", "rid_r"], "left_anti")
-    pairs = _with_record_ids(shared, scored.orderBy("rid_l", "rid_r"))
-    review = _with_record_ids(shared, in_band.orderBy("rid_l", "rid_r"))
+    pairs = with_ids(scored)
+    review = with_ids(in_band)
     linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
     counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
               "review_pairs": review.count(),
               # records on no link are clusters of one
               "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
     return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
-                           link_stats, metrics, scored)
+                           link_stats, metrics, scored, records)
 
 
 def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
@@ -817,10 +879,54 @@ def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
     from tfkit.linkage.outputs import write_review_folder
 
     p_ = F.col("match_probability")
-    band = result.scored.where((p_ >= result.review_lower) & (p_ < result.threshold)).orderBy("rid_l", "rid_r")
-    local = LinkResult(pl.from_arrow(band.toArrow()), None, pl.from_arrow(result.review.toArrow()), None,
-                       result.linker.model, result.threshold, result.review_lower, linker=result.linker)
+    band = pl.from_arrow(result.scored.where((p_ >= result.review_lower) & (p_ < result.threshold))
+                         .orderBy("rid_l", "rid_r").toArrow())
+    linker = result.linker
+    if result.records is not None:  # prepared on the cluster: the band's records only, renumbered
+        band, linker = _band_linker(result, band)
+    local = LinkResult(band, None, pl.from_arrow(result.review.toArrow()), None,
+                       result.linker.model, result.threshold, result.review_lower, linker=linker)
     return write_review_folder(local, Path(out))
+
+
+def _report_view(result: SparkLinkResult, figures):
+    """The linker and figures the report renders: as they are, or (records prepared on the cluster)
+    with the sample pairs' records alone collected for their ids (`SparkPrepared.band`), renumbered."""
+    import copy
+    from dataclasses import replace
+
+    if result.records is None:
+        return result.linker, figures
+    samples = figures.samples
+    rids = np.unique(np.concatenate([samples.get_column(c).to_numpy() for c in ("rid_l", "rid_r")])).astype(np.int64)
+    band, _ = result.records.band(rids, [])
+    view = copy.copy(result.linker)
+    view.prepared = _SourcesView(band, result.linker.prepared)
+    renumber = lambda c: pl.Series(c, np.searchsorted(rids, samples.get_column(c).to_numpy()), dtype=pl.Int64)  # noqa: E731
+    return view, replace(figures, samples=samples.with_columns(renumber("rid_l"), renumber("rid_r")))
+
+
+class _SourcesView:
+    """A few records' `Prepared` (`frame`) reporting the whole job's sources and their sizes."""
+
+    def __init__(self, few, whole):
+        self.frame, self.sources, self._sizes = few.frame, whole.sources, whole.source_sizes()
+
+    def source_sizes(self) -> list[int]:
+        return list(self._sizes)
+
+
+def _band_linker(result: SparkLinkResult, band: pl.DataFrame):
+    """The review band's pairs and what `review.review_table` reads of a Linker (`prepared`: ids and
+    codes; `inputs`: the values as given) for the band's records alone, collected from the cluster
+    (`SparkPrepared.band`); row positions renumbered 0..k-1 in the same order."""
+    from types import SimpleNamespace
+
+    rids = np.unique(np.concatenate([band.get_column(c).to_numpy() for c in ("rid_l", "rid_r")])).astype(np.int64)
+    columns = list(dict.fromkeys(c.column for c in result.linker.model.comparisons))
+    prepared, given = result.records.band(rids, columns)
+    renumber = lambda c: pl.Series(c, np.searchsorted(rids, band.get_column(c).to_numpy()), dtype=pl.Int64)  # noqa: E731
+    return band.with_columns(renumber("rid_l"), renumber("rid_r")), SimpleNamespace(prepared=prepared, inputs=[given])
 
 
 # Folders of Parquet parts named as the polars engine's files (pairs.parquet, ...): review/ is the
@@ -830,7 +936,7 @@ OUTPUTS = ("pairs", "clusters", "review")
 
 def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_lower=None, seed=None,
              settings, truth: str | None = None, train_on_labels: bool = False, one_to_one: bool = False,
-             clean: tuple[str, ...] = (), decisions=None, report=None) -> dict:
+             clean: tuple[str, ...] = (), decisions=None, report=None, prepare: str | None = None) -> dict:
     """`tfkit link --engine spark`: run `link_spark`, write pairs.parquet/, clusters.parquet/ and
     review.parquet/ (folders of Parquet parts, the polars engine's names and columns), model.json, summary.json (metrics.json with a truth
     column) and the review folder, and the report when asked; drop the checkpoints."""
@@ -853,7 +959,8 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     try:
         result = link_spark(spark, frames, model, mode=mode, threshold=threshold, review_lower=review_lower,
                             seed=seed, checkpoint_dir=checkpoints, truth_column=truth, train_on_labels=train_on_labels,
-                            one_to_one=one_to_one, clean=tuple(clean), decisions=decisions)
+                            one_to_one=one_to_one, clean=tuple(clean), decisions=decisions,
+                            prepare=prepare or settings.prepare)
         for name in OUTPUTS:  # record ids: no min/max statistics in the footers (as the polars engine's)
             write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}.parquet", statistics=False)
         summary = result.summary()
@@ -863,7 +970,8 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
             from tfkit.linkage.report import write_figures_report
 
             figures = report_figures_spark(result.linker, result, result.scored)
-            written.append(write_figures_report(report, result.linker, figures, summary, metrics=result.metrics,
+            linker, figures = _report_view(result, figures)
+            written.append(write_figures_report(report, linker, figures, summary, metrics=result.metrics,
                                                 threshold=result.threshold))
     finally:
         delete_path(spark, checkpoints if settings.checkpoint_dir else base)
@@ -876,4 +984,23 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
             (Path(out) / name).write_text(json.dumps(data, indent=2, default=str) + "\n", "utf-8")
             summary["outputs"].append(str(Path(out) / name))
     summary["outputs"] += [str(p) for p in written]
+    return summary
+
+
+def run_link_job_spark(job, model, *, mode: str, decisions) -> dict:
+    """`tfkit link --engine spark` from the job's paths (`linkage.job.run_link_job` hands it over):
+    the sources read where they should be (`io.read_link_sources`: a Parquet folder or Hadoop path by
+    Spark, never on the driver), then `link_job`, prepared where `[engine] prepare` says."""
+    from tfkit.engine.spark.io import as_uri, read_link_sources
+    from tfkit.engine.spark.session import spark_session
+
+    spark = spark_session(job.engine)
+    frames, inputs, prepare = read_link_sources(
+        spark, job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else (),
+        prepare=job.engine.prepare, cluster_records=AUTO_CLUSTER_RECORDS)
+    summary = link_job(frames, as_uri(job.out), model, mode=mode, threshold=job.threshold,
+                       review_lower=job.review_lower, seed=job.seed, settings=job.engine, truth=job.truth,
+                       train_on_labels=job.train_on_labels, one_to_one=job.one_to_one, clean=job.clean,
+                       decisions=decisions, report=job.report, prepare=prepare)
+    summary["inputs"] = inputs
     return summary

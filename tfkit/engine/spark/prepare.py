@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import DateType, IntegerType, LongType, StringType, StructField, StructType
 
 from tfkit.engine.spark.io import ROW
 from tfkit.linkage import standardise as st
@@ -49,6 +49,8 @@ class SparkPrepared:
     tf: dict[str, np.ndarray] = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step of prepare_spark
+    inputs: dict[str, DataFrame] = field(default_factory=dict)  # the sources as given (with io.ROW)
+    keep: tuple[str, ...] = ()  # columns carried as given (a truth column), after `_record_id`
 
     @property
     def n(self) -> int:
@@ -57,14 +59,61 @@ class SparkPrepared:
     def source_sizes(self) -> list[int]:
         return list(self.sizes)
 
-    def local(self, columns) -> st.Prepared:
+    def local(self, columns, *, truth: str | None = None, ids_of_sources: tuple[int, ...] = (),
+              ids_named: pl.DataFrame | None = None) -> st.Prepared:
         """A driver-side `Prepared` with only `columns`' codes (int32 a record and column; no record
-        ids, no text): for the stages that still gather codes by row position on the driver."""
+        ids, no text): for the stages that still gather codes by row position on the driver.
+
+        What the link constraints and evaluation read on the driver, made on the cluster:
+        `truth`: that column as an integer code per record (the smallest `_rid` holding its value,
+        null where missing: equal codes exactly where the values are equal, so `truth_codes`,
+        `true_pairs` and the labels are the polars engine's); `_record_id` for the records of the
+        sources `ids_of_sources` (clean sources) and those `ids_named` names (`_source` index,
+        `_record_id`: a reviewer's decisions), null for every other record."""
+        from pyspark.sql.window import Window
+
         columns = [c for c in self.columns if c in set(columns)]
-        table = self.records.select("_rid", "_source", *columns).orderBy("_rid").toArrow()
+        df = self.records
+        extra = []
+        if ids_of_sources or (ids_named is not None and ids_named.height):
+            wanted = F.col("_source").isin(list(ids_of_sources)) if ids_of_sources else F.lit(False)
+            if ids_named is not None and ids_named.height:
+                named = self.records.sparkSession.createDataFrame(
+                    ids_named.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id").cast(pl.String))
+                    .unique().with_columns(pl.lit(True).alias("__named")).to_arrow())
+                df = df.join(F.broadcast(named), ["_source", "_record_id"], "left")
+                wanted = wanted | F.coalesce(F.col("__named"), F.lit(False))
+            extra.append(F.when(wanted, F.col("_record_id")).alias("_record_id"))
+        if truth:
+            extra.append(F.when(F.col(truth).isNotNull(), F.min("_rid").over(Window.partitionBy(truth)))
+                         .alias(truth))
+        table = df.select("_rid", "_source", *extra, *columns).orderBy("_rid").toArrow()
         frame = pl.from_arrow(table).with_columns(pl.col("_source").cast(pl.UInt16))
         return st.Prepared(frame=frame, sources=list(self.sources), vocab=dict(self.vocab), tf=dict(self.tf),
                            truncated=dict(self.truncated))
+
+    def band(self, rids: np.ndarray, columns: list[str]) -> tuple[st.Prepared, pl.DataFrame]:
+        """The records at row positions `rids` (sorted, distinct) only, collected from the cluster:
+        a `Prepared` whose row k is `rids[k]` (`_source`, `_record_id` and `columns`' codes) and the
+        same rows' `columns` as the sources gave them (text). What the review folder shows for its
+        band of pairs, without the other records on the driver."""
+        spark = self.records.sparkSession
+        wanted = F.broadcast(spark.createDataFrame(pa.table({"_rid": pa.array(rids, pa.int64())})))
+        coded = pl.from_arrow(self.records.join(wanted, "_rid").select(
+            "_rid", "_source", "_record_id", *[c for c in columns if c in self.columns]).orderBy("_rid").toArrow())
+        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        given = None
+        for i, df in enumerate(self.inputs.values()):
+            part = df.select((F.col(ROW) + F.lit(int(offsets[i]))).alias("_rid"),
+                             *[(F.col(f"`{c}`") if c in df.columns else F.lit(None)).cast("string").alias(c)
+                               for c in columns])
+            given = part if given is None else given.unionByName(part)
+        given = pl.from_arrow(given.join(wanted, "_rid").orderBy("_rid").toArrow())
+        frame = coded.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_rid"),
+                                   pl.col("_source").cast(pl.UInt16))
+        prepared = st.Prepared(frame=frame, sources=list(self.sources), vocab=dict(self.vocab), tf=dict(self.tf),
+                               truncated=dict(self.truncated))
+        return prepared, given.drop("_rid")
 
     def unpersist(self) -> None:
         self.records.unpersist()
@@ -76,23 +125,48 @@ def with_row_index(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
     return spark.createDataFrame(frame.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)).to_arrow())
 
 
-def _raw_type(dtype) -> object:
-    return DateType() if isinstance(dtype, DateType) else StringType()
+def _is_date(dtype) -> bool:
+    return isinstance(dtype, DateType)
 
 
-def _cleaned_schema(column: str, kind: str, raw_type) -> StructType:
-    """The kernel's output: the raw value and `standardise_distinct`'s columns for the kind."""
-    if kind == "date":
-        names = [column, *(f"{column}_{s}" for s in ("year", "month", "day", "ym", "md", "yd", "digits"))]
-        return StructType([StructField("_raw", raw_type), *[StructField(n, IntegerType()) for n in names]])
-    names = {"name": [column], "surname": [column, f"{column}_first", f"{column}_last"],
-             "postcode": [column, *(f"{column}_{s}" for s in ("sector", "district", "area", "block", "sorted"))],
-             "category": [column], "string": [column]}[kind]
-    return StructType([StructField("_raw", raw_type), *[StructField(n, StringType()) for n in names]])
+@dataclass
+class _Field:
+    """One field's place in the fused tables: its outputs (`standardise_distinct`'s columns: text
+    in the string slots s0.., a date's parts in the int slots i0..) and its coded columns (the
+    codes slots c0.., in the polars engine's order: a name's own codes, then its derived ones)."""
+
+    k: int
+    column: str
+    kind: str
+    date_typed: bool  # the source held dates (not text): the kernel reads them back as dates
+    outs: list[str]
+    coded: list[str]
+
+    @property
+    def names(self) -> bool:
+        return self.kind in ("name", "surname")
 
 
-def _standardise_kernel(column: str, kind: str):
-    """mapInArrow function: each batch of distinct raw values through the polars engine's rules."""
+def _fields(fields: dict[str, str], date_typed: set[str]) -> list[_Field]:
+    out = []
+    for k, (column, kind) in enumerate(fields.items()):
+        sample = st.standardise_distinct(pl.DataFrame({"_raw": pl.Series([], dtype=pl.String)}), column, kind)
+        outs = list(sample.columns)
+        coded = outs + ([f"{column}_{s}" for s in st.NAME_DERIVED] if kind in ("name", "surname") else [])
+        out.append(_Field(k, column, kind, column in date_typed, outs, coded))
+    return out
+
+
+def _slots(plan: list[_Field]) -> tuple[int, int, int]:
+    strings = max([len(f.outs) for f in plan if f.kind != "date"], default=0)
+    ints = max([len(f.outs) for f in plan if f.kind == "date"], default=0)
+    return strings, ints, max(len(f.coded) for f in plan)
+
+
+def _standardise_all(plan: list[_Field]):
+    """mapInArrow function: each batch of (field, raw value, records) through every field's rules
+    (`standardise.standardise_distinct`, the polars engine's kernel), its outputs in the slots."""
+    n_s, n_i, _ = _slots(plan)
 
     def run(batches):
         import polars as pl
@@ -100,38 +174,101 @@ def _standardise_kernel(column: str, kind: str):
         from tfkit.linkage.standardise import raw_values, standardise_distinct
 
         for batch in batches:
-            raw = pl.from_arrow(pa.Table.from_batches([batch])).get_column("_raw")
-            distinct = pl.DataFrame({"_raw": raw_values(raw)})
-            cleaned = standardise_distinct(distinct, column, kind)
-            if kind == "date":
-                cleaned = cleaned.cast(pl.Int32)
-            yield from pl.concat([pl.DataFrame({"_raw": raw}), cleaned], how="horizontal").to_arrow(
+            t = pl.from_arrow(pa.Table.from_batches([batch]))
+            parts = []
+            for (k,), part in t.partition_by("f", as_dict=True, maintain_order=True).items():
+                f = plan[k]
+                raw = part.get_column("_raw")
+                values = raw.str.to_date("%Y-%m-%d") if f.date_typed else raw
+                cleaned = standardise_distinct(pl.DataFrame({"_raw": raw_values(values)}), f.column, f.kind)
+                slots = {}
+                if f.kind == "date":
+                    slots.update({f"i{j}": cleaned.get_column(o).cast(pl.Int32) for j, o in enumerate(f.outs)})
+                else:
+                    slots.update({f"s{j}": cleaned.get_column(o).cast(pl.String) for j, o in enumerate(f.outs)})
+                parts.append(part.select("f", "_raw", "_h", "n").with_columns(**slots))
+            frame = pl.concat(parts, how="diagonal_relaxed") if parts else t.select("f", "_raw", "_h", "n")
+            frame = frame.with_columns(*[pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String)
+                                         .alias(c) for c in (f"s{j}" for j in range(n_s))],
+                                       *[pl.col(c).cast(pl.Int32) if c in frame.columns else pl.lit(None, pl.Int32)
+                                         .alias(c) for c in (f"i{j}" for j in range(n_i))])
+            yield from frame.select("f", "_raw", "_h", "n", *[f"s{j}" for j in range(n_s)],
+                                    *[f"i{j}" for j in range(n_i)]).to_arrow(
                 compat_level=pl.CompatLevel.oldest()).to_batches()
 
     return run
 
 
-def _codes_kernel(shared, mapping: dict[str, str], derived_of: dict[str, str]):
-    """mapInArrow function: a distinct-value table's cleaned text -> codes in the broadcast
-    vocabularies (`mapping`: output column -> vocabulary), and the names' derived codes
-    (`derived_of`: output column -> (its name column, suffix) via the derived code tables)."""
+def _vocabulary_values(plan: list[_Field], variants_shared):
+    """mapInArrow function: distinct (vocabulary, value) rows; the names' shared vocabulary's gets
+    its Double Metaphone code, variant group and initial (`standardise.name_derived`)."""
 
     def run(batches):
         import polars as pl
 
-        from tfkit.linkage.standardise import _codes
+        from tfkit.linkage.standardise import NAME_DERIVED, name_derived
+
+        for batch in batches:
+            t = pl.from_arrow(pa.Table.from_batches([batch]))
+            names = t.filter(pl.col("voc") == "_names")
+            derived = name_derived(names.get_column("v"), variants_shared.value)
+            out = pl.concat([names.with_columns(**{k: derived[k] for k in NAME_DERIVED}),
+                             t.filter(pl.col("voc") != "_names")], how="diagonal_relaxed")
+            yield from out.select("voc", "v", *NAME_DERIVED).to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
+
+    return run
+
+
+def _code_all(plan: list[_Field], shared):
+    """mapInArrow function: each (field, raw value)'s outputs -> codes in the broadcast vocabularies
+    (a name's outputs in the names' shared one, and its derived codes), in the codes slots."""
+    _, _, n_c = _slots(plan)
+
+    def run(batches):
+        import polars as pl
+
+        from tfkit.linkage.standardise import NAME_DERIVED, _codes
 
         vocab, derived = shared.value
         for batch in batches:
             t = pl.from_arrow(pa.Table.from_batches([batch]))
-            out = {"_raw": t.get_column("_raw")}
-            for name, voc in mapping.items():
-                out[name] = _codes(t.get_column(name), vocab[voc])
-            for name, (source, suffix) in derived_of.items():
-                out[name] = derived[suffix].gather(out[source])
-            yield from pl.DataFrame(out).to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
+            parts = []
+            for (k,), part in t.partition_by("f", as_dict=True, maintain_order=True).items():
+                f = plan[k]
+                codes = []
+                for j, o in enumerate(f.outs):
+                    if f.kind == "date":
+                        codes.append(part.get_column(f"i{j}"))
+                    else:
+                        codes.append(_codes(part.get_column(f"s{j}"), vocab["_names" if f.names else o]))
+                if f.names:
+                    codes += [derived[s].gather(codes[0]) for s in NAME_DERIVED]
+                parts.append(part.select("f", "_raw", "_h", "n").with_columns(
+                    **{f"c{j}": c.cast(pl.Int32) for j, c in enumerate(codes)}))
+            frame = pl.concat(parts, how="diagonal_relaxed") if parts else t.select("f", "_raw", "_h", "n")
+            frame = frame.with_columns(*[pl.lit(None, pl.Int32).alias(c) for c in (f"c{j}" for j in range(n_c))
+                                         if c not in frame.columns])
+            yield from frame.select("f", "_raw", "_h", "n", *[f"c{j}" for j in range(n_c)]).to_arrow(
+                compat_level=pl.CompatLevel.oldest()).to_batches()
 
     return run
+
+
+@dataclass
+class _Lookup:
+    """Per field, its distinct raw values' 64-bit hashes (sorted) and their codes (one column per
+    coded column, NULL where missing): what the records' pass gathers its codes from."""
+
+    hashes: dict[int, np.ndarray]
+    codes: dict[int, np.ndarray]
+
+    def gather(self, k: int, hashes: np.ndarray, present: np.ndarray) -> np.ndarray:
+        keys = self.hashes[k]
+        at = np.searchsorted(keys, hashes).clip(0, max(len(keys) - 1, 0))
+        found = present & (keys[at] == hashes) if len(keys) else np.zeros(len(hashes), bool)
+        out = np.full((len(hashes), self.codes[k].shape[1]), st.NULL, dtype=np.int32)
+        out[found] = self.codes[k][at[found]]
+        return out
 
 
 def dense_rank(keys: DataFrame, column: str, alias: str) -> DataFrame:
@@ -155,12 +292,24 @@ def dense_rank(keys: DataFrame, column: str, alias: str) -> DataFrame:
 
 
 def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: dict[str, str], *,
-                  id_columns: dict[str, str], variants: st.NameVariants | None = None) -> SparkPrepared:
+                  id_columns: dict[str, str], variants: st.NameVariants | None = None,
+                  keep: tuple[str, ...] = ()) -> SparkPrepared:
     """`standardise.prepare` on the cluster. `sources`: each source's records with `io.ROW` (row
-    number in the source), every column of `fields` and its id column (`id_columns[source]`)."""
-    from pyspark import StorageLevel
+    number in the source), every column of `fields` and its id column (`id_columns[source]`);
+    `keep`: columns carried as given (text) into the records (a truth column).
 
+    A fixed number of Spark jobs whatever the number of fields (`SparkPrepared.timings` names them):
+    one scan of the records (cached) counting each source's rows and the over-long values; one of
+    every field's raw values tagged by field, grouped (distinct values and their records), through
+    the rules in one `mapInArrow` (`_standardise_all`); one collect of every vocabulary (the names'
+    with their derived codes); one collect of the distinct values' codes by field, keyed by the
+    raw value's 64-bit hash (`_code_all`: never the raw values on the driver), which also gives the
+    term frequencies (each value's records counted); the records coded in one pass (`_coding_pass`,
+    cached). Above `BROADCAST_LOOKUP_ROWS` distinct values, or on a hash collision, the codes are
+    joined to the records by Spark instead (`_join_codes`)."""
     import time
+
+    from pyspark import StorageLevel
 
     variants = variants or st.NameVariants.load()
     timings: dict[str, float] = {}
@@ -172,153 +321,115 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
         clock[0] = now
 
     names = list(sources)
-    sizes = [int(r[0]) if r[0] is not None else 0 for r in
-             (df.agg(F.max(ROW) + 1).first() for df in sources.values())]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    raw_types = {c: _raw_type(next(f.dataType for df in sources.values() for f in df.schema.fields if f.name == c))
-                 for c in fields}
-    parts = [df.select((F.col(ROW) + F.lit(int(offsets[i]))).alias("_rid"), F.lit(i).cast("int").alias("_source"),
+    keep = tuple(c for c in keep if c not in fields)
+    date_typed = {c for c in fields if any(_is_date(f.dataType) for df in sources.values() for f in df.schema.fields
+                                           if f.name == c)}
+    plan = _fields(fields, date_typed)
+    parts = [df.select(F.col(ROW), F.lit(i).cast("int").alias("_source"),
                        F.col(id_columns[s]).cast("string").alias("_record_id"),
-                       *[F.col(c).cast(raw_types[c]).alias(f"__in_{c}") for c in fields])
+                       *[F.col(f"`{c}`").cast("string").alias(c) for c in keep],
+                       *[F.col(c).cast("string").alias(f"__in_{c}") for c in fields])
              for i, (s, df) in enumerate(sources.items())]
     raw = parts[0]
     for p in parts[1:]:
         raw = raw.unionByName(p)
     raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
-
-    text = [c for c in fields if isinstance(raw_types[c], StringType)]
-    truncated = {}
-    if text:
-        row = raw.agg(*[F.sum((F.length(f"__in_{c}") > st.MAX_CHARS).cast("long")).alias(c) for c in text]).first()
-        truncated = {c: int(row[c]) for c in text if row[c]}
+    text = [c for c in fields if c not in date_typed]
+    stats = {r["_source"]: r for r in raw.groupBy("_source").agg(
+        (F.max(ROW) + 1).alias("__n"),
+        *[F.sum((F.length(f"__in_{c}") > st.MAX_CHARS).cast("long")).alias(c) for c in text]).collect()}
+    sizes = [int(stats[i]["__n"]) if i in stats else 0 for i in range(len(names))]
+    truncated = {c: sum(int(r[c] or 0) for r in stats.values()) for c in text}
+    truncated = {c: n for c, n in truncated.items() if n}
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     lap("read")
 
-    # Each field's distinct raw values through the rules, on the executors.
-    cleaned = {}
-    for column, kind in fields.items():
-        distinct = raw.select(F.col(f"__in_{column}").alias("_raw")).distinct()
-        cleaned[column] = distinct.mapInArrow(_standardise_kernel(column, kind),
-                                              _cleaned_schema(column, kind, raw_types[column])) \
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        cleaned[column].count()
-    lap("standardise distinct values")
+    # Every field's distinct raw values (with their records) through the rules, in one pass.
+    n_s, n_i, n_c = _slots(plan)
+    tagged = raw.select(F.inline(F.array(*[F.struct(F.lit(f.k).alias("f"), F.col(f"__in_{f.column}").alias("_raw"))
+                                           for f in plan]))).where(F.col("_raw").isNotNull())
+    counted = tagged.groupBy("f", "_raw").agg(F.count(F.lit(1)).alias("n")).withColumn("_h", F.xxhash64("_raw"))
+    schema = StructType([StructField("f", IntegerType()), StructField("_raw", StringType()),
+                         StructField("_h", LongType()), StructField("n", LongType()),
+                         *[StructField(f"s{j}", StringType()) for j in range(n_s)],
+                         *[StructField(f"i{j}", IntegerType()) for j in range(n_i)]])
+    cleaned = counted.select("f", "_raw", "_h", "n").mapInArrow(_standardise_all(plan), schema) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
 
+    # Every vocabulary in one collect (sorted on the driver: a code is a position, as in polars).
     vocab: dict[str, pl.Series] = {}
     derived: dict[str, pl.Series] = {}
-    mappings: dict[str, tuple[dict, dict]] = {}
-    order: list[str] = []  # the coded columns in the polars engine's order
-    name_columns = [c for c, k in fields.items() if k in ("name", "surname")]
-    tf_columns: list[str] = []
-    if name_columns:
-        # One vocabulary for every name column (a forename compared with a surname: swaps).
-        values = None
-        for c in name_columns:
-            for n in cleaned[c].columns[1:]:
-                part = cleaned[c].select(F.col(n).alias("v"))
-                values = part if values is None else values.unionByName(part)
-        # Phonetic code, variant group and initial per distinct name, on the executors.
+    text_fields = [f for f in plan if f.kind != "date"]
+    if text_fields:
+        # (vocabulary, value) of every text output: the names' outputs share one vocabulary.
+        pick = lambda f, j, o: F.when(F.col("f") == f.k, F.struct(  # noqa: E731
+            F.lit("_names" if f.names else o).alias("voc"), F.col(f"s{j}").alias("v")))
+        vals = cleaned.select(F.inline(F.array(*[pick(f, j, o) for f in text_fields for j, o in enumerate(f.outs)])))
         shared_variants = spark.sparkContext.broadcast(variants)
-
-        def derive(batches):
-            import polars as pl
-
-            from tfkit.linkage.standardise import name_derived
-
-            for batch in batches:
-                v = pl.from_arrow(pa.Table.from_batches([batch])).get_column("v")
-                d = name_derived(v, shared_variants.value)
-                yield from pl.DataFrame({"v": v, **d}).to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
-
-        schema = StructType([StructField(n, StringType()) for n in ("v", *st.NAME_DERIVED)])
-        table = pl.from_arrow(values.where(F.col("v").isNotNull()).distinct().mapInArrow(derive, schema).toArrow())
-        table = table.sort("v")
-        names_vocab = table.get_column("v")  # the names' shared vocabulary: distinct, sorted
+        vschema = StructType([StructField("voc", StringType()), StructField("v", StringType()),
+                              *[StructField(n, StringType()) for n in st.NAME_DERIVED]])
+        table = pl.from_arrow(vals.where(F.col("v").isNotNull()).distinct()
+                              .mapInArrow(_vocabulary_values(plan, shared_variants), vschema).toArrow())
         shared_variants.destroy()
-        derived_vocab = {}
-        for suffix in st.NAME_DERIVED:
-            codes, dvocab = st._encode(table.get_column(suffix))
-            derived[suffix], derived_vocab[suffix] = codes, dvocab
-        for c in name_columns:
-            vocab[c] = names_vocab.rename(c)
-            tf_columns.append(c)
-            outs = cleaned[c].columns[1:]
-            order += outs
-            mapping = {n: "_names" for n in outs}
-            derived_of = {}
+        lap("standardise distinct values, vocabularies")
+        names_table = table.filter(pl.col("voc") == "_names").sort("v")
+        if any(f.names for f in plan):
+            names_vocab = names_table.get_column("v")
+            vocab["_names"] = names_vocab
+            derived_vocab = {}
             for suffix in st.NAME_DERIVED:
-                derived_of[f"{c}_{suffix}"] = (c, suffix)
-                vocab[f"{c}_{suffix}"] = derived_vocab[suffix].rename(f"{c}_{suffix}")
-                order.append(f"{c}_{suffix}")
-            mappings[c] = (mapping, derived_of)
-        vocab["_names"] = names_vocab
-        lap("names: phonetic, variants")
+                derived[suffix], derived_vocab[suffix] = st._encode(names_table.get_column(suffix))
+            for f in plan:
+                if f.names:
+                    vocab[f.column] = names_vocab.rename(f.column)
+                    for suffix in st.NAME_DERIVED:
+                        vocab[f"{f.column}_{suffix}"] = derived_vocab[suffix].rename(f"{f.column}_{suffix}")
+        for f in plan:
+            if f.kind not in ("date", "name", "surname"):
+                for o in f.outs:
+                    vocab[o] = table.filter(pl.col("voc") == o).get_column("v").sort().rename(o)
+    order = [c for f in plan if f.names for c in f.coded] + [c for f in plan if not f.names for c in f.coded]
+    tf_columns = [f.column for f in plan if f.names] + [c for f in plan if f.kind in st.TF_KINDS
+                                                         for c in st.TF_KINDS[f.kind](f.column)]
     unordered = None
-    forenames = [c for c in name_columns if fields[c] == "name"]
-    surnames = [c for c in name_columns if fields[c] == "surname"]
+    forenames = [f.column for f in plan if f.kind == "name"]
+    surnames = [f.column for f in plan if f.kind == "surname"]
     if forenames and surnames:
         unordered = (forenames[0], surnames[0])
-    for column, kind in fields.items():
-        if kind in ("name", "surname", "date"):
-            if kind == "date":
-                order += cleaned[column].columns[1:]
-            continue
-        outs = cleaned[column].columns[1:]
-        # Every cleaned column's vocabulary from one collect of the (distinct-value) table.
-        table = pl.from_arrow(cleaned[column].select(*outs).toArrow())
-        for n in outs:
-            vocab[n] = table.get_column(n).drop_nulls().unique().sort().rename(n)
-        order += outs
-        mappings[column] = ({n: n for n in outs}, {})
-        if kind in st.TF_KINDS:
-            tf_columns += list(st.TF_KINDS[kind](column))
 
-    lap("vocabularies")
-    # distinct value -> codes, on the executors from the broadcast vocabularies; joined to the records.
+    # The distinct values' codes (by raw value's hash) and records, collected when they are few.
     shared = spark.sparkContext.broadcast((vocab, derived))
-    records = raw
-    for column, kind in fields.items():
-        if kind == "date":
-            table = cleaned[column]
-        else:
-            mapping, derived_of = mappings[column]
-            schema = StructType([StructField("_raw", raw_types[column]),
-                                 *[StructField(n, IntegerType()) for n in (*mapping, *derived_of)]])
-            table = cleaned[column].mapInArrow(_codes_kernel(shared, mapping, derived_of), schema)
-        table = table.withColumnRenamed("_raw", f"__raw_{column}").where(F.col(f"__raw_{column}").isNotNull())
-        rows = cleaned[column].count()
-        records = records.join(F.broadcast(table) if rows <= BROADCAST_LOOKUP_ROWS else table,
-                               records[f"__in_{column}"] == table[f"__raw_{column}"], "left") \
-            .drop(f"__raw_{column}", f"__in_{column}")
+    cschema = StructType([StructField("f", IntegerType()), StructField("_raw", StringType()),
+                          StructField("_h", LongType()), StructField("n", LongType()),
+                          *[StructField(f"c{j}", IntegerType()) for j in range(n_c)]])
+    code_table = cleaned.mapInArrow(_code_all(plan, shared), cschema)
+    # (A count of the cached table, then one collect: `limit` would collect in growing rounds of jobs.)
+    small = pl.from_arrow(code_table.drop("_raw").toArrow()) if cleaned.count() <= BROADCAST_LOOKUP_ROWS else None
+    lookup = _lookup(plan, small) if small is not None else None
     lap("code tables")
-    codes_order = order[:]
-    coded = None
-    if unordered:
-        # The two names as an unordered pair: its dense rank among the records' pairs (as polars').
-        a, b = unordered
-        size = names_vocab.len()
-        key = (F.least(a, b).cast("long") * F.lit(size) + F.greatest(a, b).cast("long"))
-        coded = records.withColumn("__pair", key).persist(StorageLevel.MEMORY_AND_DISK)
-        keys = coded.select("__pair").where(F.col("__pair").isNotNull()).distinct()
-        ranked = dense_rank(keys, "__pair", "names_unordered")
-        records = coded.join(ranked, "__pair", "left").drop("__pair")
-        # After the name columns, before the other fields: the polars engine's column order.
-        last_name = max(codes_order.index(f"{c}_{st.NAME_DERIVED[-1]}") for c in name_columns)
-        codes_order.insert(last_name + 1, "names_unordered")
-    final_order = codes_order
-    records = records.select("_rid", "_source", "_record_id", *final_order).persist(StorageLevel.MEMORY_AND_DISK)
+    tf: dict[str, np.ndarray] = {}
+    if lookup is not None:
+        for c in tf_columns:
+            f = next(f for f in plan if c in f.coded)
+            j = f.coded.index(c)
+            part = small.filter((pl.col("f") == f.k) & pl.col(f"c{j}").is_not_null())
+            counts = np.bincount(part.get_column(f"c{j}").to_numpy(), weights=part.get_column("n").to_numpy(),
+                                 minlength=vocab[c].len()).astype(np.float64)
+            total = counts.sum()
+            tf[c] = counts / total if total else counts
+        records = _coding_pass(spark, raw, plan, lookup, offsets, keep, order, unordered,
+                               vocab.get("_names"))
+    else:
+        records = _join_codes(raw, plan, code_table, offsets, keep, order, unordered, vocab.get("_names"))
+    records = records.persist(StorageLevel.MEMORY_AND_DISK)
     records.count()
-    if coded is not None:
-        coded.unpersist()
     lap("records coded")
     shared.destroy()
-    for t in cleaned.values():
-        t.unpersist()
+    cleaned.unpersist()
     raw.unpersist()
     vocab.pop("_names", None)
-
-    # Term frequencies: every TF column's code counts in one aggregation (one row a column and code).
-    tf: dict[str, np.ndarray] = {}
-    if tf_columns:
+    final_order = list(records.columns[3 + len(keep):])
+    if lookup is None and tf_columns:  # one aggregation of the records' codes
         entries = F.array(*[F.struct(F.lit(k).alias("k"), F.col(c).alias("code")) for k, c in enumerate(tf_columns)])
         counts = pl.from_arrow(records.select(F.inline(entries)).where(F.col("code").isNotNull())
                                .groupBy("k", "code").count().toArrow())
@@ -328,8 +439,119 @@ def prepare_spark(spark: SparkSession, sources: dict[str, DataFrame], fields: di
             arr[mine.get_column("code").to_numpy()] = mine.get_column("count").to_numpy()
             total = arr.sum()
             tf[c] = arr / total if total else arr
-    lap("term frequencies")
-    return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated, timings)
+        lap("term frequencies")
+    return SparkPrepared(records, names, sizes, final_order, vocab, tf, truncated, timings, dict(sources), keep)
+
+
+def _lookup(plan: list[_Field], table: pl.DataFrame) -> _Lookup | None:
+    """The collected code table as per-field sorted hashes and codes; None when two distinct raw
+    values of a field share a hash (then the codes are joined by value instead)."""
+    hashes, codes = {}, {}
+    for f in plan:
+        part = table.filter(pl.col("f") == f.k).sort("_h")
+        h = part.get_column("_h").to_numpy()
+        if len(h) > 1 and (np.diff(h) == 0).any():
+            return None
+        hashes[f.k] = h
+        codes[f.k] = np.column_stack([part.get_column(f"c{j}").fill_null(st.NULL).to_numpy()
+                                      for j in range(len(f.coded))]).astype(np.int32) if len(f.coded) else \
+            np.empty((len(h), 0), np.int32)
+    return _Lookup(hashes, codes)
+
+
+def _coding_pass(spark, raw: DataFrame, plan: list[_Field], lookup: _Lookup, offsets, keep, order: list[str],
+                 unordered, names_vocab) -> DataFrame:
+    """The records with their codes, in one `mapInArrow` pass: each value's codes gathered from the
+    broadcast lookup by its hash (`_Lookup`); the unordered name pair (`names_unordered`) ranked
+    among the records' pairs from their distinct keys, collected (one number a distinct pair)."""
+    hashed = raw.select((F.col(ROW) + F.element_at(F.array(*[F.lit(int(o)) for o in offsets]), F.col("_source") + 1))
+                        .alias("_rid"), "_source", "_record_id", *keep,
+                        *[F.when(F.col(f"__in_{f.column}").isNotNull(), F.xxhash64(f"__in_{f.column}"))
+                          .alias(f"__h{f.k}") for f in plan])
+    shared = spark.sparkContext.broadcast(lookup)
+    ranks, size = None, names_vocab.len() if names_vocab is not None else 0
+    if unordered:
+        a, b = (next(f for f in plan if f.column == c).k for c in unordered)
+
+        def pair_keys(batches):
+            for batch in batches:
+                key, ok = _pair_key(shared.value, batch, a, b, size)
+                yield pa.RecordBatch.from_pydict({"k": np.unique(key[ok])})
+
+        keys = hashed.select(f"__h{a}", f"__h{b}").mapInArrow(pair_keys, "k long").distinct()
+        ranks = np.sort(pl.from_arrow(keys.toArrow()).get_column("k").to_numpy())
+        ranks = spark.sparkContext.broadcast(ranks)
+    final = list(order)
+    if unordered:  # after the name columns, before the other fields: the polars engine's order
+        names_cols = [c for f in plan if f.names for c in f.coded]
+        final = names_cols + ["names_unordered"] + [c for c in final if c not in names_cols]
+    arrow = pa.schema([pa.field("_rid", pa.int64()), pa.field("_source", pa.int32()),
+                       pa.field("_record_id", pa.string()), *[pa.field(c, pa.string()) for c in keep],
+                       *[pa.field(c, pa.int32()) for c in final]])
+    schema = StructType([StructField("_rid", LongType()), StructField("_source", IntegerType()),
+                         StructField("_record_id", StringType()), *[StructField(c, StringType()) for c in keep],
+                         *[StructField(c, IntegerType()) for c in final]])
+    by_column = {c: (f.k, j) for f in plan for j, c in enumerate(f.coded)}
+
+    def code(batches):
+        lookup = shared.value
+        for batch in batches:
+            got = {f.k: lookup.gather(f.k, *_hashes(batch, f"__h{f.k}")) for f in plan}
+            cols = {"_rid": batch.column("_rid"), "_source": batch.column("_source"),
+                    "_record_id": batch.column("_record_id"), **{c: batch.column(c) for c in keep}}
+            for c in final:
+                if c == "names_unordered":
+                    key, ok = _pair_key(lookup, batch, a, b, size)
+                    cols[c] = pa.array(np.searchsorted(ranks.value, key).astype(np.int32), mask=~ok)
+                else:
+                    k, j = by_column[c]
+                    v = got[k][:, j]
+                    cols[c] = pa.array(v, mask=v == st.NULL)
+            yield pa.RecordBatch.from_pydict(cols, schema=arrow)
+
+    return hashed.mapInArrow(code, schema)
+
+
+def _hashes(batch, column: str) -> tuple[np.ndarray, np.ndarray]:
+    h = batch.column(column)
+    return h.fill_null(0).to_numpy(zero_copy_only=False), h.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _pair_key(lookup: _Lookup, batch, a: int, b: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The unordered name pair's key (smaller code x vocabulary size + larger; a missing name is
+    left out, as polars' min/max_horizontal do), and where either is known."""
+    ca = lookup.gather(a, *_hashes(batch, f"__h{a}"))[:, 0].astype(np.int64)
+    cb = lookup.gather(b, *_hashes(batch, f"__h{b}"))[:, 0].astype(np.int64)
+    ca, cb = np.where(ca == st.NULL, cb, ca), np.where(cb == st.NULL, ca, cb)
+    return np.minimum(ca, cb) * size + np.maximum(ca, cb), ca != st.NULL
+
+
+def _join_codes(raw: DataFrame, plan, code_table, offsets, keep, order, unordered, names_vocab) -> DataFrame:
+    """The records coded by Spark joins (many distinct values, or a hash collision): each field's
+    codes joined by raw value (a shuffle a field), the unordered name pair ranked by `dense_rank`."""
+    from pyspark import StorageLevel
+
+    # Each distinct value's codes once (cached: every field's join reads them), joined by value.
+    with_raw = code_table.persist(StorageLevel.MEMORY_AND_DISK)
+    records = raw.select((F.col(ROW) + F.element_at(F.array(*[F.lit(int(o)) for o in offsets]),
+                                                    F.col("_source") + 1)).alias("_rid"), "*")
+    for f in plan:
+        table = with_raw.where(F.col("f") == f.k).select(F.col("_raw").alias(f"__raw_{f.k}"),
+                                                         *[F.col(f"c{j}").alias(c) for j, c in enumerate(f.coded)])
+        records = records.join(table, records[f"__in_{f.column}"] == table[f"__raw_{f.k}"], "left") \
+            .drop(f"__raw_{f.k}", f"__in_{f.column}")
+    final = list(order)
+    if unordered:
+        a, b = unordered
+        size = names_vocab.len()
+        key = (F.least(a, b).cast("long") * F.lit(size) + F.greatest(a, b).cast("long"))
+        coded = records.withColumn("__pair", key).persist(StorageLevel.MEMORY_AND_DISK)
+        ranked = dense_rank(coded.select("__pair").where(F.col("__pair").isNotNull()).distinct(), "__pair",
+                            "names_unordered")
+        records = coded.join(ranked, "__pair", "left").drop("__pair")
+        names_cols = [c for f in plan if f.names for c in f.coded]
+        final = names_cols + ["names_unordered"] + [c for c in final if c not in names_cols]
+    return records.select("_rid", "_source", "_record_id", *keep, *final)
 
 
 def shape_frames(sources: dict[str, DataFrame]) -> dict[str, pl.DataFrame]:
@@ -348,27 +570,39 @@ def shape_frames(sources: dict[str, DataFrame]) -> dict[str, pl.DataFrame]:
 
 
 def spark_linker(spark: SparkSession, sources: dict[str, DataFrame], model=None, *, mode=None, id_column=None,
-                 seed=None):
+                 seed=None, truth_column: str | None = None, clean: tuple[str, ...] = (), decisions=None):
     """A `Linker` whose records are prepared on the cluster (`prepare_spark`), and that
     `SparkPrepared`. The Linker's input checks run on `shape_frames`; its `prepared` is the driver
     view of the coded columns (`SparkPrepared.local`) for the stages that still gather codes by row
-    position on the driver or in broadcasts (training's samples and EM sessions, comparisons)."""
+    position on the driver or in broadcasts (training's samples and EM sessions, comparisons), with
+    the truth column's codes and the record ids of the `clean` sources and of the records a
+    reviewer's `decisions` name (what the link constraints and evaluation read on the driver)."""
     from tfkit.linkage.linker import Linker, _id_column
 
     shapes = shape_frames(sources)
     held: list[SparkPrepared] = []
+    names = list(sources)
 
-    def prepare_records(frames, names, fields, *, id_column, variants, keep=()):
+    def prepare_records(frames, names_, fields, *, id_column, variants, keep=()):
         # check_inputs added a missing optional column (compared as unknown) to the shapes: here too.
         inputs = {}
         for s, df in sources.items():
             absent = [c for c in fields if c not in df.columns]
             inputs[s] = df.select("*", *[F.lit(None).cast("string").alias(c) for c in absent])
         ids = {s: _id_column(f, s, id_column_wanted) for s, f in shapes.items()}
-        prepared = prepare_spark(spark, inputs, fields, id_columns=ids, variants=variants)
+        prepared = prepare_spark(spark, inputs, fields, id_columns=ids, variants=variants, keep=keep)
         held.append(prepared)
-        return prepared.local(prepared.columns)
+        named = None
+        if decisions is not None and decisions.height:
+            named = pl.concat([decisions.select(pl.col(f"source_{side}").cast(pl.String).alias("s"),
+                                                pl.col(f"record_id_{side}").cast(pl.String).alias("_record_id"))
+                               for side in ("l", "r")]).filter(pl.col("s").is_in(names)).select(
+                pl.col("s").replace_strict(names, list(range(len(names))), return_dtype=pl.Int32).alias("_source"),
+                "_record_id")
+        return prepared.local(prepared.columns, truth=truth_column,
+                              ids_of_sources=tuple(names.index(c) for c in clean if c in names), ids_named=named)
 
     id_column_wanted = id_column
-    linker = Linker(shapes, model, mode=mode, seed=seed, id_column=id_column, prepare_records=prepare_records)
+    linker = Linker(shapes, model, mode=mode, seed=seed, id_column=id_column, truth_column=truth_column,
+                    prepare_records=prepare_records)
     return linker, held[0]
