@@ -71,7 +71,7 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
             continue
         rows = max(1, min(s.batch_pairs, U_CHUNK_PAIRS) // len(right))
         codes: list[np.ndarray] = []  # this block's pairs, a chunk of rows at a time
-        blocks: list[GridPairs] = []
+        last = len(model.comparisons) - 1
         for k, c in enumerate(model.comparisons):  # one comparison at a time: only its similarity matrices are held
             table = SimilarityTable(prepared, left, right)
             for n, start in enumerate(range(0, len(left), rows)):
@@ -79,17 +79,19 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
                 lv = c.levels(ctx)
                 if k == 0:
                     drawn += len(ctx)
-                    blocks.append(ctx)
                 if not coded:
                     seen[c.name].append(ctx.flat(lv))
-                elif k == 0:
+                    continue
+                if k == 0:
                     codes.append(lv.astype(np.int32) + 1)
                 else:
                     codes[n] *= radix[k]
                     codes[n] += lv
                     codes[n] += 1
-        for ctx, chunk in zip(blocks, codes):
-            found = np.bincount(ctx.flat(chunk), minlength=1)
+                if k == last:
+                    codes[n] = ctx.flat(codes[n])  # the pairs in scope only
+        for chunk in codes:
+            found = np.bincount(chunk, minlength=1)
             if len(found) > len(pattern_counts):
                 pattern_counts = np.concatenate([pattern_counts, np.zeros(len(found) - len(pattern_counts), np.int64)])
             pattern_counts[:len(found)] += found
