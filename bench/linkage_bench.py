@@ -23,8 +23,7 @@ writes pairs.parquet; Splink's by DuckDB's COPY), and tfkit's clusters; the pare
 into links and scores every output with one function against the truth, which the workers never see.
 Both workers leave without the interpreter's teardown once their files are closed (as the `tfkit`
 command does); tfkit's worker sets polars' allocator options before polars loads, as the command
-does (`tfkit.entry.configure_runtime`); tfkit's modules are byte-compiled first, as an install does:
-
+does (`tfkit.entry.configure_runtime`); tfkit's modules are byte-compiled first, as an install does.
 
 - blocking recall: true pairs among the pairs the tool scored at all (tfkit writes every candidate
   pair; Splink writes pairs at p >= 0.001, so its figure is a floor);
@@ -140,10 +139,11 @@ def _inputs(folder: Path, mode: str) -> dict[str, pl.DataFrame]:
 def run_tfkit(folder: Path, mode: str) -> None:
     from tfkit.linkage import LinkageModel, link
     from tfkit.linkage.predict import with_record_ids
-    from tfkit.parquet import ROW_GROUP_SIZE
+    from tfkit.parquet import COMPRESSION, COMPRESSION_LEVEL, ROW_GROUP_SIZE
 
     clean = tuple(json.loads((folder / "clean.json").read_text()))
     result = link(_inputs(folder, mode), LinkageModel.default(), mode=mode, clean=clean)
+    codec = {"compression": COMPRESSION, "compression_level": COMPRESSION_LEVEL}  # tfkit's writer's
     # The pairs with their record ids, gathered a row group at a time as `tfkit link` writes
     # pairs.parquet (`result.pairs` would hold every pair's four id columns at once), in parts.
     scored = result.scored.select("rid_l", "rid_r", "match_probability")
@@ -152,10 +152,10 @@ def run_tfkit(folder: Path, mode: str) -> None:
     for k, offset in enumerate(range(0, max(scored.height, 1), ROW_GROUP_SIZE)):
         part = scored.slice(offset, ROW_GROUP_SIZE)
         with_record_ids(result.linker.prepared, part, sources=False).write_parquet(
-            folder / "tfkit_pairs" / f"part-{k:05d}.parquet")
+            folder / "tfkit_pairs" / f"part-{k:05d}.parquet", **codec)
     # The clusters tfkit outputs; `score_links` turns them into links outside the measured process
     # (as Splink's worker writes its pairs and nothing else).
-    result.clusters.select("source", "record_id", "cluster_id").write_parquet(folder / "tfkit_clusters.parquet")
+    result.clusters.select("source", "record_id", "cluster_id").write_parquet(folder / "tfkit_clusters.parquet", **codec)
     if os.environ.get("TFKIT_BENCH_DUMP"):  # every output in full, to compare two versions pair by pair
         result.pairs.write_parquet(folder / "tfkit_pairs_full.parquet")
         result.clusters.write_parquet(folder / "tfkit_clusters_full.parquet")

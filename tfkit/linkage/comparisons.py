@@ -58,17 +58,19 @@ class PairContext:
         right = self.pair(column_r)[1]
         return (left == right) & (left != NULL)
 
-    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float) -> np.ndarray:
+    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float,
+                           where: np.ndarray | None = None) -> np.ndarray:
         """Jaro-Winkler of left's `column_l` against right's `column_r` (columns sharing one
-        vocabulary: a forename against a surname), 0 where it provably cannot reach `floor`."""
+        vocabulary: a forename against a surname), 0 where it provably cannot reach `floor`
+        (and, given `where`, outside it: the pairs whose level it can still decide)."""
         left, right = self.pair(column_l)[0], self.pair(column_r)[1]
         sim = np.zeros(len(left), dtype=np.float32)
         sim[(left == right) & (left != NULL)] = 1.0
-        idx = np.flatnonzero((left != NULL) & (right != NULL) & (left != right))
+        todo = (left != NULL) & (right != NULL) & (left != right)
+        idx = np.flatnonzero(todo if where is None else todo & where)
         idx = idx[self._may_reach(column_l, left[idx], right[idx], floor)]
         if len(idx):
-            vocab = self.prepared.vocab[column_l]
-            sim[idx] = jaro_winkler_kernel(vocab.gather(left[idx]), vocab.gather(right[idx]))
+            sim[idx] = self._kernel_per_distinct_pair(column_l, left[idx], right[idx])
         return sim
 
     def jaro_winkler(self, column: str, floor: float = 0.0) -> np.ndarray:
@@ -100,13 +102,17 @@ class PairContext:
             idx = np.flatnonzero(todo)
             todo[idx[~self._may_reach(column, left[idx], right[idx], floor)]] = False
         if todo.any():
-            # Once per distinct pair of values: names repeat (at 100k x 100k, the 117,000 candidate
-            # pairs of forenames that may reach the floor hold 19,600 distinct pairs of names).
-            vocab = self.prepared.vocab[column]
-            size = np.int64(vocab.len())
-            distinct, inverse = np.unique(left[todo].astype(np.int64) * size + right[todo], return_inverse=True)
-            sim[todo] = jaro_winkler_kernel(vocab.gather(distinct // size), vocab.gather(distinct % size))[inverse.ravel()]
+            sim[todo] = self._kernel_per_distinct_pair(column, left[todo], right[todo])
         return sim
+
+    def _kernel_per_distinct_pair(self, column: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Jaro-Winkler of the values coded `left` and `right` (non-null, in `column`'s vocabulary),
+        run once per distinct pair of values: names repeat (at 100k x 100k, the 117,000 candidate
+        pairs of forenames that may reach the floor hold 19,600 distinct pairs of names)."""
+        vocab = self.prepared.vocab[column]
+        size = np.int64(vocab.len())
+        distinct, inverse = np.unique(left.astype(np.int64) * size + right, return_inverse=True)
+        return jaro_winkler_kernel(vocab.gather(distinct // size), vocab.gather(distinct % size))[inverse.ravel()]
 
     def edit_distance(self, column: str, where: np.ndarray | None = None) -> np.ndarray:
         """Optimal string alignment distance per pair (a transposition is one edit), capped at
@@ -253,7 +259,8 @@ class GridPairs(PairContext):
     def edit_distance(self, column: str, where: np.ndarray | None = None) -> np.ndarray:
         return self._from_table(column, "osa")
 
-    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float) -> np.ndarray:
+    def cross_jaro_winkler(self, column_l: str, column_r: str, floor: float,
+                           where: np.ndarray | None = None) -> np.ndarray:
         return self._from_table(column_l, "jw", column_r)
 
     def _from_table(self, column: str, metric: str, column_r: str | None = None) -> np.ndarray:
@@ -419,8 +426,9 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
         # Forename and surname entered the wrong way round, each as its own ladder allows a typo:
         # both crossed names at the ladder's loosest Jaro-Winkler ('WYNNE EMIILD' v 'EMIILY WYNNE').
         floor = min(c.options["jaro_winkler"], default=1.0)
-        conditions.append((ctx.cross_jaro_winkler(col, partner, floor) >= floor)
-                          & (ctx.cross_jaro_winkler(partner, col, floor) >= floor))
+        # The second name only where the first reaches the floor (on FEBRL-like data a pair in a few).
+        first = ctx.cross_jaro_winkler(col, partner, floor) >= floor
+        conditions.append(first & (ctx.cross_jaro_winkler(partner, col, floor, where=first) >= floor))
     jw = ctx.jaro_winkler(col, min(c.options["jaro_winkler"], default=0.0))
     conditions += [jw >= t for t in c.options["jaro_winkler"]]
     similar = ctx.equal(f"{col}_dm") | ctx.equal(f"{col}_canon")
