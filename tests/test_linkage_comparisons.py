@@ -73,6 +73,23 @@ def test_forename_ladder_every_level():
     assert got == [0, 1, 1, 2, 3, 4, 4, 5, 6, 7, 7, -1]
 
 
+
+def test_one_name_swapped_needs_the_other_name_to_differ():
+    # "Mohamed Mohamed" against "Sagal Mohamed" (a brother and sister): the left forename is the
+    # right surname only because the left holds one name twice; the surnames agree, so nothing was
+    # moved between fields and the forenames simply differ ("else", which the sibling rule vetoes).
+    # Before, "one name swapped" (+2.2 bits) took such pairs past the non-link rules (hard profile:
+    # 800 candidate pairs with the level and the other name exact, 1 of them a true match).
+    forename = name_comparison("forename", "forename", kind="name", swap_with="surname")
+    surname = name_comparison("surname", "surname", kind="surname", swap_with="forename")
+    left = [{"forename": "Mohamed", "surname": "Mohamed"}, {"forename": "Hamza", "surname": "Mohamed"},
+            {"forename": "Ali", "surname": "Ali"}, {"forename": "Lavis", "surname": "Henry"}]
+    right = [{"forename": "Sagal", "surname": "Mohamed"}, {"forename": "Mohamed", "surname": "Mohamed"},
+             {"forename": "Ali", "surname": "Butt"}, {"forename": "Jordan", "surname": "Lavis"}]
+    kinds = {"forename": "name", "surname": "surname"}
+    assert levels_for(forename, left, right, kinds) == [7, 7, 0, 6]
+    assert levels_for(surname, left, right, kinds) == [0, 0, 7, 6]
+
 def test_jaro_winkler_band_boundaries():
     from rapidfuzz.distance import JaroWinkler
 

@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tfkit.linkage.blocking import (BlockingRule, blocking_recall, candidate_pairs, comparisons_possible,
                                    sample_records, scope_blocks)
@@ -463,3 +465,56 @@ def test_default_em_sessions_include_surname_and_postcode():
     # Forename and DOB get m from two sessions each (dob; surname and postcode), not one.
     sessions = [tuple(r.columns) for r in LinkageModel.default().training]
     assert sessions == [("dob",), ("forename", "surname"), ("surname", "postcode")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=60), max_size=40), st.one_of(st.none(), st.integers(1, 60)),
+       st.integers(min_value=0, max_value=400), st.randoms(use_true_random=False))
+def test_a_rules_budget_leaves_out_its_largest_blocks_until_the_rest_fit(pairs, limit, budget, rnd):
+    from tfkit.linkage.blocking import skipped_blocks
+
+    pairs = np.array(pairs, dtype=np.int64)
+    over, lowered = skipped_blocks(pairs, limit, budget)
+    plain, _ = skipped_blocks(pairs, limit, None)
+    kept = pairs[~over]
+    assert (over >= plain).all()  # the block limit still holds
+    if lowered is None:
+        assert (over == plain).all() and pairs[~plain].sum() <= budget
+    else:
+        assert kept.sum() <= budget and (kept <= lowered).all()
+        # the largest: every block left out by the budget is larger than every kept one, and the
+        # next size up would not have fitted
+        assert (pairs[over & ~plain] > lowered).all()
+        nxt = pairs[over & ~plain].min()
+        assert pairs[~plain & (pairs <= nxt)].sum() > budget
+    # block sizes alone decide: the same in any order
+    order = list(range(len(pairs)))
+    rnd.shuffle(order)
+    again, lowered_again = skipped_blocks(pairs[order], limit, budget)
+    assert (again == over[order]).all() and lowered_again == lowered
+
+
+def test_a_rule_over_its_budget_is_cut_and_warned():
+    # Ten SMITHs a side (100 pairs), five JONESes (25), two LEEs (4): a budget of 30 keeps LEE and JONES.
+    from tfkit.linkage.blocking import rule_budget
+
+    def side(p):
+        return people([(f"{p}{i}", "Ann", "Smith", None, None, i) for i in range(10)]
+                      + [(f"{p}j{i}", "Bo", "Jones", None, None, 20 + i) for i in range(5)]
+                      + [(f"{p}l{i}", "Cy", "Lee", None, None, 30 + i) for i in range(2)])
+
+    prepared = prepare([side("a"), side("b")], ["a", "b"], FIELDS, id_column="record_id", keep=("key",))
+    rule = [BlockingRule("surname", ("surname",))]
+    pairs, report = candidate_pairs(prepared, rule, "link", budget=30)
+    r = report.rules[0]
+    assert pairs.height == 29 and (r.pairs_planned, r.blocks_skipped, r.pairs_skipped, r.budget_limit) == (29, 1, 100, 25)
+    _, report = candidate_pairs(prepared, rule, "link", budget=129)
+    assert report.rules[0].budget_limit is None and report.rules[0].pairs_planned == 129
+    assert rule_budget(34) == 10_000_000 and rule_budget(30_000_000) == 30_000_000
+    assert rule_budget(100, max_rule_pairs=30, per_record=0.5) == 50
+    model = LinkageModel.default()
+    from tfkit.linkage.blocking import warn_skipped
+
+    _, report = candidate_pairs(prepared, rule, "link", budget=30)
+    warn_skipped(model, report.rules)
+    assert any(w["code"] == "rule_budget" and "more than 25 pairs" in w["message"] for w in model.warnings)

@@ -66,7 +66,7 @@ def test_clean_source_never_holds_two_records_in_one_cluster():
     pairs = _pairs([
         (0, 1, 12.0),   # inside the clean source: never a link
         (2, 0, 10.0),   # police 2's best cohort record ...
-        (2, 1, 8.0),    # ... so not this one
+        (2, 1, 4.0),    # ... so not this one (16 times less likely: not too close to call)
         (3, 1, 9.0),
         (3, 4, 5.0),    # police 3 and school 4 would bridge cohort 0 and cohort 1
         (4, 0, 7.0),
@@ -77,6 +77,46 @@ def test_clean_source_never_holds_two_records_in_one_cluster():
     # Without the constraint, everything is one cluster.
     unconstrained, _ = select_links(prepared, pairs, 0.9)
     assert _groups(unconstrained, 5) == [{0, 1, 2, 3, 4}]
+
+
+def _prepared_with_values(sources: list[int], values: list[tuple]) -> Prepared:
+    frame = _prepared(sources).frame.with_columns(
+        pl.Series("forename", [v[0] for v in values], dtype=pl.Int32),
+        pl.Series("dob", [v[1] for v in values], dtype=pl.Int32))
+    return Prepared(frame=frame, sources=["cohort", "police", "school"])
+
+
+def test_a_record_too_close_to_call_between_two_clean_records_links_to_neither():
+    # A father and his junior in the cohort (0, 1: same name, another DOB); police 2 names him with no
+    # DOB, so both score the same: given that only one can be him, each is a coin toss, p = 0.5.
+    # Police 3 has the junior's DOB: 2^12 against 2^4, p = 0.996: linked to the junior.
+    prepared = _prepared_with_values([0, 0, 1, 1], [(7, 100), (7, 9000), (7, None), (7, 9000)])
+    pairs = _pairs([(2, 0, 12.0), (2, 1, 12.0), (3, 1, 12.0), (3, 0, 4.0)])
+    links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",))
+    assert _groups(links, 4) == [{0}, {1, 3}, {2}]
+    assert stats.ambiguous_links_dropped == 2 and stats.conflicts_resolved == 3
+    # Each candidate alone would link (p = 0.9998): without a clean source nothing is dropped.
+    unconstrained, stats = select_links(prepared, pairs, 0.9)
+    assert unconstrained.height == 4 and stats.ambiguous_links_dropped == 0
+
+
+def test_clean_records_holding_the_same_values_count_once():
+    # The cohort holds one person twice (0, 1: the same values, two ids): the evidence cannot tell
+    # them apart, so they are one candidate and police 2 links to the first, as before.
+    prepared = _prepared_with_values([0, 0, 1], [(7, 100), (7, 100), (7, 100)])
+    links, stats = select_links(prepared, _pairs([(2, 0, 12.0), (2, 1, 12.0)]), 0.9, clean=("cohort",))
+    assert _groups(links, 3) == [{0, 2}, {1}]
+    assert stats.ambiguous_links_dropped == 0
+
+
+def test_ambiguity_is_judged_from_both_ends_between_clean_sources():
+    # FEBRL4-like: two clean sources. Cohort 0 against police 1 and 2 (clean too), equally good.
+    prepared = _prepared_with_values([0, 1, 1], [(7, 100), (7, 100), (8, 100)])
+    links, stats = select_links(prepared, _pairs([(0, 1, 10.0), (0, 2, 10.0)]), 0.9, clean=("cohort", "police"))
+    assert links.height == 0 and stats.ambiguous_links_dropped == 2
+    # A clear winner links.
+    links, _ = select_links(prepared, _pairs([(0, 1, 10.0), (0, 2, 2.0)]), 0.9, clean=("cohort", "police"))
+    assert links.select("rid_l", "rid_r").rows() == [(0, 1)]
 
 
 def test_decisions_force_links_and_non_links():

@@ -27,7 +27,7 @@ def link_command(
     map_: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD=NEW", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", metavar="FILE", help="Model TOML (default: the built-in model for English person data).")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.65 in the built-in model).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", metavar="P", help="Match probability at or above which a pair links (default: the model's settings.threshold, 0.72 in the built-in model).")] = None,
     review_lower: Annotated[Optional[float], typer.Option("--review-lower", metavar="P", help="Pairs from this probability up to the threshold go to clerical review (default: the model's settings.review_lower, 0.1 in the built-in model).")] = None,
     truth: Annotated[Optional[str], typer.Option("--truth", metavar="COLUMN", help="Column holding the true entity id: report precision, recall and F1.")] = None,
     train_on_labels: Annotated[bool, typer.Option("--train-on-labels", help="Estimate m from the --truth column instead of EM.")] = False,
@@ -87,6 +87,7 @@ def _render(out: "Console", summary: dict) -> None:
         table.add_row("clean sources", ", ".join(constraints["clean_sources"]))
         table.add_row("  clusters with two of a clean source's records", f"{constraints['clusters_with_two_clean_records']:,}")
         table.add_row("  conflicting links dropped", f"{constraints['conflicts_resolved']:,}")
+        table.add_row("    of which too close to call", f"{constraints.get('ambiguous_links_dropped', 0):,}")
     if constraints.get("forced_links") or constraints.get("forced_non_links"):
         table.add_row("review decisions applied", f"{constraints['forced_links']:,} accepted, "
                       f"{constraints['forced_non_links']:,} rejected")

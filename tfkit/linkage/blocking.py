@@ -23,6 +23,13 @@ MODES = ("link", "dedupe", "both")
 # A block making more pairs than this is left out of its rule (with a warning): one common value
 # (SMITH, 01/01/1980, a hostel's postcode) must not swamp the union. Other rules still reach it.
 DEFAULT_MAX_BLOCK_PAIRS = 250_000
+# A rule's comparison budget: at most max(MAX_RULE_PAIRS, MAX_RULE_PAIRS_PER_RECORD x records). A rule
+# keyed on a date of birth and an initial grows with the square of the records in a national file
+# (dates of birth have a fixed number of values), so without it the pairs of a 10M-person run would
+# be 35 times a 1M one's. ONS's Census 2021 deduplication rewrote any rule over 10M comparisons; the
+# budget does the mechanical part: it leaves out the rule's largest blocks until the rest fit.
+MAX_RULE_PAIRS = 10_000_000
+MAX_RULE_PAIRS_PER_RECORD = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,14 +73,15 @@ class RuleCount:
     rule: str
     pairs_added: int
     pairs_planned: int = 0        # from block sizes, before earlier rules' pairs are taken out
-    blocks_skipped: int = 0       # blocks over the rule's max_block_pairs, left out
+    blocks_skipped: int = 0       # blocks over the rule's max_block_pairs, or past its budget, left out
     pairs_skipped: int = 0
     largest_block_pairs: int = 0  # the largest block kept
+    budget_limit: int | None = None  # the block limit the rule's budget lowered it to (None: not lowered)
 
     def to_dict(self) -> dict:
         return {"rule": self.rule, "pairs_added": self.pairs_added, "pairs_planned": self.pairs_planned,
                 "blocks_skipped": self.blocks_skipped, "pairs_skipped": self.pairs_skipped,
-                "largest_block_pairs": self.largest_block_pairs}
+                "largest_block_pairs": self.largest_block_pairs, "budget_limit": self.budget_limit}
 
 
 @dataclass
@@ -107,6 +115,22 @@ class BlockingReport:
         }
 
 
+def warn_skipped(model, counts: list) -> None:
+    """The model's warnings for blocks a rule left out (both engines, word for word): oversized
+    blocks (a rule's own limit skips by design: no warning), and a rule over its comparison budget."""
+    own_limit = {r.name for r in model.blocking if r.max_block_pairs}
+    for r in counts:
+        if r.budget_limit is not None:
+            model.warn("rule_budget", f"blocking rule {r.rule!r} is over its comparison budget: its blocks making "
+                       f"more than {r.budget_limit:,} pairs were left out ({r.blocks_skipped:,} blocks, "
+                       f"{r.pairs_skipped:,} pairs; {r.pairs_planned:,} kept); other rules still reach them",
+                       rule=r.rule, limit=r.budget_limit, blocks=r.blocks_skipped, pairs=r.pairs_skipped)
+        elif r.blocks_skipped and r.rule not in own_limit:
+            model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
+                       f"block(s) skipped ({r.pairs_skipped:,} pairs); other rules still reach them",
+                       rule=r.rule, blocks=r.blocks_skipped, pairs=r.pairs_skipped)
+
+
 def comparisons_possible(sizes: list[int], mode: str) -> int:
     total = sum(sizes)
     within = sum(n * (n - 1) // 2 for n in sizes)
@@ -129,17 +153,44 @@ def _mode_filter(mode: str) -> pl.Expr:
     return {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
 
 
-def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs: int | None
-              ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
+def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs: int | None,
+              budget: int | None = None) -> tuple[RuleCount, np.ndarray, np.ndarray]:
     """Count the pairs each block of the rule would make, from block sizes alone, as Splink's
     cumulative-comparisons chart does; leave out blocks over the limit (the rule's own, else
-    `max_block_pairs`; None: no limit), and make the pairs of the others.
+    `max_block_pairs`; None: no limit) and, past the rule's comparison `budget`, its largest blocks
+    (`skipped_blocks`); make the pairs of the others.
 
     Returns the count and the pairs (rid_l < rid_r, in the mode's scope)."""
     limit = (rule.max_block_pairs or max_block_pairs) if max_block_pairs is not None else None
     if rule.cross:
-        return _cross_rule(prepared, rule, mode, limit)
-    return _equi_rule(prepared, rule, mode, limit)
+        return _cross_rule(prepared, rule, mode, limit, budget)
+    return _equi_rule(prepared, rule, mode, limit, budget)
+
+
+def rule_budget(n_records: int, max_rule_pairs: int = MAX_RULE_PAIRS,
+                per_record: float = MAX_RULE_PAIRS_PER_RECORD) -> int:
+    """A rule's comparison budget: max(max_rule_pairs, per_record x records), linear in the records,
+    so the union of the rules grows linearly too (at an LA's size nothing reaches it)."""
+    return max(int(max_rule_pairs), int(per_record * n_records))
+
+
+def skipped_blocks(pairs: np.ndarray, limit: int | None, budget: int | None) -> tuple[np.ndarray, int | None]:
+    """Which blocks of a rule are left out (a bool per block, from the pairs each makes): those
+    over `limit`; then, when the others make more than `budget` pairs, the largest of them, down to
+    the largest block size L at which the blocks making <= L pairs fit the budget (blocks making as
+    many pairs go or stay together, so the result depends on block sizes alone, not their order:
+    the same on both engines). Returns the flags and L (None when the budget did not bind)."""
+    over = pairs > limit if limit is not None else np.zeros(len(pairs), dtype=bool)
+    if budget is None:
+        return over, None
+    kept = np.sort(pairs[~over & (pairs > 0)])
+    cumulative = np.cumsum(kept)
+    if not len(kept) or cumulative[-1] <= budget:
+        return over, None
+    run_ends = np.flatnonzero(np.append(kept[1:] != kept[:-1], True))  # last block of each size
+    fits = run_ends[cumulative[run_ends] <= budget]
+    lowered = int(kept[fits[-1]]) if len(fits) else 0
+    return over | (pairs > lowered), lowered
 
 
 def _block_key(prepared: Prepared, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +212,7 @@ def _block_key(prepared: Prepared, columns: tuple[str, ...]) -> tuple[np.ndarray
     return rid, key
 
 
-def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None
+def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
                ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
     """Blocks by sorting: records ordered by (block, source, row), so each record's partners are one
     contiguous run after it (link: the later sources of its block; dedupe: the rest of its source's
@@ -183,10 +234,10 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     code, block = code[shared], block[shared]
     rid, group = code & ((1 << rid_bits) - 1), code >> rid_bits
     block_size, pairs, lo, hi = sorted_runs(block, group, mode)
-    over = pairs > limit if limit is not None else np.zeros(len(pairs), dtype=bool)
+    over, lowered = skipped_blocks(pairs, limit, budget)
     kept = ~over & (pairs > 0)
     count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
-                      int(pairs[kept].max(initial=0)))
+                      int(pairs[kept].max(initial=0)), lowered)
     return (count, *run_pairs(rid, lo, np.where(np.repeat(kept, block_size), hi - lo, 0)))
 
 
@@ -235,7 +286,7 @@ def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFram
     return pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r}, schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
 
 
-def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None
+def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
                 ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
     """A `cross` rule: pairs where one record's cross[0] equals the other's cross[1] (either way
     round) and the `on` columns agree. The plan is one-sided: per block of (on, value), records
@@ -274,10 +325,11 @@ def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | 
     n_b = block_size - n_a
     pairs = n_a.astype(np.int64) * n_b
     both = pairs > 0  # blocks holding the value on both sides
-    over = both & (pairs > limit) if limit is not None else np.zeros(len(pairs), dtype=bool)
+    over, lowered = skipped_blocks(pairs, limit, budget)
+    over &= both
     kept = both & ~over
     count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
-                      int(pairs[kept].max(initial=0)))
+                      int(pairs[kept].max(initial=0)), lowered)
     # Each a-holder of a kept block pairs with the block's b-holders: [block start + n_a, block end).
     runs = np.where((side == 0) & np.repeat(kept, block_size), np.repeat(n_b, block_size), 0)
     first_b = np.repeat(block_start + n_a, block_size)
@@ -298,7 +350,8 @@ def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | 
 
 
 def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
-                    max_block_pairs: int = DEFAULT_MAX_BLOCK_PAIRS) -> tuple[pl.DataFrame, BlockingReport]:
+                    max_block_pairs: int = DEFAULT_MAX_BLOCK_PAIRS, budget: int | None = None
+                    ) -> tuple[pl.DataFrame, BlockingReport]:
     """All candidate pairs (rid_l, rid_r, rule index), sorted, and the plan: pairs each rule would
     make from block sizes, blocks skipped as oversized, pairs each rule added to the union.
 
@@ -314,7 +367,7 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
     fits = 2 * max(1, n).bit_length() + rule_bits <= 62  # (pair, rule) as one int64
 
     def run(k: int) -> tuple[RuleCount, np.ndarray | tuple[np.ndarray, np.ndarray]]:
-        count, rid_l, rid_r = plan_rule(prepared, rules[k], mode, max_block_pairs)
+        count, rid_l, rid_r = plan_rule(prepared, rules[k], mode, max_block_pairs, budget)
         # Coded at once, so only 8 bytes a pair are held until the union is made.
         return count, ((rid_l * n + rid_r) << rule_bits) | k if fits else (rid_l, rid_r)
 

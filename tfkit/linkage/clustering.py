@@ -90,6 +90,7 @@ class LinkStats:
     forced_non_links: int = 0
     decisions_unmatched: int = 0  # decided pairs naming a record this job does not hold (another job's?)
     conflicts_resolved: int = 0  # links above the threshold dropped so clean sources stay clean
+    ambiguous_links_dropped: int = 0  # of those: a record's candidates in a clean source too close to call
     clusters_with_two_clean_records: int = 0  # 0 by design; counted on the output, not assumed
 
     def to_dict(self) -> dict:
@@ -177,8 +178,57 @@ def _best_towards_clean(edges: pl.DataFrame, clean_mask: np.ndarray, sources: np
     return edges.filter(pl.Series(keep))
 
 
+def _value_signature(prepared: Prepared) -> np.ndarray:
+    """Per record, a hash of its standardised values (every coded field): two records holding the same
+    values on every field get the same signature. Without fields, the row position (all distinct)."""
+    fields = [c for c in prepared.frame.columns if not c.startswith("_")]
+    if not fields:
+        return np.arange(prepared.n, dtype=np.uint64)
+    return prepared.frame.select(fields).hash_rows(seed=0).to_numpy()
+
+
+def _drop_ambiguous(edges: pl.DataFrame, clean_mask: np.ndarray, sources: np.ndarray, signature: np.ndarray,
+                    threshold: float) -> pl.DataFrame:
+    """Drop every edge from a record to a clean source whose candidates there are too close to call.
+
+    A clean source holds each person once, so a record matches at most one of its records: with
+    candidates of odds o_1 >= o_2 >= ... (o = 2^match_weight, every candidate at or above the
+    threshold), the chance that the best is the one is o_1 / (1 + o_1 + o_2 + ...), the Fellegi-Sunter
+    probability under that constraint (each candidate alone says o_k / (1 + o_k)). Where it falls below
+    the threshold (a father and his junior at one address against a record with no DOB, twins against
+    a record naming neither) the record links to none of them: review decides. Candidates holding the
+    same values on every field count once (the evidence cannot tell them apart: one person keyed
+    twice). Only edges at or above the threshold take part, so every engine gets the same answer from
+    the links alone. An edge between two clean sources is judged from both ends.
+    """
+    left, right = edges["rid_l"].to_numpy(), edges["rid_r"].to_numpy()
+    weight = edges["match_weight"].to_numpy()
+    rows = []
+    for rec, to in ((left, right), (right, left)):  # each end's view of the edge
+        towards = clean_mask[to] & (sources[rec] != sources[to])
+        rows.append(pl.DataFrame({"edge": np.flatnonzero(towards), "rec": rec[towards], "src": sources[to[towards]],
+                                  "sig": signature[to[towards]], "w": weight[towards]}))
+    view = pl.concat(rows)
+    if view.height == 0:
+        return edges
+    # Per (record, clean source): log2 of (1 + sum of distinct candidates' odds) against the best's,
+    # in the best's units so that 2^w never overflows: p = 1 / (2^-w1 + sum_k 2^(w_k - w1)).
+    distinct = view.group_by("rec", "src", "sig").agg(pl.col("w").max())
+    two = pl.lit(2.0, dtype=pl.Float64)
+    group = distinct.group_by("rec", "src").agg(
+        (1.0 / (two.pow(-pl.col("w").max()) + two.pow(pl.col("w") - pl.col("w").max()).sum())).alias("p"))
+    ambiguous = group.filter(pl.col("p") < threshold).select("rec", "src")
+    if ambiguous.height == 0:
+        return edges
+    dropped = view.join(ambiguous, on=["rec", "src"], how="semi")["edge"].unique().to_numpy()
+    keep = np.ones(edges.height, dtype=bool)
+    keep[dropped] = False
+    return edges.filter(pl.Series(keep))
+
+
 def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int], n: int,
-                       stats: LinkStats, rejected: pl.DataFrame = NO_PAIRS) -> pl.DataFrame:
+                       stats: LinkStats, rejected: pl.DataFrame = NO_PAIRS, *,
+                       signature: np.ndarray | None = None, threshold: float = 0.0) -> pl.DataFrame:
     """Links such that no component holds two records of one clean source (see `select_links`).
     A rejected pair with one clean record never ends in one cluster, even through other records."""
     clean_mask = np.isin(sources, clean)
@@ -186,7 +236,12 @@ def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int
                                pl.Series("src_r", sources[links["rid_r"].to_numpy()]))
     # 1. Never two records of one clean source: no edge inside a clean source.
     edges = edges.filter(~((pl.col("src_l") == pl.col("src_r")) & pl.col("src_l").is_in(clean)))
-    # 2. Another source's record links to at most one record of each clean source: its best.
+    # 2. A record whose candidates in a clean source are too close to call links to none of them;
+    #    otherwise another source's record links to at most one record of each clean source: its best.
+    if signature is not None:
+        before = edges.height
+        edges = _drop_ambiguous(edges, clean_mask, sources, signature, threshold)
+        stats.ambiguous_links_dropped = before - edges.height
     edges = _best_towards_clean(edges, clean_mask, sources)
     both_clean = pl.Series(clean_mask[edges["rid_l"].to_numpy()] & clean_mask[edges["rid_r"].to_numpy()])
     # 3. Between clean sources: one-to-one (mutual best rounds); a chain through three or more clean
@@ -248,8 +303,11 @@ def select_links(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, o
     - a reviewer's decisions: accepted pairs become links, rejected ones never link;
     - one-to-one best links, when asked for;
     - clean sources (one record per person, e.g. the cohort): no cluster holds two of a clean
-      source's records, and another source's record joins at most one of them, its best match.
-      A link that would break this is dropped and counted (`conflicts_resolved`).
+      source's records, and another source's record joins at most one of them, its best match;
+      none when its candidates there are too close to call (`_drop_ambiguous`: the best's
+      probability given that only one of them can be the one falls below the threshold).
+      A link that would break this is dropped and counted (`conflicts_resolved`; of which
+      `ambiguous_links_dropped`).
     """
     stats = LinkStats(clean_sources=list(clean))
     links = pairs.filter(pl.col("match_probability") >= threshold).select("rid_l", "rid_r", "match_weight")
@@ -260,7 +318,8 @@ def select_links(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, o
         links = best_links(links, sources)
     clean_idx = check_clean_sources(prepared, clean)
     if clean_idx:
-        links = _clean_constrained(links, sources, clean_idx, prepared.n, stats, rejected)
+        links = _clean_constrained(links, sources, clean_idx, prepared.n, stats, rejected,
+                                   signature=_value_signature(prepared), threshold=threshold)
     return links, stats
 
 

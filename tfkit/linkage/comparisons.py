@@ -448,7 +448,8 @@ def _name_levels(c: Comparison, ctx: PairContext) -> np.ndarray:
     if partner:
         # One name in the other's other field, the other name different: a given name recorded as
         # the family name (naming orders vary between communities), the other name lost or replaced.
-        conditions.append(ctx.cross_equal(col, partner) | ctx.cross_equal(partner, col))
+        # The partner must not agree: 'MOHAMED MOHAMED' v 'SAGAL MOHAMED' is another forename, not a swap.
+        conditions.append((ctx.cross_equal(col, partner) | ctx.cross_equal(partner, col)) & ~ctx.equal(partner))
     return ladder(ctx.null(col), conditions)
 
 

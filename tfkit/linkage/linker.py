@@ -300,14 +300,11 @@ class Linker:
     def candidates(self) -> pl.DataFrame:
         if self._candidates is None:
             t = time.perf_counter()
+            s = self.model.settings
             self._candidates, self._blocking_report = blocking_stage.candidate_pairs(
-                self.prepared, self.model.blocking, self.mode, max_block_pairs=self.model.settings.max_block_pairs)
-            own_limit = {r.name for r in self.model.blocking if r.max_block_pairs}
-            for r in self._blocking_report.rules:
-                if r.blocks_skipped and r.rule not in own_limit:  # a rule's own limit skips by design
-                    self.model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
-                                    f"block(s) skipped ({r.pairs_skipped:,} pairs); other rules still reach them",
-                                    rule=r.rule, blocks=r.blocks_skipped, pairs=r.pairs_skipped)
+                self.prepared, self.model.blocking, self.mode, max_block_pairs=s.max_block_pairs,
+                budget=blocking_stage.rule_budget(self.prepared.n, s.max_rule_pairs, s.max_rule_pairs_per_record))
+            blocking_stage.warn_skipped(self.model, self._blocking_report.rules)
             self.timings["block"] = time.perf_counter() - t
         return self._candidates
 

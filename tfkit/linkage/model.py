@@ -50,6 +50,10 @@ class Settings:
     tf_minimum: float = 1e-6
     batch_pairs: int = 100_000
     max_block_pairs: int = 250_000  # a blocking rule's block making more pairs is skipped (warned)
+    # A rule's comparison budget, max(max_rule_pairs, max_rule_pairs_per_record x records): past it
+    # the rule's largest blocks are left out (warned), so pairs grow linearly with national data.
+    max_rule_pairs: int = 10_000_000
+    max_rule_pairs_per_record: float = 1.0
     # Level patterns that make a pair a non-link whatever its weight, each a list of
     # "comparison=level label" (all must hold; "comparison=null": a value missing on either side).
     # A rule naming a comparison the model lacks is idle.
@@ -74,9 +78,12 @@ def _settings(t: tomlfile.Table) -> Settings:
     if not 0 < settings.deterministic_recall <= 1:
         raise t.fail("deterministic_recall", "settings.deterministic_recall must be in (0, 1]",
                      "the share of true matches the deterministic rules catch, e.g. 0.85")
-    for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations", "max_block_pairs"):
+    for key in ("u_sample_pairs", "batch_pairs", "em_max_pairs", "em_max_iterations", "max_block_pairs",
+                "max_rule_pairs"):
         if getattr(settings, key) < 1:
             raise t.fail(key, f"settings.{key} must be at least 1")
+    if settings.max_rule_pairs_per_record < 0:
+        raise t.fail("max_rule_pairs_per_record", "settings.max_rule_pairs_per_record must be 0 or more")
     if settings.seed < 0:
         raise t.fail("seed", "settings.seed must be 0 or more")
     if not 0 < settings.review_lower <= settings.threshold < 1:

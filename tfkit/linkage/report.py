@@ -69,7 +69,8 @@ def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float)
     if stats.get("clean_sources"):
         pairs += [("Clean sources (one record per person)", ", ".join(stats["clean_sources"]), ""),
                   ("Clusters holding two records of a clean source", stats["clusters_with_two_clean_records"], ""),
-                  ("Conflicting links dropped", stats["conflicts_resolved"], "")]
+                  ("Conflicting links dropped", stats["conflicts_resolved"], ""),
+                  ("of which too close to call", stats.get("ambiguous_links_dropped", 0), "")]
     if stats.get("forced_links") or stats.get("forced_non_links"):
         pairs.append(("Review decisions applied", f"{stats['forced_links']:,} accepted, "
                                                   f"{stats['forced_non_links']:,} rejected", ""))
