@@ -499,3 +499,7 @@ def test_console_script_sets_polars_allocator_before_polars_loads_and_keeps_the_
     mine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           env={**env, "_RJEM_MALLOC_CONF": "narenas:2"}).stdout.split()
     assert mine == ["False", "narenas:2"]
+    # What a parent that imported polars hands down (polars' own defaults) is amended, not kept as is.
+    inherited = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                               env={**env, "_RJEM_MALLOC_CONF": "dirty_decay_ms:500"}).stdout.split()
+    assert inherited == ["False", "dirty_decay_ms:500," + entry.POLARS_ALLOCATOR["_RJEM_MALLOC_CONF"]]

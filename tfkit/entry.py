@@ -21,7 +21,9 @@ import sys
 # instead of one per thread (jemalloc's default is four per CPU). Each arena keeps the pages its
 # threads freed, so a short job's peak carried every thread's garbage: the linkage bench's worker at
 # 100k x 100k peaked 305 -> 278 MiB with one arena, FEBRL2 134 -> 131, with no more CPU (three runs
-# each, load ~12). A user's own setting wins.
+# each, load ~12). Added to the variable's options unless they set `narenas` already (a user's
+# own setting wins): a parent process that imported polars hands its children polars' defaults
+# in this variable (polars' import writes them there), which a plain default would not amend.
 POLARS_ALLOCATOR = {"_RJEM_MALLOC_CONF": "narenas:1"}
 
 
@@ -38,7 +40,9 @@ def configure_runtime() -> None:
     console script does this first; a program calling tfkit's library can call it before its own
     first `import polars`)."""
     for name, value in POLARS_ALLOCATOR.items():
-        os.environ.setdefault(name, value)
+        options = os.environ.get(name, "")
+        if value.split(":")[0] + ":" not in options:
+            os.environ[name] = f"{options},{value}" if options else value
     if "MALLOC_ARENA_MAX" not in os.environ:  # a user's own setting wins
         try:
             import ctypes
