@@ -484,3 +484,22 @@ def test_console_script_exit_codes_and_flushed_output(tmp_path):
     usage = subprocess.run([*script, "validate", str(tmp_path / "missing.csv"), "--schema", "nis"],
                            capture_output=True, text=True)
     assert usage.returncode == 2 and "file not found" in usage.stderr
+
+
+def test_console_script_sets_polars_allocator_before_polars_loads_and_keeps_the_users(tmp_path):
+    """`tfkit` sets polars' allocator options (tfkit.entry.POLARS_ALLOCATOR) before polars loads,
+    since jemalloc reads them only then; a value the user set is left as it is."""
+    from tfkit import entry
+
+    probe = ("import os, sys; from tfkit import entry; entry.configure_runtime(); "
+             "print('polars' in sys.modules, os.environ['_RJEM_MALLOC_CONF'])")
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.split()
+    assert out == ["False", entry.POLARS_ALLOCATOR["_RJEM_MALLOC_CONF"]]
+    mine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={**env, "_RJEM_MALLOC_CONF": "narenas:2"}).stdout.split()
+    assert mine == ["False", "narenas:2"]
+    # What a parent that imported polars hands down (polars' own defaults) is amended, not kept as is.
+    inherited = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                               env={**env, "_RJEM_MALLOC_CONF": "dirty_decay_ms:500"}).stdout.split()
+    assert inherited == ["False", "dirty_decay_ms:500," + entry.POLARS_ALLOCATOR["_RJEM_MALLOC_CONF"]]

@@ -241,23 +241,28 @@ def test_u_sample_grid_gives_the_same_levels_as_pairwise_comparison():
     for rows in (slice(0, 6), slice(2, 4)):
         grid = GridPairs(prepared, table, rows, same_source=False)
         pairwise = PairContext(prepared, np.repeat(left[rows], 10), np.tile(right, len(left[rows])))
-        np.testing.assert_array_equal(grid.jaro_winkler("forename"), pairwise.jaro_winkler("forename"))
-        np.testing.assert_array_equal(comparison.levels(grid), comparison.levels(pairwise))
+        np.testing.assert_array_equal(grid.flat(grid.jaro_winkler("forename")), pairwise.jaro_winkler("forename"))
+        np.testing.assert_array_equal(grid.flat(comparison.levels(grid)), comparison.levels(pairwise))
     # The crossed levels (names swapped, with or without a typo; one name swapped) come from a
     # forename-by-surname matrix on the grid: they must be reached, and agree, too.
     full = GridPairs(prepared, table, slice(0, 6), same_source=False)
-    levels = comparison.levels(full)
+    levels = full.flat(comparison.levels(full))
     assert set(comparison.swap_levels) <= set(levels.tolist())
-    np.testing.assert_array_equal(full.cross_jaro_winkler("forename", "surname", 0.88) >= 0.88,
-                                  PairContext(prepared, full.rid_l, full.rid_r)
+    np.testing.assert_array_equal(full.flat(full.cross_jaro_winkler("forename", "surname", 0.88) >= 0.88),
+                                  PairContext(prepared, *full.pairs())
                                   .cross_jaro_winkler("forename", "surname", 0.88) >= 0.88)
-    # Within one source: each unordered pair once.
+    # Within one source: each unordered pair once, whatever rows a block holds.
     every = np.arange(20)
-    grid = GridPairs(prepared, SimilarityTable(prepared, every, every), slice(0, 20), same_source=True)
-    assert len(grid) == 190 and (grid.rid_l < grid.rid_r).all()
-    pairwise = PairContext(prepared, grid.rid_l, grid.rid_r)
-    np.testing.assert_array_equal(grid.jaro_winkler("surname"), pairwise.jaro_winkler("surname"))
-    np.testing.assert_array_equal(comparison.levels(grid), comparison.levels(pairwise))
+    table = SimilarityTable(prepared, every, every)
+    for blocks in ([slice(0, 20)], [slice(s, s + 3) for s in range(0, 20, 3)]):
+        grids = [GridPairs(prepared, table, rows, same_source=True) for rows in blocks]
+        rid_l, rid_r = (np.concatenate(side) for side in zip(*(g.pairs() for g in grids)))
+        assert sum(map(len, grids)) == len(rid_l) == 190 and (rid_l < rid_r).all()
+        pairwise = PairContext(prepared, rid_l, rid_r)
+        np.testing.assert_array_equal(np.concatenate([g.flat(g.jaro_winkler("surname")) for g in grids]),
+                                      pairwise.jaro_winkler("surname"))
+        np.testing.assert_array_equal(np.concatenate([g.flat(comparison.levels(g)) for g in grids]),
+                                      comparison.levels(pairwise))
 
 
 def test_both_jaro_winkler_kernels_agree():

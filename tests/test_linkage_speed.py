@@ -130,8 +130,8 @@ def test_grid_pairs_give_the_levels_of_the_same_pairs_gathered_one_by_one(crowd,
         grid_l, grid_r = grid_l[keep], grid_r[keep]
     for c in model.comparisons:
         table = SimilarityTable(crowd, left, right)
-        got = np.concatenate([c.levels(GridPairs(crowd, table, slice(s, s + 7), same_source=same_source))
-                              for s in range(0, len(left), 7)])
+        grids = [GridPairs(crowd, table, slice(s, s + 7), same_source=same_source) for s in range(0, len(left), 7)]
+        got = np.concatenate([g.flat(c.levels(g)) for g in grids])
         np.testing.assert_array_equal(got, c.levels(PairContext(crowd, grid_l, grid_r)), err_msg=c.name)
 
 
@@ -151,3 +151,41 @@ def test_u_sample_patterns_counted_by_block_equal_every_pairs_levels(crowd, mode
     (g2, c2), u2 = u_patterns()
     assert np.array_equal(g1, g2) and np.array_equal(c1, c2) and c1.sum() > 1000
     assert all(np.array_equal(u1[k], u2[k]) for k in u1)
+
+
+def test_training_beside_blocking_gives_the_sequential_model_and_log(monkeypatch):
+    """`link` runs u and the EM sessions on a second thread while it blocks and compares
+    (linker._Beside); the model, its log and the scored pairs must be those of training in sequence."""
+    from tfkit.demo import generate_frames
+    from tfkit.linkage import link, linker
+
+    from tests.fixtures.demo_frames import cohort_and_partners
+
+    inputs = cohort_and_partners(generate_frames(1500, seed=4), n_right=1500)
+
+    def run():
+        result = link(inputs, LinkageModel.default(), mode="link")
+        return result.model, result.scored
+
+    (threaded, pairs_threaded) = run()
+    monkeypatch.setattr(linker._Beside, "wanted", staticmethod(lambda lk, labels: False))
+    (sequential, pairs_sequential) = run()
+    assert threaded.training_log == sequential.training_log and threaded.prior == sequential.prior
+    assert [step["step"] for step in threaded.training_log][:2] == ["u", "prior"]
+    for name in sequential.m:
+        assert np.array_equal(threaded.m[name], sequential.m[name]) and np.array_equal(threaded.u[name], sequential.u[name])
+    assert pairs_threaded.equals(pairs_sequential)
+
+
+def test_training_beside_blocking_raises_its_error_on_the_caller(monkeypatch):
+    from tfkit.demo import generate_frames
+    from tfkit.linkage import link, training
+
+    from tests.fixtures.demo_frames import cohort_and_partners
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("u failed")
+
+    monkeypatch.setattr(training, "estimate_u", broken)
+    with pytest.raises(RuntimeError, match="u failed"):
+        link(cohort_and_partners(generate_frames(300, seed=4)), LinkageModel.default(), mode="link")

@@ -150,11 +150,18 @@ class Training(_Stage):
         matching = training_stage.patterns({k: v[is_match] for k, v in lk.levels.items()}, lk.model.comparisons)
         return training_stage.estimate_m_from_labels(lk.model, matching)
 
-    def train(self, truth_column: str | None = None) -> LinkageModel:
-        """The usual sequence: u, prior, then m from labels if given, else by EM."""
-        self.estimate_u_using_random_sampling()
+    def train(self, truth_column: str | None = None, beside: "_Beside | None" = None) -> LinkageModel:
+        """The usual sequence: u, prior, then m from labels if given, else by EM. `beside`: u and
+        the EM sessions already run on another thread (`_Beside`); their results and log are taken
+        in the same order."""
+        if beside is not None:
+            beside.join_into(self.linker.model)
+        else:
+            self.estimate_u_using_random_sampling()
         self.estimate_probability_two_random_records_match()
-        if truth_column:
+        if beside is not None:
+            beside.log_m_into(self.linker.model)
+        elif truth_column:
             self.estimate_m_from_labels(truth_column)
         else:
             self.estimate_m_using_expectation_maximisation()
@@ -163,6 +170,52 @@ class Training(_Stage):
             training_stage.refine_prior(lk.model, lk.patterns, blocking_stage.comparisons_possible(
                 lk.prepared.source_sizes(), lk.mode))
         return self.linker.model
+
+
+class _Beside:
+    """u and the EM sessions on a second thread, while the main thread blocks and compares the
+    candidates: neither needs the other (EM needs u; the sessions make their own pairs), and both
+    spend their time in numpy and rapidfuzz, which release the GIL. The thread works on a shallow
+    copy of the model with its own log; `join_into` and `log_m_into` hand the results over so the
+    model and its log come out as the sequential `train` makes them."""
+
+    def __init__(self, linker: "Linker") -> None:
+        import copy
+        import threading
+
+        self.model = copy.copy(linker.model)
+        self.model.training_log = []
+        self.error: BaseException | None = None
+        self.elapsed = 0.0
+
+        def work() -> None:
+            started = time.perf_counter()
+            try:
+                training_stage.estimate_u(linker.prepared, self.model, mode=linker.mode, seed=linker.seed)
+                blocking_stage.check_rules(linker.prepared, self.model.training)
+                training_stage.estimate_m_em_sessions(linker.prepared, self.model, mode=linker.mode, seed=linker.seed)
+            except BaseException as err:  # re-raised on the main thread by join_into
+                self.error = err
+            self.elapsed = time.perf_counter() - started
+
+        self.thread = threading.Thread(target=work, name="tfkit-train", daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def wanted(linker: "Linker", labels: bool) -> bool:
+        return bool(linker.model.training) and not labels
+
+    def join_into(self, model: LinkageModel) -> None:
+        """Wait for the thread; u (its counts and patterns) and m onto `model`, the u step logged."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        model.u, model.u_counts, model.u_patterns, model.m = (self.model.u, self.model.u_counts,
+                                                              self.model.u_patterns, self.model.m)
+        model.training_log.append(self.model.training_log[0])
+
+    def log_m_into(self, model: LinkageModel) -> None:
+        model.training_log.extend(self.model.training_log[1:])
 
 
 class Inference(_Stage):
@@ -337,9 +390,13 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
     clustering_stage.check_clean_sources(linker.prepared, clean)  # before the work: exit 2 at once
     if one_to_one and linker.mode != "link":
         raise UsageError("one-to-one best links apply to link mode only", hint="drop --one-to-one or use --mode link")
+    # u and the EM sessions on a second thread while this one blocks and compares (see `_Beside`).
+    beside = _Beside(linker) if _Beside.wanted(linker, train_on_labels) else None
     linker.levels  # noqa: B018 - block and compare (timed)
     t = time.perf_counter()
-    linker.training.train(truth_column if train_on_labels else None)
+    linker.training.train(truth_column if train_on_labels else None, beside=beside)
+    if beside is not None:
+        linker.timings["train_beside"] = beside.elapsed  # u and EM, overlapping block and compare
     training_stage.check_training(linker.model)  # in the summary, the console and the report
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()

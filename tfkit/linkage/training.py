@@ -26,19 +26,25 @@ from .model import LinkageModel
 from .standardise import Prepared
 
 
+def level_frequency_counts(levels: np.ndarray, n_levels: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """How many non-null pairs hold each level (optionally weighted), as float64."""
+    valid = levels >= 0
+    return np.bincount(levels[valid].astype(np.int64), weights=None if weights is None else weights[valid],
+                       minlength=n_levels)[:n_levels].astype(np.float64)
+
+
 def level_frequencies(levels: np.ndarray, n_levels: int, weights: np.ndarray | None = None,
                       pseudocount: float = 0.0) -> np.ndarray:
     """Share of each level among non-null pairs (optionally weighted), with optional smoothing."""
-    valid = levels >= 0
-    counts = np.bincount(levels[valid].astype(np.int64), weights=None if weights is None else weights[valid],
-                         minlength=n_levels)[:n_levels].astype(np.float64) + pseudocount
+    counts = level_frequency_counts(levels, n_levels, weights) + pseudocount
     total = counts.sum()
     return counts / total if total > 0 else np.full(n_levels, 1.0 / n_levels)
 
 
-# Pairs of the u sample compared at a time. Small, cache-sized chunks: on FEBRL, 10,000 took 0.17 s
-# and peaked 8 MiB lower than 100,000 (0.18 s).
-U_CHUNK_PAIRS = 10_000
+# Cells of the u sample's grid compared at a time (a block of rows against every sampled record of
+# the other side, see `GridPairs`). FEBRL2's 1M pairs: 10,000 cells 0.22 s CPU, 30,000 0.15,
+# 100,000 0.14 (more per call, fewer calls); the demo's at 100k: 0.17, 0.13, 0.14.
+U_CHUNK_PAIRS = 30_000
 
 
 def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int) -> dict[str, np.ndarray]:
@@ -46,13 +52,13 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
     `sample_records`: about `u_sample_pairs` pairs; every pair when the inputs have fewer).
 
     String similarities are computed once per pair of distinct values in the sample
-    (`SimilarityTable`); the pairs themselves are compared a few rows of the grid at a time.
+    (`SimilarityTable`); the pairs themselves are compared a block of rows of the grid at a time.
     """
     s = model.settings
-    counts = {c.name: np.zeros(c.n_levels, dtype=np.float64) for c in model.comparisons}
     # The sampled pairs' comparison patterns (for the u re-derivation without matches): as one
     # mixed-radix code per pair, built a comparison at a time and counted per block, so the pairs'
-    # levels are never held all at once (a model too wide for a code keeps every level, as before).
+    # levels are never held all at once; each comparison's level counts are the patterns' margins.
+    # (A model too wide for a code keeps every level and counts them, as `patterns` does.)
     radix = _radix(model.comparisons)
     coded = radix is not None
     seen: dict[str, list[np.ndarray]] = {c.name: [] for c in model.comparisons}
@@ -64,34 +70,42 @@ def estimate_u(prepared: Prepared, model: LinkageModel, *, mode: str, seed: int)
         if not len(left) or not len(right):
             continue
         rows = max(1, min(s.batch_pairs, U_CHUNK_PAIRS) // len(right))
-        codes: list[np.ndarray] = []  # this block's pairs, a chunk at a time
+        codes: list[np.ndarray] = []  # this block's pairs, a chunk of rows at a time
+        last = len(model.comparisons) - 1
         for k, c in enumerate(model.comparisons):  # one comparison at a time: only its similarity matrices are held
             table = SimilarityTable(prepared, left, right)
             for n, start in enumerate(range(0, len(left), rows)):
                 ctx = GridPairs(prepared, table, slice(start, start + rows), same_source=i == j)
+                lv = c.levels(ctx)
                 if k == 0:
                     drawn += len(ctx)
-                lv = c.levels(ctx)
-                counts[c.name] += np.bincount(lv[lv >= 0].astype(np.int64), minlength=c.n_levels)[:c.n_levels]
                 if not coded:
-                    seen[c.name].append(lv)
-                elif k == 0:
+                    seen[c.name].append(ctx.flat(lv))
+                    continue
+                if k == 0:
                     codes.append(lv.astype(np.int32) + 1)
                 else:
                     codes[n] *= radix[k]
                     codes[n] += lv
                     codes[n] += 1
+                if k == last:
+                    codes[n] = ctx.flat(codes[n])  # the pairs in scope only
         for chunk in codes:
             found = np.bincount(chunk, minlength=1)
             if len(found) > len(pattern_counts):
                 pattern_counts = np.concatenate([pattern_counts, np.zeros(len(found) - len(pattern_counts), np.int64)])
             pattern_counts[:len(found)] += found
+    if coded:
+        found = _decode(pattern_counts, radix)
+    else:
+        found = patterns({k: np.concatenate(v) for k, v in seen.items()}, model.comparisons) if drawn else None
+    counts = {c.name: np.zeros(c.n_levels, dtype=np.float64) if found is None else
+              level_frequency_counts(found[0][:, k], c.n_levels, found[1]) for k, c in enumerate(model.comparisons)}
     u = {name: (n + 1.0) / (n + 1.0).sum() for name, n in counts.items()}  # one pseudo-count per level
     model.u = u
     model.u_counts = counts
     if drawn:
-        model.u_patterns = (_decode(pattern_counts, radix) if coded else
-                            patterns({k: np.concatenate(v) for k, v in seen.items()}, model.comparisons))
+        model.u_patterns = found
     model.training_log.append({"step": "u", "method": "random sampling", "pairs": drawn,
                                "records_sampled": [len(r) for r in sample], "seed": seed})
     return u
