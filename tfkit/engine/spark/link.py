@@ -42,6 +42,7 @@ from tfkit.linkage import predict as predict_stage
 from tfkit.linkage import training as training_stage
 from tfkit.linkage.comparisons import comparison_levels
 from tfkit.linkage.linker import Linker
+from tfkit.linkage.standardise import NULL
 
 # ONS's Census 2021 deduplication rewrote any rule over 10M comparisons or any block over 100 people.
 WARN_RULE_COMPARISONS = 10_000_000
@@ -125,6 +126,47 @@ class SparkLinkResult:
 # --------------------------------------------------------------------------- blocking
 
 
+def _codes_frame(spark: SparkSession, prepared, columns: list[str], masks: list[np.ndarray]) -> DataFrame:
+    """_rid, _source, each column's integer code (null where missing) and the plan's masks
+    (`_BlockPlan.masks`): what the block rows are made from, on the executors."""
+    data = {"_rid": prepared.frame.get_column("_rid").to_numpy(),
+            "_source": prepared.frame.get_column("_source").cast(pl.Int32).to_numpy()}
+    for c in columns:
+        codes = prepared.codes(c)
+        data[c] = pa.array(codes, mask=codes == NULL)
+    for j, m in enumerate(masks):
+        data[f"_m{j}"] = m
+    return spark.createDataFrame(pa.table(data))
+
+
+def _key_columns(rule) -> list[list[str]]:
+    """A rule's block key per side: its `on` columns (a cross rule: plus cross[0] on side 0, and
+    cross[1] on side 1, which joins side 0)."""
+    if rule.cross:
+        return [[*rule.on, rule.cross[0]], [*rule.on, rule.cross[1]]]
+    return [list(rule.on)]
+
+
+MASK_BITS = 63  # (rule, side) entries per int64 mask column
+
+
+def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
+    """One row per record, rule and side where the driver's plan says the record sits in a block
+    making pairs (its bit in the masks): (rule, side, k0..k{width-1}, _rid, _source); a rule's
+    unused key slots are -1, so every rule's block key has the same columns."""
+    entries, e = [], 0
+    for k, rule in enumerate(rules):
+        for side, cols in enumerate(_key_columns(rule)):
+            held = F.shiftright(F.col(f"_m{e // MASK_BITS}"), e % MASK_BITS).bitwiseAND(F.lit(1)) == 1
+            slots = [(F.col(cols[i]) if i < len(cols) else F.lit(-1)).cast("int").alias(f"k{i}") for i in range(width)]
+            entries.append(F.when(held, F.struct(F.lit(k).cast("short").alias("rule"),
+                                                 F.lit(side).cast("byte").alias("side"), *slots)))
+            e += 1
+    # A null entry becomes a row of nulls, dropped after: the generator stays in generated code
+    # (filtering the array with a lambda is interpreted per row).
+    return keys.select("_rid", "_source", F.inline(F.array(*entries))).where(F.col("rule").isNotNull())
+
+
 class _Codes:
     """Per column, every record's code (`Prepared.codes`): what `blocking.produced_by` reads,
     without the rest of the prepared records (the blocking stage broadcasts only this)."""
@@ -138,80 +180,69 @@ class _Codes:
 
 @dataclass
 class _BlockPlan:
-    """What the driver plans from the block sizes (`_plan_blocks`): the rows Spark makes pairs
-    from, the skew report's figures, and per rule which records' blocks were kept."""
-    rows: pa.Table               # rule, block, salt, role, _rid, _source: records in blocks with pairs only
+    """What the driver plans from the block sizes (`_plan_blocks`): which records' rows Spark
+    makes, the blocks to salt, the skew report's figures, and per rule which records' blocks were
+    kept."""
+    masks: list[np.ndarray]      # per record, a bit per (rule, side): it sits in a kept block making pairs
+    salted: pl.DataFrame         # rule, k0.., salts: the kept blocks over `salt_above` records
     comparisons: list[int]       # per rule: pairs in its kept blocks, in the mode's scope
     largest: list[list[int]]     # per rule: the five largest kept blocks' sizes (records)
-    salted: list[int]            # per rule: blocks spread over several tasks
+    salted_blocks: list[int]     # per rule: blocks spread over several tasks
     skipped: list[int]           # per rule: blocks over the limit, left out
     kept: list[np.ndarray | None]  # per rule: per record, whether its block (cross: side 0's) was kept
 
 
-def _plan_blocks(prepared, rules, mode: str, *, max_block_pairs: int, salt_above: int) -> _BlockPlan:
+def _plan_blocks(prepared, rules, mode: str, width: int, *, max_block_pairs: int, salt_above: int) -> _BlockPlan:
     """Every rule's blocks planned on the driver from the records' codes (the polars engine's
-    `blocking.equi_blocks` / `cross_blocks`: one sort a rule), so Spark receives only the records
-    sitting in a block that makes pairs (most records are alone in most rules' blocks: at 1M x 1M
-    about 42M record-rule rows, of which a small part share a block).
+    `blocking.equi_blocks` / `cross_blocks`: one sort a rule, no Spark job), so the executors make
+    block rows only for records sitting in a block that makes pairs: most records are alone in
+    most rules' blocks (at 1M x 1M, 42M record-rule rows before). What Spark receives for it is a
+    bit per record and (rule, side), 8 bytes a record for up to 63 of them.
 
-    Each row: (rule, block id, salt, role, _rid, _source). Role 0: a plain block's record (pairs by
-    the sort-based kernel); roles 1 and 2: a cross rule's side 0 and side 1, or a salted block's
-    split record (1) and its copies in every sub-block (2), joined. A kept block over `salt_above`
-    records is split into `ceil(n / salt_above)` sub-blocks by record (a cross rule: its side 0),
-    the other side copied to each: the same pairs, spread over that many tasks."""
+    A kept block over `salt_above` records is salted: listed with its key (its first record's
+    codes) and `ceil(n / salt_above)` sub-blocks."""
     from tfkit.linkage.blocking import cross_blocks, equi_blocks, sorted_runs
 
-    source_codes = prepared.codes("_source").astype(np.int32)
-    parts, plan = [], _BlockPlan(None, [], [], [], [], [])
+    n_entries = sum(len(_key_columns(r)) for r in rules)
+    masks = [np.zeros(prepared.n, dtype=np.int64) for _ in range(-(-n_entries // MASK_BITS))]
+    plan = _BlockPlan(masks, None, [], [], [], [], [])
+    salted, e = [], 0
     for k, rule in enumerate(rules):
         limit = rule.max_block_pairs or max_block_pairs
         if rule.cross:
             rid, side, block = cross_blocks(prepared, rule)
-            m = len(rid)
             start = np.flatnonzero(np.diff(block, prepend=-1))
-            size = np.diff(start, append=m)
-            n_a = np.add.reduceat(1 - side, start) if m else np.zeros(0, dtype=np.int64)
+            size = np.diff(start, append=len(rid))
+            n_a = np.add.reduceat(1 - side, start) if len(rid) else np.zeros(0, dtype=np.int64)
             pairs = n_a.astype(np.int64) * (size - n_a)
-            role = side + 1
         else:
             rid, block, group = equi_blocks(prepared, rule)
             size, pairs, _, _ = sorted_runs(block, group, mode)
+            start = np.cumsum(size) - size
             side = np.zeros(len(rid), dtype=np.int64)
-            role = side
         over = pairs > limit
         kept = ~over & (pairs > 0)
         salts = np.where(kept, np.maximum(1, -(-size // salt_above)), 0)
         plan.comparisons.append(int(pairs[kept].sum()))
         plan.largest.append(sorted(size[kept].tolist(), reverse=True)[:5] if kept.any() else [])
-        plan.salted.append(int((salts > 1).sum()))
+        plan.salted_blocks.append(int((salts > 1).sum()))
         plan.skipped.append(int(over.sum()))
         flags = None
         if over.any():  # records whose block (side 0's) was left out produce nothing for this rule
             flags = np.ones(prepared.n, dtype=bool)
             flags[rid[np.repeat(over, size) & (side == 0)]] = False
         plan.kept.append(flags)
-        row_salts = np.repeat(salts, size)
-        block_id = np.repeat(np.arange(len(size), dtype=np.int64), size)
-        take = row_salts == 1
-        parts.append((k, block_id[take], np.zeros(int(take.sum()), np.int32), role[take], rid[take]))
-        big = row_salts > 1
-        if big.any():
-            cross = bool(rule.cross)
-            one = big & ((side == 0) if cross else True)
-            parts.append((k, block_id[one], (rid[one] % row_salts[one]).astype(np.int32),
-                          np.ones(int(one.sum()), np.int64), rid[one]))
-            other = big & ((side == 1) if cross else True)
-            copies = row_salts[other]
-            salt = np.arange(int(copies.sum())) - np.repeat(np.cumsum(copies) - copies, copies)
-            parts.append((k, np.repeat(block_id[other], copies), salt.astype(np.int32),
-                          np.full(int(copies.sum()), 2, np.int64), np.repeat(rid[other], copies)))
-    rid = np.concatenate([p[4] for p in parts]).astype(np.int64)
-    plan.rows = pa.table({
-        "rule": np.concatenate([np.full(len(p[4]), p[0], np.int16) for p in parts]),
-        "block": np.concatenate([p[1] for p in parts]).astype(np.int32),
-        "salt": np.concatenate([p[2] for p in parts]).astype(np.int32),
-        "role": np.concatenate([p[3] for p in parts]).astype(np.int8),
-        "_rid": rid, "_source": source_codes[rid]})
+        in_kept = np.repeat(kept, size)
+        for s_, cols in enumerate(_key_columns(rule)):
+            plan.masks[e // MASK_BITS][rid[in_kept & (side == s_)]] |= np.int64(1) << np.int64(e % MASK_BITS)
+            e += 1
+        for b in np.flatnonzero(salts > 1):  # few: only blocks over `salt_above` records
+            first = rid[start[b]]
+            cols = _key_columns(rule)[int(side[start[b]])]
+            key = [int(prepared.codes(c)[first]) for c in cols] + [-1] * (width - len(cols))
+            salted.append((k, *key, int(salts[b])))
+    plan.salted = pl.DataFrame(salted, schema={"rule": pl.Int16, **{f"k{i}": pl.Int32 for i in range(width)},
+                                               "salts": pl.Int32}, orient="row")
     return plan
 
 
@@ -346,11 +377,34 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: i
     s = linker.model.settings
     blocking_stage.check_rules(prepared, rules)
     columns = sorted({c for r in rules for c in r.columns})
-    plan = _plan_blocks(prepared, rules, mode, max_block_pairs=s.max_block_pairs, salt_above=salt_above)
+    width = max(len(k) for r in rules for k in _key_columns(r))
+    kcols = [f"k{i}" for i in range(width)]
+    plan = _plan_blocks(prepared, rules, mode, width, max_block_pairs=s.max_block_pairs, salt_above=salt_above)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    placed = spark.createDataFrame(plan.rows).repartition(partitions, "rule", "block", "salt")
+    placed = _block_rows(_codes_frame(spark, prepared, columns, plan.masks), rules, width)
+    cross = [k for k, r in enumerate(rules) if r.cross]
+    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
+    plain = placed
+    if plan.salted.height:
+        plain = placed.join(F.broadcast(spark.createDataFrame(plan.salted.drop("salts").to_arrow())),
+                            ["rule", *kcols], "left_anti")
+    # Each block's rows in one partition (a cross rule's side 0 rows are left, side 1 rows right).
+    parts = [plain.select("rule", *kcols, "_rid", "_source", F.lit(0).alias("salt"),
+                          F.when(is_cross, F.col("side") + 1).otherwise(0).cast("byte").alias("role"))
+             .repartition(partitions, "rule", *kcols)]
+    if plan.salted.height:
+        # A block over `salt_above` records: each row in one of `salts` sub-blocks (a cross rule:
+        # side 0's rows), joining a copy of the other rows in every sub-block; re-partitioned on
+        # (block, sub-block) so the block is spread over that many tasks. Same pairs.
+        rows = placed.join(F.broadcast(spark.createDataFrame(plan.salted.to_arrow())), ["rule", *kcols])
+        one = lambda salt, role: F.struct(salt.cast("int").alias("salt"), F.lit(role).cast("byte").alias("role"))
+        left = F.array(one(F.col("_rid") % F.col("salts"), 1))
+        right = F.transform(F.sequence(F.lit(0), F.col("salts") - 1), lambda i: one(i, 2))
+        roles = F.when(is_cross & (F.col("side") == 0), left).when(is_cross, right).otherwise(F.concat(left, right))
+        parts.append(rows.select("rule", *kcols, "_rid", "_source", F.inline(roles))
+                     .repartition(partitions, "rule", *kcols, "salt"))
     blocks = spark.sparkContext.broadcast((_Codes(prepared, columns), plan.kept))
-    make_pairs = _pair_partition(blocks, rules, mode, ["block"])
+    make_pairs = _pair_partition(blocks, rules, mode, kcols)
     level_shared, with_levels, added = _level_kernel(spark, linker)
     batch = s.batch_pairs
 
@@ -361,12 +415,13 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: i
 
     schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType()),
                          StructField("rule", ByteType()), *added])
-    levels = _save(placed.mapInArrow(pairs_and_levels, schema), f"{checkpoint_dir}/levels")
+    found = [p.mapInArrow(pairs_and_levels, schema) for p in parts]
+    levels = _save(found[0].unionByName(found[1]) if len(found) > 1 else found[0], f"{checkpoint_dir}/levels")
     blocks.destroy()
     level_shared.destroy()
     added_by = {r["rule"]: r["count"] for r in levels.groupBy("rule").count().collect()}
     skew = [RuleSkew(rule.name, plan.comparisons[k], int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
-                     plan.salted[k], plan.skipped[k]) for k, rule in enumerate(rules)]
+                     plan.salted_blocks[k], plan.skipped[k]) for k, rule in enumerate(rules)]
     return levels, skew
 
 
