@@ -379,7 +379,11 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: i
     columns = sorted({c for r in rules for c in r.columns})
     width = max(len(k) for r in rules for k in _key_columns(r))
     kcols = [f"k{i}" for i in range(width)]
+    import time
+
+    t = time.perf_counter()
     plan = _plan_blocks(prepared, rules, mode, width, max_block_pairs=s.max_block_pairs, salt_above=salt_above)
+    linker.timings["block_plan"] = time.perf_counter() - t  # on the driver, within block_and_compare
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     placed = _block_rows(_codes_frame(spark, prepared, columns, plan.masks), rules, width)
     cross = [k for k, r in enumerate(rules) if r.cross]
