@@ -10,6 +10,11 @@ from tests.fixtures.synthetic import person_table
 from tfkit.errors import EXIT_DATA, UsageError
 
 
+# the ladder's first rungs only (5-year bands, postcode area), to see the widening and suppression
+TWO_LEVELS = (Hierarchy("dob_year", (Level("dob_year_band", "year_band", 5),)),
+              Hierarchy("postcode_district", (Level("postcode_area", "postcode_area"),)))
+
+
 @pytest.fixture(scope="module")
 def people() -> pl.DataFrame:
     return person_table(3000, seed=11)
@@ -39,7 +44,8 @@ def test_fail_passes_a_safe_frame(people):
 def test_generalise_widens_then_suppresses_and_counts_everything(people):
     # The synthetic frame needs 27% of its records blanked even at the coarsest levels: a limit of 5%
     # refuses it (tests/test_disclosure_tables.py); 0.5 lets the widening and the suppression show.
-    out, outcome = apply_policy(people, "generalise", sensitive="problem_crime", max_suppression=0.5)
+    out, outcome = apply_policy(people, "generalise", sensitive="problem_crime", max_suppression=0.5,
+                                hierarchies=TWO_LEVELS)
     assert out.height == people.height, "rows are never dropped"
     assert outcome.passed and outcome.after.records_at_risk == 0
     assert "dob_year_month" not in out.columns and "postcode_district" not in out.columns

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tfkit.cli import app
 from tfkit.config import load_config
-from tfkit.disclosure import apply_policy
+from tfkit.disclosure import Hierarchy, Level, apply_policy
 from tfkit.disclosure.partners import control_tables
 from tfkit.disclosure.policy import DisclosureRiskTooHigh
 from tfkit.package.manifest import footer_metadata
@@ -24,7 +24,9 @@ from tfkit.package.verify import verify_package
 from tfkit.pipeline import prepare_demo, run_extract
 
 runner = CliRunner()
-QIS = ["dob_year_band", "sex", "postcode_area"]
+QIS = ["dob_year_band", "sex", "postcode_area"]  # at the ladder's first rungs (TWO_LEVELS)
+TWO_LEVELS = (Hierarchy("dob_year", (Level("dob_year_band", "year_band", 5),)),
+              Hierarchy("postcode_district", (Level("postcode_area", "postcode_area"),)))
 PARTNERS = ("police", "school_attendance")
 
 
@@ -40,22 +42,32 @@ def _table(result, name: str) -> pl.DataFrame:
     return pl.read_parquet(result.package / "data" / f"{name}.parquet")
 
 
+def _published(result) -> list[str]:
+    """The person table's published quasi-identifiers (the demo's: 5-year bands and sex, its postcode
+    removed, the LA being the geography)."""
+    return result.manifest["disclosure"]["published"]["quasi_identifiers"]
+
+
 def test_every_table_of_the_demo_package_passes_the_disclosure_check(demo):
     result, _ = demo
     res = runner.invoke(app, ["disclosure", "check", str(result.package), "--json", "-"])
     assert res.exit_code == 0, res.output
     checked = json.loads(res.stdout)
     assert checked["passed"] and set(checked["tables"]) == {"person", *PARTNERS}
+    qis = _published(result)
+    assert qis == ["dob_year_band", "sex"]
     recorded = result.manifest["disclosure"]["tables"]
     max_suppression = result.manifest["disclosure"]["max_suppression"]
     for name, report in checked["tables"].items():
-        assert report["quasi_identifiers"] == QIS and report["records_below_k"] == 0 and report["smallest_class"] >= 10
+        assert report["quasi_identifiers"] == qis and report["records_below_k"] == 0 and report["smallest_class"] >= 10
+        assert report["person_key"][0] == "person_id_pseudonym" and report["people"] <= report["records"]
         # each file on its own too, as the QA pass ran it
         alone = runner.invoke(app, ["disclosure", "check", str(result.package / "data" / f"{name}.parquet"),
-                                    *[a for q in QIS for a in ("--qi", q)]])
+                                    *[a for q in qis for a in ("--qi", q)]])
         assert alone.exit_code == 0, alone.output
         rec = recorded[name]
-        assert rec["k"] == 10 and rec["quasi_identifiers"] == QIS and rec["k_anonymous"]
+        assert rec["k"] == 10 and rec["quasi_identifiers"] == qis and rec["k_anonymous"]
+        assert rec["person_key"] == report["person_key"] and rec["people"] == report["people"]
         assert rec["records"] == _table(result, name).height == report["records"]
         assert rec["share_suppressed"] <= max_suppression and rec["fully_suppressed"] == report["fully_suppressed"]
     # rows are never dropped: every table's rows reconcile with the manifest
@@ -65,19 +77,21 @@ def test_every_table_of_the_demo_package_passes_the_disclosure_check(demo):
 
 def test_partner_rows_carry_no_finer_quasi_identifiers_than_their_person(demo):
     result, _ = demo
-    person = _table(result, "person").select("person_id_pseudonym", *[pl.col(q).alias(f"p_{q}") for q in QIS])
-    suppressed = person.filter(pl.all_horizontal([pl.col(f"p_{q}").is_null() for q in QIS]))
+    qis = _published(result)
+    person = _table(result, "person").select("person_id_pseudonym", *[pl.col(q).alias(f"p_{q}") for q in qis])
+    suppressed = person.filter(pl.all_horizontal([pl.col(f"p_{q}").is_null() for q in qis]))
     assert suppressed.height > 0
     seen_suppressed = 0
     for name in PARTNERS:
         table = _table(result, name)
-        assert not {"dob", "dob_year_month", "dob_year", "postcode", "postcode_sector", "postcode_district"} & set(table.columns)
+        assert not {"dob", "dob_year_month", "dob_year", "postcode", "postcode_sector", "postcode_district",
+                    "postcode_area"} & set(table.columns)
         linked = table.filter(pl.col("person_id_pseudonym").is_not_null()).join(person, on="person_id_pseudonym", how="left")
         assert linked.height > 0
-        for q in QIS:  # a linked row shows exactly its person's published value (null where suppressed there)
+        for q in qis:  # a linked row shows exactly its person's published value (null where suppressed there)
             assert linked.filter(pl.col(q).ne_missing(pl.col(f"p_{q}"))).height == 0, (name, q)
         of_suppressed = table.join(suppressed, on="person_id_pseudonym", how="semi")
-        assert of_suppressed.select(pl.all_horizontal([pl.col(q).is_null() for q in QIS]).all()).item()
+        assert of_suppressed.select(pl.all_horizontal([pl.col(q).is_null() for q in qis]).all()).item()
         seen_suppressed += of_suppressed.height
     assert seen_suppressed > 0  # the demo has suppressed people with police or school rows
 
@@ -112,11 +126,11 @@ def test_verify_fails_a_package_whose_partner_table_is_made_k_unsafe(demo, tmp_p
     _resign_with(result.package, intact, key, lambda name, frame: frame)
     assert verify_package(intact, public_key=pub).ok  # the re-signing itself breaks nothing
 
-    def unsafe(name, frame):  # one police record gets a postcode area of its own
+    def unsafe(name, frame):  # one police record gets a year-of-birth band of its own
         if name != "police":
             return frame
-        return frame.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("ZZ"))
-                                  .otherwise(pl.col("postcode_area")).alias("postcode_area"))
+        return frame.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("1900-1904"))
+                                  .otherwise(pl.col("dob_year_band")).alias("dob_year_band"))
 
     tampered = tmp_path / "tampered" / result.package.name
     _resign_with(result.package, tampered, key, unsafe)
@@ -159,7 +173,7 @@ def test_control_tables_blanks_a_suppressed_persons_partner_rows():
     })
     tables, _, records = control_tables({"person": person, "police": partner}, "person", "generalise",
                                         quasi_identifiers=("dob_year", "sex", "postcode_district"), k=10,
-                                        sensitive=None, l=2, max_suppression=0.5)
+                                        sensitive=None, l=2, max_suppression=0.5, hierarchies=TWO_LEVELS)
     police = tables["police"]
     assert police.height == partner.height and police.columns[:4] == ["record_id_pseudonym", "dob_year_band", "sex", "postcode_area"]
     assert police.row(0) == ("r0", None, None, None, "p20")  # suppressed with their person
@@ -169,13 +183,19 @@ def test_control_tables_blanks_a_suppressed_persons_partner_rows():
 
 
 def test_max_suppression_is_a_limit_for_apply_policy():
-    df = pl.DataFrame({"dob_year_month": [f"{1950 + i}-01" for i in range(30)], "sex": ["F"] * 30,
-                       "postcode_district": [f"E{i}" for i in range(30)]})
+    # 30 people, each their own year and district (all in area E): at 10-year bands and postcode
+    # areas they are three classes of 10; a child born 2020, alone, is 1 of 31 (3%) blanked ...
+    df = pl.DataFrame({"dob_year_month": [f"{1950 + i}-01" for i in range(30)] + ["2020-01"], "sex": ["F"] * 31,
+                       "postcode_district": [f"E{i}" for i in range(31)]})
+    out, outcome = apply_policy(df, "generalise")
+    assert outcome.passed and outcome.records_suppressed == 1
+    assert {g.level for g in outcome.generalised} == {"dob_year_band_10", "postcode_area"}
+    # ... but 9 people cannot be k-anonymous for k=10 at any level
     with pytest.raises(DisclosureRiskTooHigh, match="more than max_suppression = 5%") as err:
-        apply_policy(df, "generalise")
+        apply_policy(df.head(9), "generalise")
     assert "raise [disclosure] max_suppression" in err.value.hint and err.value.exit_code == 1
-    out, outcome = apply_policy(df, "generalise", max_suppression=1.0)  # allowed: everything blanked, rows kept
-    assert out.height == 30 and outcome.records_suppressed == 30
+    out, outcome = apply_policy(df.head(9), "generalise", max_suppression=1.0)  # allowed: everything blanked, rows kept
+    assert out.height == 9 and outcome.records_suppressed == 9
 
 
 def test_a_small_demo_is_refused_not_signed_with_most_records_blanked(tmp_path):

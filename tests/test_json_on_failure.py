@@ -14,8 +14,8 @@ from tfkit.cli import app
 
 
 def _refusing(config):  # noqa: F811
-    """The demo config with the default max_suppression: this small cohort is refused (exit 1)."""
-    config.write_text(config.read_text().replace("max_suppression = 0.5\n", ""))
+    """The demo config asking k = 100 with at most 1% blanked: this small cohort is refused (exit 1)."""
+    config.write_text(config.read_text().replace("max_suppression = 0.5\n", "k = 100\nmax_suppression = 0.01\n"))
     return config
 
 

@@ -165,3 +165,21 @@ def test_cli_same_file_twice_is_exit_2(tmp_path, demo_files):
     res = runner.invoke(app, ["link", str(demo_files[0]), str(demo_files[0]), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "given twice" in res.output and "--mode dedupe" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_map_onto_an_existing_column_is_exit_2(tmp_path, demo_files):
+    # QA: `--map forename=surname` on a file with a surname stopped with an internal error (exit 3).
+    res = runner.invoke(app, ["link", str(demo_files[0]), "--out", str(tmp_path / "o"), "--map", "forename=surname"])
+    assert res.exit_code == 2, res.output
+    assert "two columns named 'surname'" in res.output and "Traceback" not in res.output
+
+
+def test_cli_map_through_a_schema_points_at_the_schema_names(tmp_path):
+    # Through --schema the headers are the schema's names already: "see the file's first line" misled.
+    from tfkit.demo import write_demo
+
+    cohort = write_demo(tmp_path / "demo", 60)["cohort"]
+    res = runner.invoke(app, ["link", str(cohort), "--out", str(tmp_path / "o"), "--schema", "nis",
+                              "--map", "Nope=forename"])
+    assert res.exit_code == 2, res.output
+    assert "tfkit schemas show nis" in " ".join(res.output.split())

@@ -114,12 +114,13 @@ def test_summarise_cli_errors(tmp_path):
     assert result.exit_code == 2
 
 
-def test_a_package_with_birth_year_bands_only_says_why_ages_are_missing(tmp_path):
+@pytest.mark.parametrize("band", ["dob_year_band", "dob_year_band_20"])  # any rung of the ladder
+def test_a_package_with_birth_year_bands_only_says_why_ages_are_missing(tmp_path, band):
     package = make_package(tmp_path, 60, seed=3)
     path = package / "data" / "person.parquet"
     people = pl.read_parquet(path)
     banded = people.with_columns(
-        (pl.col("dob_year_month").str.slice(0, 3) + "0s").alias("dob_year_band")).drop(
+        (pl.col("dob_year_month").str.slice(0, 3) + "0s").alias(band)).drop(
         [c for c in people.columns if c.startswith("dob")])
     banded.write_parquet(path)
     summary = summarise(open_person_table(package), threshold=1)

@@ -117,6 +117,7 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
     period = r.get("period", str)
     _check_period(period, file, "period")
     sources = _sources(r, base)
+    _check_return_schema(r, return_type, sources[0])
     pseud = r.table("pseudonymise", {"project", "policy", "key_file"})
     consent = r.table("consent", {"withdrawals", "unmatched"})
     unmatched = consent.get("unmatched", str, "warn")
@@ -152,7 +153,8 @@ def config_from_dict(data: dict[str, Any], *, base: Path, file: Path | None = No
         linkage_model=linkage.path("model", base, None),
         linkage_clean=_linkage_clean(linkage, [s.name for s in sources]),
         disclosure=_disclosure_settings(
-            r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression"})),
+            r.table("disclosure", {"policy", "k", "quasi_identifiers", "sensitive", "l", "max_suppression",
+                                   "target_suppression"})),
         consent_unmatched=unmatched,
         demo=r.get("demo", bool, False),
         engine=engine_from_table(r.table("engine"), file=file),
@@ -183,6 +185,39 @@ def _sources(r: tomlfile.Table, base: Path) -> tuple[Source, ...]:
                               policy=_file_ref(s.get("policy", str, None), base),
                               sheet=s.get("sheet", (str, int), None, hint='name the worksheet, e.g. sheet = "Data"')))
     return tuple(sources)
+
+
+def _schema_name(schema: str) -> str | None:
+    """The name a source's schema declares: a built-in's own name, or a schema file's [schema] name
+    (None when the file cannot be read here: loading it later reports why)."""
+    if not (schema.endswith(".toml") or "/" in schema):
+        return schema
+    try:
+        import tomllib
+
+        name = tomllib.loads(Path(schema).read_text(encoding="utf-8")).get("schema", {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _check_return_schema(r: tomlfile.Table, return_type: str, first: Source) -> None:
+    """The first source is the return itself: a built-in schema of another kind (an NIS extract sent
+    as `return = "fpd"`, or a partner's extract first) would label one return as another.
+    A schema of the user's own name cannot be told apart and is accepted."""
+    from tfkit.schemas import builtin_schema_names
+
+    name = _schema_name(first.schema)
+    if name is None or name == return_type or name not in builtin_schema_names():
+        return
+    if name in RETURNS:
+        hint = (f'for an {name.upper()} return set return = "{name}"; for an {return_type.upper()} return give '
+                f'the source {first.name!r} your {return_type.upper()} extract with schema = "{return_type}"')
+    else:
+        hint = (f"the first [[sources]] table is the {return_type.upper()} return itself (schema = "
+                f'"{return_type}"); list the {name} extract after it, as a partner source')
+    raise r.fail("return", f'return = "{return_type}" but the first source ({first.name!r}) uses the {name!r} '
+                 f"schema: the package would label one return as another", hint)
 
 
 def _output(output: tomlfile.Table, base: Path) -> tuple[Path, Path, Path]:
@@ -225,11 +260,16 @@ def _disclosure_settings(d: tomlfile.Table) -> DisclosureSettings:
             raise d.fail("l", "l must be at least 1")
         if "sensitive" not in settings:
             raise d.fail("l", "l-diversity needs the sensitive column(s)", 'add sensitive = "..." to [disclosure]')
-    if "max_suppression" in d:
-        share = d.get("max_suppression", (int, float))
-        if not 0 <= share <= 1:
-            raise d.fail("max_suppression", "must be a share between 0 and 1, e.g. 0.05")
-        settings["max_suppression"] = float(share)
+    for name in ("target_suppression", "max_suppression"):
+        if name in d:
+            share = d.get(name, (int, float))
+            if not 0 <= share <= 1:
+                raise d.fail(name, "must be a share between 0 and 1, e.g. 0.05")
+            settings[name] = float(share)
+    if "target_suppression" in settings and settings["target_suppression"] > settings.get(
+            "max_suppression", DisclosureSettings.max_suppression):
+        raise d.fail("target_suppression", "the target is more than max_suppression, the limit",
+                     "set target_suppression at most max_suppression")
     return DisclosureSettings(**settings)
 
 
@@ -258,7 +298,8 @@ STARTER_CONFIG = '''\
 # Run: tfkit extract --config tfkit.toml [--period 2019-H2]
 
 la_code = "E09000031"        # the LA's GSS code
-return = "nis"               # nis (National Impact Study) or fpd (Family Progress Data)
+return = "nis"               # nis (National Impact Study) or fpd (Family Progress Data); the first
+                             # source's schema must be this return's (refused otherwise, exit 2)
 period = "2019-H2"           # YYYY-H1/H2, YYYY-Qn, YYYY-MM or YYYY; --period overrides it
 
 # One [[sources]] table per extract. The first is the return itself and becomes data/person.parquet;
@@ -305,5 +346,8 @@ policy = "generalise"        # generalise (widen quasi-identifiers until k-anony
 # quasi_identifiers = ["dob_year", "sex", "postcode_district"]
 # sensitive = "problem_health"  # with l: l-diversity of this column within every class
 # l = 2
-# max_suppression = 0.05     # generalise: share of records whose quasi-identifiers may be blanked
+# target_suppression = 0.05  # generalise: widen along the ladder until at most this share of a
+                             # table's records need their quasi-identifiers blanked ...
+# max_suppression = 0.10     # ... and, only where even the widest levels need more, blank up to this
+                             # share (a limit: beyond it the run stops, exit 1)
 '''

@@ -173,7 +173,11 @@ def _key_path(path: str | Path | None) -> Path:
     if path.is_dir():
         raise KeyFileError("is a folder, not a key file", file=path, hint="give the key file itself, e.g. keys/master.key")
     if not path.is_file():
-        raise KeyFileError("key file not found", file=path, hint="check the path, or make one with tfkit keys generate")
+        from tfkit.masking import key_shaped
+
+        # a key pasted where its path belongs is never echoed, not even in the hint
+        make = "tfkit keys generate --out FILE" if key_shaped(str(path)) else f"tfkit keys generate --out {path}"
+        raise KeyFileError("key file not found", file=path, hint=f"check the path, or make one with: {make}")
     return path
 
 

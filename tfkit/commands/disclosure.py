@@ -56,7 +56,7 @@ def check_command(
     emit(payload, json_path, event="disclosure_checked", render=render,
          log_fields={"source": str(source), "passed": not failed, "records": report.records,
                      "records_below_k": report.records_below_k, "records_at_risk": report.records_at_risk,
-                     "k": tables[0].k, "tables": len(reports), "tables_failed": failed})
+                     "k": tables[0].k, "tables": len(reports), "tables_failed": failed}, ok=not failed)
     if failed:
         console.log("disclosure_failed",
                     "disclosure check failed: " + "; ".join(

@@ -93,7 +93,9 @@ def _print_disclosure(con, disclosure: dict) -> None:
             con.print(f"  disclosure, {name}: no records", markup=False)
             continue
         facts = (f"k={published['k']} over {', '.join(published['quasi_identifiers'])}: smallest class "
-                 f"{published['smallest_class']}, {published['share_below_k']:.1%} of records in classes below k")
+                 f"{published['smallest_class']}{' people' if published.get('person_key') else ''}, "
+                 f"{published['share_below_k']:.1%} of records in classes below k"
+                 + (f", {published['share_suppressed']:.1%} blanked" if published.get("share_suppressed") else ""))
         if published.get("k_anonymous"):
             con.print(f"  disclosure, {name}: k-anonymous ({facts})", markup=False)
         else:
@@ -152,7 +154,7 @@ def verify(
         for check in report.failures:
             console.log("verify_check", f"FAIL {check.code}: {check.message}", level="error", code=check.code)
     emit(report, json_out, event="verified", render=lambda con: _render_verify(con, report),
-         log_fields={"package": str(package), "ok": report.ok})
+         log_fields={"package": str(package), "ok": report.ok}, ok=report.ok)
     if not report.ok:
         raise typer.Exit(EXIT_DATA)
 
@@ -247,7 +249,7 @@ def audit_verify(
         else:
             con.print(f"[bold red]audit log FAILED[/bold red]: {len(report.problems)} problem(s) in {report.entries} entries")
 
-    emit(report, json_out, event="audit_verified", render=render, log_fields={"ok": report.ok})
+    emit(report, json_out, event="audit_verified", render=render, log_fields={"ok": report.ok}, ok=report.ok)
     if not report.ok:
         raise typer.Exit(EXIT_DATA)
 
@@ -347,7 +349,8 @@ def retention_list(
     emit({"root": str(root_path), "due": [p.to_dict() for p in due],
           "unverifiable": [p.to_dict() for p in unverifiable], "quarantine_due": [q.to_dict() for q in quarantines]},
          json_out, event="retention_listed", render=render,
-         log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)})
+         log_fields={"due": len(due), "unverifiable": len(unverifiable), "quarantine_due": len(quarantines)},
+         ok=not unverifiable)
     if unverifiable:  # cron must hear of a package that fails verification: exit 1, as verify does
         raise typer.Exit(EXIT_DATA)
 

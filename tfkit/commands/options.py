@@ -171,11 +171,16 @@ def write_json(data: Any, json_target: str, *, private: bool = False) -> None:
 
 def emit(data: Any, json_target: str | None = None, *, event: str,
          render: Callable[["Console"], None] | None = None, answer: str | None = None,
-         log_fields: dict[str, Any] | None = None, private: bool = False) -> None:
+         log_fields: dict[str, Any] | None = None, private: bool = False, ok: bool = True) -> None:
     """Give a command's result to whoever asked: JSON (--json), one log record, and for a person
     either the rendered tables (`render`) or, for a command whose output is itself the answer (a
-    fingerprint), `answer`, which is printed on stdout whatever --quiet says."""
+    fingerprint), `answer`, which is printed on stdout whatever --quiet says.
+
+    A JSON object always says `ok` first, as a failed command's does ({"ok": false, ...}): pass
+    ok=False when the command goes on to exit 1 on what it emitted (a check that found problems)."""
     payload = data.to_dict() if hasattr(data, "to_dict") else data
+    if isinstance(payload, dict) and "ok" not in payload:
+        payload = {"ok": ok, **payload}
     if json_target is not None:
         write_json(payload, json_target, private=private)
     console.log(event, "", **(log_fields or {}))

@@ -56,7 +56,8 @@ def validate_command(
                 con.print(f"  wrote {p}", markup=False, highlight=False)
 
     emit(run, json_path, event="validate_done", render=render, private=show_values,
-         log_fields={"files": len(run.reports), "failed": sum(not r.ok for r in run.reports)})
+         log_fields={"files": len(run.reports), "failed": sum(not r.ok for r in run.reports)},
+         ok=all(r.ok for r in run.reports))
     run.refuse_if_failed(quarantined=quarantine is not None)
 
 def _sheet(sheet: str | None) -> str | int | None:

@@ -6,8 +6,10 @@ postcode district). Two kinds of declaration live here:
 * `DERIVATIONS`: how to obtain a quasi-identifier a frame does not hold directly from one it does
   (`dob_year` from the package's `dob_year_month`, or from a `dob` date).
 * `DEFAULT_HIERARCHIES`: for each quasi-identifier, the coarser levels it may be widened to, in
-  order (postcode district -> postcode area; year of birth -> 5-year band). Each level names the
-  output column and a rule from `RULES`; a user may pass their own hierarchies.
+  order (the generalisation ladder: postcode district -> postcode area -> removed, the LA being
+  the geography; year of birth -> 5-, 10-, then 20-year band). Each level names the output column
+  and a rule from `RULES`; the `remove` rule publishes no column at all. A user may pass their own
+  hierarchies.
 
 Rules are polars expressions over the level-0 value, so every step stays vectorised.
 """
@@ -23,6 +25,8 @@ from tfkit.errors import UsageError
 from tfkit.identifiers import postcode_area, postcode_district
 
 DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = ("dob_year", "sex", "postcode_district")
+REMOVE = "remove"  # the top of a ladder: the quasi-identifier is not published at all
+REMOVED = "removed"
 
 
 def _year_band(width: int) -> Callable[[pl.Expr], pl.Expr]:
@@ -40,6 +44,7 @@ RULES: dict[str, Callable[..., Callable[[pl.Expr], pl.Expr]]] = {
     "postcode_district": lambda _=None: postcode_district,
     "postcode_area": lambda _=None: postcode_area,
     "year_band": lambda width=5: _year_band(int(width)),
+    REMOVE: lambda _=None: lambda e: pl.lit(None, dtype=pl.String),
 }
 
 
@@ -67,11 +72,16 @@ DERIVATIONS: tuple[Derivation, ...] = (
 
 @dataclass(frozen=True)
 class Level:
-    """One step up a hierarchy: the widened column's name and the rule that makes it."""
+    """One step up a hierarchy: the widened column's name and the rule that makes it (`remove`:
+    no column; the level is named `removed`)."""
 
     name: str
     rule: str
     param: int | None = None
+
+    @property
+    def removes(self) -> bool:
+        return self.rule == REMOVE
 
     def expr(self, base: pl.Expr) -> pl.Expr:
         return RULES[self.rule](self.param)(base)
@@ -85,10 +95,16 @@ class Hierarchy:
     levels: tuple[Level, ...]
 
 
+# The default ladder, finest first. A return is one LA's, so above the postcode area the geography
+# is the LA itself (la_code): `removed` costs a small LA little, since its postcode area is nearly
+# constant, and takes away what singles people out: out-of-area and unknown postcodes. Age widens
+# in steps a statistician would publish (5, 10, 20 years); sex is never widened.
 DEFAULT_HIERARCHIES: tuple[Hierarchy, ...] = (
-    Hierarchy("postcode_sector", (Level("postcode_district", "postcode_district"), Level("postcode_area", "postcode_area"))),
-    Hierarchy("postcode_district", (Level("postcode_area", "postcode_area"),)),
-    Hierarchy("dob_year", (Level("dob_year_band", "year_band", 5),)),
+    Hierarchy("postcode_sector", (Level("postcode_district", "postcode_district"), Level("postcode_area", "postcode_area"),
+                                  Level(REMOVED, REMOVE))),
+    Hierarchy("postcode_district", (Level("postcode_area", "postcode_area"), Level(REMOVED, REMOVE))),
+    Hierarchy("dob_year", (Level("dob_year_band", "year_band", 5), Level("dob_year_band_10", "year_band", 10),
+                           Level("dob_year_band_20", "year_band", 20))),
 )
 
 

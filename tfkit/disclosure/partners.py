@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import polars as pl
 
 from tfkit import console
-from tfkit.disclosure.hierarchies import (DEFAULT_HIERARCHIES, Hierarchy, QuasiIdentifier, hierarchy_for,
+from tfkit.disclosure.hierarchies import (DEFAULT_HIERARCHIES, REMOVED, Hierarchy, QuasiIdentifier, hierarchy_for,
                                           present_quasi_identifiers)
 from tfkit.disclosure.policy import (DisclosureOutcome, DisclosureRiskTooHigh, apply_policy, log_generalised,
                                     refuse_oversuppression)
@@ -44,6 +44,7 @@ def control_tables(
     sensitive: str | Sequence[str] | None,
     l: int,
     max_suppression: float,
+    target_suppression: float | None = None,
     hierarchies: Sequence[Hierarchy] = DEFAULT_HIERARCHIES,
 ) -> tuple[dict[str, pl.DataFrame], DisclosureOutcome, dict[str, dict[str, Any]]]:
     """Apply `policy` to the person table, then to every other table with quasi-identifiers.
@@ -52,10 +53,51 @@ def control_tables(
     table passes: levels at which a partner table would need more than `max_suppression` blanked
     are passed over for wider ones (else that partner table's refusal is raised).
 
+    With `target_suppression` (below max_suppression) the levels are first sought at the target, so
+    the ladder is climbed before more than the target is blanked; only when no levels reach it is the
+    search run again up to max_suppression (the limit, beyond which the run stops).
+
     Returns the tables to publish (same rows, same order), the person table's outcome, and per table
     the record for the manifest (`published_summary` plus what was suppressed)."""
+    common = dict(quasi_identifiers=quasi_identifiers, k=k, sensitive=sensitive, l=l, hierarchies=hierarchies)
+    if policy == "generalise" and target_suppression is not None and target_suppression < max_suppression:
+        try:
+            return _control(tables, person, policy, max_suppression=target_suppression, **common)
+        except DisclosureRiskTooHigh:
+            pass  # even the widest levels need more than the target blanked somewhere: blank least, up to the limit
+        others = _least_blanking(tables, person, **common)
+        return _control(tables, person, policy, max_suppression=max_suppression, passed_over=others, **common)
+    return _control(tables, person, policy, max_suppression=max_suppression, **common)
+
+
+def _least_blanking(tables: dict[str, pl.DataFrame], person: str, **common: Any) -> list[dict[str, str]]:
+    """Every node of the person table's lattice but the one at which the table blanking the largest
+    share of its records blanks least (ties: the least widened): the nodes to pass over."""
+    # passed_over=[{}] (no node's levels): the whole lattice scored even when the table passes as it is
+    _, first = apply_policy(tables[person], "generalise", table=person, log=False, max_suppression=1.0,
+                            passed_over=[{}], **common)
+    nodes = sorted(first.lattice, key=lambda n: n.height)
+    worst: list[float] = []
+    for node in nodes:
+        others = [n.levels for n in nodes if n is not node]
+        frame, outcome = apply_policy(tables[person], "generalise", table=person, log=False, max_suppression=1.0,
+                                      passed_over=others, **common)
+        _, records, _ = _partners(tables, person, frame, outcome, "generalise", max_suppression=1.0, **common)
+        shares = [outcome.records_suppressed / frame.height if frame.height else 0.0,
+                  *[r["share_suppressed"] for r in records.values()]]
+        worst.append(max(shares))
+    best = min(range(len(nodes)), key=lambda i: (worst[i], nodes[i].height))
+    return [n.levels for i, n in enumerate(nodes) if i != best]
+
+
+def _control(tables: dict[str, pl.DataFrame], person: str, policy: str, *, quasi_identifiers: Sequence[str], k: int,
+             sensitive: str | Sequence[str] | None, l: int, max_suppression: float, hierarchies: Sequence[Hierarchy],
+             passed_over: Sequence[dict[str, str]] = (),
+             ) -> tuple[dict[str, pl.DataFrame], DisclosureOutcome, dict[str, dict[str, Any]]]:
+    """control_tables at one limit: the least widened person levels (not `passed_over`) at which every
+    table blanks at most `max_suppression`."""
     kw = dict(k=k, l=l, max_suppression=max_suppression)
-    passed_over: list[dict[str, str]] = []
+    passed_over = list(passed_over)
     refusal: DisclosureRiskTooHigh | None = None
     while True:
         try:
@@ -110,13 +152,19 @@ def _partners(tables: dict[str, pl.DataFrame], person: str, person_frame: pl.Dat
                              "share_suppressed": 0.0}
             continue
         widened, names, with_person, linked = _as_person_published(frame, qis, outcome, person_frame, hierarchies)
+        if not names:  # every quasi-identifier it held was removed: nothing left to single anyone out by
+            out[name] = widened
+            continue
         # suppression only: the levels are the person table's; max_suppression is checked below, on
         # everything blanked in this table (with the person, and here)
         published, partner = apply_policy(widened, "generalise", quasi_identifiers=names, sensitive=sens,
                                           hierarchies=(), max_suppression=1.0, table=name, log=False, k=k, l=l)
         blanked = with_person + partner.records_suppressed
         # widest: only the refusal at the last person levels tried escapes control_tables
-        refuse_oversuppression(blanked, published.height, max_suppression, k, names, table=name, widest=True)
+        removed = [f"{g.quasi_identifier} {REMOVED}" for g in outcome.generalised
+                   if g.level == REMOVED and g.quasi_identifier in {q.name for q in qis}]
+        refuse_oversuppression(blanked, published.height, max_suppression, k, [*names, *removed], table=name,
+                               widest=True, partner=True)
         lines.append({"message": f"disclosure ({name}): at the {person} table's levels ({', '.join(names)}); suppressed "
                                  f"the quasi-identifiers of {blanked:,} records ({with_person:,} as their person's "
                                  f"were, {partner.records_suppressed:,} in classes below k)",
@@ -154,10 +202,16 @@ def _as_person_published(
     names: list[str] = []
     published_columns: list[str] = []
     for q in qis:
-        level = next((lv for lv in hierarchy_for(q.name, hierarchies) if lv.name == chosen.get(q.name)), None)
+        ladder = hierarchy_for(q.name, hierarchies)
+        level = next((lv for lv in ladder if lv.name == chosen.get(q.name)), None)
         if level is None:  # not widened in the person table: the table keeps its own columns
             names.append(q.name)
             published_columns.extend(q.sources)
+            continue
+        # a copy at another level of the ladder (postcode_area beside postcode_district) goes too
+        drop.update(lv.name for lv in ladder if lv.name != level.name)
+        if level.removes:  # not published in the person table: nor here
+            drop.update(q.sources)
             continue
         outputs[q.sources[0]] = level.expr(q.expr).alias(level.name)
         drop.update(q.sources[1:])

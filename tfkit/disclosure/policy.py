@@ -26,12 +26,14 @@ from tfkit import console
 from tfkit.disclosure.hierarchies import (
     DEFAULT_HIERARCHIES,
     DEFAULT_QUASI_IDENTIFIERS,
+    REMOVED,
     Hierarchy,
     Level,
     hierarchy_for,
     resolve,
 )
-from tfkit.disclosure.risk import RiskReport, _as_lazy, _sensitive_list, check, equivalence_classes
+from tfkit.disclosure.risk import (PERSON, RiskReport, _as_lazy, _sensitive_list, check, equivalence_classes,
+                                  person_key_columns, with_person_label)
 from tfkit.disclosure.settings import POLICIES
 from tfkit.errors import DataCheckFailed, UsageError
 
@@ -50,7 +52,7 @@ class Generalisation:
     quasi_identifier: str
     level: str
     from_columns: tuple[str, ...]
-    to_column: str
+    to_column: str | None  # None: removed (not published at all)
     records_changed: int
 
 
@@ -114,7 +116,8 @@ class DisclosureOutcome:
 
 
 def refuse_oversuppression(suppressed: int, records: int, max_suppression: float, k: int,
-                           quasi_identifiers: Sequence[str], table: str | None = None, *, widest: bool = False) -> None:
+                           quasi_identifiers: Sequence[str], table: str | None = None, *, widest: bool = False,
+                           partner: bool = False) -> None:
     """`max_suppression` is a limit: blanking the quasi-identifiers of more than that share of the
     records would publish a table with little left in it, so the run stops (exit 1) instead.
     `widest`: `quasi_identifiers` are the levels that blank the fewest records of every level the
@@ -132,6 +135,7 @@ def refuse_oversuppression(suppressed: int, records: int, max_suppression: float
                   "many blanked records is acceptable" if widest else
                   "coarsen the quasi-identifiers ([disclosure] quasi_identifiers: fewer or wider ones), or raise "
                   "[disclosure] max_suppression if that many blanked records is acceptable")
+                 + (f", or leave the {table} extract out of this return" if partner else "")
                  + " (run `tfkit disclosure check` on the table for the class-size distribution)",
         )
 
@@ -219,18 +223,31 @@ def _generalise(
     def level_name(q_index: int, level: Level | None) -> str:
         return qis[q_index].name if level is None else level.name
 
-    # Score every node of the lattice in one parallel collect.
-    nodes = list(itertools.product(*[range(len(ladder)) for ladder in ladders]))
+    def removes(q_index: int, j: int) -> bool:
+        level = ladders[q_index][j]
+        return level is not None and level.removes
+
+    def shown(node: tuple[int, ...]) -> list[str]:
+        """The published quasi-identifiers at `node` (a removed one as `<name> removed`)."""
+        return [f"{qis[i].name} {REMOVED}" if removes(i, j) else level_name(i, ladders[i][j]) for i, j in enumerate(node)]
+
+    # Score every node of the lattice in one parallel collect. A node removing every
+    # quasi-identifier publishes none: not a node.
+    nodes = [node for node in itertools.product(*[range(len(ladder)) for ladder in ladders])
+             if not all(removes(i, j) for i, j in enumerate(node))]
+    # classes count people (tfkit.disclosure.risk): every row labelled with its person once
+    lf = with_person_label(lf, person_key_columns(columns)).cache()
     base = lf.select(
-        *[level_expr(i, lvl).alias(f"__q{i}_{j}") for i, ladder in enumerate(ladders) for j, lvl in enumerate(ladder)],
-        *[pl.col(s) for s in sensitive],
+        *[level_expr(i, lvl).alias(f"__q{i}_{j}") for i, ladder in enumerate(ladders) for j, lvl in enumerate(ladder)
+          if not removes(i, j)],
+        *[pl.col(s) for s in sensitive], PERSON,
     ).cache()
     queries = []
     for node in nodes:
-        keys = [f"__q{i}_{j}" for i, j in enumerate(node)]
+        keys = [f"__q{i}_{j}" for i, j in enumerate(node) if not removes(i, j)]
         risky = pl.any_horizontal(pl.col("size") < k, *[pl.col(f"distinct_{s}") < l for s in sensitive])
         queries.append(
-            equivalence_classes(base, keys, sensitive).select(pl.col("size").filter(risky).sum().alias("at_risk"))
+            equivalence_classes(base, keys, sensitive).select(pl.col("rows").filter(risky).sum().alias("at_risk"))
         )
     scores = [frame.item() or 0 for frame in pl.collect_all(queries)]
     records = common["before"].records
@@ -250,8 +267,7 @@ def _generalise(
     chosen = nodes[chosen_index]
     if excluded[chosen_index]:
         raise DisclosureRiskTooHigh(f"no generalisation of {table or 'the table'} is left that every table passes at")
-    refuse_oversuppression(scores[chosen_index], records, max_suppression, common["k"],
-                           [level_name(i, ladders[i][j]) for i, j in enumerate(chosen)], table,
+    refuse_oversuppression(scores[chosen_index], records, max_suppression, common["k"], shown(chosen), table,
                            widest=True)  # the node blanking least: when it is over the limit, every node is
     lattice = tuple(
         LatticeNode(
@@ -263,14 +279,16 @@ def _generalise(
         for n, node in enumerate(nodes)
     )
 
-    # Build the published frame: widened columns replace their sources, then small classes lose
-    # their quasi-identifier values. Window counts mark the records at risk.
-    out_names = [level_name(i, ladders[i][j]) for i, j in enumerate(chosen)]
-    gen_exprs = [level_expr(i, ladders[i][j]).alias(f"__g{i}") for i, j in enumerate(chosen)]
-    keys = [f"__g{i}" for i in range(len(qis))]
+    # Build the published frame: widened columns replace their sources (a removed quasi-identifier's
+    # sources, and any coarser copy of them, go), then small classes lose their quasi-identifier
+    # values. Window counts of people mark the records at risk.
+    kept = [(i, j) for i, j in enumerate(chosen) if not removes(i, j)]
+    out_names = [level_name(i, ladders[i][j]) for i, j in kept]
+    gen_exprs = [level_expr(i, ladders[i][j]).alias(f"__g{i}") for i, j in kept]
+    keys = [f"__g{i}" for i, _ in kept]
     not_all_null = pl.any_horizontal([pl.col(c).is_not_null() for c in keys])
     risky = not_all_null & pl.any_horizontal(
-        pl.len().over(keys) < k,
+        pl.col(PERSON).n_unique().over(keys) < k,
         *[pl.col(s).drop_nulls().n_unique().over(keys) < l for s in sensitive],
     )
     work = lf.with_columns(*gen_exprs).with_columns(risky.alias("__risky"))
@@ -289,10 +307,12 @@ def _generalise(
     new_columns: dict[str, pl.Expr] = {}
     for i, level in generalised:
         q = qis[i]
-        # the widened column takes the place of the first source column
-        new_columns[q.sources[0]] = pl.col(f"__g{i}").alias(level.name)
-        removed.extend(s for s in q.sources)
-        added.append(level.name)
+        if not level.removes:  # the widened column takes the place of the first source column
+            new_columns[q.sources[0]] = pl.col(f"__g{i}").alias(level.name)
+            added.append(level.name)
+        removed.extend(q.sources)
+        # a copy of the quasi-identifier at another level of its ladder would publish what was widened away
+        removed.extend(lv.name for lv in ladders[i][1:] if lv is not None and lv.name != level.name and lv.name in columns)
     nulled = {}
     select = []
     for name in columns:
@@ -313,7 +333,8 @@ def _generalise(
     counts_exprs = [
         pl.col("__risky").sum().alias("__records_suppressed"),
         *[expr.sum().alias(f"__nulled_{name}") for name, expr in nulled.items()],
-        *[pl.col(f"__g{i}").is_not_null().sum().alias(f"__changed_{i}") for i, _ in generalised],
+        *[(qis[i].expr if level.removes else pl.col(f"__g{i}")).is_not_null().sum().alias(f"__changed_{i}")
+          for i, level in generalised],
     ]
     work = work.cache()
     result, counts = pl.collect_all([work.select(select), work.select(counts_exprs)])
@@ -323,7 +344,7 @@ def _generalise(
             quasi_identifier=qis[i].name,
             level=level.name,
             from_columns=qis[i].sources,
-            to_column=level.name,
+            to_column=None if level.removes else level.name,
             records_changed=c[f"__changed_{i}"],
         )
         for i, level in generalised

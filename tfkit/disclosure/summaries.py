@@ -265,7 +265,8 @@ def summarise(
     parts, age_source, banded = [], None, False
     for source, period, schema in frames:
         columns = list(schema)
-        banded = banded or ("dob_year_band" in columns and not {"dob", "dob_year", "dob_year_month"} & set(columns))
+        banded = banded or (any(c.startswith("dob_year_band") for c in columns)
+                            and not {"dob", "dob_year", "dob_year_month"} & set(columns))
         age, used = _age_expr(columns, reference_date)
         age_source = age_source or used
         family = (
@@ -386,7 +387,7 @@ def _notes(summary: Summary, age_source: str | None, banded: bool = False) -> li
         notes.append(f"Age: whole years at {summary.reference_date.isoformat()} (the end of the latest period), "
                      f"from {age_source}" + (" (year and month of birth; day unknown)." if age_source == "dob_year_month" else "."))
     elif banded:
-        notes.append("Age: not available: the package holds the year of birth only in bands (dob_year_band, "
+        notes.append("Age: not available: the package holds the year of birth only in bands (dob_year_band*, "
                      "generalised by the disclosure policy), too coarse for the age groups; all ages are Not "
                      "recorded. The counts by age need a package published with dob_year or dob_year_month.")
     else:

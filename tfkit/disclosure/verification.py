@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from tfkit.disclosure.hierarchies import DEFAULT_QUASI_IDENTIFIERS, present_quasi_identifiers
-from tfkit.disclosure.risk import RiskReport, check
+from tfkit.disclosure.risk import RiskReport, check, person_key_columns
 
 PERSON_TABLE = Path("data") / "person.parquet"
 FIGURES = ("records", "smallest_class", "records_below_k", "share_below_k")
@@ -34,6 +34,7 @@ def published_summary(policy: str, after: RiskReport, l: int) -> dict[str, Any]:
         "k": after.k,
         "l": l,
         "quasi_identifiers": list(after.quasi_identifiers),
+        "person_key": list(after.person_key),
         "sensitive": [d.column for d in after.diversity],
         **_figures(after),
         "k_anonymous": after.passed,
@@ -43,6 +44,7 @@ def published_summary(policy: str, after: RiskReport, l: int) -> dict[str, Any]:
 def _figures(report: RiskReport) -> dict[str, Any]:
     return {
         "records": report.records,
+        "people": report.people,
         "smallest_class": report.smallest_class,
         "records_below_k": report.records_below_k,
         "share_below_k": round(report.records_below_k / report.records, 6) if report.records else 0.0,
@@ -93,14 +95,22 @@ def verify_published(root: Path, manifest: dict[str, Any]) -> tuple[str, str, li
 def _verify_table(table: Path, published: dict[str, Any]) -> tuple[str, str, list[str]]:
     try:
         frame = pl.read_parquet(table)  # all of it: a quasi-identifier may be derived (dob_year from dob_year_month)
+        # classes count people by the table's own person keys (a package from before people were
+        # counted records no person_key: its classes counted records)
+        key = person_key_columns(frame.columns) if "person_key" in published else ()
         report = check(frame, published["quasi_identifiers"], k=int(published["k"]),
-                       sensitive=published.get("sensitive") or None, l=int(published.get("l") or 2))
+                       sensitive=published.get("sensitive") or None, l=int(published.get("l") or 2), person_key=key)
     except Exception as err:  # a missing column or unreadable file: the record and the data disagree
         return FAIL, f"the disclosure check recorded in manifest.json cannot be recomputed: {type(err).__name__}: " \
                      f"{str(err).splitlines()[0][:200]}", []
     found = _figures(report)
     problems = [f"{name}: manifest.json says {published.get(name)!r}, the data gives {found[name]!r}"
                 for name in FIGURES if published.get(name) != found[name]]
+    if "person_key" in published and list(published["person_key"]) != list(report.person_key):
+        problems.append(f"person_key: manifest.json says {published['person_key']!r}, the data holds "
+                        f"{list(report.person_key)!r}")
+    if "people" in published and published["people"] != found["people"]:
+        problems.append(f"people: manifest.json says {published['people']!r}, the data gives {found['people']!r}")
     if "fully_suppressed" in published and published["fully_suppressed"] != found["fully_suppressed"]:
         problems.append(f"fully_suppressed: manifest.json says {published['fully_suppressed']!r}, "
                         f"the data gives {found['fully_suppressed']!r}")
@@ -109,8 +119,17 @@ def _verify_table(table: Path, published: dict[str, Any]) -> tuple[str, str, lis
     qis = ", ".join(published["quasi_identifiers"])
     if problems:
         return FAIL, "the disclosure figures in manifest.json do not match the data: " + problems[0], problems
-    summary = (f"k={published['k']} over {qis}: smallest class {found['smallest_class']}, "
+    summary = (f"k={published['k']} over {qis}: smallest class {found['smallest_class']}"
+               + (" people" if report.person_key else "") + ", "
                f"{found['share_below_k']:.1%} of {found['records']:,} records in classes below k")
+    if report.passed and not key and person_key_columns(frame.columns):
+        by_people = check(frame, published["quasi_identifiers"], k=int(published["k"]),
+                          sensitive=published.get("sensitive") or None, l=int(published.get("l") or 2))
+        if not by_people.passed:  # made before classes counted people: say what counting people finds
+            return WARN, (f"k-anonymous by records as recorded ({summary}), but counting people (by "
+                          f"{', '.join(by_people.person_key)}) {by_people.records_at_risk:,} records are in classes "
+                          "of fewer than k people: the package was made by a tfkit that counted records; "
+                          "remake it before release"), []
     if report.passed:
         return PASS, f"k-anonymous as recorded ({summary})", []
     if published.get("policy") in ("fail", "generalise"):

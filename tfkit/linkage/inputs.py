@@ -90,10 +90,32 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
             frame, excluded, rows_read = raw.frame, 0, raw.n_rows
         present = [old for old in mapping if old in frame.columns]
         used.update(present)
+        check_map_targets(frame.columns, {old: mapping[old] for old in present}, path)
         frame = frame.rename({old: mapping[old] for old in present})
         out.append(SourceTable(name, path, frame.drop("_source_line", strict=False), rows_read, excluded, schema))
     unused = [old for old in mapping if old not in used]
     if unused:
-        raise InputFileError(f"--map names column {unused[0]!r}, which no input file has", column=unused[0],
-                             hint="check the spelling and case of the column header (see the file's first line)")
+        raise unknown_map_column(unused[0], schemas)
     return out
+
+
+def check_map_targets(columns: list[str], renames: dict[str, str], path) -> None:
+    """Refuse a --map that would leave two columns with one name (`--map forename=surname` on a
+    file that has a surname): which one to link on would be a guess."""
+    after = [renames.get(c, c) for c in columns]
+    for old, new in renames.items():
+        if after.count(new) > 1:
+            raise UsageError(f"--map '{old}={new}' would give {path} two columns named {new!r}", file=path,
+                             column=new, hint=f"map {old!r} to a name the file does not already have, or "
+                                              f"map its own {new!r} column away first (--map '{new}=...')")
+
+
+def unknown_map_column(column: str, schemas: list[str] | None) -> InputFileError:
+    """--map names a column no input has. Through a schema the headers are already the schema's
+    canonical names, so the file's first line is not what --map sees."""
+    if schemas:
+        hint = ("with --schema, columns have the schema's names (see: tfkit schemas show "
+                f"{schemas[0]}); --map renames those, so map the schema's name, or drop --map")
+    else:
+        hint = "check the spelling and case of the column header (see the file's first line)"
+    return InputFileError(f"--map names column {column!r}, which no input file has", column=column, hint=hint)

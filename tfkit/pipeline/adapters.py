@@ -57,6 +57,18 @@ def load_policy(schema: str, override: Path | str | None):
     return _load_policy(builtin, override)
 
 
+def published_columns(schema_ref: str, policy_ref: str | None, *, key, project: str, la_code: str) -> list[str]:
+    """The columns pseudonymisation will write for a source of this schema and policy (every field of
+    the schema present), known before any data is read: pseudonymise's own plan of an empty frame."""
+    from tfkit.pseudonymise import plan_and_query
+
+    schema = load_source_schema(schema_ref)
+    empty = pl.DataFrame(schema={f.name: f.dtype for f in schema.fields})
+    plan, _ = plan_and_query(empty, key=key, project=project, policy=load_policy(schema_ref, policy_ref),
+                             la_code=la_code)
+    return [c.name for c in plan.columns]
+
+
 def pseudonymise(frame: pl.DataFrame, *, key, project: str, policy, la_code: str) -> pl.DataFrame:
     from tfkit.pseudonymise import pseudonymise as _pseudonymise
 
@@ -212,8 +224,11 @@ def disclosure_check(tables: dict[str, pl.DataFrame], person: str, settings) -> 
     max_suppression blanked, raises DisclosureRiskTooHigh (exit 1)."""
     from tfkit.disclosure.partners import control_tables
 
-    published, outcome, records = control_tables(tables, person, settings.policy, **settings.keywords())
-    return published, {**outcome.to_dict(), "published": records[person], "tables": records}
+    keywords = settings.keywords()
+    published, outcome, records = control_tables(tables, person, settings.policy, **keywords)
+    return published, {**outcome.to_dict(), "max_suppression": keywords["max_suppression"],
+                       "target_suppression": keywords["target_suppression"],
+                       "published": records[person], "tables": records}
 
 
 def render_report(path: Path, report) -> Path:

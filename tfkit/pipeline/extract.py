@@ -112,6 +112,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     run = _Run(config, now, timer=_timer({}, progress))
     started = time.perf_counter()
     master, signing_key = _load_keys(config, allow_test_key)  # 1. keys, and the cheap refusals, before any work
+    _check_disclosure_columns(config, master)
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
     if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
         with contextlib.suppress(PackageLocked):  # another run is writing: its staging is not stale
@@ -200,6 +201,15 @@ def _load_keys(config: Config, allow_test_key: bool = False):
         raise KeyFileError("no signing key configured", file=config.path, key="signing.key_file",
                            hint="make a pair with: tfkit keys generate --signing --out FILE, and set [signing] key_file")
     return master, load_signing_key(config.signing_key)
+
+
+def _check_disclosure_columns(config: Config, master) -> None:
+    """[disclosure]'s quasi-identifiers and sensitive columns against the person table as it will be
+    written (its schema and policy): a typo stops the run before any data is read."""
+    person = config.sources[0]
+    columns = adapters.published_columns(person.schema, person.policy or config.policy, key=master,
+                                         project=config.project, la_code=config.la_code)
+    config.disclosure.check_columns(columns, file=config.path, table=f"person table (source {person.name!r})")
 
 
 def _read_and_validate(run: _Run) -> None:

@@ -324,7 +324,8 @@ def _disclosure_section(disclosure: Any) -> tuple[str, str, str]:
                 [[n.get("levels"), n.get("records_at_risk"), "chosen" if n.get("chosen") else ""] for n in lattice],
                 kinds=["", "num", ""])
             body += ('<p class="muted">The person table\'s levels are the least generalised at which every table '
-                     "below stays within max_suppression; each other table is published at those levels.</p>")
+                     "below stays within target_suppression (past it: those blanking least, within max_suppression); "
+                     "each other table is published at those levels. Classes count people.</p>")
         tables_html, unsafe = _every_table(disclosure.get("tables") or {})
         if unsafe and passed:
             body = (f'<p class="banner fail">NOT SAFE TO SEND: {escape(", ".join(unsafe))} has records in equivalence '
