@@ -694,15 +694,18 @@ def _save(df: DataFrame, path: str) -> DataFrame:
 
 def _with_record_ids(ids: DataFrame, scored: DataFrame) -> DataFrame:
     """`predict.with_record_ids` on the cluster, sorted by row positions (as the polars engine's
-    pairs): row positions replaced by source and record id, looked up in `ids` (_rid, source,
-    record_id: one row a record) by two broadcast hash joins in the JVM (no round trip of every pair
-    through Python), then sorted. (Sorting first would not do: Spark drops a sort under a join.)"""
+    pairs): the pairs range-partitioned by (rid_l, rid_r) while they are narrow, then row positions
+    replaced by source and record id, looked up in `ids` (_rid, source, record_id: one row a record)
+    by two broadcast hash joins in the JVM (which keep the partitioning; no round trip of every pair
+    through Python), then each partition sorted in memory. (A global sort before the joins would be
+    dropped by Spark, and one after them shuffles and spills the pairs with their ids.)"""
+    partitions = int(scored.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
-    out = scored
+    out = scored.repartitionByRange(partitions, "rid_l", "rid_r")
     for side in ("l", "r"):
         out = out.join(F.broadcast(ids.select(F.col("_rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
                                               F.col("record_id").alias(f"record_id_{side}"))), f"rid_{side}")
-    return out.orderBy("rid_l", "rid_r").select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
+    return out.sortWithinPartitions("rid_l", "rid_r").select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
 
 
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
@@ -809,8 +812,9 @@ def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
     from tfkit.linkage.predict import with_record_ids
 
     p_ = F.col("match_probability")
+    # one scan of the pairs: the band (a clerical queue, small) sorted on the driver
     band = pl.from_arrow(result.scored.where((p_ >= result.review_lower) & (p_ < result.threshold))
-                         .orderBy("rid_l", "rid_r").toArrow())
+                         .toArrow()).sort("rid_l", "rid_r")
     # the review queue: the band's pairs with their ids, as written to review.parquet/ (collected
     # again only when a reviewer's decisions took pairs out of it)
     decided = result.counts.get("review_pairs") != band.height
