@@ -264,3 +264,20 @@ def test_spark_modules_import_before_any_session():
     """The CLI imports the Spark modules before it starts Spark: nothing may need a session at import."""
     code = "import tfkit.engine.spark.link, tfkit.engine.spark.link_keys, tfkit.engine.spark.pseudonymise"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_link_spark_cuts_a_rule_over_its_budget_as_polars_does(spark, tmp_path):
+    # A budget small enough to bind on several rules: both engines leave out the same blocks
+    # (largest first), and warn the same.
+    from tfkit.demo import generate_frames
+    from tfkit.linkage import LinkageModel
+    from tests.fixtures.demo_frames import cohort_and_partners
+
+    frames = cohort_and_partners(generate_frames(400, seed=5), n_right=500, seed=0)
+    frames = {k: v.drop("person_key") for k, v in frames.items()}
+    model = LinkageModel.default()
+    model.settings.max_rule_pairs, model.settings.max_rule_pairs_per_record = 150, 0.0
+    got = _assert_link_engines_agree(spark, frames, tmp_path, salt_above=10_000, model=model, seed=3)
+    cut = [r for r in got.summary()["blocking"]["rules"] if r["budget_limit"] is not None]
+    assert cut and all(r["comparisons"] <= 150 and r["blocks_skipped"] for r in cut)
+    assert sum(w["code"] == "rule_budget" for w in got.linker.model.warnings) == len(cut)

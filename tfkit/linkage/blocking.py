@@ -212,9 +212,11 @@ def _block_key(prepared: Prepared, columns: tuple[str, ...]) -> tuple[np.ndarray
     return rid, key
 
 
-def _shared_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def equi_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The records sharing a block of an equi rule with another record, sorted by (block, source,
-    row): their row positions, block ids and (block, source) group ids (both non-decreasing)."""
+    row): their row positions, block ids and (block, source) group ids (both non-decreasing).
+    A record alone in its block makes no pair (and no planned or skipped one): most records, for
+    most rules. The Spark engine plans its blocks with this too."""
     n_sources = len(prepared.sources)
     rid, key = _block_key(prepared, rule.on)
     source = prepared.codes("_source")[rid].astype(np.int64) if n_sources > 1 else np.zeros(len(rid), np.int64)
@@ -224,8 +226,6 @@ def _shared_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, 
     code = np.sort(((key * n_sources + source) << rid_bits) | rid)  # every code distinct: rid is in it
     block = code >> rid_bits
     block //= n_sources
-    # A record alone in its block makes no pair (and no planned or skipped one): most records, for
-    # most rules; the rest of the work is on records sharing a block with a neighbour in the order.
     shared = np.zeros(len(code), dtype=bool)
     np.equal(block[1:], block[:-1], out=shared[1:])
     shared[:-1] |= shared[1:]
@@ -238,7 +238,7 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     """Blocks by sorting: records ordered by (block, source, row), so each record's partners are one
     contiguous run after it (link: the later sources of its block; dedupe: the rest of its source's
     part of the block; both: the rest of its block), and the pairs are made with numpy ranges."""
-    rid, block, group = _shared_blocks(prepared, rule)
+    rid, block, group = equi_blocks(prepared, rule)
     block_size, pairs, lo, hi = sorted_runs(block, group, mode)
     over, lowered = skipped_blocks(pairs, limit, budget)
     kept = ~over & (pairs > 0)
@@ -301,7 +301,7 @@ def sample_rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str, max_pai
     if rule.cross:  # a session on swapped names: made whole (not in the default sessions)
         pairs = rule_pairs(prepared, rule, mode)
         return pairs.sample(max_pairs, seed=seed, shuffle=False) if pairs.height > max_pairs else pairs
-    rid, block, group = _shared_blocks(prepared, rule)
+    rid, block, group = equi_blocks(prepared, rule)
     _, _, lo, hi = sorted_runs(block, group, mode)
     runs = hi - lo
     ends = np.cumsum(runs)
@@ -316,15 +316,11 @@ def sample_rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str, max_pai
                         schema={"rid_l": pl.Int64, "rid_r": pl.Int64}).sort("rid_l", "rid_r")
 
 
-def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
-                ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
-    """A `cross` rule: pairs where one record's cross[0] equals the other's cross[1] (either way
-    round) and the `on` columns agree. The plan is one-sided: per block of (on, value), records
-    holding the value in a times records holding it in b.
-
-    By sorting, as `_equi_rule`: every record enters once as an a-holder (side 0) and once as a
-    b-holder (side 1) of its block (on codes, value; the two columns share one vocabulary), entries
-    sorted by (block, side, row), so each a-holder's partners are its block's b-holders, one run."""
+def cross_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A `cross` rule's entries sharing a block with another entry: every record enters once as an
+    a-holder (side 0) and once as a b-holder (side 1) of its block (on codes, value; the two columns
+    share one vocabulary), entries sorted by (block, side, row). Returns their row positions, sides
+    and block ids (non-decreasing). The Spark engine plans its blocks with this too."""
     a, b = rule.cross
     rid_on, key_on = _block_key(prepared, rule.on) if rule.on else (np.arange(prepared.n), np.zeros(prepared.n, np.int64))
     values = [prepared.codes(c)[rid_on] for c in (a, b)]
@@ -343,12 +339,23 @@ def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | 
         key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
     code = np.sort(((key * 2 + side) << rid_bits) | rid)
     block = code >> (rid_bits + 1)
-    shared = np.zeros(len(code), dtype=bool)  # an entry alone in its block makes no pair (as in _equi_rule)
+    shared = np.zeros(len(code), dtype=bool)  # an entry alone in its block makes no pair (as in equi_blocks)
     np.equal(block[1:], block[:-1], out=shared[1:])
     shared[:-1] |= shared[1:]
     code, block = code[shared], block[shared]
-    rid, side = code & ((1 << rid_bits) - 1), (code >> rid_bits) & 1
-    m = len(code)
+    return code & ((1 << rid_bits) - 1), (code >> rid_bits) & 1, block
+
+
+def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
+                ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
+    """A `cross` rule: pairs where one record's cross[0] equals the other's cross[1] (either way
+    round) and the `on` columns agree. The plan is one-sided: per block of (on, value), records
+    holding the value in a times records holding it in b.
+
+    By sorting, as `_equi_rule` (`cross_blocks`): each a-holder's partners are its block's
+    b-holders, one run."""
+    rid, side, block = cross_blocks(prepared, rule)
+    m = len(rid)
     block_start = np.flatnonzero(np.diff(block, prepend=-1))
     block_size = np.diff(block_start, append=m)
     n_a = np.add.reduceat(1 - side, block_start) if m else np.zeros(0, dtype=np.int64)

@@ -3,16 +3,16 @@
 The stages and their arithmetic are tfkit.linkage's, not a second implementation:
 - standardisation (`prepare`: cleaning, phonetic codes, term-frequency tables) runs once on the
   driver and the prepared records are broadcast to the executors;
-- blocking, a fixed number of Spark jobs whatever the number of rules: every record gets one row
-  per rule (a cross rule: per side) holding its block key, shuffled once so that each block's rows
-  are in one partition; one aggregation of those partitions counts every rule's
-  blocks by size (the skew guard's report: comparisons, largest blocks; blocks over the limit are
-  left out, blocks over `salt_above` records salted: one side split by record, the other
-  replicated); each partition then makes its blocks' pairs with the polars engine's sort-based
-  kernel (`blocking.sorted_runs`) and keeps a pair only for the first rule that produces it
-  (`blocking.produced_by`), so the pairs are exactly `blocking.candidate_pairs`';
-- comparison levels once per pair (`comparisons.comparison_levels` through `mapInArrow`, written
-  to Parquet with a flag for the prior's deterministic rules); scores from those levels by
+- blocking planned on the driver from the records' codes (the polars engine's
+  `blocking.equi_blocks` / `cross_blocks`: block sizes, the skew guard's report, the blocks over the
+  limit left out, blocks over `salt_above` records salted: one side split by record, the other
+  replicated); Spark receives only the records sitting in a block that makes pairs (at 1M x 1M a
+  small part of the 42M record-rule rows), shuffled once so that each block is in one partition,
+  where its pairs are made with the polars engine's sort-based kernel (`blocking.sorted_runs`), each
+  kept only for the first rule that produces it (`blocking.produced_by`), so the pairs are exactly
+  `blocking.candidate_pairs`';
+- in the same job, comparison levels once per pair (`comparisons.comparison_levels`), written to
+  Parquet with a flag for the prior's deterministic rules; scores from those levels by
   `predict.score`, per partition;
 - training: u by sampling, m by the model's EM sessions on the driver (sampled, as the polars
   engine does, so the same parameters); the prior from the candidate pairs meeting a deterministic
@@ -61,7 +61,13 @@ class RuleSkew:
     pairs_added: int          # pairs this rule adds (not produced by an earlier rule)
     largest_blocks: list[int]  # sizes (records) of the largest blocks kept; never their values
     salted_blocks: int        # blocks over the salt size, spread over several tasks
-    blocks_skipped: int = 0   # blocks over the rule's max_block_pairs, left out (as the polars engine)
+    blocks_skipped: int = 0   # blocks over the rule's max_block_pairs or past its budget, left out (as the polars engine)
+    pairs_skipped: int = 0
+    budget_limit: int | None = None  # the block limit the rule's comparison budget lowered it to
+
+    @property
+    def pairs_planned(self) -> int:  # the polars engine's name (blocking.RuleCount), for warn_skipped
+        return self.comparisons
 
     @property
     def warnings(self) -> list[str]:
@@ -112,7 +118,8 @@ class SparkLinkResult:
             "threshold": self.threshold, "review_lower": self.review_lower, "prior": lk.model.prior,
             "blocking": {"rules": [{"rule": s.rule, "pairs_added": s.pairs_added, "comparisons": s.comparisons,
                                     "largest_blocks": s.largest_blocks, "salted_blocks": s.salted_blocks,
-                                    "blocks_skipped": s.blocks_skipped,
+                                    "blocks_skipped": s.blocks_skipped, "pairs_skipped": s.pairs_skipped,
+                                    "budget_limit": s.budget_limit,
                                     "warnings": s.warnings} for s in self.skew]},
             "clustering": {"method": "min-label propagation with pointer jumping",
                            "iterations": self.cluster_iterations},
@@ -127,14 +134,45 @@ class SparkLinkResult:
 # --------------------------------------------------------------------------- blocking
 
 
-def _codes_frame(spark: SparkSession, prepared, columns: list[str]) -> DataFrame:
-    """_rid, _source and each column's integer code (null where missing): what blocking joins on."""
+def _codes_frame(spark: SparkSession, prepared, columns: list[str], masks: list[np.ndarray]) -> DataFrame:
+    """_rid, _source, each column's integer code (null where missing) and the plan's masks
+    (`_BlockPlan.masks`): what the block rows are made from, on the executors."""
     data = {"_rid": prepared.frame.get_column("_rid").to_numpy(),
             "_source": prepared.frame.get_column("_source").cast(pl.Int32).to_numpy()}
     for c in columns:
         codes = prepared.codes(c)
         data[c] = pa.array(codes, mask=codes == NULL)
+    for j, m in enumerate(masks):
+        data[f"_m{j}"] = m
     return spark.createDataFrame(pa.table(data))
+
+
+def _key_columns(rule) -> list[list[str]]:
+    """A rule's block key per side: its `on` columns (a cross rule: plus cross[0] on side 0, and
+    cross[1] on side 1, which joins side 0)."""
+    if rule.cross:
+        return [[*rule.on, rule.cross[0]], [*rule.on, rule.cross[1]]]
+    return [list(rule.on)]
+
+
+MASK_BITS = 63  # (rule, side) entries per int64 mask column
+
+
+def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
+    """One row per record, rule and side where the driver's plan says the record sits in a block
+    making pairs (its bit in the masks): (rule, side, k0..k{width-1}, _rid, _source); a rule's
+    unused key slots are -1, so every rule's block key has the same columns."""
+    entries, e = [], 0
+    for k, rule in enumerate(rules):
+        for side, cols in enumerate(_key_columns(rule)):
+            held = F.shiftright(F.col(f"_m{e // MASK_BITS}"), e % MASK_BITS).bitwiseAND(F.lit(1)) == 1
+            slots = [(F.col(cols[i]) if i < len(cols) else F.lit(-1)).cast("int").alias(f"k{i}") for i in range(width)]
+            entries.append(F.when(held, F.struct(F.lit(k).cast("short").alias("rule"),
+                                                 F.lit(side).cast("byte").alias("side"), *slots)))
+            e += 1
+    # A null entry becomes a row of nulls, dropped after: the generator stays in generated code
+    # (filtering the array with a lambda is interpreted per row).
+    return keys.select("_rid", "_source", F.inline(F.array(*entries))).where(F.col("rule").isNotNull())
 
 
 class _Codes:
@@ -148,77 +186,79 @@ class _Codes:
         return self._codes[column]
 
 
-def _key_columns(rule) -> list[list[str]]:
-    """A rule's block key per side: its `on` columns (a cross rule: plus cross[0] on side 0, and
-    cross[1] on side 1, which joins side 0)."""
-    if rule.cross:
-        return [[*rule.on, rule.cross[0]], [*rule.on, rule.cross[1]]]
-    return [list(rule.on)]
+@dataclass
+class _BlockPlan:
+    """What the driver plans from the block sizes (`_plan_blocks`): which records' rows Spark
+    makes, the blocks to salt, the skew report's figures, and per rule which records' blocks were
+    kept."""
+    masks: list[np.ndarray]      # per record, a bit per (rule, side): it sits in a kept block making pairs
+    salted: pl.DataFrame         # rule, k0.., salts: the kept blocks over `salt_above` records
+    comparisons: list[int]       # per rule: pairs in its kept blocks, in the mode's scope
+    largest: list[list[int]]     # per rule: the five largest kept blocks' sizes (records)
+    salted_blocks: list[int]     # per rule: blocks spread over several tasks
+    skipped: list[int]           # per rule: blocks over the limit or past the budget, left out
+    pairs_skipped: list[int]     # per rule: their pairs
+    budget_limits: list[int | None]  # per rule: the block limit its budget lowered it to (None: not lowered)
+    kept: list[np.ndarray | None]  # per rule: per record, whether its block (cross: side 0's) was kept
 
 
-def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
-    """One row per record, rule and side where the record has every key column: (rule, side,
-    k0..k{width-1}, _rid, _source); a rule's unused key slots are -1, so every rule's block key
-    has the same columns and all rules are counted and joined at once."""
-    entries = []
+def _plan_blocks(prepared, rules, mode: str, width: int, *, max_block_pairs: int, salt_above: int,
+                 budget: int | None = None) -> _BlockPlan:
+    """Every rule's blocks planned on the driver from the records' codes (the polars engine's
+    `blocking.equi_blocks` / `cross_blocks`: one sort a rule, no Spark job), so the executors make
+    block rows only for records sitting in a block that makes pairs: most records are alone in
+    most rules' blocks (at 1M x 1M, 42M record-rule rows before). What Spark receives for it is a
+    bit per record and (rule, side), 8 bytes a record for up to 63 of them.
+
+    Blocks over the rule's limit, and past its comparison budget, are left out as the polars
+    engine leaves them (`blocking.skipped_blocks`). A kept block over `salt_above` records is salted: listed with its key (its first record's
+    codes) and `ceil(n / salt_above)` sub-blocks."""
+    from tfkit.linkage.blocking import cross_blocks, equi_blocks, skipped_blocks, sorted_runs
+
+    n_entries = sum(len(_key_columns(r)) for r in rules)
+    masks = [np.zeros(prepared.n, dtype=np.int64) for _ in range(-(-n_entries // MASK_BITS))]
+    plan = _BlockPlan(masks, None, [], [], [], [], [], [], [])
+    salted, e = [], 0
     for k, rule in enumerate(rules):
-        for side, cols in enumerate(_key_columns(rule)):
-            present = _all(*[F.col(c).isNotNull() for c in cols])
-            slots = [(F.col(cols[i]) if i < len(cols) else F.lit(-1)).cast("int").alias(f"k{i}") for i in range(width)]
-            entries.append(F.when(present, F.struct(F.lit(k).cast("short").alias("rule"),
-                                                    F.lit(side).cast("byte").alias("side"), *slots)))
-    # A null entry (the record lacks a key column) becomes a row of nulls, dropped after: the
-    # generator stays in generated code (filtering the array with a lambda is interpreted per row).
-    return keys.select("_rid", "_source", F.inline(F.array(*entries))).where(F.col("rule").isNotNull())
-
-
-def _block_pairs(mode: str, n_sources: int):
-    """Pairs in each block in the mode's scope, from its per-source counts n0, n1, ..."""
-    total = sum(F.col(f"n{s}") for s in range(n_sources))
-    squares = sum(F.col(f"n{s}") * F.col(f"n{s}") for s in range(n_sources))
-    within = sum(F.col(f"n{s}") * (F.col(f"n{s}") - 1) for s in range(n_sources)) / 2
-    return {"link": (total * total - squares) / 2, "dedupe": within, "both": total * (total - 1) / 2}[mode].cast("long")
-
-
-def _all(*conditions):
-    out = conditions[0]
-    for c in conditions[1:]:
-        out = out & c
-    return out
-
-
-def _blocks(rows: DataFrame, rules, mode: str, n_sources: int, kcols: list[str], *, max_block_pairs: int,
-            salt_above: int) -> DataFrame:
-    """Every block of every rule with pairs in the mode's scope, in one aggregation: its records
-    (n), pairs, whether it is over the rule's limit (left out, as `blocking.plan_rule`), and the
-    sub-blocks (`salts`) a kept block over `salt_above` records is spread over."""
-    blocks = rows.groupBy("rule", *kcols).agg(
-        *[F.sum(((F.col("side") == 0) & (F.col("_source") == s)).cast("long")).alias(f"n{s}") for s in range(n_sources)],
-        F.sum(F.col("side").cast("long")).alias("nb"))
-    na = sum(F.col(f"n{s}") for s in range(n_sources))
-    cross = [k for k, r in enumerate(rules) if r.cross]
-    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
-    # A cross rule's block pairs side 0 (cross[0] = value) with side 1 (cross[1] = value): n0 x n1,
-    # whatever the mode, as the polars engine's one-sided plan.
-    pairs = F.when(is_cross, na * F.col("nb")).otherwise(_block_pairs(mode, n_sources))
-    limit = F.element_at(F.array(*[F.lit(r.max_block_pairs or max_block_pairs).cast("long") for r in rules]),
-                         F.col("rule").cast("int") + 1)
-    blocks = blocks.select("rule", *kcols, (na + F.col("nb")).alias("n"), pairs.alias("pairs")).where(F.col("pairs") > 0)
-    over = F.col("pairs") > limit
-    salts = F.when(~over, F.greatest(F.lit(1), F.ceil(F.col("n") / salt_above))).otherwise(0).cast("int")
-    return blocks.select("*", over.alias("over"), salts.alias("salts"))
-
-
-def _kept_flags(codes: _Codes, rule, skipped: pl.DataFrame) -> np.ndarray | None:
-    """Per record: whether its block in `rule` (a cross rule: its side-0 block) was kept (as
-    `blocking._kept_records`); None when the rule skipped no block."""
-    if skipped.is_empty():
-        return None
-    cols = _key_columns(rule)[0]
-    names = [f"k{i}" for i in range(len(cols))]
-    frame = pl.DataFrame({n: codes.codes(c) for n, c in zip(names, cols)})
-    hit = skipped.select(pl.col(names).cast(pl.Int32)).unique().with_columns(pl.lit(True).alias("_skipped"))
-    return ~frame.join(hit, on=names, how="left", maintain_order="left")["_skipped"].fill_null(False).to_numpy()
+        limit = rule.max_block_pairs or max_block_pairs
+        if rule.cross:
+            rid, side, block = cross_blocks(prepared, rule)
+            start = np.flatnonzero(np.diff(block, prepend=-1))
+            size = np.diff(start, append=len(rid))
+            n_a = np.add.reduceat(1 - side, start) if len(rid) else np.zeros(0, dtype=np.int64)
+            pairs = n_a.astype(np.int64) * (size - n_a)
+        else:
+            rid, block, group = equi_blocks(prepared, rule)
+            size, pairs, _, _ = sorted_runs(block, group, mode)
+            start = np.cumsum(size) - size
+            side = np.zeros(len(rid), dtype=np.int64)
+        over, lowered = skipped_blocks(pairs, limit, budget)
+        over &= pairs > 0
+        kept = ~over & (pairs > 0)
+        salts = np.where(kept, np.maximum(1, -(-size // salt_above)), 0)
+        plan.comparisons.append(int(pairs[kept].sum()))
+        plan.largest.append(sorted(size[kept].tolist(), reverse=True)[:5] if kept.any() else [])
+        plan.salted_blocks.append(int((salts > 1).sum()))
+        plan.skipped.append(int(over.sum()))
+        plan.pairs_skipped.append(int(pairs[over].sum()))
+        plan.budget_limits.append(lowered)
+        flags = None
+        if over.any():  # records whose block (side 0's) was left out produce nothing for this rule
+            flags = np.ones(prepared.n, dtype=bool)
+            flags[rid[np.repeat(over, size) & (side == 0)]] = False
+        plan.kept.append(flags)
+        in_kept = np.repeat(kept, size)
+        for s_, cols in enumerate(_key_columns(rule)):
+            plan.masks[e // MASK_BITS][rid[in_kept & (side == s_)]] |= np.int64(1) << np.int64(e % MASK_BITS)
+            e += 1
+        for b in np.flatnonzero(salts > 1):  # few: only blocks over `salt_above` records
+            first = rid[start[b]]
+            cols = _key_columns(rule)[int(side[start[b]])]
+            key = [int(prepared.codes(c)[first]) for c in cols] + [-1] * (width - len(cols))
+            salted.append((k, *key, int(salts[b])))
+    plan.salted = pl.DataFrame(salted, schema={"rule": pl.Int16, **{f"k{i}": pl.Int32 for i in range(width)},
+                                               "salts": pl.Int32}, orient="row")
+    return plan
 
 
 def _pair_partition(shared, rules, mode: str, kcols: list[str]):
@@ -296,91 +336,6 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
     return pairs
 
 
-def candidate_pairs_spark(spark: SparkSession, prepared, rules, mode: str, *, max_block_pairs: int,
-                          salt_above: int, checkpoint_dir: str) -> tuple[DataFrame, list[RuleSkew]]:
-    """Every rule's pairs, each kept for the first rule that produces it (as
-    `blocking.candidate_pairs`), checkpointed to Parquet; and the skew guard's report.
-
-    A fixed number of Spark jobs whatever the number of rules: every record gets one row per rule
-    (and side) holding its block key, shuffled once so that each block is in one partition; one
-    aggregation counts every rule's blocks by size (the skew guard's report; the blocks to leave
-    out or salt keep their key: collected, they are few); then each partition makes its blocks'
-    pairs (`_pair_partition`) and drops the pairs an earlier rule produced (`blocking.produced_by`
-    on the blocking codes, broadcast)."""
-    from pyspark.sql.types import ByteType, LongType, StructField, StructType
-
-    blocking_stage.check_rules(prepared, rules)
-    columns = sorted({c for r in rules for c in r.columns})
-    width = max(len(k) for r in rules for k in _key_columns(r))
-    kcols = [f"k{i}" for i in range(width)]
-    keys = _codes_frame(spark, prepared, columns)
-    # Each block's rows in one partition: the block counts need no second shuffle.
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    # Not persisted: building Spark's columnar cache of these rows took more CPU (30 s at 1M x 1M)
-    # than making and shuffling them again for the pairs (16 s).
-    placed = _block_rows(keys, rules, width).repartition(partitions, "rule", *kcols)
-    blocks = _blocks(placed, rules, mode, len(prepared.sources), kcols, max_block_pairs=max_block_pairs,
-                     salt_above=salt_above)
-    # One job: blocks counted by (rule, size, pairs) (what the report needs: sizes, never values),
-    # except the blocks to leave out or salt, which keep their key (they are few).
-    special_block = F.col("over") | (F.col("salts") > 1)
-    shape = ["rule", "n", "pairs", "over", "salts"]
-    sizes = pl.from_arrow(blocks.select(*shape, *[F.when(special_block, F.col(k)).alias(k) for k in kcols])
-                          .groupBy(*shape, *kcols).count().toArrow())
-    special = sizes.filter(pl.col("over") | (pl.col("salts") > 1)).select(
-        pl.col("rule").cast(pl.Int16), *[pl.col(k).cast(pl.Int32) for k in kcols], pl.col("salts").cast(pl.Int32))
-    stats = {r["rule"]: r for r in sizes.group_by("rule").agg(
-        (pl.col("pairs") * pl.col("count")).filter(~pl.col("over")).sum().alias("c"),
-        pl.col("count").filter(pl.col("over")).sum().alias("skipped"),
-        pl.col("count").filter(pl.col("salts") > 1).sum().alias("big")).iter_rows(named=True)}
-    largest = {r["rule"]: r["n"] for r in sizes.filter(~pl.col("over")).group_by("rule").agg(
-        pl.col("n").repeat_by(pl.col("count").clip(upper_bound=5)).list.explode().sort(descending=True).head(5)
-    ).iter_rows(named=True)}
-
-    codes = _Codes(prepared, columns)
-    kept = [_kept_flags(codes, r, special.filter((pl.col("rule") == k) & (pl.col("salts") == 0)))
-            for k, r in enumerate(rules)]
-    shared = spark.sparkContext.broadcast((codes, kept))
-    cross = [k for k, r in enumerate(rules) if r.cross]
-    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
-    # Most blocks: joined where they are (a cross rule's side 0 rows are left, side 1 rows right).
-    plain = placed
-    if special.height:
-        plain = placed.join(F.broadcast(spark.createDataFrame(special.select("rule", *kcols).to_arrow())),
-                            ["rule", *kcols], "left_anti")
-    plain = plain.select("rule", *kcols, "_rid", "_source", F.lit(0).alias("salt"),
-                         F.when(is_cross, F.col("side") + 1).otherwise(0).cast("byte").alias("role"))
-    parts = [plain]
-    salted = special.filter(pl.col("salts") > 1)
-    if salted.height:
-        # A block over `salt_above` records: each row in one of `salts` sub-blocks (a cross rule:
-        # side 0's rows), joining a copy of the other rows in every sub-block; re-partitioned on
-        # (block, sub-block) so the block is spread over that many tasks. Same pairs.
-        rows = placed.join(F.broadcast(spark.createDataFrame(salted.to_arrow())), ["rule", *kcols])
-        one = lambda salt, role: F.struct(salt.cast("int").alias("salt"), F.lit(role).cast("byte").alias("role"))
-        left = F.array(one(F.col("_rid") % F.col("salts"), 1))
-        right = F.transform(F.sequence(F.lit(0), F.col("salts") - 1), lambda i: one(i, 2))
-        roles = F.when(is_cross & (F.col("side") == 0), left).when(is_cross, right).otherwise(F.concat(left, right))
-        parts.append(rows.select("rule", *kcols, "_rid", "_source", F.inline(roles))
-                     .repartition(partitions, "rule", *kcols, "salt"))
-    schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType()),
-                         StructField("rule", ByteType())])
-    path = f"{checkpoint_dir}/blocking"
-    found = [p.mapInArrow(_pair_partition(shared, rules, mode, kcols), schema) for p in parts]
-    (found[0].unionByName(found[1]) if len(found) > 1 else found[0]).write.mode("overwrite") \
-        .option("compression", CHECKPOINT_CODEC).parquet(path)
-    shared.destroy()
-    pairs = spark.read.parquet(path)
-    added = {r["rule"]: r["count"] for r in pairs.groupBy("rule").count().collect()}
-    skew = []
-    for k, rule in enumerate(rules):
-        s = stats.get(k)
-        skew.append(RuleSkew(rule.name, int((s and s["c"]) or 0), int(added.get(k, 0)),
-                             [int(n) for n in largest.get(k, [])], int((s and s["big"]) or 0),
-                             int((s and s["skipped"]) or 0)))
-    return pairs, skew
-
-
 # --------------------------------------------------------------------------- comparisons and scoring
 
 
@@ -388,12 +343,11 @@ VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed: here
 DETERMINISTIC = "_meets_deterministic_rule"
 
 
-def levels_spark(spark: SparkSession, linker: Linker, candidates: DataFrame, path: str) -> DataFrame:
-    """Every candidate pair's comparison levels (`comparisons.comparison_levels`, per partition) and
-    whether it meets one of the prior's deterministic rules, written to Parquet once: the pattern
-    counts, the prior's rule hits and the scores all read them, so the comparison kernels run once
-    a pair."""
-    from pyspark.sql.types import BooleanType, ByteType, LongType, StructField, StructType
+def _level_kernel(spark: SparkSession, linker: Linker):
+    """The broadcast and per-batch function giving a batch of pairs (rid_l, rid_r, ...) its
+    comparison levels (`comparisons.comparison_levels`) and whether it meets one of the prior's
+    deterministic rules; and the columns it adds, as a Spark schema."""
+    from pyspark.sql.types import BooleanType, ByteType, StructField
 
     model, prepared = linker.model, linker.prepared
     names = [c.name for c in model.comparisons]
@@ -402,25 +356,94 @@ def levels_spark(spark: SparkSession, linker: Linker, candidates: DataFrame, pat
     rules = rules if all(c in prepared.frame.columns for r in rules for c in r) else []
     shared = spark.sparkContext.broadcast((prepared, model.comparisons, model.settings.batch_pairs, rules))
 
-    def level_partition(batches):
-        import pyarrow as pa
-
+    def with_levels(batch):
         from tfkit.linkage.comparisons import comparison_levels
         from tfkit.linkage.training import deterministic_hits
 
         prepared, comparisons, batch_pairs, rules = shared.value
-        for batch in batches:
-            rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
-            rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
-            levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
-            yield pa.RecordBatch.from_pydict({"rid_l": rid_l, "rid_r": rid_r, **{n: levels[n] for n in names},
-                                              DETERMINISTIC: deterministic_hits(prepared, rules, rid_l, rid_r)})
+        rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
+        rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
+        levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
+        return pa.RecordBatch.from_pydict({**{c: batch.column(c) for c in batch.schema.names},
+                                           **{n: levels[n] for n in names},
+                                           DETERMINISTIC: deterministic_hits(prepared, rules, rid_l, rid_r)})
+
+    added = [*[StructField(n, ByteType()) for n in names], StructField(DETERMINISTIC, BooleanType())]
+    return shared, with_levels, added
+
+
+def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: int, checkpoint_dir: str
+                           ) -> tuple[DataFrame, list[RuleSkew]]:
+    """Every rule's pairs, each kept for the first rule that produces it (as
+    `blocking.candidate_pairs`), with their comparison levels, in one Spark job; and the skew
+    guard's report.
+
+    The driver plans the blocks from the codes it holds (`_plan_blocks`: block sizes, the skew
+    report, the blocks to leave out or salt) and hands Spark only the records in blocks that make
+    pairs; one shuffle places each block (and sub-block) in one partition, where its pairs are made
+    (`_pair_partition`: the pairs an earlier rule produced dropped by `blocking.produced_by` on the
+    blocking codes, broadcast) and given their comparison levels and the prior's deterministic flag
+    (`_level_kernel`) at once: the candidate pairs are never written, read back and shipped to
+    Python a second time. The levels (with each pair's `rule`) are written to Parquet once: the
+    pattern counts, the prior's rule hits, the scores and the per-rule counts all read them."""
+    from pyspark.sql.types import ByteType, LongType, StructField, StructType
+
+    prepared, rules, mode = linker.prepared, linker.model.blocking, linker.mode
+    s = linker.model.settings
+    blocking_stage.check_rules(prepared, rules)
+    columns = sorted({c for r in rules for c in r.columns})
+    width = max(len(k) for r in rules for k in _key_columns(r))
+    kcols = [f"k{i}" for i in range(width)]
+    import time
+
+    t = time.perf_counter()
+    plan = _plan_blocks(prepared, rules, mode, width, max_block_pairs=s.max_block_pairs, salt_above=salt_above,
+                        budget=blocking_stage.rule_budget(prepared.n, s.max_rule_pairs, s.max_rule_pairs_per_record))
+    linker.timings["block_plan"] = time.perf_counter() - t  # on the driver, within block_and_compare
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    placed = _block_rows(_codes_frame(spark, prepared, columns, plan.masks), rules, width)
+    cross = [k for k, r in enumerate(rules) if r.cross]
+    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
+    plain = placed
+    if plan.salted.height:
+        plain = placed.join(F.broadcast(spark.createDataFrame(plan.salted.drop("salts").to_arrow())),
+                            ["rule", *kcols], "left_anti")
+    # Each block's rows in one partition (a cross rule's side 0 rows are left, side 1 rows right).
+    parts = [plain.select("rule", *kcols, "_rid", "_source", F.lit(0).alias("salt"),
+                          F.when(is_cross, F.col("side") + 1).otherwise(0).cast("byte").alias("role"))
+             .repartition(partitions, "rule", *kcols)]
+    if plan.salted.height:
+        # A block over `salt_above` records: each row in one of `salts` sub-blocks (a cross rule:
+        # side 0's rows), joining a copy of the other rows in every sub-block; re-partitioned on
+        # (block, sub-block) so the block is spread over that many tasks. Same pairs.
+        rows = placed.join(F.broadcast(spark.createDataFrame(plan.salted.to_arrow())), ["rule", *kcols])
+        one = lambda salt, role: F.struct(salt.cast("int").alias("salt"), F.lit(role).cast("byte").alias("role"))
+        left = F.array(one(F.col("_rid") % F.col("salts"), 1))
+        right = F.transform(F.sequence(F.lit(0), F.col("salts") - 1), lambda i: one(i, 2))
+        roles = F.when(is_cross & (F.col("side") == 0), left).when(is_cross, right).otherwise(F.concat(left, right))
+        parts.append(rows.select("rule", *kcols, "_rid", "_source", F.inline(roles))
+                     .repartition(partitions, "rule", *kcols, "salt"))
+    blocks = spark.sparkContext.broadcast((_Codes(prepared, columns), plan.kept))
+    make_pairs = _pair_partition(blocks, rules, mode, kcols)
+    level_shared, with_levels, added = _level_kernel(spark, linker)
+    batch = s.batch_pairs
+
+    def pairs_and_levels(batches):
+        for found in make_pairs(batches):
+            for start in range(0, found.num_rows, batch):
+                yield with_levels(found.slice(start, batch))
 
     schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType()),
-                         *[StructField(n, ByteType()) for n in names], StructField(DETERMINISTIC, BooleanType())])
-    out = _save(candidates.select("rid_l", "rid_r").mapInArrow(level_partition, schema), path)
-    shared.destroy()
-    return out
+                         StructField("rule", ByteType()), *added])
+    found = [p.mapInArrow(pairs_and_levels, schema) for p in parts]
+    levels = _save(found[0].unionByName(found[1]) if len(found) > 1 else found[0], f"{checkpoint_dir}/levels")
+    blocks.destroy()
+    level_shared.destroy()
+    added_by = {r["rule"]: r["count"] for r in levels.groupBy("rule").count().collect()}
+    skew = [RuleSkew(rule.name, plan.comparisons[k], int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
+                     plan.salted_blocks[k], plan.skipped[k], plan.pairs_skipped[k], plan.budget_limits[k])
+            for k, rule in enumerate(rules)]
+    return levels, skew
 
 
 def _scored_schema(linker: Linker):
@@ -686,34 +709,24 @@ def _save(df: DataFrame, path: str) -> DataFrame:
 # --------------------------------------------------------------------------- the job
 
 
-def _with_record_ids(shared, scored: DataFrame) -> DataFrame:
-    """`predict.with_record_ids` per partition (row positions replaced by source and record id,
-    gathered from `shared`, the broadcast `_ids`: no join, and the partitions' order is kept)."""
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    rest = [f for f in scored.schema.fields if f.name not in ("rid_l", "rid_r")]
-    schema = StructType([StructField(n, StringType()) for n in ("source_l", "record_id_l", "source_r", "record_id_r")]
-                        + rest)
-
-    def add_ids(batches):
-        import polars as pl
-
-        frame, sources = shared.value
-        names = pl.Series(sources, dtype=pl.String)
-        source, record_id = frame.get_column("_source").to_numpy(), frame.get_column("_record_id")
-        for batch in batches:
-            pairs = pl.from_arrow(pa.Table.from_batches([batch]))
-            ids = {}
-            for side in ("l", "r"):
-                rid = pairs.get_column(f"rid_{side}").to_numpy()
-                ids[f"source_{side}"] = names.gather(source[rid])
-                ids[f"record_id_{side}"] = record_id.gather(rid)
-            out = pl.DataFrame({k: ids[k] for k in ("source_l", "record_id_l", "source_r", "record_id_r")})
-            out = pl.concat([out, pairs.drop("rid_l", "rid_r")], how="horizontal")
-            yield from out.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
-
-    return scored.mapInArrow(add_ids, schema)
-
+def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = True) -> DataFrame:
+    """`predict.with_record_ids` on the cluster, sorted by row positions (as the polars engine's
+    pairs): the pairs range-partitioned by (rid_l, rid_r) while they are narrow, then row positions
+    replaced by source and record id, looked up in `ids` (_rid, source, record_id: one row a record)
+    by two broadcast hash joins in the JVM (which keep the partitioning; no round trip of every pair
+    through Python), then each partition sorted in memory. (A global sort before the joins would be
+    dropped by Spark, and one after them shuffles and spills the pairs with their ids.) Records
+    prepared on the cluster (`broadcast=False`: a national file's ids do not fit a broadcast) are
+    joined by shuffle and sorted globally."""
+    partitions = int(scored.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
+    out = scored.repartitionByRange(partitions, "rid_l", "rid_r") if broadcast else scored
+    for side in ("l", "r"):
+        side_ids = ids.select(F.col("_rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
+                              F.col("record_id").alias(f"record_id_{side}"))
+        out = out.join(F.broadcast(side_ids) if broadcast else side_ids, f"rid_{side}")
+    out = out.sortWithinPartitions("rid_l", "rid_r") if broadcast else out.orderBy("rid_l", "rid_r")
+    return out.select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
 
 
 # --------------------------------------------------------------------------- where the records are prepared
@@ -755,27 +768,6 @@ def _ids_frame(spark: SparkSession, linker: Linker, records) -> DataFrame:
         .alias("source"), pl.col("_record_id").alias("record_id")).to_arrow())
 
 
-def _id_adder(spark: SparkSession, linker: Linker, records):
-    """A function: scored pairs by row position -> the same pairs, ordered by (rid_l, rid_r), with
-    (source, record_id) for both sides instead (`predict.with_record_ids`' columns). Prepared on the
-    driver: the ids broadcast and gathered per partition; on the cluster: joined to the records."""
-    if records is None:
-        p = linker.prepared
-        shared = spark.sparkContext.broadcast((p.frame.select(pl.col("_source").cast(pl.Int32), pl.col("_record_id")),
-                                               p.sources))
-        return lambda scored: _with_record_ids(shared, scored.orderBy("rid_l", "rid_r"))
-    ids = _ids_frame(spark, linker, records)
-
-    def add(scored: DataFrame) -> DataFrame:
-        rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
-        side = lambda s: ids.select(F.col("_rid").alias(f"rid_{s}"), F.col("source").alias(f"source_{s}"),  # noqa: E731
-                                    F.col("record_id").alias(f"record_id_{s}"))
-        return (scored.join(side("l"), "rid_l").join(side("r"), "rid_r").orderBy("rid_l", "rid_r")
-                .select("source_l", "record_id_l", "source_r", "record_id_r", *rest))
-
-    return add
-
-
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
                seed=None, id_column=None, checkpoint_dir: str, salt_above: int = 10_000,
                max_iterations: int = 64, truth_column: str | None = None, train_on_labels: bool = False,
@@ -804,18 +796,9 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     if spark.conf.get(batch, "10000") == "10000":  # Spark's default: the kernels' own batch instead
         spark.conf.set(batch, str(s.batch_pairs))
     t = time.perf_counter()
-    candidates, skew = candidate_pairs_spark(spark, linker.prepared, linker.model.blocking, linker.mode,
-                                             max_block_pairs=s.max_block_pairs, salt_above=salt_above,
-                                             checkpoint_dir=checkpoint_dir)
-    own_limit = {r.name for r in linker.model.blocking if r.max_block_pairs}
-    for r in skew:  # the polars engine's warning, word for word
-        if r.blocks_skipped and r.rule not in own_limit:
-            linker.model.warn("blocks_skipped", f"blocking rule {r.rule!r}: {r.blocks_skipped:,} oversized "
-                              f"block(s) skipped; other rules still reach them", rule=r.rule, blocks=r.blocks_skipped)
-    linker.timings["block"] = time.perf_counter() - t
-    t = time.perf_counter()
-    levels = levels_spark(spark, linker, candidates, f"{checkpoint_dir}/levels")
-    linker.timings["compare"] = time.perf_counter() - t
+    levels, skew = candidate_levels_spark(spark, linker, salt_above=salt_above, checkpoint_dir=checkpoint_dir)
+    blocking_stage.warn_skipped(linker.model, skew)  # the polars engine's warnings, word for word
+    linker.timings["block_and_compare"] = time.perf_counter() - t  # one Spark job (candidate_levels_spark)
     t = time.perf_counter()
     codes = truth_codes(linker.prepared, truth_column) if truth_column else None
     train_spark(linker, levels, labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None
@@ -823,12 +806,15 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     linker.timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     scored = _save(score_spark(spark, linker, levels), f"{checkpoint_dir}/scored")
-    if VETO in scored.columns and scored.where(F.col(VETO)).limit(1).count() == 0:
-        scored = scored.drop(VETO)  # the polars engine's columns: the flag only when a pair was vetoed
     linker.timings["predict"] = time.perf_counter() - t
+    t = time.perf_counter()
     p_ = F.col("match_probability")
     bands = scored.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
-                       F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review")).first()
+                       F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review"),
+                       *([F.max(F.col(VETO).cast("int")).alias("veto")] if VETO in scored.columns else [])).first()
+    if VETO in scored.columns and not bands["veto"]:
+        scored = scored.drop(VETO)  # the polars engine's columns: the flag only when a pair was vetoed
+    linker.timings["bands"] = time.perf_counter() - t
     t = time.perf_counter()
     links, link_stats = constrained_links_spark(spark, linker, scored, threshold, int(bands["links"] or 0),
                                                 one_to_one=one_to_one, clean=clean, decisions=decisions)
@@ -850,21 +836,24 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
             linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
             threshold)
         linker.timings["evaluate"] = time.perf_counter() - t
-    with_ids = _id_adder(spark, linker, records)
     band = (F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold)
     in_band = scored.where(band)
-    if decisions is not None and decisions.height:  # a decided pair is not asked about again
+    decided_pairs = decisions is not None and decisions.height
+    if decided_pairs:  # a decided pair is not asked about again
         decided, _ = clustering_stage._pair_keys(p, decisions)
         in_band = in_band.join(F.broadcast(spark.createDataFrame(
             decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
             ["rid_l", "rid_r"], "left_anti")
-    pairs = with_ids(scored)
-    review = with_ids(in_band)
+    pairs = _with_record_ids(ids, scored, broadcast=records is None)
+    review = _with_record_ids(ids, in_band, broadcast=records is None)
+    t = time.perf_counter()
     linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
     counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
-              "review_pairs": review.count(),
+              # without decisions the band's count is the bands' (no scan of the pairs for it)
+              "review_pairs": review.count() if decided_pairs else int(bands["review"] or 0),
               # records on no link are clusters of one
               "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
+    linker.timings["counts"] = time.perf_counter() - t
     return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
                            link_stats, metrics, scored, records)
 
@@ -878,13 +867,23 @@ def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
     from tfkit.linkage.linker import LinkResult
     from tfkit.linkage.outputs import write_review_folder
 
+    from tfkit.linkage.predict import with_record_ids
+
     p_ = F.col("match_probability")
+    # one scan of the pairs: the band (a clerical queue, small) sorted on the driver
     band = pl.from_arrow(result.scored.where((p_ >= result.review_lower) & (p_ < result.threshold))
-                         .orderBy("rid_l", "rid_r").toArrow())
+                         .toArrow()).sort("rid_l", "rid_r")
+    # the review queue: the band's pairs with their ids, as written to review.parquet/ (collected
+    # again when a reviewer's decisions took pairs out of it, or when the ids are on the cluster)
+    decided = result.counts.get("review_pairs") != band.height
+    if decided or result.records is not None:
+        review = pl.from_arrow(result.review.toArrow())
+    else:
+        review = with_record_ids(result.linker.prepared, band)
     linker = result.linker
     if result.records is not None:  # prepared on the cluster: the band's records only, renumbered
         band, linker = _band_linker(result, band)
-    local = LinkResult(band, None, pl.from_arrow(result.review.toArrow()), None,
+    local = LinkResult(band, None, review, None,
                        result.linker.model, result.threshold, result.review_lower, linker=linker)
     return write_review_folder(local, Path(out))
 
@@ -941,13 +940,16 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     review.parquet/ (folders of Parquet parts, the polars engine's names and columns), model.json, summary.json (metrics.json with a truth
     column) and the review folder, and the report when asked; drop the checkpoints."""
     import json
+    import time
     import uuid
     from pathlib import Path
 
     from tfkit.engine.spark.io import delete_path, write_parquet
     from tfkit.engine.spark.session import spark_session
 
+    t = time.perf_counter()
     spark = spark_session(settings)
+    started = time.perf_counter() - t
     local = "://" not in out
     if local:  # record ids (and, in review/, values as given): a 0700 folder, as the polars engine's
         from tfkit.validation.quarantine import private_folder
@@ -961,11 +963,17 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
                             seed=seed, checkpoint_dir=checkpoints, truth_column=truth, train_on_labels=train_on_labels,
                             one_to_one=one_to_one, clean=tuple(clean), decisions=decisions,
                             prepare=prepare or settings.prepare)
+        timings = result.linker.timings
+        timings["session"] = started
         for name in OUTPUTS:  # record ids: no min/max statistics in the footers (as the polars engine's)
+            t = time.perf_counter()
             write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}.parquet", statistics=False)
-        summary = result.summary()
+            timings[f"write_{name}"] = time.perf_counter() - t
         if local:  # the review folder (raw values, 0600 in 0700) beside a local output
+            t = time.perf_counter()
             written += write_review_folder_spark(result, out)
+            timings["review_folder"] = time.perf_counter() - t
+        summary = result.summary()
         if report:
             from tfkit.linkage.report import write_figures_report
 
