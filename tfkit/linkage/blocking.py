@@ -226,11 +226,17 @@ def equi_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.
     code = np.sort(((key * n_sources + source) << rid_bits) | rid)  # every code distinct: rid is in it
     block = code >> rid_bits
     block //= n_sources
+    code, block = _in_shared_blocks(code, block)
+    return code & ((1 << rid_bits) - 1), block, code >> rid_bits
+
+
+def _in_shared_blocks(code: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted entries (`code`, with their non-decreasing `block` ids) whose block holds another
+    entry: one alone in its block makes no pair (and no planned or skipped one)."""
     shared = np.zeros(len(code), dtype=bool)
     np.equal(block[1:], block[:-1], out=shared[1:])
     shared[:-1] |= shared[1:]
-    code, block = code[shared], block[shared]
-    return code & ((1 << rid_bits) - 1), block, code >> rid_bits
+    return code[shared], block[shared]
 
 
 def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
@@ -306,8 +312,9 @@ def sample_rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str, max_pai
     runs = hi - lo
     ends = np.cumsum(runs)
     total = int(ends[-1]) if len(ends) else 0
-    if total <= max_pairs:
-        return rule_pairs(prepared, rule, mode)
+    if total <= max_pairs:  # every pair: `rule_pairs`' own, from the plan already made
+        rid_l, rid_r = run_pairs(rid, lo, runs)
+        return pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r}, schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
     picks = np.sort(np.random.default_rng(seed).choice(total, size=max_pairs, replace=False))
     row = np.searchsorted(ends, picks, side="right")
     partner = lo[row] + (picks - (ends[row] - runs[row]))
@@ -338,12 +345,18 @@ def cross_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np
     if int(key.max(initial=0)) * 2 >= 1 << limit_bits:
         key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
     code = np.sort(((key * 2 + side) << rid_bits) | rid)
-    block = code >> (rid_bits + 1)
-    shared = np.zeros(len(code), dtype=bool)  # an entry alone in its block makes no pair (as in equi_blocks)
-    np.equal(block[1:], block[:-1], out=shared[1:])
-    shared[:-1] |= shared[1:]
-    code, block = code[shared], block[shared]
+    code, block = _in_shared_blocks(code, code >> (rid_bits + 1))
     return code & ((1 << rid_bits) - 1), (code >> rid_bits) & 1, block
+
+
+def cross_block_pairs(side: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per block of `cross_blocks`: its first entry's position, its entries, its a-holders and its
+    pairs (a-holders x b-holders: the one-sided plan). The Spark engine's plan counts with this too."""
+    m = len(side)
+    start = np.flatnonzero(np.diff(block, prepend=-1))
+    size = np.diff(start, append=m)
+    n_a = np.add.reduceat(1 - side, start) if m else np.zeros(0, dtype=np.int64)
+    return start, size, n_a, n_a.astype(np.int64) * (size - n_a)
 
 
 def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
@@ -355,12 +368,8 @@ def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | 
     By sorting, as `_equi_rule` (`cross_blocks`): each a-holder's partners are its block's
     b-holders, one run."""
     rid, side, block = cross_blocks(prepared, rule)
-    m = len(rid)
-    block_start = np.flatnonzero(np.diff(block, prepend=-1))
-    block_size = np.diff(block_start, append=m)
-    n_a = np.add.reduceat(1 - side, block_start) if m else np.zeros(0, dtype=np.int64)
+    block_start, block_size, n_a, pairs = cross_block_pairs(side, block)
     n_b = block_size - n_a
-    pairs = n_a.astype(np.int64) * n_b
     both = pairs > 0  # blocks holding the value on both sides
     over, lowered = skipped_blocks(pairs, limit, budget)
     over &= both

@@ -213,7 +213,7 @@ def _plan_blocks(prepared, rules, mode: str, width: int, *, max_block_pairs: int
     Blocks over the rule's limit, and past its comparison budget, are left out as the polars
     engine leaves them (`blocking.skipped_blocks`). A kept block over `salt_above` records is salted: listed with its key (its first record's
     codes) and `ceil(n / salt_above)` sub-blocks."""
-    from tfkit.linkage.blocking import cross_blocks, equi_blocks, skipped_blocks, sorted_runs
+    from tfkit.linkage.blocking import cross_block_pairs, cross_blocks, equi_blocks, skipped_blocks, sorted_runs
 
     n_entries = sum(len(_key_columns(r)) for r in rules)
     masks = [np.zeros(prepared.n, dtype=np.int64) for _ in range(-(-n_entries // MASK_BITS))]
@@ -223,10 +223,7 @@ def _plan_blocks(prepared, rules, mode: str, width: int, *, max_block_pairs: int
         limit = rule.max_block_pairs or max_block_pairs
         if rule.cross:
             rid, side, block = cross_blocks(prepared, rule)
-            start = np.flatnonzero(np.diff(block, prepend=-1))
-            size = np.diff(start, append=len(rid))
-            n_a = np.add.reduceat(1 - side, start) if len(rid) else np.zeros(0, dtype=np.int64)
-            pairs = n_a.astype(np.int64) * (size - n_a)
+            start, size, _, pairs = cross_block_pairs(side, block)
         else:
             rid, block, group = equi_blocks(prepared, rule)
             size, pairs, _, _ = sorted_runs(block, group, mode)
