@@ -26,7 +26,7 @@ import polars as pl
 from tfkit import tomlfile
 from tfkit.errors import ConfigError
 
-from .blocking import MODES, BlockingRule
+from .blocking import DEFAULT_MAX_BLOCK_PAIRS, MAX_RULE_PAIRS, MAX_RULE_PAIRS_PER_RECORD, MODES, BlockingRule
 from .comparisons import Comparison, build_comparison
 
 PROBABILITY_FLOOR = 1e-6
@@ -49,11 +49,11 @@ class Settings:
     review_lower: float = 0.5
     tf_minimum: float = 1e-6
     batch_pairs: int = 100_000
-    max_block_pairs: int = 250_000  # a blocking rule's block making more pairs is skipped (warned)
+    max_block_pairs: int = DEFAULT_MAX_BLOCK_PAIRS  # a blocking rule's block making more pairs is skipped (warned)
     # A rule's comparison budget, max(max_rule_pairs, max_rule_pairs_per_record x records): past it
     # the rule's largest blocks are left out (warned), so pairs grow linearly with national data.
-    max_rule_pairs: int = 10_000_000
-    max_rule_pairs_per_record: float = 1.0
+    max_rule_pairs: int = MAX_RULE_PAIRS
+    max_rule_pairs_per_record: float = MAX_RULE_PAIRS_PER_RECORD
     # Level patterns that make a pair a non-link whatever its weight, each a list of
     # "comparison=level label" (all must hold; "comparison=null": a value missing on either side).
     # A rule naming a comparison the model lacks is idle.
