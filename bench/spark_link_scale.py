@@ -8,7 +8,7 @@ bench/national_corpus.py when missing). The run is `tfkit --quiet link left righ
 --json ...` in a child process, as the CLI runs it, with two additions for measurement only:
 
 - Spark writes its event log (`<folder>/events_<engine>`), and every Spark job is labelled with the
-  `link` stage that ran it (block, compare, train, predict, cluster, write: the stage functions of
+  `link` stage that ran it (prepare, block_and_compare, train, predict, cluster, write: the stage functions of
   `tfkit.engine.spark.link` wrapped to set the job description), so task CPU, shuffle and spill are
   per stage (`spark_link_keys_bench.spark_events`);
 - peak RSS of the driver (the Python process) and of the JVM, CPU seconds of the process tree and
@@ -35,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from spark_link_keys_bench import Tree, spark_events  # noqa: E402
 
-STAGES = {"candidate_pairs_spark": "block", "levels_spark": "compare", "train_spark": "train",
-          "score_spark": "predict", "constrained_links_spark": "cluster"}
+STAGES = {"candidate_levels_spark": "block_and_compare", "train_spark": "train", "score_spark": "predict",
+          "constrained_links_spark": "cluster"}
 
 
 def child(cli: list[str]) -> None:
@@ -148,7 +148,7 @@ def report(folders: list[Path]) -> None:
         if p.exists():
             rows.append(json.loads(p.read_text()))
     rows.sort(key=lambda r: r["size"])
-    stages = ["prepare", "block", "compare", "train", "predict", "cluster", "write"]
+    stages = ["prepare", "block_and_compare", "train", "predict", "cluster", "write"]
     gib = 2 ** 30
     for r in rows:
         print(f"\n{r['size']:,} a side: wall {r['wall_s']:.0f} s, process-tree CPU {r['cpu_s']:.0f} s, driver "
@@ -157,7 +157,7 @@ def report(folders: list[Path]) -> None:
         for s in stages:
             e = r.get("spark", {}).get(f"link {s}")
             if e:
-                print(f"  {s:8} task CPU {e['cpu_s']:8.0f} s  task time {e['task_s']:8.0f} s  shuffle write "
+                print(f"  {s:17} task CPU {e['cpu_s']:8.0f} s  task time {e['task_s']:8.0f} s  shuffle write "
                       f"{e['shuffle_write'] / gib:7.2f} GiB  spill disk {e['spill_disk'] / gib:6.2f} GiB  jobs {e['jobs']}")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
@@ -173,7 +173,7 @@ def report(folders: list[Path]) -> None:
                 parts.append(f"task CPU {math.log(eb['cpu_s'] / ea['cpu_s']) / ratio:.2f}")
             if ea and eb and ea["shuffle_write"] and eb["shuffle_write"]:
                 parts.append(f"shuffle {math.log(eb['shuffle_write'] / ea['shuffle_write']) / ratio:.2f}")
-            print(f"  {s:8} " + ", ".join(parts))
+            print(f"  {s:17} " + ", ".join(parts))
 
 
 def main() -> None:
