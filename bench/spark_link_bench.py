@@ -85,7 +85,9 @@ def main() -> None:
         results[engine] = timed([TFKIT, "--quiet", "link", *inputs, "-o", str(out), "--seed", "1",
                                  "--json", str(folder / f"{engine}.json"), *extra])
         pairs = pl.read_parquet(out / ("pairs.parquet" if engine == "polars" else "pairs.parquet/*.parquet"))
-        pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(folder / f"{engine}_pairs.parquet")
+        # in one order for both (Spark's parts are each in a fixed order, not globally sorted)
+        pairs.select("record_id_l", "record_id_r", "match_probability").sort("record_id_l", "record_id_r").write_parquet(
+            folder / f"{engine}_pairs.parquet")
         summary = json.loads((folder / f"{engine}.json").read_text())
         results[engine].update(score(folder, engine, summary["threshold"]), pairs=pairs.height,
                                timings=summary.get("timings_seconds"))

@@ -328,7 +328,13 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
             idx = np.nonzero(keep & (rule > j))[0]
             if len(idx):
                 keep[idx[produced_by(codes, earlier, rid_l[idx], rid_r[idx], kept[j])]] = False
-        yield pa.RecordBatch.from_pydict({"rid_l": rid_l[keep], "rid_r": rid_r[keep], "rule": rule[keep].astype(np.int8)})
+        rid_l, rid_r, rule = rid_l[keep], rid_r[keep], rule[keep]
+        # Sorted by row positions (each pair once: a total order), so every later stage reads the
+        # pairs in an order fixed by the inputs alone (the joins above do not keep one), and the
+        # pairs' parts are written in it (`_with_record_ids`).
+        order = np.lexsort((rid_r, rid_l))
+        yield pa.RecordBatch.from_pydict({"rid_l": rid_l[order], "rid_r": rid_r[order],
+                                          "rule": rule[order].astype(np.int8)})
 
     return pairs
 
@@ -706,23 +712,37 @@ def _save(df: DataFrame, path: str) -> DataFrame:
 # --------------------------------------------------------------------------- the job
 
 
-def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = True) -> DataFrame:
-    """`predict.with_record_ids` on the cluster, sorted by row positions (as the polars engine's
-    pairs): the pairs range-partitioned by (rid_l, rid_r) while they are narrow, then row positions
-    replaced by source and record id, looked up in `ids` (_rid, source, record_id: one row a record)
-    by two broadcast hash joins in the JVM (which keep the partitioning; no round trip of every pair
-    through Python), then each partition sorted in memory. (A global sort before the joins would be
-    dropped by Spark, and one after them shuffles and spills the pairs with their ids.) Records
-    prepared on the cluster (`broadcast=False`: a national file's ids do not fit a broadcast) are
-    joined by shuffle and sorted globally."""
-    partitions = int(scored.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = True, order: str = "global") -> DataFrame:
+    """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
+    looked up in `ids` (_rid, source, record_id: one row a record).
+
+    With `broadcast` (records prepared on the driver) by two broadcast hash joins in the JVM (one
+    broadcast of `ids`, reused; no round trip of every pair through Python), which keep the pairs'
+    partitions and their order; records prepared on the cluster (a national file's ids do not fit a
+    broadcast) by shuffle joins. `order`:
+    - "global" (the review queue, small): sorted by row positions as the polars engine's files: the
+      broadcast path range-partitions the pairs while they are narrow and sorts each partition (a
+      global sort before the joins would be dropped by Spark, and one after them shuffles the
+      pairs with their ids); the shuffle path sorts globally;
+    - "partitions" (every candidate pair): no shuffle for order. Each part holds the pairs of its
+      partition in an order fixed by the inputs: as scored (`_pair_partition` sorts each block
+      partition's pairs by row positions, and the checkpoints keep that order) after broadcast
+      joins, sorted by row positions within each hash partition after shuffle joins. The same
+      inputs give the same parts, byte for byte; the folder's rows, read in part order, are not
+      globally sorted."""
     rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
-    out = scored.repartitionByRange(partitions, "rid_l", "rid_r") if broadcast else scored
+    out = scored
+    if broadcast and order == "global":
+        partitions = int(scored.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+        out = scored.repartitionByRange(partitions, "rid_l", "rid_r")
+    lookup = F.broadcast(ids) if broadcast else ids
     for side in ("l", "r"):
-        side_ids = ids.select(F.col("_rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
-                              F.col("record_id").alias(f"record_id_{side}"))
-        out = out.join(F.broadcast(side_ids) if broadcast else side_ids, f"rid_{side}")
-    out = out.sortWithinPartitions("rid_l", "rid_r") if broadcast else out.orderBy("rid_l", "rid_r")
+        out = (out.withColumnRenamed(f"rid_{side}", "_rid").join(lookup, "_rid").withColumnsRenamed(
+            {"_rid": f"rid_{side}", "source": f"source_{side}", "record_id": f"record_id_{side}"}))
+    if order == "global":
+        out = out.sortWithinPartitions("rid_l", "rid_r") if broadcast else out.orderBy("rid_l", "rid_r")
+    elif not broadcast:
+        out = out.sortWithinPartitions("rid_l", "rid_r")
     return out.select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
 
 
@@ -841,7 +861,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
         in_band = in_band.join(F.broadcast(spark.createDataFrame(
             decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
             ["rid_l", "rid_r"], "left_anti")
-    pairs = _with_record_ids(ids, scored, broadcast=records is None)
+    pairs = _with_record_ids(ids, scored, broadcast=records is None, order="partitions")
     review = _with_record_ids(ids, in_band, broadcast=records is None)
     t = time.perf_counter()
     linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
