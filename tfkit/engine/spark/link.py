@@ -737,10 +737,9 @@ def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = Tru
     broadcast of `ids`, reused; no round trip of every pair through Python), which keep the pairs'
     partitions and their order; records prepared on the cluster (a national file's ids do not fit a
     broadcast) by shuffle joins. `order`:
-    - "global" (the review queue, small): sorted by row positions as the polars engine's files: the
-      broadcast path range-partitions the pairs while they are narrow and sorts each partition (a
-      global sort before the joins would be dropped by Spark, and one after them shuffles the
-      pairs with their ids); the shuffle path sorts globally;
+    - "global" (the review queue, small): sorted by row positions as the polars engine's files, in
+      one part: the pairs gathered into one partition (a shuffle of the queue's rows only: no
+      sampling scan as a range partitioning needs, no global sort after the joins) and sorted there;
     - "partitions" (every candidate pair): no shuffle for order. Each part holds the pairs of its
       partition in an order fixed by the inputs: as scored (`_pair_partition` sorts each block
       partition's pairs by row positions, and the checkpoints keep that order) after broadcast
@@ -748,17 +747,15 @@ def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = Tru
       inputs give the same parts, byte for byte; the folder's rows, read in part order, are not
       globally sorted."""
     rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
-    out = scored
-    if broadcast and order == "global":
-        partitions = int(scored.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-        out = scored.repartitionByRange(partitions, "rid_l", "rid_r")
+    one_part = order == "global"
+    out = scored.repartition(1) if one_part and broadcast else scored  # narrow, before the joins
     lookup = F.broadcast(ids) if broadcast else ids
     for side in ("l", "r"):
         out = (out.withColumnRenamed(f"rid_{side}", "_rid").join(lookup, "_rid").withColumnsRenamed(
             {"_rid": f"rid_{side}", "source": f"source_{side}", "record_id": f"record_id_{side}"}))
-    if order == "global":
-        out = out.sortWithinPartitions("rid_l", "rid_r") if broadcast else out.orderBy("rid_l", "rid_r")
-    elif not broadcast:
+    if one_part and not broadcast:
+        out = out.repartition(1)
+    if one_part or not broadcast:
         out = out.sortWithinPartitions("rid_l", "rid_r")
     return out.select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
 
