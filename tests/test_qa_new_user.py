@@ -59,3 +59,78 @@ def test_one_month_first_typo_in_a_day_first_file_leaves_its_other_dates_alone(t
     result = _validated(tmp_path, texts)
     assert result.valid["person_id"].to_list() == ["P0", "P2", "P3"]
     assert [p.code for p in result.report.problems] == ["month_first_date"]
+
+
+# --------------------------------------------------------------------------- a header that does not fit
+
+from typer.testing import CliRunner  # noqa: E402
+
+from tfkit.cli import app  # noqa: E402
+from tests.test_extract_pipeline import config, demo_dir  # noqa: E402,F401  (demo inputs, keys, config)
+
+
+def _cohort_copy(config, tmp_path, rename: dict[str, str], suffix: str = ".csv"):
+    """The demo config pointed at a copy of its cohort with headers renamed (csv) or written as a
+    workbook whose first sheet is a note (xlsx)."""
+    import re
+
+    text = config.read_text()
+    original = re.search(r'path = "([^"]*cohort\.csv)"', text).group(1)
+    frame = pl.read_csv(original, infer_schema_length=0).rename(rename)
+    copy = tmp_path / f"my_cohort{suffix}"
+    if suffix == ".csv":
+        frame.write_csv(copy)
+    else:
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        book.active.title = "Read me"
+        book.active.append(["Cohort extract from the case system"])
+        book.active.append(["Contact: the data team"])
+        data = book.create_sheet("Data")
+        data.append(frame.columns)
+        for row in frame.iter_rows():
+            data.append(list(row))
+        book.save(copy)
+    config.write_text(text.replace(original, str(copy)))
+    return copy
+
+
+def test_extract_names_a_renamed_column_instead_of_every_row_failed(config, tmp_path):
+    """A cohort whose 'Date of Birth' header was 'Birth Dt': extract said only "every row of cohort
+    failed validation" (the column unnamed) and wrote every raw row to quarantine. Now it names the
+    file, the field, its aliases and the header it did not know, and writes nothing."""
+    _cohort_copy(config, tmp_path, {"Date of Birth": "Birth Dt"})
+    res = CliRunner().invoke(app, ["extract", "--config", str(config)])
+    assert res.exit_code == 1, res.output
+    assert "my_cohort.csv" in res.output and "no column for required field(s) dob" in res.output
+    assert "'Date of Birth'" in res.output and "Birth Dt" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "quarantine").exists() or not any((tmp_path / "quarantine").rglob("*.csv"))
+    assert not (tmp_path / "packages" / "E09000031_nis_2019-H2").exists()
+
+
+def test_a_workbook_read_at_its_note_sheet_names_its_other_sheets(config, tmp_path):
+    """An .xlsx whose first sheet is a 'Read me' note: every required column was reported missing
+    and nothing said the extract was on another sheet. Now validate and extract name the sheets."""
+    book = _cohort_copy(config, tmp_path, {}, suffix=".xlsx")
+    for args in (["validate", str(book), "--schema", "nis"], ["extract", "--config", str(config)]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 1, res.output
+        assert "the workbook's sheets: Read me, Data" in res.output and "sheet = \"NAME\"" in res.output
+    text = config.read_text().replace(f'path = "{book}"', f'path = "{book}"\nsheet = "Data"')
+    config.write_text(text)
+    assert CliRunner().invoke(app, ["extract", "--config", str(config)]).exit_code == 0
+
+
+def test_link_and_pseudonymise_name_the_missing_column_too(config, tmp_path):
+    copy = _cohort_copy(config, tmp_path, {"Date of Birth": "Birth Dt"})
+    import re
+
+    key = re.search(r'key_file = "([^"]*demo-master\.key)"', config.read_text()).group(1)
+    for args in (["link", str(copy), "--schema", "nis", "--out", str(tmp_path / "linked")],
+                 ["pseudonymise", str(copy), "--schema", "nis", "--key", str(key), "--project", "nis",
+                  "--out", str(tmp_path / "p.parquet"), "--quarantine", str(tmp_path / "q")]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 1, res.output
+        assert "no column for required field(s) dob" in res.output and "Birth Dt" in res.output
+    assert not (tmp_path / "q").exists()

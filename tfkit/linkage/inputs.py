@@ -83,6 +83,7 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
             excluded = checked.quarantine.height
             # Otherwise the linker reports "the source has no records", hiding that the schema (often
             # one --schema given for every file) fits none of them.
+            checked.refuse_if_columns_missing(name)
             checked.refuse_if_none_valid(f"check --schema suits this file (one per file, in order); "
                                          f"see why with: tfkit validate {path} --schema {schema}")
         else:
