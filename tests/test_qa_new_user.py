@@ -134,3 +134,49 @@ def test_link_and_pseudonymise_name_the_missing_column_too(config, tmp_path):
         assert res.exit_code == 1, res.output
         assert "no column for required field(s) dob" in res.output and "Birth Dt" in res.output
     assert not (tmp_path / "q").exists()
+
+
+# --------------------------------------------------------------------------- an auditor's tampered package
+
+
+def _published(config, tmp_path):
+    assert CliRunner().invoke(app, ["extract", "--config", str(config)]).exit_code == 0
+    import re
+
+    pub = re.search(r'key_file = "([^"]*demo-signing)\.key"', config.read_text()).group(1) + ".pub"
+    return tmp_path / "packages" / "E09000031_nis_2019-H2", pub
+
+
+def test_verify_says_the_disclosure_check_of_a_removed_person_table_fails(config, tmp_path):
+    """An auditor deleted data/person.parquet: verify failed the bag checks but passed disclosure
+    with "no person table: no record-level disclosure check applies", though manifest.json
+    recorded a check of that table. Now disclosure fails, naming the missing table."""
+    import json
+
+    from tfkit.package.verify import verify_package
+
+    package, pub = _published(config, tmp_path)
+    (package / "data" / "person.parquet").unlink()
+    check = next(c for c in verify_package(package, public_key=pub).checks if c.code == "disclosure")
+    assert check.status == "fail" and "data/person.parquet" in check.message and "not in the package" in check.message
+    res = CliRunner().invoke(app, ["verify", str(package), "--public-key", pub, "--json", "-"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["ok"] is False
+
+
+def test_verify_names_each_disclosure_mismatch_once(config, tmp_path):
+    """An edited person table: verify's disclosure row printed the same mismatch twice (in its
+    message and again as a detail)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from tfkit.package.verify import verify_package
+
+    package, pub = _published(config, tmp_path)
+    table = pq.read_table(package / "data" / "person.parquet")
+    at = table.schema.get_field_index("sex")
+    pq.write_table(table.set_column(at, "sex", pc.if_else(pc.equal(table["sex"], "M"), "F", table["sex"])),
+                   package / "data" / "person.parquet")
+    check = next(c for c in verify_package(package, public_key=pub).checks if c.code == "disclosure")
+    assert check.status == "fail"
+    res = CliRunner().invoke(app, ["verify", str(package), "--public-key", pub], env={"COLUMNS": "250"})
+    assert res.exit_code == 1 and res.output.count("the data gives") == 1, res.output
