@@ -180,3 +180,34 @@ def test_verify_names_each_disclosure_mismatch_once(config, tmp_path):
     assert check.status == "fail"
     res = CliRunner().invoke(app, ["verify", str(package), "--public-key", pub], env={"COLUMNS": "250"})
     assert res.exit_code == 1 and res.output.count("the data gives") == 1, res.output
+
+
+# --------------------------------------------------------------------------- link on one's own files
+
+
+def _people_csv(path, ids: list[str]):
+    n = len(ids)
+    pl.DataFrame({"Client ID": ids, "Forename": (["Amira", "Tomasz", "Grace", "Oliver", "Priya", "Lukas"] * n)[:n],
+                  "Surname": (["Khan", "Nowak", "Smith", "Jones", "Patel", "Kazlauskas"] * n)[:n],
+                  "DOB": [f"{10 + i % 18:02d}/0{1 + i % 9}/19{60 + i % 12}" for i in range(n)],
+                  "Postcode": [f"E1{i % 7} {i % 9}AB" for i in range(n)]}).write_csv(path)
+    return path
+
+
+def test_link_names_the_lines_of_repeated_ids(tmp_path):
+    """A cohort with three people exported twice (the same Client ID on two lines): with --clean the
+    message named neither the file nor a line; without it the link ran silently, and the outputs
+    named two records by one id. Now --clean names the file, the column and the lines (exit 2), and
+    a source not declared clean gets a warning naming them."""
+    ids = [f"C{i}" for i in range(12)]
+    cohort = _people_csv(tmp_path / "cohort.csv", ids + ids[:3])
+    other = _people_csv(tmp_path / "housing.csv", [f"H{i}" for i in range(12)])
+    args = ["link", str(cohort), str(other), "--out", str(tmp_path / "out"), "--map", "Client ID=record_id",
+            "--map", "Forename=forename", "--map", "Surname=surname", "--map", "DOB=dob", "--map", "Postcode=postcode"]
+    res = CliRunner().invoke(app, [*args, "--clean", "cohort"])
+    assert res.exit_code == 2, res.output
+    assert "cohort.csv" in res.output and "lines 2, 3, 4, 14, 15" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "3 records share" not in res.stderr and "6 records share a record_id" in res.stderr
+    assert "lines 2, 3, 4, 14, 15" in res.stderr and "C0" not in res.stderr  # lines, never the ids
