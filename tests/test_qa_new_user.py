@@ -211,3 +211,33 @@ def test_link_names_the_lines_of_repeated_ids(tmp_path):
     assert res.exit_code == 0, res.output
     assert "3 records share" not in res.stderr and "6 records share a record_id" in res.stderr
     assert "lines 2, 3, 4, 14, 15" in res.stderr and "C0" not in res.stderr  # lines, never the ids
+
+
+def test_a_rerun_into_the_same_folder_leaves_no_summary_or_metrics_of_the_last_run(tmp_path, monkeypatch):
+    """A linker ran with --truth, then again without into the same --out: metrics.json of the first
+    run stayed beside the second run's pairs, as if it measured them. And a run stopped while
+    writing left the last run's summary.json beside half-new outputs. Now summary.json is written
+    last, and a rerun removes the last run's summary and metrics first."""
+    ids = [f"C{i}" for i in range(12)]
+    cohort = _people_csv(tmp_path / "cohort.csv", ids)
+    other = _people_csv(tmp_path / "housing.csv", [f"H{i}" for i in range(12)])
+    for path, prefix in ((cohort, "C"), (other, "H")):
+        frame = pl.read_csv(path, infer_schema_length=0)
+        frame.with_columns(pl.col("Client ID").str.replace(prefix, "K").alias("truth")).write_csv(path)
+    out = tmp_path / "out"
+    args = ["link", str(cohort), str(other), "--out", str(out), "--map", "Client ID=record_id", "--map",
+            "Forename=forename", "--map", "Surname=surname", "--map", "DOB=dob", "--map", "Postcode=postcode"]
+    assert CliRunner().invoke(app, [*args, "--truth", "truth"]).exit_code == 0
+    assert (out / "metrics.json").exists() and (out / "summary.json").exists()
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert not (out / "metrics.json").exists() and (out / "summary.json").exists()
+
+    import tfkit.linkage.outputs as outputs
+
+    def stopped(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "write_review_folder", stopped)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert not (out / "summary.json").exists()
