@@ -241,3 +241,19 @@ def test_a_rerun_into_the_same_folder_leaves_no_summary_or_metrics_of_the_last_r
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert not (out / "summary.json").exists()
+
+
+def test_a_malformed_local_master_is_named_before_spark_starts():
+    """master = "local[x]" (a typo for local[*]): Spark started the JVM for 17 s and failed with
+    "An error occurred while calling None.org.apache.spark.api.java.JavaSparkContext". Now the URL
+    is checked first: one message naming it and the form to write, exit 2."""
+    import pytest
+
+    from tfkit.engine.spark.session import SparkUnavailable, _check_master
+
+    for good in ("local", "local[*]", "local[2]", "local[2,3]", "local[*, 4]", "local-cluster[2,1,1024]"):
+        _check_master(good)
+    for bad in ("local[x]", "local[]", "local2", "localhost"):
+        with pytest.raises(SparkUnavailable) as err:
+            _check_master(bad)
+        assert err.value.exit_code == 2 and repr(bad) in err.value.message and "local[*]" in err.value.hint
