@@ -257,3 +257,16 @@ def test_a_malformed_local_master_is_named_before_spark_starts():
         with pytest.raises(SparkUnavailable) as err:
             _check_master(bad)
         assert err.value.exit_code == 2 and repr(bad) in err.value.message and "local[*]" in err.value.hint
+
+
+def test_verify_and_audit_verify_json_say_ok_first(config, tmp_path):
+    """A cron job reading the first key of `verify --json -` and `audit verify --json -` found
+    "package" and "path": the README says every result object opens with "ok". Now they do."""
+    import json
+
+    package, pub = _published(config, tmp_path)
+    for args in (["verify", str(package), "--public-key", pub], ["audit", "verify", "--config", str(config)]):
+        res = CliRunner().invoke(app, [*args, "--json", "-"])
+        assert res.exit_code == 0, res.output
+        result = json.loads(res.stdout)
+        assert list(result)[0] == "ok" and result["ok"] is True
