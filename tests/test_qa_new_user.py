@@ -270,3 +270,37 @@ def test_verify_and_audit_verify_json_say_ok_first(config, tmp_path):
         assert res.exit_code == 0, res.output
         result = json.loads(res.stdout)
         assert list(result)[0] == "ok" and result["ok"] is True
+
+
+# --------------------------------------------------------------------------- cron
+
+
+def test_sigterm_while_publishing_leaves_no_raw_rows_and_no_staging(config, tmp_path, monkeypatch):
+    """A cron job's `timeout` (or a service stopping) sent SIGTERM while extract was publishing:
+    Python's default ended the process at once, leaving the quarantine and clerical-review files
+    (raw rows) with no package and no ledger entry, out of retention's reach, and a staging folder.
+    Now SIGTERM is raised like Ctrl-C: the clean-up runs, nothing raw is left, exit 143."""
+    import os
+    import signal
+
+    import tfkit.package.publish as publish
+    from tfkit.cli import raise_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    raise_on_sigterm()
+    try:
+        real = publish.publish
+
+        def killed(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(publish, "publish", killed)
+        res = CliRunner().invoke(app, ["extract", "--config", str(config)])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert res.exit_code == 143 and "terminated" in res.output, res.output
+    left = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".csv", ".xlsx", ".parquet")]
+    assert left == [], left
+    assert not (tmp_path / "packages" / "E09000031_nis_2019-H2").exists()
+    assert not [p for p in (tmp_path / "packages").iterdir() if p.name.startswith(".tmp-")]

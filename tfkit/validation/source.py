@@ -12,6 +12,7 @@ so a failed run leaves no raw rows behind).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,16 @@ def missing_columns_refusal(report, schema, other_sheets: str | None = None, *,
         named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
     where = (f"source {source!r}: " if source else "") + (f"sheet {report.sheet!r}: " if report.sheet else "")
     hints = [other_sheets] if other_sheets else []
+    fits = next((m.group(1) for p in report.problems if p.code == "missing_column"
+                 if (m := re.search(r"fit the built-in schema '([^']+)'", p.message))), None)
+    if fits:
+        hints.append(f"its headers fit the built-in schema {fits!r}: check the schema given for it")
     if report.unmatched_columns:
         hints.append("headers the schema does not know: " + ", ".join(report.unmatched_columns))
     hints.append(f"rename the column(s) to an alias, or check schema {schema.name!r} suits this file "
                  f"(see: tfkit schemas show {schema.name})")
-    return DataCheckFailed(f"{where}no column for required field(s) {named}; every row would fail without them",
+    return DataCheckFailed(f"{where}no column for required field(s) {named}; every row would fail without them: "
+                           "nothing was written",
                            file=report.file, column=missing[0], hint="; ".join(hints))
 
 
