@@ -304,3 +304,12 @@ def test_sigterm_while_publishing_leaves_no_raw_rows_and_no_staging(config, tmp_
     assert left == [], left
     assert not (tmp_path / "packages" / "E09000031_nis_2019-H2").exists()
     assert not [p for p in (tmp_path / "packages").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_mistyped_schema_name_in_the_config_names_the_file_and_key(config):
+    """schema = "NIS" in tfkit.toml: the error said "unknown schema 'NIS'" without the config file
+    or which [[sources]] table, unlike every other config mistake. Now it names both."""
+    config.write_text(config.read_text().replace('schema = "nis"', 'schema = "NIS"', 1))
+    res = CliRunner().invoke(app, ["extract", "--config", str(config)])
+    assert res.exit_code == 2 and config.name in res.output and "sources[1].schema" in res.output, res.output
+    assert "did you mean 'nis'?" in res.output
