@@ -335,7 +335,9 @@ def test_extract_never_signs_an_empty_return(workdir):
     # The police extract given as the cohort: the nis schema rejects every row.
     cfg = config(workdir, "allbad.toml", ('path = "extracts/cohort.csv"', 'path = "extracts/police.csv"'))
     result = invoke("extract", "-c", cfg, "--period", "2004")
-    assert_user_error(result, 1, "every row of cohort failed validation", "no package written")
+    # (the header tells: named at read, before any raw row is written)
+    assert_user_error(result, 1, "no column for required field(s) la_code", "nothing was written")
+    assert "fit the built-in schema 'police'" in result.output
     assert not (workdir / "packages" / "E09000031_nis_2004").exists()
 
 
@@ -343,8 +345,8 @@ def test_pseudonymise_writes_no_empty_output_when_every_row_fails(workdir, tmp_p
     result = invoke("pseudonymise", workdir / "extracts" / "police.csv", "-s", "nis", "--project", "nis",
                     "--out", tmp_path / "p.parquet", "--key", workdir / "keys" / "master.key",
                     "--quarantine", tmp_path / "q")
-    assert_user_error(result, 1, "failed validation", "no output written")
-    assert not (tmp_path / "p.parquet").exists() and (tmp_path / "q" / "police.quarantine.csv").is_file()
+    assert_user_error(result, 1, "no column for required field(s)", "nothing was written")
+    assert not (tmp_path / "p.parquet").exists() and not (tmp_path / "q").exists()  # the header says why: no raw copy
 
 
 def test_extract_without_master_key_names_the_config_key(workdir, monkeypatch):

@@ -22,7 +22,7 @@ from typer.exceptions import TyperException
 
 from tfkit import __version__, console
 from tfkit.commands import options  # how every command's help shows its parameters, and flows
-from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, TfkitError, UsageError, os_error_of
+from tfkit.errors import EXIT_INTERNAL, EXIT_USAGE, Terminated, TfkitError, UsageError, os_error_of
 
 
 # Each command's area module (tfkit/commands/<area>.py), in --help order. An area is imported when
@@ -95,6 +95,9 @@ class TfkitGroup(TyperGroup):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(141) from None
+        except Terminated:
+            console.log("terminated", "terminated (SIGTERM)", level="error")
+            raise typer.Exit(143) from None
         except KeyboardInterrupt:
             console.log("interrupted", "interrupted", level="error")
             raise typer.Exit(130) from None
@@ -221,7 +224,19 @@ def main_options(
     console.configure(quiet=quiet, log_format=log_format.value)
 
 
+def raise_on_sigterm() -> None:
+    """SIGTERM becomes Terminated (a KeyboardInterrupt): Python's default would end the process at
+    once, skipping the clean-up that keeps a stopped run's raw rows within retention."""
+    import signal
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
 def main() -> None:
+    raise_on_sigterm()
     stdout = _stdout_identity()
     try:
         app(prog_name="tfkit")

@@ -180,11 +180,24 @@ def _sources(r: tomlfile.Table, base: Path) -> tuple[Source, ...]:
         if table in tables:
             raise s.fail("table", f"table {table!r} is written by two sources", "give each source its own table")
         tables.add(table)
+        _check_schema_name(s, s.get("schema", str))
         sources.append(Source(name=name, path=s.path("path", base), schema=_file_ref(s.get("schema", str), base),
                               table=table, encoding=s.get("encoding", str, None),
                               policy=_file_ref(s.get("policy", str, None), base),
                               sheet=s.get("sheet", (str, int), None, hint='name the worksheet, e.g. sheet = "Data"')))
     return tuple(sources)
+
+
+def _check_schema_name(s: tomlfile.Table, schema: str) -> None:
+    """A built-in schema's name mistyped (schema = "NIS"): named with the config file and key."""
+    from tfkit.schemas import builtin_schema_names, load_schema
+
+    if schema.endswith(".toml") or "/" in schema or schema in builtin_schema_names():
+        return
+    try:
+        load_schema(schema)
+    except ConfigError as err:
+        raise s.fail("schema", err.message, err.hint) from None
 
 
 def _schema_name(schema: str) -> str | None:

@@ -109,3 +109,9 @@ def writing(path: str | Path) -> Iterator[None]:
         if os_err is None or (isinstance(err, OSError) and err.filename is not None):
             raise
         raise OSError(os_err.errno, os_err.strerror or str(err), str(path)) from err
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cron timeout, `kill`, a service stopping), raised like Ctrl-C so that every
+    clean-up that runs on an interrupt runs on it too (no raw rows left outside retention); exit 143."""
+

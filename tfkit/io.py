@@ -97,6 +97,8 @@ class RawTable:
     # Columns the file stored as floating-point numbers (Parquet): their text is the float's
     # ("10131752.0"), so an identifier among them is refused by validation (digits may be lost).
     float_columns: tuple[str, ...] = ()
+    # An .xlsx read at its first sheet (none chosen) in a workbook with others: the hint naming them.
+    other_sheets: str | None = None
 
     @property
     def n_rows(self) -> int:
@@ -691,7 +693,7 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawTable:
     frame = _drop_unnamed_empty_columns(path, frame, header)
     return RawTable(
         path=path, frame=frame, columns=tuple(c for c in frame.columns if c != SOURCE_LINE),
-        format="xlsx", sheet=sheet_name, blank_lines=blank, line_label="row",
+        format="xlsx", sheet=sheet_name, blank_lines=blank, line_label="row", other_sheets=other_sheets,
     )
 
 

@@ -179,8 +179,8 @@ def emit(data: Any, json_target: str | None = None, *, event: str,
     A JSON object always says `ok` first, as a failed command's does ({"ok": false, ...}): pass
     ok=False when the command goes on to exit 1 on what it emitted (a check that found problems)."""
     payload = data.to_dict() if hasattr(data, "to_dict") else data
-    if isinstance(payload, dict) and "ok" not in payload:
-        payload = {"ok": ok, **payload}
+    if isinstance(payload, dict):  # first, whether the result made it (verify's report) or not
+        payload = {"ok": payload.get("ok", ok), **{k: v for k, v in payload.items() if k != "ok"}}
     if json_target is not None:
         write_json(payload, json_target, private=private)
     console.log(event, "", **(log_fields or {}))

@@ -59,6 +59,8 @@ def verify_published(root: Path, manifest: dict[str, Any]) -> tuple[str, str, li
     published = disclosure.get("published")
     files = {p.stem: p for p in sorted((root / "data").glob("*.parquet")) if p.is_file() and not p.is_symlink()}  # never open a FIFO
     if not (root / PERSON_TABLE).is_file():
+        if isinstance(published, dict):  # the manifest recorded a check of a table that is gone
+            return FAIL, f"{PERSON_TABLE.as_posix()}: recorded in manifest.json's disclosure check but not in the package", []
         return PASS, "no person table: no record-level disclosure check applies", []
     if not isinstance(published, dict):
         return FAIL, "manifest.json records no disclosure check of data/person.parquet (k, quasi-identifiers, " \
@@ -118,7 +120,7 @@ def _verify_table(table: Path, published: dict[str, Any]) -> tuple[str, str, lis
         problems.append(f"k_anonymous: manifest.json says {published.get('k_anonymous')!r}, the data gives {report.passed!r}")
     qis = ", ".join(published["quasi_identifiers"])
     if problems:
-        return FAIL, "the disclosure figures in manifest.json do not match the data: " + problems[0], problems
+        return FAIL, "the disclosure figures in manifest.json do not match the data: " + problems[0], problems[1:]
     summary = (f"k={published['k']} over {qis}: smallest class {found['smallest_class']}"
                + (" people" if report.person_key else "") + ", "
                f"{found['share_below_k']:.1%} of {found['records']:,} records in classes below k")

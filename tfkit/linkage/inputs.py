@@ -22,6 +22,7 @@ class SourceTable:
     rows_read: int
     excluded: int = 0
     schema: str | None = None
+    lines: pl.Series | None = None  # each row's line (or sheet row) in its file, for messages
 
 
 def parse_map(items: list[str] | None) -> dict[str, str]:
@@ -83,6 +84,7 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
             excluded = checked.quarantine.height
             # Otherwise the linker reports "the source has no records", hiding that the schema (often
             # one --schema given for every file) fits none of them.
+            checked.refuse_if_columns_missing(name)
             checked.refuse_if_none_valid(f"check --schema suits this file (one per file, in order); "
                                          f"see why with: tfkit validate {path} --schema {schema}")
         else:
@@ -92,7 +94,8 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
         used.update(present)
         check_map_targets(frame.columns, {old: mapping[old] for old in present}, path)
         frame = frame.rename({old: mapping[old] for old in present})
-        out.append(SourceTable(name, path, frame.drop("_source_line", strict=False), rows_read, excluded, schema))
+        lines = frame.get_column("_source_line") if "_source_line" in frame.columns else None
+        out.append(SourceTable(name, path, frame.drop("_source_line", strict=False), rows_read, excluded, schema, lines))
     unused = [old for old in mapping if old not in used]
     if unused:
         raise unknown_map_column(unused[0], schemas)
@@ -119,3 +122,30 @@ def unknown_map_column(column: str, schemas: list[str] | None) -> InputFileError
     else:
         hint = "check the spelling and case of the column header (see the file's first line)"
     return InputFileError(f"--map names column {column!r}, which no input file has", column=column, hint=hint)
+
+
+def check_record_ids(tables: list[SourceTable], clean: tuple[str, ...] | list[str] = ()) -> None:
+    """Records sharing an id within a source: pairs and clusters name records by id, so two of them
+    cannot be told apart in the outputs. A clean source (one record per person) is refused (exit 2);
+    another source gets a warning. Both name the file, the column and the first lines (never the ids)."""
+    from tfkit import console
+    from tfkit.linkage.linker import ID_COLUMNS
+
+    for t in tables:
+        column = next((c for c in ID_COLUMNS if c in t.frame.columns), None)
+        if column is None:
+            continue  # the linker says which column it needs
+        repeated = t.frame.select(pl.col(column).is_duplicated() & pl.col(column).is_not_null()).to_series()
+        count = int(repeated.sum())
+        if not count:
+            continue
+        lines = (t.lines.filter(repeated) if t.lines is not None else pl.Series([], dtype=pl.Int64)).head(5).to_list()
+        where = f" (lines {', '.join(str(n) for n in lines)}{', ...' if count > len(lines) else ''})" if lines else ""
+        if t.name in clean:
+            raise InputFileError(
+                f"source {t.name!r} is declared clean (one record per person) but {count:,} of its records share "
+                f"a record id with another{where}", file=t.path, column=column,
+                hint="deduplicate the extract at source, or drop it from --clean / [linkage] clean")
+        console.log("duplicate_record_ids", f"warning: {t.path}: {count:,} records share a {column} with another"
+                    f"{where}; the outputs name records by id, so these cannot be told apart: give each record "
+                    "its own id", level="warning", source=t.name, column=column, records=count)

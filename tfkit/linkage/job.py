@@ -52,7 +52,7 @@ class LinkJob:
 def run_link_job(job: LinkJob) -> dict[str, Any]:
     """Run `job` and return its summary (counts, blocking plan, training, outputs: no record values)."""
     from tfkit.linkage import LinkageModel, link
-    from tfkit.linkage.inputs import read_sources
+    from tfkit.linkage.inputs import check_record_ids, read_sources
     from tfkit.linkage.outputs import write_outputs
     from tfkit.linkage.review import STORE_NAME, link_review_folder, load_decisions
 
@@ -65,6 +65,7 @@ def run_link_job(job: LinkJob) -> dict[str, Any]:
 
         return run_link_job_spark(job, model, mode=mode, decisions=decisions)
     tables = read_sources(job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else ())
+    check_record_ids(tables, job.clean)
     frames = {t.name: t.frame for t in tables}
     result = link(frames, model, mode=mode, threshold=job.threshold, review_lower=job.review_lower,
                   truth_column=job.truth, train_on_labels=job.train_on_labels, one_to_one=job.one_to_one,

@@ -33,6 +33,10 @@ def _write_json(data: dict, path: Path) -> Path:
 
 def write_outputs(result: LinkResult, out: str | Path, tables: list | None = None) -> list[Path]:
     out = private_folder(out)  # pairs, clusters and review hold record ids: 0700 (files 0600: mkstemp)
+    # summary.json is written last and says the job completed: a rerun first removes the last run's
+    # (and its metrics.json), so a run stopped halfway, or one without --truth, leaves none that lies.
+    for stale in ("summary.json", "metrics.json"):
+        (out / stale).unlink(missing_ok=True)
     meta = {"tfkit.linkage.threshold": str(result.threshold), "tfkit.linkage.review_lower": str(result.review_lower)}
     def with_ids(scored: pl.DataFrame) -> pl.DataFrame:  # one row group at a time: never all pairs' ids at once
         return with_record_ids(result.linker.prepared, scored)
@@ -44,15 +48,15 @@ def write_outputs(result: LinkResult, out: str | Path, tables: list | None = Non
         write_parquet(result.review, out / "review.parquet", statistics=_stats(result.review), metadata=meta),
         _write_json(result.model.parameters(), out / "model.json"),
     ]
+    if result.metrics is not None:
+        written.append(_write_json(result.metrics, out / "metrics.json"))
+    if result.linker is not None:
+        written += write_review_folder(result, out)
     summary = {k: v for k, v in result.summary().items() if k != "timings_seconds"}
     if tables:
         summary["inputs"] = [{"source": t.name, "rows_read": t.rows_read, "rows_linked": t.frame.height,
                               "rows_excluded_by_schema": t.excluded} for t in tables]
     written.append(_write_json(summary, out / "summary.json"))
-    if result.metrics is not None:
-        written.append(_write_json(result.metrics, out / "metrics.json"))
-    if result.linker is not None:
-        written += write_review_folder(result, out)
     return written
 
 

@@ -219,6 +219,7 @@ def _read_and_validate(run: _Run) -> None:
         with run.timer("read and validate"):  # a partner's export may hold nobody this period: an empty table
             checked = adapters.read_validated(source.path, source.encoding, schema, sheet=source.sheet,
                                               allow_empty=source.name != run.person_source)
+            checked.refuse_if_columns_missing(source.name)  # before any raw row is written anywhere
         digest = bag.sha256_file(source.path)
         inp = InputFile(source.name, source.path.name, source.schema, digest, source.path.stat().st_size, checked.rows_in)
         console.log("source_read", f"read {source.name}: {checked.rows_in:,} rows from {source.path.name}",

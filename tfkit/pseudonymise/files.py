@@ -70,6 +70,7 @@ def pseudonymise_file(
     checked = read_validated(input_path, loaded, encoding=encoding)
     result, rows_in = checked.result, checked.rows_in
     quarantine_file = None
+    checked.refuse_if_columns_missing()  # the header, not the rows: named before any raw row is written
     if result.quarantine.height:
         if quarantine_dir is None:
             raise DataCheckFailed(

@@ -11,7 +11,9 @@ Dates accept, and only accept, forms whose meaning is certain:
     of day; 10000 is 1927-05-18), 1900 date system. A shorter number cannot carry a year, month and
     day: `1` is not 1900-01-01, and a bare 4-digit number (a year?) is refused too.
 A time, where given, must be a real one: hours 0-23, minutes and seconds 0-59 (`25:00` is refused).
-`mm/dd/yyyy` is never guessed: `02/13/2001` is refused (code month_first_date), not swapped.
+`mm/dd/yyyy` is never guessed: `02/13/2001` is refused (code month_first_date), not swapped; and in
+a column whose dates are mostly month-first, a date that reads both ways (`03/04/2001`) is refused
+too (code ambiguous_date): read day-first it would be a wrong date that looks valid.
 Two-digit years are refused (the century would be a guess).
 """
 
@@ -57,12 +59,29 @@ def parse_date(text: pl.Expr) -> pl.Expr:
     )
 
 
+def _slash_parts(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The first and second numbers of a slash (or dot, dash) date, as integers; null otherwise."""
+    dmy = text.str.extract_groups(DAY_FIRST_DATE)
+    return dmy.struct.field("1").cast(pl.Int32, strict=False), dmy.struct.field("2").cast(pl.Int32, strict=False)
+
+
 def looks_month_first(text: pl.Expr) -> pl.Expr:
     """True where a slash date can only be read month-first (second number 13-31, first 1-12)."""
-    dmy = text.str.extract_groups(DAY_FIRST_DATE)
-    first = dmy.struct.field("1").cast(pl.Int32, strict=False)
-    second = dmy.struct.field("2").cast(pl.Int32, strict=False)
+    first, second = _slash_parts(text)
     return (first.is_between(1, 12) & second.is_between(13, 31)).fill_null(False)
+
+
+def looks_day_first(text: pl.Expr) -> pl.Expr:
+    """True where a slash date can only be read day-first (first number 13-31, second 1-12)."""
+    first, second = _slash_parts(text)
+    return (first.is_between(13, 31) & second.is_between(1, 12)).fill_null(False)
+
+
+def reads_both_ways(text: pl.Expr) -> pl.Expr:
+    """True where a slash date means two different dates day-first and month-first (both numbers
+    1-12 and unequal: 03/04/2001), so only the column's other dates can tell which it is."""
+    first, second = _slash_parts(text)
+    return (first.is_between(1, 12) & second.is_between(1, 12) & (first != second)).fill_null(False)
 
 
 def parse_date_scalar(value: str | None) -> dt.date | None:

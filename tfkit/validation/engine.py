@@ -51,6 +51,7 @@ RULES: dict[str, tuple[str, str]] = {
     "invalid_code": ("not in the code list", "{field} must be one of {codes}"),
     "invalid_date": ("not a date", "{field} must be a real date as yyyy-mm-dd, dd/mm/yyyy or an Excel serial number"),
     "month_first_date": ("month-first date", "{field} reads only as mm/dd/yyyy; tfkit never guesses the order: export dates as dd/mm/yyyy or yyyy-mm-dd"),
+    "ambiguous_date": ("date readable both ways", "{field} reads both as dd/mm/yyyy and as mm/dd/yyyy, and this column's dates are mostly month-first ({month_first} of its distinct dates read only as mm/dd/yyyy, {day_first} only as dd/mm/yyyy): read day-first it would be wrong; export dates as dd/mm/yyyy or yyyy-mm-dd"),
     "date_in_future": ("date in the future", "{field} is after today ({today}); check the value"),
     "date_too_early": ("date too early", "{field} is before {earliest}; check the value"),
     "date_too_late": ("date too late", "{field} is after {latest}; check the value"),
@@ -71,6 +72,9 @@ RULES: dict[str, tuple[str, str]] = {
     "end_before_start": ("end before start", "{end} is before {start}"),
     "too_few_headline_problems": ("too few headline problems", "the family meets fewer than {minimum} headline problems ({problems})"),
 }
+# Month-first dates needed (and more of them than day-first ones) before a column's dates that read
+# both ways are refused: one or two mm/dd typos in a small day-first file are not a month-first file.
+MONTH_FIRST_EVIDENCE = 3
 _BLANKED = " (value blanked, row kept: the field has on_invalid = \"null\")"
 
 
@@ -448,7 +452,8 @@ def _per_value(f: Field, values: pl.Series) -> pl.LazyFrame:
     text = pl.col("v").str.strip_chars()
     extra = []
     if f.type == "date":
-        extra.append(parsing.looks_month_first(text).fill_null(False).alias("month_first"))
+        extra += [parsing.looks_month_first(text).alias("month_first"), parsing.looks_day_first(text).alias("day_first"),
+                  parsing.reads_both_ways(text).alias("both_ways")]
     if f.identifier:
         extra.append(identifiers.CODES[f.identifier](pl.col("value")).alias("code"))
     if f.type == "string" and f.pattern:
@@ -610,6 +615,11 @@ def _field_checks(
                 month_first = parsing.looks_month_first(pl.when(unparsed).then(t).str.strip_chars())
             add("month_first_date", unparsed & month_first)
             add("invalid_date", unparsed & ~month_first)
+            if f.name in distinct:  # a column mostly month-first: its dates that read both ways are wrong day-first
+                votes = distinct.tables[f.name].select(pl.col("month_first").sum(), pl.col("day_first").sum()).row(0)
+                if votes[0] > votes[1] and votes[0] >= MONTH_FIRST_EVIDENCE:
+                    add("ambiguous_date", present & distinct.matches(f.name, "both_ways"),
+                        month_first=f"{votes[0]:,}", day_first=f"{votes[1]:,}")
             if f.not_future:
                 add("date_in_future", v > pl.lit(today), today=today.isoformat())
             if f.earliest:

@@ -12,6 +12,7 @@ so a failed run leaves no raw rows behind).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class CheckedSource:
     rows_in: int
     canonical_names: dict[str, str] = field(default_factory=dict)  # the file's header -> canonical field
     kept_raw: pl.DataFrame | None = None  # `_source_line` + raw columns asked for (e.g. a truth column)
+    other_sheets: str | None = None  # a workbook read at its first sheet: the hint naming its others
 
     @property
     def valid(self) -> pl.DataFrame:
@@ -56,6 +58,14 @@ class CheckedSource:
                 f"all {self.rows_in:,} row(s) failed validation against schema {self.schema.name!r}; no output written",
                 file=self.path, hint=hint or f"check the schema suits this file; see why with: tfkit validate "
                                               f"{self.path} --schema {self.schema.name}")
+
+    def refuse_if_columns_missing(self, source: str | None = None) -> None:
+        """Required columns with no header: every row would fail, and the fix is the file's header,
+        the schema or the sheet, not the rows. DataCheckFailed (exit 1, as validate's), naming the
+        fields, their aliases, the headers the schema does not know and the workbook's other sheets."""
+        refusal = missing_columns_refusal(self.report, self.schema, self.other_sheets, source=source)
+        if refusal is not None:
+            raise refusal
 
     def write_quarantine(self, folder: str | Path, stem: str | None = None) -> Path | None:
         """The failing rows (raw, with reasons) to `<folder>/<stem>.quarantine.csv`, 0600 in a 0700
@@ -87,7 +97,33 @@ def read_validated(path: str | Path, schema, *, encoding: str | None = None, she
     kept = [c for c in keep_raw if c in raw.frame.columns]
     kept_raw = raw.frame.select(SOURCE_LINE, *kept) if kept else None
     result = validate(raw, schema, show_values=show_values, keep_valid=keep_valid)
-    return CheckedSource(path, result, rows_in, headers, kept_raw)
+    return CheckedSource(path, result, rows_in, headers, kept_raw, other_sheets=raw.other_sheets)
+
+
+def missing_columns_refusal(report, schema, other_sheets: str | None = None, *,
+                            source: str | None = None) -> DataCheckFailed | None:
+    """The one message for a header that lacks required columns (None when it lacks none)."""
+    missing = [p.field for p in report.problems if p.code == "missing_column"]
+    if not missing:
+        return None
+    if len(missing) <= 2:
+        named = "; ".join(f"{name} (aliases: {', '.join(repr(a) for a in schema.field(name).aliases) or 'none'})"
+                          for name in missing)
+    else:  # most of the header: the wrong file, sheet or schema rather than a renamed column
+        named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    where = (f"source {source!r}: " if source else "") + (f"sheet {report.sheet!r}: " if report.sheet else "")
+    hints = [other_sheets] if other_sheets else []
+    fits = next((m.group(1) for p in report.problems if p.code == "missing_column"
+                 if (m := re.search(r"fit the built-in schema '([^']+)'", p.message))), None)
+    if fits:
+        hints.append(f"its headers fit the built-in schema {fits!r}: check the schema given for it")
+    if report.unmatched_columns:
+        hints.append("headers the schema does not know: " + ", ".join(report.unmatched_columns))
+    hints.append(f"rename the column(s) to an alias, or check schema {schema.name!r} suits this file "
+                 f"(see: tfkit schemas show {schema.name})")
+    return DataCheckFailed(f"{where}no column for required field(s) {named}; every row would fail without them: "
+                           "nothing was written",
+                           file=report.file, column=missing[0], hint="; ".join(hints))
 
 
 def _refuse_wrong_header(raw, schema, matched: set[str]) -> None:
@@ -112,6 +148,7 @@ class ValidationRun:
     schema: Any
     reports: list = field(default_factory=list)  # ValidationReport per extract, in order
     written: list[tuple[Path, ...]] = field(default_factory=list)  # per extract: valid Parquet, quarantine CSV
+    other_sheets: list[str | None] = field(default_factory=list)  # per extract: its workbook's other sheets
 
     @property
     def ok(self) -> bool:
@@ -127,9 +164,11 @@ class ValidationRun:
         failed = [r for r in self.reports if not r.ok]
         headers = sorted({p.field for r in failed for p in r.problems if p.code == "missing_column"})
         if headers:  # a header problem: every row fails, and the fix is the file or --schema, not the rows
+            sheets = [h for r, h in zip(self.reports, self.other_sheets, strict=True) if h and not r.ok]
             raise DataCheckFailed(
                 f"required column(s) missing: {', '.join(headers)}; every row fails without them",
-                hint="add or rename the column(s) (the aliases are listed above), or check --schema suits the file")
+                hint="; ".join([*sheets[:1], "add or rename the column(s) (the aliases are listed above), or "
+                                             "check --schema suits the file"]))
         if failed:
             rows = sum(r.rows_quarantined for r in failed)
             raise DataCheckFailed(
@@ -165,6 +204,7 @@ def validate_files(paths: list[Path], schema, *, encoding: str | None = None, sh
                                      keep_valid=quarantine is not None)  # valid rows are kept only to be written
             run.written.append(tuple(checked.result.write(quarantine)) if quarantine is not None else ())
             run.reports.append(checked.report)
+            run.other_sheets.append(checked.other_sheets)
             del checked
             bar.update(task, advance=1)
     return run

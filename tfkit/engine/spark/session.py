@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import sys
@@ -35,8 +36,10 @@ def _fail(message: str, hint: str) -> SparkUnavailable:
 
 
 def _check_master(master: str) -> None:
-    if master.startswith("local"):
-        return
+    if master.startswith("local"):  # local, local[N], local[*], local[N,F], local-cluster[N,C,M]
+        if re.fullmatch(r"local(\[(\*|\d+)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]", master):
+            return
+        raise _fail(f"master URL {master!r} is malformed", "write it as local[*] (every core) or local[N] (N cores)")
     if master.startswith("spark://"):
         for hostport in master.removeprefix("spark://").split(","):
             parsed = urlparse(f"spark://{hostport}")
