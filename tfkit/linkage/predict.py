@@ -21,16 +21,17 @@ def tf_adjustment(prepared: Prepared, model: LinkageModel, name: str, column: st
     the same value at that level, the larger of the two frequencies is used for safety.
     """
     adjust = np.zeros(len(levels), dtype=np.float64)
-    hit = levels == level
-    if not hit.any():
+    hit = np.flatnonzero(levels == level)
+    if not len(hit):
         return adjust
-    tf = prepared.tf[column]
+    # Per value (a vocabulary, not a million pairs): the adjustment its frequency gives. The larger
+    # frequency of the two gives the smaller adjustment (x -> log2(u / x) falls as x grows), so
+    # each pair takes the smaller of its two values' adjustments.
+    by_value = np.log2(np.clip(model.u[name][level], 1e-12, 1.0)
+                       / np.clip(prepared.tf[column], model.settings.tf_minimum, 1.0))
     codes = prepared.codes(column)
-    left = codes[rid_l[hit]]
-    right = codes[rid_r[hit]]
-    value_tf = np.maximum(tf[left], tf[right])
-    value_tf = np.clip(value_tf, model.settings.tf_minimum, 1.0)
-    adjust[hit] = np.log2(np.clip(model.u[name][level], 1e-12, 1.0) / value_tf)
+    adjust[hit] = np.minimum(by_value[np.take(codes, np.take(rid_l, hit))],
+                             by_value[np.take(codes, np.take(rid_r, hit))])
     return adjust
 
 
