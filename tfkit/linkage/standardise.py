@@ -20,13 +20,14 @@ import csv
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import polars as pl
 
 from tfkit import identifiers
 from tfkit.errors import ConfigError
+
+from . import background
 
 # Titles and honorifics written into name fields by some case-management systems.
 TITLES = (
@@ -282,7 +283,8 @@ def prepare(
     # the other before). Each side fills its own vocabularies and frequencies, merged below in the
     # order the fields were prepared in before, so `prepared` comes out the same.
     names, fields_done = Prepared(prepared.frame, prepared.sources), Prepared(prepared.frame, prepared.sources)
-    name_out = _beside(_prepare_names, raw, name_columns, variants, names) if name_columns else None
+    name_out = (background.start(_prepare_names, raw, name_columns, variants, names, name="tfkit-prepare")
+                if name_columns else None)
     out: dict[str, pl.Series] = {}
     for column, kind in other_columns.items():
         out.update(_prepare_field(raw, column, kind, fields_done))
@@ -293,30 +295,6 @@ def prepare(
     prepared.frame = prepared.frame.with_columns(list(out.values()))
     return prepared
 
-
-def _beside(work: Callable[..., dict], *args) -> Callable[[], dict]:
-    """Run `work(*args)` on another thread now; the returned function waits for it and gives its
-    result (or raises its error)."""
-    import threading
-
-    done: dict = {}
-
-    def run() -> None:
-        try:
-            done["result"] = work(*args)
-        except BaseException as err:  # handed to the caller's thread
-            done["error"] = err
-
-    thread = threading.Thread(target=run, name="tfkit-prepare", daemon=True)
-    thread.start()
-
-    def result() -> dict:
-        thread.join()
-        if "error" in done:
-            raise done["error"]
-        return done["result"]
-
-    return result
 
 
 def _distinct(raw: pl.DataFrame, column: str) -> tuple[pl.DataFrame, pl.Series]:
