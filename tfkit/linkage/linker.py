@@ -226,7 +226,8 @@ class Inference(_Stage):
         if not lk.model.trained:
             raise UsageError("the model is not trained", hint="call linker.training.train() first")
         c = lk.candidates
-        return predict_stage.score(lk.prepared, lk.model, c["rid_l"].to_numpy(), c["rid_r"].to_numpy(), lk.levels)
+        return predict_stage.score(lk.prepared, lk.model, c["rid_l"].to_numpy(), c["rid_r"].to_numpy(), lk.levels,
+                                   parts=2)
 
     def with_record_ids(self, pairs: pl.DataFrame) -> pl.DataFrame:
         return predict_stage.with_record_ids(self.linker.prepared, pairs)
