@@ -165,9 +165,41 @@ class PairContext:
 
     def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
         shared, la, lb = self._shared_bound(column, left, right)
-        # 0.6 + 0.4 * (s/a + s/b + 1) / 3 >= floor  <=>  s * (a + b) >= k * a * b
-        k = 3.0 * (floor - 0.6) / 0.4 - 1.0
-        return shared * (la + lb).astype(np.float32) >= np.float32(k - 1e-6) * la * lb.astype(np.float32)
+        lengths = self.prepared.char_planes(column)[1]
+        size = int(lengths.max(initial=0)) + 1
+        la *= size  # la, lb: this call's own gathers
+        la += lb
+        return shared >= np.take(_least_shared(floor, size), la)
+
+
+def _reaches(shared: np.ndarray, la: np.ndarray, lb: np.ndarray, floor: float) -> np.ndarray:
+    """Whether strings of lengths la, lb sharing `shared` characters may reach Jaro-Winkler `floor`:
+    0.6 + 0.4 * (s/a + s/b + 1) / 3 >= floor  <=>  s * (a + b) >= k * a * b (int32 arrays in)."""
+    k = 3.0 * (floor - 0.6) / 0.4 - 1.0
+    return shared * (la + lb).astype(np.float32) >= np.float32(k - 1e-6) * la * lb.astype(np.float32)
+
+
+_LEAST_SHARED: dict[tuple[float, int], np.ndarray] = {}
+
+
+def _least_shared(floor: float, size: int) -> np.ndarray:
+    """Per pair of lengths (a * size + b, both below `size`): the fewest shared characters at which
+    `_reaches` holds (`size`: never). It holds from some count on (its left side grows with s), so
+    `shared >= least[a * size + b]` is `_reaches` exactly, found once by a binary search over the
+    counts with `_reaches` itself; per pair, an index and a gather instead of float arithmetic."""
+    key = (floor, size)
+    if key not in _LEAST_SHARED:
+        a = np.repeat(np.arange(size, dtype=np.int32), size)
+        b = np.tile(np.arange(size, dtype=np.int32), size)
+        lo, hi = np.zeros(len(a), dtype=np.int32), np.full(len(a), size, dtype=np.int32)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            holds = _reaches(mid, a, b, floor)
+            searching = lo < hi
+            hi = np.where(searching & holds, mid, hi)
+            lo = np.where(searching & ~holds, mid + 1, lo)
+        _LEAST_SHARED[key] = lo
+    return _LEAST_SHARED[key]
 
 
 class SimilarityTable:
