@@ -539,3 +539,23 @@ def test_em_session_pairs_are_sampled_without_making_every_pair():
         assert sample.join(every, on=["rid_l", "rid_r"], how="anti").is_empty()  # every drawn pair is a pair
         assert sample.equals(sample_rule_pairs(prepared, rule, mode, 500, seed=1))
         assert not sample.equals(sample_rule_pairs(prepared, rule, mode, 500, seed=2))
+
+
+def test_scores_computed_in_parts_on_threads_equal_one_part():
+    rng = np.random.default_rng(5)
+    names = ["SMITH", "JONES", "KHAN", "WYNNE", "EMILY", "AMIR", "LEE", "RAY"]
+    rows = [(f"r{i}", names[i % 8], names[(i * 3) % 8], dt.date(1980 + i % 30, 1 + i % 12, 1 + i % 28),
+             ["E17 5LA", "E10 5PD", "E4 9QG"][i % 3], i) for i in range(400)]
+    prepared = prepare([people(rows[:200]), people(rows[200:])], ["a", "b"], FIELDS, id_column="record_id")
+    model = LinkageModel.default()
+    model.comparisons = [c for c in model.comparisons if c.column in FIELDS]
+    model.m = {c.name: np.full(c.n_levels, 1.0 / c.n_levels) for c in model.comparisons}
+    model.u = {c.name: np.linspace(1, 2, c.n_levels) / np.linspace(1, 2, c.n_levels).sum() for c in model.comparisons}
+    model.prior = 0.001
+    n = 130_000  # over two parts' minimum
+    rid_l, rid_r = rng.integers(0, 200, n), rng.integers(200, 400, n)
+    levels = {c.name: rng.integers(-1, c.n_levels, n).astype(np.int8) for c in model.comparisons}
+    one = score(prepared, model, rid_l, rid_r, levels)
+    assert "full_name_adjustment" in one.columns and "forename_tf_adjustment" in one.columns
+    assert score(prepared, model, rid_l, rid_r, levels, parts=2).equals(one)
+    assert score(prepared, model, rid_l, rid_r, levels, parts=3).equals(one)

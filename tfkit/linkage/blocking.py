@@ -198,17 +198,22 @@ def _block_key(prepared: Prepared, columns: tuple[str, ...]) -> tuple[np.ndarray
     equal exactly when all the columns' codes are equal."""
     codes = [prepared.codes(c) for c in columns]
     valid = np.logical_and.reduce([c != NULL for c in codes])
-    rid = np.flatnonzero(valid)
+    every = bool(valid.all())  # most rules' columns are seldom missing: no selection needed
+    rid = np.arange(len(valid), dtype=np.int64) if every else np.flatnonzero(valid)
     key = np.zeros(len(rid), dtype=np.int64)
-    for column in codes:
-        values = column[rid].astype(np.int64)
+    for k, column in enumerate(codes):
+        values = column.astype(np.int64) if every else column[valid].astype(np.int64)
         if not len(values):
             break
         values -= values.min()
         span = int(values.max()) + 1
+        if k == 0:  # key * span + values, key being all zeros
+            key = values
+            continue
         if (int(key.max()) + 1) * span >= 1 << 62:  # would overflow: number the distinct keys first
             key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
-        key = key * span + values
+        key *= span
+        key += values
     return rid, key
 
 
@@ -274,11 +279,11 @@ def sorted_runs(block: np.ndarray, group: np.ndarray, mode: str
         pairs = np.rint(np.bincount(block_of_group, weights=within, minlength=len(block_start))).astype(np.int64)
     else:
         pairs = block_size.astype(np.int64) * (block_size - 1) // 2
-    group_end = np.repeat(group_start + group_size, group_size)
-    block_end = np.repeat(block_start + block_size, block_size)
-    position = np.arange(m)
-    lo, hi = {"link": (group_end, block_end), "dedupe": (position + 1, group_end),
-              "both": (position + 1, block_end)}[mode]
+    # Only the bounds the mode uses (each a pass over every row).
+    group_end = np.repeat(group_start + group_size, group_size) if mode != "both" else None
+    block_end = np.repeat(block_start + block_size, block_size) if mode != "dedupe" else None
+    after = np.arange(1, m + 1) if mode != "link" else None  # each row's position + 1
+    lo, hi = {"link": (group_end, block_end), "dedupe": (after, group_end), "both": (after, block_end)}[mode]
     return block_size, pairs, lo, hi
 
 

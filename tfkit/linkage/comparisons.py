@@ -112,7 +112,12 @@ class PairContext:
         vocab = self.prepared.vocab[column]
         size = np.int64(vocab.len())
         distinct, inverse = np.unique(left.astype(np.int64) * size + right, return_inverse=True)
-        return jaro_winkler_kernel(vocab.gather(distinct // size), vocab.gather(distinct % size))[inverse.ravel()]
+        if len(distinct) < SMALL_KERNEL_CALL:  # jaro_winkler_kernel's small call, from the cached strings
+            words = self.prepared.strings(column)
+            sim = _rapidfuzz_pairwise(words[distinct // size].tolist(), words[distinct % size].tolist())
+        else:
+            sim = jaro_winkler_kernel(vocab.gather(distinct // size), vocab.gather(distinct % size))
+        return sim[inverse.ravel()]
 
     def edit_distance(self, column: str, where: np.ndarray | None = None) -> np.ndarray:
         """Optimal string alignment distance per pair (a transposition is one edit), capped at
@@ -128,20 +133,28 @@ class PairContext:
             idx = np.flatnonzero(todo)
             todo[idx[~self._may_be_one_edit(column, left[idx], right[idx])]] = False
         if todo.any():
-            vocab = self.prepared.vocab[column]
-            dist[todo] = edit_distance_kernel(vocab.gather(left[todo]), vocab.gather(right[todo]))
+            l_todo, r_todo = left[todo], right[todo]
+            if len(l_todo) < SMALL_KERNEL_CALL:  # edit_distance_kernel's small call, from the cached strings
+                words = self.prepared.strings(column)
+                dist[todo] = _rapidfuzz_osa(words[l_todo].tolist(), words[r_todo].tolist())
+            else:
+                vocab = self.prepared.vocab[column]
+                dist[todo] = edit_distance_kernel(vocab.gather(l_todo), vocab.gather(r_todo))
         return dist
 
     def _shared_bound(self, column: str, left: np.ndarray, right: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """An upper bound on the characters two values share (as multisets), and their lengths."""
-        (once, twice, thrice), lengths = self.prepared.char_planes(column)
-        la, lb = lengths[left], lengths[right]
+        # np.take: codes are int32, and indexing with int32 arrays costs numpy twice the time.
+        (planes, thrice), lengths = self.prepared.char_planes(column)
+        la, lb = np.take(lengths, left), np.take(lengths, right)
         shortest = np.minimum(la, lb)
-        shared = np.bitwise_count(once[left] & once[right]) + np.bitwise_count(twice[left] & twice[right])
+        shared = np.bitwise_count(np.take(planes, left) & np.take(planes, right))
         shared = np.minimum(shared.astype(np.int32), shortest)
         # A bin seen three or more times on both sides: the two planes undercount, so assume the most.
-        shared[(thrice[left] & thrice[right]) != 0] = shortest[(thrice[left] & thrice[right]) != 0]
+        some = np.flatnonzero(np.take(thrice, left))  # few values hold a bin three times
+        many = some[(thrice[left[some]] & np.take(thrice, right[some])) != 0]
+        shared[many] = shortest[many]
         return shared, la, lb
 
     def _may_be_one_edit(self, column: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -152,9 +165,41 @@ class PairContext:
 
     def _may_reach(self, column: str, left: np.ndarray, right: np.ndarray, floor: float) -> np.ndarray:
         shared, la, lb = self._shared_bound(column, left, right)
-        # 0.6 + 0.4 * (s/a + s/b + 1) / 3 >= floor  <=>  s * (a + b) >= k * a * b
-        k = 3.0 * (floor - 0.6) / 0.4 - 1.0
-        return shared * (la + lb).astype(np.float32) >= np.float32(k - 1e-6) * la * lb.astype(np.float32)
+        lengths = self.prepared.char_planes(column)[1]
+        size = int(lengths.max(initial=0)) + 1
+        la *= size  # la, lb: this call's own gathers
+        la += lb
+        return shared >= np.take(_least_shared(floor, size), la)
+
+
+def _reaches(shared: np.ndarray, la: np.ndarray, lb: np.ndarray, floor: float) -> np.ndarray:
+    """Whether strings of lengths la, lb sharing `shared` characters may reach Jaro-Winkler `floor`:
+    0.6 + 0.4 * (s/a + s/b + 1) / 3 >= floor  <=>  s * (a + b) >= k * a * b (int32 arrays in)."""
+    k = 3.0 * (floor - 0.6) / 0.4 - 1.0
+    return shared * (la + lb).astype(np.float32) >= np.float32(k - 1e-6) * la * lb.astype(np.float32)
+
+
+_LEAST_SHARED: dict[tuple[float, int], np.ndarray] = {}
+
+
+def _least_shared(floor: float, size: int) -> np.ndarray:
+    """Per pair of lengths (a * size + b, both below `size`): the fewest shared characters at which
+    `_reaches` holds (`size`: never). It holds from some count on (its left side grows with s), so
+    `shared >= least[a * size + b]` is `_reaches` exactly, found once by a binary search over the
+    counts with `_reaches` itself; per pair, an index and a gather instead of float arithmetic."""
+    key = (floor, size)
+    if key not in _LEAST_SHARED:
+        a = np.repeat(np.arange(size, dtype=np.int32), size)
+        b = np.tile(np.arange(size, dtype=np.int32), size)
+        lo, hi = np.zeros(len(a), dtype=np.int32), np.full(len(a), size, dtype=np.int32)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            holds = _reaches(mid, a, b, floor)
+            searching = lo < hi
+            hi = np.where(searching & holds, mid, hi)
+            lo = np.where(searching & ~holds, mid + 1, lo)
+        _LEAST_SHARED[key] = lo
+    return _LEAST_SHARED[key]
 
 
 class SimilarityTable:
@@ -191,15 +236,15 @@ class SimilarityTable:
         if key not in self._tables:
             positions, distinct = [], []
             for records, side_column in zip(self.records, (column, column_r or column)):
-                codes, vocab = self.prepared.codes(side_column), self.prepared.vocab[side_column]
+                codes, words = self.prepared.codes(side_column), self.prepared.strings(side_column)
                 values, inverse = np.unique(codes[records], return_inverse=True)
                 if len(values) and values[0] == NULL:  # NULL is the smallest code: move it last
                     values, inverse = values[1:], np.where(inverse == 0, len(values) - 1, inverse - 1)
                 positions.append(inverse.astype(np.int32))
-                distinct.append(vocab.gather(values).to_list() + [""])  # "": the null row/column
+                distinct.append(words[values].tolist() + [""])  # "": the null row/column
             if metric == "osa":
                 matrix = process.cdist(*distinct, scorer=OSA.distance, score_cutoff=EDIT_CAP, dtype=np.int8,
-                                       workers=-1)
+                                       workers=KERNEL_WORKERS)
                 matrix = np.minimum(matrix, EDIT_CAP).astype(np.int8)
                 null = EDIT_CAP
             else:
@@ -274,7 +319,8 @@ def jaro_winkler_matrix(left: list[str], right: list[str]) -> np.ndarray:
     rapidfuzz's cdist on short lists: 720,000 name pairs in 0.014 s here (polars-ds on the same
     pairs as aligned columns: 0.15 s); the values are identical to `jaro_winkler_kernel`'s.
     """
-    return process.cdist(left, right, scorer=JaroWinkler.normalized_similarity, dtype=np.float32, workers=-1)
+    return process.cdist(left, right, scorer=JaroWinkler.normalized_similarity, dtype=np.float32,
+                         workers=KERNEL_WORKERS)
 
 
 EDIT_CAP = 2  # edit distances are only ever compared with 0 and 1: anything larger is "2"
@@ -294,10 +340,20 @@ def edit_distance_kernel(left: pl.Series, right: pl.Series) -> np.ndarray:
         if pds is not None:
             d = pl.DataFrame({"l": left, "r": right}).select(pds.str_osa("l", "r")).to_series()
             return np.minimum(d.fill_null(EDIT_CAP).to_numpy(), EDIT_CAP).astype(np.int8)
-    d = process.cpdist(left.to_list(), right.to_list(), scorer=OSA.distance, score_cutoff=EDIT_CAP,
-                       dtype=np.int32, workers=-1)
+    return _rapidfuzz_osa(left.to_list(), right.to_list())
+
+
+def _rapidfuzz_osa(left: list[str], right: list[str]) -> np.ndarray:
+    d = process.cpdist(left, right, scorer=OSA.distance, score_cutoff=EDIT_CAP, dtype=np.int32,
+                       workers=KERNEL_WORKERS)
     return np.minimum(d, EDIT_CAP).astype(np.int8)
 
+
+# rapidfuzz's threads per call: one. Its calls here are small (a batch's distinct pairs, a few
+# thousand) and `link` compares on two threads already (linker._Beside); with all cores (-1) each
+# call started a pool of threads, which cost more than the strings took (3,500 names: 0.12 us a pair
+# against 0.08 with one thread, and twice the wall time with the other core busy).
+KERNEL_WORKERS = 1
 
 SMALL_KERNEL_CALL = 50_000  # pairs: below this rapidfuzz is about as fast, and polars-ds (~10 MiB) need not load
 
@@ -322,9 +378,11 @@ def jaro_winkler_kernel(left: pl.Series, right: pl.Series) -> np.ndarray:
     return frame.select(pds.str_jw("l", "r")).to_series().fill_null(0.0).to_numpy().astype(np.float32)
 
 
-def _rapidfuzz_pairwise(left: pl.Series, right: pl.Series) -> np.ndarray:
-    return process.cpdist(left.to_list(), right.to_list(), scorer=JaroWinkler.normalized_similarity,
-                          dtype=np.float32, workers=-1)
+def _rapidfuzz_pairwise(left: pl.Series | list[str], right: pl.Series | list[str]) -> np.ndarray:
+    if isinstance(left, pl.Series):
+        left, right = left.to_list(), right.to_list()
+    return process.cpdist(left, right, scorer=JaroWinkler.normalized_similarity, dtype=np.float32,
+                          workers=KERNEL_WORKERS)
 
 
 def ladder(null: np.ndarray, conditions: list[np.ndarray]) -> np.ndarray:

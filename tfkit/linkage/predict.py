@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from . import background
 from .model import LinkageModel
 from .standardise import Prepared
 
@@ -21,16 +22,17 @@ def tf_adjustment(prepared: Prepared, model: LinkageModel, name: str, column: st
     the same value at that level, the larger of the two frequencies is used for safety.
     """
     adjust = np.zeros(len(levels), dtype=np.float64)
-    hit = levels == level
-    if not hit.any():
+    hit = np.flatnonzero(levels == level)
+    if not len(hit):
         return adjust
-    tf = prepared.tf[column]
+    # Per value (a vocabulary, not a million pairs): the adjustment its frequency gives. The larger
+    # frequency of the two gives the smaller adjustment (x -> log2(u / x) falls as x grows), so
+    # each pair takes the smaller of its two values' adjustments.
+    by_value = np.log2(np.clip(model.u[name][level], 1e-12, 1.0)
+                       / np.clip(prepared.tf[column], model.settings.tf_minimum, 1.0))
     codes = prepared.codes(column)
-    left = codes[rid_l[hit]]
-    right = codes[rid_r[hit]]
-    value_tf = np.maximum(tf[left], tf[right])
-    value_tf = np.clip(value_tf, model.settings.tf_minimum, 1.0)
-    adjust[hit] = np.log2(np.clip(model.u[name][level], 1e-12, 1.0) / value_tf)
+    adjust[hit] = np.minimum(by_value[np.take(codes, np.take(rid_l, hit))],
+                             by_value[np.take(codes, np.take(rid_r, hit))])
     return adjust
 
 
@@ -78,41 +80,71 @@ def full_name_adjustment(prepared: Prepared, model: LinkageModel, first, second,
 
 
 def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.ndarray,
-          levels: dict[str, np.ndarray]) -> pl.DataFrame:
-    """Pairs with match_weight, match_probability, and one `<comparison>_level` (and `_tf`) column each."""
-    weight = np.full(len(rid_l), model.prior_weight, dtype=np.float64)
-    columns: dict[str, np.ndarray] = {}
+          levels: dict[str, np.ndarray], *, parts: int = 1) -> pl.DataFrame:
+    """Pairs with match_weight, match_probability, and one `<comparison>_level` (and `_tf`) column each.
+
+    `parts`: threads sharing the pairs (`link` uses two). Every value is computed per pair, the same
+    way whatever the split: numpy's operations on each part release the GIL, so the parts run at
+    once, into the output arrays allocated here (no more memory than one part: the temporaries of
+    a part are its share of the pairs)."""
+    n = len(rid_l)
+    tf_comparisons = {c.name for c in model.comparisons if c.term_frequency and c.column in prepared.tf}
+    partners = name_partners(model)
+    weight = np.empty(n, dtype=np.float64)
+    probability = np.empty(n, dtype=np.float64)
+    vetoed = np.empty(n, dtype=bool)
+    columns: dict[str, np.ndarray] = {}  # in the order of the frame's columns
     for c in model.comparisons:
-        lv = levels[c.name]
-        weight += model.level_weights(c.name)[lv + 1]  # int8 indices: no million-pair int64 copies
-        columns[f"{c.name}_level"] = lv
-        if c.term_frequency and c.column in prepared.tf:
-            adj = tf_adjustment(prepared, model, c.name, c.column, c.tf_level, lv, rid_l, rid_r)
-            weight += adj
-            columns[f"{c.name}_tf_adjustment"] = adj.astype(np.float32)
-    for first, second in name_partners(model):
-        # One adjustment per pair for the names taken together (FULL_NAME column): the full name's
-        # own frequency, and names swapped counted once (one event, seen by both comparisons).
-        adj = np.zeros(len(rid_l), dtype=np.float64)
-        if first.term_frequency and second.term_frequency and first.column in prepared.tf \
-                and second.column in prepared.tf:
-            adj += full_name_adjustment(prepared, model, first, second, levels, rid_l, rid_r)
-        for mine, theirs in zip(first.swap_levels, second.swap_levels):
-            both = (levels[first.name] == mine) & (levels[second.name] == theirs)
-            adj[both] -= model.level_weights(second.name)[theirs + 1]
-        weight += adj
-        columns[FULL_NAME] = adj.astype(np.float32)
-    # 1 / (1 + 2^-clip(w)), in place: one array instead of four million-pair temporaries.
-    probability = np.clip(weight, -1000, 1000)
-    np.negative(probability, out=probability)
-    np.exp2(probability, out=probability)
-    probability += 1.0
-    np.divide(1.0, probability, out=probability)
-    vetoed = model.vetoed(levels, len(rid_l))
-    if vetoed.any():
+        columns[f"{c.name}_level"] = levels[c.name]
+        if c.name in tf_comparisons:
+            columns[f"{c.name}_tf_adjustment"] = np.empty(n, dtype=np.float32)
+    if partners:
+        columns[FULL_NAME] = np.empty(n, dtype=np.float32)
+
+    def part(start: int, stop: int) -> None:
+        at = slice(start, stop)
+        lv_part = {k: v[at] for k, v in levels.items()}
+        left, right = rid_l[at], rid_r[at]
+        w = weight[at]
+        w[:] = model.prior_weight
+        for c in model.comparisons:
+            lv = lv_part[c.name]
+            w += model.level_weights(c.name)[lv + 1]  # int8 indices: no million-pair int64 copies
+            if c.name in tf_comparisons:
+                adj = tf_adjustment(prepared, model, c.name, c.column, c.tf_level, lv, left, right)
+                w += adj
+                columns[f"{c.name}_tf_adjustment"][at] = adj
+        for first, second in partners:
+            # One adjustment per pair for the names taken together (FULL_NAME column): the full name's
+            # own frequency, and names swapped counted once (one event, seen by both comparisons).
+            adj = np.zeros(stop - start, dtype=np.float64)
+            if first.name in tf_comparisons and second.name in tf_comparisons:
+                adj += full_name_adjustment(prepared, model, first, second, lv_part, left, right)
+            for mine, theirs in zip(first.swap_levels, second.swap_levels):
+                both = (lv_part[first.name] == mine) & (lv_part[second.name] == theirs)
+                adj[both] -= model.level_weights(second.name)[theirs + 1]
+            w += adj
+            columns[FULL_NAME][at] = adj
+        # 1 / (1 + 2^-clip(w)), in place: no million-pair temporaries.
+        p = probability[at]
+        np.clip(w, -1000, 1000, out=p)
+        np.negative(p, out=p)
+        np.exp2(p, out=p)
+        p += 1.0
+        np.divide(1.0, p, out=p)
         # Relatives at one address (twins, a son named after his father's surname and DOB day...):
         # a different forename and a different sex say "another person" whatever else agrees.
-        probability[vetoed] = 0.0
+        v = vetoed[at]
+        v[:] = model.vetoed(lv_part, stop - start)
+        p[v] = 0.0
+
+    parts = max(1, min(parts, n // MIN_PART_PAIRS))
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    waits = [background.start(part, int(a), int(b), name="tfkit-score") for a, b in zip(bounds[1:-1], bounds[2:])]
+    part(0, int(bounds[1]))
+    for wait in waits:
+        wait()
+    if vetoed.any():
         columns["non_link_rule"] = vetoed
     return pl.DataFrame({
         "rid_l": rid_l, "rid_r": rid_r,
@@ -120,6 +152,9 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
         **{k: pl.Series(k, v, dtype=pl.Int8 if k.endswith("_level") else pl.Boolean if k == "non_link_rule"
                         else pl.Float32) for k, v in columns.items()},
     })
+
+
+MIN_PART_PAIRS = 50_000  # fewer pairs a thread cost more to start than they save
 
 
 def with_record_ids(prepared: Prepared, pairs: pl.DataFrame, *, sources: bool = True) -> pl.DataFrame:

@@ -27,6 +27,8 @@ import polars as pl
 from tfkit import identifiers
 from tfkit.errors import ConfigError
 
+from . import background
+
 # Titles and honorifics written into name fields by some case-management systems.
 TITLES = (
     "MR", "MRS", "MS", "MISS", "MX", "DR", "MSTR", "MASTER", "REV", "REVD", "SIR", "DAME", "PROF",
@@ -160,6 +162,7 @@ class Prepared:
     tf: dict[str, np.ndarray] = field(default_factory=dict)
     _char_planes: dict[str, tuple] = field(default_factory=dict, repr=False)
     _codes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _strings: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _joint: dict[tuple[str, str], tuple[np.ndarray, int]] = field(default_factory=dict, repr=False)
 
     @property
@@ -172,17 +175,30 @@ class Prepared:
             self._codes[column] = self.frame.get_column(column).fill_null(NULL).cast(pl.Int32).to_numpy()
         return self._codes[column]
 
+    def strings(self, column: str) -> np.ndarray:
+        """The column's vocabulary as a numpy array of Python strings (cached), for the string
+        kernels' small calls: a gather from it and `tolist()` cost microseconds, where a polars
+        Series' `gather` and `to_list` cost ~0.5 ms a call in polars' expression machinery, which
+        was most of a small call's time (comparing the demo's 100k x 100k candidates makes ~200)."""
+        if column not in self._strings:
+            self._strings[column] = np.array(self.vocab[column].to_list(), dtype=object)
+        return self._strings[column]
+
     def release_caches(self) -> None:
-        """Let go of the int32 codes and character planes cached for blocking, comparing and scoring
-        (one int32 array per prepared column: ~25 MiB at 100k x 100k); rebuilt if asked for again."""
+        """Let go of the int32 codes, character planes and vocabulary strings cached for blocking,
+        comparing and scoring (one int32 array per prepared column: ~25 MiB at 100k x 100k);
+        rebuilt if asked for again."""
         self._codes.clear()
         self._char_planes.clear()
+        self._strings.clear()
 
-    def char_planes(self, column: str) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    def char_planes(self, column: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """Per vocabulary entry: three 32-bit masks (bin seen at least 1, 2, 3 times; bin = byte mod
-        32, so A-Z each have their own) and the length in characters. The number of characters two
-        strings share is popcount(plane1 & plane1') + popcount(plane2 & plane2') while no bin is seen
-        three times on both sides. Used for a cheap upper bound on Jaro-Winkler (see comparisons)."""
+        32, so A-Z each have their own), the first two packed in one 64-bit word (plane1 | plane2 <<
+        32), and the length in characters. The number of characters two strings share is
+        popcount(word & word') (= popcount(plane1 & plane1') + popcount(plane2 & plane2')) while no
+        bin is seen three times on both sides. Used for a cheap upper bound on Jaro-Winkler (see
+        comparisons): packed, a pair takes two gathers and one popcount instead of four and two."""
         if column not in self._char_planes:
             vocab = self.vocab[column]
             nbytes = vocab.str.len_bytes().to_numpy().astype(np.int64)
@@ -191,7 +207,8 @@ class Prepared:
             counts = np.zeros((vocab.len(), 32), dtype=np.uint16)
             np.add.at(counts, (rows, flat % 32), 1)
             bit = np.uint32(1) << np.arange(32, dtype=np.uint32)
-            planes = tuple(((counts >= k) * bit).sum(axis=1, dtype=np.uint64).astype(np.uint32) for k in (1, 2, 3))
+            once, twice, thrice = (((counts >= k) * bit).sum(axis=1, dtype=np.uint64) for k in (1, 2, 3))
+            planes = (once | (twice << np.uint64(32)), thrice.astype(np.uint32))
             self._char_planes[column] = (planes, vocab.str.len_chars().to_numpy().astype(np.int32))
         return self._char_planes[column]
 
@@ -247,23 +264,37 @@ def prepare(
         )
     raw = pl.concat(parts, how="vertical_relaxed")
     raw = raw.with_row_index("_rid").with_columns(pl.col("_rid").cast(pl.Int64))
-    prepared = Prepared(frame=raw.select("_rid", "_source", "_record_id", *[c for c in keep if c not in fields]),
-                        sources=list(sources))
+    # One chunk (the sources' parts joined): the record ids are gathered per pair when pairs are
+    # written (`predict.with_record_ids`), and a gather from a String column in two chunks took 4-5
+    # times as long (131,072 ids: 5.0 ms against 1.1; a million pairs' ids 0.08 s against 0.02).
+    prepared = Prepared(frame=raw.select("_rid", "_source", "_record_id", *[c for c in keep if c not in fields])
+                        .rechunk(), sources=list(sources))
     for column in fields:
         values = raw.get_column(column)
         if values.dtype == pl.String:
             long = int((values.str.len_chars() > MAX_CHARS).sum())
             if long:
                 prepared.truncated[column] = long
+    name_columns = {c: k for c, k in fields.items() if k in ("name", "surname")}
+    other_columns = {c: k for c, k in fields.items() if c not in name_columns}
+    # The names (one shared vocabulary) on a second thread while this one prepares the other fields:
+    # the two share nothing, and their time is in polars' kernels, Double Metaphone and numpy, which
+    # release the GIL (the demo at 100k x 100k: 0.16 s of names beside 0.13 s of the rest, one after
+    # the other before). Each side fills its own vocabularies and frequencies, merged below in the
+    # order the fields were prepared in before, so `prepared` comes out the same.
+    names, fields_done = Prepared(prepared.frame, prepared.sources), Prepared(prepared.frame, prepared.sources)
+    name_out = (background.start(_prepare_names, raw, name_columns, variants, names, name="tfkit-prepare")
+                if name_columns else None)
     out: dict[str, pl.Series] = {}
-    name_columns = [c for c, k in fields.items() if k in ("name", "surname")]
-    if name_columns:
-        out.update(_prepare_names(raw, {c: fields[c] for c in name_columns}, variants, prepared))
-    for column, kind in fields.items():
-        if kind not in ("name", "surname"):
-            out.update(_prepare_field(raw, column, kind, prepared))
+    for column, kind in other_columns.items():
+        out.update(_prepare_field(raw, column, kind, fields_done))
+    out = {**(name_out() if name_out else {}), **out}
+    for part in (names, fields_done):
+        prepared.vocab.update(part.vocab)
+        prepared.tf.update(part.tf)
     prepared.frame = prepared.frame.with_columns(list(out.values()))
     return prepared
+
 
 
 def _distinct(raw: pl.DataFrame, column: str) -> tuple[pl.DataFrame, pl.Series]:
