@@ -439,18 +439,25 @@ def test_pairs_too_close_to_call_are_held_for_review():
     assert select_links(prepared, pairs, 0.9)[1].held_for_review.height == 0
 
 
-FAMILY = {"surname": "Ashworth", "postcode": "E17 4QP", "sex": "M", "person_key": None, "forename": "Dwayne"}
+FAMILY = {"surname": "Ashworth", "postcode": "E17 4QP", "sex": "M", "forename": "Dwayne"}
+
+
+def with_father_and_junior(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """`frames` (cohort, partners) with a father and his junior (same name, sex and address; other
+    DOBs) in the cohort, and a police record naming him with no DOB: it scores alike against both."""
+    cohort, partners = frames["cohort"], frames["partners"]
+    father_and_son = pl.DataFrame([{"record_id": "F-SR", "dob": "1971-06-02", **FAMILY},
+                                   {"record_id": "F-JR", "dob": "1996-09-21", **FAMILY}])
+    police = pl.DataFrame([{"record_id": "police:F", "dob": None, **FAMILY}], schema_overrides={"dob": pl.String})
+    return {"cohort": pl.concat([cohort, father_and_son.cast({c: cohort.schema[c] for c in father_and_son.columns})],
+                                how="diagonal"),
+            "partners": pl.concat([partners, police.cast({c: partners.schema[c] for c in police.columns})],
+                                  how="diagonal")}
 
 
 @pytest.fixture(scope="module")
 def family(frames):
-    """A father and his junior (same name, sex and address; other DOBs) in the cohort, and a police
-    record naming him with no DOB: it scores alike against both."""
-    cohort, partners = frames["cohort"], frames["partners"]
-    father_and_son = pl.DataFrame([{"record_id": "F-SR", "dob": "1971-06-02", **FAMILY},
-                                   {"record_id": "F-JR", "dob": "1996-09-21", **FAMILY}], schema=cohort.schema)
-    police = pl.DataFrame([{"record_id": "police:F", "dob": None, **FAMILY}], schema=partners.schema)
-    return {"cohort": pl.concat([cohort, father_and_son]), "partners": pl.concat([partners, police])}
+    return with_father_and_junior(frames)
 
 
 CLOSE = ("too close to call between two clean records; not linked",

@@ -21,7 +21,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import polars as pl
@@ -78,10 +78,15 @@ def review_queue(scored: pl.DataFrame, threshold: float, review_lower: float,
     return pl.concat([band, close]).sort("rid_l", "rid_r")
 
 
-def reason_counts(review: pl.DataFrame) -> dict[str, int]:
-    """Review pairs by reason code (`REASON_CODES`): review_band, too_close_to_call."""
-    codes = review.get_column(REVIEW_REASON).replace_strict(REASON_CODES, return_dtype=pl.String)
-    return {code: int((codes == code).sum()) for code in dict.fromkeys(REASON_CODES.values())}
+def reason_counts(review: pl.DataFrame | None = None, *, counted: Iterable[tuple[str, int]] = ()) -> dict[str, int]:
+    """Review pairs by reason code (`REASON_CODES`): review_band, too_close_to_call; from the review
+    pairs (`review_reason` a row), or from (reason, count) rows counted elsewhere (`counted`)."""
+    if review is not None:
+        counted = review.group_by(REVIEW_REASON).len().iter_rows()
+    out = dict.fromkeys(REASON_CODES.values(), 0)
+    for reason, n in counted:
+        out[REASON_CODES[reason]] += int(n)
+    return out
 
 
 def review_pairs_text(summary: dict) -> str:
