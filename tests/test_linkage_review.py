@@ -530,3 +530,48 @@ def test_decisions_on_pairs_too_close_to_call_round_trip(tmp_path, family):
     police = clusters.filter(pl.col("record_id") == "police:F")["cluster_id"][0]
     assert set(clusters.filter(pl.col("cluster_id") == police)["record_id"]) == {"police:F", "F-JR"}
     assert "F-SR" not in (out / "review" / "review.csv").read_text(encoding="utf-8-sig")
+
+
+def test_extract_review_file_holds_pairs_too_close_to_call(config, demo_dir, tmp_path):  # noqa: F811
+    """extract declares the cohort clean and links one-to-one: a police record too close to call
+    between a father and his junior links to the best of them (as before) and both pairs are in the
+    review file beside the quarantine, marked so."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    cohort = pl.read_csv(demo_dir / "inputs" / "cohort.csv", infer_schema=False)
+    adult = cohort.filter(pl.col("NI Number").is_not_null()).head(1)
+    family = {"Forename": "Dwayne", "Surname": "Ashworth", "Gender": "M", "Postcode": "E17 4QP",
+              "NI Number": None, "NHS Number": None, "UPN": None}
+    father_and_son = pl.concat([adult.with_columns(**{k: pl.lit(v, dtype=pl.String) for k, v in family.items()},
+                                                   **{"Person ID": pl.lit(pid), "Date of Birth": pl.lit(dob)})
+                                for pid, dob in (("99000001", "02/06/1971"), ("99000002", "21/09/1996"))])
+    pl.concat([cohort, father_and_son]).write_csv(inputs / "cohort.csv")
+    police = pl.read_csv(demo_dir / "inputs" / "police.csv", infer_schema=False)
+    him = police.head(1).with_columns(**{"Record ID": pl.lit("CR99000001"), "First Name": pl.lit("DWAYNE"),
+                                         "Last Name": pl.lit("ASHWORTH"), "DOB": pl.lit(None, dtype=pl.String),
+                                         "Sex": pl.lit("M"), "Post Code": pl.lit("E17 4QP")})
+    pl.concat([police, him]).write_csv(inputs / "police.csv")
+    text = config.read_text().replace(f"{demo_dir}/inputs/cohort.csv", str(inputs / "cohort.csv"))
+    model = tmp_path / "linkage.toml"
+    model.write_text("[settings]\nu_sample_pairs = 100000\n")
+    head, tail = text.split("[pseudonymise]", 1)
+    partners = f'\n[[sources]]\nname = "police"\npath = "{inputs / "police.csv"}"\nschema = "police"\n'
+    config.write_text(head + partners + f'\n[linkage]\nenabled = true\nmodel = "{model}"\n\n[pseudonymise]' + tail)
+    cfg = load_config(config)
+    from tfkit.pipeline import run_extract
+
+    old = os.umask(0o022)
+    try:
+        result = run_extract(cfg)
+    finally:
+        os.umask(old)
+    linkage = result.manifest["linkage"]
+    assert linkage["review_pairs_by_reason"]["too_close_to_call"] >= 2
+    assert linkage["review_pairs"] == sum(linkage["review_pairs_by_reason"].values())
+    folder = cfg.quarantine_dir / cfg.package_name
+    assert _mode(folder) == 0o700 and _mode(folder / "review.csv") == 0o600 and _mode(folder / "review.xlsx") == 0o600
+    rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
+    held = [r for r in rows if "CR99000001" in (r["record_id_l"], r["record_id_r"])]
+    assert {r["record_id_l"] for r in held} == {"99000001", "99000002"}
+    assert sorted(r["review reason"] for r in held) == list(CLOSE[::-1])  # one linked (the best), one not
+    assert rows[:2] == held  # first in the file
