@@ -437,6 +437,13 @@ def test_pairs_too_close_to_call_are_held_for_review():
     assert stats.held_for_review.rows() == [(0, 2, "r", True), (1, 2, "r", False)]
     # No clean source, nothing held.
     assert select_links(prepared, pairs, 0.9)[1].held_for_review.height == 0
+    # A reviewer accepts one of them: a forced link, the clear best, so the clean-source rule keeps it.
+    accept = pl.DataFrame({"source_l": ["cohort"], "record_id_l": ["r1"], "source_r": ["police"],
+                           "record_id_r": ["r2"], "decision": ["accept"]})
+    for one_to_one in (False, True):
+        links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",), decisions=accept, one_to_one=one_to_one)
+        assert _groups(links, 4) == [{0}, {1, 2, 3}] if not one_to_one else (1, 2) in links.select("rid_l", "rid_r").rows()
+        assert stats.held_for_review.height == 0 and stats.ambiguous_links_dropped == 0
 
 
 FAMILY = {"surname": "Ashworth", "postcode": "E17 4QP", "sex": "M", "forename": "Dwayne"}
