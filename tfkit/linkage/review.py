@@ -73,8 +73,8 @@ def review_queue(scored: pl.DataFrame, threshold: float, review_lower: float,
         pl.lit(REASON_BAND).alias(REVIEW_REASON), pl.lit(None, dtype=pl.Int64).alias(HELD))
     if held is None or held.height == 0:
         return band
-    close = scored.filter(pl.col("match_probability") >= threshold).join(
-        held_reasons(held), on=["rid_l", "rid_r"], how="inner", maintain_order="left")
+    close = scored.join(held_reasons(held), on=["rid_l", "rid_r"], how="inner", maintain_order="left").filter(
+        pl.col("match_probability") >= threshold)  # (a forced link held is a decided pair: the band's if below)
     return pl.concat([band, close]).sort("rid_l", "rid_r")
 
 

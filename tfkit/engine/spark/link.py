@@ -862,17 +862,20 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
 def review_queue_spark(scored: DataFrame, threshold: float, review_lower: float, held: pl.DataFrame) -> DataFrame:
     """`review.review_queue` on the cluster: the review band's pairs, and the pairs the clean-source
     rule held as too close to call (`held`: a few, on the driver), each with `review_reason` and
-    `_held` (unsorted: `_with_record_ids` sorts)."""
+    `_held`; `scored`'s columns first (unsorted: `_with_record_ids` sorts)."""
     from tfkit.linkage.review import HELD, REASON_BAND, REVIEW_REASON, held_reasons
 
     p_ = F.col("match_probability")
-    band = scored.where((p_ >= review_lower) & (p_ < threshold)).withColumns(
-        {REVIEW_REASON: F.lit(REASON_BAND), HELD: F.lit(None).cast("long")})
+    in_band = (p_ >= review_lower) & (p_ < threshold)
     if held.height == 0:
-        return band
+        return scored.where(in_band).withColumns({REVIEW_REASON: F.lit(REASON_BAND), HELD: F.lit(None).cast("long")})
     reasons = scored.sparkSession.createDataFrame(held_reasons(held).to_arrow(),
                                                   f"rid_l long, rid_r long, {REVIEW_REASON} string, {HELD} long")
-    return band.unionByName(scored.where(p_ >= threshold).join(F.broadcast(reasons), ["rid_l", "rid_r"]))
+    # one scan of the pairs: each tagged with its held reason, if any (a broadcast join, map side)
+    tagged = scored.join(F.broadcast(reasons), ["rid_l", "rid_r"], "left")
+    return tagged.where(in_band | (F.col(REVIEW_REASON).isNotNull() & (p_ >= threshold))).withColumns(
+        {REVIEW_REASON: F.when(in_band, F.lit(REASON_BAND)).otherwise(F.col(REVIEW_REASON)),
+         HELD: F.when(in_band, F.lit(None).cast("long")).otherwise(F.col(HELD))})
 
 
 def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
