@@ -305,6 +305,26 @@ def test_review_file_neutralises_formulas(tmp_path, frames):
     assert pl.read_excel(paths[1], sheet_name="review")["forename (left)"][0] == "'=1+1"
 
 
+def test_a_queue_too_long_for_a_spreadsheet_is_csv_only(tmp_path, frames, monkeypatch):
+    """A national review band (about a million pairs at 10M x 10M) took the driver past 11 GiB in
+    openpyxl: above XLSX_MAX_ROWS pairs the .xlsx is not written, the CSV holds every pair, a
+    warning says so, and last run's spreadsheet does not stay beside the new CSV."""
+    from tfkit.linkage import review as review_module
+
+    result = link(frames, small_model(), review_lower=0.01)
+    table = review_table(result)
+    assert table.height > 2
+    folder = tmp_path / "r"
+    csv, xlsx = review_module.write_review_files(table, folder)
+    monkeypatch.setattr(review_module, "XLSX_MAX_ROWS", table.height - 1)
+    warned = []
+    paths = review_module.write_review_files(table, folder, warn=lambda code, msg, **d: warned.append((code, msg, d)))
+    assert paths == [csv] and not xlsx.exists()
+    assert pl.read_csv(csv, infer_schema=False).height == table.height
+    assert warned[0][0] == "review_xlsx_skipped" and f"{table.height:,} pairs" in warned[0][1]
+    assert "review.csv holds every pair" in warned[0][1] and oct(csv.stat().st_mode & 0o777) == "0o600"
+
+
 def test_bad_decision_is_a_clear_exit_2(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("source_l,record_id_l,source_r,record_id_r,decision\na,1,b,2,accept\na,3,b,4,maybe\n")

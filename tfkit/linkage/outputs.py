@@ -66,7 +66,7 @@ def write_review_folder(result: LinkResult, out: Path, queue: pl.DataFrame | Non
     from .review import link_review_folder, review_table, write_review_files
 
     folder = link_review_folder(out)
-    written = write_review_files(review_table(result, queue), folder)
+    written = write_review_files(review_table(result, queue), folder, warn=result.model.warn)
     # Raw values outside any package: listed for `tfkit retention --root OUT` to destroy.
     ledger.record(out, folder, "", days=ledger.REVIEW_DAYS, kind="link review")
     return written

@@ -241,8 +241,18 @@ def write_private_xlsx(rows: pl.DataFrame, path: Path, sheet: str = "review") ->
     return path
 
 
-def write_review_files(table: pl.DataFrame, folder: str | Path, stem: str = REVIEW_STEM) -> list[Path]:
-    """review.csv and review.xlsx in `folder` (0700), each 0600. No pair to review: old files go."""
+# A spreadsheet is for a clerical queue, not a national one. openpyxl holds every cell in memory
+# (about half a KiB each): the 10M x 10M link's review band (about a million pairs, 40 columns)
+# took the driver past 11 GiB and the machine out of memory. Above this many pairs review.xlsx is
+# not written (a warning says so) and review.csv holds them all. Excel's own limit is 1,048,576 rows.
+XLSX_MAX_ROWS = 100_000
+
+
+def write_review_files(table: pl.DataFrame, folder: str | Path, stem: str = REVIEW_STEM, *,
+                       warn=None) -> list[Path]:
+    """review.csv and review.xlsx in `folder` (0700), each 0600; no .xlsx above `XLSX_MAX_ROWS`
+    pairs (`warn(code, message, **details)` is told, e.g. `LinkageModel.warn`). No pair to review:
+    old files go."""
     folder = Path(folder)
     paths = [folder / f"{stem}.csv", folder / f"{stem}.xlsx"]
     if table.height == 0:
@@ -250,7 +260,15 @@ def write_review_files(table: pl.DataFrame, folder: str | Path, stem: str = REVI
             p.unlink(missing_ok=True)
         return []
     private_folder(folder)
-    return [write_quarantine_csv(table, paths[0], private=True), write_private_xlsx(table, paths[1])]
+    written = [write_quarantine_csv(table, paths[0], private=True)]
+    if table.height <= XLSX_MAX_ROWS:
+        return [*written, write_private_xlsx(table, paths[1])]
+    paths[1].unlink(missing_ok=True)  # not last run's spreadsheet beside this run's CSV
+    if warn is not None:
+        warn("review_xlsx_skipped", f"the review queue holds {table.height:,} pairs, more than a spreadsheet "
+             f"should ({XLSX_MAX_ROWS:,}): {paths[1].name} was not written; {paths[0].name} holds every pair",
+             pairs=table.height, limit=XLSX_MAX_ROWS)
+    return written
 
 
 # --------------------------------------------------------------------------- decisions

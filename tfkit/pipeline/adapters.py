@@ -124,7 +124,7 @@ class LinkedSources:
         from tfkit.linkage.review import review_table, write_review_files
 
         table = self._kept_pairs(review_table(self.result), self._gone(withdrawn))
-        paths = write_review_files(table, folder)
+        paths = write_review_files(table, folder, warn=self.result.model.warn)
         for path in paths:
             console.log("review_file", f"pairs for clerical review: {path}", file=str(path))
         return paths

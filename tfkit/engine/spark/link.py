@@ -1,8 +1,9 @@
 """`tfkit link --engine spark`: blocking, comparisons, scoring and clustering as distributed stages.
 
 The stages and their arithmetic are tfkit.linkage's, not a second implementation:
-- standardisation (`prepare`: cleaning, phonetic codes, term-frequency tables) runs once on the
-  driver and the prepared records are broadcast to the executors;
+- standardisation (`prepare`: cleaning, phonetic codes, term-frequency tables) runs once, on the
+  driver or on the cluster (`prepare.py`); the records' int32 codes reach the executors' kernels as
+  memory-mapped files Spark ships to each node (`mapped.py`), not as broadcast objects;
 - blocking planned on the driver from the records' codes (the polars engine's
   `blocking.equi_blocks` / `cross_blocks`: block sizes, the skew guard's report, the blocks over the
   limit left out, blocks over `salt_above` records salted: one side split by record, the other
@@ -134,17 +135,34 @@ class SparkLinkResult:
 # --------------------------------------------------------------------------- blocking
 
 
-def _codes_frame(spark: SparkSession, prepared, columns: list[str], masks: list[np.ndarray]) -> DataFrame:
+def _codes_frame(spark: SparkSession, records, plan, columns: list[str], n: int, n_masks: int) -> DataFrame:
     """_rid, _source, each column's integer code (null where missing) and the plan's masks
-    (`_BlockPlan.masks`): what the block rows are made from, on the executors."""
-    data = {"_rid": prepared.frame.get_column("_rid").to_numpy(),
-            "_source": prepared.frame.get_column("_source").cast(pl.Int32).to_numpy()}
-    for c in columns:
-        codes = prepared.codes(c)
-        data[c] = pa.array(codes, mask=codes == NULL)
-    for j, m in enumerate(masks):
-        data[f"_m{j}"] = m
-    return spark.createDataFrame(pa.table(data))
+    (`_BlockPlan.masks`) of the records sitting in at least one block that makes pairs: what the
+    block rows are made from, gathered on the executors from the mapped records (`records`: the
+    broadcast `mapped.MappedPrepared`) and the plan's mapped masks (`plan`: `mapped.Mapped`), so no
+    record travels through the driver's JVM."""
+    from pyspark.sql.types import IntegerType, LongType, StructField, StructType
+
+    def rows(batches):
+        p = records.value
+        for b in batches:
+            rid = b.column("id").to_numpy(zero_copy_only=False).astype(np.int64)
+            masks = [np.asarray(plan.array(f"_m{j}")[rid]) for j in range(n_masks)]
+            keep = np.flatnonzero(np.bitwise_or.reduce(masks)) if masks else np.empty(0, np.int64)
+            rid = rid[keep]
+            data = {"_rid": rid, "_source": np.asarray(p.codes("_source")[rid]).astype(np.int32)}
+            for c in columns:
+                codes = np.asarray(p.codes(c)[rid])
+                data[c] = pa.array(codes, mask=codes == NULL)
+            for j, m in enumerate(masks):
+                data[f"_m{j}"] = m[keep]
+            yield pa.RecordBatch.from_pydict(data)
+
+    schema = StructType([StructField("_rid", LongType()), StructField("_source", IntegerType()),
+                         *[StructField(c, IntegerType()) for c in columns],
+                         *[StructField(f"_m{j}", LongType()) for j in range(n_masks)]])
+    parts = max(spark.sparkContext.defaultParallelism, -(-n // 1_000_000))
+    return spark.range(0, n, numPartitions=parts).mapInArrow(rows, schema)
 
 
 def _key_columns(rule) -> list[list[str]]:
@@ -173,17 +191,6 @@ def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
     # A null entry becomes a row of nulls, dropped after: the generator stays in generated code
     # (filtering the array with a lambda is interpreted per row).
     return keys.select("_rid", "_source", F.inline(F.array(*entries))).where(F.col("rule").isNotNull())
-
-
-class _Codes:
-    """Per column, every record's code (`Prepared.codes`): what `blocking.produced_by` reads,
-    without the rest of the prepared records (the blocking stage broadcasts only this)."""
-
-    def __init__(self, prepared, columns):
-        self._codes = {c: prepared.codes(c) for c in columns}
-
-    def codes(self, column: str) -> np.ndarray:
-        return self._codes[column]
 
 
 @dataclass
@@ -258,14 +265,16 @@ def _plan_blocks(prepared, rules, mode: str, width: int, *, max_block_pairs: int
     return plan
 
 
-def _pair_partition(shared, rules, mode: str, kcols: list[str]):
+def _pair_partition(records, plan, rules, mode: str, kcols: list[str]):
     """The mapInArrow function making each block's pairs (every row of a block and salt is in one
     partition) and keeping each pair once, for the first rule that produces it.
 
     Plain blocks (role 0, nearly all) by the polars engine's sort-based kernel
     (`blocking.sorted_runs`): the partition's rows sorted by (rule, block key, source, row) once,
     each row's partners one run after it, so only the pairs in the mode's scope are ever made.
-    A cross rule's two sides (roles 1 and 2) and salted blocks join with polars."""
+    A cross rule's two sides (roles 1 and 2) and salted blocks join with polars. `records`: the
+    broadcast mapped records; `plan`: the plan's mapped arrays (per rule that left blocks out,
+    `_kept{k}`: whether each record's block was kept)."""
     cross = [k for k, r in enumerate(rules) if r.cross]
 
     def pairs(batches):
@@ -280,7 +289,8 @@ def _pair_partition(shared, rules, mode: str, kcols: list[str]):
         rows = pl.from_arrow(pa.Table.from_batches(batches))
         if rows.is_empty():
             return
-        codes, kept = shared.value
+        codes = records.value  # the mapped records (mapped.share_prepared)
+        kept = [np.asarray(plan.array(f"_kept{k}")) if f"_kept{k}" in plan else None for k in range(len(rules))]
         found_rule, found_x, found_y = [], [], []
         plain = rows.filter(pl.col("role") == 0).select("rule", *kcols, "_source", "_rid")
         if plain.height:
@@ -340,10 +350,11 @@ VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed: here
 DETERMINISTIC = "_meets_deterministic_rule"
 
 
-def _level_kernel(spark: SparkSession, linker: Linker):
+def _level_kernel(spark: SparkSession, linker: Linker, records):
     """The broadcast and per-batch function giving a batch of pairs (rid_l, rid_r, ...) its
     comparison levels (`comparisons.comparison_levels`) and whether it meets one of the prior's
-    deterministic rules; and the columns it adds, as a Spark schema."""
+    deterministic rules; and the columns it adds, as a Spark schema. `records`: the broadcast mapped
+    records (`mapped.share_prepared`)."""
     from pyspark.sql.types import BooleanType, ByteType, StructField
 
     model, prepared = linker.model, linker.prepared
@@ -351,13 +362,14 @@ def _level_kernel(spark: SparkSession, linker: Linker):
     rules = model.settings.deterministic_rules
     # A rule on a column the records lack: no hits here, and estimate_prior raises its clear error.
     rules = rules if all(c in prepared.frame.columns for r in rules for c in r) else []
-    shared = spark.sparkContext.broadcast((prepared, model.comparisons, model.settings.batch_pairs, rules))
+    shared = spark.sparkContext.broadcast((model.comparisons, model.settings.batch_pairs, rules))
 
     def with_levels(batch):
         from tfkit.linkage.comparisons import comparison_levels
         from tfkit.linkage.training import deterministic_hits
 
-        prepared, comparisons, batch_pairs, rules = shared.value
+        prepared = records.value
+        comparisons, batch_pairs, rules = shared.value
         rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
         rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
         levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
@@ -369,7 +381,7 @@ def _level_kernel(spark: SparkSession, linker: Linker):
     return shared, with_levels, added
 
 
-def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: int, checkpoint_dir: str
+def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt_above: int, checkpoint_dir: str
                            ) -> tuple[DataFrame, list[RuleSkew]]:
     """Every rule's pairs, each kept for the first rule that produces it (as
     `blocking.candidate_pairs`), with their comparison levels, in one Spark job; and the skew
@@ -382,7 +394,10 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: i
     blocking codes, broadcast) and given their comparison levels and the prior's deterministic flag
     (`_level_kernel`) at once: the candidate pairs are never written, read back and shipped to
     Python a second time. The levels (with each pair's `rule`) are written to Parquet once: the
-    pattern counts, the prior's rule hits, the scores and the per-rule counts all read them."""
+    pattern counts, the prior's rule hits, the scores and the per-rule counts all read them.
+    `records`: the broadcast mapped records (`mapped.share_prepared`); the plan's per-record arrays
+    are mapped the same way, for this job only."""
+    from tfkit.engine.spark import mapped
     from pyspark.sql.types import ByteType, LongType, StructField, StructType
 
     prepared, rules, mode = linker.prepared, linker.model.blocking, linker.mode
@@ -398,7 +413,10 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: i
                         budget=blocking_stage.rule_budget(prepared.n, s.max_rule_pairs, s.max_rule_pairs_per_record))
     linker.timings["block_plan"] = time.perf_counter() - t  # on the driver, within block_and_compare
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    placed = _block_rows(_codes_frame(spark, prepared, columns, plan.masks), rules, width)
+    arrays = {f"_m{j}": m for j, m in enumerate(plan.masks)}
+    arrays.update({f"_kept{k}": kept for k, kept in enumerate(plan.kept) if kept is not None})
+    plan_files = mapped.share(spark, arrays)
+    placed = _block_rows(_codes_frame(spark, records, plan_files, columns, prepared.n, len(plan.masks)), rules, width)
     cross = [k for k, r in enumerate(rules) if r.cross]
     is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
     plain = placed
@@ -420,9 +438,8 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: i
         roles = F.when(is_cross & (F.col("side") == 0), left).when(is_cross, right).otherwise(F.concat(left, right))
         parts.append(rows.select("rule", *kcols, "_rid", "_source", F.inline(roles))
                      .repartition(partitions, "rule", *kcols, "salt"))
-    blocks = spark.sparkContext.broadcast((_Codes(prepared, columns), plan.kept))
-    make_pairs = _pair_partition(blocks, rules, mode, kcols)
-    level_shared, with_levels, added = _level_kernel(spark, linker)
+    make_pairs = _pair_partition(records, plan_files, rules, mode, kcols)
+    level_shared, with_levels, added = _level_kernel(spark, linker, records)
     batch = s.batch_pairs
 
     def pairs_and_levels(batches):
@@ -434,7 +451,7 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, *, salt_above: i
                          StructField("rule", ByteType()), *added])
     found = [p.mapInArrow(pairs_and_levels, schema) for p in parts]
     levels = _save(found[0].unionByName(found[1]) if len(found) > 1 else found[0], f"{checkpoint_dir}/levels")
-    blocks.destroy()
+    mapped.drop(plan_files)
     level_shared.destroy()
     added_by = {r["rule"]: r["count"] for r in levels.groupBy("rule").count().collect()}
     skew = [RuleSkew(rule.name, plan.comparisons[k], int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
@@ -455,10 +472,10 @@ def _scored_schema(linker: Linker):
     return schema
 
 
-def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame) -> DataFrame:
+def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, records) -> DataFrame:
     """Every candidate pair scored per partition by the polars engine's `predict.score`, from its
-    comparison levels (`levels_spark`)."""
-    shared = spark.sparkContext.broadcast((linker.prepared, linker.model))
+    comparison levels (`candidate_levels_spark`); `records`: the broadcast mapped records."""
+    shared = spark.sparkContext.broadcast(linker.model)
     schema = _scored_schema(linker)
     veto = VETO in schema.names
     names = [c.name for c in linker.model.comparisons]
@@ -468,7 +485,7 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame) -> DataF
 
         from tfkit.linkage import predict
 
-        prepared, model = shared.value
+        prepared, model = records.value, shared.value
         for batch in batches:
             rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
             rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -775,6 +792,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     `io.ROW` (`io.read_sources_spark`); `prepare`: where standardisation runs (`_prepared_linker`)."""
     import time
 
+    from tfkit.engine.spark import mapped
     from tfkit.linkage import clustering as clustering_stage
     from tfkit.linkage.evaluate import truth_codes
     from tfkit.linkage.review import HELD, REASON_BAND, REVIEW_REASON, held_reasons, reason_counts
@@ -794,16 +812,26 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     if spark.conf.get(batch, "10000") == "10000":  # Spark's default: the kernels' own batch instead
         spark.conf.set(batch, str(s.batch_pairs))
     t = time.perf_counter()
-    levels, skew = candidate_levels_spark(spark, linker, salt_above=salt_above, checkpoint_dir=checkpoint_dir)
-    blocking_stage.warn_skipped(linker.model, skew)  # the polars engine's warnings, word for word
-    linker.timings["block_and_compare"] = time.perf_counter() - t  # one Spark job (candidate_levels_spark)
-    t = time.perf_counter()
-    codes = truth_codes(linker.prepared, truth_column) if truth_column else None
-    train_spark(linker, levels, labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None
-                else None)
-    linker.timings["train"] = time.perf_counter() - t
-    t = time.perf_counter()
-    scored = _save(score_spark(spark, linker, levels), f"{checkpoint_dir}/scored")
+    # the records' codes for the executors' kernels: mapped files, not a broadcast of the records
+    shared = mapped.share_prepared(spark, linker.prepared)
+    records_b = spark.sparkContext.broadcast(shared)
+    linker.timings["share_records"] = time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        levels, skew = candidate_levels_spark(spark, linker, records_b, salt_above=salt_above,
+                                              checkpoint_dir=checkpoint_dir)
+        blocking_stage.warn_skipped(linker.model, skew)  # the polars engine's warnings, word for word
+        linker.timings["block_and_compare"] = time.perf_counter() - t  # one Spark job (candidate_levels_spark)
+        t = time.perf_counter()
+        codes = truth_codes(linker.prepared, truth_column) if truth_column else None
+        train_spark(linker, levels, labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None
+                    else None)
+        linker.timings["train"] = time.perf_counter() - t
+        t = time.perf_counter()
+        scored = _save(score_spark(spark, linker, levels, records_b), f"{checkpoint_dir}/scored")
+    finally:  # the scores are on disk: nothing reads the mapped records after this
+        records_b.destroy()
+        mapped.drop(shared.mapped)
     linker.timings["predict"] = time.perf_counter() - t
     t = time.perf_counter()
     p_ = F.col("match_probability")
