@@ -416,8 +416,9 @@ def test_pairs_written_a_row_group_at_a_time_are_the_bytes_of_the_whole_frame(tm
     pairs = result.pairs
     assert pairs.height == result.scored.height > 7 and "rid_l" not in pairs.columns
     assert pairs.columns[:4] == ["source_l", "record_id_l", "source_r", "record_id_r"]
-    assert result.review.equals(pairs.filter(pl.col("match_probability").is_between(0.01, result.threshold,
-                                                                                     closed="left")))
+    assert result.review.drop("review_reason").equals(pairs.filter(
+        pl.col("match_probability").is_between(0.01, result.threshold, closed="left")))
+    assert (result.review["review_reason"] == "in the review band").all()  # no clean source: the band alone
     assert result.summary()["candidate_pairs"] == pairs.height
     write_outputs(result, tmp_path / "out")
     meta = {"tfkit.linkage.threshold": str(result.threshold), "tfkit.linkage.review_lower": str(result.review_lower)}

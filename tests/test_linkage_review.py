@@ -438,3 +438,167 @@ def test_clean_constraints_hold_on_any_graph(case):
     kept = {(min(a, b), max(a, b)) for a, b in zip(links["rid_l"], links["rid_r"])}
     assert kept <= given_edges
     assert stats.conflicts_resolved == len(edges) - links.height
+
+
+# --------------------------------------------------------------------------- pairs too close to call reach the reviewer
+
+
+def test_pairs_too_close_to_call_are_held_for_review():
+    # The father and junior of the test above: police 2 is too close to call between them.
+    prepared = _prepared_with_values([0, 0, 1, 1], [(7, 100), (7, 9000), (7, None), (7, 9000)])
+    pairs = _pairs([(0, 2, 12.0), (1, 2, 12.0), (1, 3, 12.0), (0, 3, 4.0)])
+    _, stats = select_links(prepared, pairs, 0.9, clean=("cohort",))
+    assert stats.held_for_review.rows() == [(0, 2, "r", False), (1, 2, "r", False)]
+    assert "held_for_review" not in stats.to_dict()
+    # One-to-one (as extract links) keeps the best of them, ties by row position, as before; the
+    # reviewer sees both, one marked linked.
+    links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",), one_to_one=True)
+    assert (0, 2) in links.select("rid_l", "rid_r").rows() and stats.ambiguous_links_dropped == 0
+    assert stats.held_for_review.rows() == [(0, 2, "r", True), (1, 2, "r", False)]
+    # No clean source, nothing held.
+    assert select_links(prepared, pairs, 0.9)[1].held_for_review.height == 0
+    # A reviewer accepts one of them: a forced link, the clear best, so the clean-source rule keeps it.
+    accept = pl.DataFrame({"source_l": ["cohort"], "record_id_l": ["r1"], "source_r": ["police"],
+                           "record_id_r": ["r2"], "decision": ["accept"]})
+    for one_to_one in (False, True):
+        links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",), decisions=accept, one_to_one=one_to_one)
+        assert _groups(links, 4) == [{0}, {1, 2, 3}] if not one_to_one else (1, 2) in links.select("rid_l", "rid_r").rows()
+        assert stats.held_for_review.height == 0 and stats.ambiguous_links_dropped == 0
+
+
+FAMILY = {"surname": "Ashworth", "postcode": "E17 4QP", "sex": "M", "forename": "Dwayne"}
+
+
+def with_father_and_junior(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """`frames` (cohort, partners) with a father and his junior (same name, sex and address; other
+    DOBs) in the cohort, and a police record naming him with no DOB: it scores alike against both."""
+    cohort, partners = frames["cohort"], frames["partners"]
+    father_and_son = pl.DataFrame([{"record_id": "F-SR", "dob": "1971-06-02", **FAMILY},
+                                   {"record_id": "F-JR", "dob": "1996-09-21", **FAMILY}])
+    police = pl.DataFrame([{"record_id": "police:F", "dob": None, **FAMILY}], schema_overrides={"dob": pl.String})
+    return {"cohort": pl.concat([cohort, father_and_son.cast({c: cohort.schema[c] for c in father_and_son.columns})],
+                                how="diagonal"),
+            "partners": pl.concat([partners, police.cast({c: partners.schema[c] for c in police.columns})],
+                                  how="diagonal")}
+
+
+@pytest.fixture(scope="module")
+def family(frames):
+    return with_father_and_junior(frames)
+
+
+CLOSE = ("too close to call between two clean records; not linked",
+         "too close to call between two clean records; linked (the best of them)")
+
+
+@pytest.mark.parametrize("one_to_one", [False, True])
+def test_pairs_too_close_to_call_reach_the_review_files(family, tmp_path, one_to_one):
+    from tfkit.linkage.review import write_review_files
+
+    result = link(family, small_model(), clean=("cohort",), one_to_one=one_to_one)
+    review = result.review
+    close = review.filter(pl.col("review_reason") != "in the review band")
+    assert close.select("record_id_l", "record_id_r").rows() == [("F-SR", "police:F"), ("F-JR", "police:F")]
+    assert (close["match_probability"] >= result.threshold).all()
+    band = review.filter(pl.col("review_reason") == "in the review band")["match_probability"]
+    assert band.is_between(result.review_lower, result.threshold, closed="left").all()
+    summary = result.summary()
+    assert summary["review_pairs"] == review.height == band.len() + 2
+    assert summary["review_pairs_by_reason"] == {"review_band": band.len(), "too_close_to_call": 2}
+    # Linking itself is as before: held for review, not linked (one-to-one: the first linked).
+    linked = set(result.clusters.filter(pl.col("cluster_id") == result.clusters.filter(
+        pl.col("record_id") == "police:F")["cluster_id"][0])["record_id"])
+    assert linked == ({"police:F", "F-SR"} if one_to_one else {"police:F"})
+    # In the files: first, the two candidates together, the reason in words, both records side by side.
+    table = review_table(result)
+    assert table.height == review.height
+    head = table.head(2)
+    assert head["review reason"].to_list() == ([CLOSE[1], CLOSE[0]] if one_to_one else [CLOSE[0]] * 2)
+    assert head["record_id_l"].to_list() == (["F-SR", "F-JR"] if one_to_one else ["F-JR", "F-SR"])
+    assert set(head["dob (left)"]) == {"1971-06-02", "1996-09-21"} and head["dob (right)"].to_list() == [None, None]
+    assert (table["review reason"].tail(band.len()) == "in the review band").all()
+    old = os.umask(0o022)
+    try:
+        paths = write_review_files(table, tmp_path / "r")
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "r") == 0o700 and all(_mode(p) == 0o600 for p in paths)
+    assert pl.read_excel(paths[1], sheet_name="review")["review reason"].head(2).to_list() == head["review reason"].to_list()
+    assert review_table(result).equals(table)  # deterministic
+
+
+def test_decisions_on_pairs_too_close_to_call_round_trip(tmp_path, family):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, frame in family.items():
+        frame.write_csv(folder / f"{name}.csv")
+    out = tmp_path / "out"
+    args = ["link", str(folder / "cohort.csv"), str(folder / "partners.csv"), "-o", str(out), "--clean", "cohort",
+            "--json", "-"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["review_pairs_by_reason"]["too_close_to_call"] == 2
+    assert summary["review_pairs"] == sum(summary["review_pairs_by_reason"].values())
+    parquet = pl.read_parquet(out / "review.parquet")
+    assert parquet.height == summary["review_pairs"] and parquet["review_reason"].head(0).dtype == pl.String
+    rows = list(csv.DictReader((out / "review" / "review.csv").open(encoding="utf-8-sig")))
+    assert [(r["record_id_l"], r["review reason"]) for r in rows[:2]] == [("F-JR", CLOSE[0]), ("F-SR", CLOSE[0])]
+    rows[0]["decision"], rows[1]["decision"] = "accept", "reject"  # the junior it is
+    r = runner.invoke(app, ["review", "apply", str(_write_rows(rows, tmp_path / "decided.csv")), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert '"event": "review_decisions"' in (out / "audit.jsonl").read_text()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    again = json.loads(r.stdout)
+    assert again["constraints"]["forced_links"] == 1 and again["constraints"]["forced_non_links"] == 1
+    assert again["review_pairs_by_reason"]["too_close_to_call"] == 0  # decided: not asked again
+    clusters = pl.read_parquet(out / "clusters.parquet")
+    police = clusters.filter(pl.col("record_id") == "police:F")["cluster_id"][0]
+    assert set(clusters.filter(pl.col("cluster_id") == police)["record_id"]) == {"police:F", "F-JR"}
+    assert "F-SR" not in (out / "review" / "review.csv").read_text(encoding="utf-8-sig")
+
+
+def test_extract_review_file_holds_pairs_too_close_to_call(config, demo_dir, tmp_path):  # noqa: F811
+    """extract declares the cohort clean and links one-to-one: a police record too close to call
+    between a father and his junior links to the best of them (as before) and both pairs are in the
+    review file beside the quarantine, marked so."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    cohort = pl.read_csv(demo_dir / "inputs" / "cohort.csv", infer_schema=False)
+    adult = cohort.filter(pl.col("NI Number").is_not_null()).head(1)
+    family = {"Forename": "Dwayne", "Surname": "Ashworth", "Gender": "M", "Postcode": "E17 4QP",
+              "NI Number": None, "NHS Number": None, "UPN": None}
+    father_and_son = pl.concat([adult.with_columns(**{k: pl.lit(v, dtype=pl.String) for k, v in family.items()},
+                                                   **{"Person ID": pl.lit(pid), "Date of Birth": pl.lit(dob)})
+                                for pid, dob in (("99000001", "02/06/1971"), ("99000002", "21/09/1996"))])
+    pl.concat([cohort, father_and_son]).write_csv(inputs / "cohort.csv")
+    police = pl.read_csv(demo_dir / "inputs" / "police.csv", infer_schema=False)
+    him = police.head(1).with_columns(**{"Record ID": pl.lit("CR99000001"), "First Name": pl.lit("DWAYNE"),
+                                         "Last Name": pl.lit("ASHWORTH"), "DOB": pl.lit(None, dtype=pl.String),
+                                         "Sex": pl.lit("M"), "Post Code": pl.lit("E17 4QP")})
+    pl.concat([police, him]).write_csv(inputs / "police.csv")
+    text = config.read_text().replace(f"{demo_dir}/inputs/cohort.csv", str(inputs / "cohort.csv"))
+    model = tmp_path / "linkage.toml"
+    model.write_text("[settings]\nu_sample_pairs = 100000\n")
+    head, tail = text.split("[pseudonymise]", 1)
+    partners = f'\n[[sources]]\nname = "police"\npath = "{inputs / "police.csv"}"\nschema = "police"\n'
+    config.write_text(head + partners + f'\n[linkage]\nenabled = true\nmodel = "{model}"\n\n[pseudonymise]' + tail)
+    cfg = load_config(config)
+    from tfkit.pipeline import run_extract
+
+    old = os.umask(0o022)
+    try:
+        result = run_extract(cfg)
+    finally:
+        os.umask(old)
+    linkage = result.manifest["linkage"]
+    assert linkage["review_pairs_by_reason"]["too_close_to_call"] >= 2
+    assert linkage["review_pairs"] == sum(linkage["review_pairs_by_reason"].values())
+    folder = cfg.quarantine_dir / cfg.package_name
+    assert _mode(folder) == 0o700 and _mode(folder / "review.csv") == 0o600 and _mode(folder / "review.xlsx") == 0o600
+    rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
+    held = [r for r in rows if "CR99000001" in (r["record_id_l"], r["record_id_r"])]
+    assert {r["record_id_l"] for r in held} == {"99000001", "99000002"}
+    assert sorted(r["review reason"] for r in held) == list(CLOSE[::-1])  # one linked (the best), one not
+    assert rows[:2] == held  # first in the file

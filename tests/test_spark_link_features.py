@@ -24,8 +24,11 @@ def frames():
     from tfkit.demo import generate_frames
     from tests.fixtures.demo_frames import cohort_and_partners
 
-    # The hard profile: partners' records link to two cohort records, so --clean has conflicts to resolve.
-    return cohort_and_partners(generate_frames(300, seed=5, profile="hard"), n_right=400, seed=0)
+    from tests.test_linkage_review import with_father_and_junior
+
+    # The hard profile: partners' records link to two cohort records, so --clean has conflicts to
+    # resolve; and a record too close to call between a father and his junior (held for review).
+    return with_father_and_junior(cohort_and_partners(generate_frames(300, seed=5, profile="hard"), n_right=400, seed=0))
 
 
 # --------------------------------------------------------------------------- training on pattern counts
@@ -139,9 +142,11 @@ def test_link_cli_spark_with_clean_labels_and_report_writes_what_polars_writes(s
     assert res_s.exit_code == 0, res_s.output
     want, got = json.loads(res_p.stdout), json.loads(res_s.stdout)
     assert got["engine"] == "spark"
-    for key in ("candidate_pairs", "links", "review_pairs", "clusters", "constraints", "metrics", "inputs"):
+    for key in ("candidate_pairs", "links", "review_pairs", "review_pairs_by_reason", "clusters", "constraints",
+                "metrics", "inputs"):
         assert got[key] == want[key], key
     assert got["constraints"]["conflicts_resolved"] > 0 and got["constraints"]["clusters_with_two_clean_records"] == 0
+    assert got["review_pairs_by_reason"]["too_close_to_call"] >= 2  # the father and junior's, at least
     assert [t["method"] for t in got["training"] if t["step"] == "m"] == ["labels"]
     assert got["metrics"]["at_threshold"]["true_positives"] > 0
     from rich.console import Console
@@ -159,11 +164,48 @@ def test_link_cli_spark_with_clean_labels_and_report_writes_what_polars_writes(s
         assert all(not meta.row_group(0).column(i).is_stats_set for i in range(meta.num_columns))
     clusters = pl.read_parquet(tmp_path / "s" / "clusters.parquet" / "*.parquet")
     assert clusters.equals(pl.read_parquet(tmp_path / "p" / "clusters.parquet").cast(clusters.schema))
+    review = pl.read_parquet(tmp_path / "s" / "review.parquet" / "*.parquet")  # the queue: band and too close to call
+    want_review = pl.read_parquet(tmp_path / "p" / "review.parquet")
+    assert review.select(*KEYS, "review_reason").equals(want_review.select(*KEYS, "review_reason"))
+    assert review.columns == want_review.columns
     for name in ("model.json", "metrics.json", "review/review.csv"):  # the review folder: both records' values, 0600
         assert (tmp_path / "s" / name).read_bytes() == (tmp_path / "p" / name).read_bytes(), name
+    assert "too close to call between two clean records" in (tmp_path / "s" / "review" / "review.csv").read_text("utf-8")
     assert (tmp_path / "s" / "review" / "review.csv").stat().st_mode & 0o777 == 0o600
     # The same page: every figure from aggregates made on the cluster equals the polars engine's.
     page = (tmp_path / "s.html").read_text("utf-8")
     assert page == (tmp_path / "p.html").read_text("utf-8")
     assert "Accuracy against the truth column" in page and "Cluster sizes" in page and "Conflicting links dropped" in page
     assert (tmp_path / "s.html").stat().st_mode & 0o777 == 0o600
+
+
+# --------------------------------------------------------------------------- pairs too close to call in the review queue
+
+
+def test_link_spark_holds_pairs_too_close_to_call_for_review_as_polars_does(spark, frames, tmp_path):
+    """The review queue (review.parquet, review.csv) on both engines: the band's pairs and those the
+    clean-source rule held as too close to call, with their reasons; with one-to-one links (as
+    extract links: the best of them linked, all listed) and after a reviewer's decision on one."""
+    from tfkit.engine.spark.link import link_spark, write_review_folder_spark
+    from tfkit.linkage import link
+    from tfkit.linkage.outputs import write_review_folder
+
+    reject = pl.DataFrame({"source_l": ["cohort"], "record_id_l": ["F-SR"], "source_r": ["partners"],
+                           "record_id_r": ["police:F"], "decision": ["reject"]})
+    for i, options in enumerate([{"one_to_one": True}, {"decisions": reject}]):
+        want = link(frames, seed=3, clean=("cohort",), **copy.deepcopy(options))
+        got = link_spark(spark, frames, seed=3, clean=("cohort",), checkpoint_dir=str(tmp_path / f"ck{i}"),
+                         **copy.deepcopy(options))
+        w, g = want.summary(), got.summary()
+        for key in ("links", "review_pairs", "review_pairs_by_reason", "clusters", "constraints"):
+            assert g[key] == w[key], (options, key)
+        review = pl.from_arrow(got.review.toArrow())
+        assert review.columns == want.review.columns
+        assert review.select(*KEYS, "review_reason").equals(want.review.select(*KEYS, "review_reason"))
+        close = want.review.filter(pl.col("record_id_r") == "police:F")
+        if i == 0:
+            assert close["review_reason"].str.starts_with("too close to call").all() and close.height == 2
+        else:  # rejected: not asked again; the other is police:F's only candidate, linked
+            assert close.height == 0 and w["constraints"]["forced_non_links"] == 1
+        written = [write_review_folder(want, tmp_path / f"p{i}"), write_review_folder_spark(got, str(tmp_path / f"s{i}"))]
+        assert written[0][0].read_bytes() == written[1][0].read_bytes()

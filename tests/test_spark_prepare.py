@@ -198,7 +198,10 @@ def test_link_cli_spark_on_parquet_folders_and_uris_writes_what_polars_writes(sp
     from tfkit.demo import generate_frames
     from tests.fixtures.demo_frames import cohort_and_partners
 
-    frames = cohort_and_partners(generate_frames(300, seed=5, profile="hard"), n_right=400, seed=0)
+    from tests.test_linkage_review import with_father_and_junior
+
+    # with a record too close to call between a father and his junior: held for review on both engines
+    frames = with_father_and_junior(cohort_and_partners(generate_frames(300, seed=5, profile="hard"), n_right=400, seed=0))
     frames = {k: v.with_columns(pl.col("person_key").cast(pl.String)) for k, v in frames.items()}
     csvs = []
     for name, frame in frames.items():
@@ -221,8 +224,9 @@ def test_link_cli_spark_on_parquet_folders_and_uris_writes_what_polars_writes(sp
         assert part_bytes(tmp_path / "s" / f"{name}.parquet") == part_bytes(tmp_path / "s2" / f"{name}.parquet"), name
     want, got = json.loads(res_p.stdout), json.loads(res_s.stdout)
     assert got["prepared_on"] == "cluster"
-    for key in ("candidate_pairs", "links", "review_pairs", "clusters", "constraints", "metrics"):
+    for key in ("candidate_pairs", "links", "review_pairs", "review_pairs_by_reason", "clusters", "constraints", "metrics"):
         assert got[key] == want[key], key
+    assert got["review_pairs_by_reason"]["too_close_to_call"] >= 2
     assert [i["rows_linked"] for i in got["inputs"]] == [i["rows_linked"] for i in want["inputs"]]
     assert got["constraints"]["conflicts_resolved"] > 0
     for name in ("pairs", "clusters", "review"):

@@ -80,7 +80,9 @@ def _render(out: "Console", summary: dict) -> None:
     for rule in summary["blocking"]["rules"]:
         table.add_row(f"  {rule['rule']}", f"{rule['pairs_added']:,}")
     table.add_row("links (p ≥ threshold)", f"{summary['links']:,}")
-    table.add_row("clerical review pairs", f"{summary['review_pairs']:,}")
+    from tfkit.linkage.review import review_pairs_text
+
+    table.add_row("clerical review pairs", review_pairs_text(summary))
     table.add_row("clusters", f"{summary['clusters']:,}")
     constraints = summary.get("constraints") or {}
     if constraints.get("clean_sources"):

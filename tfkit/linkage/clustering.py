@@ -7,7 +7,7 @@ edges that are each end's best remaining edge", each round a few polars group-by
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
@@ -80,9 +80,17 @@ def best_links(pairs: pl.DataFrame, sources: np.ndarray) -> pl.DataFrame:
 FORCED_WEIGHT = 1e6  # a reviewer's accepted pair outweighs any scored pair
 
 
+# A pair held for review: the record whose candidates in a clean source were too close to call
+# (`held_side`: "l" or "r", the end whose view was ambiguous) and whether it is linked all the same
+# (one-to-one best links keep the best of them, ties by row position).
+NO_HELD = pl.DataFrame(schema={"rid_l": pl.Int64, "rid_r": pl.Int64, "held_side": pl.String, "linked": pl.Boolean})
+
+
 @dataclass
 class LinkStats:
-    """What the link constraints did: counts only (the summary and the report show them)."""
+    """What the link constraints did: counts (the summary and the report show them), and the pairs
+    they held for clerical review (`held_for_review`, by row position: not a count, kept out of
+    `to_dict`; `review.review_queue` puts them in the review files)."""
 
     clean_sources: list[str] = field(default_factory=list)
     links_above_threshold: int = 0
@@ -92,9 +100,11 @@ class LinkStats:
     conflicts_resolved: int = 0  # links above the threshold dropped so clean sources stay clean
     ambiguous_links_dropped: int = 0  # of those: a record's candidates in a clean source too close to call
     clusters_with_two_clean_records: int = 0  # 0 by design; counted on the output, not assumed
+    held_for_review: pl.DataFrame = field(default_factory=NO_HELD.clear, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), list) else v
+                for f in fields(self) if f.name != "held_for_review"}
 
 
 def check_clean_sources(prepared: Prepared, clean: Sequence[str]) -> list[int]:
@@ -187,30 +197,33 @@ def _value_signature(prepared: Prepared) -> np.ndarray:
     return prepared.frame.select(fields).hash_rows(seed=0).to_numpy()
 
 
-def _drop_ambiguous(edges: pl.DataFrame, clean_mask: np.ndarray, sources: np.ndarray, signature: np.ndarray,
-                    threshold: float) -> pl.DataFrame:
-    """Drop every edge from a record to a clean source whose candidates there are too close to call.
+def _too_close(edges: pl.DataFrame, clean_mask: np.ndarray, sources: np.ndarray, signature: np.ndarray,
+               threshold: float) -> pl.DataFrame:
+    """The edges from a record to a clean source whose candidates there are too close to call: `edge`
+    (row in `edges`) and `held_side` ("l" or "r": the end whose candidates they are; "l" when both).
 
     A clean source holds each person once, so a record matches at most one of its records: with
     candidates of odds o_1 >= o_2 >= ... (o = 2^match_weight, every candidate at or above the
     threshold), the chance that the best is the one is o_1 / (1 + o_1 + o_2 + ...), the Fellegi-Sunter
     probability under that constraint (each candidate alone says o_k / (1 + o_k)). Where it falls below
     the threshold (a father and his junior at one address against a record with no DOB, twins against
-    a record naming neither) the record links to none of them: review decides. Candidates holding the
-    same values on every field count once (the evidence cannot tell them apart: one person keyed
-    twice). Only edges at or above the threshold take part, so every engine gets the same answer from
-    the links alone. An edge between two clean sources is judged from both ends.
+    a record naming neither) the call is a reviewer's. Candidates holding the same values on every
+    field count once (the evidence cannot tell them apart: one person keyed twice). Only edges at or
+    above the threshold take part, so every engine gets the same answer from the links alone. An edge
+    between two clean sources is judged from both ends.
     """
+    none = pl.DataFrame(schema={"edge": pl.Int64, "held_side": pl.String})
     left, right = edges["rid_l"].to_numpy(), edges["rid_r"].to_numpy()
     weight = edges["match_weight"].to_numpy()
     rows = []
-    for rec, to in ((left, right), (right, left)):  # each end's view of the edge
+    for side, rec, to in (("l", left, right), ("r", right, left)):  # each end's view of the edge
         towards = clean_mask[to] & (sources[rec] != sources[to])
-        rows.append(pl.DataFrame({"edge": np.flatnonzero(towards), "rec": rec[towards], "src": sources[to[towards]],
-                                  "sig": signature[to[towards]], "w": weight[towards]}))
+        rows.append(pl.DataFrame({"edge": np.flatnonzero(towards).astype(np.int64), "rec": rec[towards],
+                                  "src": sources[to[towards]], "sig": signature[to[towards]], "w": weight[towards]})
+                    .with_columns(pl.lit(side, dtype=pl.String).alias("held_side")))
     view = pl.concat(rows)
     if view.height == 0:
-        return edges
+        return none
     # Per (record, clean source): log2 of (1 + sum of distinct candidates' odds) against the best's,
     # in the best's units so that 2^w never overflows: p = 1 / (2^-w1 + sum_k 2^(w_k - w1)).
     distinct = view.group_by("rec", "src", "sig").agg(pl.col("w").max())
@@ -219,10 +232,32 @@ def _drop_ambiguous(edges: pl.DataFrame, clean_mask: np.ndarray, sources: np.nda
         (1.0 / (two.pow(-pl.col("w").max()) + two.pow(pl.col("w") - pl.col("w").max()).sum())).alias("p"))
     ambiguous = group.filter(pl.col("p") < threshold).select("rec", "src")
     if ambiguous.height == 0:
+        return none
+    return (view.join(ambiguous, on=["rec", "src"], how="semi").select("edge", "held_side")
+            .sort("edge", "held_side").unique("edge", keep="first", maintain_order=True))
+
+
+def _held(edges: pl.DataFrame, close: pl.DataFrame) -> pl.DataFrame:
+    """`close`'s edges as pairs held for review (rid_l < rid_r; `held_side` follows the swap)."""
+    picked = edges.select("rid_l", "rid_r")[close["edge"].to_numpy()].with_columns(close["held_side"])
+    swap = pl.col("rid_l") > pl.col("rid_r")
+    return picked.select(pl.min_horizontal("rid_l", "rid_r").cast(pl.Int64).alias("rid_l"),
+                         pl.max_horizontal("rid_l", "rid_r").cast(pl.Int64).alias("rid_r"),
+                         pl.when(swap).then(pl.col("held_side").replace({"l": "r", "r": "l"}))
+                         .otherwise(pl.col("held_side")).alias("held_side"),
+                         pl.lit(False).alias("linked"))
+
+
+def _drop_ambiguous(edges: pl.DataFrame, clean_mask: np.ndarray, sources: np.ndarray, signature: np.ndarray,
+                    threshold: float, stats: LinkStats) -> pl.DataFrame:
+    """Drop every edge from a record to a clean source whose candidates there are too close to call
+    (`_too_close`): the record links to none of them, and the pairs are held for review."""
+    close = _too_close(edges, clean_mask, sources, signature, threshold)
+    if close.height == 0:
         return edges
-    dropped = view.join(ambiguous, on=["rec", "src"], how="semi")["edge"].unique().to_numpy()
+    stats.held_for_review = _held(edges, close)
     keep = np.ones(edges.height, dtype=bool)
-    keep[dropped] = False
+    keep[close["edge"].to_numpy()] = False
     return edges.filter(pl.Series(keep))
 
 
@@ -240,7 +275,7 @@ def _clean_constrained(links: pl.DataFrame, sources: np.ndarray, clean: list[int
     #    otherwise another source's record links to at most one record of each clean source: its best.
     if signature is not None:
         before = edges.height
-        edges = _drop_ambiguous(edges, clean_mask, sources, signature, threshold)
+        edges = _drop_ambiguous(edges, clean_mask, sources, signature, threshold, stats)
         stats.ambiguous_links_dropped = before - edges.height
     edges = _best_towards_clean(edges, clean_mask, sources)
     both_clean = pl.Series(clean_mask[edges["rid_l"].to_numpy()] & clean_mask[edges["rid_r"].to_numpy()])
@@ -308,18 +343,36 @@ def select_links(prepared: Prepared, pairs: pl.DataFrame, threshold: float, *, o
       probability given that only one of them can be the one falls below the threshold).
       A link that would break this is dropped and counted (`conflicts_resolved`; of which
       `ambiguous_links_dropped`).
+
+    Pairs too close to call are held for clerical review (`LinkStats.held_for_review`), dropped or
+    not: with one-to-one links the best of them is kept (ties by row position), as before, and the
+    reviewer sees it beside the others.
     """
     stats = LinkStats(clean_sources=list(clean))
     links = pairs.filter(pl.col("match_probability") >= threshold).select("rid_l", "rid_r", "match_weight")
     stats.links_above_threshold = links.height
     links, rejected = _apply_decisions(links, prepared, decisions, stats)
     sources = prepared.frame.get_column("_source").to_numpy().astype(np.int64)
-    if one_to_one:
-        links = best_links(links, sources)
     clean_idx = check_clean_sources(prepared, clean)
+    signature = _value_signature(prepared) if clean_idx else None
+    if one_to_one:
+        if clean_idx:  # one-to-one keeps the best of candidates too close to call: listed for review all the same
+            close = _too_close(links, np.isin(sources, clean_idx), sources, signature, threshold)
+            stats.held_for_review = _held(links, close)
+        links = best_links(links, sources)
     if clean_idx:
+        held = stats.held_for_review
         links = _clean_constrained(links, sources, clean_idx, prepared.n, stats, rejected,
-                                   signature=_value_signature(prepared), threshold=threshold)
+                                   signature=signature, threshold=threshold)
+        if one_to_one:  # after one-to-one a record has one candidate per source: none too close to call
+            stats.held_for_review = pl.concat([held, stats.held_for_review]).unique(
+                ["rid_l", "rid_r"], keep="first", maintain_order=True)
+    if stats.held_for_review.height:
+        linked = links.select(pl.min_horizontal("rid_l", "rid_r").cast(pl.Int64).alias("rid_l"),
+                              pl.max_horizontal("rid_l", "rid_r").cast(pl.Int64).alias("rid_r"))
+        held = stats.held_for_review.drop("linked").join(linked.with_columns(pl.lit(True).alias("linked")),
+                                                         on=["rid_l", "rid_r"], how="left", maintain_order="left")
+        stats.held_for_review = held.with_columns(pl.col("linked").fill_null(False)).sort("rid_l", "rid_r")
     return links, stats
 
 

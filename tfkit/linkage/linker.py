@@ -334,7 +334,7 @@ class Linker:
 class LinkResult:
     scored: pl.DataFrame           # scored candidate pairs by row position (rid_l, rid_r)
     clusters: pl.DataFrame         # every input record with its cluster id
-    review: pl.DataFrame           # pairs in [review_lower, threshold)
+    review: pl.DataFrame           # pairs in [review_lower, threshold), and above it too close to call (review_reason)
     blocking: blocking_stage.BlockingReport
     model: LinkageModel
     threshold: float
@@ -363,12 +363,15 @@ class LinkResult:
         return predict_stage.with_record_ids(self.linker.prepared, self.scored)
 
     def summary(self) -> dict:
+        from .review import reason_counts
+
         return {
             "mode": self.linker.mode if self.linker else None,
             "sources": dict(zip(self.linker.prepared.sources, self.linker.prepared.source_sizes())) if self.linker else None,
             "candidate_pairs": self.scored.height,
             "links": int((self.scored["match_probability"] >= self.threshold).sum()),
-            "review_pairs": self.review.height,
+            "review_pairs": self.review.height,  # the review band's and those too close to call
+            "review_pairs_by_reason": reason_counts(self.review),
             "clusters": int(self.clusters["cluster_id"].n_unique()),
             "threshold": self.threshold,
             "review_lower": self.review_lower,
@@ -457,9 +460,12 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
         report = linker.evaluation.blocking_recall(truth_column)
         metrics["blocking_recall"] = report.recall
         linker.timings["evaluate"] = time.perf_counter() - t
-    # Only the review band gets its record ids here; `LinkResult.pairs` gathers the rest when asked.
-    review = predict_stage.with_record_ids(linker.prepared, scored.filter(
-        pl.col("match_probability").is_between(review_lower, threshold, closed="left")))
+    # Only the review queue (the band, and pairs too close to call) gets its record ids here;
+    # `LinkResult.pairs` gathers the rest when asked.
+    from .review import HELD, review_queue
+
+    review = predict_stage.with_record_ids(linker.prepared, review_queue(
+        scored, threshold, review_lower, link_stats.held_for_review).drop(HELD))
     if decisions is not None and decisions.height:  # a decided pair is not asked about again
         keys = ["source_l", "record_id_l", "source_r", "record_id_r"]
         decided = decisions.select(pl.col(keys).cast(pl.String))

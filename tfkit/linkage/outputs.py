@@ -60,16 +60,17 @@ def write_outputs(result: LinkResult, out: str | Path, tables: list | None = Non
     return written
 
 
-def write_review_folder(result: LinkResult, out: Path) -> list[Path]:
+def write_review_folder(result: LinkResult, out: Path, queue: pl.DataFrame | None = None) -> list[Path]:
     """The clerical review files (`review.csv`, `review.xlsx`) in the job's review folder, listed
-    for retention. Names and dates side by side: LA-internal, 0600 in a 0700 folder. `result`
-    needs `scored` only for the review band's pairs (the Spark engine passes those alone)."""
+    for retention. Names and dates side by side: LA-internal, 0600 in a 0700 folder. `queue`: the
+    review queue's pairs by row position (`review.review_table`; the Spark engine passes those it
+    collected), else made from `result`."""
     from tfkit.validation import ledger
 
     from .review import link_review_folder, review_table, write_review_files
 
     folder = link_review_folder(out)
-    written = write_review_files(review_table(result), folder, warn=result.model.warn)
+    written = write_review_files(review_table(result, queue), folder, warn=result.model.warn)
     # Raw values outside any package: listed for `tfkit retention --root OUT` to destroy.
     ledger.record(out, folder, "", days=ledger.REVIEW_DAYS, kind="link review")
     return written

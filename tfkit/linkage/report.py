@@ -62,7 +62,9 @@ def _summary_section(linker: "Linker", result: dict[str, Any], threshold: float)
     pairs = [("Model", model.source, ""), ("Mode", linker.mode, ""), ("Threshold (match probability)", threshold, ""),
              ("Seed", linker.seed, ""), ("Prior λ (weight)", f"{model.prior:.4g} ({model.prior_weight:+.2f})", "")]
     pairs += [(f"Records in {s}", n, "") for s, n in zip(linker.prepared.sources, linker.prepared.source_sizes())]
-    pairs += [(label, result[key], "") for key, label in (
+    from .review import review_pairs_text  # the review band's pairs, and those too close to call
+
+    pairs += [(label, review_pairs_text(result) if key == "review_pairs" else result[key], "") for key, label in (
         ("candidate_pairs", "Candidate pairs compared"), ("links", "Links (p ≥ threshold)"),
         ("review_pairs", "Pairs for clerical review"), ("clusters", "Clusters")) if result.get(key) is not None]
     stats = result.get("constraints") or {}

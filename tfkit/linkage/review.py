@@ -21,7 +21,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import polars as pl
@@ -38,6 +38,64 @@ STORE_NAME = "review_decisions.csv"
 REVIEW_STEM = "review"
 MISSING = "missing (no evidence)"
 REASONS = 3  # the comparisons that weigh most, in words, per pair
+
+# Why a pair is in the review queue (review.parquet's `review_reason`, the files' "review reason"),
+# and its code in the summary's `review_pairs_by_reason`. The review band's pairs scored between
+# review_lower and the threshold; the others scored at or above the threshold, but against two
+# records of a clean source that score alike (`clustering._too_close`: a father and his junior
+# against a record with no DOB): only one can be the person, and the evidence cannot say which.
+REVIEW_REASON = "review_reason"
+REASON_BAND = "in the review band"
+REASON_CLOSE = "too close to call between two clean records; not linked"
+REASON_CLOSE_LINKED = "too close to call between two clean records; linked (the best of them)"
+REASON_CODES = {REASON_BAND: "review_band", REASON_CLOSE: "too_close_to_call", REASON_CLOSE_LINKED: "too_close_to_call"}
+HELD = "_held"  # the row position of the record whose candidates were too close to call (orders the files)
+
+
+# --------------------------------------------------------------------------- the review queue
+
+
+def held_reasons(held: pl.DataFrame) -> pl.DataFrame:
+    """`LinkStats.held_for_review` as (rid_l, rid_r, review_reason, _held)."""
+    return held.select(
+        pl.col("rid_l", "rid_r").cast(pl.Int64),
+        pl.when(pl.col("linked")).then(pl.lit(REASON_CLOSE_LINKED)).otherwise(pl.lit(REASON_CLOSE)).alias(REVIEW_REASON),
+        pl.when(pl.col("held_side") == "l").then(pl.col("rid_l")).otherwise(pl.col("rid_r")).cast(pl.Int64).alias(HELD))
+
+
+def review_queue(scored: pl.DataFrame, threshold: float, review_lower: float,
+                 held: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The pairs a reviewer decides, by row position, sorted by (rid_l, rid_r): the review band's
+    (review_lower <= p < threshold) and the pairs the clean-source rule held as too close to call
+    (`held`: `LinkStats.held_for_review`), each with its `review_reason` and `_held` (null in the
+    band). `scored`'s columns, then those two."""
+    band = scored.filter(pl.col("match_probability").is_between(review_lower, threshold, closed="left")).with_columns(
+        pl.lit(REASON_BAND).alias(REVIEW_REASON), pl.lit(None, dtype=pl.Int64).alias(HELD))
+    if held is None or held.height == 0:
+        return band
+    close = scored.join(held_reasons(held), on=["rid_l", "rid_r"], how="inner", maintain_order="left").filter(
+        pl.col("match_probability") >= threshold)  # (a forced link held is a decided pair: the band's if below)
+    return pl.concat([band, close]).sort("rid_l", "rid_r")
+
+
+def reason_counts(review: pl.DataFrame | None = None, *, counted: Iterable[tuple[str, int]] = ()) -> dict[str, int]:
+    """Review pairs by reason code (`REASON_CODES`): review_band, too_close_to_call; from the review
+    pairs (`review_reason` a row), or from (reason, count) rows counted elsewhere (`counted`)."""
+    if review is not None:
+        counted = review.group_by(REVIEW_REASON).len().iter_rows()
+    out = dict.fromkeys(REASON_CODES.values(), 0)
+    for reason, n in counted:
+        out[REASON_CODES[reason]] += int(n)
+    return out
+
+
+def review_pairs_text(summary: dict) -> str:
+    """The review count as the terminal and the report show it: "21 (19 in the review band, 2 too
+    close to call)"."""
+    by = summary.get("review_pairs_by_reason") or {}
+    n = f"{summary['review_pairs']:,}"
+    return f"{n} ({by.get('review_band', 0):,} in the review band, {by['too_close_to_call']:,} too close to call)" \
+        if by.get("too_close_to_call") else n
 
 
 # --------------------------------------------------------------------------- the review table
@@ -57,19 +115,25 @@ def _standardised(result: "LinkResult", column: str) -> pl.Series:
     return codes.cast(pl.Date).cast(pl.String) if codes.dtype == pl.Int32 else codes.cast(pl.String)
 
 
-def review_table(result: "LinkResult") -> pl.DataFrame:
-    """One row per review pair: the decision to make, the score and its main reasons, then per
-    comparison both records' values as given and standardised, the level in words and its weight."""
+def review_table(result: "LinkResult", queue: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per review pair (those of `result.review`): the decision to make, why the pair is
+    here, the score and its main reasons, then per comparison both records' values as given and
+    standardised, the level in words and its weight. `queue`: the pairs by row position
+    (`review_queue`'s frame; default: made from `result.scored` and its link stats).
+
+    Sorted for a reviewer: first the pairs too close to call, a record's candidates together (the
+    one linked all the same first, then the most likely), then the review band's, the most likely first."""
     linker, model = result.linker, result.model
-    scored = result.scored.filter(pl.col("match_probability").is_between(
-        result.review_lower, result.threshold, closed="left"))
+    if queue is None:
+        held = result.link_stats.held_for_review if result.link_stats is not None else None
+        queue = review_queue(result.scored, result.threshold, result.review_lower, held)
     from .predict import with_record_ids
 
-    pairs = with_record_ids(linker.prepared, scored.with_columns(
+    pairs = with_record_ids(linker.prepared, queue.with_columns(
         pl.col("rid_l").alias("_l"), pl.col("rid_r").alias("_r")))
     pairs = pairs.join(result.review.select(KEYS), on=list(KEYS), how="semi", maintain_order="left")
-    pairs = pairs.sort(["match_probability", "source_l", "record_id_l", "source_r", "record_id_r"],
-                       descending=[True, False, False, False, False]).with_row_index("pair", offset=1)
+    pairs = pairs.sort([pl.col(HELD).is_null(), HELD, REVIEW_REASON, "match_probability", *KEYS], nulls_last=True,
+                       descending=[False, False, False, True, False, False, False, False]).with_row_index("pair", offset=1)
     left, right = pairs["_l"].to_numpy(), pairs["_r"].to_numpy()
     fields: list[pl.Series] = []
     terms = []
@@ -97,10 +161,11 @@ def review_table(result: "LinkResult") -> pl.DataFrame:
                .sort(["pair", pl.col("w").abs()], descending=[False, True])
                .group_by("pair", maintain_order=True).agg(pl.col("text").head(REASONS).str.join("; ").alias("main reasons")))
     head = pairs.select("pair", pl.lit("", dtype=pl.String).alias("decision"),
+                        pl.col(REVIEW_REASON).alias("review reason"),
                         pl.col("match_probability").round(4), pl.col("match_weight").round(2), *KEYS)
     table = head.join(reasons, on="pair", how="left", maintain_order="left").with_columns(fields)
-    return table.select("pair", "decision", "match_probability", "match_weight", "main reasons", *KEYS,
-                        *[s.name for s in fields])
+    return table.select("pair", "decision", "review reason", "match_probability", "match_weight", "main reasons",
+                        *KEYS, *[s.name for s in fields])
 
 
 def _reason_text(name: str, words: pl.Series, weight: pl.Series) -> pl.Series:
@@ -122,7 +187,11 @@ def private_folder(folder: str | Path) -> Path:
 
 
 HOW_TO = (
-    "Each row of the 'review' sheet is a pair of records the model could not decide.",
+    "Each row of the 'review' sheet is a pair of records the model could not decide. The 'review reason' "
+    "column says why: 'in the review band' (the score fell between the review level and the link "
+    "threshold), or 'too close to call between two clean records' (the pair scored above the threshold, "
+    "but so did another record of a source holding each person once, and only one can be the person: the "
+    "rows of one record's candidates sit together; 'linked' says tfkit linked the best of them all the same).",
     "Compare the two records' values side by side (as given, and as tfkit standardised them); the level "
     "columns say how each field agreed, the weights and 'main reasons' why the pair scored as it did.",
     "Write accept (the same person) or reject (different people) in the decision column; leave it blank "

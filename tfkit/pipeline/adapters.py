@@ -132,6 +132,8 @@ class LinkedSources:
     def summary(self, withdrawn: dict[str, pl.Series] | None = None) -> dict[str, Any]:
         """The linkage counts for the manifest, leaving out withdrawn rows (`withdrawn[source]`: a
         boolean per row): a withdrawn person is not counted in a record, a pair, a link or a cluster."""
+        from tfkit.linkage.review import reason_counts
+
         gone = self._gone(withdrawn)
         r = self.result
 
@@ -149,7 +151,8 @@ class LinkedSources:
             "sources": {name: sizes.get(name, 0) for name in self.record_ids},
             "candidate_pairs": pairs.height,
             "links": int((pairs["match_probability"] >= r.threshold).sum()),
-            "review_pairs": kept_pairs(r.review).height,
+            "review_pairs": kept_pairs(r.review).height,  # the review band's and those too close to call
+            "review_pairs_by_reason": reason_counts(kept_pairs(r.review)),
             "clusters": int(clusters["cluster_id"].n_unique()),
             "threshold": r.threshold,
             **{k: v for k, v in r.link_stats.to_dict().items() if k != "links_above_threshold"},

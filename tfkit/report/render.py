@@ -184,6 +184,7 @@ _LINKAGE_TITLES = {
     "candidate_pairs": "Candidate pairs compared",
     "links": "Links accepted",
     "review_pairs": "Pairs left for clerical review",
+    "review_pairs_by_reason": "Pairs left for clerical review, by reason (the review band; too close to call between two cohort records)",
     "clusters": "Clusters (distinct people across sources)",
     "threshold": "Match-probability threshold",
     "linked_to_person": "Records linked to a person in the cohort, by source",

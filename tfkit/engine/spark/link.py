@@ -812,6 +812,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     from tfkit.engine.spark import mapped
     from tfkit.linkage import clustering as clustering_stage
     from tfkit.linkage.evaluate import truth_codes
+    from tfkit.linkage.review import HELD, REASON_BAND, REVIEW_REASON, held_reasons, reason_counts
 
     linker, records = _prepared_linker(spark, frames, model, mode=mode, id_column=id_column,
                                        truth_column=truth_column, seed=seed, prepare=prepare, clean=clean,
@@ -878,21 +879,24 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
             linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
             threshold)
         linker.timings["evaluate"] = time.perf_counter() - t
-    band = (F.col("match_probability") >= review_lower) & (F.col("match_probability") < threshold)
-    in_band = scored.where(band)
+    held = link_stats.held_for_review
+    queue = review_queue_spark(scored, threshold, review_lower, held)
     decided_pairs = decisions is not None and decisions.height
     if decided_pairs:  # a decided pair is not asked about again
         decided, _ = clustering_stage._pair_keys(p, decisions)
-        in_band = in_band.join(F.broadcast(spark.createDataFrame(
+        queue = queue.join(F.broadcast(spark.createDataFrame(
             decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
             ["rid_l", "rid_r"], "left_anti")
     pairs = _with_record_ids(ids, scored, broadcast=records is None, order="partitions")
-    review = _with_record_ids(ids, in_band, broadcast=records is None)
+    review = _with_record_ids(ids, queue.drop(HELD), broadcast=records is None)
     t = time.perf_counter()
     linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
+    # without decisions the band's count is the bands' and the held pairs' the driver's (no scan of the pairs)
+    counted = (review.groupBy(REVIEW_REASON).count().collect() if decided_pairs else
+               [(REASON_BAND, int(bands["review"] or 0)), *held_reasons(held).group_by(REVIEW_REASON).len().iter_rows()])
+    by_reason = reason_counts(counted=counted)
     counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
-              # without decisions the band's count is the bands' (no scan of the pairs for it)
-              "review_pairs": review.count() if decided_pairs else int(bands["review"] or 0),
+              "review_pairs": sum(by_reason.values()), "review_pairs_by_reason": by_reason,
               # records on no link are clusters of one
               "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
     linker.timings["counts"] = time.perf_counter() - t
@@ -900,34 +904,54 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
                            link_stats, metrics, scored, records)
 
 
+def review_queue_spark(scored: DataFrame, threshold: float, review_lower: float, held: pl.DataFrame) -> DataFrame:
+    """`review.review_queue` on the cluster: the review band's pairs, and the pairs the clean-source
+    rule held as too close to call (`held`: a few, on the driver), each with `review_reason` and
+    `_held`; `scored`'s columns first (unsorted: `_with_record_ids` sorts)."""
+    from tfkit.linkage.review import HELD, REASON_BAND, REVIEW_REASON, held_reasons
+
+    p_ = F.col("match_probability")
+    in_band = (p_ >= review_lower) & (p_ < threshold)
+    if held.height == 0:
+        return scored.where(in_band).withColumns({REVIEW_REASON: F.lit(REASON_BAND), HELD: F.lit(None).cast("long")})
+    reasons = scored.sparkSession.createDataFrame(held_reasons(held).to_arrow(),
+                                                  f"rid_l long, rid_r long, {REVIEW_REASON} string, {HELD} long")
+    # one scan of the pairs: each tagged with its held reason, if any (a broadcast join, map side)
+    tagged = scored.join(F.broadcast(reasons), ["rid_l", "rid_r"], "left")
+    return tagged.where(in_band | (F.col(REVIEW_REASON).isNotNull() & (p_ >= threshold))).withColumns(
+        {REVIEW_REASON: F.when(in_band, F.lit(REASON_BAND)).otherwise(F.col(REVIEW_REASON)),
+         HELD: F.when(in_band, F.lit(None).cast("long")).otherwise(F.col(HELD))})
+
+
 def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
     """The polars engine's review folder (`outputs.write_review_folder`: review.csv and .xlsx, both
-    records' values side by side), from the review band's pairs collected to the driver (the band
-    only: a clerical-review queue, not the candidate pairs)."""
+    records' values side by side), from the review queue's pairs collected to the driver (the band's
+    and those too close to call: a clerical-review queue, not the candidate pairs)."""
     from pathlib import Path
 
     from tfkit.linkage.linker import LinkResult
     from tfkit.linkage.outputs import write_review_folder
 
     from tfkit.linkage.predict import with_record_ids
+    from tfkit.linkage.review import HELD
 
-    p_ = F.col("match_probability")
-    # one scan of the pairs: the band (a clerical queue, small) sorted on the driver
-    band = pl.from_arrow(result.scored.where((p_ >= result.review_lower) & (p_ < result.threshold))
-                         .toArrow()).sort("rid_l", "rid_r")
-    # the review queue: the band's pairs with their ids, as written to review.parquet/ (collected
-    # again when a reviewer's decisions took pairs out of it, or when the ids are on the cluster)
-    decided = result.counts.get("review_pairs") != band.height
+    # one scan of the pairs: the review queue (band and pairs too close to call: a clerical queue,
+    # small) sorted on the driver
+    queue = pl.from_arrow(review_queue_spark(result.scored, result.threshold, result.review_lower,
+                                             result.link_stats.held_for_review).toArrow()).sort("rid_l", "rid_r")
+    # the queue's pairs with their ids, as written to review.parquet/ (collected again when a
+    # reviewer's decisions took pairs out of it, or when the ids are on the cluster)
+    decided = result.counts.get("review_pairs") != queue.height
     if decided or result.records is not None:
         review = pl.from_arrow(result.review.toArrow())
     else:
-        review = with_record_ids(result.linker.prepared, band)
+        review = with_record_ids(result.linker.prepared, queue.drop(HELD))
     linker = result.linker
-    if result.records is not None:  # prepared on the cluster: the band's records only, renumbered
-        band, linker = _band_linker(result, band)
-    local = LinkResult(band, None, review, None,
+    if result.records is not None:  # prepared on the cluster: the queue's records only, renumbered
+        queue, linker = _band_linker(result, queue)
+    local = LinkResult(queue, None, review, None,
                        result.linker.model, result.threshold, result.review_lower, linker=linker)
-    return write_review_folder(local, Path(out))
+    return write_review_folder(local, Path(out), queue=queue)
 
 
 def _report_view(result: SparkLinkResult, figures):
