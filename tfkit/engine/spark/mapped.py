@@ -89,7 +89,7 @@ class MappedPrepared(st.Prepared):
         return self.mapped.array(column)
 
     def __getstate__(self):  # caches are rebuilt where the stub lands
-        return {**self.__dict__, "_codes": {}, "_char_planes": {}, "_joint": {}}
+        return {**self.__dict__, "_codes": {}, "_char_planes": {}, "_joint": {}, "_strings": {}}
 
 
 def share_prepared(spark, prepared: st.Prepared) -> MappedPrepared:
