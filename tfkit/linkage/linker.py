@@ -343,15 +343,16 @@ class LinkResult:
     timings: dict[str, float] = field(default_factory=dict)
     linker: Linker | None = None
     link_stats: clustering_stage.LinkStats | None = None  # clean-source constraints and decisions
-    # `link` clusters on another thread while its caller writes the pairs: clusters and link_stats
-    # are this function's result, waited for on first reading either (see `_settled`).
-    pending: Callable[[], tuple[pl.DataFrame, clustering_stage.LinkStats]] | None = field(
+    # `link` clusters on another thread while its caller writes the pairs: clusters, link_stats
+    # and the review queue (which needs the links selected) are this function's result, waited for
+    # on first reading any of them (see `_settled`).
+    pending: Callable[[], tuple[pl.DataFrame, clustering_stage.LinkStats, pl.DataFrame]] | None = field(
         default=None, repr=False, compare=False)
 
     def _settle(self) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
-            self.clusters, self.link_stats = pending()
+            self.clusters, self.link_stats, self.review = pending()
 
     @property
     def pairs(self) -> pl.DataFrame:
@@ -401,6 +402,7 @@ def _settled(name: str) -> property:
 
 LinkResult.clusters = _settled("clusters")  # type: ignore[assignment]
 LinkResult.link_stats = _settled("link_stats")  # type: ignore[assignment]
+LinkResult.review = _settled("review")  # type: ignore[assignment]
 
 
 def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, *, mode: str | None = None,
@@ -444,10 +446,22 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
         link_stats.clusters_with_two_clean_records = clustering_stage.count_clean_conflicts(
             linker.prepared, clusters, clean)
         linker.timings["cluster"] = time.perf_counter() - t
-        return clusters, link_stats
+        # The review queue: the band's pairs and those the clean-source rule held as too close to
+        # call (known once the links are selected), with their record ids.
+        from .review import HELD, review_queue
 
-    # Clustering on another thread: the review band, the evaluation and the caller's first writes
-    # (the pairs, with their ids) need none of it, and the time of both is mostly in polars and
+        review = predict_stage.with_record_ids(linker.prepared, review_queue(
+            scored, threshold, review_lower, link_stats.held_for_review).drop(HELD))
+        if decisions is not None and decisions.height:  # a decided pair is not asked about again
+            keys = ["source_l", "record_id_l", "source_r", "record_id_r"]
+            decided = decisions.select(pl.col(keys).cast(pl.String))
+            swapped = decided.select(pl.col(k).alias(k[:-1] + ("r" if k.endswith("l") else "l")) for k in keys)
+            review = review.join(pl.concat([decided, swapped.select(keys)]), on=keys, how="anti")
+        return clusters, link_stats, review
+
+    # Clustering (and then the review queue, which needs the selected links) on another thread: the
+    # evaluation and the caller's first writes (the pairs, with their ids) need none of it, and the
+    # time of both is mostly in polars and
     # numpy, which release the GIL (the demo at 100k x 100k: 0.12 s of clustering beside 0.15 s of
     # writing the pairs, one after the other before). Same clusters: the same calls, elsewhere.
     linker.timings["cluster"] = 0.0  # its place among the timings, as before
@@ -460,16 +474,5 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
         report = linker.evaluation.blocking_recall(truth_column)
         metrics["blocking_recall"] = report.recall
         linker.timings["evaluate"] = time.perf_counter() - t
-    # Only the review queue (the band, and pairs too close to call) gets its record ids here;
-    # `LinkResult.pairs` gathers the rest when asked.
-    from .review import HELD, review_queue
-
-    review = predict_stage.with_record_ids(linker.prepared, review_queue(
-        scored, threshold, review_lower, link_stats.held_for_review).drop(HELD))
-    if decisions is not None and decisions.height:  # a decided pair is not asked about again
-        keys = ["source_l", "record_id_l", "source_r", "record_id_r"]
-        decided = decisions.select(pl.col(keys).cast(pl.String))
-        swapped = decided.select(pl.col(k).alias(k[:-1] + ("r" if k.endswith("l") else "l")) for k in keys)
-        review = review.join(pl.concat([decided, swapped.select(keys)]), on=keys, how="anti")
-    return LinkResult(scored, None, review, report, linker.model, threshold, review_lower, metrics,
+    return LinkResult(scored, None, None, report, linker.model, threshold, review_lower, metrics,
                       linker.timings, linker, None, pending=pending)
