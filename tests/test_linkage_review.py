@@ -362,21 +362,30 @@ def test_decision_values_read_back_unescaped(tmp_path):
     assert d.rows() == [("a", "-17", "b", "2", "accept")]
 
 
-def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(config, demo_dir, tmp_path):  # noqa: F811
-    text = config.read_text()
-    partners = f'\n[[sources]]\nname = "police"\npath = "{demo_dir}/inputs/police.csv"\nschema = "police"\n'
-    head, tail = text.split("[pseudonymise]", 1)
+def _extract_with_police(config, text, police, tmp_path, settings):
+    """`extract` with the config `text` plus a police source at `police` and linkage on, with a model
+    of the `[settings]` lines given, under umask 022 (the files' own modes are what is checked)."""
     model = tmp_path / "linkage.toml"
-    model.write_text("[settings]\nthreshold = 0.99999999\nreview_lower = 0.0001\nu_sample_pairs = 100000\n")  # some pairs to review
+    model.write_text("[settings]\n" + settings)
+    head, tail = text.split("[pseudonymise]", 1)
+    partners = f'\n[[sources]]\nname = "police"\npath = "{police}"\nschema = "police"\n'
     config.write_text(head + partners + f'\n[linkage]\nenabled = true\nmodel = "{model}"\n\n[pseudonymise]' + tail)
     cfg = load_config(config)
     from tfkit.pipeline import run_extract
 
     old = os.umask(0o022)
     try:
-        result = run_extract(cfg)
+        return cfg, run_extract(cfg)
     finally:
         os.umask(old)
+
+
+def test_extract_writes_review_file_beside_quarantine_and_applies_decisions(config, demo_dir, tmp_path):  # noqa: F811
+    from tfkit.pipeline import run_extract
+
+    # some pairs to review
+    cfg, result = _extract_with_police(config, config.read_text(), demo_dir / "inputs" / "police.csv", tmp_path,
+                                       "threshold = 0.99999999\nreview_lower = 0.0001\nu_sample_pairs = 100000\n")
     linkage = result.manifest["linkage"]
     assert linkage["clean_sources"] == ["cohort"] and linkage["clusters_with_two_clean_records"] == 0
     folder = cfg.quarantine_dir / cfg.package_name
@@ -579,19 +588,7 @@ def test_extract_review_file_holds_pairs_too_close_to_call(config, demo_dir, tmp
                                          "Sex": pl.lit("M"), "Post Code": pl.lit("E17 4QP")})
     pl.concat([police, him]).write_csv(inputs / "police.csv")
     text = config.read_text().replace(f"{demo_dir}/inputs/cohort.csv", str(inputs / "cohort.csv"))
-    model = tmp_path / "linkage.toml"
-    model.write_text("[settings]\nu_sample_pairs = 100000\n")
-    head, tail = text.split("[pseudonymise]", 1)
-    partners = f'\n[[sources]]\nname = "police"\npath = "{inputs / "police.csv"}"\nschema = "police"\n'
-    config.write_text(head + partners + f'\n[linkage]\nenabled = true\nmodel = "{model}"\n\n[pseudonymise]' + tail)
-    cfg = load_config(config)
-    from tfkit.pipeline import run_extract
-
-    old = os.umask(0o022)
-    try:
-        result = run_extract(cfg)
-    finally:
-        os.umask(old)
+    cfg, result = _extract_with_police(config, text, inputs / "police.csv", tmp_path, "u_sample_pairs = 100000\n")
     linkage = result.manifest["linkage"]
     assert linkage["review_pairs_by_reason"]["too_close_to_call"] >= 2
     assert linkage["review_pairs"] == sum(linkage["review_pairs_by_reason"].values())
