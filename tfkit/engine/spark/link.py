@@ -135,7 +135,7 @@ class SparkLinkResult:
 # --------------------------------------------------------------------------- blocking
 
 
-def _codes_frame(spark: SparkSession, records, plan, columns: list[str], n: int, n_masks: int) -> DataFrame:
+def _codes_frame(spark: SparkSession, records, plan, columns: list[str], n_masks: int) -> DataFrame:
     """_rid, _source, each column's integer code (null where missing) and the plan's masks
     (`_BlockPlan.masks`) of the records sitting in at least one block that makes pairs: what the
     block rows are made from, gathered on the executors from the mapped records (`records`: the
@@ -161,6 +161,7 @@ def _codes_frame(spark: SparkSession, records, plan, columns: list[str], n: int,
     schema = StructType([StructField("_rid", LongType()), StructField("_source", IntegerType()),
                          *[StructField(c, IntegerType()) for c in columns],
                          *[StructField(f"_m{j}", LongType()) for j in range(n_masks)]])
+    n = records.value.n  # the driver's stub: its record count
     parts = max(spark.sparkContext.defaultParallelism, -(-n // 1_000_000))
     return spark.range(0, n, numPartitions=parts).mapInArrow(rows, schema)
 
@@ -397,7 +398,7 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt
     report, the blocks to leave out or salt) and hands Spark only the records in blocks that make
     pairs; one shuffle places each block (and sub-block) in one partition, where its pairs are made
     (`_pair_partition`: the pairs an earlier rule produced dropped by `blocking.produced_by` on the
-    blocking codes, broadcast) and given their comparison levels and the prior's deterministic flag
+    mapped codes) and given their comparison levels and the prior's deterministic flag
     (`_level_kernel`) at once: the candidate pairs are never written, read back and shipped to
     Python a second time. The levels (with each pair's `rule`) are written to Parquet once: the
     pattern counts, the prior's rule hits, the scores and the per-rule counts all read them.
@@ -422,7 +423,7 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt
     arrays = {f"_m{j}": m for j, m in enumerate(plan.masks)}
     arrays.update({f"_kept{k}": kept for k, kept in enumerate(plan.kept) if kept is not None})
     plan_files = mapped.share(spark, arrays)
-    placed = _block_rows(_codes_frame(spark, records, plan_files, columns, prepared.n, len(plan.masks)), rules, width)
+    placed = _block_rows(_codes_frame(spark, records, plan_files, columns, len(plan.masks)), rules, width)
     cross = [k for k, r in enumerate(rules) if r.cross]
     is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
     plain = placed
@@ -764,7 +765,7 @@ def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = Tru
 
 # [engine] prepare = "auto": on the cluster when a source is a Parquet folder or a Hadoop path (it is
 # never read on the driver) or when the sources hold more records than this, which the driver
-# should not hold as a prepared frame (about 100 bytes a record, broadcast to every executor);
+# should not hold as a prepared frame (about 100 bytes a record, with the record ids as text);
 # otherwise on the driver, faster at an LA's size (polars' prepare: 2.4 s at 1M x 1M).
 AUTO_CLUSTER_RECORDS = 5_000_000
 
