@@ -51,6 +51,18 @@ EngineOpt = Annotated[
                       "extra of tfkit and Java 17)."),
 ]
 
+
+def _sheet(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+# Every command that reads extracts (.xlsx among them): the worksheet, as [[sources]] sheet in a config.
+SheetOpt = Annotated[
+    Optional[str],
+    typer.Option("--sheet", metavar="SHEET", callback=_sheet,
+                 help="Worksheet name or 0-based index for .xlsx files (default: the first)."),
+]
+
 AllowTestKeyOpt = Annotated[
     bool,
     typer.Option("--allow-test-key", help="Accept a master key with obviously low entropy (a test vector, one byte "
