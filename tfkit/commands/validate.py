@@ -70,7 +70,8 @@ def schemas_list(json_out: JsonOpt = None) -> None:
       tfkit schemas list --json -
     """
     schemas = list_schemas()
-    data = [{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)} for s in schemas]
+    data = {"schemas": [{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)}
+                        for s in schemas]}
 
     def render(con: "Console") -> None:
         from rich.table import Table
