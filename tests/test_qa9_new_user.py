@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,29 @@ def test_a_mistyped_source_path_is_named_not_taken_for_a_rerun(return_made):
     # The unchanged config still finds its package up to date (the check reads no file twice).
     r = invoke("extract", "--config", return_made / "tfkit.toml", "--json", "-")
     assert r.exit_code == 0 and '"up_to_date": true' in r.stdout, r.output
+
+
+def test_review_apply_says_how_the_decisions_are_applied(tmp_path):
+    """After `tfkit review apply FILE --config tfkit.toml` the user ran `tfkit extract --config
+    tfkit.toml`, as the README says, and met "the package already exists ... pass --force": the
+    decisions are new inputs, so the period's package is remade only with --force. review apply now
+    says so itself."""
+    import csv
+
+    assert invoke("extract", "--demo", "--out", tmp_path / "demo").exit_code == 0
+    config = tmp_path / "demo" / "tfkit.toml"
+    [review] = (tmp_path / "demo" / "quarantine").glob("*/review.csv")
+    rows = list(csv.DictReader(review.open(encoding="utf-8-sig")))
+    rows[0]["decision"] = "accept"
+    decided = tmp_path / "decided.csv"
+    with decided.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    r = invoke("review", "apply", decided, "--config", config)
+    assert r.exit_code == 0, r.output
+    assert f"apply them: tfkit extract --config {config} --force" in r.output
+    r = invoke("extract", "--config", config, "--force", "--json", "-")
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((Path(json.loads(r.stdout)["package"]) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["linkage"]["forced_links"] == 1
