@@ -73,3 +73,19 @@ def test_review_apply_says_how_the_decisions_are_applied(tmp_path):
     assert r.exit_code == 0, r.output
     manifest = json.loads((Path(json.loads(r.stdout)["package"]) / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["linkage"]["forced_links"] == 1
+
+
+def test_a_withdrawal_with_an_unreadable_date_of_birth_is_named(return_made):
+    """A withdrawal list naming someone by forename, surname and a date of birth that is no date
+    (31/02/1990) stopped the run with "1 consent-withdrawal entry matched no record in any source:
+    line 2: ;": nothing to say which entry or why. The entry is named now, with its line, column and
+    masked value, before anything is written."""
+    entries = return_made / "withdrawn_by_name.csv"
+    entries.write_text("forename,surname,dob\nJohn,Smith,31/02/1990\n")
+    config = return_made / "by_name.toml"
+    config.write_text((return_made / "tfkit.toml").read_text().replace(
+        "extracts/consent_withdrawals.csv", str(entries)))
+    r = invoke("extract", "--config", config, "--force")
+    assert r.exit_code == 2, r.output
+    assert "line 2, column 'dob'" in r.output and "31********" in r.output and "31/02/1990" not in r.output
+    assert "Traceback" not in r.output
