@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tfkit.cli import app
+from tfkit.errors import Terminated
 
 runner = CliRunner()
 
@@ -89,3 +90,24 @@ def test_a_withdrawal_with_an_unreadable_date_of_birth_is_named(return_made):
     assert r.exit_code == 2, r.output
     assert "line 2, column 'dob'" in r.output and "31********" in r.output and "31/02/1990" not in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("stop, code", [(KeyboardInterrupt, 130), (Terminated, 143)])
+def test_a_stopped_run_replaces_the_last_runs_json_result(return_made, monkeypatch, stop, code):
+    """Cron runs `tfkit extract -c tfkit.toml --json run.json` and reads run.json. A run stopped by
+    Ctrl-C or a cron timeout (SIGTERM) exited 130/143 but left last period's {"ok": true} in
+    run.json, which the README promises never happens ("so cron never reads the last run's result
+    as this one's"). It now writes {"ok": false, "exit_code": 130 or 143, "error": ...} there."""
+    import tfkit.pipeline
+
+    def stopped(*_, **__):
+        raise stop()
+
+    monkeypatch.setattr(tfkit.pipeline, "run_extract", stopped)
+    result = return_made / f"run_{code}.json"
+    result.write_text('{"ok": true, "package": "last period"}')
+    r = invoke("extract", "--config", return_made / "tfkit.toml", "--force", "--json", result)
+    assert r.exit_code == code, r.output
+    written = json.loads(result.read_text())
+    assert (written["ok"], written["exit_code"], written["error"]["type"]) == (
+        False, code, "Interrupted" if code == 130 else "Terminated")
