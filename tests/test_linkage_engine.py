@@ -55,8 +55,8 @@ def test_union_keeps_each_pair_once_with_the_first_rule_that_made_it():
     lefts = [np.array([5, 1, 1]), np.array([1, 0]), np.array([5, 2])]
     rights = [np.array([9, 3, 4]), np.array([3, 7]), np.array([9, 8])]
     expected = [[0, 1, 1, 2, 5], [7, 3, 4, 8, 9], [1, 0, 0, 2, 0]]
-    codes = [((a * 10 + b) << 2) | k for k, (a, b) in enumerate(zip(lefts, rights))]
-    assert [g.tolist() for g in _first_of_each_code(codes, 10, 2)] == expected
+    codes = [(a << 6) | (b << 2) | k for k, (a, b) in enumerate(zip(lefts, rights))]  # rid 4 bits, rule 2
+    assert [g.tolist() for g in _first_of_each_code(codes, 4, 2)] == expected
     # Too many records to code a pair and its rule in one int64: a sort on the columns.
     assert [g.tolist() for g in _first_of_each_pair(list(zip(lefts, rights)))] == expected
 
