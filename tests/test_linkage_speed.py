@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tfkit.linkage.blocking import BlockingRule, RuleCount, plan_rule
+from tfkit.linkage.blocking import SORT_BY_POLARS_FROM, BlockingRule, RuleCount, plan_rule, sorted_codes
 from tfkit.linkage.model import LinkageModel
 from tfkit.linkage.standardise import prepare
 
@@ -58,6 +58,17 @@ def crowd():
             "sex": rng.choice(np.array(["M", "F", None], dtype=object), n).tolist()}))
     fields = {"forename": "name", "surname": "surname", "dob": "date", "postcode": "postcode", "sex": "category"}
     return prepare(frames, ["a", "b", "c"], fields, id_column="record_id")
+
+
+@pytest.mark.parametrize("size", [0, 1, SORT_BY_POLARS_FROM - 1, SORT_BY_POLARS_FROM, 50_000])
+def test_sorted_codes_by_polars_equal_numpys_sort(size):
+    rng = np.random.default_rng(size)
+    values = rng.integers(-(1 << 62), 1 << 62, size, dtype=np.int64)
+    values[: size // 3] = values[size // 2: size // 2 + size // 3]  # repeated codes too
+    expected = np.sort(values)
+    got = sorted_codes(values)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("on", [(), ("postcode",), ("dob",)])
