@@ -121,8 +121,8 @@ def deterministic_hits(prepared: Prepared, rules: list[list[str]], rid_l: np.nda
         agree = np.ones(len(rid_l), dtype=bool)
         for column in rule:
             codes = prepared.codes(column)
-            left = codes[rid_l]
-            agree &= (left == codes[rid_r]) & (left != NULL)
+            left = np.take(codes, rid_l)
+            agree &= (left == np.take(codes, rid_r)) & (left != NULL)
         hit |= agree
     return hit
 
