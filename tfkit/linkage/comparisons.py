@@ -392,9 +392,13 @@ def ladder(null: np.ndarray, conditions: list[np.ndarray]) -> np.ndarray:
     condition on one side only (a grid block's row or column) broadcasts to the block."""
     shape = np.broadcast_shapes(null.shape, *(c.shape for c in conditions))
     levels = np.full(shape, len(conditions), dtype=np.int8)
+
+    def full(mask: np.ndarray) -> np.ndarray:  # np.broadcast_to costs ~20 us a call: only where needed
+        return mask if mask.shape == shape else np.broadcast_to(mask, shape)
+
     for i in range(len(conditions) - 1, -1, -1):  # loop over levels (a handful), never over pairs
-        levels[np.broadcast_to(conditions[i], shape)] = i
-    levels[np.broadcast_to(null, shape)] = -1
+        levels[full(conditions[i])] = i
+    levels[full(null)] = -1
     return levels
 
 
