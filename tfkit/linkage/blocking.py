@@ -278,7 +278,20 @@ def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | N
     kept = ~over & (pairs > 0)
     count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
                       int(pairs[kept].max(initial=0)), lowered)
-    return (count, *run_pairs(rid, lo, np.where(np.repeat(kept, block_size), hi - lo, 0)))
+    runs = np.where(np.repeat(kept, block_size), hi - lo, 0)
+    return (count, *run_pairs(rid, lo, runs, order=_by_record(rid, runs, prepared.n)))
+
+
+def _by_record(rid: np.ndarray, runs: np.ndarray, n: int) -> np.ndarray:
+    """The positions of the rows making pairs (runs > 0), in ascending record order. A record is in
+    one block of a rule and its partners in its run are ascending, so pairs made row by row in this
+    order come out sorted by (rid_l, rid_r): the union of every rule's pairs then merges sorted runs
+    (`_first_of_each_code`) instead of sorting each rule's pairs. A scatter, not a sort (row
+    positions are distinct)."""
+    rows = np.flatnonzero(runs)
+    slot = np.full(n, -1, dtype=np.int64)
+    slot[rid[rows]] = rows
+    return slot[slot >= 0]
 
 
 def sorted_runs(block: np.ndarray, group: np.ndarray, mode: str
@@ -315,13 +328,18 @@ def sorted_runs(block: np.ndarray, group: np.ndarray, mode: str
     return block_size, pairs, lo, hi
 
 
-def run_pairs(rid: np.ndarray, lo: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def run_pairs(rid: np.ndarray, lo: np.ndarray, runs: np.ndarray, order: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """The pairs of `sorted_runs`: each row's rid with the rids at positions lo, lo + 1, ...,
-    lo + runs - 1 (runs: hi - lo, or 0 for a row whose block is left out)."""
+    lo + runs - 1 (runs: hi - lo, or 0 for a row whose block is left out). `order`: the rows to
+    take, in this order (default: every row, as sorted)."""
+    left = rid
+    if order is not None:
+        left, lo, runs = rid[order], lo[order], runs[order]
     # Few temporaries: an EM session's rule makes tens of millions of pairs at 1M x 1M.
     right = np.repeat(lo - (np.cumsum(runs) - runs), runs)
     right += np.arange(len(right), dtype=np.int64)
-    return np.repeat(rid, runs), rid[right]
+    return np.repeat(left, runs), rid[right]
 
 
 def rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str) -> pl.DataFrame:
@@ -346,7 +364,7 @@ def sample_rule_pairs(prepared: Prepared, rule: BlockingRule, mode: str, max_pai
     ends = np.cumsum(runs)
     total = int(ends[-1]) if len(ends) else 0
     if total <= max_pairs:  # every pair: `rule_pairs`' own, from the plan already made
-        rid_l, rid_r = run_pairs(rid, lo, runs)
+        rid_l, rid_r = run_pairs(rid, lo, runs, order=_by_record(rid, runs, prepared.n))
         return pl.DataFrame({"rid_l": rid_l, "rid_r": rid_r}, schema={"rid_l": pl.Int64, "rid_r": pl.Int64})
     picks = np.sort(np.random.default_rng(seed).choice(total, size=max_pairs, replace=False))
     row = np.searchsorted(ends, picks, side="right")
@@ -459,7 +477,7 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
         rid_r <<= rule_bits
         rid_l |= rid_r
         rid_l |= k
-        return count, sort_codes(rid_l)  # each rule's pairs sorted: the union's sort merges runs
+        return count, rid_l  # sorted (a rule's pairs come by record, see `_by_record`)
 
     parts, counts = [], []
     for count, part in map(run, range(len(rules))):
@@ -484,9 +502,9 @@ def _first_of_each_code(codes: list[np.ndarray], rid_bits: int, rule_bits: int
     sort orders by pair, then rule."""
     code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
     codes.clear()
-    # Each rule's codes come sorted (`sort_codes`): numpy's stable sort (a merge sort finding the
-    # runs) merges them in place, 20 ms for the demo's 1.7M codes at 100k x 100k where its quicksort
-    # took 96 (and polars' sort 27, in polars' memory: see `sort_codes`).
+    # Each rule's codes come sorted (`_by_record`; a swapped-names rule's are sorted): numpy's
+    # stable sort (a merge sort finding the runs) merges them in place, 20 ms for the demo's 1.7M
+    # codes at 100k x 100k where its quicksort took 96 (and polars' 27, in polars' own memory).
     code.sort(kind="stable")
     first = np.ones(len(code), dtype=bool)
     np.not_equal(code[1:] >> rule_bits, code[:-1] >> rule_bits, out=first[1:])
