@@ -13,8 +13,10 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   kept only for the first rule that produces it (`blocking.produced_by`), so the pairs are exactly
   `blocking.candidate_pairs`';
 - in the same job, comparison levels once per pair (`comparisons.comparison_levels`), written to
-  Parquet with a flag for the prior's deterministic rules; scores from those levels by
-  `predict.score`, per partition;
+  Parquet as one pattern code, with a flag for the prior's deterministic rules and the per-pair
+  parts of the score (term-frequency and full-name adjustments: no model parameter in them);
+- scoring after training as a projection of those columns, no pass through Python: the pattern's
+  part of `predict.score` (level weights, swaps, veto) from a table made on the driver per pattern;
 - training: u by sampling, m by the model's EM sessions on the driver (sampled, as the polars
   engine does, so the same parameters); the prior from the candidate pairs meeting a deterministic
   rule, selected on the cluster; without `[[training]]` rules, EM runs on the comparison-pattern
@@ -41,7 +43,6 @@ from tfkit.errors import UsageError
 from tfkit.linkage import blocking as blocking_stage
 from tfkit.linkage import predict as predict_stage
 from tfkit.linkage import training as training_stage
-from tfkit.linkage.comparisons import comparison_levels
 from tfkit.linkage.linker import Linker
 from tfkit.linkage.standardise import NULL
 
@@ -355,41 +356,93 @@ def _pair_partition(records, plan, rules, mode: str, kcols: list[str]):
 
 VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed: here every partition has it
 DETERMINISTIC = "_meets_deterministic_rule"
+# What the block job stores for scoring beside each pair, none of it depending on the trained model:
+PATTERN = "_pattern"    # the comparison vector as one mixed-radix code (`training.pattern_codes`)
+TF_PART = "_tf_"        # + a TF comparison's name: its adjustment with u = 1, null where its TF level was not reached
+FULL_PART = "_full_name"  # `predict.full_name_adjustment`, null where 0
+
+
+@dataclass
+class _Scoring:
+    """How a pair's score splits into what the block job computes per pair, before training
+    (`_level_kernel`), and what the trained model gives per comparison pattern (`score_spark`).
+
+    `predict.score`'s weight is the prior's weight, each comparison's level weight, the names'
+    swap adjustments (all functions of the pattern), each term-frequency adjustment
+    log2(u / tf) = log2(u) + log2(1 / tf) where its level was reached (u per comparison, the value's
+    frequency per pair) and the full-name adjustment (per pair, no model parameter in it)."""
+
+    radix: list[int]             # each comparison's digit base in PATTERN
+    wide: bool                   # PATTERN as int64 (more than 2^31 possible vectors)
+    tf: list                     # comparisons with a term-frequency adjustment (`predict.score`'s set)
+    partners: list[tuple]        # `predict.name_partners`
+    full_name: list[tuple]       # the partners whose full-name adjustment applies (both with TF)
+
+    @classmethod
+    def of(cls, linker: Linker) -> "_Scoring":
+        model, prepared = linker.model, linker.prepared
+        radix = [c.n_levels + 1 for c in model.comparisons]
+        if float(np.prod(radix, dtype=np.float64)) >= 2.0 ** 62:
+            raise UsageError(f"{len(radix)} comparisons make too many comparison patterns for the Spark engine",
+                             hint="use fewer comparisons or levels, or the polars engine")
+        tf = [c for c in model.comparisons if c.term_frequency and c.column in prepared.tf]
+        partners = predict_stage.name_partners(model)
+        full = [(a, b) for a, b in partners if a in tf and b in tf]
+        return cls(radix, float(np.prod(radix, dtype=np.float64)) >= 2.0 ** 31, tf, partners, full)
 
 
 def _level_kernel(spark: SparkSession, linker: Linker, records):
-    """The broadcast and per-batch function giving a batch of pairs (rid_l, rid_r, ...) its
-    comparison levels (`comparisons.comparison_levels`) and whether it meets one of the prior's
-    deterministic rules; and the columns it adds, as a Spark schema. `records`: the broadcast mapped
-    records (`mapped.share_prepared`)."""
-    from pyspark.sql.types import BooleanType, ByteType, StructField
+    """The broadcast and per-batch function giving a batch of pairs (rid_l, rid_r, ...) what is
+    stored for training and scoring: the pattern of its comparison levels
+    (`comparisons.comparison_levels`, as `training.pattern_codes`), whether it meets one of the
+    prior's deterministic rules, and the per-pair parts of its score (`_Scoring`: the
+    term-frequency and full-name adjustments, by `predict`'s own functions); and the columns it
+    adds, as a Spark schema. `records`: the broadcast mapped records (`mapped.share_prepared`)."""
+    from types import SimpleNamespace
+
+    from pyspark.sql.types import BooleanType, DoubleType, IntegerType, LongType, StructField
 
     model, prepared = linker.model, linker.prepared
-    names = [c.name for c in model.comparisons]
+    scoring = _Scoring.of(linker)
     rules = model.settings.deterministic_rules
     # A rule on a column the records lack: no hits here, and estimate_prior raises its clear error.
     rules = rules if all(c in prepared.frame.columns for r in rules for c in r) else []
-    shared = spark.sparkContext.broadcast((model.comparisons, model.settings.batch_pairs, rules))
+    # tf_adjustment with u = 1 at the TF level: log2(1 / the pair's larger clipped frequency)
+    unit = SimpleNamespace(u={c.name: np.ones(c.n_levels) for c in scoring.tf}, settings=model.settings)
+    shared = spark.sparkContext.broadcast((model.comparisons, model.settings.batch_pairs, rules, unit, scoring))
 
     def with_levels(batch):
         from tfkit.linkage.comparisons import comparison_levels
-        from tfkit.linkage.training import deterministic_hits
+        from tfkit.linkage.predict import full_name_adjustment, tf_adjustment
+        from tfkit.linkage.training import deterministic_hits, pattern_codes
 
         prepared = records.value
-        comparisons, batch_pairs, rules = shared.value
+        comparisons, batch_pairs, rules, unit, scoring = shared.value
         rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
         rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
         levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
-        return pa.RecordBatch.from_pydict({**{c: batch.column(c) for c in batch.schema.names},
-                                           **{n: levels[n] for n in names},
-                                           DETERMINISTIC: deterministic_hits(prepared, rules, rid_l, rid_r)})
+        out = {c: batch.column(c) for c in batch.schema.names}
+        out[PATTERN] = pattern_codes(levels, comparisons, scoring.radix, np.int64 if scoring.wide else np.int32)
+        out[DETERMINISTIC] = deterministic_hits(prepared, rules, rid_l, rid_r)
+        for c in scoring.tf:
+            part = tf_adjustment(prepared, unit, c.name, c.column, c.tf_level, levels[c.name], rid_l, rid_r)
+            out[TF_PART + c.name] = pa.array(part, mask=levels[c.name] != c.tf_level)
+        if scoring.full_name:
+            part = np.zeros(len(rid_l))
+            for first, second in scoring.full_name:
+                part += full_name_adjustment(prepared, unit, first, second, levels, rid_l, rid_r)
+            out[FULL_PART] = pa.array(part, mask=part == 0)
+        return pa.RecordBatch.from_pydict(out)
 
-    added = [*[StructField(n, ByteType()) for n in names], StructField(DETERMINISTIC, BooleanType())]
+    added = [StructField(PATTERN, LongType() if scoring.wide else IntegerType()),
+             StructField(DETERMINISTIC, BooleanType()),
+             *[StructField(TF_PART + c.name, DoubleType()) for c in scoring.tf],
+             *([StructField(FULL_PART, DoubleType())] if scoring.full_name else [])]
     return shared, with_levels, added
 
 
 def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt_above: int, checkpoint_dir: str
-                           ) -> tuple[DataFrame, list[RuleSkew]]:
+                           ) -> tuple[DataFrame, list[RuleSkew], pl.DataFrame]:
     """Every rule's pairs, each kept for the first rule that produces it (as
     `blocking.candidate_pairs`), with their comparison levels, in one Spark job; and the skew
     guard's report.
@@ -460,66 +513,86 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt
     levels = _save(found[0].unionByName(found[1]) if len(found) > 1 else found[0], f"{checkpoint_dir}/levels")
     mapped.drop(plan_files)
     level_shared.destroy()
-    added_by = {r["rule"]: r["count"] for r in levels.groupBy("rule").count().collect()}
+    # one narrow scan: the pairs per rule (the skew report) and per pattern (training, the scoring table)
+    counts = pl.from_arrow(levels.groupBy("rule", PATTERN).count().toArrow())
+    added_by = dict(counts.group_by("rule").agg(pl.col("count").sum()).iter_rows())
+    patterns = counts.group_by(PATTERN).agg(pl.col("count").sum()).sort(PATTERN)
     skew = [RuleSkew(rule.name, plan.comparisons[k], int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
                      plan.salted_blocks[k], plan.skipped[k], plan.pairs_skipped[k], plan.budget_limits[k])
             for k, rule in enumerate(rules)]
-    return levels, skew
+    return levels, skew, patterns
 
 
-def _scored_schema(linker: Linker):
-    from pyspark.sql.pandas.types import from_arrow_schema
-    from pyspark.sql.types import BooleanType, StructField
+def _patterns_counted(linker: Linker, counts: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(PATTERN, count) rows as `training.patterns` gives them: the vectors and their counts, sorted."""
+    from tfkit.linkage.training import decode_patterns
 
-    empty = np.empty(0, dtype=np.int64)
-    levels = comparison_levels(linker.prepared, linker.model.comparisons, empty, empty)
-    schema = from_arrow_schema(predict_stage.score(linker.prepared, linker.model, empty, empty, levels).to_arrow().schema)
-    if linker.model.non_link_rules() and VETO not in schema.names:
-        schema = schema.add(StructField(VETO, BooleanType()))
-    return schema
-
-
-def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, records) -> DataFrame:
-    """Every candidate pair scored per partition by the polars engine's `predict.score`, from its
-    comparison levels (`candidate_levels_spark`); `records`: the broadcast mapped records."""
-    shared = spark.sparkContext.broadcast(linker.model)
-    schema = _scored_schema(linker)
-    veto = VETO in schema.names
-    names = [c.name for c in linker.model.comparisons]
-
-    def score_partition(batches):
-        import polars as pl
-
-        from tfkit.linkage import predict
-
-        prepared, model = records.value, shared.value
-        for batch in batches:
-            rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
-            rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
-            levels = {n: batch.column(n).to_numpy(zero_copy_only=False).astype(np.int8) for n in names}
-            scored = predict.score(prepared, model, rid_l, rid_r, levels)
-            if veto and VETO not in scored.columns:
-                scored = scored.with_columns(pl.lit(False).alias(VETO))
-            yield from scored.to_arrow().to_batches()
-
-    return levels.select("rid_l", "rid_r", *names).mapInArrow(score_partition, schema)
+    counts = counts.sort(PATTERN)
+    return (decode_patterns(counts[PATTERN].to_numpy(), _Scoring.of(linker).radix),
+            counts["count"].to_numpy().astype(np.float64))
 
 
 def pattern_counts_spark(linker: Linker, levels: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct comparison-level vectors and their counts over every candidate pair, aggregated on
-    the cluster, in `training.patterns`' order: what EM needs, whatever the number of pairs."""
-    names = [c.name for c in linker.model.comparisons]
-    rows = levels.groupBy(*names).count().collect()
-    frame = pl.DataFrame([tuple(r) for r in rows], schema={**{n: pl.Int64 for n in names}, "len": pl.Int64},
-                         orient="row").sort(names)
-    return frame.select(names).to_numpy().astype(np.int64), frame["len"].to_numpy().astype(np.float64)
+    """Distinct comparison-level vectors and their counts over the pairs of `levels`, aggregated on
+    the cluster (one narrow column), in `training.patterns`' order: what EM needs, whatever the
+    number of pairs."""
+    return _patterns_counted(linker, pl.from_arrow(levels.groupBy(PATTERN).count().toArrow()))
 
 
-def train_spark(linker: Linker, levels: DataFrame, *, labelled: DataFrame | None = None) -> None:
+def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns: pl.DataFrame) -> DataFrame:
+    """Every candidate pair scored as `predict.score` scores it, with the trained model, as a
+    projection of the stored levels (no Spark job, no pass through Python): the pattern's part
+    (prior and level weights, the names' swap adjustments, the veto, the levels) looked up in a
+    table made on the driver from the model, for the patterns present (`patterns`: PATTERN and
+    count), by a broadcast join; the per-pair term-frequency and full-name parts added
+    (`_Scoring`). Equal to `predict.score` to rounding (the sum's order differs: ~1e-15)."""
+    from tfkit.linkage.training import decode_patterns
+
+    model = linker.model
+    scoring = _Scoring.of(linker)
+    codes = patterns[PATTERN].to_numpy()
+    gammas = decode_patterns(codes, scoring.radix)
+    lv = {c.name: gammas[:, k] for k, c in enumerate(model.comparisons)}
+    base = np.full(len(codes), model.prior_weight)
+    for c in model.comparisons:
+        base += model.level_weights(c.name)[lv[c.name] + 1]
+    swap = np.zeros(len(codes))
+    for first, second in scoring.partners:  # as predict.score: names swapped counted once
+        for mine, theirs in zip(first.swap_levels, second.swap_levels):
+            swap[(lv[first.name] == mine) & (lv[second.name] == theirs)] -= model.level_weights(second.name)[theirs + 1]
+    table = pa.table({PATTERN: pa.array(codes, pa.int64() if scoring.wide else pa.int32()), "_base": base,
+                      "_swap": swap, "_veto": model.vetoed(lv, len(codes)),
+                      **{f"{c.name}_level": lv[c.name].astype(np.int8) for c in model.comparisons}})
+    scored = levels.join(F.broadcast(spark.createDataFrame(table)), PATTERN)
+    weight, columns = F.col("_base"), []
+    for c in model.comparisons:
+        columns.append(F.col(f"{c.name}_level"))
+        if c in scoring.tf:
+            part = F.col(TF_PART + c.name)
+            u = float(np.log2(np.clip(model.u[c.name][c.tf_level], 1e-12, 1.0)))
+            adjust = F.when(part.isNotNull(), F.lit(u) + part).otherwise(F.lit(0.0))
+            weight = weight + adjust
+            columns.append(adjust.cast("float").alias(f"{c.name}_tf_adjustment"))
+    if scoring.partners:
+        full = (F.coalesce(F.col(FULL_PART), F.lit(0.0)) if scoring.full_name else F.lit(0.0)) + F.col("_swap")
+        weight = weight + full
+        columns.append(full.cast("float").alias(predict_stage.FULL_NAME))
+    if model.non_link_rules():
+        columns.append(F.col("_veto").alias(VETO))
+    clipped = F.greatest(F.least(weight, F.lit(1000.0)), F.lit(-1000.0))
+    probability = F.when(F.col("_veto"), F.lit(0.0)).otherwise(F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -clipped)))
+    return scored.select("rid_l", "rid_r", weight.alias("match_weight"), probability.alias("match_probability"),
+                         *columns)
+
+
+
+def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, labelled: DataFrame | None = None
+                ) -> None:
     """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
     grows with the number of pairs: selecting the prior's rule hits and counting comparison patterns
     (EM, the prior's refinement and m from labels take those counts, never one row per pair).
-    `labelled`: the levels with `MATCH` (`with_truth`), to estimate m from the truth column."""
+    `patterns`: every candidate pair's pattern counts (`candidate_levels_spark`); `labelled`: the
+    levels with `MATCH` (`with_truth`), to estimate m from the truth column."""
     model, prepared = linker.model, linker.prepared
     linker.training.estimate_u_using_random_sampling()
     # The prior needs only the candidate pairs meeting a deterministic rule (flagged with the levels).
@@ -532,10 +605,10 @@ def train_spark(linker: Linker, levels: DataFrame, *, labelled: DataFrame | None
     elif model.training:
         linker.training.estimate_m_using_expectation_maximisation()  # sampled sessions on the driver
     else:
-        counted = pattern_counts_spark(linker, levels)
+        counted = _patterns_counted(linker, patterns)
         training_stage.estimate_m_em(model, counted)
     if s.refine_prior:
-        counted = counted or pattern_counts_spark(linker, levels)
+        counted = counted or _patterns_counted(linker, patterns)
         training_stage.refine_prior(model, counted, blocking_stage.comparisons_possible(
             prepared.source_sizes(), linker.mode))
     training_stage.check_training(model)
@@ -836,18 +909,18 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     linker.timings["share_records"] = time.perf_counter() - t
     try:
         t = time.perf_counter()
-        levels, skew = candidate_levels_spark(spark, linker, records_b, salt_above=salt_above,
-                                              checkpoint_dir=checkpoint_dir)
+        levels, skew, patterns = candidate_levels_spark(spark, linker, records_b, salt_above=salt_above,
+                                                        checkpoint_dir=checkpoint_dir)
         blocking_stage.warn_skipped(linker.model, skew)  # the polars engine's warnings, word for word
         linker.timings["block_and_compare"] = time.perf_counter() - t  # one Spark job (candidate_levels_spark)
         t = time.perf_counter()
         codes = truth_codes(linker.prepared, truth_column) if truth_column else None
-        train_spark(linker, levels, labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None
-                    else None)
+        train_spark(linker, levels, patterns,
+                    labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None else None)
         linker.timings["train"] = time.perf_counter() - t
         t = time.perf_counter()
-        scored = _save(score_spark(spark, linker, levels, records_b), f"{checkpoint_dir}/scored")
-    finally:  # the scores are on disk: nothing reads the mapped records after this
+        scored = score_spark(spark, linker, levels, patterns)  # a projection of the levels: no job
+    finally:  # the per-pair parts of the scores are on disk: nothing reads the mapped records after this
         records_b.destroy()
         mapped.drop(shared.mapped)
     linker.timings["predict"] = time.perf_counter() - t
