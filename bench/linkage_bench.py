@@ -160,6 +160,9 @@ def run_tfkit(folder: Path, mode: str) -> None:
         result.pairs.write_parquet(folder / "tfkit_pairs_full.parquet")
         result.clusters.write_parquet(folder / "tfkit_clusters_full.parquet")
         (folder / "tfkit_model.json").write_text(json.dumps(result.model.parameters(), default=str))
+        result.review.write_parquet(folder / "tfkit_review_full.parquet")
+        (folder / "tfkit_summary_full.json").write_text(json.dumps(
+            {k: v for k, v in result.summary().items() if k != "timings_seconds"}, default=str))
     summary = result.summary()
     (folder / "tfkit_summary.json").write_text(json.dumps(
         {"threshold": result.threshold, "blocking": summary["blocking"], "training": summary["training"],

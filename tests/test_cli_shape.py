@@ -129,7 +129,9 @@ def test_json_file_is_written_and_text_still_shown(tmp_path):
     result = runner.invoke(app, ["schemas", "list", "--json", str(target)])
     assert result.exit_code == 0, result.output
     assert "nis" in result.stdout
-    assert {s["name"] for s in json.loads(target.read_text())} >= {"nis", "fpd"}
+    listed = json.loads(target.read_text())
+    assert list(listed)[0] == "ok" and listed["ok"] is True  # an object opening with "ok", as every result
+    assert {s["name"] for s in listed["schemas"]} >= {"nis", "fpd"}
 
 
 def test_keys_fingerprint_prints_the_answer_even_when_quiet(tmp_path):

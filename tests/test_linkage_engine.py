@@ -55,8 +55,8 @@ def test_union_keeps_each_pair_once_with_the_first_rule_that_made_it():
     lefts = [np.array([5, 1, 1]), np.array([1, 0]), np.array([5, 2])]
     rights = [np.array([9, 3, 4]), np.array([3, 7]), np.array([9, 8])]
     expected = [[0, 1, 1, 2, 5], [7, 3, 4, 8, 9], [1, 0, 0, 2, 0]]
-    codes = [((a * 10 + b) << 2) | k for k, (a, b) in enumerate(zip(lefts, rights))]
-    assert [g.tolist() for g in _first_of_each_code(codes, 10, 2)] == expected
+    codes = [(a << 6) | (b << 2) | k for k, (a, b) in enumerate(zip(lefts, rights))]  # rid 4 bits, rule 2
+    assert [g.tolist() for g in _first_of_each_code(codes, 4, 2)] == expected
     # Too many records to code a pair and its rule in one int64: a sort on the columns.
     assert [g.tolist() for g in _first_of_each_pair(list(zip(lefts, rights)))] == expected
 
@@ -542,7 +542,7 @@ def test_em_session_pairs_are_sampled_without_making_every_pair():
         assert not sample.equals(sample_rule_pairs(prepared, rule, mode, 500, seed=2))
 
 
-def test_scores_computed_in_parts_on_threads_equal_one_part():
+def test_scores_computed_in_parts_on_threads_equal_one_part(monkeypatch):
     rng = np.random.default_rng(5)
     names = ["SMITH", "JONES", "KHAN", "WYNNE", "EMILY", "AMIR", "LEE", "RAY"]
     rows = [(f"r{i}", names[i % 8], names[(i * 3) % 8], dt.date(1980 + i % 30, 1 + i % 12, 1 + i % 28),
@@ -560,3 +560,8 @@ def test_scores_computed_in_parts_on_threads_equal_one_part():
     assert "full_name_adjustment" in one.columns and "forename_tf_adjustment" in one.columns
     assert score(prepared, model, rid_l, rid_r, levels, parts=2).equals(one)
     assert score(prepared, model, rid_l, rid_r, levels, parts=3).equals(one)
+    from tfkit.linkage import predict
+
+    for chunk in (n, 999):  # a thread's share in one chunk, or in many small ones: the same scores
+        monkeypatch.setattr(predict, "SCORE_CHUNK_PAIRS", chunk)
+        assert score(prepared, model, rid_l, rid_r, levels, parts=2).equals(one)

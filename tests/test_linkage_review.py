@@ -457,13 +457,14 @@ def test_pairs_too_close_to_call_are_held_for_review():
     prepared = _prepared_with_values([0, 0, 1, 1], [(7, 100), (7, 9000), (7, None), (7, 9000)])
     pairs = _pairs([(0, 2, 12.0), (1, 2, 12.0), (1, 3, 12.0), (0, 3, 4.0)])
     _, stats = select_links(prepared, pairs, 0.9, clean=("cohort",))
-    assert stats.held_for_review.rows() == [(0, 2, "r", False), (1, 2, "r", False)]
+    assert stats.held_for_review.rows() == [(0, 2, "r"), (1, 2, "r")]
     assert "held_for_review" not in stats.to_dict()
-    # One-to-one (as extract links) keeps the best of them, ties by row position, as before; the
-    # reviewer sees both, one marked linked.
+    # One-to-one (as extract links) judges them first, so it links neither: a tie has no best, and
+    # row order is no evidence. The reviewer sees both.
     links, stats = select_links(prepared, pairs, 0.9, clean=("cohort",), one_to_one=True)
-    assert (0, 2) in links.select("rid_l", "rid_r").rows() and stats.ambiguous_links_dropped == 0
-    assert stats.held_for_review.rows() == [(0, 2, "r", True), (1, 2, "r", False)]
+    assert links.select("rid_l", "rid_r").rows() == [(1, 3)]
+    assert stats.ambiguous_links_dropped == 2 and stats.conflicts_resolved >= 2
+    assert stats.held_for_review.rows() == [(0, 2, "r"), (1, 2, "r")]
     # No clean source, nothing held.
     assert select_links(prepared, pairs, 0.9)[1].held_for_review.height == 0
     # A reviewer accepts one of them: a forced link, the clear best, so the clean-source rule keeps it.
@@ -496,8 +497,7 @@ def family(frames):
     return with_father_and_junior(frames)
 
 
-CLOSE = ("too close to call between two clean records; not linked",
-         "too close to call between two clean records; linked (the best of them)")
+CLOSE = "too close to call between two clean records; not linked"
 
 
 @pytest.mark.parametrize("one_to_one", [False, True])
@@ -514,16 +514,17 @@ def test_pairs_too_close_to_call_reach_the_review_files(family, tmp_path, one_to
     summary = result.summary()
     assert summary["review_pairs"] == review.height == band.len() + 2
     assert summary["review_pairs_by_reason"] == {"review_band": band.len(), "too_close_to_call": 2}
-    # Linking itself is as before: held for review, not linked (one-to-one: the first linked).
+    # Held for review, not linked, with one-to-one links too (as extract links): a tie has no best.
     linked = set(result.clusters.filter(pl.col("cluster_id") == result.clusters.filter(
         pl.col("record_id") == "police:F")["cluster_id"][0])["record_id"])
-    assert linked == ({"police:F", "F-SR"} if one_to_one else {"police:F"})
+    assert linked == {"police:F"}
+    assert summary["constraints"]["ambiguous_links_dropped"] == 2
     # In the files: first, the two candidates together, the reason in words, both records side by side.
     table = review_table(result)
     assert table.height == review.height
     head = table.head(2)
-    assert head["review reason"].to_list() == ([CLOSE[1], CLOSE[0]] if one_to_one else [CLOSE[0]] * 2)
-    assert head["record_id_l"].to_list() == (["F-SR", "F-JR"] if one_to_one else ["F-JR", "F-SR"])
+    assert head["review reason"].to_list() == [CLOSE] * 2
+    assert head["record_id_l"].to_list() == ["F-JR", "F-SR"]
     assert set(head["dob (left)"]) == {"1971-06-02", "1996-09-21"} and head["dob (right)"].to_list() == [None, None]
     assert (table["review reason"].tail(band.len()) == "in the review band").all()
     old = os.umask(0o022)
@@ -552,7 +553,7 @@ def test_decisions_on_pairs_too_close_to_call_round_trip(tmp_path, family):
     parquet = pl.read_parquet(out / "review.parquet")
     assert parquet.height == summary["review_pairs"] and parquet["review_reason"].head(0).dtype == pl.String
     rows = list(csv.DictReader((out / "review" / "review.csv").open(encoding="utf-8-sig")))
-    assert [(r["record_id_l"], r["review reason"]) for r in rows[:2]] == [("F-JR", CLOSE[0]), ("F-SR", CLOSE[0])]
+    assert [(r["record_id_l"], r["review reason"]) for r in rows[:2]] == [("F-JR", CLOSE), ("F-SR", CLOSE)]
     rows[0]["decision"], rows[1]["decision"] = "accept", "reject"  # the junior it is
     r = runner.invoke(app, ["review", "apply", str(_write_rows(rows, tmp_path / "decided.csv")), "--out", str(out)])
     assert r.exit_code == 0, r.output
@@ -570,8 +571,9 @@ def test_decisions_on_pairs_too_close_to_call_round_trip(tmp_path, family):
 
 def test_extract_review_file_holds_pairs_too_close_to_call(config, demo_dir, tmp_path):  # noqa: F811
     """extract declares the cohort clean and links one-to-one: a police record too close to call
-    between a father and his junior links to the best of them (as before) and both pairs are in the
-    review file beside the quarantine, marked so."""
+    between a father and his junior links to neither (as `link --clean`: a tie has no best), is
+    counted, and both pairs are in the review file beside the quarantine; a reviewer's accept then
+    forces the link."""
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     cohort = pl.read_csv(demo_dir / "inputs" / "cohort.csv", infer_schema=False)
@@ -597,5 +599,22 @@ def test_extract_review_file_holds_pairs_too_close_to_call(config, demo_dir, tmp
     rows = list(csv.DictReader((folder / "review.csv").open(encoding="utf-8-sig")))
     held = [r for r in rows if "CR99000001" in (r["record_id_l"], r["record_id_r"])]
     assert {r["record_id_l"] for r in held} == {"99000001", "99000002"}
-    assert sorted(r["review reason"] for r in held) == list(CLOSE[::-1])  # one linked (the best), one not
+    assert [r["review reason"] for r in held] == [CLOSE, CLOSE]  # neither linked
     assert rows[:2] == held  # first in the file
+    # Counted: the police record is one of the records linked to no person, and the counts reconcile.
+    assert linkage["too_close_to_call"]["police"] >= 1 and linkage["ambiguous_links_dropped"] >= 2
+    for name, linked in linkage["linked_to_person"].items():
+        assert linked + linkage["not_linked_to_person"][name] == linkage["sources"][name]
+    # A reviewer decides: the junior it is. The next run links him, and asks no more.
+    for r in held:
+        r["decision"] = "accept" if r["record_id_l"] == "99000002" else "reject"
+    decided = _write_rows(held, tmp_path / "decided.csv")
+    r = runner.invoke(app, ["review", "apply", str(decided), "--config", str(cfg.path)])
+    assert r.exit_code == 0, r.output
+    from tfkit.pipeline import run_extract
+
+    again = run_extract(load_config(cfg.path), force=True).manifest["linkage"]
+    assert (again["forced_links"], again["forced_non_links"]) == (1, 1)
+    assert again["too_close_to_call"]["police"] == linkage["too_close_to_call"]["police"] - 1
+    assert again["linked_to_person"]["police"] == linkage["linked_to_person"]["police"] + 1
+    assert not (folder / "review.csv").exists()  # nothing left to review: no file

@@ -185,7 +185,7 @@ def test_link_cli_spark_with_clean_labels_and_report_writes_what_polars_writes(s
 def test_link_spark_holds_pairs_too_close_to_call_for_review_as_polars_does(spark, frames, tmp_path):
     """The review queue (review.parquet, review.csv) on both engines: the band's pairs and those the
     clean-source rule held as too close to call, with their reasons; with one-to-one links (as
-    extract links: the best of them linked, all listed) and after a reviewer's decision on one."""
+    extract links: neither linked, both listed) and after a reviewer's decision on one."""
     from tfkit.engine.spark.link import link_spark, write_review_folder_spark
     from tfkit.linkage import link
     from tfkit.linkage.outputs import write_review_folder

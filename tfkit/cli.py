@@ -97,9 +97,12 @@ class TfkitGroup(TyperGroup):
             raise typer.Exit(141) from None
         except Terminated:
             console.log("terminated", "terminated (SIGTERM)", level="error")
+            # --json FILE says so too: a stopped run never leaves the last run's {"ok": true} there
+            options.write_failure_json(143, "Terminated", "terminated (SIGTERM): the run stopped and cleaned up")
             raise typer.Exit(143) from None
         except KeyboardInterrupt:
             console.log("interrupted", "interrupted", level="error")
+            options.write_failure_json(130, "Interrupted", "interrupted (Ctrl-C): the run stopped and cleaned up")
             raise typer.Exit(130) from None
         except OSError as err:
             if os.environ.get("TFKIT_DEBUG"):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tfkit.commands.options import ConfigOpt, EngineOpt, JsonOpt, check_json_target, emit, out_option
+from tfkit.commands.options import ConfigOpt, EngineOpt, JsonOpt, SheetOpt, check_json_target, emit, out_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,6 +24,7 @@ def link_command(
     sources: Annotated[list[Path], typer.Argument(metavar="SOURCE...", help="Source files (CSV, .xlsx, Parquet): LEFT [RIGHT ...].", show_default=False)],
     out: Annotated[Path, out_option("Directory for pairs.parquet, clusters.parquet, review.parquet, model.json.")],
     schema: Annotated[Optional[list[str]], typer.Option("--schema", "-s", metavar="NAME|FILE", help="Schema per file (or one for all): validate and map to canonical columns.")] = None,
+    sheet: SheetOpt = None,
     map_: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD=NEW", help="Rename a column: 'old=new' (repeatable), e.g. 'First Name=forename'.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", metavar="FILE", help="Model TOML (default: the built-in model for English person data).")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", help="link across sources, dedupe within, or both (default: link for 2+ files, dedupe for 1).")] = None,
@@ -49,6 +50,7 @@ def link_command(
       tfkit link cohort.csv police.csv --schema nis --schema police --out linked/
       tfkit link people.csv --mode dedupe --map 'First Name=forename' -o dedupe/ --report dedupe.html
       tfkit link a.csv b.csv -o out/ --truth person_key --json -
+      tfkit link cohort.xlsx police.xlsx --sheet Data --schema nis --schema police -o linked/
       tfkit link la.parquet national.parquet -o linked/ --engine spark --config tfkit.toml
     """
     from tfkit.engine import choose_engine
@@ -56,7 +58,7 @@ def link_command(
     from tfkit.linkage.job import LinkJob, run_link_job
 
     check_json_target(json_out, inputs=sources)
-    job = LinkJob(sources, out, schemas=schema, mapping=parse_map(map_), model=model, mode=mode.value if mode else None,
+    job = LinkJob(sources, out, schemas=schema, sheet=sheet, mapping=parse_map(map_), model=model, mode=mode.value if mode else None,
                   threshold=threshold, review_lower=review_lower, truth=truth, train_on_labels=train_on_labels,
                   one_to_one=one_to_one, clean=tuple(clean or ()), report=report, seed=seed)
     job.check()  # before the engine is started or anything is read

@@ -51,6 +51,18 @@ EngineOpt = Annotated[
                       "extra of tfkit and Java 17)."),
 ]
 
+
+def _sheet(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+# Every command that reads extracts (.xlsx among them): the worksheet, as [[sources]] sheet in a config.
+SheetOpt = Annotated[
+    Optional[str],
+    typer.Option("--sheet", metavar="SHEET", callback=_sheet,
+                 help="Worksheet name or 0-based index for .xlsx files (default: the first)."),
+]
+
 AllowTestKeyOpt = Annotated[
     bool,
     typer.Option("--allow-test-key", help="Accept a master key with obviously low entropy (a test vector, one byte "
@@ -179,8 +191,10 @@ def emit(data: Any, json_target: str | None = None, *, event: str,
     A JSON object always says `ok` first, as a failed command's does ({"ok": false, ...}): pass
     ok=False when the command goes on to exit 1 on what it emitted (a check that found problems)."""
     payload = data.to_dict() if hasattr(data, "to_dict") else data
-    if isinstance(payload, dict):  # first, whether the result made it (verify's report) or not
-        payload = {"ok": payload.get("ok", ok), **{k: v for k, v in payload.items() if k != "ok"}}
+    if not isinstance(payload, dict):  # a bare list or value could not say "ok" first: a bug in the command
+        raise TypeError(f"emit({event}): a result is a JSON object, not {type(payload).__name__}")
+    # first, whether the result made it (verify's report) or not
+    payload = {"ok": payload.get("ok", ok), **{k: v for k, v in payload.items() if k != "ok"}}
     if json_target is not None:
         write_json(payload, json_target, private=private)
     console.log(event, "", **(log_fields or {}))

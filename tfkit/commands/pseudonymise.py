@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tfkit.commands.options import (AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, check_json_target,
-                                   check_parquet_out, emit, out_option)
+from tfkit.commands.options import (AllowTestKeyOpt, ConfigOpt, EngineOpt, JsonOpt, KeyOpt, SheetOpt,
+                                   check_json_target, check_parquet_out, emit, out_option)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,6 +25,7 @@ def pseudonymise_command(
     la_code: Annotated[Optional[str], typer.Option("--la-code", metavar="GSS", help="GSS code of the LA, when the input has no la_code column.")] = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR", help="Set invalid rows aside in DIR (raw values: keep DIR apart from outputs). Without it, any invalid row stops the run.")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect).")] = None,
+    sheet: SheetOpt = None,
     engine: EngineOpt = None,
     config: ConfigOpt = None,
     json_out: JsonOpt = None,
@@ -47,8 +48,8 @@ def pseudonymise_command(
     from tfkit.pseudonymise.policy import builtin_policy_names
 
     settings = choose_engine(engine, config)
-    if settings.is_spark and (quarantine is not None or encoding is not None):
-        raise UsageError("--quarantine and --encoding are for the polars engine, which validates raw extracts",
+    if settings.is_spark and (quarantine is not None or encoding is not None or sheet is not None):
+        raise UsageError("--quarantine, --encoding and --sheet are for the polars engine, which validates raw extracts",
                          hint="with --engine spark, give validated rows: tfkit validate FILE --schema S --quarantine DIR "
                               "writes them as <stem>.valid.parquet")
     if not settings.is_spark:  # on Spark the input may be any Hadoop path, read by the cluster
@@ -69,7 +70,8 @@ def pseudonymise_command(
                  f"project {run.project}", markup=False))
         return
     summary = pseudonymise_file(Path(input_path), schema=schema, key=master, project=project, out=Path(out),
-                                policy=chosen, la_code=la_code, quarantine_dir=quarantine, encoding=encoding)
+                                policy=chosen, la_code=la_code, quarantine_dir=quarantine, encoding=encoding,
+                                sheet=sheet)
     data = summary.to_dict()
     emit(data, json_out, event="pseudonymised", render=lambda con: _render_summary(con, summary),
          log_fields={k: v for k, v in data.items() if k not in ("columns", "match_key_coverage")})

@@ -34,10 +34,16 @@ def apply(
 
     check_json_target(json_out, inputs=[decisions])
     summary = apply_review(decisions, out=out, config=config, audit_log=audit_log, signing_key=signing_key)
-    emit(summary, json_out, event="review_applied",
-         render=lambda con: con.print(
-             f"recorded {summary['accepted']:,} accepted and {summary['rejected']:,} rejected pair(s); "
-             f"{summary['store_pairs']:,} decisions in {summary['store']}", markup=False),
+    # The decisions are new inputs: the period's package, made already, is remade only when asked.
+    nxt = (f"tfkit extract --config {config} --force" if config is not None else
+           f"tfkit link ... --out {out} (the same sources and options)")
+
+    def render(con) -> None:
+        con.print(f"recorded {summary['accepted']:,} accepted and {summary['rejected']:,} rejected pair(s); "
+                  f"{summary['store_pairs']:,} decisions in {summary['store']}", markup=False)
+        con.print(f"apply them: {nxt}", markup=False)
+
+    emit(summary, json_out, event="review_applied", render=render,
          log_fields={k: summary[k] for k in ("accepted", "rejected", "store_pairs")})
 
 

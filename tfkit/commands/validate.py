@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tfkit import console
-from tfkit.commands.options import JsonOpt, check_json_target, emit
+from tfkit.commands.options import JsonOpt, SheetOpt, check_json_target, emit
 from tfkit.schemas import Schema, list_schemas, load_schema
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ def validate_command(
     extracts: Annotated[list[Path], typer.Argument(help="Extract files: CSV, .xlsx or Parquet.", show_default=False, metavar="EXTRACT...")],
     schema: Annotated[str, typer.Option("--schema", "-s", metavar="NAME|FILE", help="Built-in schema name (tfkit schemas list) or a schema .toml file.")],
     encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENCODING", help="CSV text encoding (default: detect UTF-8, UTF-8 with BOM or Windows-1252).")] = None,
-    sheet: Annotated[Optional[str], typer.Option("--sheet", metavar="SHEET", help="Worksheet name or 0-based index for .xlsx files (default: the first).")] = None,
+    sheet: SheetOpt = None,
     json_path: JsonOpt = None,
     quarantine: Annotated[Optional[Path], typer.Option("--quarantine", help="Write <stem>.valid.parquet and <stem>.quarantine.csv for each extract into DIR.", metavar="DIR")] = None,
     show_values: Annotated[bool, typer.Option("--show-values", help="Show raw example values in reports (masked by default).")] = False,
@@ -39,7 +39,7 @@ def validate_command(
     from tfkit.validation.source import validate_files
 
     check_json_target(json_path, inputs=extracts)
-    run = validate_files(extracts, schema, encoding=encoding, sheet=_sheet(sheet), show_values=show_values,
+    run = validate_files(extracts, schema, encoding=encoding, sheet=sheet, show_values=show_values,
                          quarantine=quarantine)
     for path, report, written in zip(extracts, run.reports, run.written):
         console.log(
@@ -60,10 +60,6 @@ def validate_command(
          ok=all(r.ok for r in run.reports))
     run.refuse_if_failed(quarantined=quarantine is not None)
 
-def _sheet(sheet: str | None) -> str | int | None:
-    return int(sheet) if sheet is not None and sheet.isdigit() else sheet
-
-
 @schemas_app.command("list")
 def schemas_list(json_out: JsonOpt = None) -> None:
     """List the built-in schemas.
@@ -74,7 +70,8 @@ def schemas_list(json_out: JsonOpt = None) -> None:
       tfkit schemas list --json -
     """
     schemas = list_schemas()
-    data = [{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)} for s in schemas]
+    data = {"schemas": [{"name": s.name, "title": s.title, "version": s.version, "fields": len(s.fields)}
+                        for s in schemas]}
 
     def render(con: "Console") -> None:
         from rich.table import Table

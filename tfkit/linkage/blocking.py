@@ -224,14 +224,18 @@ def equi_blocks(prepared: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.
     most rules. The Spark engine plans its blocks with this too."""
     n_sources = len(prepared.sources)
     rid, key = _block_key(prepared, rule.on)
-    source = prepared.codes("_source")[rid].astype(np.int64) if n_sources > 1 else np.zeros(len(rid), np.int64)
     rid_bits = max(1, prepared.n.bit_length())
-    if int(key.max(initial=0)) * n_sources >= 1 << (62 - rid_bits):
+    # (block, source, row) packed in bit fields: shifts and ors, no int64 multiply or divide (a
+    # rule's few passes over every record add up over twenty-odd rules). Same order as before.
+    source_bits = (n_sources - 1).bit_length()
+    if int(key.max(initial=0)) >= 1 << (62 - rid_bits - source_bits):
         key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
-    code = np.sort(((key * n_sources + source) << rid_bits) | rid)  # every code distinct: rid is in it
-    block = code >> rid_bits
-    block //= n_sources
-    code, block = _in_shared_blocks(code, block)
+    code = np.left_shift(key, source_bits + rid_bits, out=key)  # `key` is this rule's own array
+    if n_sources > 1:
+        code |= prepared.codes("_source")[rid].astype(np.int64) << rid_bits
+    code |= rid
+    code.sort()
+    code, block = _in_shared_blocks(code, code >> (source_bits + rid_bits))
     return code & ((1 << rid_bits) - 1), block, code >> rid_bits
 
 
@@ -266,11 +270,16 @@ def sorted_runs(block: np.ndarray, group: np.ndarray, mode: str
     part of the block; both: the rest of its block). Returns each block's size and pairs in the
     mode's scope, and every row's lo and hi (positions in the sorted order)."""
     m = len(group)
-    group_start = np.flatnonzero(np.diff(group, prepend=-1))
-    block_start = np.flatnonzero(np.diff(block, prepend=-1))
+    new_group, new_block = np.ones(m, dtype=bool), np.ones(m, dtype=bool)
+    np.not_equal(group[1:], group[:-1], out=new_group[1:])
+    np.not_equal(block[1:], block[:-1], out=new_block[1:])
+    group_start = np.flatnonzero(new_group)
+    block_start = np.flatnonzero(new_block)
     group_size = np.diff(group_start, append=m)
     block_size = np.diff(block_start, append=m)
-    block_of_group = np.searchsorted(block_start, group_start, side="right") - 1
+    # A group lies in one block (a block's first row starts a group too): count the block starts
+    # among the group starts (a binary search per group cost five times as much).
+    block_of_group = np.cumsum(new_block[group_start]) - 1
     if mode == "link":
         squares = np.bincount(block_of_group, weights=group_size.astype(np.float64) ** 2, minlength=len(block_start))
         pairs = (block_size.astype(np.int64) ** 2 - np.rint(squares).astype(np.int64)) // 2
@@ -415,19 +424,27 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
     check_rules(prepared, rules)
     n = prepared.n
     rule_bits = max(1, len(rules).bit_length())
-    fits = 2 * max(1, n).bit_length() + rule_bits <= 62  # (pair, rule) as one int64
+    rid_bits = max(1, n).bit_length()
+    fits = 2 * rid_bits + rule_bits <= 62  # (pair, rule) as one int64
 
     def run(k: int) -> tuple[RuleCount, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         count, rid_l, rid_r = plan_rule(prepared, rules[k], mode, max_block_pairs, budget)
-        # Coded at once, so only 8 bytes a pair are held until the union is made.
-        return count, ((rid_l * n + rid_r) << rule_bits) | k if fits else (rid_l, rid_r)
+        if not fits:
+            return count, (rid_l, rid_r)
+        # Coded at once, so only 8 bytes a pair are held until the union is made: bit fields
+        # (rid_l, rid_r, rule), in place on the rule's own arrays.
+        rid_l <<= rid_bits + rule_bits
+        rid_r <<= rule_bits
+        rid_l |= rid_r
+        rid_l |= k
+        return count, rid_l
 
     parts, counts = [], []
     for count, part in map(run, range(len(rules))):
         parts.append(part)
         counts.append(count)
     if fits:
-        rid_l, rid_r, rule = _first_of_each_code(parts, n, rule_bits)
+        rid_l, rid_r, rule = _first_of_each_code(parts, rid_bits, rule_bits)
     else:
         rid_l, rid_r, rule = _first_of_each_pair(parts)
     for k, added in enumerate(np.bincount(rule, minlength=len(rules))[:len(rules)]):
@@ -438,11 +455,11 @@ def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,
     return pairs, report
 
 
-def _first_of_each_code(codes: list[np.ndarray], n_records: int, rule_bits: int
+def _first_of_each_code(codes: list[np.ndarray], rid_bits: int, rule_bits: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The union of every rule's pairs, coded (rid_l * n + rid_r) << rule_bits | rule: each pair once
-    with the lowest rule that made it, sorted by (rid_l, rid_r). One in-place sort orders by pair,
-    then rule."""
+    """The union of every rule's pairs, coded rid_l << (rid_bits + rule_bits) | rid_r << rule_bits |
+    rule: each pair once with the lowest rule that made it, sorted by (rid_l, rid_r). One in-place
+    sort orders by pair, then rule."""
     code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
     codes.clear()
     code.sort()
@@ -451,7 +468,7 @@ def _first_of_each_code(codes: list[np.ndarray], n_records: int, rule_bits: int
     code = code[first]
     rule = code & ((1 << rule_bits) - 1)
     code >>= rule_bits
-    return code // n_records, code % n_records, rule
+    return code >> rid_bits, code & ((1 << rid_bits) - 1), rule
 
 
 def _first_of_each_pair(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -46,8 +46,9 @@ def source_names(paths: list[Path]) -> list[str]:
 
 
 def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping: dict[str, str] | None = None,
-                 keep: tuple[str, ...] = ()) -> list[SourceTable]:
-    """One SourceTable per path. `schemas`: none, one for every file, or one per file."""
+                 keep: tuple[str, ...] = (), sheet: str | int | None = None) -> list[SourceTable]:
+    """One SourceTable per path. `schemas`: none, one for every file, or one per file; `sheet`: the
+    worksheet of each .xlsx file (default: its first)."""
     from tfkit.io import read_table
 
     schemas = schemas or []
@@ -74,7 +75,7 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
         if schema:
             from tfkit.validation.source import read_validated
 
-            checked = read_validated(path, schema, keep_raw=keep)
+            checked = read_validated(path, schema, keep_raw=keep, sheet=sheet)
             frame, rows_read = checked.valid, checked.rows_in
             # Extra columns the job asked to keep (a truth column) come from the raw rows, by line.
             if checked.kept_raw is not None:
@@ -88,7 +89,7 @@ def read_sources(paths: list[Path], *, schemas: list[str] | None = None, mapping
             checked.refuse_if_none_valid(f"check --schema suits this file (one per file, in order); "
                                          f"see why with: tfkit validate {path} --schema {schema}")
         else:
-            raw = read_table(path)  # refuses a missing path, a folder, a FIFO or a symlink loop first
+            raw = read_table(path, sheet=sheet)  # refuses a missing path, a folder, a FIFO or a symlink loop first
             frame, excluded, rows_read = raw.frame, 0, raw.n_rows
         present = [old for old in mapping if old in frame.columns]
         used.update(present)

@@ -19,6 +19,7 @@ class LinkJob:
     sources: list[Path]
     out: Path
     schemas: list[str] | None = None
+    sheet: str | int | None = None  # an .xlsx source's worksheet (name or 0-based index; default: the first)
     mapping: dict[str, str] = field(default_factory=dict)
     model: Path | None = None  # None: the built-in model
     mode: str | None = None  # None: link for two or more sources, dedupe for one
@@ -64,7 +65,8 @@ def run_link_job(job: LinkJob) -> dict[str, Any]:
         from tfkit.engine.spark.link import run_link_job_spark
 
         return run_link_job_spark(job, model, mode=mode, decisions=decisions)
-    tables = read_sources(job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else ())
+    tables = read_sources(job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else (),
+                          sheet=job.sheet)
     check_record_ids(tables, job.clean)
     frames = {t.name: t.frame for t in tables}
     result = link(frames, model, mode=mode, threshold=job.threshold, review_lower=job.review_lower,

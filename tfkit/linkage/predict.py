@@ -102,6 +102,13 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
         columns[FULL_NAME] = np.empty(n, dtype=np.float32)
 
     def part(start: int, stop: int) -> None:
+        # A thread's share a chunk at a time: each chunk's temporaries (the gathered codes and
+        # adjustments of the term-frequency levels, the veto's masks) are freed before the next,
+        # so they are a chunk's size, not half the pairs' (every value is per pair: the same).
+        for a in range(start, stop, SCORE_CHUNK_PAIRS):
+            chunk(a, min(a + SCORE_CHUNK_PAIRS, stop))
+
+    def chunk(start: int, stop: int) -> None:
         at = slice(start, stop)
         lv_part = {k: v[at] for k, v in levels.items()}
         left, right = rid_l[at], rid_r[at]
@@ -155,6 +162,7 @@ def score(prepared: Prepared, model: LinkageModel, rid_l: np.ndarray, rid_r: np.
 
 
 MIN_PART_PAIRS = 50_000  # fewer pairs a thread cost more to start than they save
+SCORE_CHUNK_PAIRS = 65_536  # pairs a thread scores at a time (see `part`)
 
 
 def with_record_ids(prepared: Prepared, pairs: pl.DataFrame, *, sources: bool = True) -> pl.DataFrame:

@@ -47,8 +47,7 @@ REASONS = 3  # the comparisons that weigh most, in words, per pair
 REVIEW_REASON = "review_reason"
 REASON_BAND = "in the review band"
 REASON_CLOSE = "too close to call between two clean records; not linked"
-REASON_CLOSE_LINKED = "too close to call between two clean records; linked (the best of them)"
-REASON_CODES = {REASON_BAND: "review_band", REASON_CLOSE: "too_close_to_call", REASON_CLOSE_LINKED: "too_close_to_call"}
+REASON_CODES = {REASON_BAND: "review_band", REASON_CLOSE: "too_close_to_call"}
 HELD = "_held"  # the row position of the record whose candidates were too close to call (orders the files)
 
 
@@ -59,7 +58,7 @@ def held_reasons(held: pl.DataFrame) -> pl.DataFrame:
     """`LinkStats.held_for_review` as (rid_l, rid_r, review_reason, _held)."""
     return held.select(
         pl.col("rid_l", "rid_r").cast(pl.Int64),
-        pl.when(pl.col("linked")).then(pl.lit(REASON_CLOSE_LINKED)).otherwise(pl.lit(REASON_CLOSE)).alias(REVIEW_REASON),
+        pl.lit(REASON_CLOSE).alias(REVIEW_REASON),
         pl.when(pl.col("held_side") == "l").then(pl.col("rid_l")).otherwise(pl.col("rid_r")).cast(pl.Int64).alias(HELD))
 
 
@@ -73,8 +72,12 @@ def review_queue(scored: pl.DataFrame, threshold: float, review_lower: float,
         pl.lit(REASON_BAND).alias(REVIEW_REASON), pl.lit(None, dtype=pl.Int64).alias(HELD))
     if held is None or held.height == 0:
         return band
-    close = scored.join(held_reasons(held), on=["rid_l", "rid_r"], how="inner", maintain_order="left").filter(
-        pl.col("match_probability") >= threshold)  # (a forced link held is a decided pair: the band's if below)
+    # Only the pairs at or above the threshold can be held (a forced link held is a decided pair: the
+    # band's if below), so those are joined: a join of every scored pair on its two row positions
+    # took ~35 MiB at 100k x 100k (a million pairs' keys), on the clustering thread beside the
+    # caller's pairs write. Same rows, same order (the filter keeps the scored order either way).
+    close = scored.filter(pl.col("match_probability") >= threshold).join(
+        held_reasons(held), on=["rid_l", "rid_r"], how="inner", maintain_order="left")
     return pl.concat([band, close]).sort("rid_l", "rid_r")
 
 
@@ -122,7 +125,7 @@ def review_table(result: "LinkResult", queue: pl.DataFrame | None = None) -> pl.
     (`review_queue`'s frame; default: made from `result.scored` and its link stats).
 
     Sorted for a reviewer: first the pairs too close to call, a record's candidates together (the
-    one linked all the same first, then the most likely), then the review band's, the most likely first."""
+    most likely first), then the review band's, the most likely first."""
     linker, model = result.linker, result.model
     if queue is None:
         held = result.link_stats.held_for_review if result.link_stats is not None else None
@@ -132,8 +135,8 @@ def review_table(result: "LinkResult", queue: pl.DataFrame | None = None) -> pl.
     pairs = with_record_ids(linker.prepared, queue.with_columns(
         pl.col("rid_l").alias("_l"), pl.col("rid_r").alias("_r")))
     pairs = pairs.join(result.review.select(KEYS), on=list(KEYS), how="semi", maintain_order="left")
-    pairs = pairs.sort([pl.col(HELD).is_null(), HELD, REVIEW_REASON, "match_probability", *KEYS], nulls_last=True,
-                       descending=[False, False, False, True, False, False, False, False]).with_row_index("pair", offset=1)
+    pairs = pairs.sort([pl.col(HELD).is_null(), HELD, "match_probability", *KEYS], nulls_last=True,
+                       descending=[False, False, True, False, False, False, False]).with_row_index("pair", offset=1)
     left, right = pairs["_l"].to_numpy(), pairs["_r"].to_numpy()
     fields: list[pl.Series] = []
     terms = []
@@ -191,7 +194,7 @@ HOW_TO = (
     "column says why: 'in the review band' (the score fell between the review level and the link "
     "threshold), or 'too close to call between two clean records' (the pair scored above the threshold, "
     "but so did another record of a source holding each person once, and only one can be the person: the "
-    "rows of one record's candidates sit together; 'linked' says tfkit linked the best of them all the same).",
+    "rows of one record's candidates sit together, and tfkit linked none of them).",
     "Compare the two records' values side by side (as given, and as tfkit standardised them); the level "
     "columns say how each field agreed, the weights and 'main reasons' why the pair scored as it did.",
     "Write accept (the same person) or reject (different people) in the decision column; leave it blank "

@@ -158,7 +158,27 @@ class LinkedSources:
             **{k: v for k, v in r.link_stats.to_dict().items() if k != "links_above_threshold"},
             "linked_to_person": {name: int(s.is_not_null().sum()) for name, s in kept_linked.items()
                                  if name != self.person_source},
+            # linked_to_person + not_linked_to_person = the source's records above
+            "not_linked_to_person": {name: int(s.is_null().sum()) for name, s in kept_linked.items()
+                                     if name != self.person_source},
+            "too_close_to_call": self._too_close_to_call(gone),
         }
+
+    def _too_close_to_call(self, gone: pl.DataFrame) -> dict[str, int]:
+        """Per partner source, its records whose candidates in the person table were too close to
+        call: linked to none of them (counted in not_linked_to_person, unless linked through another
+        source's record) and listed in the review file."""
+        r = self.result
+        held = r.link_stats.held_for_review
+        rid = held.select(pl.when(pl.col("held_side") == "l").then("rid_l").otherwise("rid_r").alias("_rid"))
+        records = (r.linker.prepared.frame.select("_rid", "_source", pl.col("_record_id").cast(pl.String))
+                   .join(rid.unique(), on="_rid", how="semi")
+                   .select(pl.col("_source").replace_strict(list(range(len(r.linker.prepared.sources))),
+                                                            r.linker.prepared.sources, return_dtype=pl.String)
+                           .alias("source"), pl.col("_record_id").alias("record_id"))
+                   .join(gone, on=["source", "record_id"], how="anti"))
+        counts = dict(records.group_by("source").len().iter_rows())
+        return {name: int(counts.get(name, 0)) for name in self.record_ids if name != self.person_source}
 
     def near_pairs(self) -> pl.DataFrame:
         """Pairs the linkage scored as one person (at or above the link threshold), as columns a, b:

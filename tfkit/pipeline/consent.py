@@ -267,7 +267,22 @@ def load_withdrawals(path: Path | None) -> Withdrawals:
                  "or forename, surname, dob")
     keys = identity(raw, columns).drop(LINKED)
     line = raw.get_column("_source_line") if "_source_line" in raw.columns else pl.int_range(1, raw.height + 1, eager=True)
+    if names_and_dob:
+        _refuse_unreadable_dob(raw, columns["dob"], line, path)
     return Withdrawals(keys.with_columns(line.alias("line")), raw.height, sha256_file(path))
+
+
+def _refuse_unreadable_dob(raw: pl.DataFrame, column: str, line: pl.Series, path: Path) -> None:
+    """An entry naming someone by a date of birth that is not a date can match nobody: the person
+    would stay in the return, and the 'matched no record' message could show nothing of it."""
+    given = raw.get_column(column).cast(pl.String).str.strip_chars()
+    unreadable = (given.is_not_null() & (given != "")) & raw.select(_text_date(pl.col(column))).to_series().is_null()
+    if unreadable.any():
+        first = int(unreadable.arg_true()[0])
+        raise InputFileError(
+            f"{int(unreadable.sum()):,} consent-withdrawal entr{'y' if unreadable.sum() == 1 else 'ies'}: "
+            f"date of birth {mask(given[first])} is not a date", file=path, row=int(line[first]), column=column,
+            hint="write it as dd/mm/yyyy or yyyy-mm-dd (a withdrawn person must be found: nothing was written)")
 
 
 def _header_only(path: Path) -> bool:

@@ -113,6 +113,7 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     started = time.perf_counter()
     master, signing_key = _load_keys(config, allow_test_key)  # 1. keys, and the cheap refusals, before any work
     _check_disclosure_columns(config, master)
+    _check_input_files(config)
     run_sha256 = run_fingerprint(config, master.fingerprint, public_key_fingerprint(signing_key.public_key()))
     if not force and (current := _current_package(config, config.package_dir, run_sha256)) is not None:
         with contextlib.suppress(PackageLocked):  # another run is writing: its staging is not stale
@@ -152,6 +153,16 @@ def _run_extract(config: Config, *, force: bool, now: dt.datetime | None, progre
     return ExtractResult(published.package, published.report, published.built.manifest, run.sources, config.demo,
                          signer_public_key=pub if pub.is_file() else None, timings=timings,
                          review_files=run.review_files)
+
+
+def _check_input_files(config: Config) -> None:
+    """Every file the run reads exists and is a file, before the package already there is judged:
+    a mistyped source path is that, not "the package exists, pass --force"."""
+    from tfkit.io import check_regular_file
+
+    for path in [s.path for s in config.sources] + [config.withdrawals, config.linkage_model]:
+        if path is not None:
+            check_regular_file(Path(path))
 
 
 def _clean_stale_staging(config: Config) -> None:

@@ -59,6 +59,7 @@ def pseudonymise_file(
     la_code: str | None = None,
     quarantine_dir: str | Path | None = None,
     encoding: str | None = None,
+    sheet: str | int | None = None,
 ) -> PseudonymisationSummary:
     from tfkit.schemas import load_schema
     from tfkit.validation.source import read_validated
@@ -67,7 +68,7 @@ def pseudonymise_file(
     if out.resolve() == input_path.resolve():
         raise InputFileError("the output would overwrite the input", file=out, hint="choose another --out")
     loaded = load_schema(schema)
-    checked = read_validated(input_path, loaded, encoding=encoding)
+    checked = read_validated(input_path, loaded, encoding=encoding, sheet=sheet)
     result, rows_in = checked.result, checked.rows_in
     quarantine_file = None
     checked.refuse_if_columns_missing()  # the header, not the rows: named before any raw row is written

@@ -188,6 +188,8 @@ _LINKAGE_TITLES = {
     "clusters": "Clusters (distinct people across sources)",
     "threshold": "Match-probability threshold",
     "linked_to_person": "Records linked to a person in the cohort, by source",
+    "not_linked_to_person": "Records linked to no person in the cohort, by source",
+    "too_close_to_call": "Records too close to call between two cohort records (not linked; for clerical review), by source",
     "clean_sources": "Clean sources (one record per person)",
     "clusters_with_two_clean_records": "Clusters holding two records of a clean source",
     "conflicts_resolved": "Links dropped to keep clean sources clean",

@@ -112,14 +112,14 @@ def _local_path(text: str) -> str:
 
 
 def read_link_sources(spark, paths, *, schemas: list[str] | None, mapping: dict[str, str], keep: tuple[str, ...],
-                      prepare: str, cluster_records: int):
+                      prepare: str, cluster_records: int, sheet: str | int | None = None):
     """`tfkit link`'s sources for the Spark engine: {name: polars frame or Spark DataFrame with `ROW`},
     the summary's `inputs` rows, and where to prepare them ("driver" or "cluster").
 
     A Parquet folder or a Hadoop path (hdfs://, s3a://, file://...) is read by Spark; with
     `prepare = "driver"` it is then collected to the driver. A local file (CSV, Excel, Parquet) is
     read on the driver by `linkage.inputs.read_sources`, as the polars engine reads it (through its
-    `--schema` when given), except a Parquet file when the records are prepared on the cluster.
+    `--schema` and `--sheet` when given), except a Parquet file when the records are prepared on the cluster.
     "auto" prepares on the cluster when a source is a folder or Hadoop path, or when the sources
     hold more than `cluster_records` records (Parquet footers and the rows read); else on the driver.
     A CSV or Excel file on a non-local path is refused (exit 2)."""
@@ -155,7 +155,7 @@ def read_link_sources(spark, paths, *, schemas: list[str] | None, mapping: dict[
         sub_schemas = schemas if not schemas or len(schemas) == 1 else [schemas[i] for i in driver]
         every = len(driver) == len(texts)  # all on the driver: exactly the polars engine's reading
         tables = read_sources([Path(texts[i]) for i in driver], schemas=sub_schemas, keep=keep,
-                              mapping=mapping if every else {})
+                              mapping=mapping if every else {}, sheet=sheet)
         for i, t in zip(driver, tables):
             present = [] if every else [old for old in mapping if old in t.frame.columns]
             used.update(mapping if every else present)

@@ -1145,7 +1145,7 @@ def run_link_job_spark(job, model, *, mode: str, decisions) -> dict:
     spark = spark_session(job.engine)
     frames, inputs, prepare = read_link_sources(
         spark, job.sources, schemas=job.schemas, mapping=job.mapping, keep=(job.truth,) if job.truth else (),
-        prepare=job.engine.prepare, cluster_records=AUTO_CLUSTER_RECORDS)
+        prepare=job.engine.prepare, cluster_records=AUTO_CLUSTER_RECORDS, sheet=job.sheet)
     summary = link_job(frames, as_uri(job.out), model, mode=mode, threshold=job.threshold,
                        review_lower=job.review_lower, seed=job.seed, settings=job.engine, truth=job.truth,
                        train_on_labels=job.train_on_labels, one_to_one=job.one_to_one, clean=job.clean,

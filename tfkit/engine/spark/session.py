@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 from tfkit.engine import EngineSettings
@@ -25,6 +26,54 @@ DEFAULT_CONF = {
     # allows; the driver's memory is the bound that matters (set spark.driver.memory).
     "spark.driver.maxResultSize": "0",
 }
+
+
+# The driver's log4j2 configuration when tfkit is quiet: errors only (see the file).
+QUIET_LOG4J2 = Path(__file__).with_name("log4j2-quiet.properties")
+
+
+def quiet_conf(conf: dict) -> dict:
+    """`conf` for a quiet run (--quiet, --log-format json, or not at a terminal: a cron job): no
+    stage progress bars, and the driver's JVM logging errors only from its first line (setLogLevel
+    comes too late for Spark's start-up warnings). A logging configuration of the user's own stands."""
+    conf = {**conf, "spark.ui.showConsoleProgress": "false"}
+    options = str(conf.get("spark.driver.extraJavaOptions", ""))
+    if "log4j2.configurationFile" not in options and "log4j.configuration" not in options:
+        conf["spark.driver.extraJavaOptions"] = f"{options} -Dlog4j2.configurationFile={QUIET_LOG4J2.as_uri()}".strip()
+    return conf
+
+
+# The JVM's own start-up line (Spark's launcher adds --add-modules=jdk.incubator.vector, and Java
+# prints this for it whatever the logging configuration): not an error, so quiet drops it.
+JVM_NOTICES = (b"WARNING: Using incubator modules",)
+
+
+def _launch_quiet_gateway(conf: dict) -> None:
+    """Start the driver's JVM (as SparkContext would) with its stderr relayed through a filter that
+    drops `JVM_NOTICES`; everything else, real errors included, still reaches stderr. Nothing when
+    a JVM is running already."""
+    import threading
+
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    read_end, write_end = os.pipe()
+    try:
+        gateway = launch_gateway(SparkConf(loadDefaults=False).setAll([(k, str(v)) for k, v in conf.items()]),
+                                 popen_kwargs={"stderr": write_end})
+    finally:
+        os.close(write_end)
+    threading.Thread(target=_relay, args=(read_end,), name="tfkit-spark-stderr", daemon=True).start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
+def _relay(fd: int) -> None:
+    with os.fdopen(fd, "rb") as lines:
+        for line in lines:
+            if not line.startswith(JVM_NOTICES):
+                os.write(2, line)
 
 
 class SparkUnavailable(UsageError):
@@ -90,9 +139,17 @@ def spark_session(settings: EngineSettings):
         # Local workers run this interpreter (the one with tfkit, polars and pyarrow installed).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf.update(settings.conf)
+    from tfkit import console
+
+    quiet = not console.interactive()
+    if quiet:
+        conf = quiet_conf(conf)
     for k, v in conf.items():
         builder = builder.config(k, v)
     try:
+        if quiet and not submitted:
+            _launch_quiet_gateway({**conf, "spark.app.name": settings.app_name,
+                                   **({"spark.master": master} if master else {})})
         session = builder.getOrCreate()
     except Exception as err:  # py4j / PySparkRuntimeError: the JVM refused the settings or died
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
