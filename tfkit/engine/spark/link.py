@@ -25,7 +25,10 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   kernel), then connected components by min-label propagation with pointer jumping, one Spark job a
   round (labels kept with localCheckpoint), stopping when no label changes, bounded by
   `max_iterations` and reported; cluster id = the smallest row position in the component, as the
-  polars engine's.
+  polars engine's;
+- outputs: every stage works on row positions; the record ids (and sources) reach the pairs, the
+  review queue and the clusters in the writing task, gathered by row position from mapped files
+  (`SharedIds`), never joined: no shuffle of the pairs for their ids, at any size.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ import polars as pl
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from tfkit.errors import UsageError
 from tfkit.linkage import blocking as blocking_stage
@@ -96,6 +98,15 @@ class SparkLinkResult:
     metrics: dict | None = None     # evaluation against the truth column (evaluate.evaluate's dict)
     scored: DataFrame | None = None  # scored pairs by row position (rid_l, rid_r): the report's figures
     records: object = None  # prepare.SparkPrepared when the records were prepared on the cluster, else None
+    ids: SharedIds | None = None  # the records' ids as mapped files: what pairs, clusters and review read
+
+    def close(self) -> None:
+        """Delete the driver's copy of the mapped ids (`pairs`, `clusters` and `review` read them:
+        call once they are written)."""
+        from tfkit.engine.spark import mapped
+
+        if self.ids is not None:
+            mapped.drop(self.ids.files)
 
     def blocking_report(self):
         """The polars engine's `BlockingReport` (what the report's blocking section reads)."""
@@ -803,35 +814,104 @@ def _save(df: DataFrame, path: str) -> DataFrame:
 # --------------------------------------------------------------------------- the job
 
 
-def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = True, order: str = "global") -> DataFrame:
-    """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
-    looked up in `ids` (_rid, source, record_id: one row a record).
+@dataclass
+class SharedIds:
+    """Every record's source and record id by row position, for the executors: `_source` (int16) and
+    the ids' UTF-8 bytes with their offsets (Arrow's large-string layout) as mapped files
+    (`mapped.share`: one copy a node, shared through the page cache), so a task gathers a pair's ids
+    by its row positions, without a join."""
 
-    With `broadcast` (records prepared on the driver) by two broadcast hash joins in the JVM (one
-    broadcast of `ids`, reused; no round trip of every pair through Python), which keep the pairs'
-    partitions and their order; records prepared on the cluster (a national file's ids do not fit a
-    broadcast) by shuffle joins. `order`:
+    files: object  # mapped.Mapped
+    sources: list[str]
+
+    def gather(self, rid: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """The (source, record_id) of the records at row positions `rid`, as Arrow string arrays."""
+        offsets, data = self.files.array("_id_offsets"), self.files.array("_id_bytes")
+        ids = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+        at = pa.array(rid, pa.int64())
+        source = pa.array(self.sources, pa.string()).take(pa.array(self.files.array("_source")[rid]))
+        return source, ids.take(at).cast(pa.string())
+
+
+def _share_ids(spark: SparkSession, linker: Linker, records) -> SharedIds:
+    """`SharedIds` of every record: from the driver's prepared frame, or (records prepared on the
+    cluster) collected once from the cluster's prepared records (about 20 bytes a record, on the
+    driver only while its files are written)."""
+    p = linker.prepared
+    if records is None:
+        source, ids = p.frame.get_column("_source").to_numpy(), p.frame.get_column("_record_id").to_arrow()
+    else:
+        table = records.records.select("_rid", "_source", "_record_id").toArrow()
+        at = np.empty(table.num_rows, dtype=np.int64)  # _rid is 0..n-1: each row's place
+        at[table.column("_rid").to_numpy()] = np.arange(table.num_rows)
+        source = table.column("_source").to_numpy()[at]
+        ids = table.column("_record_id").take(pa.array(at))
+        del table
+    return _shared_ids(spark, list(p.sources), source, ids)
+
+
+def _shared_ids(spark: SparkSession, sources: list[str], source: np.ndarray, ids) -> SharedIds:
+    """`SharedIds` from every record's source index and record id (an Arrow string array), in row order."""
+    from tfkit.engine.spark import mapped
+
+    ids = ids.cast(pa.large_string())
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if ids.offset:  # a fresh copy: offsets from 0
+        ids = pa.concat_arrays([pa.array([], pa.large_string()), ids])
+    _, offsets, data = ids.buffers()
+    files = mapped.share(spark, {
+        "_source": np.asarray(source).astype(np.int16),
+        "_id_offsets": np.frombuffer(offsets, dtype=np.int64, count=len(ids) + 1),
+        "_id_bytes": np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, np.uint8)})
+    return SharedIds(files, sources)
+
+
+def _with_record_ids(ids: SharedIds, scored: DataFrame, *, order: str = "global") -> DataFrame:
+    """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
+    gathered by row position in the writing task from the mapped ids (`SharedIds`): no join, no
+    shuffle of the pairs, whatever the size (the ids of 185M pairs at 10M x 10M were two shuffle
+    joins, 24.6 GiB of shuffle). `order`:
     - "global" (the review queue, small): sorted by row positions as the polars engine's files, in
-      one part: the pairs gathered into one partition (a shuffle of the queue's rows only: no
-      sampling scan as a range partitioning needs, no global sort after the joins) and sorted there;
-    - "partitions" (every candidate pair): no shuffle for order. Each part holds the pairs of its
-      partition in an order fixed by the inputs: as scored (`_pair_partition` sorts each block
-      partition's pairs by row positions, and the checkpoints keep that order) after broadcast
-      joins, sorted by row positions within each hash partition after shuffle joins. The same
-      inputs give the same parts, byte for byte; the folder's rows, read in part order, are not
-      globally sorted."""
-    rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
-    one_part = order == "global"
-    out = scored.repartition(1) if one_part and broadcast else scored  # narrow, before the joins
-    lookup = F.broadcast(ids) if broadcast else ids
-    for side in ("l", "r"):
-        out = (out.withColumnRenamed(f"rid_{side}", "_rid").join(lookup, "_rid").withColumnsRenamed(
-            {"_rid": f"rid_{side}", "source": f"source_{side}", "record_id": f"record_id_{side}"}))
-    if one_part and not broadcast:
-        out = out.repartition(1)
-    if one_part or not broadcast:
-        out = out.sortWithinPartitions("rid_l", "rid_r")
-    return out.select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
+      one part (the queue's rows gathered into one partition and sorted there);
+    - "partitions" (every candidate pair): no shuffle. Each part holds the pairs of its partition
+      in the order they were scored (`_pair_partition` sorts each block partition's pairs by row
+      positions, and the checkpoints keep that order): the same inputs give the same parts, byte
+      for byte; the folder's rows, read in part order, are not globally sorted."""
+    if order == "global":
+        scored = scored.repartition(1).sortWithinPartitions("rid_l", "rid_r")
+    return _gather_ids(ids, scored, {"rid_l": "_l", "rid_r": "_r"})
+
+
+def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str]) -> DataFrame:
+    """`frame` with each row-position column in `rids` replaced by `source<suffix>` and
+    `record_id<suffix>` (first, in `rids`' order; the other columns after, as they were), gathered
+    per batch from the mapped ids: the rows keep their partitions and order."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    rest = [f for f in frame.schema.fields if f.name not in rids]
+    added = [f"{c}{suffix}" for suffix in rids.values() for c in ("source", "record_id")]
+    names = [*added, *[f.name for f in rest]]
+    schema = StructType([*[StructField(c, StringType()) for c in added], *rest])
+
+    def with_ids(batches):
+        for b in batches:
+            found = [a for c in rids for a in ids.gather(b.column(c).to_numpy(zero_copy_only=False))]
+            yield pa.RecordBatch.from_arrays([*found, *[b.column(f.name) for f in rest]], names=names)
+
+    return frame.mapInArrow(with_ids, schema)
+
+
+def _clusters(spark: SparkSession, ids: SharedIds, labels: DataFrame, n: int) -> DataFrame:
+    """Every record's (source, record_id, cluster_id, cluster_size) in row order, as the polars
+    engine's clusters file: the component labels (`connected_components_spark`: records on a link
+    only) and their sizes joined to the row positions 0..n-1 (a record on no link is a cluster of
+    one, its own id), then the ids gathered (`_gather_ids`): only integers are shuffled."""
+    sized = labels.join(labels.groupBy("label").agg(F.count("*").alias("size")), "label")
+    core = (spark.range(n).withColumnRenamed("id", "_rid").join(sized.withColumnRenamed("rid", "_rid"), "_rid", "left")
+            .select("_rid", F.coalesce("label", "_rid").alias("cluster_id"),
+                    F.coalesce("size", F.lit(1).cast("long")).alias("cluster_size"))
+            .orderBy("_rid"))
+    return _gather_ids(ids, core, {"_rid": ""})
 
 
 # --------------------------------------------------------------------------- where the records are prepared
@@ -858,19 +938,6 @@ def _prepared_linker(spark: SparkSession, frames, model, *, mode, id_column, tru
     sources = {s: f if isinstance(f, DataFrame) else with_row_index(spark, f) for s, f in frames.items()}
     return spark_linker(spark, sources, model, mode=mode, id_column=id_column, seed=seed, truth_column=truth_column,
                         clean=clean, decisions=decisions)
-
-
-def _ids_frame(spark: SparkSession, linker: Linker, records) -> DataFrame:
-    """(_rid, source, record_id) of every record: from the cluster's prepared records, or from the
-    driver's prepared frame."""
-    p = linker.prepared
-    if records is not None:
-        names = F.array(*[F.lit(s) for s in p.sources])
-        return records.records.select("_rid", F.element_at(names, F.col("_source") + 1).alias("source"),
-                                      F.col("_record_id").alias("record_id"))
-    return spark.createDataFrame(p.frame.select(
-        "_rid", pl.col("_source").replace_strict(list(range(len(p.sources))), p.sources, return_dtype=pl.String)
-        .alias("source"), pl.col("_record_id").alias("record_id")).to_arrow())
 
 
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
@@ -938,44 +1005,47 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     labels, iterations = connected_components_spark(links, max_iterations=max_iterations)
 
     p = linker.prepared
-    ids = _ids_frame(spark, linker, records)
-    clusters = (ids.join(labels.withColumnRenamed("rid", "_rid"), "_rid", "left")
-                .withColumn("cluster_id", F.coalesce("label", "_rid"))
-                .withColumn("cluster_size", F.count("*").over(Window.partitionBy("cluster_id")))
-                .orderBy("_rid").select("source", "record_id", "cluster_id", "cluster_size"))
-    link_stats.clusters_with_two_clean_records = clean_conflicts_spark(clusters, clean)
-    linker.timings["cluster"] = time.perf_counter() - t
-    metrics = None
-    counts = {}
-    if truth_column:
+    # every record's source and id for the executors (the pairs', the review queue's and the
+    # clusters' ids are gathered by row position, never joined); dropped by SparkLinkResult.close
+    ids = _share_ids(spark, linker, records)
+    try:
+        clusters = _clusters(spark, ids, labels, p.n)
+        link_stats.clusters_with_two_clean_records = clean_conflicts_spark(clusters, clean)
+        linker.timings["cluster"] = time.perf_counter() - t
+        metrics = None
+        counts = {}
+        if truth_column:
+            t = time.perf_counter()
+            metrics, counts["true_pairs_found"] = evaluate_spark(
+                linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
+                threshold)
+            linker.timings["evaluate"] = time.perf_counter() - t
+        held = link_stats.held_for_review
+        queue = review_queue_spark(scored, threshold, review_lower, held)
+        decided_pairs = decisions is not None and decisions.height
+        if decided_pairs:  # a decided pair is not asked about again
+            decided, _ = clustering_stage._pair_keys(p, decisions)
+            queue = queue.join(F.broadcast(spark.createDataFrame(
+                decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
+                ["rid_l", "rid_r"], "left_anti")
+        pairs = _with_record_ids(ids, scored, order="partitions")
+        review = _with_record_ids(ids, queue.drop(HELD))
         t = time.perf_counter()
-        metrics, counts["true_pairs_found"] = evaluate_spark(
-            linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
-            threshold)
-        linker.timings["evaluate"] = time.perf_counter() - t
-    held = link_stats.held_for_review
-    queue = review_queue_spark(scored, threshold, review_lower, held)
-    decided_pairs = decisions is not None and decisions.height
-    if decided_pairs:  # a decided pair is not asked about again
-        decided, _ = clustering_stage._pair_keys(p, decisions)
-        queue = queue.join(F.broadcast(spark.createDataFrame(
-            decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
-            ["rid_l", "rid_r"], "left_anti")
-    pairs = _with_record_ids(ids, scored, broadcast=records is None, order="partitions")
-    review = _with_record_ids(ids, queue.drop(HELD), broadcast=records is None)
-    t = time.perf_counter()
-    linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
-    # without decisions the band's count is the bands' and the held pairs' the driver's (no scan of the pairs)
-    counted = (review.groupBy(REVIEW_REASON).count().collect() if decided_pairs else
-               [(REASON_BAND, int(bands["review"] or 0)), *held_reasons(held).group_by(REVIEW_REASON).len().iter_rows()])
-    by_reason = reason_counts(counted=counted)
-    counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
-              "review_pairs": sum(by_reason.values()), "review_pairs_by_reason": by_reason,
-              # records on no link are clusters of one
-              "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
-    linker.timings["counts"] = time.perf_counter() - t
-    return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
-                           link_stats, metrics, scored, records)
+        linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
+        # without decisions the band's count is the bands' and the held pairs' the driver's (no scan of the pairs)
+        counted = (queue.groupBy(REVIEW_REASON).count().collect() if decided_pairs else
+                   [(REASON_BAND, int(bands["review"] or 0)), *held_reasons(held).group_by(REVIEW_REASON).len().iter_rows()])
+        by_reason = reason_counts(counted=counted)
+        counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
+                  "review_pairs": sum(by_reason.values()), "review_pairs_by_reason": by_reason,
+                  # records on no link are clusters of one
+                  "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
+        linker.timings["counts"] = time.perf_counter() - t
+        return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
+                               link_stats, metrics, scored, records, ids)
+    except BaseException:
+        mapped.drop(ids.files)
+        raise
 
 
 def review_queue_spark(scored: DataFrame, threshold: float, review_lower: float, held: pl.DataFrame) -> DataFrame:
@@ -1097,7 +1167,7 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
         private_folder(out)
     base = settings.checkpoint_dir.rstrip("/") if settings.checkpoint_dir else f"{out.rstrip('/')}/.checkpoints"
     checkpoints = f"{base}/link-{uuid.uuid4().hex[:12]}"
-    written = []
+    written, result = [], None
     try:
         result = link_spark(spark, frames, model, mode=mode, threshold=threshold, review_lower=review_lower,
                             seed=seed, checkpoint_dir=checkpoints, truth_column=truth, train_on_labels=train_on_labels,
@@ -1122,6 +1192,8 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
             written.append(write_figures_report(report, linker, figures, summary, metrics=result.metrics,
                                                 threshold=result.threshold))
     finally:
+        if result is not None:
+            result.close()
         delete_path(spark, checkpoints if settings.checkpoint_dir else base)
     summary["outputs"] = [f"{out.rstrip('/')}/{n}.parquet" for n in OUTPUTS]
     if local:  # the JSON files beside a local output (on HDFS/S3 the summary is printed)
