@@ -596,7 +596,6 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
                          *columns)
 
 
-
 def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, labelled: DataFrame | None = None
                 ) -> None:
     """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
