@@ -556,7 +556,10 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
     (prior and level weights, the names' swap adjustments, the veto, the levels) looked up in a
     table made on the driver from the model, for the patterns present (`patterns`: PATTERN and
     count), by a broadcast join; the per-pair term-frequency and full-name parts added
-    (`_Scoring`). Equal to `predict.score` to rounding (the sum's order differs: ~1e-15)."""
+    (`_Scoring`). Equal to `predict.score` bit for bit where no term-frequency level was reached,
+    elsewhere to rounding (the sum's order differs and 2^-w is Java's pow: ~1e-15)."""
+    from functools import reduce
+
     from tfkit.linkage.training import decode_patterns
 
     model = linker.model
@@ -571,15 +574,23 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
     for first, second in scoring.partners:  # as predict.score: names swapped counted once
         for mine, theirs in zip(first.swap_levels, second.swap_levels):
             swap[(lv[first.name] == mine) & (lv[second.name] == theirs)] -= model.level_weights(second.name)[theirs + 1]
+    veto = model.vetoed(lv, len(codes))
+    # A pair with no per-pair part (no TF level reached) weighs its pattern's weight, summed in
+    # predict.score's order (adding its zeros changes nothing), and its probability is numpy's, as
+    # predict.score computes it: bit for bit the polars engine's, and no pow per pair on the cluster.
+    alone = base + swap
+    probability = 1.0 / (1.0 + np.exp2(-np.clip(alone, -1000, 1000)))
+    probability[veto] = 0.0
     table = pa.table({PATTERN: pa.array(codes, pa.int64() if scoring.wide else pa.int32()), "_base": base,
-                      "_swap": swap, "_veto": model.vetoed(lv, len(codes)),
+                      "_swap": swap, "_veto": veto, "_weight": alone, "_probability": probability,
                       **{f"{c.name}_level": lv[c.name].astype(np.int8) for c in model.comparisons}})
     scored = levels.join(F.broadcast(spark.createDataFrame(table)), PATTERN)
-    weight, columns = F.col("_base"), []
+    weight, columns, parts = F.col("_base"), [], []
     for c in model.comparisons:
         columns.append(F.col(f"{c.name}_level"))
         if c in scoring.tf:
             part = F.col(TF_PART + c.name)
+            parts.append(part.isNotNull())
             u = float(np.log2(np.clip(model.u[c.name][c.tf_level], 1e-12, 1.0)))
             adjust = F.when(part.isNotNull(), F.lit(u) + part).otherwise(F.lit(0.0))
             weight = weight + adjust
@@ -591,8 +602,14 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
     if model.non_link_rules():
         columns.append(F.col("_veto").alias(VETO))
     clipped = F.greatest(F.least(weight, F.lit(1000.0)), F.lit(-1000.0))
-    probability = F.when(F.col("_veto"), F.lit(0.0)).otherwise(F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -clipped)))
-    return scored.select("rid_l", "rid_r", weight.alias("match_weight"), probability.alias("match_probability"),
+    per_pair = F.when(F.col("_veto"), F.lit(0.0)).otherwise(F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -clipped)))
+    if parts:
+        any_part = reduce(lambda a, b: a | b, parts)
+        weight = F.when(any_part, weight).otherwise(F.col("_weight"))
+        per_pair = F.when(any_part, per_pair).otherwise(F.col("_probability"))
+    else:
+        weight, per_pair = F.col("_weight"), F.col("_probability")
+    return scored.select("rid_l", "rid_r", weight.alias("match_weight"), per_pair.alias("match_probability"),
                          *columns)
 
 
