@@ -196,6 +196,21 @@ def by_pair(pairs: pl.DataFrame) -> pl.DataFrame:
     return pairs.sort(PAIR_IDS)
 
 
+def same_figures(got, want, rel: float = 1e-9) -> bool:
+    """JSON-like values equal, floats to `rel`: the Spark engine scores as a Spark SQL projection
+    (`link.score_spark`), equal to `predict.score` to rounding (~1e-15), so a mean of probabilities
+    (the metrics' calibration) may differ from the polars engine's in its last digits."""
+    if isinstance(got, dict):
+        return isinstance(want, dict) and got.keys() == want.keys() and all(same_figures(got[k], want[k], rel)
+                                                                             for k in got)
+    if isinstance(got, (list, tuple)):
+        return isinstance(want, (list, tuple)) and len(got) == len(want) and all(
+            same_figures(a, b, rel) for a, b in zip(got, want))
+    if isinstance(got, float) and isinstance(want, (int, float)) and not isinstance(want, bool):
+        return got == want or abs(got - want) <= rel * max(abs(got), abs(want), 1e-300)
+    return got == want
+
+
 def part_bytes(folder) -> list[bytes]:
     """A Spark output folder's part files, in part order (their names hold the write's id)."""
     parts = sorted(folder.glob("part-*.parquet"))

@@ -163,15 +163,32 @@ def _radix(comparisons: list[Comparison]) -> list[int] | None:
     return radix if comparisons and int(np.prod(radix, dtype=np.float64)) <= MAX_RADIX_PATTERNS else None
 
 
-def _decode(code_counts: np.ndarray, radix: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The patterns present in a bincount over pattern codes, and their counts, sorted by code."""
-    present = np.flatnonzero(code_counts)
-    gammas = np.empty((len(present), len(radix)), dtype=np.int64)
-    rest = present.astype(np.int64)
+def pattern_codes(levels: dict[str, np.ndarray], comparisons: list[Comparison], radix: list[int],
+                  dtype=np.int32) -> np.ndarray:
+    """Each pair's comparison vector as one mixed-radix code: (level + 1) digits, the first
+    comparison most significant, so sorting codes sorts the vectors (`radix`: `_radix`'s bases)."""
+    code = np.zeros(len(levels[comparisons[0].name]), dtype=dtype)
+    for c, r in zip(comparisons, radix):
+        code *= r
+        code += levels[c.name]
+        code += 1
+    return code
+
+
+def decode_patterns(codes: np.ndarray, radix: list[int]) -> np.ndarray:
+    """The comparison vectors (one row a code, int64 levels) of `pattern_codes`' codes."""
+    gammas = np.empty((len(codes), len(radix)), dtype=np.int64)
+    rest = np.asarray(codes, dtype=np.int64).copy()
     for k in range(len(radix) - 1, -1, -1):
         gammas[:, k] = rest % radix[k] - 1
         rest //= radix[k]
-    return gammas, code_counts[present].astype(np.float64)
+    return gammas
+
+
+def _decode(code_counts: np.ndarray, radix: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The patterns present in a bincount over pattern codes, and their counts, sorted by code."""
+    present = np.flatnonzero(code_counts)
+    return decode_patterns(present, radix), code_counts[present].astype(np.float64)
 
 
 def patterns(levels: dict[str, np.ndarray], comparisons: list[Comparison]) -> tuple[np.ndarray, np.ndarray]:
@@ -180,12 +197,7 @@ def patterns(levels: dict[str, np.ndarray], comparisons: list[Comparison]) -> tu
     if radix is not None:
         # One code per pair, (level + 1) digits with the first comparison most significant: sorting
         # codes sorts the vectors, and a bincount over a few thousand codes replaces a group-by.
-        code = np.zeros(len(levels[comparisons[0].name]), dtype=np.int32)
-        for c, r in zip(comparisons, radix):
-            code *= r
-            code += levels[c.name]
-            code += 1
-        return _decode(np.bincount(code, minlength=1), radix)
+        return _decode(np.bincount(pattern_codes(levels, comparisons, radix), minlength=1), radix)
     frame = pl.DataFrame({c.name: levels[c.name] for c in comparisons})
     grouped = frame.group_by([c.name for c in comparisons]).len().sort([c.name for c in comparisons])
     return grouped.select([c.name for c in comparisons]).to_numpy().astype(np.int64), grouped["len"].to_numpy().astype(np.float64)

@@ -13,8 +13,10 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   kept only for the first rule that produces it (`blocking.produced_by`), so the pairs are exactly
   `blocking.candidate_pairs`';
 - in the same job, comparison levels once per pair (`comparisons.comparison_levels`), written to
-  Parquet with a flag for the prior's deterministic rules; scores from those levels by
-  `predict.score`, per partition;
+  Parquet as one pattern code, with a flag for the prior's deterministic rules and the per-pair
+  parts of the score (term-frequency and full-name adjustments: no model parameter in them);
+- scoring after training as a projection of those columns, no pass through Python: the pattern's
+  part of `predict.score` (level weights, swaps, veto) from a table made on the driver per pattern;
 - training: u by sampling, m by the model's EM sessions on the driver (sampled, as the polars
   engine does, so the same parameters); the prior from the candidate pairs meeting a deterministic
   rule, selected on the cluster; without `[[training]]` rules, EM runs on the comparison-pattern
@@ -23,7 +25,10 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   kernel), then connected components by min-label propagation with pointer jumping, one Spark job a
   round (labels kept with localCheckpoint), stopping when no label changes, bounded by
   `max_iterations` and reported; cluster id = the smallest row position in the component, as the
-  polars engine's.
+  polars engine's;
+- outputs: every stage works on row positions; the record ids (and sources) reach the pairs, the
+  review queue and the clusters in the writing task, gathered by row position from mapped files
+  (`SharedIds`), never joined: no shuffle of the pairs for their ids, at any size.
 """
 
 from __future__ import annotations
@@ -35,13 +40,11 @@ import polars as pl
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from tfkit.errors import UsageError
 from tfkit.linkage import blocking as blocking_stage
 from tfkit.linkage import predict as predict_stage
 from tfkit.linkage import training as training_stage
-from tfkit.linkage.comparisons import comparison_levels
 from tfkit.linkage.linker import Linker
 from tfkit.linkage.standardise import NULL
 
@@ -95,6 +98,15 @@ class SparkLinkResult:
     metrics: dict | None = None     # evaluation against the truth column (evaluate.evaluate's dict)
     scored: DataFrame | None = None  # scored pairs by row position (rid_l, rid_r): the report's figures
     records: object = None  # prepare.SparkPrepared when the records were prepared on the cluster, else None
+    ids: SharedIds | None = None  # the records' ids as mapped files: what pairs, clusters and review read
+
+    def close(self) -> None:
+        """Delete the driver's copy of the mapped ids (`pairs`, `clusters` and `review` read them:
+        call once they are written)."""
+        from tfkit.engine.spark import mapped
+
+        if self.ids is not None:
+            mapped.drop(self.ids.files)
 
     def blocking_report(self):
         """The polars engine's `BlockingReport` (what the report's blocking section reads)."""
@@ -355,41 +367,93 @@ def _pair_partition(records, plan, rules, mode: str, kcols: list[str]):
 
 VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed: here every partition has it
 DETERMINISTIC = "_meets_deterministic_rule"
+# What the block job stores for scoring beside each pair, none of it depending on the trained model:
+PATTERN = "_pattern"    # the comparison vector as one mixed-radix code (`training.pattern_codes`)
+TF_PART = "_tf_"        # + a TF comparison's name: its adjustment with u = 1, null where its TF level was not reached
+FULL_PART = "_full_name"  # `predict.full_name_adjustment`, null where 0
+
+
+@dataclass
+class _Scoring:
+    """How a pair's score splits into what the block job computes per pair, before training
+    (`_level_kernel`), and what the trained model gives per comparison pattern (`score_spark`).
+
+    `predict.score`'s weight is the prior's weight, each comparison's level weight, the names'
+    swap adjustments (all functions of the pattern), each term-frequency adjustment
+    log2(u / tf) = log2(u) + log2(1 / tf) where its level was reached (u per comparison, the value's
+    frequency per pair) and the full-name adjustment (per pair, no model parameter in it)."""
+
+    radix: list[int]             # each comparison's digit base in PATTERN
+    wide: bool                   # PATTERN as int64 (more than 2^31 possible vectors)
+    tf: list                     # comparisons with a term-frequency adjustment (`predict.score`'s set)
+    partners: list[tuple]        # `predict.name_partners`
+    full_name: list[tuple]       # the partners whose full-name adjustment applies (both with TF)
+
+    @classmethod
+    def of(cls, linker: Linker) -> "_Scoring":
+        model, prepared = linker.model, linker.prepared
+        radix = [c.n_levels + 1 for c in model.comparisons]
+        if float(np.prod(radix, dtype=np.float64)) >= 2.0 ** 62:
+            raise UsageError(f"{len(radix)} comparisons make too many comparison patterns for the Spark engine",
+                             hint="use fewer comparisons or levels, or the polars engine")
+        tf = [c for c in model.comparisons if c.term_frequency and c.column in prepared.tf]
+        partners = predict_stage.name_partners(model)
+        full = [(a, b) for a, b in partners if a in tf and b in tf]
+        return cls(radix, float(np.prod(radix, dtype=np.float64)) >= 2.0 ** 31, tf, partners, full)
 
 
 def _level_kernel(spark: SparkSession, linker: Linker, records):
-    """The broadcast and per-batch function giving a batch of pairs (rid_l, rid_r, ...) its
-    comparison levels (`comparisons.comparison_levels`) and whether it meets one of the prior's
-    deterministic rules; and the columns it adds, as a Spark schema. `records`: the broadcast mapped
-    records (`mapped.share_prepared`)."""
-    from pyspark.sql.types import BooleanType, ByteType, StructField
+    """The broadcast and per-batch function giving a batch of pairs (rid_l, rid_r, ...) what is
+    stored for training and scoring: the pattern of its comparison levels
+    (`comparisons.comparison_levels`, as `training.pattern_codes`), whether it meets one of the
+    prior's deterministic rules, and the per-pair parts of its score (`_Scoring`: the
+    term-frequency and full-name adjustments, by `predict`'s own functions); and the columns it
+    adds, as a Spark schema. `records`: the broadcast mapped records (`mapped.share_prepared`)."""
+    from types import SimpleNamespace
+
+    from pyspark.sql.types import BooleanType, DoubleType, IntegerType, LongType, StructField
 
     model, prepared = linker.model, linker.prepared
-    names = [c.name for c in model.comparisons]
+    scoring = _Scoring.of(linker)
     rules = model.settings.deterministic_rules
     # A rule on a column the records lack: no hits here, and estimate_prior raises its clear error.
     rules = rules if all(c in prepared.frame.columns for r in rules for c in r) else []
-    shared = spark.sparkContext.broadcast((model.comparisons, model.settings.batch_pairs, rules))
+    # tf_adjustment with u = 1 at the TF level: log2(1 / the pair's larger clipped frequency)
+    unit = SimpleNamespace(u={c.name: np.ones(c.n_levels) for c in scoring.tf}, settings=model.settings)
+    shared = spark.sparkContext.broadcast((model.comparisons, model.settings.batch_pairs, rules, unit, scoring))
 
     def with_levels(batch):
         from tfkit.linkage.comparisons import comparison_levels
-        from tfkit.linkage.training import deterministic_hits
+        from tfkit.linkage.predict import full_name_adjustment, tf_adjustment
+        from tfkit.linkage.training import deterministic_hits, pattern_codes
 
         prepared = records.value
-        comparisons, batch_pairs, rules = shared.value
+        comparisons, batch_pairs, rules, unit, scoring = shared.value
         rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
         rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
         levels = comparison_levels(prepared, comparisons, rid_l, rid_r, batch_pairs=batch_pairs)
-        return pa.RecordBatch.from_pydict({**{c: batch.column(c) for c in batch.schema.names},
-                                           **{n: levels[n] for n in names},
-                                           DETERMINISTIC: deterministic_hits(prepared, rules, rid_l, rid_r)})
+        out = {c: batch.column(c) for c in batch.schema.names}
+        out[PATTERN] = pattern_codes(levels, comparisons, scoring.radix, np.int64 if scoring.wide else np.int32)
+        out[DETERMINISTIC] = deterministic_hits(prepared, rules, rid_l, rid_r)
+        for c in scoring.tf:
+            part = tf_adjustment(prepared, unit, c.name, c.column, c.tf_level, levels[c.name], rid_l, rid_r)
+            out[TF_PART + c.name] = pa.array(part, mask=levels[c.name] != c.tf_level)
+        if scoring.full_name:
+            part = np.zeros(len(rid_l))
+            for first, second in scoring.full_name:
+                part += full_name_adjustment(prepared, unit, first, second, levels, rid_l, rid_r)
+            out[FULL_PART] = pa.array(part, mask=part == 0)
+        return pa.RecordBatch.from_pydict(out)
 
-    added = [*[StructField(n, ByteType()) for n in names], StructField(DETERMINISTIC, BooleanType())]
+    added = [StructField(PATTERN, LongType() if scoring.wide else IntegerType()),
+             StructField(DETERMINISTIC, BooleanType()),
+             *[StructField(TF_PART + c.name, DoubleType()) for c in scoring.tf],
+             *([StructField(FULL_PART, DoubleType())] if scoring.full_name else [])]
     return shared, with_levels, added
 
 
 def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt_above: int, checkpoint_dir: str
-                           ) -> tuple[DataFrame, list[RuleSkew]]:
+                           ) -> tuple[DataFrame, list[RuleSkew], pl.DataFrame]:
     """Every rule's pairs, each kept for the first rule that produces it (as
     `blocking.candidate_pairs`), with their comparison levels, in one Spark job; and the skew
     guard's report.
@@ -460,66 +524,102 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt
     levels = _save(found[0].unionByName(found[1]) if len(found) > 1 else found[0], f"{checkpoint_dir}/levels")
     mapped.drop(plan_files)
     level_shared.destroy()
-    added_by = {r["rule"]: r["count"] for r in levels.groupBy("rule").count().collect()}
+    # one narrow scan: the pairs per rule (the skew report) and per pattern (training, the scoring table)
+    counts = pl.from_arrow(levels.groupBy("rule", PATTERN).count().toArrow())
+    added_by = dict(counts.group_by("rule").agg(pl.col("count").sum()).iter_rows())
+    patterns = counts.group_by(PATTERN).agg(pl.col("count").sum()).sort(PATTERN)
     skew = [RuleSkew(rule.name, plan.comparisons[k], int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
                      plan.salted_blocks[k], plan.skipped[k], plan.pairs_skipped[k], plan.budget_limits[k])
             for k, rule in enumerate(rules)]
-    return levels, skew
+    return levels, skew, patterns
 
 
-def _scored_schema(linker: Linker):
-    from pyspark.sql.pandas.types import from_arrow_schema
-    from pyspark.sql.types import BooleanType, StructField
+def _patterns_counted(linker: Linker, counts: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(PATTERN, count) rows as `training.patterns` gives them: the vectors and their counts, sorted."""
+    from tfkit.linkage.training import decode_patterns
 
-    empty = np.empty(0, dtype=np.int64)
-    levels = comparison_levels(linker.prepared, linker.model.comparisons, empty, empty)
-    schema = from_arrow_schema(predict_stage.score(linker.prepared, linker.model, empty, empty, levels).to_arrow().schema)
-    if linker.model.non_link_rules() and VETO not in schema.names:
-        schema = schema.add(StructField(VETO, BooleanType()))
-    return schema
-
-
-def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, records) -> DataFrame:
-    """Every candidate pair scored per partition by the polars engine's `predict.score`, from its
-    comparison levels (`candidate_levels_spark`); `records`: the broadcast mapped records."""
-    shared = spark.sparkContext.broadcast(linker.model)
-    schema = _scored_schema(linker)
-    veto = VETO in schema.names
-    names = [c.name for c in linker.model.comparisons]
-
-    def score_partition(batches):
-        import polars as pl
-
-        from tfkit.linkage import predict
-
-        prepared, model = records.value, shared.value
-        for batch in batches:
-            rid_l = batch.column("rid_l").to_numpy(zero_copy_only=False).astype(np.int64)
-            rid_r = batch.column("rid_r").to_numpy(zero_copy_only=False).astype(np.int64)
-            levels = {n: batch.column(n).to_numpy(zero_copy_only=False).astype(np.int8) for n in names}
-            scored = predict.score(prepared, model, rid_l, rid_r, levels)
-            if veto and VETO not in scored.columns:
-                scored = scored.with_columns(pl.lit(False).alias(VETO))
-            yield from scored.to_arrow().to_batches()
-
-    return levels.select("rid_l", "rid_r", *names).mapInArrow(score_partition, schema)
+    counts = counts.sort(PATTERN)
+    return (decode_patterns(counts[PATTERN].to_numpy(), _Scoring.of(linker).radix),
+            counts["count"].to_numpy().astype(np.float64))
 
 
 def pattern_counts_spark(linker: Linker, levels: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct comparison-level vectors and their counts over every candidate pair, aggregated on
-    the cluster, in `training.patterns`' order: what EM needs, whatever the number of pairs."""
-    names = [c.name for c in linker.model.comparisons]
-    rows = levels.groupBy(*names).count().collect()
-    frame = pl.DataFrame([tuple(r) for r in rows], schema={**{n: pl.Int64 for n in names}, "len": pl.Int64},
-                         orient="row").sort(names)
-    return frame.select(names).to_numpy().astype(np.int64), frame["len"].to_numpy().astype(np.float64)
+    """Distinct comparison-level vectors and their counts over the pairs of `levels`, aggregated on
+    the cluster (one narrow column), in `training.patterns`' order: what EM needs, whatever the
+    number of pairs."""
+    return _patterns_counted(linker, pl.from_arrow(levels.groupBy(PATTERN).count().toArrow()))
 
 
-def train_spark(linker: Linker, levels: DataFrame, *, labelled: DataFrame | None = None) -> None:
+def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns: pl.DataFrame) -> DataFrame:
+    """Every candidate pair scored as `predict.score` scores it, with the trained model, as a
+    projection of the stored levels (no Spark job, no pass through Python): the pattern's part
+    (prior and level weights, the names' swap adjustments, the veto, the levels) looked up in a
+    table made on the driver from the model, for the patterns present (`patterns`: PATTERN and
+    count), by a broadcast join; the per-pair term-frequency and full-name parts added
+    (`_Scoring`). Equal to `predict.score` bit for bit where no term-frequency level was reached,
+    elsewhere to rounding (the sum's order differs and 2^-w is Java's pow: ~1e-15)."""
+    from functools import reduce
+
+    from tfkit.linkage.training import decode_patterns
+
+    model = linker.model
+    scoring = _Scoring.of(linker)
+    codes = patterns[PATTERN].to_numpy()
+    gammas = decode_patterns(codes, scoring.radix)
+    lv = {c.name: gammas[:, k] for k, c in enumerate(model.comparisons)}
+    base = np.full(len(codes), model.prior_weight)
+    for c in model.comparisons:
+        base += model.level_weights(c.name)[lv[c.name] + 1]
+    swap = np.zeros(len(codes))
+    for first, second in scoring.partners:  # as predict.score: names swapped counted once
+        for mine, theirs in zip(first.swap_levels, second.swap_levels):
+            swap[(lv[first.name] == mine) & (lv[second.name] == theirs)] -= model.level_weights(second.name)[theirs + 1]
+    veto = model.vetoed(lv, len(codes))
+    # A pair with no per-pair part (no TF level reached) weighs its pattern's weight, summed in
+    # predict.score's order (adding its zeros changes nothing), and its probability is numpy's, as
+    # predict.score computes it: bit for bit the polars engine's, and no pow per pair on the cluster.
+    alone = base + swap
+    probability = 1.0 / (1.0 + np.exp2(-np.clip(alone, -1000, 1000)))
+    probability[veto] = 0.0
+    table = pa.table({PATTERN: pa.array(codes, pa.int64() if scoring.wide else pa.int32()), "_base": base,
+                      "_swap": swap, "_veto": veto, "_weight": alone, "_probability": probability,
+                      **{f"{c.name}_level": lv[c.name].astype(np.int8) for c in model.comparisons}})
+    scored = levels.join(F.broadcast(spark.createDataFrame(table)), PATTERN)
+    weight, columns, parts = F.col("_base"), [], []
+    for c in model.comparisons:
+        columns.append(F.col(f"{c.name}_level"))
+        if c in scoring.tf:
+            part = F.col(TF_PART + c.name)
+            parts.append(part.isNotNull())
+            u = float(np.log2(np.clip(model.u[c.name][c.tf_level], 1e-12, 1.0)))
+            adjust = F.when(part.isNotNull(), F.lit(u) + part).otherwise(F.lit(0.0))
+            weight = weight + adjust
+            columns.append(adjust.cast("float").alias(f"{c.name}_tf_adjustment"))
+    if scoring.partners:
+        full = (F.coalesce(F.col(FULL_PART), F.lit(0.0)) if scoring.full_name else F.lit(0.0)) + F.col("_swap")
+        weight = weight + full
+        columns.append(full.cast("float").alias(predict_stage.FULL_NAME))
+    if model.non_link_rules():
+        columns.append(F.col("_veto").alias(VETO))
+    clipped = F.greatest(F.least(weight, F.lit(1000.0)), F.lit(-1000.0))
+    per_pair = F.when(F.col("_veto"), F.lit(0.0)).otherwise(F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -clipped)))
+    if parts:
+        any_part = reduce(lambda a, b: a | b, parts)
+        weight = F.when(any_part, weight).otherwise(F.col("_weight"))
+        per_pair = F.when(any_part, per_pair).otherwise(F.col("_probability"))
+    else:
+        weight, per_pair = F.col("_weight"), F.col("_probability")
+    return scored.select("rid_l", "rid_r", weight.alias("match_weight"), per_pair.alias("match_probability"),
+                         *columns)
+
+
+def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, labelled: DataFrame | None = None
+                ) -> None:
     """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
     grows with the number of pairs: selecting the prior's rule hits and counting comparison patterns
     (EM, the prior's refinement and m from labels take those counts, never one row per pair).
-    `labelled`: the levels with `MATCH` (`with_truth`), to estimate m from the truth column."""
+    `patterns`: every candidate pair's pattern counts (`candidate_levels_spark`); `labelled`: the
+    levels with `MATCH` (`with_truth`), to estimate m from the truth column."""
     model, prepared = linker.model, linker.prepared
     linker.training.estimate_u_using_random_sampling()
     # The prior needs only the candidate pairs meeting a deterministic rule (flagged with the levels).
@@ -532,10 +632,10 @@ def train_spark(linker: Linker, levels: DataFrame, *, labelled: DataFrame | None
     elif model.training:
         linker.training.estimate_m_using_expectation_maximisation()  # sampled sessions on the driver
     else:
-        counted = pattern_counts_spark(linker, levels)
+        counted = _patterns_counted(linker, patterns)
         training_stage.estimate_m_em(model, counted)
     if s.refine_prior:
-        counted = counted or pattern_counts_spark(linker, levels)
+        counted = counted or _patterns_counted(linker, patterns)
         training_stage.refine_prior(model, counted, blocking_stage.comparisons_possible(
             prepared.source_sizes(), linker.mode))
     training_stage.check_training(model)
@@ -730,35 +830,104 @@ def _save(df: DataFrame, path: str) -> DataFrame:
 # --------------------------------------------------------------------------- the job
 
 
-def _with_record_ids(ids: DataFrame, scored: DataFrame, *, broadcast: bool = True, order: str = "global") -> DataFrame:
-    """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
-    looked up in `ids` (_rid, source, record_id: one row a record).
+@dataclass
+class SharedIds:
+    """Every record's source and record id by row position, for the executors: `_source` (int16) and
+    the ids' UTF-8 bytes with their offsets (Arrow's large-string layout) as mapped files
+    (`mapped.share`: one copy a node, shared through the page cache), so a task gathers a pair's ids
+    by its row positions, without a join."""
 
-    With `broadcast` (records prepared on the driver) by two broadcast hash joins in the JVM (one
-    broadcast of `ids`, reused; no round trip of every pair through Python), which keep the pairs'
-    partitions and their order; records prepared on the cluster (a national file's ids do not fit a
-    broadcast) by shuffle joins. `order`:
+    files: object  # mapped.Mapped
+    sources: list[str]
+
+    def gather(self, rid: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """The (source, record_id) of the records at row positions `rid`, as Arrow string arrays."""
+        offsets, data = self.files.array("_id_offsets"), self.files.array("_id_bytes")
+        ids = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+        at = pa.array(rid, pa.int64())
+        source = pa.array(self.sources, pa.string()).take(pa.array(self.files.array("_source")[rid]))
+        return source, ids.take(at).cast(pa.string())
+
+
+def _share_ids(spark: SparkSession, linker: Linker, records) -> SharedIds:
+    """`SharedIds` of every record: from the driver's prepared frame, or (records prepared on the
+    cluster) collected once from the cluster's prepared records (about 20 bytes a record, on the
+    driver only while its files are written)."""
+    p = linker.prepared
+    if records is None:
+        source, ids = p.frame.get_column("_source").to_numpy(), p.frame.get_column("_record_id").to_arrow()
+    else:
+        table = records.records.select("_rid", "_source", "_record_id").toArrow()
+        at = np.empty(table.num_rows, dtype=np.int64)  # _rid is 0..n-1: each row's place
+        at[table.column("_rid").to_numpy()] = np.arange(table.num_rows)
+        source = table.column("_source").to_numpy()[at]
+        ids = table.column("_record_id").take(pa.array(at))
+        del table
+    return _shared_ids(spark, list(p.sources), source, ids)
+
+
+def _shared_ids(spark: SparkSession, sources: list[str], source: np.ndarray, ids) -> SharedIds:
+    """`SharedIds` from every record's source index and record id (an Arrow string array), in row order."""
+    from tfkit.engine.spark import mapped
+
+    ids = ids.cast(pa.large_string())
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if ids.offset:  # a fresh copy: offsets from 0
+        ids = pa.concat_arrays([pa.array([], pa.large_string()), ids])
+    _, offsets, data = ids.buffers()
+    files = mapped.share(spark, {
+        "_source": np.asarray(source).astype(np.int16),
+        "_id_offsets": np.frombuffer(offsets, dtype=np.int64, count=len(ids) + 1),
+        "_id_bytes": np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, np.uint8)})
+    return SharedIds(files, sources)
+
+
+def _with_record_ids(ids: SharedIds, scored: DataFrame, *, order: str = "global") -> DataFrame:
+    """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
+    gathered by row position in the writing task from the mapped ids (`SharedIds`): no join, no
+    shuffle of the pairs, whatever the size (the ids of 185M pairs at 10M x 10M were two shuffle
+    joins, 24.6 GiB of shuffle). `order`:
     - "global" (the review queue, small): sorted by row positions as the polars engine's files, in
-      one part: the pairs gathered into one partition (a shuffle of the queue's rows only: no
-      sampling scan as a range partitioning needs, no global sort after the joins) and sorted there;
-    - "partitions" (every candidate pair): no shuffle for order. Each part holds the pairs of its
-      partition in an order fixed by the inputs: as scored (`_pair_partition` sorts each block
-      partition's pairs by row positions, and the checkpoints keep that order) after broadcast
-      joins, sorted by row positions within each hash partition after shuffle joins. The same
-      inputs give the same parts, byte for byte; the folder's rows, read in part order, are not
-      globally sorted."""
-    rest = [c for c in scored.columns if c not in ("rid_l", "rid_r")]
-    one_part = order == "global"
-    out = scored.repartition(1) if one_part and broadcast else scored  # narrow, before the joins
-    lookup = F.broadcast(ids) if broadcast else ids
-    for side in ("l", "r"):
-        out = (out.withColumnRenamed(f"rid_{side}", "_rid").join(lookup, "_rid").withColumnsRenamed(
-            {"_rid": f"rid_{side}", "source": f"source_{side}", "record_id": f"record_id_{side}"}))
-    if one_part and not broadcast:
-        out = out.repartition(1)
-    if one_part or not broadcast:
-        out = out.sortWithinPartitions("rid_l", "rid_r")
-    return out.select("source_l", "record_id_l", "source_r", "record_id_r", *rest)
+      one part (the queue's rows gathered into one partition and sorted there);
+    - "partitions" (every candidate pair): no shuffle. Each part holds the pairs of its partition
+      in the order they were scored (`_pair_partition` sorts each block partition's pairs by row
+      positions, and the checkpoints keep that order): the same inputs give the same parts, byte
+      for byte; the folder's rows, read in part order, are not globally sorted."""
+    if order == "global":
+        scored = scored.repartition(1).sortWithinPartitions("rid_l", "rid_r")
+    return _gather_ids(ids, scored, {"rid_l": "_l", "rid_r": "_r"})
+
+
+def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str]) -> DataFrame:
+    """`frame` with each row-position column in `rids` replaced by `source<suffix>` and
+    `record_id<suffix>` (first, in `rids`' order; the other columns after, as they were), gathered
+    per batch from the mapped ids: the rows keep their partitions and order."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    rest = [f for f in frame.schema.fields if f.name not in rids]
+    added = [f"{c}{suffix}" for suffix in rids.values() for c in ("source", "record_id")]
+    names = [*added, *[f.name for f in rest]]
+    schema = StructType([*[StructField(c, StringType()) for c in added], *rest])
+
+    def with_ids(batches):
+        for b in batches:
+            found = [a for c in rids for a in ids.gather(b.column(c).to_numpy(zero_copy_only=False))]
+            yield pa.RecordBatch.from_arrays([*found, *[b.column(f.name) for f in rest]], names=names)
+
+    return frame.mapInArrow(with_ids, schema)
+
+
+def _clusters(spark: SparkSession, ids: SharedIds, labels: DataFrame, n: int) -> DataFrame:
+    """Every record's (source, record_id, cluster_id, cluster_size) in row order, as the polars
+    engine's clusters file: the component labels (`connected_components_spark`: records on a link
+    only) and their sizes joined to the row positions 0..n-1 (a record on no link is a cluster of
+    one, its own id), then the ids gathered (`_gather_ids`): only integers are shuffled."""
+    sized = labels.join(labels.groupBy("label").agg(F.count("*").alias("size")), "label")
+    core = (spark.range(n).withColumnRenamed("id", "_rid").join(sized.withColumnRenamed("rid", "_rid"), "_rid", "left")
+            .select("_rid", F.coalesce("label", "_rid").alias("cluster_id"),
+                    F.coalesce("size", F.lit(1).cast("long")).alias("cluster_size"))
+            .orderBy("_rid"))
+    return _gather_ids(ids, core, {"_rid": ""})
 
 
 # --------------------------------------------------------------------------- where the records are prepared
@@ -785,19 +954,6 @@ def _prepared_linker(spark: SparkSession, frames, model, *, mode, id_column, tru
     sources = {s: f if isinstance(f, DataFrame) else with_row_index(spark, f) for s, f in frames.items()}
     return spark_linker(spark, sources, model, mode=mode, id_column=id_column, seed=seed, truth_column=truth_column,
                         clean=clean, decisions=decisions)
-
-
-def _ids_frame(spark: SparkSession, linker: Linker, records) -> DataFrame:
-    """(_rid, source, record_id) of every record: from the cluster's prepared records, or from the
-    driver's prepared frame."""
-    p = linker.prepared
-    if records is not None:
-        names = F.array(*[F.lit(s) for s in p.sources])
-        return records.records.select("_rid", F.element_at(names, F.col("_source") + 1).alias("source"),
-                                      F.col("_record_id").alias("record_id"))
-    return spark.createDataFrame(p.frame.select(
-        "_rid", pl.col("_source").replace_strict(list(range(len(p.sources))), p.sources, return_dtype=pl.String)
-        .alias("source"), pl.col("_record_id").alias("record_id")).to_arrow())
 
 
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
@@ -836,18 +992,18 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     linker.timings["share_records"] = time.perf_counter() - t
     try:
         t = time.perf_counter()
-        levels, skew = candidate_levels_spark(spark, linker, records_b, salt_above=salt_above,
-                                              checkpoint_dir=checkpoint_dir)
+        levels, skew, patterns = candidate_levels_spark(spark, linker, records_b, salt_above=salt_above,
+                                                        checkpoint_dir=checkpoint_dir)
         blocking_stage.warn_skipped(linker.model, skew)  # the polars engine's warnings, word for word
         linker.timings["block_and_compare"] = time.perf_counter() - t  # one Spark job (candidate_levels_spark)
         t = time.perf_counter()
         codes = truth_codes(linker.prepared, truth_column) if truth_column else None
-        train_spark(linker, levels, labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None
-                    else None)
+        train_spark(linker, levels, patterns,
+                    labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None else None)
         linker.timings["train"] = time.perf_counter() - t
         t = time.perf_counter()
-        scored = _save(score_spark(spark, linker, levels, records_b), f"{checkpoint_dir}/scored")
-    finally:  # the scores are on disk: nothing reads the mapped records after this
+        scored = score_spark(spark, linker, levels, patterns)  # a projection of the levels: no job
+    finally:  # the per-pair parts of the scores are on disk: nothing reads the mapped records after this
         records_b.destroy()
         mapped.drop(shared.mapped)
     linker.timings["predict"] = time.perf_counter() - t
@@ -865,44 +1021,47 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     labels, iterations = connected_components_spark(links, max_iterations=max_iterations)
 
     p = linker.prepared
-    ids = _ids_frame(spark, linker, records)
-    clusters = (ids.join(labels.withColumnRenamed("rid", "_rid"), "_rid", "left")
-                .withColumn("cluster_id", F.coalesce("label", "_rid"))
-                .withColumn("cluster_size", F.count("*").over(Window.partitionBy("cluster_id")))
-                .orderBy("_rid").select("source", "record_id", "cluster_id", "cluster_size"))
-    link_stats.clusters_with_two_clean_records = clean_conflicts_spark(clusters, clean)
-    linker.timings["cluster"] = time.perf_counter() - t
-    metrics = None
-    counts = {}
-    if truth_column:
+    # every record's source and id for the executors (the pairs', the review queue's and the
+    # clusters' ids are gathered by row position, never joined); dropped by SparkLinkResult.close
+    ids = _share_ids(spark, linker, records)
+    try:
+        clusters = _clusters(spark, ids, labels, p.n)
+        link_stats.clusters_with_two_clean_records = clean_conflicts_spark(clusters, clean)
+        linker.timings["cluster"] = time.perf_counter() - t
+        metrics = None
+        counts = {}
+        if truth_column:
+            t = time.perf_counter()
+            metrics, counts["true_pairs_found"] = evaluate_spark(
+                linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
+                threshold)
+            linker.timings["evaluate"] = time.perf_counter() - t
+        held = link_stats.held_for_review
+        queue = review_queue_spark(scored, threshold, review_lower, held)
+        decided_pairs = decisions is not None and decisions.height
+        if decided_pairs:  # a decided pair is not asked about again
+            decided, _ = clustering_stage._pair_keys(p, decisions)
+            queue = queue.join(F.broadcast(spark.createDataFrame(
+                decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
+                ["rid_l", "rid_r"], "left_anti")
+        pairs = _with_record_ids(ids, scored, order="partitions")
+        review = _with_record_ids(ids, queue.drop(HELD))
         t = time.perf_counter()
-        metrics, counts["true_pairs_found"] = evaluate_spark(
-            linker, with_truth(spark, scored.select("rid_l", "rid_r", "match_probability"), codes), truth_column,
-            threshold)
-        linker.timings["evaluate"] = time.perf_counter() - t
-    held = link_stats.held_for_review
-    queue = review_queue_spark(scored, threshold, review_lower, held)
-    decided_pairs = decisions is not None and decisions.height
-    if decided_pairs:  # a decided pair is not asked about again
-        decided, _ = clustering_stage._pair_keys(p, decisions)
-        queue = queue.join(F.broadcast(spark.createDataFrame(
-            decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
-            ["rid_l", "rid_r"], "left_anti")
-    pairs = _with_record_ids(ids, scored, broadcast=records is None, order="partitions")
-    review = _with_record_ids(ids, queue.drop(HELD), broadcast=records is None)
-    t = time.perf_counter()
-    linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
-    # without decisions the band's count is the bands' and the held pairs' the driver's (no scan of the pairs)
-    counted = (review.groupBy(REVIEW_REASON).count().collect() if decided_pairs else
-               [(REASON_BAND, int(bands["review"] or 0)), *held_reasons(held).group_by(REVIEW_REASON).len().iter_rows()])
-    by_reason = reason_counts(counted=counted)
-    counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
-              "review_pairs": sum(by_reason.values()), "review_pairs_by_reason": by_reason,
-              # records on no link are clusters of one
-              "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
-    linker.timings["counts"] = time.perf_counter() - t
-    return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
-                           link_stats, metrics, scored, records)
+        linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
+        # without decisions the band's count is the bands' and the held pairs' the driver's (no scan of the pairs)
+        counted = (queue.groupBy(REVIEW_REASON).count().collect() if decided_pairs else
+                   [(REASON_BAND, int(bands["review"] or 0)), *held_reasons(held).group_by(REVIEW_REASON).len().iter_rows()])
+        by_reason = reason_counts(counted=counted)
+        counts = {"candidate_pairs": sum(r.pairs_added for r in skew), "links": int(bands["links"] or 0),
+                  "review_pairs": sum(by_reason.values()), "review_pairs_by_reason": by_reason,
+                  # records on no link are clusters of one
+                  "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
+        linker.timings["counts"] = time.perf_counter() - t
+        return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
+                               link_stats, metrics, scored, records, ids)
+    except BaseException:
+        mapped.drop(ids.files)
+        raise
 
 
 def review_queue_spark(scored: DataFrame, threshold: float, review_lower: float, held: pl.DataFrame) -> DataFrame:
@@ -1024,7 +1183,7 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
         private_folder(out)
     base = settings.checkpoint_dir.rstrip("/") if settings.checkpoint_dir else f"{out.rstrip('/')}/.checkpoints"
     checkpoints = f"{base}/link-{uuid.uuid4().hex[:12]}"
-    written = []
+    written, result = [], None
     try:
         result = link_spark(spark, frames, model, mode=mode, threshold=threshold, review_lower=review_lower,
                             seed=seed, checkpoint_dir=checkpoints, truth_column=truth, train_on_labels=train_on_labels,
@@ -1049,6 +1208,8 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
             written.append(write_figures_report(report, linker, figures, summary, metrics=result.metrics,
                                                 threshold=result.threshold))
     finally:
+        if result is not None:
+            result.close()
         delete_path(spark, checkpoints if settings.checkpoint_dir else base)
     summary["outputs"] = [f"{out.rstrip('/')}/{n}.parquet" for n in OUTPUTS]
     if local:  # the JSON files beside a local output (on HDFS/S3 the summary is printed)
