@@ -839,6 +839,12 @@ class SharedIds:
 
     files: object  # mapped.Mapped
     sources: list[str]
+    # (_rid, source, record_id) of every record, for broadcast hash joins in the JVM instead of the
+    # gather (`_gather_ids`): set when the records were prepared on the driver and are few enough to
+    # broadcast (`BROADCAST_IDS_RECORDS`). At 1M x 1M the gather's round trip of every scored pair
+    # through a Python worker cost more than two broadcast joins, which keep the pairs' partitions
+    # and their order and never leave the JVM.
+    lookup: DataFrame | None = None
 
     def gather(self, rid: np.ndarray) -> tuple[pa.Array, pa.Array]:
         """The (source, record_id) of the records at row positions `rid`, as Arrow string arrays."""
@@ -849,6 +855,11 @@ class SharedIds:
         return source, ids.take(at).cast(pa.string())
 
 
+# Records prepared on the driver up to this many: their ids are broadcast and joined in the JVM
+# (`SharedIds.lookup`); above it, and whenever the records were prepared on the cluster, gathered.
+BROADCAST_IDS_RECORDS = 5_000_000
+
+
 def _share_ids(spark: SparkSession, linker: Linker, records) -> SharedIds:
     """`SharedIds` of every record: from the driver's prepared frame, or (records prepared on the
     cluster) collected once from the cluster's prepared records (about 20 bytes a record, on the
@@ -856,6 +867,13 @@ def _share_ids(spark: SparkSession, linker: Linker, records) -> SharedIds:
     p = linker.prepared
     if records is None:
         source, ids = p.frame.get_column("_source").to_numpy(), p.frame.get_column("_record_id").to_arrow()
+        shared = _shared_ids(spark, list(p.sources), source, ids)
+        if p.n <= BROADCAST_IDS_RECORDS:
+            shared.lookup = spark.createDataFrame(p.frame.select(
+                pl.col("_rid").cast(pl.Int64),
+                pl.col("_source").replace_strict(list(range(len(p.sources))), list(p.sources), return_dtype=pl.String)
+                .alias("source"), pl.col("_record_id").cast(pl.String).alias("record_id")).to_arrow())
+        return shared
     else:
         table = records.records.select("_rid", "_source", "_record_id").toArrow()
         at = np.empty(table.num_rows, dtype=np.int64)  # _rid is 0..n-1: each row's place
@@ -893,12 +911,12 @@ def _with_record_ids(ids: SharedIds, scored: DataFrame, *, order: str = "global"
       in the order they were scored (`_pair_partition` sorts each block partition's pairs by row
       positions, and the checkpoints keep that order): the same inputs give the same parts, byte
       for byte; the folder's rows, read in part order, are not globally sorted."""
-    if order == "global":
+    if order == "global":  # gathered, never joined: the optimizer drops a sort below a join (EliminateSorts)
         scored = scored.repartition(1).sortWithinPartitions("rid_l", "rid_r")
-    return _gather_ids(ids, scored, {"rid_l": "_l", "rid_r": "_r"})
+    return _gather_ids(ids, scored, {"rid_l": "_l", "rid_r": "_r"}, join=order != "global")
 
 
-def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str]) -> DataFrame:
+def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str], *, join: bool = True) -> DataFrame:
     """`frame` with each row-position column in `rids` replaced by `source<suffix>` and
     `record_id<suffix>` (first, in `rids`' order; the other columns after, as they were), gathered
     per batch from the mapped ids: the rows keep their partitions and order."""
@@ -907,6 +925,13 @@ def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str]) -> DataF
     rest = [f for f in frame.schema.fields if f.name not in rids]
     added = [f"{c}{suffix}" for suffix in rids.values() for c in ("source", "record_id")]
     names = [*added, *[f.name for f in rest]]
+    if join and ids.lookup is not None:  # broadcast hash joins: the rows keep their partitions and order
+        lookup = F.broadcast(ids.lookup)
+        for column, suffix in rids.items():
+            frame = (frame.join(lookup.withColumnRenamed("_rid", column), column)
+                     .withColumnsRenamed({"source": f"source{suffix}", "record_id": f"record_id{suffix}"}))
+        return frame.select(*names)
+    ids = SharedIds(ids.files, ids.sources)  # what the tasks need: not the lookup (a driver-side DataFrame)
     schema = StructType([*[StructField(c, StringType()) for c in added], *rest])
 
     def with_ids(batches):
@@ -927,7 +952,8 @@ def _clusters(spark: SparkSession, ids: SharedIds, labels: DataFrame, n: int) ->
             .select("_rid", F.coalesce("label", "_rid").alias("cluster_id"),
                     F.coalesce("size", F.lit(1).cast("long")).alias("cluster_size"))
             .orderBy("_rid"))
-    return _gather_ids(ids, core, {"_rid": ""})
+    # gathered, never joined: the optimizer drops a sort below a join (EliminateSorts)
+    return _gather_ids(ids, core, {"_rid": ""}, join=False)
 
 
 # --------------------------------------------------------------------------- where the records are prepared
