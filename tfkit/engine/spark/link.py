@@ -99,6 +99,7 @@ class SparkLinkResult:
     scored: DataFrame | None = None  # scored pairs by row position (rid_l, rid_r): the report's figures
     records: object = None  # prepare.SparkPrepared when the records were prepared on the cluster, else None
     ids: SharedIds | None = None  # the records' ids as mapped files: what pairs, clusters and review read
+    band: DataFrame | None = None  # `scored`'s pairs at or above the review band's floor (saved)
 
     def close(self) -> None:
         """Delete the driver's copy of the mapped ids (`pairs`, `clusters` and `review` read them:
@@ -613,6 +614,17 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
                          *columns)
 
 
+def _any_vetoed(linker: Linker, patterns: pl.DataFrame) -> bool:
+    """Whether a non-link rule vetoes any candidate pair: a function of the comparison pattern, so
+    read from the patterns present (`candidate_levels_spark`' counts), not from the pairs."""
+    from tfkit.linkage.training import decode_patterns
+
+    model = linker.model
+    gammas = decode_patterns(patterns[PATTERN].to_numpy(), _Scoring.of(linker).radix)
+    lv = {c.name: gammas[:, k] for k, c in enumerate(model.comparisons)}
+    return bool(np.asarray(model.vetoed(lv, len(gammas))).any())
+
+
 def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, labelled: DataFrame | None = None
                 ) -> None:
     """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
@@ -718,7 +730,8 @@ def constrained_links_spark(spark: SparkSession, linker: Linker, scored: DataFra
         raise UsageError(f"{n_links:,} links above the threshold: over the {MAX_DRIVER_LINKS:,} the driver takes "
                          "to apply --clean, --one-to-one or review decisions",
                          hint="raise the threshold, or link without those constraints on Spark")
-    links = pl.from_arrow(above.select("rid_l", "rid_r", "match_weight", "match_probability").toArrow())
+    links = pl.from_arrow(above.select("rid_l", "rid_r", "match_weight", "match_probability").toArrow()
+                          ).sort("rid_l", "rid_r")  # the polars engine's order, whatever the parts' order
     edges, stats = select_links(linker.prepared, links, threshold, one_to_one=one_to_one, clean=clean,
                                 decisions=decisions)
     schema = "rid_l long, rid_r long"
@@ -1035,14 +1048,18 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     linker.timings["predict"] = time.perf_counter() - t
     t = time.perf_counter()
     p_ = F.col("match_probability")
-    bands = scored.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
-                       F.sum(((p_ >= review_lower) & (p_ < threshold)).cast("long")).alias("review"),
-                       *([F.max(F.col(VETO).cast("int")).alias("veto")] if VETO in scored.columns else [])).first()
-    if VETO in scored.columns and not bands["veto"]:
-        scored = scored.drop(VETO)  # the polars engine's columns: the flag only when a pair was vetoed
+    # One scan of every pair keeps those at or above the review band's floor (the links and the
+    # review queue: a small share), saved: the links, the counts, the review queue and the review
+    # folder read them, not every pair again.
+    band = _save(scored.where(p_ >= review_lower), f"{checkpoint_dir}/band")
+    bands = band.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
+                     F.sum((p_ < threshold).cast("long")).alias("review")).first()
+    if VETO in scored.columns and not _any_vetoed(linker, patterns):
+        # the polars engine's columns: the flag only when a pair was vetoed (a pattern's property)
+        scored, band = scored.drop(VETO), band.drop(VETO)
     linker.timings["bands"] = time.perf_counter() - t
     t = time.perf_counter()
-    links, link_stats = constrained_links_spark(spark, linker, scored, threshold, int(bands["links"] or 0),
+    links, link_stats = constrained_links_spark(spark, linker, band, threshold, int(bands["links"] or 0),
                                                 one_to_one=one_to_one, clean=clean, decisions=decisions)
     labels, iterations = connected_components_spark(links, max_iterations=max_iterations)
 
@@ -1063,7 +1080,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
                 threshold)
             linker.timings["evaluate"] = time.perf_counter() - t
         held = link_stats.held_for_review
-        queue = review_queue_spark(scored, threshold, review_lower, held)
+        queue = review_queue_spark(band, threshold, review_lower, held)
         decided_pairs = decisions is not None and decisions.height
         if decided_pairs:  # a decided pair is not asked about again
             decided, _ = clustering_stage._pair_keys(p, decisions)
@@ -1084,7 +1101,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
                   "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
         linker.timings["counts"] = time.perf_counter() - t
         return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
-                               link_stats, metrics, scored, records, ids)
+                               link_stats, metrics, scored, records, ids, band)
     except BaseException:
         mapped.drop(ids.files)
         raise
@@ -1123,7 +1140,7 @@ def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
 
     # one scan of the pairs: the review queue (band and pairs too close to call: a clerical queue,
     # small) sorted on the driver
-    queue = pl.from_arrow(review_queue_spark(result.scored, result.threshold, result.review_lower,
+    queue = pl.from_arrow(review_queue_spark(result.band, result.threshold, result.review_lower,
                                              result.link_stats.held_for_review).toArrow()).sort("rid_l", "rid_r")
     # the queue's pairs with their ids, as written to review.parquet/ (collected again when a
     # reviewer's decisions took pairs out of it, or when the ids are on the cluster)
