@@ -131,8 +131,7 @@ def _pair_keys(prepared: Prepared, decided: pl.DataFrame) -> tuple[pl.DataFrame,
     """Decisions (source_l, record_id_l, source_r, record_id_r, decision) as row positions (rid_l <
     rid_r), and how many decisions name a record this job does not hold."""
     ids = prepared.frame.select(
-        "_rid", pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
-                                                 return_dtype=pl.String).alias("_s"), "_record_id")
+        "_rid", prepared.source_name().alias("_s"), "_record_id")
     d = decided.select(pl.col("source_l").cast(pl.String), pl.col("record_id_l").cast(pl.String),
                        pl.col("source_r").cast(pl.String), pl.col("record_id_r").cast(pl.String), "decision")
     d = (d.join(ids.rename({"_s": "source_l", "_record_id": "record_id_l", "_rid": "a"}),
@@ -369,8 +368,7 @@ def cluster_frame(prepared: Prepared, links: pl.DataFrame) -> pl.DataFrame:
     labels = components(prepared.n, links["rid_l"].to_numpy(), links["rid_r"].to_numpy())
     frame = prepared.frame.select(
         "_rid",
-        pl.col("_source").replace_strict(list(range(len(prepared.sources))), prepared.sources,
-                                         return_dtype=pl.String).alias("source"),
+        prepared.source_name().alias("source"),
         pl.col("_record_id").alias("record_id"),
     ).with_columns(pl.Series("cluster_id", labels))
     return (

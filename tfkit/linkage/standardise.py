@@ -169,6 +169,11 @@ class Prepared:
     def n(self) -> int:
         return self.frame.height
 
+    def source_name(self) -> pl.Expr:
+        """`_source` (an index into `sources`) as the source's name: an expression on `frame`."""
+        return pl.col("_source").replace_strict(list(range(len(self.sources))), list(self.sources),
+                                                return_dtype=pl.String)
+
     def codes(self, column: str) -> np.ndarray:
         """The column's codes as int32, NULL where missing (cached: every stage gathers from these)."""
         if column not in self._codes:

@@ -173,9 +173,7 @@ class LinkedSources:
         rid = held.select(pl.when(pl.col("held_side") == "l").then("rid_l").otherwise("rid_r").alias("_rid"))
         records = (r.linker.prepared.frame.select("_rid", "_source", pl.col("_record_id").cast(pl.String))
                    .join(rid.unique(), on="_rid", how="semi")
-                   .select(pl.col("_source").replace_strict(list(range(len(r.linker.prepared.sources))),
-                                                            r.linker.prepared.sources, return_dtype=pl.String)
-                           .alias("source"), pl.col("_record_id").alias("record_id"))
+                   .select(r.linker.prepared.source_name().alias("source"), pl.col("_record_id").alias("record_id"))
                    .join(gone, on=["source", "record_id"], how="anti"))
         counts = dict(records.group_by("source").len().iter_rows())
         return {name: int(counts.get(name, 0)) for name in self.record_ids if name != self.person_source}
