@@ -28,7 +28,8 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   polars engine's;
 - outputs: every stage works on row positions; the record ids (and sources) reach the pairs, the
   review queue and the clusters in the writing task, gathered by row position from mapped files
-  (`SharedIds`), never joined: no shuffle of the pairs for their ids, at any size.
+  (`SharedIds`): no shuffle of the pairs for their ids, at any size (the pairs of records prepared
+  on the driver, up to 5M, by two broadcast joins instead, cheaper at that size).
 """
 
 from __future__ import annotations
@@ -366,7 +367,7 @@ def _pair_partition(records, plan, rules, mode: str, kcols: list[str]):
 # --------------------------------------------------------------------------- comparisons and scoring
 
 
-VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed: here every partition has it
+VETO = "non_link_rule"  # predict.score adds it only when a pair is vetoed (`score_spark`: a pattern present is)
 DETERMINISTIC = "_meets_deterministic_rule"
 # What the block job stores for scoring beside each pair, none of it depending on the trained model:
 PATTERN = "_pattern"    # the comparison vector as one mixed-radix code (`training.pattern_codes`)
@@ -600,7 +601,7 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
         full = (F.coalesce(F.col(FULL_PART), F.lit(0.0)) if scoring.full_name else F.lit(0.0)) + F.col("_swap")
         weight = weight + full
         columns.append(full.cast("float").alias(predict_stage.FULL_NAME))
-    if model.non_link_rules():
+    if veto.any():  # as predict.score: the flag only when a pair is vetoed (a property of its pattern)
         columns.append(F.col("_veto").alias(VETO))
     clipped = F.greatest(F.least(weight, F.lit(1000.0)), F.lit(-1000.0))
     per_pair = F.when(F.col("_veto"), F.lit(0.0)).otherwise(F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -clipped)))
@@ -612,17 +613,6 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
         weight, per_pair = F.col("_weight"), F.col("_probability")
     return scored.select("rid_l", "rid_r", weight.alias("match_weight"), per_pair.alias("match_probability"),
                          *columns)
-
-
-def _any_vetoed(linker: Linker, patterns: pl.DataFrame) -> bool:
-    """Whether a non-link rule vetoes any candidate pair: a function of the comparison pattern, so
-    read from the patterns present (`candidate_levels_spark`' counts), not from the pairs."""
-    from tfkit.linkage.training import decode_patterns
-
-    model = linker.model
-    gammas = decode_patterns(patterns[PATTERN].to_numpy(), _Scoring.of(linker).radix)
-    lv = {c.name: gammas[:, k] for k, c in enumerate(model.comparisons)}
-    return bool(np.asarray(model.vetoed(lv, len(gammas))).any())
 
 
 def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, labelled: DataFrame | None = None
@@ -883,17 +873,15 @@ def _share_ids(spark: SparkSession, linker: Linker, records) -> SharedIds:
         shared = _shared_ids(spark, list(p.sources), source, ids)
         if p.n <= BROADCAST_IDS_RECORDS:
             shared.lookup = spark.createDataFrame(p.frame.select(
-                pl.col("_rid").cast(pl.Int64),
-                pl.col("_source").replace_strict(list(range(len(p.sources))), list(p.sources), return_dtype=pl.String)
-                .alias("source"), pl.col("_record_id").cast(pl.String).alias("record_id")).to_arrow())
+                pl.col("_rid").cast(pl.Int64), p.source_name().alias("source"),
+                pl.col("_record_id").cast(pl.String).alias("record_id")).to_arrow())
         return shared
-    else:
-        table = records.records.select("_rid", "_source", "_record_id").toArrow()
-        at = np.empty(table.num_rows, dtype=np.int64)  # _rid is 0..n-1: each row's place
-        at[table.column("_rid").to_numpy()] = np.arange(table.num_rows)
-        source = table.column("_source").to_numpy()[at]
-        ids = table.column("_record_id").take(pa.array(at))
-        del table
+    table = records.records.select("_rid", "_source", "_record_id").toArrow()
+    at = np.empty(table.num_rows, dtype=np.int64)  # _rid is 0..n-1: each row's place
+    at[table.column("_rid").to_numpy()] = np.arange(table.num_rows)
+    source = table.column("_source").to_numpy()[at]
+    ids = table.column("_record_id").take(pa.array(at))
+    del table
     return _shared_ids(spark, list(p.sources), source, ids)
 
 
@@ -915,9 +903,9 @@ def _shared_ids(spark: SparkSession, sources: list[str], source: np.ndarray, ids
 
 def _with_record_ids(ids: SharedIds, scored: DataFrame, *, order: str = "global") -> DataFrame:
     """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
-    gathered by row position in the writing task from the mapped ids (`SharedIds`): no join, no
-    shuffle of the pairs, whatever the size (the ids of 185M pairs at 10M x 10M were two shuffle
-    joins, 24.6 GiB of shuffle). `order`:
+    gathered by row position in the writing task from the mapped ids (`SharedIds`), or by broadcast
+    joins where it holds a lookup (`_gather_ids`): no shuffle of the pairs, whatever the size (the
+    ids of 185M pairs at 10M x 10M were two shuffle joins, 24.6 GiB of shuffle). `order`:
     - "global" (the review queue, small): sorted by row positions as the polars engine's files, in
       one part (the queue's rows gathered into one partition and sorted there);
     - "partitions" (every candidate pair): no shuffle. Each part holds the pairs of its partition
@@ -932,7 +920,8 @@ def _with_record_ids(ids: SharedIds, scored: DataFrame, *, order: str = "global"
 def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str], *, join: bool = True) -> DataFrame:
     """`frame` with each row-position column in `rids` replaced by `source<suffix>` and
     `record_id<suffix>` (first, in `rids`' order; the other columns after, as they were), gathered
-    per batch from the mapped ids: the rows keep their partitions and order."""
+    per batch from the mapped ids, or with `join` and a lookup (`SharedIds.lookup`) by broadcast
+    hash joins: either way the rows keep their partitions and order."""
     from pyspark.sql.types import StringType, StructField, StructType
 
     rest = [f for f in frame.schema.fields if f.name not in rids]
@@ -1054,9 +1043,6 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     band = _save(scored.where(p_ >= review_lower), f"{checkpoint_dir}/band")
     bands = band.agg(F.sum((p_ >= threshold).cast("long")).alias("links"),
                      F.sum((p_ < threshold).cast("long")).alias("review")).first()
-    if VETO in scored.columns and not _any_vetoed(linker, patterns):
-        # the polars engine's columns: the flag only when a pair was vetoed (a pattern's property)
-        scored, band = scored.drop(VETO), band.drop(VETO)
     linker.timings["bands"] = time.perf_counter() - t
     t = time.perf_counter()
     links, link_stats = constrained_links_spark(spark, linker, band, threshold, int(bands["links"] or 0),
@@ -1065,7 +1051,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
 
     p = linker.prepared
     # every record's source and id for the executors (the pairs', the review queue's and the
-    # clusters' ids are gathered by row position, never joined); dropped by SparkLinkResult.close
+    # clusters' ids by row position, `_gather_ids`); dropped by SparkLinkResult.close
     ids = _share_ids(spark, linker, records)
     try:
         clusters = _clusters(spark, ids, labels, p.n)
@@ -1138,8 +1124,8 @@ def write_review_folder_spark(result: SparkLinkResult, out: str) -> list:
     from tfkit.linkage.predict import with_record_ids
     from tfkit.linkage.review import HELD
 
-    # one scan of the pairs: the review queue (band and pairs too close to call: a clerical queue,
-    # small) sorted on the driver
+    # the review queue (band and pairs too close to call: a clerical queue, small) from the saved
+    # band (`SparkLinkResult.band`), sorted on the driver
     queue = pl.from_arrow(review_queue_spark(result.band, result.threshold, result.review_lower,
                                              result.link_stats.held_for_review).toArrow()).sort("rid_l", "rid_r")
     # the queue's pairs with their ids, as written to review.parquet/ (collected again when a
