@@ -104,7 +104,7 @@ def test_link_spark_one_to_one_decisions_and_truth_equal_polars_on_febrl4(spark,
     frames = febrl4
     options = {"one_to_one": True, "truth_column": "person", "decisions": _decisions(frames)}
     want = link(frames, seed=3, **copy.deepcopy(options))
-    got = link_spark(spark, frames, seed=3, checkpoint_dir=str(tmp_path / "ck"), salt_above=2, **copy.deepcopy(options))
+    got = link_spark(spark, frames, seed=3, checkpoint_dir=str(tmp_path / "ck"), pairs_per_task=100, **copy.deepcopy(options))
     w, g = want.summary(), got.summary()
     for key in ("candidate_pairs", "links", "review_pairs", "clusters", "constraints", "prior", "warnings"):
         assert g[key] == w[key], key

@@ -142,7 +142,7 @@ def test_link_spark_prepared_on_the_cluster_equals_polars(spark, tmp_path):
     _assert_link_engines_agree(spark, frames, tmp_path / "link", prepare="cluster", seed=3)
     one = {"all": pl.concat([f.with_columns(pl.col("record_id").cast(pl.String) + f"-{k}") for k, f in frames.items()],
                             how="diagonal_relaxed")}
-    _assert_link_engines_agree(spark, one, tmp_path / "dedupe", prepare="cluster", salt_above=10_000, mode="dedupe",
+    _assert_link_engines_agree(spark, one, tmp_path / "dedupe", prepare="cluster", pairs_per_task=1_000_000, mode="dedupe",
                                seed=3)
 
 

@@ -5,13 +5,12 @@ The stages and their arithmetic are tfkit.linkage's, not a second implementation
   driver or on the cluster (`prepare.py`); the records' int32 codes reach the executors' kernels as
   memory-mapped files Spark ships to each node (`mapped.py`), not as broadcast objects;
 - blocking planned on the driver from the records' codes (the polars engine's
-  `blocking.equi_blocks` / `cross_blocks`: block sizes, the skew guard's report, the blocks over the
-  limit left out, blocks over `salt_above` records salted: one side split by record, the other
-  replicated); Spark receives only the records sitting in a block that makes pairs (at 1M x 1M a
-  small part of the 42M record-rule rows), shuffled once so that each block is in one partition,
-  where its pairs are made with the polars engine's sort-based kernel (`blocking.sorted_runs`), each
-  kept only for the first rule that produces it (`blocking.produced_by`), so the pairs are exactly
-  `blocking.candidate_pairs`';
+  `blocking.equi_blocks` / `cross_blocks` and `sorted_runs`: block sizes, the skew guard's report,
+  the blocks over the limit left out); each rule's sorted rows and their runs of partners reach the
+  executors as mapped files, cut into tasks of about a million pairs (a common name's block spread
+  over several tasks, by record: no block stalls a stage), where the pairs are made with the polars
+  engine's kernel (`blocking.run_pairs`), each kept only for the first rule that produces it
+  (`blocking.produced_by`), so the pairs are exactly `blocking.candidate_pairs`' with no shuffle;
 - in the same job, comparison levels once per pair (`comparisons.comparison_levels`), written to
   Parquet as one pattern code, with a flag for the prior's deterministic rules and the per-pair
   parts of the score (term-frequency and full-name adjustments: no model parameter in them);
@@ -65,7 +64,7 @@ class RuleSkew:
     comparisons: int          # pairs the rule's blocks hold in the mode's scope (before de-duplication)
     pairs_added: int          # pairs this rule adds (not produced by an earlier rule)
     largest_blocks: list[int]  # sizes (records) of the largest blocks kept; never their values
-    salted_blocks: int        # blocks over the salt size, spread over several tasks
+    split_blocks: int         # kept blocks whose pairs are made by more than one task (sub-blocked by record)
     blocks_skipped: int = 0   # blocks over the rule's max_block_pairs or past its budget, left out (as the polars engine)
     pairs_skipped: int = 0
     budget_limit: int | None = None  # the block limit the rule's comparison budget lowered it to
@@ -132,7 +131,7 @@ class SparkLinkResult:
             **{k: v for k, v in self.counts.items() if k != "true_pairs_found"},
             "threshold": self.threshold, "review_lower": self.review_lower, "prior": lk.model.prior,
             "blocking": {"rules": [{"rule": s.rule, "pairs_added": s.pairs_added, "comparisons": s.comparisons,
-                                    "largest_blocks": s.largest_blocks, "salted_blocks": s.salted_blocks,
+                                    "largest_blocks": s.largest_blocks, "split_blocks": s.split_blocks,
                                     "blocks_skipped": s.blocks_skipped, "pairs_skipped": s.pairs_skipped,
                                     "budget_limit": s.budget_limit,
                                     "warnings": s.warnings} for s in self.skew]},
@@ -149,217 +148,165 @@ class SparkLinkResult:
 # --------------------------------------------------------------------------- blocking
 
 
-def _codes_frame(spark: SparkSession, records, plan, columns: list[str], n_masks: int) -> DataFrame:
-    """_rid, _source, each column's integer code (null where missing) and the plan's masks
-    (`_BlockPlan.masks`) of the records sitting in at least one block that makes pairs: what the
-    block rows are made from, gathered on the executors from the mapped records (`records`: the
-    broadcast `mapped.MappedPrepared`) and the plan's mapped masks (`plan`: `mapped.Mapped`), so no
-    record travels through the driver's JVM."""
-    from pyspark.sql.types import IntegerType, LongType, StructField, StructType
-
-    def rows(batches):
-        p = records.value
-        for b in batches:
-            rid = b.column("id").to_numpy(zero_copy_only=False).astype(np.int64)
-            masks = [np.asarray(plan.array(f"_m{j}")[rid]) for j in range(n_masks)]
-            keep = np.flatnonzero(np.bitwise_or.reduce(masks)) if masks else np.empty(0, np.int64)
-            rid = rid[keep]
-            data = {"_rid": rid, "_source": np.asarray(p.codes("_source")[rid]).astype(np.int32)}
-            for c in columns:
-                codes = np.asarray(p.codes(c)[rid])
-                data[c] = pa.array(codes, mask=codes == NULL)
-            for j, m in enumerate(masks):
-                data[f"_m{j}"] = m[keep]
-            yield pa.RecordBatch.from_pydict(data)
-
-    schema = StructType([StructField("_rid", LongType()), StructField("_source", IntegerType()),
-                         *[StructField(c, IntegerType()) for c in columns],
-                         *[StructField(f"_m{j}", LongType()) for j in range(n_masks)]])
-    n = records.value.n  # the driver's stub: its record count
-    parts = max(spark.sparkContext.defaultParallelism, -(-n // 1_000_000))
-    return spark.range(0, n, numPartitions=parts).mapInArrow(rows, schema)
-
-
-def _key_columns(rule) -> list[list[str]]:
-    """A rule's block key per side: its `on` columns (a cross rule: plus cross[0] on side 0, and
-    cross[1] on side 1, which joins side 0)."""
-    if rule.cross:
-        return [[*rule.on, rule.cross[0]], [*rule.on, rule.cross[1]]]
-    return [list(rule.on)]
-
-
-MASK_BITS = 63  # (rule, side) entries per int64 mask column
-
-
-def _block_rows(keys: DataFrame, rules, width: int) -> DataFrame:
-    """One row per record, rule and side where the driver's plan says the record sits in a block
-    making pairs (its bit in the masks): (rule, side, k0..k{width-1}, _rid, _source); a rule's
-    unused key slots are -1, so every rule's block key has the same columns."""
-    entries, e = [], 0
-    for k, rule in enumerate(rules):
-        for side, cols in enumerate(_key_columns(rule)):
-            held = F.shiftright(F.col(f"_m{e // MASK_BITS}"), e % MASK_BITS).bitwiseAND(F.lit(1)) == 1
-            slots = [(F.col(cols[i]) if i < len(cols) else F.lit(-1)).cast("int").alias(f"k{i}") for i in range(width)]
-            entries.append(F.when(held, F.struct(F.lit(k).cast("short").alias("rule"),
-                                                 F.lit(side).cast("byte").alias("side"), *slots)))
-            e += 1
-    # A null entry becomes a row of nulls, dropped after: the generator stays in generated code
-    # (filtering the array with a lambda is interpreted per row).
-    return keys.select("_rid", "_source", F.inline(F.array(*entries))).where(F.col("rule").isNotNull())
+# Pairs a block job task makes (before the pairs an earlier rule produced are dropped): the plan's
+# rows are split into tasks of about this many, so a large block's rows are spread over several
+# tasks (sub-blocked by record) and no task holds more than a few tens of MB of pairs.
+PAIRS_PER_TASK = 1_000_000
 
 
 @dataclass
 class _BlockPlan:
-    """What the driver plans from the block sizes (`_plan_blocks`): which records' rows Spark
-    makes, the blocks to salt, the skew report's figures, and per rule which records' blocks were
-    kept."""
-    masks: list[np.ndarray]      # per record, a bit per (rule, side): it sits in a kept block making pairs
-    salted: pl.DataFrame         # rule, k0.., salts: the kept blocks over `salt_above` records
-    comparisons: list[int]       # per rule: pairs in its kept blocks, in the mode's scope
-    largest: list[list[int]]     # per rule: the five largest kept blocks' sizes (records)
-    salted_blocks: list[int]     # per rule: blocks spread over several tasks
-    skipped: list[int]           # per rule: blocks over the limit or past the budget, left out
-    pairs_skipped: list[int]     # per rule: their pairs
-    budget_limits: list[int | None]  # per rule: the block limit its budget lowered it to (None: not lowered)
-    kept: list[np.ndarray | None]  # per rule: per record, whether its block (cross: side 0's) was kept
+    """What the driver plans from the block sizes (`_plan_blocks`): the skew report's figures and
+    the tasks, each a contiguous range of one rule's sorted rows holding about `pairs_per_task`
+    pairs; per rule, the rows and each row's run of partners are in the mapped `files`."""
+    files: object                # mapped.Mapped: per rule k, _rid{k}, _lo{k}, _runs{k} (and _kept{k} where blocks were left out)
+    tasks: list[tuple[int, int, int]] = field(default_factory=list)  # (rule, first row, row after the last)
+    comparisons: list[int] = field(default_factory=list)  # per rule: pairs in its kept blocks, in the mode's scope
+    largest: list[list[int]] = field(default_factory=list)  # per rule: the five largest kept blocks' sizes (records)
+    spread: list[int] = field(default_factory=list)  # per rule: kept blocks whose rows are made by more than one task
+    skipped: list[int] = field(default_factory=list)  # per rule: blocks over the limit or past the budget, left out
+    pairs_skipped: list[int] = field(default_factory=list)  # per rule: their pairs
+    budget_limits: list[int | None] = field(default_factory=list)  # per rule: the block limit its budget lowered it to
 
 
-def _plan_blocks(prepared, rules, mode: str, width: int, *, max_block_pairs: int, salt_above: int,
-                 budget: int | None = None) -> _BlockPlan:
-    """Every rule's blocks planned on the driver from the records' codes (the polars engine's
-    `blocking.equi_blocks` / `cross_blocks`: one sort a rule, no Spark job), so the executors make
-    block rows only for records sitting in a block that makes pairs: most records are alone in
-    most rules' blocks (at 1M x 1M, 42M record-rule rows before). What Spark receives for it is a
-    bit per record and (rule, side), 8 bytes a record for up to 63 of them.
-
-    Blocks over the rule's limit, and past its comparison budget, are left out as the polars
-    engine leaves them (`blocking.skipped_blocks`). A kept block over `salt_above` records is salted: listed with its key (its first record's
-    codes) and `ceil(n / salt_above)` sub-blocks."""
+def _rule_runs(prepared, rule, mode: str, limit: int, budget: int | None):
+    """A rule's blocks by sorting (the polars engine's `equi_blocks` / `cross_blocks`): the sorted
+    rows' record positions and sides (None: an equi rule), each row's first partner and number of
+    partners in kept blocks (0 in a block left out, and for a cross rule's b-holders), and per
+    block its size, pairs, whether it was kept or left out (over the limit or past the budget)
+    and the lowered limit."""
     from tfkit.linkage.blocking import cross_block_pairs, cross_blocks, equi_blocks, skipped_blocks, sorted_runs
 
-    n_entries = sum(len(_key_columns(r)) for r in rules)
-    masks = [np.zeros(prepared.n, dtype=np.int64) for _ in range(-(-n_entries // MASK_BITS))]
-    plan = _BlockPlan(masks, None, [], [], [], [], [], [], [])
-    salted, e = [], 0
-    for k, rule in enumerate(rules):
-        limit = rule.max_block_pairs or max_block_pairs
-        if rule.cross:
-            rid, side, block = cross_blocks(prepared, rule)
-            start, size, _, pairs = cross_block_pairs(side, block)
-        else:
-            rid, block, group = equi_blocks(prepared, rule)
-            size, pairs, _, _ = sorted_runs(block, group, mode)
-            start = np.cumsum(size) - size
-            side = np.zeros(len(rid), dtype=np.int64)
-        over, lowered = skipped_blocks(pairs, limit, budget)
-        over &= pairs > 0
-        kept = ~over & (pairs > 0)
-        salts = np.where(kept, np.maximum(1, -(-size // salt_above)), 0)
-        plan.comparisons.append(int(pairs[kept].sum()))
-        plan.largest.append(sorted(size[kept].tolist(), reverse=True)[:5] if kept.any() else [])
-        plan.salted_blocks.append(int((salts > 1).sum()))
-        plan.skipped.append(int(over.sum()))
-        plan.pairs_skipped.append(int(pairs[over].sum()))
-        plan.budget_limits.append(lowered)
-        flags = None
-        if over.any():  # records whose block (side 0's) was left out produce nothing for this rule
-            flags = np.ones(prepared.n, dtype=bool)
-            flags[rid[np.repeat(over, size) & (side == 0)]] = False
-        plan.kept.append(flags)
-        in_kept = np.repeat(kept, size)
-        for s_, cols in enumerate(_key_columns(rule)):
-            plan.masks[e // MASK_BITS][rid[in_kept & (side == s_)]] |= np.int64(1) << np.int64(e % MASK_BITS)
-            e += 1
-        for b in np.flatnonzero(salts > 1):  # few: only blocks over `salt_above` records
-            first = rid[start[b]]
-            cols = _key_columns(rule)[int(side[start[b]])]
-            key = [int(prepared.codes(c)[first]) for c in cols] + [-1] * (width - len(cols))
-            salted.append((k, *key, int(salts[b])))
-    plan.salted = pl.DataFrame(salted, schema={"rule": pl.Int16, **{f"k{i}": pl.Int32 for i in range(width)},
-                                               "salts": pl.Int32}, orient="row")
+    if rule.cross:
+        rid, side, block = cross_blocks(prepared, rule)
+        start, size, n_a, pairs = cross_block_pairs(side, block)
+    else:
+        rid, block, group = equi_blocks(prepared, rule)
+        size, pairs, lo, hi = sorted_runs(block, group, mode)
+        side = None
+    over, lowered = skipped_blocks(pairs, limit, budget)
+    over &= pairs > 0
+    kept = ~over & (pairs > 0)
+    if rule.cross:  # each a-holder of a kept block pairs with the block's b-holders
+        runs = np.where((side == 0) & np.repeat(kept, size), np.repeat(size - n_a, size), 0)
+        lo = np.repeat(start + n_a, size)
+    else:
+        runs = np.where(np.repeat(kept, size), hi - lo, 0)
+    return rid, side, lo, runs, size, pairs, kept, over, lowered
+
+
+def _plan_blocks(spark, prepared, rules, mode: str, *, max_block_pairs: int, pairs_per_task: int,
+                 budget: int | None = None) -> _BlockPlan:
+    """Every rule's blocks planned on the driver from the records' codes (the polars engine's
+    `blocking.equi_blocks` / `cross_blocks` and `sorted_runs`: one sort a rule, no Spark job). A
+    rule's rows in sorted order, each with its run of partners, are what the executors make its
+    pairs from (`_pair_tasks`), read from mapped files (written a rule at a time: the driver holds
+    one rule's plan): no block row is shuffled, and a task is a range of a rule's rows cut
+    anywhere, so a block's rows can be made by several tasks (a block of a common name cannot
+    stall a stage). About 12 bytes a record and rule, for the records sitting in a block with
+    another record (most records are alone in most rules' blocks).
+
+    Blocks over the rule's limit, and past its comparison budget, are left out as the polars
+    engine leaves them (`blocking.skipped_blocks`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tfkit.engine.spark import mapped
+
+    plan = _BlockPlan(mapped.folder())
+    index = np.int32 if 2 * prepared.n < 2 ** 31 else np.int64  # positions and runs: half the bytes
+    runs_of = lambda k: _rule_runs(prepared, rules[k], mode, rules[k].max_block_pairs or max_block_pairs,  # noqa: E731
+                                   budget)
+    pool = ThreadPoolExecutor(1)  # the next rule sorted beside this one's files (the sorts release the GIL)
+    try:
+        ahead = pool.submit(runs_of, 0) if rules else None
+        for k, rule in enumerate(rules):
+            rid, side, lo, runs, size, pairs, kept, over, lowered = ahead.result()
+            if k + 1 < len(rules):  # at most two rules' plans held at once
+                ahead = pool.submit(runs_of, k + 1)
+            plan.comparisons.append(int(pairs[kept].sum()))
+            plan.largest.append(sorted(size[kept].tolist(), reverse=True)[:5] if kept.any() else [])
+            plan.skipped.append(int(over.sum()))
+            plan.pairs_skipped.append(int(pairs[over].sum()))
+            plan.budget_limits.append(lowered)
+            if over.any():  # records whose block (side 0's) was left out produce nothing for this rule
+                flags = np.ones(prepared.n, dtype=bool)
+                in_over = np.repeat(over, size)
+                flags[rid[in_over & (side == 0) if side is not None else in_over]] = False
+                mapped.save(plan.files, f"_kept{k}", flags)
+            for name, values in (("_rid", rid), ("_lo", lo), ("_runs", runs)):
+                mapped.save(plan.files, f"{name}{k}", values.astype(index))
+            # the rule's rows cut into tasks of about pairs_per_task pairs (by each row's first pair)
+            first = np.cumsum(runs) - runs
+            total = int(runs.sum())
+            cuts = np.arange(0, total, pairs_per_task, dtype=np.int64)
+            bounds = np.append(np.searchsorted(first, cuts, side="left"), len(first)) if total else np.zeros(0, np.int64)
+            plan.tasks += [(k, int(a), int(z)) for a, z in zip(bounds[:-1], bounds[1:]) if z > a]
+            # kept blocks whose pair-making rows fall in more than one task (the skew report's figure)
+            task = np.searchsorted(cuts, first, side="right")
+            making = runs > 0
+            starts = np.cumsum(size) - size
+            high = np.maximum.reduceat(np.where(making, task, -1), starts) if len(size) else np.zeros(0)
+            low = np.minimum.reduceat(np.where(making, task, len(cuts) + 1), starts) if len(size) else np.zeros(0)
+            plan.spread.append(int((kept & (high > low)).sum()))
+        mapped.ship(spark, plan.files)
+    except BaseException:
+        mapped.drop(plan.files)
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
     return plan
 
 
-def _pair_partition(records, plan, rules, mode: str, kcols: list[str]):
-    """The mapInArrow function making each block's pairs (every row of a block and salt is in one
-    partition) and keeping each pair once, for the first rule that produces it.
-
-    Plain blocks (role 0, nearly all) by the polars engine's sort-based kernel
-    (`blocking.sorted_runs`): the partition's rows sorted by (rule, block key, source, row) once,
-    each row's partners one run after it, so only the pairs in the mode's scope are ever made.
-    A cross rule's two sides (roles 1 and 2) and salted blocks join with polars. `records`: the
-    broadcast mapped records; `plan`: the plan's mapped arrays (per rule that left blocks out,
-    `_kept{k}`: whether each record's block was kept)."""
-    cross = [k for k, r in enumerate(rules) if r.cross]
+def _pair_tasks(records, plan_files, tasks: list[tuple[int, int, int]], rules, mode: str):
+    """The mapInArrow function making a task's pairs (its input: task numbers, `spark.range`):
+    the rows of its range of one rule's plan (`_BlockPlan.tasks`), each with the rows of its run
+    (`blocking.run_pairs`, the polars engine's kernel), each pair kept once, for the first rule
+    that produces it (`blocking.produced_by` on the mapped codes). `records`: the broadcast mapped
+    records; `plan_files`: the plan's mapped arrays."""
 
     def pairs(batches):
-        import polars as pl
-
-        from tfkit.linkage.blocking import produced_by, run_pairs, sorted_runs
+        from tfkit.linkage.blocking import produced_by, run_pairs
         from tfkit.linkage.standardise import NULL
 
-        batches = list(batches)
-        if not batches:
-            return
-        rows = pl.from_arrow(pa.Table.from_batches(batches))
-        if rows.is_empty():
-            return
         codes = records.value  # the mapped records (mapped.share_prepared)
-        kept = [np.asarray(plan.array(f"_kept{k}")) if f"_kept{k}" in plan else None for k in range(len(rules))]
-        found_rule, found_x, found_y = [], [], []
-        plain = rows.filter(pl.col("role") == 0).select("rule", *kcols, "_source", "_rid")
-        if plain.height:
-            plain = plain.sort("rule", *kcols, "_source", "_rid")
-            new_block = pl.any_horizontal(*[pl.col(c).ne_missing(pl.col(c).shift(1)) for c in ("rule", *kcols)])
-            ids = plain.select(new_block.alias("b"), pl.col("_source").ne_missing(pl.col("_source").shift(1)).alias("s"))
-            block = ids["b"].cum_sum().to_numpy()
-            group = (ids["b"] | ids["s"]).cum_sum().to_numpy()
-            _, _, lo, hi = sorted_runs(block, group, mode)
-            runs = hi - lo
-            x, y = run_pairs(plain["_rid"].to_numpy(), lo, runs)
-            found_rule.append(np.repeat(plain["rule"].to_numpy(), runs))
-            found_x.append(x)
-            found_y.append(y)
-        other = rows.filter(pl.col("role") != 0)
-        if other.height:
-            on = ["rule", *kcols, "salt"]
-            lefts = other.filter(pl.col("role") == 1).select(*on, "_rid", "_source")
-            rights = other.filter(pl.col("role") == 2).select(*on, pl.col("_rid").alias("_rid_r"),
-                                                              pl.col("_source").alias("_source_r"))
-            same = pl.col("_source") == pl.col("_source_r")
-            scope = {"link": ~same, "dedupe": same, "both": pl.lit(True)}[mode]
-            is_cross = pl.col("rule").is_in(cross)
-            joined = (lefts.join(rights, on=on)
-                      .filter(pl.when(is_cross).then(pl.col("_rid") != pl.col("_rid_r"))
-                              .otherwise(pl.col("_rid") < pl.col("_rid_r")) & scope))
-            found_rule.append(joined["rule"].to_numpy())
-            found_x.append(joined["_rid"].to_numpy())
-            found_y.append(joined["_rid_r"].to_numpy())
-        rule = np.concatenate(found_rule).astype(np.int16)
-        x = np.concatenate(found_x).astype(np.int64)
-        y = np.concatenate(found_y).astype(np.int64)
-        keep = np.ones(len(rule), dtype=bool)
-        for k in cross:
-            # x (side 0) found y (side 1); when y also finds x (the swap both ways), keep the one
-            # found from the smaller record: the pair once, as the polars engine's unique().
-            idx = np.nonzero((rule == k) & (x > y))[0]
-            a, b = (codes.codes(c) for c in rules[k].cross)
-            back = (b[x[idx]] == a[y[idx]]) & (a[y[idx]] != NULL)
-            if kept[k] is not None:
-                back &= kept[k][y[idx]]
-            keep[idx[back]] = False
-        rid_l, rid_r = np.minimum(x, y), np.maximum(x, y)
-        for j, earlier in enumerate(rules[:-1]):  # a pair an earlier rule produced belongs to it
-            idx = np.nonzero(keep & (rule > j))[0]
-            if len(idx):
-                keep[idx[produced_by(codes, earlier, rid_l[idx], rid_r[idx], kept[j])]] = False
-        rid_l, rid_r, rule = rid_l[keep], rid_r[keep], rule[keep]
-        # Sorted by row positions (each pair once: a total order), so every later stage reads the
-        # pairs in an order fixed by the inputs alone (the joins above do not keep one), and the
-        # pairs' parts are written in it (`_with_record_ids`).
-        order = np.lexsort((rid_r, rid_l))
-        yield pa.RecordBatch.from_pydict({"rid_l": rid_l[order], "rid_r": rid_r[order],
-                                          "rule": rule[order].astype(np.int8)})
+        kept = [plan_files.array(f"_kept{k}") if f"_kept{k}" in plan_files else None for k in range(len(rules))]
+        for b in batches:
+            for t in b.column("id").to_numpy(zero_copy_only=False):
+                k, a, z = tasks[t]
+                rule = rules[k]
+                x, y = run_pairs(plan_files.array(f"_rid{k}"), plan_files.array(f"_lo{k}"),
+                                 plan_files.array(f"_runs{k}"), order=np.arange(a, z))
+                x, y = x.astype(np.int64), y.astype(np.int64)
+                if rule.cross:
+                    # one record's a equals the other's b: not itself, within the mode's scope; when y
+                    # also finds x (the swap both ways), the pair is kept from the smaller record only
+                    keep = x != y
+                    if mode != "both":
+                        source = codes.codes("_source")
+                        same = source[x] == source[y]
+                        keep &= ~same if mode == "link" else same
+                    a_codes, b_codes = (codes.codes(c) for c in rule.cross)
+                    back = (x > y) & (b_codes[x] == a_codes[y]) & (a_codes[y] != NULL)
+                    if kept[k] is not None:
+                        back &= kept[k][y]
+                    keep &= ~back
+                    x, y = x[keep], y[keep]
+                rid_l, rid_r = np.minimum(x, y), np.maximum(x, y)
+                keep = np.ones(len(rid_l), dtype=bool)
+                for j, earlier in enumerate(rules[:k]):  # a pair an earlier rule produced belongs to it
+                    idx = np.flatnonzero(keep)
+                    if not len(idx):
+                        break
+                    keep[idx[produced_by(codes, earlier, rid_l[idx], rid_r[idx], kept[j])]] = False
+                rid_l, rid_r = rid_l[keep], rid_r[keep]
+                if not len(rid_l):
+                    continue
+                # Sorted by row positions (each pair once: a total order), so every later stage reads
+                # the pairs in an order fixed by the inputs alone, and the pairs' parts are written in
+                # it (`_with_record_ids`).
+                order = np.lexsort((rid_r, rid_l))
+                yield pa.RecordBatch.from_pydict({"rid_l": rid_l[order], "rid_r": rid_r[order],
+                                                  "rule": np.full(len(order), k, dtype=np.int8)})
 
     return pairs
 
@@ -454,64 +401,36 @@ def _level_kernel(spark: SparkSession, linker: Linker, records):
     return shared, with_levels, added
 
 
-def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt_above: int, checkpoint_dir: str
-                           ) -> tuple[DataFrame, list[RuleSkew], pl.DataFrame]:
+def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, checkpoint_dir: str,
+                           pairs_per_task: int = PAIRS_PER_TASK) -> tuple[DataFrame, list[RuleSkew], pl.DataFrame]:
     """Every rule's pairs, each kept for the first rule that produces it (as
     `blocking.candidate_pairs`), with their comparison levels, in one Spark job; and the skew
     guard's report.
 
-    The driver plans the blocks from the codes it holds (`_plan_blocks`: block sizes, the skew
-    report, the blocks to leave out or salt) and hands Spark only the records in blocks that make
-    pairs; one shuffle places each block (and sub-block) in one partition, where its pairs are made
-    (`_pair_partition`: the pairs an earlier rule produced dropped by `blocking.produced_by` on the
-    mapped codes) and given their comparison levels and the prior's deterministic flag
+    The driver plans the blocks from the codes it holds (`_plan_blocks`: the rules' sorted blocks,
+    the skew report, the blocks to leave out) and cuts the rows into tasks of about
+    `pairs_per_task` pairs; each task makes its pairs from the mapped plan (`_pair_tasks`: no
+    shuffle) and gives them their comparison levels and the prior's deterministic flag
     (`_level_kernel`) at once: the candidate pairs are never written, read back and shipped to
     Python a second time. The levels (with each pair's `rule`) are written to Parquet once: the
     pattern counts, the prior's rule hits, the scores and the per-rule counts all read them.
-    `records`: the broadcast mapped records (`mapped.share_prepared`); the plan's per-record arrays
-    are mapped the same way, for this job only."""
-    from tfkit.engine.spark import mapped
+    `records`: the broadcast mapped records (`mapped.share_prepared`); the plan's arrays are mapped
+    the same way, for this job only."""
+    import time
+
     from pyspark.sql.types import ByteType, LongType, StructField, StructType
+
+    from tfkit.engine.spark import mapped
 
     prepared, rules, mode = linker.prepared, linker.model.blocking, linker.mode
     s = linker.model.settings
     blocking_stage.check_rules(prepared, rules)
-    columns = sorted({c for r in rules for c in r.columns})
-    width = max(len(k) for r in rules for k in _key_columns(r))
-    kcols = [f"k{i}" for i in range(width)]
-    import time
-
     t = time.perf_counter()
-    plan = _plan_blocks(prepared, rules, mode, width, max_block_pairs=s.max_block_pairs, salt_above=salt_above,
+    plan = _plan_blocks(spark, prepared, rules, mode, max_block_pairs=s.max_block_pairs, pairs_per_task=pairs_per_task,
                         budget=blocking_stage.rule_budget(prepared.n, s.max_rule_pairs, s.max_rule_pairs_per_record))
     linker.timings["block_plan"] = time.perf_counter() - t  # on the driver, within block_and_compare
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    arrays = {f"_m{j}": m for j, m in enumerate(plan.masks)}
-    arrays.update({f"_kept{k}": kept for k, kept in enumerate(plan.kept) if kept is not None})
-    plan_files = mapped.share(spark, arrays)
-    placed = _block_rows(_codes_frame(spark, records, plan_files, columns, len(plan.masks)), rules, width)
-    cross = [k for k, r in enumerate(rules) if r.cross]
-    is_cross = F.col("rule").isin(cross) if cross else F.lit(False)
-    plain = placed
-    if plan.salted.height:
-        plain = placed.join(F.broadcast(spark.createDataFrame(plan.salted.drop("salts").to_arrow())),
-                            ["rule", *kcols], "left_anti")
-    # Each block's rows in one partition (a cross rule's side 0 rows are left, side 1 rows right).
-    parts = [plain.select("rule", *kcols, "_rid", "_source", F.lit(0).alias("salt"),
-                          F.when(is_cross, F.col("side") + 1).otherwise(0).cast("byte").alias("role"))
-             .repartition(partitions, "rule", *kcols)]
-    if plan.salted.height:
-        # A block over `salt_above` records: each row in one of `salts` sub-blocks (a cross rule:
-        # side 0's rows), joining a copy of the other rows in every sub-block; re-partitioned on
-        # (block, sub-block) so the block is spread over that many tasks. Same pairs.
-        rows = placed.join(F.broadcast(spark.createDataFrame(plan.salted.to_arrow())), ["rule", *kcols])
-        one = lambda salt, role: F.struct(salt.cast("int").alias("salt"), F.lit(role).cast("byte").alias("role"))
-        left = F.array(one(F.col("_rid") % F.col("salts"), 1))
-        right = F.transform(F.sequence(F.lit(0), F.col("salts") - 1), lambda i: one(i, 2))
-        roles = F.when(is_cross & (F.col("side") == 0), left).when(is_cross, right).otherwise(F.concat(left, right))
-        parts.append(rows.select("rule", *kcols, "_rid", "_source", F.inline(roles))
-                     .repartition(partitions, "rule", *kcols, "salt"))
-    make_pairs = _pair_partition(records, plan_files, rules, mode, kcols)
+    plan_files = plan.files
+    make_pairs = _pair_tasks(records, plan_files, plan.tasks, rules, mode)
     level_shared, with_levels, added = _level_kernel(spark, linker, records)
     batch = s.batch_pairs
 
@@ -522,16 +441,19 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, salt
 
     schema = StructType([StructField("rid_l", LongType()), StructField("rid_r", LongType()),
                          StructField("rule", ByteType()), *added])
-    found = [p.mapInArrow(pairs_and_levels, schema) for p in parts]
-    levels = _save(found[0].unionByName(found[1]) if len(found) > 1 else found[0], f"{checkpoint_dir}/levels")
-    mapped.drop(plan_files)
-    level_shared.destroy()
+    n_tasks = max(1, len(plan.tasks))  # no task: an empty job, an empty levels folder
+    tasks = spark.range(0, len(plan.tasks), numPartitions=n_tasks)
+    try:
+        levels = _save(tasks.mapInArrow(pairs_and_levels, schema), f"{checkpoint_dir}/levels")
+    finally:
+        mapped.drop(plan_files)
+        level_shared.destroy()
     # one narrow scan: the pairs per rule (the skew report) and per pattern (training, the scoring table)
     counts = pl.from_arrow(levels.groupBy("rule", PATTERN).count().toArrow())
     added_by = dict(counts.group_by("rule").agg(pl.col("count").sum()).iter_rows())
     patterns = counts.group_by(PATTERN).agg(pl.col("count").sum()).sort(PATTERN)
     skew = [RuleSkew(rule.name, plan.comparisons[k], int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
-                     plan.salted_blocks[k], plan.skipped[k], plan.pairs_skipped[k], plan.budget_limits[k])
+                     plan.spread[k], plan.skipped[k], plan.pairs_skipped[k], plan.budget_limits[k])
             for k, rule in enumerate(rules)]
     return levels, skew, patterns
 
@@ -985,7 +907,7 @@ def _prepared_linker(spark: SparkSession, frames, model, *, mode, id_column, tru
 
 
 def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=None, review_lower=None,
-               seed=None, id_column=None, checkpoint_dir: str, salt_above: int = 10_000,
+               seed=None, id_column=None, checkpoint_dir: str, pairs_per_task: int = PAIRS_PER_TASK,
                max_iterations: int = 64, truth_column: str | None = None, train_on_labels: bool = False,
                one_to_one: bool = False, clean: tuple[str, ...] = (), decisions=None,
                prepare: str = "auto") -> SparkLinkResult:
@@ -1013,6 +935,11 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
     if spark.conf.get(batch, "10000") == "10000":  # Spark's default: the kernels' own batch instead
         spark.conf.set(batch, str(s.batch_pairs))
+    split = "spark.sql.files.minPartitionNum"
+    if spark.conf.get(split, None) is None:
+        # Spark's default (one split a core) read the checkpoints in 4 splits at 1M x 1M, the
+        # last alone on a core while the pairs were written: 8 a core, 33.7 -> 26.5 s.
+        spark.conf.set(split, str(8 * spark.sparkContext.defaultParallelism))
     t = time.perf_counter()
     # the records' codes for the executors' kernels: mapped files, not a broadcast of the records
     shared = mapped.share_prepared(spark, linker.prepared)
@@ -1020,8 +947,8 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     linker.timings["share_records"] = time.perf_counter() - t
     try:
         t = time.perf_counter()
-        levels, skew, patterns = candidate_levels_spark(spark, linker, records_b, salt_above=salt_above,
-                                                        checkpoint_dir=checkpoint_dir)
+        levels, skew, patterns = candidate_levels_spark(spark, linker, records_b, checkpoint_dir=checkpoint_dir,
+                                                        pairs_per_task=pairs_per_task)
         blocking_stage.warn_skipped(linker.model, skew)  # the polars engine's warnings, word for word
         linker.timings["block_and_compare"] = time.perf_counter() - t  # one Spark job (candidate_levels_spark)
         t = time.perf_counter()

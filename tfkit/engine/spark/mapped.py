@@ -52,19 +52,36 @@ class Mapped:
         return {**self.__dict__, "local": "", "_open": {}}
 
 
-def share(spark, arrays: dict[str, np.ndarray]) -> Mapped:
-    """Write `arrays` as .npy files to a private (0700) temporary folder and ship it to the
-    executors; `drop` deletes the driver's folder when the job no longer needs it."""
+def folder() -> Mapped:
+    """An empty private (0700) temporary folder to `save` arrays into, then `ship`."""
     name = f"tfkit-mapped-{uuid.uuid4().hex[:12]}"
     parent = tempfile.mkdtemp(prefix="tfkit-")
     local = os.path.join(parent, name)  # Spark ships a folder under its own base name
     os.mkdir(local, 0o700)
-    files = {}
-    for i, (key, values) in enumerate(arrays.items()):
-        files[key] = f"a{i}"
-        np.save(os.path.join(local, f"a{i}.npy"), np.ascontiguousarray(values), allow_pickle=False)
-    spark.sparkContext.addFile(local, recursive=True)
-    return Mapped(name, files, local)
+    return Mapped(name, {}, local)
+
+
+def save(mapped: Mapped, key: str, values: np.ndarray) -> None:
+    """Write one array as a .npy file into the driver's folder (written at once: the driver need
+    not hold every array of a plan together)."""
+    stem = f"a{len(mapped.files)}"
+    np.save(os.path.join(mapped.local, f"{stem}.npy"), np.ascontiguousarray(values), allow_pickle=False)
+    mapped.files[key] = stem
+
+
+def ship(spark, mapped: Mapped) -> Mapped:
+    """Ship the folder to the executors (`SparkContext.addFile`)."""
+    spark.sparkContext.addFile(mapped.local, recursive=True)
+    return mapped
+
+
+def share(spark, arrays: dict[str, np.ndarray]) -> Mapped:
+    """Write `arrays` as .npy files to a private (0700) temporary folder and ship it to the
+    executors; `drop` deletes the driver's folder when the job no longer needs it."""
+    mapped = folder()
+    for key, values in arrays.items():
+        save(mapped, key, values)
+    return ship(spark, mapped)
 
 
 def drop(mapped: Mapped) -> None:
