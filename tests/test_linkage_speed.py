@@ -166,7 +166,7 @@ def test_u_sample_patterns_counted_by_block_equal_every_pairs_levels(crowd, mode
 
 def test_training_beside_blocking_gives_the_sequential_model_and_log(monkeypatch):
     """`link` runs u and the EM sessions on a second thread while it blocks and compares
-    (linker._Beside); the model, its log and the scored pairs must be those of training in sequence."""
+    (linker.TrainingBeside); the model, its log and the scored pairs must be those of training in sequence."""
     from tfkit.demo import generate_frames
     from tfkit.linkage import link, linker
 
@@ -179,7 +179,7 @@ def test_training_beside_blocking_gives_the_sequential_model_and_log(monkeypatch
         return result.model, result.scored
 
     (threaded, pairs_threaded) = run()
-    monkeypatch.setattr(linker._Beside, "wanted", staticmethod(lambda lk, labels: False))
+    monkeypatch.setattr(linker.TrainingBeside, "wanted", staticmethod(lambda lk, labels: False))
     (sequential, pairs_sequential) = run()
     assert threaded.training_log == sequential.training_log and threaded.prior == sequential.prior
     assert [step["step"] for step in threaded.training_log][:2] == ["u", "prior"]

@@ -297,6 +297,35 @@ def test_link_cli_spark_writes_the_polars_outputs(spark, tmp_path):
     assert json.loads((tmp_path / "s" / "model.json").read_text()) == json.loads((tmp_path / "p" / "model.json").read_text())
 
 
+def test_link_cli_spark_outputs_are_the_same_by_spark_s_writer_or_the_tasks(spark, tmp_path, monkeypatch):
+    """A local path under a local master: each part written by its task (pyarrow, 0600 from its
+    creation, `_SUCCESS` last); elsewhere (a Hadoop path, a cluster's master) Spark's own writer.
+    Both give the same rows, columns and types."""
+    import stat
+
+    from tfkit.demo import generate_frames
+    from tfkit.engine.spark import io as spark_io
+    from tests.fixtures.demo_frames import cohort_and_partners
+
+    frames = cohort_and_partners(generate_frames(150, seed=4), n_right=200, seed=0)
+    paths = []
+    for name, frame in frames.items():
+        paths.append(tmp_path / f"{name}.csv")
+        frame.drop("person_key").write_csv(paths[-1])
+    common = ["link", *map(str, paths), "--seed", "2", "--engine", "spark"]
+    assert spark_io.tasks_write_locally(spark, str(tmp_path / "t")) and not spark_io.tasks_write_locally(spark, "hdfs://nn/x")
+    assert runner.invoke(app, [*common, "--out", str(tmp_path / "t")]).exit_code == 0
+    monkeypatch.setattr(spark_io, "tasks_write_locally", lambda spark, path: False)
+    assert runner.invoke(app, [*common, "--out", str(tmp_path / "j")]).exit_code == 0
+    for name in ("pairs", "clusters", "review"):
+        folder = tmp_path / "t" / f"{name}.parquet"
+        assert (folder / "_SUCCESS").exists() and not list(folder.glob(".*"))
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in folder.glob("part-*"))
+        got, want = (pl.read_parquet(tmp_path / w / f"{name}.parquet" / "*.parquet") for w in ("t", "j"))
+        assert got.schema == want.schema and got.height == want.height > 0, name
+        assert (by_pair(got).equals(by_pair(want)) if name == "pairs" else got.equals(want)), name
+
+
 def test_spark_modules_import_before_any_session():
     """The CLI imports the Spark modules before it starts Spark: nothing may need a session at import."""
     code = "import tfkit.engine.spark.link, tfkit.engine.spark.link_keys, tfkit.engine.spark.pseudonymise"

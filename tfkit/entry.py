@@ -28,7 +28,7 @@ POLARS_ALLOCATOR = {"_RJEM_MALLOC_CONF": "narenas:1"}
 
 
 # glibc's malloc (numpy's allocator): one arena for every thread instead of one per thread that
-# allocates. `link` trains on a second thread beside blocking (linker._Beside); with an arena each,
+# allocates. `link` trains on a second thread beside blocking (linker.TrainingBeside); with an arena each,
 # memory one thread freed was not reused by the other: hard 100k peaked 296 MiB, 289 with one arena
 # (278 without the thread), CPU unchanged (three runs each, load ~16).
 M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)

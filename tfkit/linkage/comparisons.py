@@ -352,7 +352,7 @@ def _rapidfuzz_osa(left: list[str], right: list[str]) -> np.ndarray:
 
 
 # rapidfuzz's threads per call: one. Its calls here are small (a batch's distinct pairs, a few
-# thousand) and `link` compares on two threads already (linker._Beside); with all cores (-1) each
+# thousand) and `link` compares on two threads already (linker.TrainingBeside); with all cores (-1) each
 # call started a pool of threads, which cost more than the strings took (3,500 names: 0.12 us a pair
 # against 0.08 with one thread, and twice the wall time with the other core busy).
 KERNEL_WORKERS = 1

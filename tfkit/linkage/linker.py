@@ -152,9 +152,9 @@ class Training(_Stage):
         matching = training_stage.patterns({k: v[is_match] for k, v in lk.levels.items()}, lk.model.comparisons)
         return training_stage.estimate_m_from_labels(lk.model, matching)
 
-    def train(self, truth_column: str | None = None, beside: "_Beside | None" = None) -> LinkageModel:
+    def train(self, truth_column: str | None = None, beside: "TrainingBeside | None" = None) -> LinkageModel:
         """The usual sequence: u, prior, then m from labels if given, else by EM. `beside`: u and
-        the EM sessions already run on another thread (`_Beside`); their results and log are taken
+        the EM sessions already run on another thread (`TrainingBeside`); their results and log are taken
         in the same order."""
         if beside is not None:
             beside.join_into(self.linker.model)
@@ -174,7 +174,7 @@ class Training(_Stage):
         return self.linker.model
 
 
-class _Beside:
+class TrainingBeside:
     """u and the EM sessions on a second thread, while the main thread blocks and compares the
     candidates: neither needs the other (EM needs u; the sessions make their own pairs), and both
     spend their time in numpy and rapidfuzz, which release the GIL. The thread works on a shallow
@@ -425,8 +425,8 @@ def link(frames: Mapping[str, pl.DataFrame], model: LinkageModel | None = None, 
     clustering_stage.check_clean_sources(linker.prepared, clean)  # before the work: exit 2 at once
     if one_to_one and linker.mode != "link":
         raise UsageError("one-to-one best links apply to link mode only", hint="drop --one-to-one or use --mode link")
-    # u and the EM sessions on a second thread while this one blocks and compares (see `_Beside`).
-    beside = _Beside(linker) if _Beside.wanted(linker, train_on_labels) else None
+    # u and the EM sessions on a second thread while this one blocks and compares (see `TrainingBeside`).
+    beside = TrainingBeside(linker) if TrainingBeside.wanted(linker, train_on_labels) else None
     linker.levels  # noqa: B018 - block and compare (timed)
     t = time.perf_counter()
     linker.training.train(truth_column if train_on_labels else None, beside=beside)

@@ -45,7 +45,7 @@ from tfkit.errors import UsageError
 from tfkit.linkage import blocking as blocking_stage
 from tfkit.linkage import predict as predict_stage
 from tfkit.linkage import training as training_stage
-from tfkit.linkage.linker import Linker
+from tfkit.linkage.linker import Linker, TrainingBeside
 from tfkit.linkage.standardise import NULL
 
 # ONS's Census 2021 deduplication rewrote any rule over 10M comparisons or any block over 100 people.
@@ -100,6 +100,7 @@ class SparkLinkResult:
     records: object = None  # prepare.SparkPrepared when the records were prepared on the cluster, else None
     ids: SharedIds | None = None  # the records' ids as mapped files: what pairs, clusters and review read
     band: DataFrame | None = None  # `scored`'s pairs at or above the review band's floor (saved)
+    positions: dict = field(default_factory=dict)  # OUTPUTS by row position (`ByPosition`): what `link_job` writes
 
     def close(self) -> None:
         """Delete the driver's copy of the mapped ids (`pairs`, `clusters` and `review` read them:
@@ -303,7 +304,7 @@ def _pair_tasks(records, plan_files, tasks: list[tuple[int, int, int]], rules, m
                     continue
                 # Sorted by row positions (each pair once: a total order), so every later stage reads
                 # the pairs in an order fixed by the inputs alone, and the pairs' parts are written in
-                # it (`_with_record_ids`).
+                # it (`_pairs_by_position`).
                 order = np.lexsort((rid_r, rid_l))
                 yield pa.RecordBatch.from_pydict({"rid_l": rid_l[order], "rid_r": rid_r[order],
                                                   "rule": np.full(len(order), k, dtype=np.int8)})
@@ -537,15 +538,20 @@ def score_spark(spark: SparkSession, linker: Linker, levels: DataFrame, patterns
                          *columns)
 
 
-def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, labelled: DataFrame | None = None
-                ) -> None:
+def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, labelled: DataFrame | None = None,
+                beside=None) -> None:
     """The polars engine's training sequence (`Linker.training.train`), with the cluster doing what
     grows with the number of pairs: selecting the prior's rule hits and counting comparison patterns
     (EM, the prior's refinement and m from labels take those counts, never one row per pair).
     `patterns`: every candidate pair's pattern counts (`candidate_levels_spark`); `labelled`: the
-    levels with `MATCH` (`with_truth`), to estimate m from the truth column."""
+    levels with `MATCH` (`with_truth`), to estimate m from the truth column; `beside`: u and the EM
+    sessions already run on the driver while the cluster blocked and compared (`linker.TrainingBeside`,
+    as the polars engine runs them), their results taken in the same order."""
     model, prepared = linker.model, linker.prepared
-    linker.training.estimate_u_using_random_sampling()
+    if beside is not None:
+        beside.join_into(model)
+    else:
+        linker.training.estimate_u_using_random_sampling()
     # The prior needs only the candidate pairs meeting a deterministic rule (flagged with the levels).
     hits = pl.from_arrow(levels.where(F.col(DETERMINISTIC)).select("rid_l", "rid_r").toArrow())
     training_stage.estimate_prior(prepared, model, hits, mode=linker.mode)
@@ -553,6 +559,8 @@ def train_spark(linker: Linker, levels: DataFrame, patterns: pl.DataFrame, *, la
     counted = None
     if labelled is not None:
         training_stage.estimate_m_from_labels(model, pattern_counts_spark(linker, labelled.where(F.col(MATCH))))
+    elif beside is not None:
+        beside.log_m_into(model)
     elif model.training:
         linker.training.estimate_m_using_expectation_maximisation()  # sampled sessions on the driver
     else:
@@ -748,8 +756,16 @@ def connected_components_spark(edges: DataFrame, *, max_iterations: int) -> tupl
 
 
 def _save(df: DataFrame, path: str) -> DataFrame:
+    """`df` written to a checkpoint folder and read back in the order of its parts. Spark's reader
+    packs a folder's files into splits by size, largest first, and orders files of one size as the
+    file system lists them: with small parts of equal sizes the splits, and so the order of the
+    pairs written from them, could differ between runs. Named one by one, in part order, ties keep
+    that order."""
+    from tfkit.engine.spark.io import part_files
+
     df.write.mode("overwrite").option("compression", CHECKPOINT_CODEC).parquet(path)
-    return df.sparkSession.read.parquet(path)
+    parts = part_files(df.sparkSession, path)
+    return df.sparkSession.read.schema(df.schema).parquet(*parts) if parts else df.sparkSession.read.parquet(path)
 
 
 # --------------------------------------------------------------------------- the job
@@ -823,20 +839,33 @@ def _shared_ids(spark: SparkSession, sources: list[str], source: np.ndarray, ids
     return SharedIds(files, sources)
 
 
-def _with_record_ids(ids: SharedIds, scored: DataFrame, *, order: str = "global") -> DataFrame:
-    """`predict.with_record_ids` on the cluster: row positions replaced by source and record id,
-    gathered by row position in the writing task from the mapped ids (`SharedIds`), or by broadcast
-    joins where it holds a lookup (`_gather_ids`): no shuffle of the pairs, whatever the size (the
-    ids of 185M pairs at 10M x 10M were two shuffle joins, 24.6 GiB of shuffle). `order`:
+@dataclass
+class ByPosition:
+    """An output before its ids: `frame` with row-position columns (`rids`: column -> the ids'
+    suffix), gathered by `_gather_ids` (`join`: by broadcast joins where the ids hold a lookup), or
+    written with them by the tasks (`_write_with_ids`)."""
+    frame: DataFrame
+    rids: dict[str, str]
+    join: bool = False
+
+    def gathered(self, ids: SharedIds) -> DataFrame:
+        return _gather_ids(ids, self.frame, self.rids, join=self.join)
+
+
+def _pairs_by_position(scored: DataFrame, *, order: str = "global") -> ByPosition:
+    """Pairs by row position (`ByPosition`), for `predict.with_record_ids` on the cluster: the ids
+    gathered by row position from the mapped ids (`SharedIds`), in the writing task, or by broadcast
+    joins where the ids hold a lookup (`_gather_ids`): no shuffle of the pairs, whatever the size
+    (the ids of 185M pairs at 10M x 10M were two shuffle joins, 24.6 GiB of shuffle). `order`:
     - "global" (the review queue, small): sorted by row positions as the polars engine's files, in
       one part (the queue's rows gathered into one partition and sorted there);
     - "partitions" (every candidate pair): no shuffle. Each part holds the pairs of its partition
-      in the order they were scored (`_pair_partition` sorts each block partition's pairs by row
-      positions, and the checkpoints keep that order): the same inputs give the same parts, byte
-      for byte; the folder's rows, read in part order, are not globally sorted."""
+      in the order they were scored (`_pair_tasks` sorts each task's pairs by row positions, and
+      the checkpoints keep that order): the same inputs give the same parts, byte for byte; the
+      folder's rows, read in part order, are not globally sorted."""
     if order == "global":  # gathered, never joined: the optimizer drops a sort below a join (EliminateSorts)
         scored = scored.repartition(1).sortWithinPartitions("rid_l", "rid_r")
-    return _gather_ids(ids, scored, {"rid_l": "_l", "rid_r": "_r"}, join=order != "global")
+    return ByPosition(scored, {"rid_l": "_l", "rid_r": "_r"}, join=order != "global")
 
 
 def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str], *, join: bool = True) -> DataFrame:
@@ -844,40 +873,67 @@ def _gather_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str], *, join:
     `record_id<suffix>` (first, in `rids`' order; the other columns after, as they were), gathered
     per batch from the mapped ids, or with `join` and a lookup (`SharedIds.lookup`) by broadcast
     hash joins: either way the rows keep their partitions and order."""
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    rest = [f for f in frame.schema.fields if f.name not in rids]
-    added = [f"{c}{suffix}" for suffix in rids.values() for c in ("source", "record_id")]
-    names = [*added, *[f.name for f in rest]]
     if join and ids.lookup is not None:  # broadcast hash joins: the rows keep their partitions and order
+        names = [f.name for f in _with_ids_schema(frame, rids).fields]
         lookup = F.broadcast(ids.lookup)
         for column, suffix in rids.items():
             frame = (frame.join(lookup.withColumnRenamed("_rid", column), column)
                      .withColumnsRenamed({"source": f"source{suffix}", "record_id": f"record_id{suffix}"}))
         return frame.select(*names)
-    ids = SharedIds(ids.files, ids.sources)  # what the tasks need: not the lookup (a driver-side DataFrame)
-    schema = StructType([*[StructField(c, StringType()) for c in added], *rest])
+    schema, add_ids = _with_ids_schema(frame, rids), _adding_ids(ids, frame, rids)
 
     def with_ids(batches):
         for b in batches:
-            found = [a for c in rids for a in ids.gather(b.column(c).to_numpy(zero_copy_only=False))]
-            yield pa.RecordBatch.from_arrays([*found, *[b.column(f.name) for f in rest]], names=names)
+            yield add_ids(b)
 
     return frame.mapInArrow(with_ids, schema)
 
 
-def _clusters(spark: SparkSession, ids: SharedIds, labels: DataFrame, n: int) -> DataFrame:
+def _with_ids_schema(frame: DataFrame, rids: dict[str, str]):
+    """The Spark schema of `frame` with its row-position columns `rids` replaced by ids (`_gather_ids`)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    rest = [f for f in frame.schema.fields if f.name not in rids]
+    added = [f"{c}{suffix}" for suffix in rids.values() for c in ("source", "record_id")]
+    return StructType([*[StructField(c, StringType()) for c in added], *rest])
+
+
+def _adding_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str]):
+    """The per-batch function of `_gather_ids`' gather: an Arrow batch of `frame` to one with its
+    row-position columns replaced by the records' sources and ids, from the mapped ids."""
+    ids = SharedIds(ids.files, ids.sources)  # what the tasks need: not the lookup (a driver-side DataFrame)
+    rest = [f.name for f in frame.schema.fields if f.name not in rids]
+    names = [f.name for f in _with_ids_schema(frame, rids).fields]
+
+    def add_ids(b: pa.RecordBatch) -> pa.RecordBatch:
+        found = [a for c in rids for a in ids.gather(b.column(c).to_numpy(zero_copy_only=False))]
+        return pa.RecordBatch.from_arrays([*found, *[b.column(c) for c in rest]], names=names)
+
+    return add_ids
+
+
+def _write_with_ids(ids: SharedIds, frame: DataFrame, rids: dict[str, str], path: str, *, statistics: bool) -> None:
+    """`frame` with its ids gathered (`_gather_ids`), written by the tasks themselves
+    (`io.write_parquet_by_tasks`): the rows never return to the JVM."""
+    from tfkit.engine.spark.io import write_parquet_by_tasks
+
+    write_parquet_by_tasks(frame, path, _with_ids_schema(frame, rids), _adding_ids(ids, frame, rids),
+                           statistics=statistics)
+
+
+def _clusters(spark: SparkSession, labels: DataFrame, n: int) -> ByPosition:
     """Every record's (source, record_id, cluster_id, cluster_size) in row order, as the polars
     engine's clusters file: the component labels (`connected_components_spark`: records on a link
     only) and their sizes joined to the row positions 0..n-1 (a record on no link is a cluster of
-    one, its own id), then the ids gathered (`_gather_ids`): only integers are shuffled."""
+    one, its own id), by row position; the ids are gathered after (`ByPosition`): only integers
+    are shuffled."""
     sized = labels.join(labels.groupBy("label").agg(F.count("*").alias("size")), "label")
     core = (spark.range(n).withColumnRenamed("id", "_rid").join(sized.withColumnRenamed("rid", "_rid"), "_rid", "left")
             .select("_rid", F.coalesce("label", "_rid").alias("cluster_id"),
                     F.coalesce("size", F.lit(1).cast("long")).alias("cluster_size"))
             .orderBy("_rid"))
     # gathered, never joined: the optimizer drops a sort below a join (EliminateSorts)
-    return _gather_ids(ids, core, {"_rid": ""}, join=False)
+    return ByPosition(core, {"_rid": ""})
 
 
 # --------------------------------------------------------------------------- where the records are prepared
@@ -947,6 +1003,9 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     linker.timings["share_records"] = time.perf_counter() - t
     try:
         t = time.perf_counter()
+        # u and the EM sessions on a driver thread while the cluster blocks and compares (as the
+        # polars engine: `linker.TrainingBeside`); the records' codes are the driver's either way
+        beside = TrainingBeside(linker) if TrainingBeside.wanted(linker, train_on_labels) else None
         levels, skew, patterns = candidate_levels_spark(spark, linker, records_b, checkpoint_dir=checkpoint_dir,
                                                         pairs_per_task=pairs_per_task)
         blocking_stage.warn_skipped(linker.model, skew)  # the polars engine's warnings, word for word
@@ -954,8 +1013,11 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
         t = time.perf_counter()
         codes = truth_codes(linker.prepared, truth_column) if truth_column else None
         train_spark(linker, levels, patterns,
-                    labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None else None)
+                    labelled=with_truth(spark, levels, codes) if train_on_labels and codes is not None else None,
+                    beside=beside)
         linker.timings["train"] = time.perf_counter() - t
+        if beside is not None:
+            linker.timings["train_beside"] = beside.elapsed  # u and EM, overlapping block and compare
         t = time.perf_counter()
         scored = score_spark(spark, linker, levels, patterns)  # a projection of the levels: no job
     finally:  # the per-pair parts of the scores are on disk: nothing reads the mapped records after this
@@ -981,7 +1043,8 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
     # clusters' ids by row position, `_gather_ids`); dropped by SparkLinkResult.close
     ids = _share_ids(spark, linker, records)
     try:
-        clusters = _clusters(spark, ids, labels, p.n)
+        positions = {"clusters": _clusters(spark, labels, p.n)}
+        clusters = positions["clusters"].gathered(ids)
         link_stats.clusters_with_two_clean_records = clean_conflicts_spark(clusters, clean)
         linker.timings["cluster"] = time.perf_counter() - t
         metrics = None
@@ -1000,8 +1063,9 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
             queue = queue.join(F.broadcast(spark.createDataFrame(
                 decided.select(pl.col("rid_l", "rid_r").cast(pl.Int64)).to_arrow(), "rid_l long, rid_r long")),
                 ["rid_l", "rid_r"], "left_anti")
-        pairs = _with_record_ids(ids, scored, order="partitions")
-        review = _with_record_ids(ids, queue.drop(HELD))
+        positions.update(pairs=_pairs_by_position(scored, order="partitions"),
+                         review=_pairs_by_position(queue.drop(HELD)))
+        pairs, review = positions["pairs"].gathered(ids), positions["review"].gathered(ids)
         t = time.perf_counter()
         linked = labels.agg(F.count("*").alias("records"), F.countDistinct("label").alias("clusters")).first()
         # without decisions the band's count is the bands' and the held pairs' the driver's (no scan of the pairs)
@@ -1014,7 +1078,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
                   "clusters": p.n - int(linked["records"]) + int(linked["clusters"]), **counts}
         linker.timings["counts"] = time.perf_counter() - t
         return SparkLinkResult(pairs, clusters, review, linker, threshold, review_lower, skew, iterations, counts,
-                               link_stats, metrics, scored, records, ids, band)
+                               link_stats, metrics, scored, records, ids, band, positions)
     except BaseException:
         mapped.drop(ids.files)
         raise
@@ -1023,7 +1087,7 @@ def link_spark(spark: SparkSession, frames, model=None, *, mode=None, threshold=
 def review_queue_spark(scored: DataFrame, threshold: float, review_lower: float, held: pl.DataFrame) -> DataFrame:
     """`review.review_queue` on the cluster: the review band's pairs, and the pairs the clean-source
     rule held as too close to call (`held`: a few, on the driver), each with `review_reason` and
-    `_held`; `scored`'s columns first (unsorted: `_with_record_ids` sorts)."""
+    `_held`; `scored`'s columns first (unsorted: `_pairs_by_position` sorts)."""
     from tfkit.linkage.review import HELD, REASON_BAND, REVIEW_REASON, held_reasons
 
     p_ = F.col("match_probability")
@@ -1126,7 +1190,7 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     import uuid
     from pathlib import Path
 
-    from tfkit.engine.spark.io import delete_path, write_parquet
+    from tfkit.engine.spark.io import delete_path, tasks_write_locally, write_parquet
     from tfkit.engine.spark.session import spark_session
 
     t = time.perf_counter()
@@ -1149,7 +1213,12 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
         timings["session"] = started
         for name in OUTPUTS:  # record ids: no min/max statistics in the footers (as the polars engine's)
             t = time.perf_counter()
-            write_parquet(getattr(result, name), f"{out.rstrip('/')}/{name}.parquet", statistics=False)
+            target = f"{out.rstrip('/')}/{name}.parquet"
+            if tasks_write_locally(spark, target):  # each part written by its task, never back through the JVM
+                at = result.positions[name]
+                _write_with_ids(result.ids, at.frame, at.rids, target, statistics=False)
+            else:
+                write_parquet(getattr(result, name), target, statistics=False)
             timings[f"write_{name}"] = time.perf_counter() - t
         if local:  # the review folder (raw values, 0600 in 0700) beside a local output
             t = time.perf_counter()
