@@ -326,6 +326,28 @@ def test_link_cli_spark_outputs_are_the_same_by_spark_s_writer_or_the_tasks(spar
         assert (by_pair(got).equals(by_pair(want)) if name == "pairs" else got.equals(want)), name
 
 
+def test_write_parquet_by_tasks_replaces_the_folder_and_keeps_the_schema_when_empty(spark, tmp_path):
+    import pyarrow as pa
+
+    from tfkit.engine.spark.io import write_parquet_by_tasks
+
+    folder = tmp_path / "out.parquet"
+    folder.mkdir()
+    (folder / "part-99999.stale.parquet").write_bytes(b"old")  # replaced whole
+    df = spark.range(0, 10, numPartitions=3)
+    double = lambda b: pa.RecordBatch.from_pydict({"id": b.column(0), "twice": pa.compute.multiply(b.column(0), 2)})  # noqa: E731
+    schema = "id long, twice long"
+    from pyspark.sql.types import _parse_datatype_string
+
+    assert write_parquet_by_tasks(df, str(folder), _parse_datatype_string(schema), double) == 10
+    got = pl.read_parquet(folder / "*.parquet")
+    assert sorted(got["twice"].to_list()) == [2 * i for i in range(10)] and (folder / "_SUCCESS").exists()
+    assert sorted(p.name for p in folder.glob("part-*")) == [f"part-{i:05d}.zstd.parquet" for i in range(3)]
+    assert write_parquet_by_tasks(df.limit(0), str(folder), _parse_datatype_string(schema), double) == 0
+    empty = pl.read_parquet(folder / "*.parquet")
+    assert empty.height == 0 and empty.columns == ["id", "twice"] and len(list(folder.glob("part-*"))) == 1
+
+
 def test_spark_modules_import_before_any_session():
     """The CLI imports the Spark modules before it starts Spark: nothing may need a session at import."""
     code = "import tfkit.engine.spark.link, tfkit.engine.spark.link_keys, tfkit.engine.spark.pseudonymise"
