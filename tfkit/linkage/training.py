@@ -156,10 +156,14 @@ class EMResult:
 MAX_RADIX_PATTERNS = 1 << 22
 
 
+def pattern_radix(comparisons: list[Comparison]) -> list[int]:
+    """Each comparison's digit base in a pattern code: its levels -1 (null) .. n_levels - 1."""
+    return [c.n_levels + 1 for c in comparisons]
+
+
 def _radix(comparisons: list[Comparison]) -> list[int] | None:
-    """Each comparison's digit base for a pattern code (level -1 (null) .. n_levels - 1), or None
-    when the model has too many possible vectors for one bincount."""
-    radix = [c.n_levels + 1 for c in comparisons]
+    """`pattern_radix`, or None when the model has too many possible vectors for one bincount."""
+    radix = pattern_radix(comparisons)
     return radix if comparisons and int(np.prod(radix, dtype=np.float64)) <= MAX_RADIX_PATTERNS else None
 
 

@@ -102,13 +102,19 @@ class SparkLinkResult:
     band: DataFrame | None = None  # `scored`'s pairs at or above the review band's floor (saved)
     positions: dict = field(default_factory=dict)  # OUTPUTS by row position (`ByPosition`): what `link_job` writes
 
-    def close(self) -> None:
-        """Delete the driver's copy of the mapped ids (`pairs`, `clusters` and `review` read them:
-        call once they are written)."""
+    def __post_init__(self) -> None:
+        import weakref
+
         from tfkit.engine.spark import mapped
 
-        if self.ids is not None:
-            mapped.drop(self.ids.files)
+        # the driver's copy of the mapped ids goes with the result when nobody called close()
+        self._drop_ids = weakref.finalize(self, mapped.drop, self.ids.files) if self.ids is not None else None
+
+    def close(self) -> None:
+        """Delete the driver's copy of the mapped ids (`pairs`, `clusters` and `review` read them:
+        call once they are written; else it goes when the result is garbage-collected, or at exit)."""
+        if self._drop_ids is not None:
+            self._drop_ids()
 
     def blocking_report(self):
         """The polars engine's `BlockingReport` (what the report's blocking section reads)."""
@@ -201,8 +207,8 @@ def _plan_blocks(spark, prepared, rules, mode: str, *, max_block_pairs: int, pai
     """Every rule's blocks planned on the driver from the records' codes (the polars engine's
     `blocking.equi_blocks` / `cross_blocks` and `sorted_runs`: one sort a rule, no Spark job). A
     rule's rows in sorted order, each with its run of partners, are what the executors make its
-    pairs from (`_pair_tasks`), read from mapped files (written a rule at a time: the driver holds
-    one rule's plan): no block row is shuffled, and a task is a range of a rule's rows cut
+    pairs from (`_pair_tasks`), read from mapped files (written a rule at a time, the next rule
+    sorted meanwhile: the driver holds two rules' plans at most): no block row is shuffled, and a task is a range of a rule's rows cut
     anywhere, so a block's rows can be made by several tasks (a block of a common name cannot
     stall a stage). About 12 bytes a record and rule, for the records sitting in a block with
     another record (most records are alone in most rules' blocks).
@@ -342,7 +348,7 @@ class _Scoring:
     @classmethod
     def of(cls, linker: Linker) -> "_Scoring":
         model, prepared = linker.model, linker.prepared
-        radix = [c.n_levels + 1 for c in model.comparisons]
+        radix = training_stage.pattern_radix(model.comparisons)
         if float(np.prod(radix, dtype=np.float64)) >= 2.0 ** 62:
             raise UsageError(f"{len(radix)} comparisons make too many comparison patterns for the Spark engine",
                              hint="use fewer comparisons or levels, or the polars engine")
