@@ -348,6 +348,19 @@ def test_write_parquet_by_tasks_replaces_the_folder_and_keeps_the_schema_when_em
     assert empty.height == 0 and empty.columns == ["id", "twice"] and len(list(folder.glob("part-*"))) == 1
 
 
+def test_the_spark_extra_installs_what_pyspark_s_arrow_functions_need():
+    """`pip install 'tfkit[spark]'` alone must run `link --engine spark`: pyspark's mapInArrow checks
+    for pandas at call time (a new user's run stopped with an internal error without it)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    extra = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["spark"]
+    names = {re.split(r"[<>=\[ ]", d, maxsplit=1)[0].lower() for d in extra}
+    assert {"pyspark", "pandas"} <= names
+
+
 def test_spark_modules_import_before_any_session():
     """The CLI imports the Spark modules before it starts Spark: nothing may need a session at import."""
     code = "import tfkit.engine.spark.link, tfkit.engine.spark.link_keys, tfkit.engine.spark.pseudonymise"
