@@ -361,6 +361,19 @@ def test_the_spark_extra_installs_what_pyspark_s_arrow_functions_need():
     assert {"pyspark", "pandas"} <= names
 
 
+def test_link_cli_spark_user_error_exits_2_and_leaves_no_output_folder(spark, tmp_path):
+    """Sources without the model's columns: one clear error, exit 2, and no empty output folder left
+    behind (the polars engine leaves none either)."""
+    paths = []
+    for name in ("a", "b"):
+        paths.append(tmp_path / f"{name}.csv")
+        pl.DataFrame({"Forename": ["Ann", "Bob"], "Surname": ["Lee", "Roe"]}).write_csv(paths[-1])
+    res = runner.invoke(app, ["link", *map(str, paths), "--out", str(tmp_path / "out"), "--engine", "spark"])
+    assert res.exit_code == 2, res.output
+    assert "missing column(s) the model compares" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_spark_modules_import_before_any_session():
     """The CLI imports the Spark modules before it starts Spark: nothing may need a session at import."""
     code = "import tfkit.engine.spark.link, tfkit.engine.spark.link_keys, tfkit.engine.spark.pseudonymise"

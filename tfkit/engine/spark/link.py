@@ -1192,6 +1192,7 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     review.parquet/ (folders of Parquet parts, the polars engine's names and columns), model.json, summary.json (metrics.json with a truth
     column) and the review folder, and the report when asked; drop the checkpoints."""
     import json
+    import os
     import time
     import uuid
     from pathlib import Path
@@ -1203,6 +1204,7 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
     spark = spark_session(settings)
     started = time.perf_counter() - t
     local = "://" not in out
+    made = local and not Path(out).exists()  # removed again, empty, when the run fails (as on the polars engine)
     if local:  # record ids (and, in review/, values as given): a 0700 folder, as the polars engine's
         from tfkit.validation.quarantine import private_folder
 
@@ -1238,10 +1240,16 @@ def link_job(frames, out: str, model=None, *, mode=None, threshold=None, review_
             linker, figures = _report_view(result, figures)
             written.append(write_figures_report(report, linker, figures, summary, metrics=result.metrics,
                                                 threshold=result.threshold))
+        made = False
     finally:
         if result is not None:
             result.close()
         delete_path(spark, checkpoints if settings.checkpoint_dir else base)
+        if made:  # a failed run: the folder it made goes if nothing else is in it
+            try:
+                os.rmdir(out)
+            except OSError:
+                pass
     summary["outputs"] = [f"{out.rstrip('/')}/{n}.parquet" for n in OUTPUTS]
     if local:  # the JSON files beside a local output (on HDFS/S3 the summary is printed)
         files = [("model.json", result.linker.model.parameters()), ("summary.json", summary)]
