@@ -186,6 +186,55 @@ def plan_rule(prepared: Prepared, rule: BlockingRule, mode: str, max_block_pairs
     return _equi_rule(prepared, rule, mode, limit, budget)
 
 
+@dataclass
+class RuleRuns:
+    """A rule's blocks by sorting (`equi_blocks` / `cross_blocks`, then `sorted_runs` /
+    `cross_block_pairs`): per row of the sorted order its record (`rid`), its side (`side`: a cross
+    rule's a- or b-holders; None for an equi rule), its first partner's position (`lo`) and its
+    number of partners (`runs`: 0 in a block left out, and for a cross rule's b-holders); per block
+    its records (`size`), its pairs in the mode's scope, whether it was kept or left out (`over`:
+    over the limit or past the budget) and the limit the budget lowered it to. The polars engine
+    makes the pairs from it (`run_pairs`); the Spark engine ships it to the executors."""
+    rid: np.ndarray
+    side: np.ndarray | None
+    lo: np.ndarray
+    runs: np.ndarray
+    size: np.ndarray
+    pairs: np.ndarray
+    kept: np.ndarray
+    over: np.ndarray
+    lowered: int | None
+
+    def count(self, name: str) -> RuleCount:
+        """The rule's `RuleCount` before de-duplication (pairs_added 0)."""
+        return RuleCount(name, 0, int(self.pairs[self.kept].sum()), int(self.over.sum()),
+                         int(self.pairs[self.over].sum()), int(self.pairs[self.kept].max(initial=0)), self.lowered)
+
+
+def rule_runs(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None,
+              budget: int | None = None) -> RuleRuns:
+    """A rule's `RuleRuns`: equi rules by (block, source, row), each row's partners one run after it
+    (link: the later sources of its block; dedupe: the rest of its source's part of the block; both:
+    the rest of its block); a cross rule one-sided, each a-holder's partners its block's b-holders.
+    Blocks over `limit`, or past `budget`, are left out (`skipped_blocks`)."""
+    if rule.cross:
+        rid, side, block = cross_blocks(prepared, rule)
+        start, size, n_a, pairs = cross_block_pairs(side, block)
+    else:
+        rid, block, group = equi_blocks(prepared, rule)
+        size, pairs, lo, hi = sorted_runs(block, group, mode)
+        side = None
+    over, lowered = skipped_blocks(pairs, limit, budget)
+    over &= pairs > 0
+    kept = ~over & (pairs > 0)
+    if rule.cross:
+        runs = np.where((side == 0) & np.repeat(kept, size), np.repeat(size - n_a, size), 0)
+        lo = np.repeat(start + n_a, size)
+    else:
+        runs = np.where(np.repeat(kept, size), hi - lo, 0)
+    return RuleRuns(rid, side, lo, runs, size, pairs, kept, over, lowered)
+
+
 def rule_budget(n_records: int, max_rule_pairs: int = MAX_RULE_PAIRS,
                 per_record: float = MAX_RULE_PAIRS_PER_RECORD) -> int:
     """A rule's comparison budget: max(max_rule_pairs, per_record x records), linear in the records,
@@ -269,17 +318,10 @@ def _in_shared_blocks(code: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, 
 
 def _equi_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | None, budget: int | None = None
                ) -> tuple[RuleCount, np.ndarray, np.ndarray]:
-    """Blocks by sorting: records ordered by (block, source, row), so each record's partners are one
-    contiguous run after it (link: the later sources of its block; dedupe: the rest of its source's
-    part of the block; both: the rest of its block), and the pairs are made with numpy ranges."""
-    rid, block, group = equi_blocks(prepared, rule)
-    block_size, pairs, lo, hi = sorted_runs(block, group, mode)
-    over, lowered = skipped_blocks(pairs, limit, budget)
-    kept = ~over & (pairs > 0)
-    count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
-                      int(pairs[kept].max(initial=0)), lowered)
-    runs = np.where(np.repeat(kept, block_size), hi - lo, 0)
-    return (count, *run_pairs(rid, lo, runs, order=_by_record(rid, runs, prepared.n)))
+    """Blocks by sorting (`rule_runs`): each record's partners one contiguous run after it, so the
+    pairs are made with numpy ranges."""
+    r = rule_runs(prepared, rule, mode, limit, budget)
+    return (r.count(rule.name), *run_pairs(r.rid, r.lo, r.runs, order=_by_record(r.rid, r.runs, prepared.n)))
 
 
 def _by_record(rid: np.ndarray, runs: np.ndarray, n: int) -> np.ndarray:
@@ -416,37 +458,31 @@ def _cross_rule(prepared: Prepared, rule: BlockingRule, mode: str, limit: int | 
     round) and the `on` columns agree. The plan is one-sided: per block of (on, value), records
     holding the value in a times records holding it in b.
 
-    By sorting, as `_equi_rule` (`cross_blocks`): each a-holder's partners are its block's
-    b-holders, one run."""
-    rid, side, block = cross_blocks(prepared, rule)
-    block_start, block_size, n_a, pairs = cross_block_pairs(side, block)
-    n_b = block_size - n_a
-    both = pairs > 0  # blocks holding the value on both sides
-    over, lowered = skipped_blocks(pairs, limit, budget)
-    over &= both
-    kept = both & ~over
-    count = RuleCount(rule.name, 0, int(pairs[kept].sum()), int(over.sum()), int(pairs[over].sum()),
-                      int(pairs[kept].max(initial=0)), lowered)
-    # Each a-holder of a kept block pairs with the block's b-holders: [block start + n_a, block end).
-    runs = np.where((side == 0) & np.repeat(kept, block_size), np.repeat(n_b, block_size), 0)
-    first_b = np.repeat(block_start + n_a, block_size)
-    right = np.repeat(first_b - (np.cumsum(runs) - runs), runs)
-    right += np.arange(len(right), dtype=np.int64)
-    one, other = np.repeat(rid, runs), rid[right]
-    source = prepared.codes("_source")
-    keep = one != other
-    if mode != "both" and len(prepared.sources) > 1:
-        same = source[one] == source[other]
-        keep &= ~same if mode == "link" else same
-    elif mode == "link":
-        keep[:] = False  # one source: no pair across sources
+    By sorting, as `_equi_rule` (`rule_runs`): each a-holder's partners are its block's b-holders,
+    one run."""
+    r = rule_runs(prepared, rule, mode, limit, budget)
+    one, other = run_pairs(r.rid, r.lo, r.runs)
+    keep = cross_scope(prepared, one, other, mode)
     one, other = one[keep], other[keep]
     # Each pair once, oriented rid_l < rid_r, sorted: a fixed order (EM sessions sample from a rule's pairs).
     pair = sort_codes(np.minimum(one, other) * prepared.n + np.maximum(one, other))
     distinct = np.ones(len(pair), dtype=bool)
     np.not_equal(pair[1:], pair[:-1], out=distinct[1:])
     pair = pair[distinct]
-    return count, pair // prepared.n, pair % prepared.n
+    return r.count(rule.name), pair // prepared.n, pair % prepared.n
+
+
+def cross_scope(prepared: Prepared, one: np.ndarray, other: np.ndarray, mode: str) -> np.ndarray:
+    """Which of a cross rule's found pairs (`one` found `other`) are pairs at all: not a record with
+    itself, and within the mode's scope (link: across sources; dedupe: within one)."""
+    keep = one != other
+    if mode != "both" and len(prepared.sources) > 1:
+        source = prepared.codes("_source")
+        same = source[one] == source[other]
+        keep &= ~same if mode == "link" else same
+    elif mode == "link":
+        keep[:] = False  # one source: no pair across sources
+    return keep
 
 
 def candidate_pairs(prepared: Prepared, rules: list[BlockingRule], mode: str, *,

@@ -296,7 +296,7 @@ def write_parquet_by_tasks(df, path: str, schema, transform, *, statistics: bool
         rows = sum(r["rows"] for r in df.mapInArrow(write, "rows long").collect())
         if not any(folder.glob("part-*.parquet")):  # no row: one empty part holds the schema
             pq.write_table(arrow_schema.empty_table(), create(str(folder / "part-00000.zstd.parquet")), **options)
-        os.close(os.open(folder / "_SUCCESS", os.O_WRONLY | os.O_CREAT, 0o600))
+        create(str(folder / "_SUCCESS"))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

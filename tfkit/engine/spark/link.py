@@ -168,47 +168,18 @@ class _BlockPlan:
     pairs; per rule, the rows and each row's run of partners are in the mapped `files`."""
     files: object                # mapped.Mapped: per rule k, _rid{k}, _lo{k}, _runs{k} (and _kept{k} where blocks were left out)
     tasks: list[tuple[int, int, int]] = field(default_factory=list)  # (rule, first row, row after the last)
-    comparisons: list[int] = field(default_factory=list)  # per rule: pairs in its kept blocks, in the mode's scope
+    counts: list = field(default_factory=list)  # per rule: `blocking.RuleCount` (planned, skipped, budget limit)
     largest: list[list[int]] = field(default_factory=list)  # per rule: the five largest kept blocks' sizes (records)
     spread: list[int] = field(default_factory=list)  # per rule: kept blocks whose rows are made by more than one task
-    skipped: list[int] = field(default_factory=list)  # per rule: blocks over the limit or past the budget, left out
-    pairs_skipped: list[int] = field(default_factory=list)  # per rule: their pairs
-    budget_limits: list[int | None] = field(default_factory=list)  # per rule: the block limit its budget lowered it to
-
-
-def _rule_runs(prepared, rule, mode: str, limit: int, budget: int | None):
-    """A rule's blocks by sorting (the polars engine's `equi_blocks` / `cross_blocks`): the sorted
-    rows' record positions and sides (None: an equi rule), each row's first partner and number of
-    partners in kept blocks (0 in a block left out, and for a cross rule's b-holders), and per
-    block its size, pairs, whether it was kept or left out (over the limit or past the budget)
-    and the lowered limit."""
-    from tfkit.linkage.blocking import cross_block_pairs, cross_blocks, equi_blocks, skipped_blocks, sorted_runs
-
-    if rule.cross:
-        rid, side, block = cross_blocks(prepared, rule)
-        start, size, n_a, pairs = cross_block_pairs(side, block)
-    else:
-        rid, block, group = equi_blocks(prepared, rule)
-        size, pairs, lo, hi = sorted_runs(block, group, mode)
-        side = None
-    over, lowered = skipped_blocks(pairs, limit, budget)
-    over &= pairs > 0
-    kept = ~over & (pairs > 0)
-    if rule.cross:  # each a-holder of a kept block pairs with the block's b-holders
-        runs = np.where((side == 0) & np.repeat(kept, size), np.repeat(size - n_a, size), 0)
-        lo = np.repeat(start + n_a, size)
-    else:
-        runs = np.where(np.repeat(kept, size), hi - lo, 0)
-    return rid, side, lo, runs, size, pairs, kept, over, lowered
 
 
 def _plan_blocks(spark, prepared, rules, mode: str, *, max_block_pairs: int, pairs_per_task: int,
                  budget: int | None = None) -> _BlockPlan:
     """Every rule's blocks planned on the driver from the records' codes (the polars engine's
-    `blocking.equi_blocks` / `cross_blocks` and `sorted_runs`: one sort a rule, no Spark job). A
-    rule's rows in sorted order, each with its run of partners, are what the executors make its
-    pairs from (`_pair_tasks`), read from mapped files (written a rule at a time, the next rule
-    sorted meanwhile: the driver holds two rules' plans at most): no block row is shuffled, and a task is a range of a rule's rows cut
+    `blocking.rule_runs`: one sort a rule, no Spark job). A rule's rows in sorted order, each with
+    its run of partners, are what the executors make its pairs from (`_pair_tasks`), read from
+    mapped files (written a rule at a time, the next rule sorted meanwhile: the driver holds two
+    rules' plans at most): no block row is shuffled, and a task is a range of a rule's rows cut
     anywhere, so a block's rows can be made by several tasks (a block of a common name cannot
     stall a stage). About 12 bytes a record and rule, for the records sitting in a block with
     another record (most records are alone in most rules' blocks).
@@ -218,23 +189,22 @@ def _plan_blocks(spark, prepared, rules, mode: str, *, max_block_pairs: int, pai
     from concurrent.futures import ThreadPoolExecutor
 
     from tfkit.engine.spark import mapped
+    from tfkit.linkage.blocking import rule_runs
 
     plan = _BlockPlan(mapped.folder())
     index = np.int32 if 2 * prepared.n < 2 ** 31 else np.int64  # positions and runs: half the bytes
-    runs_of = lambda k: _rule_runs(prepared, rules[k], mode, rules[k].max_block_pairs or max_block_pairs,  # noqa: E731
-                                   budget)
+    runs_of = lambda k: rule_runs(prepared, rules[k], mode, rules[k].max_block_pairs or max_block_pairs,  # noqa: E731
+                                  budget)
     pool = ThreadPoolExecutor(1)  # the next rule sorted beside this one's files (the sorts release the GIL)
     try:
         ahead = pool.submit(runs_of, 0) if rules else None
         for k, rule in enumerate(rules):
-            rid, side, lo, runs, size, pairs, kept, over, lowered = ahead.result()
+            r = ahead.result()
             if k + 1 < len(rules):  # at most two rules' plans held at once
                 ahead = pool.submit(runs_of, k + 1)
-            plan.comparisons.append(int(pairs[kept].sum()))
+            rid, side, lo, runs, size, kept, over = r.rid, r.side, r.lo, r.runs, r.size, r.kept, r.over
+            plan.counts.append(r.count(rule.name))
             plan.largest.append(sorted(size[kept].tolist(), reverse=True)[:5] if kept.any() else [])
-            plan.skipped.append(int(over.sum()))
-            plan.pairs_skipped.append(int(pairs[over].sum()))
-            plan.budget_limits.append(lowered)
             if over.any():  # records whose block (side 0's) was left out produce nothing for this rule
                 flags = np.ones(prepared.n, dtype=bool)
                 in_over = np.repeat(over, size)
@@ -272,7 +242,7 @@ def _pair_tasks(records, plan_files, tasks: list[tuple[int, int, int]], rules, m
     records; `plan_files`: the plan's mapped arrays."""
 
     def pairs(batches):
-        from tfkit.linkage.blocking import produced_by, run_pairs
+        from tfkit.linkage.blocking import cross_scope, produced_by, run_pairs
         from tfkit.linkage.standardise import NULL
 
         codes = records.value  # the mapped records (mapped.share_prepared)
@@ -285,13 +255,9 @@ def _pair_tasks(records, plan_files, tasks: list[tuple[int, int, int]], rules, m
                                  plan_files.array(f"_runs{k}"), order=np.arange(a, z))
                 x, y = x.astype(np.int64), y.astype(np.int64)
                 if rule.cross:
-                    # one record's a equals the other's b: not itself, within the mode's scope; when y
-                    # also finds x (the swap both ways), the pair is kept from the smaller record only
-                    keep = x != y
-                    if mode != "both":
-                        source = codes.codes("_source")
-                        same = source[x] == source[y]
-                        keep &= ~same if mode == "link" else same
+                    # one record's a equals the other's b, within the mode's scope; when y also
+                    # finds x (the swap both ways), the pair is kept from the smaller record only
+                    keep = cross_scope(codes, x, y, mode)
                     a_codes, b_codes = (codes.codes(c) for c in rule.cross)
                     back = (x > y) & (b_codes[x] == a_codes[y]) & (a_codes[y] != NULL)
                     if kept[k] is not None:
@@ -459,9 +425,9 @@ def candidate_levels_spark(spark: SparkSession, linker: Linker, records, *, chec
     counts = pl.from_arrow(levels.groupBy("rule", PATTERN).count().toArrow())
     added_by = dict(counts.group_by("rule").agg(pl.col("count").sum()).iter_rows())
     patterns = counts.group_by(PATTERN).agg(pl.col("count").sum()).sort(PATTERN)
-    skew = [RuleSkew(rule.name, plan.comparisons[k], int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
-                     plan.spread[k], plan.skipped[k], plan.pairs_skipped[k], plan.budget_limits[k])
-            for k, rule in enumerate(rules)]
+    skew = [RuleSkew(c.rule, c.pairs_planned, int(added_by.get(k, 0)), [int(n) for n in plan.largest[k]],
+                     plan.spread[k], c.blocks_skipped, c.pairs_skipped, c.budget_limit)
+            for k, c in enumerate(plan.counts)]
     return levels, skew, patterns
 
 
